@@ -1,0 +1,143 @@
+// WorkbenchApi: the one contract between the view and the services. Every front door (Electron IPC,
+// the loopback WebSocket, the CLI) calls one implementation of it; both ends validate with apiSpec.
+import { z } from 'zod';
+import { RunConfigSchema } from './config.ts';
+import { AdapterSchema, ExportReportSchema, MetricPointSchema, RunSchema } from './runs.ts';
+import { validate, WorkbenchError } from './errors.ts';
+import type { MethodDescriptor } from './methods.ts';
+
+export const SystemInfoSchema = z.object({
+  version: z.string(),
+  mode: z.enum(['electron', 'browser', 'headless']),
+  dataDir: z.string(),
+  platform: z.string(),
+  /** Backends whose packages are installed (whether each one runs is only known when a run starts). */
+  installedBackends: z.array(z.enum(['tensorflow', 'webgpu', 'wasm', 'cpu'])),
+});
+export type SystemInfo = z.infer<typeof SystemInfoSchema>;
+
+export const CatalogEntrySchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  path: z.string(),
+  description: z.string(),
+});
+export type CatalogEntry = z.infer<typeof CatalogEntrySchema>;
+
+const FieldDescriptorSchema = z.object({
+  key: z.string(),
+  label: z.string(),
+  kind: z.enum(['int', 'number', 'boolean', 'string-list']),
+  min: z.number().optional(),
+  max: z.number().optional(),
+  step: z.number().optional(),
+  help: z.string(),
+});
+export const MethodDescriptorSchema = z.object({
+  id: z.literal('lora'),
+  label: z.string(),
+  summary: z.string(),
+  settingsKey: z.literal('lora'),
+  fields: z.array(FieldDescriptorSchema),
+}) satisfies z.ZodType<MethodDescriptor>;
+
+export const CatalogSchema = z.object({
+  models: z.array(CatalogEntrySchema),
+  datasets: z.array(CatalogEntrySchema),
+  methods: z.array(MethodDescriptorSchema),
+  defaults: RunConfigSchema,
+});
+export type Catalog = z.infer<typeof CatalogSchema>;
+
+export const ExportRequestSchema = z
+  .object({
+    /** Export a finished adapter… */
+    adapterId: z.string().optional(),
+    /** …or a run's adapter, or its last checkpoint if it did not finish. */
+    runId: z.string().optional(),
+    /** Defaults to <dataDir>/exports/<name>. */
+    outDir: z.string().optional(),
+  })
+  .refine((r) => Boolean(r.adapterId) !== Boolean(r.runId), { message: 'give exactly one of adapterId or runId' });
+export type ExportRequest = z.infer<typeof ExportRequestSchema>;
+
+export const RunEventSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('run'), run: RunSchema }),
+  z.object({ kind: z.literal('metrics'), runId: z.string(), points: z.array(MetricPointSchema) }),
+  z.object({ kind: z.literal('log'), runId: z.string(), level: z.enum(['info', 'warn', 'error']), message: z.string() }),
+]);
+export type RunEvent = z.infer<typeof RunEventSchema>;
+
+const Id = z.string().min(1);
+const None = z.undefined();
+
+/** Every call: its wire name, what it takes, what it returns. */
+export const apiSpec = {
+  'system.info': { input: None, output: SystemInfoSchema },
+  'catalog.list': { input: None, output: CatalogSchema },
+  'runs.list': { input: None, output: z.array(RunSchema) },
+  'runs.get': { input: Id, output: RunSchema },
+  'runs.start': { input: RunConfigSchema, output: RunSchema },
+  'runs.stop': { input: Id, output: RunSchema },
+  'runs.resume': { input: Id, output: RunSchema },
+  'runs.metrics': { input: Id, output: z.array(MetricPointSchema) },
+  'adapters.list': { input: None, output: z.array(AdapterSchema) },
+  'exports.create': { input: ExportRequestSchema, output: ExportReportSchema },
+} as const;
+export type ApiMethod = keyof typeof apiSpec;
+export const apiMethods = Object.keys(apiSpec) as ApiMethod[];
+
+type Spec = typeof apiSpec;
+type InputOf<M extends ApiMethod> = z.input<Spec[M]['input']>;
+type OutputOf<M extends ApiMethod> = z.output<Spec[M]['output']>;
+type Call<M extends ApiMethod> = undefined extends InputOf<M>
+  ? (input?: InputOf<M>) => Promise<OutputOf<M>>
+  : (input: InputOf<M>) => Promise<OutputOf<M>>;
+
+type Namespaces = { [M in ApiMethod as M extends `${infer N}.${string}` ? N : never]: true };
+type NamespaceApi<N extends string> = {
+  [M in ApiMethod as M extends `${N}.${infer F}` ? F : never]: Call<M>;
+};
+export type RunEventListener = (event: RunEvent) => void;
+
+/** The typed API as the renderer sees it on window.workbench. */
+export type WorkbenchApi = { [N in keyof Namespaces & string]: NamespaceApi<N> } & {
+  /** Subscribes to run status, progress, metric and log events; returns the unsubscribe function. */
+  onRunEvent(listener: RunEventListener): () => void;
+};
+
+/** Calls `method` on an implementation after validating the input; validates the output too. */
+export async function dispatch(api: WorkbenchApi, method: string, input: unknown): Promise<unknown> {
+  if (!(method in apiSpec)) throw new WorkbenchError('invalid_input', `Unknown API method "${method}"`);
+  const spec = apiSpec[method as ApiMethod];
+  const parsedInput = validate(spec.input as z.ZodType, input, `${method} input`);
+  const [namespace, name] = method.split('.') as [string, string];
+  const target = (api as unknown as Record<string, Record<string, (x: unknown) => Promise<unknown>>>)[namespace]!;
+  const output = await target[name]!.call(target, parsedInput);
+  return validate(spec.output as z.ZodType, output, `${method} output`);
+}
+
+/**
+ * Builds a WorkbenchApi over a transport: `invoke` sends one call, `subscribe` delivers raw events.
+ * Inputs and outputs are validated on this side as well, so a bad message never reaches a component.
+ */
+export function createApiClient(
+  invoke: (method: ApiMethod, input: unknown) => Promise<unknown>,
+  subscribe: (listener: (event: unknown) => void) => () => void,
+): WorkbenchApi {
+  const api: Record<string, unknown> = {
+    onRunEvent(listener: RunEventListener) {
+      return subscribe((raw) => listener(validate(RunEventSchema, raw, 'run event')));
+    },
+  };
+  for (const method of apiMethods) {
+    const [namespace, name] = method.split('.') as [string, string];
+    const group = (api[namespace] ??= {}) as Record<string, unknown>;
+    const spec = apiSpec[method];
+    group[name] = async (input: unknown) => {
+      const sent = validate(spec.input as z.ZodType, input, `${method} input`);
+      return validate(spec.output as z.ZodType, await invoke(method, sent), `${method} output`);
+    };
+  }
+  return api as unknown as WorkbenchApi;
+}

@@ -1,0 +1,78 @@
+// Runs, metrics, checkpoints and adapters as the API returns them.
+import { z } from 'zod';
+import { backendNames, RunConfigSchema } from './config.ts';
+
+export const runStatuses = ['queued', 'running', 'completed', 'failed', 'stopped', 'interrupted'] as const;
+export const RunStatusSchema = z.enum(runStatuses);
+export type RunStatus = z.infer<typeof RunStatusSchema>;
+
+/** Runs in these states can continue from their last checkpoint. */
+export const resumableStatuses: readonly RunStatus[] = ['interrupted', 'stopped', 'failed'];
+
+export const BackendInfoSchema = z.object({
+  name: z.enum(backendNames),
+  /** What actually computes: GPU adapter name, "XNNPACK (wasm SIMD)", "JavaScript", … */
+  adapter: z.string(),
+});
+export type BackendInfo = z.infer<typeof BackendInfoSchema>;
+
+export const ProgressSchema = z.object({
+  step: z.number().int().min(0),
+  maxSteps: z.number().int().min(1),
+  tokensPerSecond: z.number().min(0),
+  stepTimeMs: z.number().min(0),
+  etaSeconds: z.number().min(0),
+});
+export type Progress = z.infer<typeof ProgressSchema>;
+
+export const RunSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  config: RunConfigSchema,
+  status: RunStatusSchema,
+  backend: BackendInfoSchema.nullable(),
+  createdAt: z.string(),
+  startedAt: z.string().nullable(),
+  finishedAt: z.string().nullable(),
+  error: z.string().nullable(),
+  progress: ProgressSchema.nullable(),
+  lastCheckpointStep: z.number().int().nullable(),
+  adapterId: z.string().nullable(),
+});
+export type Run = z.infer<typeof RunSchema>;
+
+/** Metric names: train/loss, val/loss, lr, grad_norm, tokens_per_s, step_time_ms (more per method later). */
+export const MetricPointSchema = z.object({
+  step: z.number().int().min(0),
+  name: z.string().min(1),
+  value: z.number(),
+  time: z.number(),
+});
+export type MetricPoint = z.infer<typeof MetricPointSchema>;
+
+export const AdapterSchema = z.object({
+  id: z.string(),
+  runId: z.string(),
+  name: z.string(),
+  method: z.string(),
+  baseModel: z.string(),
+  path: z.string(),
+  step: z.number().int(),
+  trainableParams: z.number().int(),
+  createdAt: z.string(),
+});
+export type Adapter = z.infer<typeof AdapterSchema>;
+
+export const ExportReportSchema = z.object({
+  outDir: z.string(),
+  files: z.array(z.object({ name: z.string(), bytes: z.number().int() })),
+  /** Verification, after the files were written and read back. */
+  verification: z.object({
+    /** max |logits(exported adapter) - logits(trained adapter)|: must be ~0. */
+    maxAbsDiffToTrained: z.number(),
+    /** max |logits(exported adapter) - logits(base model)|: must be clearly > 0. */
+    maxAbsDiffToBase: z.number(),
+    passed: z.boolean(),
+  }),
+});
+export type ExportReport = z.infer<typeof ExportReportSchema>;

@@ -1,0 +1,46 @@
+// What every model family offers the training loop and the adapter methods.
+import type * as tf from '@tensorflow/tfjs-core';
+
+/** A linear layer an adapter may target, named by its Hugging Face module path. */
+export interface LinearModule {
+  /** e.g. transformer.h.0.attn.c_attn (the safetensors key without `.weight`). */
+  path: string;
+  inFeatures: number;
+  outFeatures: number;
+  /** True for GPT-2's Conv1D, whose weight is stored [in, out]. */
+  fanInFanOut: boolean;
+}
+
+/** The adapted layers of one method instance, as the model sees them. */
+export interface AdapterHooks {
+  /** The layer attached at `path`, if any: returns the update to add to the base output. */
+  delta(path: string, x: tf.Tensor, training: boolean): tf.Tensor | null;
+}
+
+export interface ForwardOptions {
+  adapters?: AdapterHooks | null;
+  /** Enables dropout in the adapters (the frozen base model has none at fine-tuning time). */
+  training?: boolean;
+}
+
+export interface ModelConfigSummary {
+  family: 'gpt2';
+  modelType: string;
+  vocabSize: number;
+  hiddenSize: number;
+  numLayers: number;
+  numHeads: number;
+  maxPositions: number;
+}
+
+export interface CausalLM {
+  readonly config: ModelConfigSummary;
+  /** Linear layers in a stable order (layer by layer). */
+  linearModules(): LinearModule[];
+  /** Logits [B, T, vocab] for token ids [B, T] (int32). */
+  forward(inputIds: tf.Tensor2D, options?: ForwardOptions): tf.Tensor3D;
+  /** Pooled representation used by semantic and bias methods: final hidden states [B, T, hidden]. */
+  hiddenStates(inputIds: tf.Tensor2D, options?: ForwardOptions): tf.Tensor3D;
+  parameterCount(): number;
+  dispose(): void;
+}

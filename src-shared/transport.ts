@@ -8,7 +8,7 @@ export const IPC_EVENT_CHANNEL = 'workbench:event';
 /** The browser-mode WebSocket lives here; the per-launch token goes in the `token` query parameter. */
 export const WS_PATH = '/api';
 
-export const WireCallSchema = z.object({ id: z.number().int(), method: z.string(), input: z.unknown() });
+export const WireCallSchema = z.object({ id: z.number().int(), method: z.string(), input: z.unknown().optional() });
 export type WireCall = z.infer<typeof WireCallSchema>;
 
 export const WireReplySchema = z.union([

@@ -1,0 +1,119 @@
+// The one WorkbenchApi implementation. Electron IPC, the WebSocket server and the CLI all reach it
+// through `dispatch` (src-shared/api.ts), which validates what goes in and what comes out.
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import type { Catalog, CatalogEntry, SystemInfo, WorkbenchApi } from '../src-shared/api.ts';
+import { DEFAULT_MODEL, SAMPLE_DATASET, defaultRunConfig, type BackendName } from '../src-shared/config.ts';
+import { methodDescriptors } from '../src-shared/methods.ts';
+import { packageVersion, type WorkbenchPaths } from './paths.ts';
+import type { RunManager } from './runs.ts';
+
+export interface WorkbenchApiOptions {
+  manager: RunManager;
+  paths: WorkbenchPaths;
+  mode: SystemInfo['mode'];
+}
+
+/** The packages each backend needs; any one of the alternatives is enough. */
+const backendPackages: Record<BackendName, string[][]> = {
+  tensorflow: [['@tensorflow/tfjs-node-gpu'], ['@tensorflow/tfjs-node']],
+  webgpu: [['@tensorflow/tfjs-backend-webgpu', 'webgpu']],
+  wasm: [['@tensorflow/tfjs-backend-wasm']],
+  cpu: [['@tensorflow/tfjs-backend-cpu']],
+};
+
+function resolvable(specifier: string): boolean {
+  // Resolving finds the package without running it: loading tfjs-node would pull in libtensorflow.
+  try {
+    createRequire(import.meta.url).resolve(`${specifier}/package.json`);
+    return true;
+  } catch {
+    try {
+      import.meta.resolve(specifier);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+export function installedBackends(isInstalled: (specifier: string) => boolean = resolvable): BackendName[] {
+  return (Object.keys(backendPackages) as BackendName[]).filter((name) =>
+    backendPackages[name].some((alternative) => alternative.every(isInstalled)),
+  );
+}
+
+function readJson(file: string): Record<string, unknown> | null {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch {
+    return null;
+  }
+}
+
+function embeddedModel(paths: WorkbenchPaths): CatalogEntry | null {
+  const config = readJson(`${paths.defaultModelDir}/config.json`);
+  if (!config) return null;
+  const figures = [
+    config.model_type && `${String(config.model_type)}`,
+    config.n_layer !== undefined && `${String(config.n_layer)} layers`,
+    config.n_embd !== undefined && `hidden size ${String(config.n_embd)}`,
+    config.vocab_size !== undefined && `vocabulary ${String(config.vocab_size)}`,
+  ].filter(Boolean);
+  return {
+    id: DEFAULT_MODEL,
+    name: 'Embedded default model',
+    path: paths.defaultModelDir,
+    description: `A small model shipped with the workbench for trying the whole flow quickly${figures.length ? ` (${figures.join(', ')})` : ''}.`,
+  };
+}
+
+function embeddedDataset(paths: WorkbenchPaths): CatalogEntry | null {
+  if (!existsSync(paths.sampleDatasetPath)) return null;
+  const examples = readFileSync(paths.sampleDatasetPath, 'utf8').split('\n').filter((line) => line.trim()).length;
+  return {
+    id: SAMPLE_DATASET,
+    name: 'Sample dataset',
+    path: paths.sampleDatasetPath,
+    description: `${examples} examples (JSONL) shipped with the workbench for trying the whole flow quickly.`,
+  };
+}
+
+export function createWorkbenchApi({ manager, paths, mode }: WorkbenchApiOptions): WorkbenchApi {
+  const version = packageVersion(paths);
+  return {
+    system: {
+      info: async () => ({
+        version,
+        mode,
+        dataDir: paths.dataDir,
+        platform: `${process.platform}-${process.arch} (${os.release()}), Node ${process.versions.node}`,
+        installedBackends: installedBackends(),
+      }),
+    },
+    catalog: {
+      list: async (): Promise<Catalog> => ({
+        models: [embeddedModel(paths)].filter((e): e is CatalogEntry => e !== null),
+        datasets: [embeddedDataset(paths)].filter((e): e is CatalogEntry => e !== null),
+        methods: methodDescriptors,
+        defaults: defaultRunConfig(),
+      }),
+    },
+    runs: {
+      list: async () => manager.list(),
+      get: async (id) => manager.get(id),
+      start: async (config) => manager.start(config),
+      stop: async (id) => manager.stop(id),
+      resume: async (id) => manager.resume(id),
+      metrics: async (id) => manager.metrics(id),
+    },
+    adapters: {
+      list: async () => manager.adapters(),
+    },
+    exports: {
+      create: async (request) => manager.exportAdapter(request),
+    },
+    onRunEvent: (listener) => manager.subscribe(listener),
+  };
+}

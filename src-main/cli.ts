@@ -1,0 +1,389 @@
+// Headless front door: the same RunManager and WorkbenchApi as the app, reached through `dispatch`.
+// Exit codes: 0 done, 1 the work failed, 2 the command line was wrong, 130 stopped by Ctrl-C.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { dispatch, type RunEvent, type SystemInfo, type WorkbenchApi } from '../src-shared/api.ts';
+import { BackendChoiceSchema, DEFAULT_MODEL, SAMPLE_DATASET, defaultRunConfig } from '../src-shared/config.ts';
+import { WorkbenchError } from '../src-shared/errors.ts';
+import { methodDescriptors } from '../src-shared/methods.ts';
+import type { ExportReport, Run } from '../src-shared/runs.ts';
+import { createWorkbenchApi } from './api.ts';
+import { resolvePaths, type WorkbenchPaths } from './paths.ts';
+import { RunManager } from './runs.ts';
+import { startServer } from './server/index.ts';
+import { Store } from './store/index.ts';
+
+export interface CliIo {
+  out(line: string): void;
+  err(line: string): void;
+}
+const processIo: CliIo = {
+  out: (line) => process.stdout.write(`${line}\n`),
+  err: (line) => process.stderr.write(`${line}\n`),
+};
+
+class UsageError extends Error {}
+
+const DATA_DIR_HELP = '  --data-dir DIR    where runs, metrics and adapters are kept\n                    (default: $LORA_WORKBENCH_HOME, else ~/.lora-workbench)';
+
+const TOP_HELP = `lora-workbench: fine-tune language models on your own machine with low-rank adapters.
+
+Usage: lora-workbench <command> [options]
+
+Commands:
+  train --config run.json   train an adapter from a run configuration
+  resume RUN_ID             continue an interrupted, stopped or failed run from its last checkpoint
+  export RUN_ID --out DIR   write a run's adapter as a Hugging Face PEFT folder and verify it
+  serve                     open the workbench in a browser (loopback server)
+  runs                      list runs
+
+Options:
+  -h, --help        show help; \`lora-workbench <command> --help\` shows a command's options
+
+Run \`npm start\` for the desktop app.`;
+
+function trainHelp(): string {
+  const fields = methodDescriptors
+    .flatMap((m) => m.fields.map((f) => `  ${m.settingsKey}.${f.key.padEnd(16)} ${f.help}`))
+    .join('\n');
+  return `Usage: lora-workbench train --config run.json [--backend B] [--data-dir DIR]
+
+Trains one run in this process and prints a line per second with step, loss, tokens/s and ETA.
+Ctrl-C stops after writing a checkpoint (resume it with \`lora-workbench resume RUN_ID\`);
+a second Ctrl-C quits at once (the run is marked interrupted and can still be resumed).
+
+Options:
+  --config FILE     run configuration (JSON); omitted fields take the defaults below
+  --backend B       override the config's backend: ${BackendChoiceSchema.options.join(', ')}
+${DATA_DIR_HELP}
+  -h, --help        show this help
+
+"model" is "${DEFAULT_MODEL}" (the embedded model) or a Hugging Face model folder; "dataset" is
+"${SAMPLE_DATASET}" or a JSONL/CSV file. Relative paths are taken from the config file's folder.
+
+Method settings:
+${fields}
+
+Defaults:
+${JSON.stringify(defaultRunConfig(), null, 2)}`;
+}
+
+const RESUME_HELP = `Usage: lora-workbench resume RUN_ID [--data-dir DIR]
+
+Continues an interrupted, stopped or failed run from its last checkpoint, printing progress like train.
+
+Options:
+${DATA_DIR_HELP}
+  -h, --help        show this help`;
+
+const EXPORT_HELP = `Usage: lora-workbench export RUN_ID [--out DIR] [--data-dir DIR]
+
+Writes adapter_model.safetensors and adapter_config.json (loadable by Hugging Face PEFT as they
+are), reads them back and compares the model's logits with the trained adapter and the base model.
+A completed run exports its final adapter, any other run its last checkpoint. RUN_ID may also be
+an adapter id. Exits 1 when the verification fails.
+
+Options:
+  --out DIR         output folder (default: <data dir>/exports/<run name>-step<N>)
+${DATA_DIR_HELP}
+  -h, --help        show this help`;
+
+const SERVE_HELP = `Usage: lora-workbench serve [--port N] [--host 127.0.0.1] [--no-open] [--data-dir DIR]
+
+Serves the workbench to a browser. Prints one line, \`Workbench: <url>\`, when ready: the URL carries
+a token made for this launch, and only pages opened with it can use the workbench. Ctrl-C quits;
+runs still training are marked interrupted and can be resumed later.
+
+Options:
+  --port N          port to listen on (default 0: any free port)
+  --host ADDR       address to listen on (default 127.0.0.1; other addresses expose the
+                    workbench to your network, protected only by the token)
+  --no-open         do not open a browser
+${DATA_DIR_HELP}
+  -h, --help        show this help`;
+
+const RUNS_HELP = `Usage: lora-workbench runs [--json] [--data-dir DIR]
+
+Lists runs, newest first.
+
+Options:
+  --json            print the runs as JSON
+${DATA_DIR_HELP}
+  -h, --help        show this help`;
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+const common: Options = { 'data-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } };
+
+function parse(args: string[], options: Options, positionals: number) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: { ...common, ...options }, allowPositionals: positionals > 0, strict: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  if (!parsed.values.help && parsed.positionals.length > positionals) {
+    throw new UsageError(`Unexpected argument "${parsed.positionals[positionals]}"`);
+  }
+  return parsed as { values: Record<string, string | boolean | undefined>; positionals: string[] };
+}
+
+interface Session {
+  paths: WorkbenchPaths;
+  store: Store;
+  manager: RunManager;
+  api: WorkbenchApi;
+  close(): Promise<void>;
+}
+
+function openSession(dataDir: string | undefined, mode: SystemInfo['mode']): Session {
+  const paths = resolvePaths({ dataDir });
+  const store = Store.open(paths.dbFile);
+  const manager = new RunManager({ store, paths });
+  const api = createWorkbenchApi({ manager, paths, mode });
+  return {
+    paths, store, manager, api,
+    close: async () => {
+      await manager.close();
+      store.close();
+    },
+  };
+}
+
+const call = <T>(api: WorkbenchApi, method: string, input?: unknown) => dispatch(api, method, input) as Promise<T>;
+
+function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return h > 0 ? `${h}:${pad(m)}:${pad(s % 60)}` : `${m}:${pad(s % 60)}`;
+}
+
+/** Prints the run's progress until its worker is gone; Ctrl-C stops it with a checkpoint. */
+async function follow(session: Session, run: Run, io: CliIo): Promise<number> {
+  const { manager } = session;
+  let loss: number | null = null;
+  let valLoss: number | null = null;
+  let lastPrinted = { step: -1, at: 0 };
+  const unsubscribe = manager.subscribe((event: RunEvent) => {
+    if (event.kind === 'metrics' && event.runId === run.id) {
+      for (const p of event.points) {
+        if (p.name === 'train/loss') loss = p.value;
+        if (p.name === 'val/loss') valLoss = p.value;
+      }
+    } else if (event.kind === 'log' && event.runId === run.id) {
+      (event.level === 'info' ? io.out : io.err)(`${event.level === 'info' ? '' : `${event.level}: `}${event.message}`);
+    } else if (event.kind === 'run' && event.run.id === run.id && event.run.progress) {
+      const p = event.run.progress;
+      const now = Date.now();
+      if (p.step === lastPrinted.step || (now - lastPrinted.at < 1000 && p.step < p.maxSteps && lastPrinted.step >= 0)) return;
+      lastPrinted = { step: p.step, at: now };
+      const width = String(p.maxSteps).length;
+      io.out(
+        `step ${String(p.step).padStart(width)}/${p.maxSteps}` +
+          `  loss ${loss === null ? '   -  ' : (loss as number).toFixed(4)}` +
+          (valLoss === null ? '' : `  val ${(valLoss as number).toFixed(4)}`) +
+          `  ${Math.round(p.tokensPerSecond).toLocaleString('en-US')} tok/s` +
+          `  ETA ${formatDuration(p.etaSeconds)}`,
+      );
+    }
+  });
+
+  let interrupts = 0;
+  const onSigint = () => {
+    interrupts++;
+    if (interrupts === 1) {
+      io.err('Stopping after a checkpoint… (Ctrl-C again to quit now)');
+      manager.stop(run.id).catch(() => undefined);
+    } else {
+      io.err('Quitting now; the run is marked interrupted and can be resumed.');
+      void manager.close();
+    }
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    const final = await manager.waitForRun(run.id);
+    switch (final.status) {
+      case 'completed':
+        io.out(`Run ${final.id} completed at step ${final.progress?.step ?? '?'}; adapter ${final.adapterId}.`);
+        io.out(`Export it with: lora-workbench export ${final.id} --out DIR`);
+        return 0;
+      case 'stopped':
+      case 'interrupted':
+        io.err(
+          `Run ${final.id} ${final.status}` +
+            (final.lastCheckpointStep !== null ? ` (last checkpoint: step ${final.lastCheckpointStep}); resume it with: lora-workbench resume ${final.id}` : ' before its first checkpoint.'),
+        );
+        return 130;
+      default:
+        io.err(`Run ${final.id} ${final.status}: ${final.error ?? 'no reason given'}`);
+        return 1;
+    }
+  } finally {
+    process.off('SIGINT', onSigint);
+    unsubscribe();
+  }
+}
+
+async function train(args: string[], io: CliIo): Promise<number> {
+  const { values } = parse(args, { config: { type: 'string' }, backend: { type: 'string' } }, 0);
+  if (values.help) return io.out(trainHelp()), 0;
+  if (typeof values.config !== 'string') throw new UsageError('train needs --config FILE (see lora-workbench train --help)');
+  const backend = values.backend === undefined ? undefined : BackendChoiceSchema.safeParse(values.backend);
+  if (backend && !backend.success) throw new UsageError(`--backend must be one of ${BackendChoiceSchema.options.join(', ')}`);
+
+  const configFile = path.resolve(values.config);
+  let config: Record<string, unknown>;
+  try {
+    config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
+  } catch (error) {
+    throw new WorkbenchError('invalid_input', `Cannot read the run configuration ${configFile}: ${(error as Error).message}`);
+  }
+  if (!config || typeof config !== 'object' || Array.isArray(config)) {
+    throw new WorkbenchError('invalid_input', `${configFile} must hold a JSON object (see lora-workbench train --help)`);
+  }
+  const base = path.dirname(configFile);
+  if (typeof config.model === 'string' && config.model !== DEFAULT_MODEL) config.model = path.resolve(base, config.model);
+  if (typeof config.dataset === 'string' && config.dataset !== SAMPLE_DATASET) config.dataset = path.resolve(base, config.dataset);
+  if (backend) config.backend = backend.data;
+
+  const session = openSession(values['data-dir'] as string | undefined, 'headless');
+  try {
+    const run = await call<Run>(session.api, 'runs.start', config);
+    io.out(`Run ${run.id} started (data: ${session.paths.runDir(run.id)})`);
+    return await follow(session, run, io);
+  } finally {
+    await session.close();
+  }
+}
+
+async function resume(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(args, {}, 1);
+  if (values.help) return io.out(RESUME_HELP), 0;
+  if (!positionals[0]) throw new UsageError('resume needs a RUN_ID (list them with lora-workbench runs)');
+  const session = openSession(values['data-dir'] as string | undefined, 'headless');
+  try {
+    const run = await call<Run>(session.api, 'runs.resume', positionals[0]);
+    io.out(`Run ${run.id} resumed from step ${run.lastCheckpointStep}`);
+    return await follow(session, run, io);
+  } finally {
+    await session.close();
+  }
+}
+
+async function exportCommand(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(args, { out: { type: 'string' } }, 1);
+  if (values.help) return io.out(EXPORT_HELP), 0;
+  const id = positionals[0];
+  if (!id) throw new UsageError('export needs a RUN_ID (list them with lora-workbench runs)');
+  const session = openSession(values['data-dir'] as string | undefined, 'headless');
+  try {
+    const isAdapter = session.manager.adapters().some((a) => a.id === id);
+    const report = await call<ExportReport>(session.api, 'exports.create', {
+      ...(isAdapter ? { adapterId: id } : { runId: id }),
+      ...(typeof values.out === 'string' ? { outDir: path.resolve(values.out) } : {}),
+    });
+    io.out(`Exported to ${report.outDir}`);
+    const width = Math.max(...report.files.map((f) => f.name.length));
+    for (const file of report.files) io.out(`  ${file.name.padEnd(width)}  ${file.bytes.toLocaleString('en-US').padStart(12)} bytes`);
+    const v = report.verification;
+    io.out(`Verification: max |logits difference| to the trained adapter ${v.maxAbsDiffToTrained.toExponential(3)} (must be ~0),`);
+    io.out(`              to the base model ${v.maxAbsDiffToBase.toExponential(3)} (must be > 0): ${v.passed ? 'passed' : 'FAILED'}`);
+    return v.passed ? 0 : 1;
+  } finally {
+    await session.close();
+  }
+}
+
+function openBrowser(url: string): void {
+  const [command, args] =
+    process.platform === 'darwin' ? ['open', [url]] : process.platform === 'win32' ? ['cmd', ['/c', 'start', '""', url]] : ['xdg-open', [url]];
+  try {
+    const child = spawn(command as string, args as string[], { stdio: 'ignore', detached: true });
+    child.on('error', () => undefined); // no browser here: the printed URL is enough
+    child.unref();
+  } catch {
+    // Same: opening a browser is a convenience.
+  }
+}
+
+async function serve(args: string[], io: CliIo): Promise<number> {
+  const { values } = parse(args, { port: { type: 'string' }, host: { type: 'string' }, 'no-open': { type: 'boolean' } }, 0);
+  if (values.help) return io.out(SERVE_HELP), 0;
+  const port = values.port === undefined ? 0 : Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('--port must be an integer from 0 to 65535');
+  const session = openSession(values['data-dir'] as string | undefined, 'browser');
+  let server;
+  try {
+    server = await startServer({ api: session.api, port, host: (values.host as string | undefined) ?? '127.0.0.1', rendererDir: session.paths.rendererDir });
+  } catch (error) {
+    await session.close();
+    throw new WorkbenchError('conflict', `Cannot listen on port ${port}: ${(error as Error).message}. Choose another --port, or 0 for any free one.`);
+  }
+  io.out(`Workbench: ${server.url}`);
+  if (!values['no-open']) openBrowser(server.url);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  io.err('Shutting down…');
+  await server.close();
+  await session.close();
+  return 0;
+}
+
+async function runs(args: string[], io: CliIo): Promise<number> {
+  const { values } = parse(args, { json: { type: 'boolean' } }, 0);
+  if (values.help) return io.out(RUNS_HELP), 0;
+  const session = openSession(values['data-dir'] as string | undefined, 'headless');
+  try {
+    const list = await call<Run[]>(session.api, 'runs.list');
+    if (values.json) return io.out(JSON.stringify(list, null, 2)), 0;
+    if (list.length === 0) return io.out(`No runs yet in ${session.paths.dataDir}.`), 0;
+    const rows = [
+      ['ID', 'NAME', 'STATUS', 'STEP', 'CHECKPOINT', 'BACKEND', 'CREATED'],
+      ...list.map((r) => [
+        r.id,
+        r.name || '-',
+        r.status,
+        `${r.progress?.step ?? 0}/${r.config.training.maxSteps}`,
+        r.lastCheckpointStep === null ? '-' : String(r.lastCheckpointStep),
+        r.backend?.name ?? '-',
+        r.createdAt.replace('T', ' ').slice(0, 19),
+      ]),
+    ];
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+    for (const row of rows) io.out(row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());
+    return 0;
+  } finally {
+    await session.close();
+  }
+}
+
+const commands: Record<string, (args: string[], io: CliIo) => Promise<number>> = {
+  train, resume, export: exportCommand, serve, runs,
+};
+
+export async function runCli(argv: string[], io: CliIo = processIo): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+      io.out(TOP_HELP);
+      return command === undefined ? 2 : 0;
+    }
+    const run = commands[command];
+    if (!run) throw new UsageError(`Unknown command "${command}"`);
+    return await run(rest, io);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.err(`lora-workbench: ${error.message}`);
+      io.err(`Run \`lora-workbench ${command && commands[command] ? `${command} ` : ''}--help\` for usage.`);
+      return 2;
+    }
+    const e = WorkbenchError.from(error);
+    io.err(`lora-workbench: ${e.message}`);
+    return 1;
+  }
+}

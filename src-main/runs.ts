@@ -1,0 +1,482 @@
+// RunManager: starts, stops and resumes training workers, persists what they report, and fans it out.
+// The worker owns the tensors; this object owns the database rows of every run it started.
+import { randomBytes } from 'node:crypto';
+import { appendFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import type { Worker } from 'node:worker_threads';
+import type { RunEvent, RunEventListener, ExportRequest } from '../src-shared/api.ts';
+import { DEFAULT_MODEL, RunConfigSchema, SAMPLE_DATASET, type RunConfig, type RunConfigInput } from '../src-shared/config.ts';
+import { WorkbenchError } from '../src-shared/errors.ts';
+import { resumableStatuses, type Adapter, type ExportReport, type MetricPoint, type Run } from '../src-shared/runs.ts';
+import { WorkerToMainSchema, type ExportJob, type MainToWorker, type TrainJob, type WorkerToMain } from '../src-shared/worker-protocol.ts';
+import { ensureDataDirs, type WorkbenchPaths } from './paths.ts';
+import type { Store } from './store/index.ts';
+import { startEngineWorker } from './worker-thread.ts';
+
+export interface RunManagerOptions {
+  store: Store;
+  paths: WorkbenchPaths;
+  /** Metric points are buffered and written in one transaction per interval. */
+  metricsFlushMs?: number;
+  /** How long stop() waits for the worker's checkpoint before terminating it. */
+  stopTimeoutMs?: number;
+  createWorker?: () => Worker;
+}
+
+interface ActiveRun {
+  runId: string;
+  worker: Worker;
+  runDir: string;
+  /** A final message (trained, stopped, failed) arrived. */
+  settled: boolean;
+  stopRequested: boolean;
+  /** close() took the run down; it is already marked interrupted. */
+  closing: boolean;
+  crash: string | null;
+  done: Promise<void>;
+  resolveDone: () => void;
+}
+
+const INTERRUPTED_AT_START =
+  'Interrupted: the process training this run ended before the run finished. Resume it to continue from its last checkpoint.';
+const INTERRUPTED_AT_CLOSE =
+  'Interrupted: the workbench closed while this run was training. Resume it to continue from its last checkpoint.';
+
+const nowIso = () => new Date().toISOString();
+
+/** Sortable, readable and safe as a folder name: 20250101-120000-a1b2c3. */
+export function newId(prefix = ''): string {
+  const stamp = nowIso().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return `${prefix}${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: the process exists but belongs to someone else.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function slug(text: string): string {
+  return text.trim().replace(/[^\w.-]+/g, '-').replace(/^[-.]+|-+$/g, '').slice(0, 80);
+}
+
+export class RunManager {
+  private readonly store: Store;
+  private readonly paths: WorkbenchPaths;
+  private readonly stopTimeoutMs: number;
+  private readonly createWorker: () => Worker;
+  private readonly listeners = new Set<RunEventListener>();
+  private readonly active = new Map<string, ActiveRun>();
+  private readonly exportWorkers = new Set<Worker>();
+  private readonly pendingMetrics = new Map<string, MetricPoint[]>();
+  private readonly flushTimer: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(options: RunManagerOptions) {
+    this.store = options.store;
+    this.paths = options.paths;
+    this.stopTimeoutMs = options.stopTimeoutMs ?? 120_000;
+    this.createWorker = options.createWorker ?? startEngineWorker;
+    ensureDataDirs(this.paths);
+    // A run still 'running' under this pid was left by an earlier manager in this process that
+    // never closed; under a dead pid, by a killed process. Runs of another live process stay as they are.
+    this.store.runs.markInterrupted(
+      (pid) => pid === null || pid === process.pid || !isProcessAlive(pid),
+      INTERRUPTED_AT_START,
+    );
+    this.flushTimer = setInterval(() => this.flushMetrics(), options.metricsFlushMs ?? 500);
+    this.flushTimer.unref();
+  }
+
+  subscribe(listener: RunEventListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  list(): Run[] {
+    return this.store.runs.list();
+  }
+
+  get(id: string): Run {
+    return this.store.runs.require(id);
+  }
+
+  metrics(id: string): MetricPoint[] {
+    this.store.runs.require(id);
+    // Points still in the buffer belong to the answer too: a chart opened mid-run must not miss them.
+    return [...this.store.metrics.list(id), ...(this.pendingMetrics.get(id) ?? [])];
+  }
+
+  adapters(): Adapter[] {
+    return this.store.adapters.list();
+  }
+
+  isActive(id: string): boolean {
+    return this.active.has(id);
+  }
+
+  /** Resolves with the run once its worker is gone (completed, stopped, failed or interrupted). */
+  async waitForRun(id: string): Promise<Run> {
+    await this.active.get(id)?.done;
+    return this.get(id);
+  }
+
+  async start(input: RunConfigInput): Promise<Run> {
+    this.assertOpen();
+    const parsed = RunConfigSchema.parse(input);
+    const inputs = this.resolveInputs(parsed);
+    // Stored with absolute paths, so a resume from another working directory finds the same files.
+    const config: RunConfig = {
+      ...parsed,
+      model: parsed.model === DEFAULT_MODEL ? DEFAULT_MODEL : inputs.modelDir,
+      dataset: parsed.dataset === SAMPLE_DATASET ? SAMPLE_DATASET : inputs.datasetPath,
+    };
+    const id = newId();
+    const runDir = this.paths.runDir(id);
+    mkdirSync(runDir, { recursive: true });
+    const run = this.store.runs.create({ id, name: config.name.trim(), config, createdAt: nowIso(), ownerPid: process.pid });
+    this.launch(run, null);
+    this.emit({ kind: 'run', run });
+    return run;
+  }
+
+  async stop(id: string): Promise<Run> {
+    const active = this.active.get(id);
+    if (!active) {
+      const run = this.get(id);
+      throw new WorkbenchError('conflict', `Run ${id} is not training (it is ${run.status}); there is nothing to stop.`, { status: run.status });
+    }
+    if (!active.stopRequested) {
+      active.stopRequested = true;
+      this.post(active.worker, { type: 'stop' });
+    }
+    // The worker answers `stopped` after writing a checkpoint; a worker that hangs is ended anyway.
+    const timer = setTimeout(() => void active.worker.terminate(), this.stopTimeoutMs);
+    try {
+      await active.done;
+    } finally {
+      clearTimeout(timer);
+    }
+    return this.get(id);
+  }
+
+  async resume(id: string): Promise<Run> {
+    this.assertOpen();
+    if (this.active.has(id)) throw new WorkbenchError('conflict', `Run ${id} is already training.`);
+    const run = this.get(id);
+    if (!resumableStatuses.includes(run.status)) {
+      throw new WorkbenchError(
+        'conflict',
+        `Run ${id} is ${run.status}; only ${resumableStatuses.join(', ')} runs can be resumed.` +
+          (run.status === 'completed' ? ' Start a new run to train further.' : ''),
+        { status: run.status },
+      );
+    }
+    const checkpoint = this.store.checkpoints.latest(id);
+    if (!checkpoint) {
+      throw new WorkbenchError(
+        'conflict',
+        `Run ${id} has no checkpoint to resume from: it ended before its first checkpoint (every ${run.config.training.checkpointEvery} steps). Start it again as a new run.`,
+      );
+    }
+    if (!existsSync(checkpoint.dir)) {
+      throw new WorkbenchError('not_found', `The checkpoint of run ${id} at step ${checkpoint.step} is missing from ${checkpoint.dir}.`, { dir: checkpoint.dir });
+    }
+    this.resolveInputs(run.config);
+    this.store.metrics.deleteAfter(id, checkpoint.step);
+    const queued = this.store.runs.update(id, { status: 'queued', error: null, finishedAt: null, ownerPid: process.pid });
+    this.launch(queued, checkpoint.dir);
+    this.emit({ kind: 'run', run: queued });
+    return queued;
+  }
+
+  /** Writes a PEFT adapter folder and verifies it by reading it back (in a worker, like training). */
+  async exportAdapter(request: ExportRequest): Promise<ExportReport> {
+    this.assertOpen();
+    const source = this.exportSource(request);
+    const { modelDir } = this.resolveInputs(source.run.config, { datasetToo: false });
+    const outDir = request.outDir
+      ? path.resolve(request.outDir)
+      : this.freeExportDir(`${slug(source.run.name) || source.run.id}-step${source.step}`);
+    const job: ExportJob = { type: 'export', sourceDir: source.dir, modelDir, outDir, backend: source.run.config.backend };
+    const worker = this.createWorker();
+    this.exportWorkers.add(worker);
+    return new Promise<ExportReport>((resolve, reject) => {
+      let result: { report: ExportReport } | { error: WorkbenchError } | null = null;
+      let crash: string | null = null;
+      worker.on('message', (raw: unknown) => {
+        const parsed = WorkerToMainSchema.safeParse(raw);
+        if (!parsed.success) {
+          result ??= { error: new WorkbenchError('worker_failed', `The export worker sent an invalid message: ${parsed.error.message}`) };
+          void worker.terminate();
+          return;
+        }
+        const message = parsed.data;
+        if (message.type === 'log') this.emit({ kind: 'log', runId: source.run.id, level: message.level, message: message.message });
+        else if (message.type === 'exported') result ??= { report: message.report };
+        else if (message.type === 'failed') result ??= { error: WorkbenchError.from(message.error) };
+        if (result) void worker.terminate();
+      });
+      worker.on('error', (error) => {
+        crash = error.message;
+      });
+      worker.on('exit', (code) => {
+        this.exportWorkers.delete(worker);
+        if (result && 'report' in result) resolve(result.report);
+        else if (result) reject(result.error);
+        else reject(new WorkbenchError('worker_failed', `The export worker exited without a result (exit code ${code})${crash ? `: ${crash}` : ''}.`));
+      });
+      this.post(worker, job);
+    });
+  }
+
+  /** Ends every worker; their runs become 'interrupted' and can be resumed by the next process. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.flushTimer);
+    const terminations: Promise<unknown>[] = [];
+    for (const active of this.active.values()) {
+      active.closing = true;
+      const run = this.store.runs.update(active.runId, { status: 'interrupted', error: INTERRUPTED_AT_CLOSE, ownerPid: null });
+      this.emit({ kind: 'run', run });
+      terminations.push(active.worker.terminate(), active.done);
+    }
+    for (const worker of this.exportWorkers) terminations.push(worker.terminate());
+    await Promise.allSettled(terminations);
+    this.flushMetrics();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new WorkbenchError('conflict', 'The run manager is shutting down; no new work can start.');
+  }
+
+  private resolveInputs(config: RunConfig, options: { datasetToo?: boolean } = {}): { modelDir: string; datasetPath: string } {
+    const modelDir = config.model === DEFAULT_MODEL ? this.paths.defaultModelDir : path.resolve(config.model);
+    if (!existsSync(modelDir) || !statSync(modelDir).isDirectory()) {
+      throw new WorkbenchError(
+        'not_found',
+        config.model === DEFAULT_MODEL
+          ? `The embedded default model is missing (${modelDir}). Run \`npm run make:default-model\`, or choose a model folder.`
+          : `Model folder ${modelDir} does not exist. Choose a Hugging Face model folder (config.json, *.safetensors, tokenizer.json).`,
+        { field: 'model', path: modelDir },
+      );
+    }
+    const datasetPath = config.dataset === SAMPLE_DATASET ? this.paths.sampleDatasetPath : path.resolve(config.dataset);
+    if (options.datasetToo !== false && (!existsSync(datasetPath) || !statSync(datasetPath).isFile())) {
+      throw new WorkbenchError(
+        'not_found',
+        config.dataset === SAMPLE_DATASET
+          ? `The sample dataset is missing (${datasetPath}). Run \`npm run make:sample-data\`, or choose a dataset file.`
+          : `Dataset file ${datasetPath} does not exist. Choose a JSONL or CSV file.`,
+        { field: 'dataset', path: datasetPath },
+      );
+    }
+    return { modelDir, datasetPath };
+  }
+
+  private exportSource(request: ExportRequest): { run: Run; dir: string; step: number } {
+    if (request.adapterId) {
+      const adapter = this.store.adapters.require(request.adapterId);
+      return { run: this.get(adapter.runId), dir: adapter.path, step: adapter.step };
+    }
+    const run = this.get(request.runId!);
+    const adapter = run.status === 'completed' && run.adapterId ? this.store.adapters.get(run.adapterId) : undefined;
+    const checkpoint = adapter ? undefined : this.store.checkpoints.latest(run.id);
+    const source = adapter ? { dir: adapter.path, step: adapter.step } : checkpoint && { dir: checkpoint.dir, step: checkpoint.step };
+    if (!source) {
+      throw new WorkbenchError(
+        'conflict',
+        `Run ${run.id} has nothing to export yet: it has no adapter and no checkpoint. Export after its first checkpoint (every ${run.config.training.checkpointEvery} steps) or when it completes.`,
+      );
+    }
+    if (!existsSync(source.dir)) {
+      throw new WorkbenchError('not_found', `The adapter files of run ${run.id} are missing from ${source.dir}.`, { dir: source.dir });
+    }
+    return { run, ...source };
+  }
+
+  private freeExportDir(base: string): string {
+    let candidate = path.join(this.paths.exportsDir, base);
+    for (let n = 2; existsSync(candidate); n++) candidate = path.join(this.paths.exportsDir, `${base}-${n}`);
+    return candidate;
+  }
+
+  private launch(run: Run, resumeFrom: string | null): void {
+    const { modelDir, datasetPath } = this.resolveInputs(run.config);
+    const runDir = this.paths.runDir(run.id);
+    mkdirSync(runDir, { recursive: true });
+    let worker: Worker;
+    try {
+      worker = this.createWorker();
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      this.store.runs.update(run.id, { status: 'failed', error: message, finishedAt: nowIso(), ownerPid: null });
+      throw new WorkbenchError('worker_failed', message);
+    }
+    let resolveDone!: () => void;
+    const done = new Promise<void>((resolve) => (resolveDone = resolve));
+    const active: ActiveRun = {
+      runId: run.id, worker, runDir, settled: false, stopRequested: false, closing: false, crash: null, done, resolveDone,
+    };
+    this.active.set(run.id, active);
+    worker.on('message', (raw: unknown) => this.onWorkerMessage(active, raw));
+    worker.on('error', (error) => {
+      active.crash = error.message;
+    });
+    worker.on('exit', (code) => this.onWorkerExit(active, code));
+    const job: TrainJob = { type: 'train', runId: run.id, config: run.config, modelDir, datasetPath, runDir, resumeFrom };
+    this.post(worker, job);
+  }
+
+  private post(worker: Worker, message: MainToWorker): void {
+    worker.postMessage(message);
+  }
+
+  private onWorkerMessage(active: ActiveRun, raw: unknown): void {
+    if (active.closing || active.settled) return;
+    const parsed = WorkerToMainSchema.safeParse(raw);
+    if (!parsed.success) {
+      this.settle(active, { status: 'failed', error: `The training worker sent an invalid message (${parsed.error.message}). This is a bug in the engine.` });
+      return;
+    }
+    try {
+      this.handle(active, parsed.data);
+    } catch (error) {
+      // A database error here must not leave a worker training into the void.
+      this.settle(active, { status: 'failed', error: `Could not record the run's progress: ${error instanceof Error ? error.message : String(error)}` });
+    }
+  }
+
+  private handle(active: ActiveRun, message: WorkerToMain): void {
+    const id = active.runId;
+    switch (message.type) {
+      case 'started': {
+        const before = this.get(id);
+        const run = this.store.runs.update(id, { status: 'running', backend: message.backend, startedAt: before.startedAt ?? nowIso() });
+        this.log(active, 'info', `Training on ${message.backend.name} (${message.backend.adapter}): ${message.trainableParams.toLocaleString('en-US')} trainable of ${message.totalParams.toLocaleString('en-US')} parameters.`);
+        this.emit({ kind: 'run', run });
+        return;
+      }
+      case 'progress':
+        this.emit({ kind: 'run', run: this.store.runs.update(id, { progress: message.progress }) });
+        return;
+      case 'metrics': {
+        const buffer = this.pendingMetrics.get(id);
+        if (buffer) buffer.push(...message.points);
+        else this.pendingMetrics.set(id, [...message.points]);
+        return;
+      }
+      case 'checkpoint':
+        // Points up to the checkpoint are written first, so a resume never has a gap before it.
+        this.flushMetrics();
+        this.store.checkpoints.add({ runId: id, step: message.step, dir: message.dir, createdAt: nowIso() });
+        // The engine keeps only its newest checkpoints; rows of the folders it removed would mislead.
+        for (const old of this.store.checkpoints.list(id)) {
+          if (old.step !== message.step && !existsSync(old.dir)) this.store.checkpoints.delete(id, old.step);
+        }
+        this.emit({ kind: 'run', run: this.get(id) });
+        return;
+      case 'log':
+        this.log(active, message.level, message.message);
+        return;
+      case 'trained': {
+        this.flushMetrics();
+        const run = this.get(id);
+        this.store.adapters.create({
+          id: newId('ad-'),
+          runId: id,
+          name: run.name || run.id,
+          method: run.config.method,
+          baseModel: run.config.model,
+          path: message.adapterDir,
+          step: message.step,
+          trainableParams: message.trainableParams,
+          createdAt: nowIso(),
+        });
+        this.settle(active, { status: 'completed', error: null });
+        return;
+      }
+      case 'stopped':
+        this.settle(active, { status: 'stopped', error: null });
+        return;
+      case 'failed':
+        this.log(active, 'error', message.error.message);
+        this.settle(active, { status: 'failed', error: message.error.message });
+        return;
+      case 'exported':
+        this.log(active, 'warn', 'The training worker sent an export report; ignored.');
+        return;
+    }
+  }
+
+  /** Records the run's final state and ends its worker. */
+  private settle(active: ActiveRun, outcome: { status: 'completed' | 'stopped' | 'failed'; error: string | null }): void {
+    if (active.settled) return;
+    active.settled = true;
+    this.flushMetrics();
+    const run = this.store.runs.update(active.runId, { ...outcome, finishedAt: nowIso(), ownerPid: null });
+    this.emit({ kind: 'run', run });
+    void active.worker.terminate();
+  }
+
+  private onWorkerExit(active: ActiveRun, code: number): void {
+    if (!active.settled && !active.closing) {
+      try {
+        if (active.stopRequested) {
+          // Terminated after not answering stop in time: its last checkpoint is still there to resume.
+          this.settle(active, { status: 'stopped', error: null });
+        } else {
+          const message = new WorkbenchError(
+            'worker_failed',
+            `The training worker exited unexpectedly (exit code ${code})${active.crash ? `: ${active.crash}` : ''}. Resume the run from its last checkpoint, or start it again.`,
+          ).message;
+          this.log(active, 'error', message);
+          this.settle(active, { status: 'failed', error: message });
+        }
+      } catch {
+        // The store is already closed (process shutting down); the next start marks the run interrupted.
+      }
+    }
+    this.active.delete(active.runId);
+    active.resolveDone();
+  }
+
+  private log(active: ActiveRun, level: 'info' | 'warn' | 'error', message: string): void {
+    try {
+      appendFileSync(path.join(active.runDir, 'train.log'), `${nowIso()} ${level.toUpperCase()} ${message}\n`);
+    } catch {
+      // The log file is a convenience; the event below still reaches the view.
+    }
+    this.emit({ kind: 'log', runId: active.runId, level, message });
+  }
+
+  private flushMetrics(): void {
+    if (this.pendingMetrics.size === 0) return;
+    const batches = [...this.pendingMetrics.entries()];
+    this.pendingMetrics.clear();
+    try {
+      this.store.metrics.insertBatch(batches);
+    } catch (error) {
+      for (const [runId] of batches) {
+        this.emit({ kind: 'log', runId, level: 'error', message: `Could not save metrics: ${error instanceof Error ? error.message : String(error)}` });
+      }
+      return;
+    }
+    for (const [runId, points] of batches) this.emit({ kind: 'metrics', runId, points });
+  }
+
+  private emit(event: RunEvent): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch {
+        // One broken subscriber (a closed socket) must not starve the others.
+      }
+    }
+  }
+}

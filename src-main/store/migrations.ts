@@ -1,0 +1,98 @@
+// Versioned schema. Step N takes a database at user_version N-1 to N; steps are append-only:
+// a released step is never edited, a change is a new step.
+import type Database from 'better-sqlite3';
+
+export interface Migration {
+  version: number;
+  description: string;
+  sql: string;
+}
+
+export const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'runs, metrics, checkpoints',
+    sql: `
+      CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        config TEXT NOT NULL,                 -- RunConfig as JSON, stored whole to reproduce the run
+        status TEXT NOT NULL,
+        backend_name TEXT,
+        backend_adapter TEXT,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT,
+        error TEXT,
+        progress TEXT,                        -- Progress as JSON
+        last_checkpoint_step INTEGER
+      );
+      CREATE INDEX runs_status ON runs (status);
+
+      CREATE TABLE metrics (
+        run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        step INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        value REAL NOT NULL,
+        time REAL NOT NULL
+      );
+      CREATE INDEX metrics_run_name_step ON metrics (run_id, name, step);
+
+      CREATE TABLE checkpoints (
+        run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        step INTEGER NOT NULL,
+        dir TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (run_id, step)
+      );
+    `,
+  },
+  {
+    version: 2,
+    description: 'adapters; the process that owns a running run',
+    sql: `
+      CREATE TABLE adapters (
+        id TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        method TEXT NOT NULL,
+        base_model TEXT NOT NULL,
+        path TEXT NOT NULL,
+        step INTEGER NOT NULL,
+        trainable_params INTEGER NOT NULL,
+        created_at TEXT NOT NULL
+      );
+      CREATE INDEX adapters_run ON adapters (run_id);
+
+      -- Lets a starting process tell runs orphaned by a dead process from runs that another live
+      -- process (a CLI train next to the app) is still training.
+      ALTER TABLE runs ADD COLUMN owner_pid INTEGER;
+    `,
+  },
+];
+
+export const latestVersion = migrations[migrations.length - 1]!.version;
+
+export function schemaVersion(db: Database.Database): number {
+  return db.pragma('user_version', { simple: true }) as number;
+}
+
+/** Applies every step above the database's user_version, each in its own transaction. */
+export function migrate(db: Database.Database, upTo: number = latestVersion): number[] {
+  const from = schemaVersion(db);
+  if (from > latestVersion) {
+    throw new Error(
+      `The database is at schema version ${from}, newer than this build understands (${latestVersion}). Update lora-workbench or use another --data-dir.`,
+    );
+  }
+  const applied: number[] = [];
+  for (const step of migrations) {
+    if (step.version <= from || step.version > upTo) continue;
+    db.transaction(() => {
+      db.exec(step.sql);
+      db.pragma(`user_version = ${step.version}`);
+    })();
+    applied.push(step.version);
+  }
+  return applied;
+}

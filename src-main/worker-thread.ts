@@ -1,0 +1,72 @@
+// Starts the engine (src-worker/main.ts) in a worker thread. From TypeScript source (dev, tests,
+// the CLI) the worker loads the .ts entry through tsx; in the electron-vite build the engine is its
+// own bundled entry, out/main/worker.js, next to the bundled main process.
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+
+// Kept in a variable so bundlers do not try to rewrite it as an asset URL.
+const WORKER_SOURCE = '../src-worker/main.ts';
+const WORKER_BUNDLE = './worker.js';
+
+/** The file URL of tsx's ESM API (its `register()` installs the loader `node --import tsx` uses). */
+export function tsxApiUrl(): string {
+  try {
+    return import.meta.resolve('tsx/esm/api');
+  } catch {
+    // Where import.meta.resolve is missing (some transforming runners), read the ESM entry from
+    // tsx's exports map: require.resolve would pick its CommonJS flavour, which cannot register here.
+    const manifest = createRequire(import.meta.url).resolve('tsx/package.json');
+    const exportsMap = (JSON.parse(readFileSync(manifest, 'utf8')) as { exports: Record<string, { import: { default: string } }> }).exports;
+    return pathToFileURL(path.join(path.dirname(manifest), exportsMap['./esm/api']!.import.default)).href;
+  }
+}
+
+export function workerEntry(): { url: URL; typescript: boolean } {
+  const source = new URL(WORKER_SOURCE, import.meta.url);
+  if (existsSync(fileURLToPath(source))) return { url: source, typescript: true };
+  return { url: new URL(WORKER_BUNDLE, import.meta.url), typescript: false };
+}
+
+/**
+ * A worker module that registers tsx, then loads the TypeScript entry. Node 20 does not apply
+ * `--import` hooks given in a worker's execArgv to the worker's own entry, so the hooks are
+ * registered from inside the worker instead (this works on every Node version).
+ */
+function typescriptBootstrap(entry: URL): URL {
+  const code = [
+    `import { register } from ${JSON.stringify(tsxApiUrl())};`,
+    'register();',
+    `await import(${JSON.stringify(entry.href)});`,
+  ].join('\n');
+  return new URL(`data:text/javascript,${encodeURIComponent(code)}`);
+}
+
+/** The parent's Node flags minus loaders: the bootstrap registers tsx itself, once. */
+function inheritedExecArgv(): string[] {
+  const kept: string[] = [];
+  const argv = process.execArgv;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (/^--(import|loader|experimental-loader|require)$/.test(arg) || arg === '-r') i++;
+    else if (!/^--(import|loader|experimental-loader|require)=/.test(arg)) kept.push(arg);
+  }
+  return kept;
+}
+
+export function startEngineWorker(): Worker {
+  const entry = workerEntry();
+  if (!existsSync(fileURLToPath(entry.url))) {
+    throw new Error(`The training engine is missing: neither ${WORKER_SOURCE} nor ${WORKER_BUNDLE} exists next to ${fileURLToPath(import.meta.url)}.`);
+  }
+  const worker = new Worker(entry.typescript ? typescriptBootstrap(entry.url) : entry.url, {
+    execArgv: inheritedExecArgv(),
+    // The engine's console output goes to stderr: stdout belongs to the front door (the CLI's
+    // progress lines, the one `Workbench: <url>` line of `serve`).
+    stdout: true,
+  });
+  worker.stdout.pipe(process.stderr, { end: false });
+  return worker;
+}

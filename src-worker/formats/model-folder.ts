@@ -1,0 +1,142 @@
+// A Hugging Face model folder: config.json, weights in safetensors (one file or shards listed by
+// model.safetensors.index.json) and tokenizer.json. Checked up front so that a bad folder fails with
+// the name of the missing or broken file instead of halfway through loading.
+import fs from 'node:fs';
+import path from 'node:path';
+import { WorkbenchError } from '../../src-shared/errors.ts';
+import type { CausalLM } from '../models/types.ts';
+import { createGPT2, gpt2ConfigFromHF } from '../models/gpt2.ts';
+import { numel, readSafetensorsFile, readSafetensorsHeader } from './safetensors.ts';
+
+export interface ModelFolderInfo {
+  modelType: string;
+  /** Parameters in the weight files, not counting buffers such as GPT-2's attn.bias causal mask. */
+  parameterCount: number;
+  /** The files the model is made of, relative to the folder. */
+  files: { name: string; bytes: number }[];
+  /** Safetensors files holding the weights, absolute paths. */
+  weightFiles: string[];
+  /** config.json as parsed. */
+  config: Record<string, unknown>;
+}
+
+const loaders: Record<string, (dir: string, info: ModelFolderInfo) => Promise<CausalLM>> = {
+  gpt2: async (dir, info) => {
+    const config = gpt2ConfigFromHF(info.config, path.join(dir, 'config.json'));
+    return createGPT2(config, await readWeights(info.weightFiles), info.weightFiles.length === 1 ? info.weightFiles[0] : dir);
+  },
+};
+export const supportedModelTypes = Object.keys(loaders);
+
+const BUFFER_KEY = /(^|\.)attn\.(masked_)?bias$/;
+
+function invalid(message: string, file: string): never {
+  throw new WorkbenchError('model_invalid', message, { file });
+}
+
+async function statFile(dir: string, name: string): Promise<fs.Stats | null> {
+  try {
+    const stat = await fs.promises.stat(path.join(dir, name));
+    return stat.isFile() ? stat : null;
+  } catch {
+    return null;
+  }
+}
+
+async function readJsonObject(file: string): Promise<Record<string, unknown>> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await fs.promises.readFile(file, 'utf-8'));
+  } catch (error) {
+    throw new WorkbenchError('format_invalid', `${file} is not valid JSON: ${(error as Error).message}`, { file });
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new WorkbenchError('format_invalid', `${file} does not hold a JSON object`, { file });
+  }
+  return json as Record<string, unknown>;
+}
+
+/** Checks a model folder without loading its weights (only the safetensors headers are read). */
+export async function inspectModelFolder(dir: string): Promise<ModelFolderInfo> {
+  const dirStat = await fs.promises.stat(dir).catch(() => null);
+  if (!dirStat?.isDirectory()) invalid(`Model folder ${dir} does not exist or is not a folder.`, dir);
+
+  const files: { name: string; bytes: number }[] = [];
+  const configStat = await statFile(dir, 'config.json');
+  if (!configStat) invalid(`${dir} has no config.json: a model folder is what save_pretrained writes (config.json, model.safetensors, tokenizer.json).`, path.join(dir, 'config.json'));
+  const config = await readJsonObject(path.join(dir, 'config.json'));
+  files.push({ name: 'config.json', bytes: configStat.size });
+  const modelType = config.model_type;
+  if (typeof modelType !== 'string' || !modelType) {
+    invalid(`${path.join(dir, 'config.json')} has no "model_type"; supported model types: ${supportedModelTypes.join(', ')}.`, path.join(dir, 'config.json'));
+  }
+
+  const weightNames: string[] = [];
+  const single = await statFile(dir, 'model.safetensors');
+  if (single) {
+    weightNames.push('model.safetensors');
+  } else if (await statFile(dir, 'model.safetensors.index.json')) {
+    const indexFile = path.join(dir, 'model.safetensors.index.json');
+    const index = await readJsonObject(indexFile);
+    const weightMap = index.weight_map;
+    if (typeof weightMap !== 'object' || weightMap === null || Array.isArray(weightMap)) invalid(`${indexFile} has no "weight_map" object.`, indexFile);
+    const shards = [...new Set(Object.values(weightMap as Record<string, unknown>))];
+    if (!shards.length || shards.some((s) => typeof s !== 'string' || s.includes('/') || s.includes('\\'))) {
+      invalid(`${indexFile}: "weight_map" must map tensor names to shard file names in the same folder.`, indexFile);
+    }
+    files.push({ name: 'model.safetensors.index.json', bytes: (await statFile(dir, 'model.safetensors.index.json'))!.size });
+    weightNames.push(...(shards as string[]).sort());
+  } else {
+    const legacy = (await statFile(dir, 'pytorch_model.bin')) ? ' It has pytorch_model.bin: re-save the model with save_pretrained(..., safe_serialization=True) to get safetensors.' : '';
+    invalid(`${dir} has no model.safetensors (nor a sharded model.safetensors.index.json).${legacy}`, path.join(dir, 'model.safetensors'));
+  }
+
+  let parameterCount = 0;
+  for (const name of weightNames) {
+    const stat = await statFile(dir, name);
+    if (!stat) invalid(`${dir} is missing the weight file ${name}.`, path.join(dir, name));
+    const header = await readSafetensorsHeader(path.join(dir, name));
+    for (const [key, entry] of header.entries) if (!BUFFER_KEY.test(key)) parameterCount += numel(entry.shape);
+    files.push({ name, bytes: stat.size });
+  }
+
+  const tokenizerStat = await statFile(dir, 'tokenizer.json');
+  if (!tokenizerStat) {
+    invalid(
+      `${dir} has no tokenizer.json. Save the "fast" tokenizer with AutoTokenizer.from_pretrained(...).save_pretrained(folder); vocab.json + merges.txt alone are not read.`,
+      path.join(dir, 'tokenizer.json'),
+    );
+  }
+  files.push({ name: 'tokenizer.json', bytes: tokenizerStat.size });
+  const tokenizerConfigStat = await statFile(dir, 'tokenizer_config.json');
+  if (tokenizerConfigStat) files.push({ name: 'tokenizer_config.json', bytes: tokenizerConfigStat.size });
+
+  return { modelType, parameterCount, files, weightFiles: weightNames.map((n) => path.join(dir, n)), config };
+}
+
+/** All tensors of one or more safetensors files in one map; a name in two shards is an error. */
+export async function readWeights(weightFiles: string[]): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
+  const all = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const file of weightFiles) {
+    const { tensors } = await readSafetensorsFile(file);
+    for (const [name, t] of tensors) {
+      if (all.has(name)) throw new WorkbenchError('model_invalid', `Tensor ${name} appears in more than one shard (again in ${file}).`, { file, tensor: name });
+      all.set(name, { shape: t.shape, data: t.data });
+    }
+  }
+  return all;
+}
+
+/** Loads the model in `dir`, dispatching on config.json's model_type. */
+export async function loadCausalLM(dir: string): Promise<CausalLM> {
+  const info = await inspectModelFolder(dir);
+  const load = loaders[info.modelType];
+  if (!load) {
+    throw new WorkbenchError(
+      'model_invalid',
+      `${path.join(dir, 'config.json')}: model_type "${info.modelType}" is not supported; supported model types: ${supportedModelTypes.join(', ')}.`,
+      { file: path.join(dir, 'config.json'), modelType: info.modelType, supported: supportedModelTypes },
+    );
+  }
+  return load(dir, info);
+}

@@ -1,0 +1,91 @@
+// Tokenizers from a Hugging Face model folder (tokenizer.json + tokenizer_config.json), run by
+// @huggingface/tokenizers, a pure-JS port of the Rust `tokenizers` crate.
+import fs from 'node:fs';
+import path from 'node:path';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { WorkbenchError } from '../../src-shared/errors.ts';
+
+export interface TextTokenizer {
+  /** Token ids without special tokens: causal LMs like GPT-2 add none, the data pipeline appends EOS itself. */
+  encode(text: string): number[];
+  /** The exact text of `ids` (no clean-up of spaces before punctuation, so encode/decode round-trips). */
+  decode(ids: number[]): string;
+  eosTokenId: number;
+  padTokenId: number;
+  vocabSize: number;
+}
+
+async function readJson(file: string, required: boolean): Promise<Record<string, unknown> | null> {
+  let text: string;
+  try {
+    text = await fs.promises.readFile(file, 'utf-8');
+  } catch (error) {
+    if (!required && (error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new WorkbenchError('model_invalid', `Cannot read ${file}: ${(error as Error).message}. A model folder needs tokenizer.json (save the tokenizer with save_pretrained from a "fast" tokenizer).`, { file });
+  }
+  try {
+    const json: unknown = JSON.parse(text);
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error('not a JSON object');
+    return json as Record<string, unknown>;
+  } catch (error) {
+    throw new WorkbenchError('format_invalid', `${file} is not valid JSON: ${(error as Error).message}`, { file });
+  }
+}
+
+/** tokenizer_config.json writes special tokens as a string or as a serialized AddedToken {content, …}. */
+function tokenContent(value: unknown): string | null {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'object' && value !== null && typeof (value as { content?: unknown }).content === 'string') {
+    return (value as { content: string }).content;
+  }
+  return null;
+}
+
+function firstId(value: unknown): number | null {
+  const id = Array.isArray(value) ? value[0] : value;
+  return typeof id === 'number' && Number.isInteger(id) && id >= 0 ? id : null;
+}
+
+export async function loadTokenizer(modelDir: string): Promise<TextTokenizer> {
+  const tokenizerFile = path.join(modelDir, 'tokenizer.json');
+  const tokenizerJson = (await readJson(tokenizerFile, true))!;
+  const tokenizerConfig = (await readJson(path.join(modelDir, 'tokenizer_config.json'), false)) ?? {};
+  const modelConfig = (await readJson(path.join(modelDir, 'config.json'), false)) ?? {};
+
+  let tokenizer: Tokenizer;
+  try {
+    tokenizer = new Tokenizer(tokenizerJson, tokenizerConfig);
+  } catch (error) {
+    throw new WorkbenchError('format_invalid', `${tokenizerFile} could not be loaded: ${(error as Error).message}`, { file: tokenizerFile });
+  }
+  const vocab = tokenizer.get_vocab(true);
+  const vocabSize = Math.max(...vocab.values()) + 1;
+
+  const idOf = (key: string): number | null => {
+    const content = tokenContent(tokenizerConfig[key]);
+    const fromTokenizer = content === null ? undefined : tokenizer.token_to_id(content);
+    return fromTokenizer ?? firstId(modelConfig[`${key}_id`]);
+  };
+  const eosTokenId = idOf('eos_token');
+  if (eosTokenId === null) {
+    throw new WorkbenchError(
+      'model_invalid',
+      `${modelDir} names no end-of-sequence token: set "eos_token" in tokenizer_config.json or "eos_token_id" in config.json.`,
+      { file: path.join(modelDir, 'tokenizer_config.json') },
+    );
+  }
+  // GPT-2 has no pad token; padded positions are masked out of the loss, so reusing EOS is harmless.
+  const padTokenId = idOf('pad_token') ?? eosTokenId;
+
+  return {
+    eosTokenId,
+    padTokenId,
+    vocabSize,
+    encode: (text) => (text.length === 0 ? [] : tokenizer.encode(text, { add_special_tokens: false }).ids),
+    decode: (ids) => {
+      // A model's embedding may be padded past the tokenizer's vocabulary; such ids have no text.
+      const known = ids.filter((id) => Number.isInteger(id) && id >= 0 && tokenizer.id_to_token(id) !== undefined);
+      return known.length === 0 ? '' : tokenizer.decode(known, { skip_special_tokens: false, clean_up_tokenization_spaces: false });
+    },
+  };
+}

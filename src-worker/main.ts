@@ -1,0 +1,96 @@
+// The training worker's entry (a worker_threads Worker; the main process starts it with tsx's loader).
+// Protocol (src-shared/worker-protocol.ts): main posts one job, `train` or `export`, and may post
+// `stop`; the worker answers with typed messages and exits when the job ends. Both directions are
+// validated here, so a bug on either side shows up as a named error, not as a confused run.
+import { parentPort } from 'node:worker_threads';
+import { WorkbenchError } from '../src-shared/errors.ts';
+import { MainToWorkerSchema, WorkerToMainSchema, type ExportJob, type TrainJob, type WorkerToMain } from '../src-shared/worker-protocol.ts';
+import { exportAdapter } from './export/peft.ts';
+import { runTraining } from './train/loop.ts';
+
+if (!parentPort) throw new Error('src-worker/main.ts must run as a worker thread (new Worker(...)); the CLI calls runTraining directly.');
+const port = parentPort;
+
+const TERMINAL: ReadonlySet<WorkerToMain['type']> = new Set(['trained', 'stopped', 'exported', 'failed']);
+let state: 'idle' | 'running' | 'ending' = 'idle';
+let stopRequested = false;
+
+function post(message: WorkerToMain): void {
+  const checked = WorkerToMainSchema.safeParse(message);
+  if (checked.success) {
+    port.postMessage(checked.data);
+    return;
+  }
+  const problem = `The worker produced an invalid "${(message as { type?: string }).type}" message: ${checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`;
+  // A broken terminal message would leave the run hanging: turn it into a failure. Others are dropped and reported.
+  if (TERMINAL.has(message.type)) port.postMessage({ type: 'failed', error: { code: 'internal', message: problem } });
+  else port.postMessage({ type: 'log', level: 'error', message: problem });
+}
+
+function fail(error: unknown, code: 'worker_failed' | 'internal' = 'internal'): void {
+  const e = WorkbenchError.from(error);
+  post({ type: 'failed', error: { code: e.code === 'internal' ? code : e.code, message: e.message, details: e.details } });
+}
+
+function finish(exitCode: number): void {
+  if (state === 'ending') return;
+  state = 'ending';
+  // Messages already posted are queued on the main side; closing the port lets the thread end, and the
+  // exit call ends it even if a backend keeps a handle (a wasm thread pool) alive.
+  port.close();
+  setTimeout(() => process.exit(exitCode), 50);
+}
+
+async function run(job: TrainJob | ExportJob): Promise<number> {
+  try {
+    if (job.type === 'train') {
+      let failed = false;
+      await runTraining(job, {
+        emit: (message) => {
+          if (message.type === 'failed') failed = true;
+          post(message);
+        },
+        shouldStop: () => stopRequested,
+      });
+      return failed ? 1 : 0;
+    }
+    const report = await exportAdapter(job, (message) => post({ type: 'log', level: 'info', message }));
+    post({ type: 'exported', report });
+    return 0;
+  } catch (error) {
+    fail(error);
+    return 1;
+  }
+}
+
+port.on('message', (raw: unknown) => {
+  const parsed = MainToWorkerSchema.safeParse(raw);
+  if (!parsed.success) {
+    const summary = parsed.error.issues.map((i) => `${i.path.join('.') || '(message)'}: ${i.message}`).join('; ');
+    post({ type: 'failed', error: { code: 'invalid_input', message: `The worker received an invalid message: ${summary}`, details: { issues: parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) } } });
+    if (state === 'idle') finish(1);
+    return;
+  }
+  const message = parsed.data;
+  if (message.type === 'stop') {
+    stopRequested = true;
+    // Stopped before a job arrived: there is nothing to save.
+    if (state === 'idle') finish(0);
+    return;
+  }
+  if (state !== 'idle') {
+    post({ type: 'log', level: 'warn', message: `A ${message.type} job arrived while another job runs; it was ignored (one job per worker).` });
+    return;
+  }
+  state = 'running';
+  void run(message).then(finish);
+});
+
+process.on('uncaughtException', (error) => {
+  fail(error, 'worker_failed');
+  finish(1);
+});
+process.on('unhandledRejection', (reason) => {
+  fail(reason, 'worker_failed');
+  finish(1);
+});

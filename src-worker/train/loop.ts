@@ -1,0 +1,302 @@
+// The training loop of one run (ARCHITECTURE.md, "Data flow of one run"): load model, tokenizer and
+// data; attach the method's adapter; AdamW over the adapter's parameter groups with warmup + cosine
+// schedule and global-norm clipping; progress every step, metrics batched, validation loss,
+// atomic checkpoints, stop and resume; at the end the adapter in PEFT layout plus its probe.
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type * as tfc from '@tensorflow/tfjs-core';
+import { WorkbenchError } from '../../src-shared/errors.ts';
+import type { BackendInfo, MetricPoint } from '../../src-shared/runs.ts';
+import type { TrainJob, WorkerToMain } from '../../src-shared/worker-protocol.ts';
+import { initBackend } from '../backend.ts';
+import { Batcher, collate, type Batch } from '../data/batcher.ts';
+import { readInstructionDataset, type InstructionExample } from '../data/dataset.ts';
+import { splitTrainValidation } from '../data/split.ts';
+import { targetCount, tokenizeExample, type TokenizedExample } from '../data/tokenize.ts';
+import { baseModelFingerprint, methodSettingsOf, writePeftAdapter, type AdapterSidecar } from '../export/peft.ts';
+import { makeProbe, probeLogits, writeProbe, type Probe } from '../export/probe.ts';
+import { loadCausalLM } from '../formats/model-folder.ts';
+import { loadTokenizer } from '../formats/tokenizer.ts';
+import { getMethod } from '../methods/index.ts';
+import type { AdapterModel } from '../methods/types.ts';
+import type { CausalLM } from '../models/types.ts';
+import { tf } from '../tf.ts';
+import { AdamW, clipByGlobalNorm } from './adamw.ts';
+import { loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.ts';
+import { causalLMLoss, causalLMLossSum } from './loss.ts';
+import { learningRateAt } from './schedule.ts';
+
+export interface TrainIO {
+  emit(message: WorkerToMain): void;
+  /** Polled between steps; true makes the loop save a checkpoint and end with `stopped`. */
+  shouldStop(): boolean;
+}
+
+/** Metrics go out at most this often (and always at the end): one message per step would flood the main process. */
+export const METRICS_INTERVAL_MS = 500;
+export const FINAL_ADAPTER_DIR = 'adapter';
+
+/** Lets queued messages (a `stop`) reach the worker between steps: awaiting tensor data alone does not. */
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+function datasetFingerprint(rows: InstructionExample[]): string {
+  const hash = createHash('sha256');
+  for (const row of rows) hash.update(JSON.stringify([row.prompt, row.completion]));
+  return hash.digest('hex');
+}
+
+/** Mean loss over the first `batches` validation batches, token-weighted, without dropout. */
+async function validationLoss(model: CausalLM, adapter: AdapterModel, examples: TokenizedExample[], indices: number[], batchSize: number, batches: number, padTokenId: number, maxSeqLen: number): Promise<number> {
+  let sum = 0;
+  let count = 0;
+  for (let b = 0; b < batches && b * batchSize < indices.length; b++) {
+    const batch = collate(indices.slice(b * batchSize, (b + 1) * batchSize).map((i) => examples[i]!), padTokenId, maxSeqLen);
+    const result = tf.tidy(() => {
+      const ids = tf.tensor2d(batch.inputIds, [batch.batchSize, batch.seqLen], 'int32');
+      const mask = tf.tensor2d(batch.lossMask, [batch.batchSize, batch.seqLen]);
+      const { sum, count } = causalLMLossSum(model.forward(ids, { adapters: adapter, training: false }), ids, mask);
+      return tf.stack([sum, count]);
+    });
+    const [s, c] = (await result.data()) as Float32Array;
+    result.dispose();
+    sum += s!;
+    count += c!;
+  }
+  return count > 0 ? sum / count : NaN;
+}
+
+export interface StepResult {
+  loss: number;
+  gradNorm: number;
+}
+
+/**
+ * One optimizer step on one batch: forward with adapter dropout, backward to the adapter variables
+ * only, global-norm clipping, AdamW. Every tensor it makes is disposed before it returns (the
+ * benchmark in bench/ times exactly this function).
+ */
+export async function trainStep(model: CausalLM, adapter: AdapterModel, optimizer: AdamW, batch: Batch, gradClip: number, nameOf: Map<string, string>, variables: tfc.Variable[], step: number): Promise<StepResult> {
+  const ids = tf.tensor2d(batch.inputIds, [batch.batchSize, batch.seqLen], 'int32');
+  const mask = tf.tensor2d(batch.lossMask, [batch.batchSize, batch.seqLen]);
+  const { value, grads } = tf.variableGrads(() => causalLMLoss(model.forward(ids, { adapters: adapter, training: true }), ids, mask), variables);
+  const named = new Map(Object.entries(grads).map(([variableName, g]) => [nameOf.get(variableName)!, g]));
+  const clipped = clipByGlobalNorm(named, gradClip);
+  try {
+    const [lossData, normData] = await Promise.all([value.data(), clipped.norm.data()]);
+    const loss = lossData[0]!;
+    const gradNorm = normData[0]!;
+    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+      throw new WorkbenchError(
+        'internal',
+        `Training diverged at step ${step}: the loss is ${loss} and the gradient norm ${gradNorm}. Lower the learning rate or the gradient clip and start again (or resume from the last checkpoint with a lower rate).`,
+        { step, loss, gradNorm },
+      );
+    }
+    optimizer.step(clipped.grads);
+    return { loss, gradNorm };
+  } finally {
+    tf.dispose([ids, mask, value, clipped.norm, ...Object.values(grads), ...clipped.grads.values()]);
+  }
+}
+
+export async function runTraining(job: TrainJob, io: TrainIO): Promise<void> {
+  const disposables: { dispose(): void }[] = [];
+  try {
+    await train(job, io, disposables);
+  } catch (error) {
+    io.emit({ type: 'failed', error: WorkbenchError.from(error).toJSON() });
+  } finally {
+    for (const d of disposables.reverse()) d.dispose();
+  }
+}
+
+async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void }[]): Promise<void> {
+  const { config } = job;
+  const t = config.training;
+  const log = (level: 'info' | 'warn' | 'error', message: string) => io.emit({ type: 'log', level, message });
+
+  const backend: BackendInfo = await initBackend(config.backend, (m) => log('info', m));
+  const model = await loadCausalLM(job.modelDir);
+  disposables.push(model);
+  const tokenizer = await loadTokenizer(job.modelDir);
+  const rows = await readInstructionDataset(job.datasetPath);
+
+  const maxSeqLen = Math.min(t.maxSeqLen, model.config.maxPositions);
+  if (maxSeqLen < t.maxSeqLen) log('warn', `maxSeqLen ${t.maxSeqLen} exceeds the model's ${model.config.maxPositions} positions; using ${maxSeqLen}.`);
+  const examples = rows.map((row) => tokenizeExample(tokenizer, row, maxSeqLen));
+  const tooBig = examples.findIndex((e) => e.inputIds.some((id) => id >= model.config.vocabSize));
+  if (tooBig >= 0) {
+    throw new WorkbenchError('model_invalid', `The tokenizer produces ids beyond the model's vocabulary of ${model.config.vocabSize} (dataset line ${rows[tooBig]!.line}): tokenizer.json does not belong to this model.`, { modelDir: job.modelDir });
+  }
+  const truncated = examples.filter((e) => e.truncated).length;
+  if (truncated > 0) log('info', `${truncated} of ${examples.length} examples were longer than ${maxSeqLen} tokens and were cut (prompt first).`);
+  const empty = examples.filter((e) => targetCount(e) === 0).length;
+  if (empty > 0) log('warn', `${empty} examples have no completion token to learn from after truncation; raise maxSeqLen.`);
+
+  const split = splitTrainValidation(rows.length, t.validationFraction, t.seed);
+  const batcher = new Batcher(split.train, t.batchSize, t.seed);
+  log('info', `Dataset: ${rows.length} rows, ${split.train.length} for training, ${split.validation.length} for validation.`);
+
+  const method = getMethod(config.method);
+  const adapter = method.create(model, method.parseSettings(methodSettingsOf(config)), t.seed);
+  disposables.push(adapter);
+  const trainable = adapter.trainable();
+  const groups = [...new Set(trainable.map((p) => p.group))];
+  const optimizer = new AdamW(
+    groups.map((group) => ({
+      name: group,
+      lr: t.learningRate,
+      weightDecay: t.weightDecay,
+      params: trainable.filter((p) => p.group === group).map((p) => ({ name: p.name, variable: p.variable })),
+    })),
+  );
+  disposables.push(optimizer);
+  const nameOf = new Map(trainable.map((p) => [p.variable.name, p.name]));
+  const variables = trainable.map((p) => p.variable);
+
+  const probeSource = (split.validation.length > 0 ? split.validation : split.train).map((i) => {
+    const e = examples[i]!;
+    return e.promptLength > 0 ? e.inputIds.slice(0, e.promptLength) : e.inputIds.slice(0, 8);
+  });
+  let probe: Probe = makeProbe(probeSource, tokenizer.padTokenId);
+  const fingerprint = datasetFingerprint(rows);
+  const baseFingerprint = await baseModelFingerprint(job.modelDir);
+
+  let startStep = 1;
+  let lastCheckpointStep = -1;
+  if (job.resumeFrom) {
+    const checkpoint = await loadCheckpoint(job.resumeFrom);
+    const { state } = checkpoint;
+    if (state.config.method !== config.method || JSON.stringify(methodSettingsOf(state.config)) !== JSON.stringify(methodSettingsOf(config))) {
+      throw new WorkbenchError('conflict', `Checkpoint ${job.resumeFrom} was trained with other ${config.method} settings; start a new run instead of resuming.`, { checkpoint: job.resumeFrom });
+    }
+    if (state.dataset.fingerprint !== fingerprint) log('warn', `The dataset changed since step ${state.step} was saved; the resumed run will draw different batches.`);
+    adapter.loadStateDict(checkpoint.adapter);
+    optimizer.loadStateDict(checkpoint.optimizer, state.optimizerStep);
+    try {
+      batcher.setState(state.batcher);
+    } catch {
+      // Only a changed dataset gets here (warned about above): its old position may lie past its end.
+      batcher.setState({ epoch: state.batcher.epoch, position: 0 });
+    }
+    probe = { inputIds: state.probeInputIds };
+    startStep = state.step + 1;
+    lastCheckpointStep = state.step;
+    log('info', `Resuming from ${job.resumeFrom} at step ${startStep}.`);
+  }
+
+  const trainableParams = adapter.trainableParamCount();
+  io.emit({ type: 'started', backend, trainableParams, totalParams: model.parameterCount() + trainableParams });
+
+  const sidecar = (step: number): AdapterSidecar => ({
+    format: 'lora-workbench-adapter',
+    version: 1,
+    method: config.method,
+    runId: job.runId,
+    step,
+    trainableParams,
+    config,
+    backend,
+    baseModel: { path: job.modelDir, fingerprint: baseFingerprint },
+    createdAt: new Date().toISOString(),
+  });
+  let points: MetricPoint[] = [];
+  let lastFlush = Date.now();
+  const flush = () => {
+    if (points.length > 0) io.emit({ type: 'metrics', points });
+    points = [];
+    lastFlush = Date.now();
+  };
+  const checkpoint = async (step: number) => {
+    const state: TrainerState = {
+      format: 'lora-workbench-trainer-state',
+      version: 1,
+      runId: job.runId,
+      step,
+      optimizerStep: optimizer.stepCount,
+      batcher: batcher.getState(),
+      dataset: { rows: rows.length, trainRows: split.train.length, validationRows: split.validation.length, fingerprint },
+      probeInputIds: probe.inputIds,
+      config,
+      savedAt: new Date().toISOString(),
+    };
+    const dir = await saveCheckpoint(job.runDir, { adapter, optimizer, state, baseModelNameOrPath: job.modelDir, sidecar: sidecar(step) });
+    lastCheckpointStep = step;
+    // Points up to this step go out before the checkpoint that covers them.
+    flush();
+    io.emit({ type: 'checkpoint', step, dir });
+  };
+
+  const record = (step: number, name: string, value: number) => points.push({ step, name, value, time: Date.now() });
+  const evaluate = async (step: number) => {
+    if (split.validation.length === 0) return;
+    const loss = await validationLoss(model, adapter, examples, split.validation, t.batchSize, t.evalBatches, tokenizer.padTokenId, maxSeqLen);
+    if (Number.isFinite(loss)) record(step, 'val/loss', loss);
+  };
+
+  let stepTimeEma: number | null = null;
+  for (let step = startStep; step <= t.maxSteps; step++) {
+    await yieldToEventLoop();
+    if (io.shouldStop()) {
+      const done = step - 1;
+      if (lastCheckpointStep !== done) await checkpoint(done);
+      flush();
+      io.emit({ type: 'stopped', step: done });
+      return;
+    }
+    const began = performance.now();
+    const lr = learningRateAt(step, { peak: t.learningRate, warmupSteps: t.warmupSteps, maxSteps: t.maxSteps });
+    for (const group of groups) optimizer.setLearningRate(group, lr);
+    const batch = collate(batcher.next().map((i) => examples[i]!), tokenizer.padTokenId, maxSeqLen);
+    const { loss, gradNorm } = await trainStep(model, adapter, optimizer, batch, t.gradClip, nameOf, variables, step);
+    const stepTimeMs = performance.now() - began;
+    stepTimeEma = stepTimeEma === null ? stepTimeMs : 0.9 * stepTimeEma + 0.1 * stepTimeMs;
+    const tokensPerSecond = batch.tokenCount / (stepTimeMs / 1000);
+
+    record(step, 'train/loss', loss);
+    for (const group of groups) record(step, `lr/${group}`, optimizer.learningRate(group));
+    record(step, 'grad_norm', gradNorm);
+    record(step, 'tokens_per_s', tokensPerSecond);
+    record(step, 'step_time_ms', stepTimeMs);
+    const memory = tf.memory() as { numBytes: number; numBytesInGPU?: number };
+    record(step, 'memory_mb', (memory.numBytesInGPU ?? memory.numBytes) / 2 ** 20);
+    io.emit({ type: 'progress', progress: { step, maxSteps: t.maxSteps, tokensPerSecond, stepTimeMs, etaSeconds: ((t.maxSteps - step) * stepTimeEma) / 1000 } });
+
+    if (step % t.evalEvery === 0 || step === t.maxSteps) await evaluate(step);
+    if (step % t.checkpointEvery === 0) await checkpoint(step);
+    if (Date.now() - lastFlush >= METRICS_INTERVAL_MS) flush();
+  }
+  // A run resumed from its final step has nothing left to train, but still owes its adapter.
+  if (startStep > t.maxSteps) log('info', `The checkpoint is already at step ${t.maxSteps}; writing the final adapter.`);
+  flush();
+
+  const adapterDir = path.join(job.runDir, FINAL_ADAPTER_DIR);
+  await writeFinalAdapter(adapterDir, async (dir) => {
+    await writePeftAdapter(adapter, dir, { baseModelNameOrPath: job.modelDir, sidecar: sidecar(t.maxSteps) });
+    await writeProbe(dir, probe, await probeLogits(model, adapter, probe), backend.name);
+  });
+  io.emit({ type: 'trained', adapterDir, step: t.maxSteps, trainableParams });
+}
+
+/** Writes the final adapter into a temporary sibling folder and swaps it in, replacing an older one. */
+async function writeFinalAdapter(dir: string, write: (tmp: string) => Promise<void>): Promise<void> {
+  const tmp = `${dir}.tmp-${process.pid}`;
+  await fs.promises.rm(tmp, { recursive: true, force: true });
+  await fs.promises.mkdir(tmp, { recursive: true });
+  try {
+    await write(tmp);
+  } catch (error) {
+    await fs.promises.rm(tmp, { recursive: true, force: true });
+    throw error;
+  }
+  if (fs.existsSync(dir)) {
+    const old = `${dir}.old-${process.pid}`;
+    await fs.promises.rm(old, { recursive: true, force: true });
+    await fs.promises.rename(dir, old);
+    await fs.promises.rename(tmp, dir);
+    await fs.promises.rm(old, { recursive: true, force: true });
+  } else {
+    await fs.promises.rename(tmp, dir);
+  }
+}

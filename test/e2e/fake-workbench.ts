@@ -1,0 +1,189 @@
+// An in-page stand-in for the WorkbenchApi, for the UI tests in ui.spec.ts only (never shipped). It is
+// installed as window.workbench before the app's scripts run, the way Electron's preload provides the real
+// one, and simulates training with a decaying loss so every page state can be reached in seconds.
+//
+// installFakeWorkbench is serialized into the page by page.addInitScript: it must not use anything from
+// its module scope at run time (types are fine, they are erased).
+import type { RunEvent, SystemInfo } from '../../src-shared/api.ts';
+import type { RunConfig } from '../../src-shared/config.ts';
+import type { MethodDescriptor } from '../../src-shared/methods.ts';
+import type { Adapter, ExportReport, MetricPoint, Run } from '../../src-shared/runs.ts';
+
+export interface FakeSeed {
+  defaults: RunConfig;
+  methods: MethodDescriptor[];
+  installedBackends: SystemInfo['installedBackends'];
+  /** Runs (and their adapters) present when the page opens. */
+  runs: Run[];
+  adapters: Adapter[];
+  /** Milliseconds per simulated training step. */
+  stepMs: number;
+}
+
+export function installFakeWorkbench(seed: FakeSeed): void {
+  type Listener = (event: RunEvent) => void;
+  const listeners = new Set<Listener>();
+  const runs = new Map<string, Run>(seed.runs.map((r) => [r.id, r]));
+  const metrics = new Map<string, MetricPoint[]>();
+  const adapters = [...seed.adapters];
+  const timers = new Map<string, number>();
+  let counter = runs.size;
+
+  const emit = (event: RunEvent) => {
+    for (const listener of listeners) listener(structuredClone(event));
+  };
+  const error = (code: string, message: string) => Object.assign(new Error(message), { code, message });
+  const reply = <T>(value: T) => new Promise<T>((resolve) => setTimeout(() => resolve(structuredClone(value)), 5));
+  const find = (id: string) => {
+    const run = runs.get(id);
+    if (!run) throw error('not_found', `No run with id ${id}.`);
+    return run;
+  };
+  const update = (id: string, patch: Partial<Run>) => {
+    const run = { ...find(id), ...patch };
+    runs.set(id, run);
+    emit({ kind: 'run', run });
+    return run;
+  };
+
+  /** A loss that falls from ~3.2 towards ~1.4 with a little deterministic noise. */
+  const lossAt = (step: number) => 1.4 + 1.8 * Math.exp(-step / 12) + 0.05 * Math.sin(step * 1.7);
+
+  function train(id: string, fromStep: number) {
+    let step = fromStep;
+    // Like the engine after a resume: what was recorded after the checkpoint is trained again.
+    metrics.set(id, (metrics.get(id) ?? []).filter((p) => p.step <= fromStep));
+    update(id, { status: 'running', startedAt: new Date().toISOString(), backend: { name: 'cpu', adapter: 'JavaScript (fake)' } });
+    emit({ kind: 'log', runId: id, level: 'info', message: `training from step ${fromStep}` });
+    const timer = window.setInterval(() => {
+      const run = find(id);
+      const t = run.config.training;
+      step++;
+      const time = Date.now();
+      const points: MetricPoint[] = [
+        { step, name: 'train/loss', value: lossAt(step), time },
+        { step, name: 'lr', value: t.learningRate * Math.min(1, step / Math.max(1, t.warmupSteps)), time },
+        { step, name: 'grad_norm', value: 0.5 + 1 / step, time },
+        { step, name: 'tokens_per_s', value: 1200 + step, time },
+        { step, name: 'step_time_ms', value: seed.stepMs, time },
+      ];
+      if (step % t.evalEvery === 0 || step === t.maxSteps) points.push({ step, name: 'val/loss', value: lossAt(step) + 0.1, time });
+      metrics.get(id)!.push(...points);
+      emit({ kind: 'metrics', runId: id, points });
+      const patch: Partial<Run> = {
+        progress: {
+          step,
+          maxSteps: t.maxSteps,
+          tokensPerSecond: 1200 + step,
+          stepTimeMs: seed.stepMs,
+          etaSeconds: ((t.maxSteps - step) * seed.stepMs) / 1000,
+        },
+      };
+      if (step % t.checkpointEvery === 0) patch.lastCheckpointStep = step;
+      if (step >= t.maxSteps) {
+        window.clearInterval(timer);
+        timers.delete(id);
+        const adapter: Adapter = {
+          id: `adapter-${id}`,
+          runId: id,
+          name: run.name,
+          method: run.config.method,
+          baseModel: run.config.model,
+          path: `/data/runs/${id}/adapter`,
+          step,
+          trainableParams: 147456,
+          createdAt: new Date().toISOString(),
+        };
+        adapters.push(adapter);
+        Object.assign(patch, { status: 'completed', finishedAt: new Date().toISOString(), adapterId: adapter.id, lastCheckpointStep: step });
+      }
+      update(id, patch);
+    }, seed.stepMs);
+    timers.set(id, timer);
+  }
+
+  function report(name: string): ExportReport {
+    return {
+      outDir: `/data/exports/${name}`,
+      files: [
+        { name: 'adapter_config.json', bytes: 412 },
+        { name: 'adapter_model.safetensors', bytes: 590_112 },
+      ],
+      verification: { maxAbsDiffToTrained: 3.1e-7, maxAbsDiffToBase: 0.42, passed: true },
+    };
+  }
+
+  window.workbench = {
+    system: {
+      info: () =>
+        reply({ version: '0.1.0', mode: 'browser' as const, dataDir: '/data', platform: 'linux', installedBackends: seed.installedBackends }),
+    },
+    catalog: {
+      list: () =>
+        reply({
+          models: [
+            { id: 'default', name: 'Default model (tiny GPT-2)', path: '/app/resources/models/default', description: 'Embedded for trying things out.' },
+          ],
+          datasets: [
+            { id: 'sample', name: 'Sample instructions', path: '/app/resources/datasets/sample.jsonl', description: 'A few hundred short examples.' },
+          ],
+          methods: seed.methods,
+          defaults: seed.defaults,
+        }),
+    },
+    runs: {
+      list: () => reply([...runs.values()]),
+      get: async (id: string) => reply(find(id)),
+      metrics: async (id: string) => reply(metrics.get(id) ?? []),
+      start: async (input) => {
+        const config = input as RunConfig;
+        if (config.training.batchSize > 64) throw error('out_of_memory', 'Out of memory at batch size ' + config.training.batchSize + '. Lower the batch size.');
+        const id = `run-${++counter}`;
+        const run: Run = {
+          id,
+          name: config.name || `lora-${counter}`,
+          config,
+          status: 'queued',
+          backend: null,
+          createdAt: new Date().toISOString(),
+          startedAt: null,
+          finishedAt: null,
+          error: null,
+          progress: null,
+          lastCheckpointStep: null,
+          adapterId: null,
+        };
+        runs.set(id, run);
+        emit({ kind: 'run', run });
+        setTimeout(() => train(id, 0), 20);
+        return reply(run);
+      },
+      stop: async (id: string) => {
+        window.clearInterval(timers.get(id));
+        timers.delete(id);
+        return reply(update(id, { status: 'stopped', finishedAt: new Date().toISOString() }));
+      },
+      resume: async (id: string) => {
+        const run = find(id);
+        if (run.lastCheckpointStep === null) throw error('conflict', 'This run has no checkpoint to resume from.');
+        setTimeout(() => train(id, run.lastCheckpointStep!), 20);
+        return reply(update(id, { status: 'queued', error: null, finishedAt: null }));
+      },
+    },
+    adapters: { list: () => reply(adapters) },
+    exports: {
+      create: async (request) => {
+        if (request.adapterId) {
+          const adapter = adapters.find((a) => a.id === request.adapterId);
+          if (!adapter) throw error('not_found', `No adapter ${request.adapterId}.`);
+          return reply(report(adapter.name));
+        }
+        return reply(report(find(request.runId!).name));
+      },
+    },
+    onRunEvent(listener: Listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+  };
+}

@@ -94,8 +94,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         throw new WorkbenchError('invalid_input', 'A call must be JSON: {"id": number, "method": string, "input": ...}.');
       }
       if (raw && typeof raw === 'object' && Number.isInteger((raw as { id?: unknown }).id)) id = (raw as { id: number }).id;
-      // JSON drops `input: undefined`, so a call without input arrives without the key.
-      const parsed = WireCallSchema.safeParse(raw && typeof raw === 'object' ? { input: undefined, ...raw } : raw);
+      const parsed = WireCallSchema.safeParse(raw);
       if (!parsed.success) throw new WorkbenchError('invalid_input', 'A call must be {"id": integer, "method": string, "input": ...}.');
       reply = { id, ok: true, output: await dispatch(options.api, parsed.data.method, parsed.data.input) };
     } catch (error) {

@@ -1,6 +1,6 @@
 // Seeded batches. Epoch e visits the training rows in a permutation drawn from (seed, e), so the
 // batcher's whole state is two integers: a resumed run sees exactly the batches it would have seen.
-import { deriveSeed, shuffled } from '../train/rng.ts';
+import { deriveSeed, shuffled } from '../rng.ts';
 import type { TokenizedExample } from './tokenize.ts';
 
 const BATCH_STREAM = 0xba7c_4000;

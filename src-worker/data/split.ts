@@ -1,6 +1,6 @@
 // Train/validation split that depends only on (number of rows, fraction, seed), so a resumed run,
 // an evaluation and a rerun with the same seed all hold out the same rows.
-import { deriveSeed, shuffled } from '../train/rng.ts';
+import { deriveSeed, shuffled } from '../rng.ts';
 
 /** Salt so the split and the batch order draw different streams from one run seed. */
 const SPLIT_STREAM = 0x5911_7000;

@@ -6,28 +6,9 @@ import { LoraSettingsSchema, type LoraSettings } from '../../src-shared/config.t
 import { validate, WorkbenchError } from '../../src-shared/errors.ts';
 import type { CausalLM, LinearModule } from '../models/types.ts';
 import { matMul } from '../models/ops.ts';
+import { deriveSeed, mulberry32 } from '../rng.ts';
 import { tf } from '../tf.ts';
 import type { AdapterModel, MethodImplementation } from './types.ts';
-
-/** Deterministic 32-bit PRNG (mulberry32): the same init on every backend, unlike tf.random*. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Mixes a run seed with a stream index (module, call) into an independent 32-bit seed. */
-export function mixSeed(seed: number, stream: number): number {
-  let h = Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(stream + 0x632be5ab, 0xc2b2ae35);
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
-}
 
 export interface TargetSelection {
   targets: LinearModule[];
@@ -119,9 +100,9 @@ export class LoraModel implements AdapterModel {
       const index = modules.findIndex((m) => m.path === module.path);
       // kaiming_uniform_(A, a=sqrt(5)): bound = sqrt(6 / ((1 + a^2) fan_in)) = 1 / sqrt(in).
       const bound = 1 / Math.sqrt(module.inFeatures);
-      const random = mulberry32(mixSeed(seed, index));
+      const random = mulberry32(deriveSeed(seed, index));
       const a = new Float32Array(r * module.inFeatures);
-      for (let i = 0; i < a.length; i++) a[i] = (2 * random() - 1) * bound;
+      for (let i = 0; i < a.length; i++) a[i] = (2 * random.next() - 1) * bound;
       this.layers.set(module.path, {
         module,
         index,
@@ -137,10 +118,10 @@ export class LoraModel implements AdapterModel {
   /** Inverted dropout with a mask drawn from the run seed, so a run's sequence of masks is reproducible. */
   private dropout(x: tf.Tensor2D, layer: LoraLayer): tf.Tensor2D {
     const p = this.settings.dropout;
-    const random = mulberry32(mixSeed(this.seed ^ 0x5bd1e995, layer.index * 1_000_003 + this.dropoutCalls++));
+    const random = mulberry32(deriveSeed(this.seed, 0x5bd1e995, layer.index, this.dropoutCalls++));
     const keep = 1 / (1 - p);
     const mask = new Float32Array(x.size);
-    for (let i = 0; i < mask.length; i++) mask[i] = random() < p ? 0 : keep;
+    for (let i = 0; i < mask.length; i++) mask[i] = random.next() < p ? 0 : keep;
     return tf.mul(x, tf.tensor2d(mask, x.shape));
   }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Batcher, collate } from '../../src-worker/data/batcher.ts';
 import type { TokenizedExample } from '../../src-worker/data/tokenize.ts';
-import { mulberry32, shuffled } from '../../src-worker/train/rng.ts';
+import { mulberry32, shuffled } from '../../src-worker/rng.ts';
 
 const indices = Array.from({ length: 10 }, (_, i) => 100 + i);
 

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import type { CausalLM } from '../models/types.ts';
 import { createGPT2, gpt2ConfigFromHF } from '../models/gpt2.ts';
+import { createLlama, llamaConfigFromHF } from '../models/llama.ts';
 import { numel, readSafetensorsFile, readSafetensorsHeader } from './safetensors.ts';
 
 export interface ModelFolderInfo {
@@ -20,15 +21,23 @@ export interface ModelFolderInfo {
   config: Record<string, unknown>;
 }
 
-const loaders: Record<string, (dir: string, info: ModelFolderInfo) => Promise<CausalLM>> = {
+type Loader = (dir: string, info: ModelFolderInfo) => Promise<CausalLM>;
+const weightSource = (dir: string, info: ModelFolderInfo) => (info.weightFiles.length === 1 ? info.weightFiles[0]! : dir);
+// One loader for the Llama family: Qwen2 differs by its q/k/v biases, Mistral by its sliding window (llama.ts).
+const loadLlama: Loader = async (dir, info) => createLlama(llamaConfigFromHF(info.config, path.join(dir, 'config.json')), await readWeights(info.weightFiles), weightSource(dir, info));
+const loaders: Record<string, Loader> = {
   gpt2: async (dir, info) => {
     const config = gpt2ConfigFromHF(info.config, path.join(dir, 'config.json'));
-    return createGPT2(config, await readWeights(info.weightFiles), info.weightFiles.length === 1 ? info.weightFiles[0] : dir);
+    return createGPT2(config, await readWeights(info.weightFiles), weightSource(dir, info));
   },
+  llama: loadLlama,
+  qwen2: loadLlama,
+  mistral: loadLlama,
 };
 export const supportedModelTypes = Object.keys(loaders);
 
-const BUFFER_KEY = /(^|\.)attn\.(masked_)?bias$/;
+// GPT-2's causal mask and its fill value; Llama's RoPE inverse frequencies in older checkpoints.
+const BUFFER_KEY = /(^|\.)attn\.(masked_)?bias$|\.rotary_emb\.inv_freq$/;
 
 function invalid(message: string, file: string): never {
   throw new WorkbenchError('model_invalid', message, { file });

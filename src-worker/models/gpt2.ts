@@ -9,6 +9,7 @@ linear layer (Conv1D) consults through ForwardOptions.adapters.
 */
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import { tf } from '../tf.ts';
+import type { KVCache } from './kv-cache.ts';
 import { frozenLinear, matMul } from './ops.ts';
 import type { AdapterHooks, CausalLM, ForwardOptions, LinearModule, ModelConfigSummary } from './types.ts';
 
@@ -99,6 +100,8 @@ export function gpt2ParameterShapes(config: GPT2Config): Map<string, number[]> {
   return shapes;
 }
 
+const LENGTHS_KEPT = 4;
+
 // Non-parameter buffers that older checkpoints carry: the causal mask and its fill value.
 const IGNORED_KEY = /^(transformer\.)?h\.\d+\.attn\.(masked_)?bias$/;
 
@@ -173,21 +176,27 @@ function activate(x: tf.Tensor2D, kind: GPT2Activation): tf.Tensor2D {
 
 class CausalSelfAttention {
   constructor(
+    readonly layerIdx: number,
     readonly cAttn: Conv1D, // q, k, v projections for all heads, concatenated: C -> 3C
     readonly cProj: Conv1D, // output projection: C -> C
     readonly nHead: number,
     readonly scale: number, // 1 / sqrt(hs), and / (layer index + 1) when configured
   ) {}
 
-  /** x: (B*T, C) -> (B*T, C); mask: (T, T) additive, 0 on and below the diagonal, -1e9 above. */
-  apply(x: tf.Tensor2D, B: number, T: number, mask: tf.Tensor2D, opts: ForwardOptions): tf.Tensor2D {
+  /**
+   * x: (B*T, C) -> (B*T, C); mask: (T, S) additive, 0 where query t (position S - T + t) may see key s,
+   * -1e9 elsewhere, or null for a single new token; S = T unless `cache` holds earlier positions.
+   */
+  apply(x: tf.Tensor2D, B: number, T: number, mask: tf.Tensor2D | null, opts: ForwardOptions, cache: KVCache | null = null): tf.Tensor2D {
     const C = x.shape[1];
     const hs = C / this.nHead;
     const training = opts.training ?? false;
     const qkv = this.cAttn.apply(x, opts.adapters, training);
     // (B*T, 3C) -> three (B, nh, T, hs): heads become a batch dimension.
-    const [q, k, v] = tf.split(qkv, 3, 1).map((t) => tf.transpose(tf.reshape(t, [B, T, this.nHead, hs]), [0, 2, 1, 3])) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
-    const att = tf.softmax(tf.add(tf.mul(matMul(q, k, false, true), this.scale), mask)); // (B, nh, T, T)
+    let [q, k, v] = tf.split(qkv, 3, 1).map((t) => tf.transpose(tf.reshape(t, [B, T, this.nHead, hs]), [0, 2, 1, 3])) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+    if (cache) ({ k, v } = cache.append(this.layerIdx, k, v)); // (B, nh, S, hs)
+    const scores = tf.mul(matMul(q, k, false, true), this.scale); // (B, nh, T, S)
+    const att = tf.softmax(mask ? tf.add(scores, mask) : scores);
     const y = matMul(att, v); // (B, nh, T, hs)
     return this.cProj.apply(tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B * T, C]), opts.adapters, training);
   }
@@ -215,8 +224,8 @@ class Block {
     readonly mlp: MLP,
   ) {}
 
-  apply(x: tf.Tensor2D, B: number, T: number, mask: tf.Tensor2D, opts: ForwardOptions): tf.Tensor2D {
-    x = tf.add(x, this.attn.apply(this.ln1.apply(x), B, T, mask, opts));
+  apply(x: tf.Tensor2D, B: number, T: number, mask: tf.Tensor2D | null, opts: ForwardOptions, cache: KVCache | null): tf.Tensor2D {
+    x = tf.add(x, this.attn.apply(this.ln1.apply(x), B, T, mask, opts, cache));
     return tf.add(x, this.mlp.apply(this.ln2.apply(x), opts));
   }
 }
@@ -247,7 +256,7 @@ export class GPT2 implements CausalLM {
       this.blocks.push(
         new Block(
           norm(`${h}.ln_1`),
-          new CausalSelfAttention(linear(`${h}.attn.c_attn`), linear(`${h}.attn.c_proj`), c.nHead, scale),
+          new CausalSelfAttention(i, linear(`${h}.attn.c_attn`), linear(`${h}.attn.c_proj`), c.nHead, scale),
           norm(`${h}.ln_2`),
           new MLP(linear(`${h}.mlp.c_fc`), linear(`${h}.mlp.c_proj`), c.activation),
         ),
@@ -276,6 +285,12 @@ export class GPT2 implements CausalLM {
       const mask = new Float32Array(T * T);
       for (let i = 0; i < T; i++) mask.fill(-1e9, i * T + i + 1, (i + 1) * T);
       const wpe = this.params.get('transformer.wpe.weight') as tf.Tensor2D;
+      // Training uses one length; decoding without a cache a new one per step, so only a few are kept.
+      if (this.perLength.size >= LENGTHS_KEPT) {
+        const [oldest, old] = this.perLength.entries().next().value as [number, { mask: tf.Tensor2D; positions: tf.Tensor2D }];
+        tf.dispose([old.mask, old.positions]);
+        this.perLength.delete(oldest);
+      }
       // keep(): these outlive whatever tidy scope the first forward at this length ran in.
       entry = { mask: tf.keep(tf.tensor2d(mask, [T, T])), positions: tf.keep(tf.slice(wpe, [0, 0], [T, this.gpt2Config.nEmbd])) };
       this.perLength.set(T, entry);
@@ -283,28 +298,45 @@ export class GPT2 implements CausalLM {
     return entry;
   }
 
+  /** Mask and position embeddings for T new tokens after `past` cached ones (see CausalSelfAttention.apply). */
+  private inputsAt(past: number, T: number): { mask: tf.Tensor2D | null; positions: tf.Tensor2D } {
+    if (past === 0) return this.constantsFor(T);
+    const S = past + T;
+    const data = new Float32Array(T * S);
+    for (let i = 0; i < T; i++) data.fill(-1e9, i * S + past + i + 1, (i + 1) * S);
+    const wpe = this.params.get('transformer.wpe.weight') as tf.Tensor2D;
+    return { mask: T === 1 ? null : tf.tensor2d(data, [T, S]), positions: tf.slice(wpe, [past, 0], [T, this.gpt2Config.nEmbd]) };
+  }
+
   /** Final hidden states after ln_f as (B*T, C). */
-  private trunk(inputIds: tf.Tensor2D, opts: ForwardOptions): tf.Tensor2D {
+  private trunk(inputIds: tf.Tensor2D, opts: ForwardOptions, cache: KVCache | null = null): tf.Tensor2D {
     const [B, T] = inputIds.shape;
     const C = this.gpt2Config.nEmbd;
-    if (T > this.gpt2Config.nPositions) {
-      throw new WorkbenchError('invalid_input', `Sequence length ${T} exceeds the model's ${this.gpt2Config.nPositions} positions; lower the maximum sequence length.`);
+    const past = cache ? cache.length : 0;
+    if (past + T > this.gpt2Config.nPositions) {
+      throw new WorkbenchError('invalid_input', `Sequence length ${past + T} exceeds the model's ${this.gpt2Config.nPositions} positions; lower the maximum sequence length.`);
     }
-    const { mask, positions } = this.constantsFor(T);
+    cache?.assertFits(this.blocks.length);
+    const { mask, positions } = this.inputsAt(past, T);
     const ids = inputIds.dtype === 'int32' ? inputIds : tf.cast(inputIds, 'int32');
     const wte = this.params.get('transformer.wte.weight') as tf.Tensor2D;
     let x = tf.reshape(tf.add(tf.reshape(tf.gather(wte, tf.reshape(ids, [B * T])), [B, T, C]), positions), [B * T, C]) as tf.Tensor2D;
-    for (const block of this.blocks) x = block.apply(x, B, T, mask, opts);
+    for (const block of this.blocks) x = block.apply(x, B, T, mask, opts, cache);
+    cache?.advance(T);
     return this.lnF.apply(x);
   }
 
+  private logits(h: tf.Tensor2D, B: number, T: number): tf.Tensor3D {
+    const logits = frozenLinear(h, tf.getBackend() === 'wasm' ? { w: this.headTransposed(), wT: this.lmHead } : { wT: this.lmHead });
+    return tf.reshape(logits, [B, T, this.gpt2Config.vocabSize]) as tf.Tensor3D;
+  }
+
   forward(inputIds: tf.Tensor2D, options: ForwardOptions = {}): tf.Tensor3D {
-    return tf.tidy(() => {
-      const [B, T] = inputIds.shape;
-      const h = this.trunk(inputIds, options);
-      const logits = frozenLinear(h, tf.getBackend() === 'wasm' ? { w: this.headTransposed(), wT: this.lmHead } : { wT: this.lmHead });
-      return tf.reshape(logits, [B, T, this.gpt2Config.vocabSize]) as tf.Tensor3D;
-    });
+    return tf.tidy(() => this.logits(this.trunk(inputIds, options), ...inputIds.shape));
+  }
+
+  forwardWithCache(inputIds: tf.Tensor2D, cache: KVCache, options: ForwardOptions = {}): tf.Tensor3D {
+    return tf.tidy(() => this.logits(this.trunk(inputIds, options, cache), ...inputIds.shape));
   }
 
   private headTransposed(): tf.Tensor2D {

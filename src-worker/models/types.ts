@@ -1,5 +1,6 @@
 // What every model family offers the training loop and the adapter methods.
 import type * as tf from '@tensorflow/tfjs-core';
+import type { KVCache } from './kv-cache.ts';
 
 /** A linear layer an adapter may target, named by its Hugging Face module path. */
 export interface LinearModule {
@@ -24,7 +25,7 @@ export interface ForwardOptions {
 }
 
 export interface ModelConfigSummary {
-  family: 'gpt2';
+  family: 'gpt2' | 'llama';
   modelType: string;
   vocabSize: number;
   hiddenSize: number;
@@ -39,6 +40,12 @@ export interface CausalLM {
   linearModules(): LinearModule[];
   /** Logits [B, T, vocab] for token ids [B, T] (int32). */
   forward(inputIds: tf.Tensor2D, options?: ForwardOptions): tf.Tensor3D;
+  /**
+   * Logits [B, T, vocab] for ids [B, T] that continue the `cache.length` tokens already in `cache`
+   * (positions cache.length .. cache.length + T - 1); their keys and values are appended to it.
+   * For decoding only: no gradient flows through the cache.
+   */
+  forwardWithCache(inputIds: tf.Tensor2D, cache: KVCache, options?: ForwardOptions): tf.Tensor3D;
   /** Pooled representation used by semantic and bias methods: final hidden states [B, T, hidden]. */
   hiddenStates(inputIds: tf.Tensor2D, options?: ForwardOptions): tf.Tensor3D;
   parameterCount(): number;

@@ -127,7 +127,7 @@ describe('loadCausalLM', () => {
     const config = JSON.parse(await fs.promises.readFile(path.join(dir, 'config.json'), 'utf-8'));
     await fs.promises.writeFile(path.join(dir, 'config.json'), JSON.stringify({ ...config, model_type: 'mamba' }));
     const error = await expectModelInvalid(loadCausalLM(dir), /model_type "mamba" is not supported; supported model types: gpt2/);
-    expect(error.details).toMatchObject({ supported: ['gpt2'] });
+    expect(error.details).toMatchObject({ supported: ['gpt2', 'llama', 'qwen2', 'mistral'] });
   });
 
   it('names the tensor whose shape disagrees with config.json', async () => {

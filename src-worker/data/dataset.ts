@@ -89,15 +89,7 @@ export function parseInstructionJsonl(text: string, source = 'dataset'): Instruc
     if (typeof parsed === 'string') errors.push({ line, message: parsed });
     else examples.push(parsed);
   });
-  if (errors.length > 0) {
-    const shown = errors.slice(0, 5).map((e) => `line ${e.line}: ${e.message}`).join('; ');
-    const more = errors.length > 5 ? ` (and ${errors.length - 5} more)` : '';
-    throw new WorkbenchError(
-      'dataset_invalid',
-      `${source} has ${errors.length} bad row${errors.length === 1 ? '' : 's'}: ${shown}${more}. Fix or remove these lines and start again.`,
-      { errors },
-    );
-  }
+  if (errors.length > 0) throwBadRows(source, errors);
   if (examples.length === 0) {
     throw new WorkbenchError('dataset_invalid', `${source} has no rows; ${SHAPES}, one JSON object per line.`, { errors: [] });
   }
@@ -117,4 +109,15 @@ export async function readInstructionDataset(path: string): Promise<InstructionE
     );
   }
   return parseInstructionJsonl(text, path);
+}
+
+/** One error listing every bad row (the first five in the message), so a file is fixed in one pass. */
+export function throwBadRows(source: string, errors: DatasetRowError[]): never {
+  const shown = errors.slice(0, 5).map((e) => `line ${e.line}: ${e.message}`).join('; ');
+  const more = errors.length > 5 ? ` (and ${errors.length - 5} more)` : '';
+  throw new WorkbenchError(
+    'dataset_invalid',
+    `${source} has ${errors.length} bad row${errors.length === 1 ? '' : 's'}: ${shown}${more}. Fix or remove these lines and start again.`,
+    { errors },
+  );
 }

@@ -12,6 +12,8 @@ import { tf } from '../tf.ts';
 import type { KVCache } from './kv-cache.ts';
 import { frozenLinear, matMul } from './ops.ts';
 import type { AdapterHooks, CausalLM, ForwardOptions, LinearModule, ModelConfigSummary } from './types.ts';
+import { randomWeights, type WeightData } from './random-weights.ts';
+export type { WeightData };
 
 export interface GPT2Config {
   vocabSize: number; // 50257 for GPT-2's BPE
@@ -70,11 +72,6 @@ export function gpt2ConfigFromHF(json: Record<string, unknown>, source = 'config
     activation,
     scaleAttnByInverseLayerIdx: json.scale_attn_by_inverse_layer_idx === true,
   };
-}
-
-export interface WeightData {
-  shape: number[];
-  data: Float32Array;
 }
 
 /** Every parameter GPT2LMHeadModel has, with its shape (Conv1D weights are [in, out]). */
@@ -421,21 +418,5 @@ export function createGPT2(config: GPT2Config, weights: Map<string, WeightData>,
 
 /** Seeded random weights in GPT-2's layout (for tests and benchmarks): N(0, std) matrices, LayerNorm near identity. */
 export function randomGPT2Weights(config: GPT2Config, seed: number, std = 0.02): Map<string, WeightData> {
-  let state = seed >>> 0 || 1;
-  const uniform = () => {
-    // xorshift32: fast, seedable, and the same on every backend (tf.random* depends on the backend).
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return ((state >>> 0) + 0.5) / 4294967296;
-  };
-  const normal = () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
-  const weights = new Map<string, WeightData>();
-  for (const [key, shape] of gpt2ParameterShapes(config)) {
-    const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
-    const isLn = /\.ln_(1|2|f)\.weight$/.test(key);
-    for (let i = 0; i < data.length; i++) data[i] = (isLn ? 1 : 0) + std * normal();
-    weights.set(key, { shape, data });
-  }
-  return weights;
+  return randomWeights(gpt2ParameterShapes(config), seed, std, (key) => /\.ln_(1|2|f)\.weight$/.test(key));
 }

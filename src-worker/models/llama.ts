@@ -16,6 +16,8 @@ import { tf } from '../tf.ts';
 import type { KVCache } from './kv-cache.ts';
 import { frozenLinear, matMul } from './ops.ts';
 import type { AdapterHooks, CausalLM, ForwardOptions, LinearModule, ModelConfigSummary } from './types.ts';
+import { randomWeights, type WeightData } from './random-weights.ts';
+export type { WeightData };
 
 export const llamaModelTypes = ['llama', 'qwen2', 'mistral'] as const;
 export type LlamaModelType = (typeof llamaModelTypes)[number];
@@ -119,11 +121,6 @@ export function llamaConfigFromHF(json: Record<string, unknown>, source = 'confi
     // LlamaConfig, Qwen2Config and MistralConfig all default to untied.
     tieWordEmbeddings: json.tie_word_embeddings === true,
   };
-}
-
-export interface WeightData {
-  shape: number[];
-  data: Float32Array;
 }
 
 const LINEARS = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj'] as const;
@@ -556,21 +553,5 @@ export function createLlama(config: LlamaConfig, weights: Map<string, WeightData
 
 /** Seeded random weights in LlamaForCausalLM's layout (for tests and benchmarks): N(0, std) matrices, norms near 1. */
 export function randomLlamaWeights(config: LlamaConfig, seed: number, std = 0.02): Map<string, WeightData> {
-  let state = seed >>> 0 || 1;
-  const uniform = () => {
-    // xorshift32: the same on every backend (tf.random* depends on the backend).
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return ((state >>> 0) + 0.5) / 4294967296;
-  };
-  const normal = () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
-  const weights = new Map<string, WeightData>();
-  for (const [key, shape] of llamaParameterShapes(config)) {
-    const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
-    const isNorm = /(layernorm|norm)\.weight$/.test(key);
-    for (let i = 0; i < data.length; i++) data[i] = (isNorm ? 1 : 0) + std * normal();
-    weights.set(key, { shape, data });
-  }
-  return weights;
+  return randomWeights(llamaParameterShapes(config), seed, std, (key) => /(layernorm|norm)\.weight$/.test(key));
 }

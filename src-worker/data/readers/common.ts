@@ -3,7 +3,7 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WorkbenchError } from '../../../src-shared/errors.ts';
-import type { DatasetRowError } from '../dataset.ts';
+import { throwBadRows, type DatasetRowError } from '../dataset.ts';
 import { parseCsv, type CsvOptions, type CsvRecord } from './csv.ts';
 
 export type { DatasetRowError };
@@ -61,14 +61,7 @@ export class RowErrors {
 
   throwIfAny(source: string): void {
     if (this.list.length === 0) return;
-    const errors = [...this.list].sort((a, b) => a.line - b.line);
-    const shown = errors.slice(0, 5).map((e) => `line ${e.line}: ${e.message}`).join('; ');
-    const more = errors.length > 5 ? ` (and ${errors.length - 5} more)` : '';
-    throw new WorkbenchError(
-      'dataset_invalid',
-      `${source} has ${errors.length} bad row${errors.length === 1 ? '' : 's'}: ${shown}${more}. Fix or remove these lines and start again.`,
-      { errors },
-    );
+    throwBadRows(source, [...this.list].sort((a, b) => a.line - b.line));
   }
 }
 

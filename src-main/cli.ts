@@ -46,7 +46,7 @@ Run \`npm start\` for the desktop app.`;
 
 function trainHelp(): string {
   const fields = methodDescriptors
-    .flatMap((m) => m.fields.map((f) => `  ${m.settingsKey}.${f.key.padEnd(16)} ${f.help}`))
+    .map((m) => [`  method "${m.id}" (${m.label})${m.extends ? `, also reads the ${m.extends} settings` : ''}:`, ...m.fields.map((f) => `    ${`${m.settingsKey}.${f.key}`.padEnd(24)} ${f.help}`)].join('\n'))
     .join('\n');
   return `Usage: lora-workbench train --config run.json [--backend B] [--data-dir DIR]
 

@@ -1,10 +1,10 @@
 // WorkbenchApi: the one contract between the view and the services. Every front door (Electron IPC,
 // the loopback WebSocket, the CLI) calls one implementation of it; both ends validate with apiSpec.
 import { z } from 'zod';
-import { RunConfigSchema } from './config.ts';
+import { methodIds, RunConfigSchema } from './config.ts';
 import { AdapterSchema, ExportReportSchema, MetricPointSchema, RunSchema } from './runs.ts';
 import { validate, WorkbenchError } from './errors.ts';
-import type { MethodDescriptor } from './methods.ts';
+import { methodSettingsKeys, type MethodDescriptor } from './methods.ts';
 
 export const SystemInfoSchema = z.object({
   version: z.string(),
@@ -34,11 +34,12 @@ const FieldDescriptorSchema = z.object({
   help: z.string(),
 });
 export const MethodDescriptorSchema = z.object({
-  id: z.literal('lora'),
+  id: z.enum(methodIds),
   label: z.string(),
   summary: z.string(),
-  settingsKey: z.literal('lora'),
+  settingsKey: z.enum(methodSettingsKeys),
   fields: z.array(FieldDescriptorSchema),
+  extends: z.enum(methodIds).optional(),
 }) satisfies z.ZodType<MethodDescriptor>;
 
 export const CatalogSchema = z.object({

@@ -20,6 +20,32 @@ export const LoraSettingsSchema = z.object({
 });
 export type LoraSettings = z.infer<typeof LoraSettingsSchema>;
 
+/** LoRA+ (Hayou et al. 2024): lora_B trains at `ratio` times lora_A's learning rate (METHODS.md section 2). */
+export const LoraPlusSettingsSchema = z.object({
+  /** lambda: 1 is plain LoRA. */
+  ratio: z.number().positive().max(1000).default(16),
+  /** Peak learning rate of lora_B; null means ratio x training.learningRate. Follows the same schedule. */
+  learningRateB: z.number().positive().max(1).nullable().default(null),
+});
+export type LoraPlusSettings = z.infer<typeof LoraPlusSettingsSchema>;
+
+export const semanticSources = ['base-pooled'] as const;
+
+/** SeLoRA (METHODS.md section 3): Delta W(s) = B (I + g(s)) A, g a small MLP of the input's semantic vector s. */
+export const SeloraSettingsSchema = z.object({
+  /** Width of g's hidden layer (d_s -> hiddenSize -> r*r). */
+  hiddenSize: z.number().int().min(1).max(4096).default(16),
+  /** lambda_sem: weight of the semantic consistency loss L_sem. */
+  lambdaSem: z.number().min(0).default(0.1),
+  /** base-pooled: mean of the frozen base model's final hidden states over the prompt tokens, adapters off. */
+  semanticSource: z.enum(semanticSources).default('base-pooled'),
+});
+export type SeloraSettings = z.infer<typeof SeloraSettingsSchema>;
+
+/** Methods the engine registers (src-worker/methods/index.ts); src-shared/methods.ts describes each. */
+export const methodIds = ['lora', 'lora-plus', 'selora'] as const;
+export type MethodId = (typeof methodIds)[number];
+
 export const TrainingSettingsSchema = z.object({
   learningRate: z.number().positive().max(1).default(2e-3),
   batchSize: z.number().int().min(1).max(1024).default(8),
@@ -42,8 +68,11 @@ export const RunConfigSchema = z.object({
   name: z.string().max(200).default(''),
   model: z.string().min(1).default(DEFAULT_MODEL),
   dataset: z.string().min(1).default(SAMPLE_DATASET),
-  method: z.literal('lora').default('lora'),
+  method: z.enum(methodIds).default('lora'),
+  /** The adapter layer's settings: LoRA+ and SeLoRA build on the same layer and read them too. */
   lora: LoraSettingsSchema.default(LoraSettingsSchema.parse({})),
+  loraPlus: LoraPlusSettingsSchema.default(LoraPlusSettingsSchema.parse({})),
+  selora: SeloraSettingsSchema.default(SeloraSettingsSchema.parse({})),
   training: TrainingSettingsSchema.default(TrainingSettingsSchema.parse({})),
   backend: BackendChoiceSchema.default('auto'),
 });

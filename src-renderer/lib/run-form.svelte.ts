@@ -3,7 +3,7 @@
 import type { z } from 'zod';
 import type { Catalog } from '../../src-shared/api.ts';
 import { RunConfigSchema, type RunConfig } from '../../src-shared/config.ts';
-import type { FieldDescriptor, MethodDescriptor } from '../../src-shared/methods.ts';
+import { settingsSectionsOf, type FieldDescriptor, type MethodDescriptor, type MethodSettingsKey } from '../../src-shared/methods.ts';
 
 /** The training settings the form shows, described like a method's fields so the same inputs render them. */
 export const trainingFields: FieldDescriptor[] = [
@@ -82,17 +82,20 @@ export class RunForm {
     (this.config.training as unknown as Record<string, FieldValue>)[key] = value;
   }
 
-  /** The chosen method's settings live under config[method.settingsKey]. */
-  methodSetting(key: string): FieldValue {
-    return this.#settings()[key] ?? null;
+  /** The settings sections the chosen method reads (LoRA's first for methods built on it), each shown as a group of fields. */
+  readonly sections = $derived(settingsSectionsOf(this.method.id));
+
+  /** The chosen method's settings live under config[settingsKey] (its own section unless another is named). */
+  methodSetting(key: string, settingsKey: MethodSettingsKey = this.method.settingsKey): FieldValue {
+    return this.#settings(settingsKey)[key] ?? null;
   }
 
-  setMethodSetting(key: string, value: FieldValue): void {
-    this.#settings()[key] = value;
+  setMethodSetting(key: string, value: FieldValue, settingsKey: MethodSettingsKey = this.method.settingsKey): void {
+    this.#settings(settingsKey)[key] = value;
   }
 
-  #settings(): Record<string, FieldValue> {
-    return this.config[this.method.settingsKey] as unknown as Record<string, FieldValue>;
+  #settings(settingsKey: MethodSettingsKey): Record<string, FieldValue> {
+    return this.config[settingsKey] as unknown as Record<string, FieldValue>;
   }
 
   #methodOf(id: string): MethodDescriptor {

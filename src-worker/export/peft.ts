@@ -11,7 +11,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { RunConfigSchema, type RunConfig } from '../../src-shared/config.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
-import { methodDescriptors } from '../../src-shared/methods.ts';
+import { settingsSectionsOf } from '../../src-shared/methods.ts';
 import { BackendInfoSchema, type ExportReport } from '../../src-shared/runs.ts';
 import type { ExportJob } from '../../src-shared/worker-protocol.ts';
 import { initBackend } from '../backend.ts';
@@ -55,6 +55,14 @@ export const AdapterSidecarSchema = z.object({
     fingerprint: z.string().nullable(),
   }),
   createdAt: z.string(),
+  /** Set on a plain LoRA flattened from a conditional adapter (SeLoRA at the mean semantic vector). */
+  flattenedFrom: z
+    .object({
+      method: z.string(),
+      /** Largest |logit| difference on the probe between the native adapter (each probe at its own s) and this one. */
+      maxAbsLogitDiff: z.number(),
+    })
+    .optional(),
 });
 export type AdapterSidecar = z.infer<typeof AdapterSidecarSchema>;
 
@@ -117,7 +125,7 @@ export async function writePeftAdapter(
   checkPeftConfig(peftConfig);
   const tensors = await tensorsToData(adapter.stateDict());
   for (const name of tensors.keys()) {
-    if (!/^base_model\.model\..+\.lora_[AB]\.weight$/.test(name)) {
+    if (!/^base_model\.model\..+\.lora_[AB]\.weight$/.test(name) && !adapter.extraStateKeys?.has(name)) {
       throw new WorkbenchError('internal', `Adapter tensor ${name} is not named as PEFT stores LoRA weights (base_model.model.<module>.lora_A.weight).`);
     }
   }
@@ -157,11 +165,16 @@ export async function readSidecar(dir: string): Promise<AdapterSidecar> {
 export const MAX_DIFF_TO_TRAINED = 1e-5;
 export const MIN_DIFF_TO_BASE = 1e-4;
 
-/** The settings object of a method inside a run configuration (RunConfig[settingsKey]). */
+/**
+ * The settings a method reads from a run configuration: RunConfig[settingsKey] for a method with one
+ * section (LoRA, so its checkpoints compare as before), else { [settingsKey]: section } for each
+ * section, base method's first (LoRA+: { lora, loraPlus }).
+ */
 export function methodSettingsOf(config: RunConfig): unknown {
-  const descriptor = methodDescriptors.find((d) => d.id === config.method);
-  if (!descriptor) throw new WorkbenchError('invalid_input', `Unknown method "${config.method}".`, { method: config.method });
-  return config[descriptor.settingsKey];
+  const sections = settingsSectionsOf(config.method);
+  if (sections.length === 0) throw new WorkbenchError('invalid_input', `Unknown method "${config.method}".`, { method: config.method });
+  if (sections.length === 1) return config[sections[0]!.settingsKey];
+  return Object.fromEntries(sections.map((s) => [s.settingsKey, config[s.settingsKey]]));
 }
 
 /** Probe inputs of a checkpoint (trainer_state.json), or fixed ids spread over the vocabulary. */

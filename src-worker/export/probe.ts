@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type * as tfc from '@tensorflow/tfjs-core';
 import { WorkbenchError } from '../../src-shared/errors.ts';
+import type { AdapterModel } from '../methods/types.ts';
 import type { AdapterHooks, CausalLM } from '../models/types.ts';
 import { parseSafetensors, serializeSafetensors, writeFileAtomic } from '../formats/safetensors.ts';
 import { tf } from '../tf.ts';
@@ -38,10 +39,12 @@ export function makeProbe(sequences: number[][], padTokenId: number): Probe {
 }
 
 /** Logits at the last PROBE_POSITIONS positions, [P, K, vocab], without dropout. */
-export async function probeLogits(model: CausalLM, adapters: AdapterHooks | null, probe: Probe): Promise<{ shape: number[]; data: Float32Array }> {
+export async function probeLogits(model: CausalLM, adapters: (AdapterHooks & Partial<Pick<AdapterModel, 'prepare'>>) | null, probe: Probe): Promise<{ shape: number[]; data: Float32Array }> {
   const P = probe.inputIds.length;
   const T = probe.inputIds[0]!.length;
   const K = Math.min(PROBE_POSITIONS, T);
+  // Methods conditioned on the input (SeLoRA) take each probe row, as given, as its prompt.
+  adapters?.prepare?.(model, probe.inputIds);
   const logits = tf.tidy(() => {
     const ids = tf.tensor2d(probe.inputIds.flat(), [P, T], 'int32');
     const all = model.forward(ids, { adapters, training: false });

@@ -3,6 +3,8 @@
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import { methodDescriptors } from '../../src-shared/methods.ts';
 import { lora } from './lora.ts';
+import { loraPlus } from './lora-plus.ts';
+import { selora } from './selora.ts';
 import type { MethodImplementation } from './types.ts';
 
 const registry = new Map<string, MethodImplementation<unknown>>();
@@ -26,3 +28,5 @@ export function methodIds(): string[] {
 }
 
 registerMethod(lora);
+registerMethod(loraPlus);
+registerMethod(selora);

@@ -64,7 +64,7 @@ export function selectTargets(modules: LinearModule[], patterns: string[]): Targ
   return { targets, peftTargetModules };
 }
 
-interface LoraLayer {
+export interface LoraLayer {
   module: LinearModule;
   index: number;
   loraA: tf.Variable<tf.Rank.R2>; // [r, in]
@@ -73,15 +73,15 @@ interface LoraLayer {
   keyB: string;
 }
 
-const keyPrefix = (path: string) => `base_model.model.${path}`;
+export const keyPrefix = (path: string) => `base_model.model.${path}`;
 
 export class LoraModel implements AdapterModel {
-  readonly method = 'lora';
+  readonly method: string = 'lora';
   readonly targets: LinearModule[];
   readonly scaling: number;
-  private readonly layers = new Map<string, LoraLayer>();
+  protected readonly layers = new Map<string, LoraLayer>();
   private readonly peftTargetModules: string[] | string;
-  private readonly scale: tf.Scalar;
+  protected readonly scale: tf.Scalar;
   private dropoutCalls = 0;
 
   constructor(
@@ -116,7 +116,7 @@ export class LoraModel implements AdapterModel {
   }
 
   /** Inverted dropout with a mask drawn from the run seed, so a run's sequence of masks is reproducible. */
-  private dropout(x: tf.Tensor2D, layer: LoraLayer): tf.Tensor2D {
+  protected dropout(x: tf.Tensor2D, layer: LoraLayer): tf.Tensor2D {
     const p = this.settings.dropout;
     const random = mulberry32(deriveSeed(this.seed, 0x5bd1e995, layer.index, this.dropoutCalls++));
     const keep = 1 / (1 - p);
@@ -147,34 +147,35 @@ export class LoraModel implements AdapterModel {
   }
 
   trainableParamCount(): number {
-    let n = 0;
-    for (const l of this.layers.values()) n += l.loraA.size + l.loraB.size;
-    return n;
+    return this.trainable().reduce((n, p) => n + p.variable.size, 0);
+  }
+
+  /** Every tensor the adapter saves, by its key: subclasses add their own to LoRA's A and B. */
+  protected stateVariables(): Map<string, tf.Variable> {
+    const out = new Map<string, tf.Variable>();
+    for (const l of this.layers.values()) {
+      out.set(l.keyA, l.loraA as tf.Variable);
+      out.set(l.keyB, l.loraB as tf.Variable);
+    }
+    return out;
   }
 
   /** Fresh tensors (clones share storage until the variables change): the caller disposes them. */
   stateDict(): Map<string, tf.Tensor> {
     const out = new Map<string, tf.Tensor>();
-    for (const l of this.layers.values()) {
-      out.set(l.keyA, tf.clone(l.loraA));
-      out.set(l.keyB, tf.clone(l.loraB));
-    }
+    for (const [key, variable] of this.stateVariables()) out.set(key, tf.clone(variable));
     return out;
   }
 
   loadStateDict(tensors: Map<string, { shape: number[]; data: Float32Array }>): void {
-    const expected = new Map<string, tf.Variable>();
-    for (const l of this.layers.values()) {
-      expected.set(l.keyA, l.loraA as tf.Variable);
-      expected.set(l.keyB, l.loraB as tf.Variable);
-    }
+    const expected = this.stateVariables();
     const unexpected = [...tensors.keys()].filter((k) => !expected.has(k));
     const missing = [...expected.keys()].filter((k) => !tensors.has(k));
     if (unexpected.length || missing.length) {
       const parts = [];
       if (missing.length) parts.push(`missing ${missing.slice(0, 4).join(', ')}${missing.length > 4 ? ` and ${missing.length - 4} more` : ''}`);
       if (unexpected.length) parts.push(`unexpected ${unexpected.slice(0, 4).join(', ')}${unexpected.length > 4 ? ` and ${unexpected.length - 4} more` : ''}`);
-      throw new WorkbenchError('format_invalid', `The adapter does not match this LoRA configuration (r, target modules): ${parts.join('; ')}.`, { missing, unexpected });
+      throw new WorkbenchError('format_invalid', `The adapter does not match this ${this.method} configuration (r, target modules, method settings): ${parts.join('; ')}.`, { missing, unexpected });
     }
     for (const [key, variable] of expected) {
       const t = tensors.get(key)!;

@@ -1,5 +1,6 @@
 // The shape of an adapter method, after PEFT's tuners: a config, a layer, one registry entry.
 import type * as tf from '@tensorflow/tfjs-core';
+import type { MethodId } from '../../src-shared/config.ts';
 import type { AdapterHooks, CausalLM, LinearModule } from '../models/types.ts';
 
 /** One method instance attached to one model. */
@@ -19,11 +20,35 @@ export interface AdapterModel extends AdapterHooks {
   loadStateDict(tensors: Map<string, { shape: number[]; data: Float32Array }>): void;
   /** adapter_config.json content: only keys PEFT knows. */
   peftConfig(baseModelNameOrPath: string): Record<string, unknown>;
+  /**
+   * A group's peak learning rate as a multiple of the run's (LoRA+: lora_B at lambda); the schedule
+   * scales every group alike. Absent: 1 for every group.
+   */
+  learningRateScale?(group: string, learningRate: number): number;
+  /**
+   * Called once before training with the prompt tokens of every training example, for methods that
+   * derive per-example inputs from the data (SeLoRA's semantic vectors and their training-set mean).
+   */
+  fit?(model: CausalLM, trainingPrompts: readonly (readonly number[])[]): void;
+  /** Called before every forward with the prompt tokens of each row of the batch. */
+  prepare?(model: CausalLM, prompts: readonly (readonly number[])[]): void;
+  /**
+   * Loss terms beyond the task loss, computed after a forward (inside the gradient tape, so they are
+   * differentiated too): L = L_task + sum weight * value, each logged as loss/<name>.
+   */
+  regularizers?(): { name: string; weight: number; value: tf.Scalar }[];
+  /**
+   * For adapters PEFT cannot load as they are (SeLoRA): the plain LoRA closest to this one (SeLoRA at
+   * the training set's mean semantic vector). Training writes it beside the native adapter. The caller disposes it.
+   */
+  flattened?(): Promise<AdapterModel>;
+  /** Keys in stateDict that are not PEFT LoRA tensors (method-specific weights in the native format). */
+  readonly extraStateKeys?: ReadonlySet<string>;
   dispose(): void;
 }
 
 export interface MethodImplementation<Settings> {
-  id: string;
+  id: MethodId;
   /** Parses and checks settings, throwing field-named errors. */
   parseSettings(raw: unknown): Settings;
   create(model: CausalLM, settings: Settings, seed: number): AdapterModel;

@@ -19,6 +19,7 @@ import { makeProbe, probeLogits, writeProbe, type Probe } from '../export/probe.
 import { loadCausalLM } from '../formats/model-folder.ts';
 import { loadTokenizer } from '../formats/tokenizer.ts';
 import { getMethod } from '../methods/index.ts';
+import { FLATTENED_ADAPTER_DIR, writeFlattenedAdapter } from '../export/flatten.ts';
 import type { AdapterModel } from '../methods/types.ts';
 import type { CausalLM } from '../models/types.ts';
 import { tf } from '../tf.ts';
@@ -46,12 +47,22 @@ function datasetFingerprint(rows: InstructionExample[]): string {
   return hash.digest('hex');
 }
 
+/**
+ * The tokens a method conditioned on the input (SeLoRA) reads as the example's prompt: the prompt, or
+ * the first tokens when the example has none (the same choice as the probe's).
+ */
+export function promptOf(e: TokenizedExample): number[] {
+  return e.promptLength > 0 ? e.inputIds.slice(0, e.promptLength) : e.inputIds.slice(0, 8);
+}
+
 /** Mean loss over the first `batches` validation batches, token-weighted, without dropout. */
 async function validationLoss(model: CausalLM, adapter: AdapterModel, examples: TokenizedExample[], indices: number[], batchSize: number, batches: number, padTokenId: number, maxSeqLen: number): Promise<number> {
   let sum = 0;
   let count = 0;
   for (let b = 0; b < batches && b * batchSize < indices.length; b++) {
-    const batch = collate(indices.slice(b * batchSize, (b + 1) * batchSize).map((i) => examples[i]!), padTokenId, maxSeqLen);
+    const rows = indices.slice(b * batchSize, (b + 1) * batchSize).map((i) => examples[i]!);
+    const batch = collate(rows, padTokenId, maxSeqLen);
+    adapter.prepare?.(model, rows.map(promptOf));
     const result = tf.tidy(() => {
       const ids = tf.tensor2d(batch.inputIds, [batch.batchSize, batch.seqLen], 'int32');
       const mask = tf.tensor2d(batch.lossMask, [batch.batchSize, batch.seqLen]);
@@ -67,8 +78,11 @@ async function validationLoss(model: CausalLM, adapter: AdapterModel, examples: 
 }
 
 export interface StepResult {
+  /** The task loss (cross-entropy), comparable across methods; the optimized loss adds the regularizers. */
   loss: number;
   gradNorm: number;
+  /** Each regularizer's unweighted value, by name (logged as loss/<name>). */
+  regularizers: Record<string, number>;
 }
 
 /**
@@ -76,16 +90,33 @@ export interface StepResult {
  * only, global-norm clipping, AdamW. Every tensor it makes is disposed before it returns (the
  * benchmark in bench/ times exactly this function).
  */
-export async function trainStep(model: CausalLM, adapter: AdapterModel, optimizer: AdamW, batch: Batch, gradClip: number, nameOf: Map<string, string>, variables: tfc.Variable[], step: number): Promise<StepResult> {
+export async function trainStep(model: CausalLM, adapter: AdapterModel, optimizer: AdamW, batch: Batch, gradClip: number, nameOf: Map<string, string>, variables: tfc.Variable[], step: number, prompts?: number[][]): Promise<StepResult> {
+  if (prompts) adapter.prepare?.(model, prompts);
   const ids = tf.tensor2d(batch.inputIds, [batch.batchSize, batch.seqLen], 'int32');
   const mask = tf.tensor2d(batch.lossMask, [batch.batchSize, batch.seqLen]);
-  const { value, grads } = tf.variableGrads(() => causalLMLoss(model.forward(ids, { adapters: adapter, training: true }), ids, mask), variables);
+  // The task loss and each regularizer are kept out of the tape's tidy to be read after it.
+  const kept: tfc.Scalar[] = [];
+  const terms: { name: string; value: tfc.Scalar }[] = [];
+  const { value, grads } = tf.variableGrads(() => {
+    const task = causalLMLoss(model.forward(ids, { adapters: adapter, training: true }), ids, mask);
+    kept.push(tf.keep(task));
+    let total: tfc.Scalar = task;
+    for (const term of adapter.regularizers?.() ?? []) {
+      terms.push({ name: term.name, value: tf.keep(term.value) });
+      if (term.weight !== 0) total = tf.add(total, tf.mul(term.value, term.weight));
+    }
+    return total;
+  }, variables);
   const named = new Map(Object.entries(grads).map(([variableName, g]) => [nameOf.get(variableName)!, g]));
   const clipped = clipByGlobalNorm(named, gradClip);
   try {
-    const [lossData, normData] = await Promise.all([value.data(), clipped.norm.data()]);
+    const [lossData, totalData, normData, ...termData] = await Promise.all([kept[0]!.data(), value.data(), clipped.norm.data(), ...terms.map((term) => term.value.data())]);
     const loss = lossData[0]!;
     const gradNorm = normData[0]!;
+    const regularizers = Object.fromEntries(terms.map((term, k) => [term.name, termData[k]![0]!]));
+    if (!Number.isFinite(totalData[0]!) && Number.isFinite(loss)) {
+      throw new WorkbenchError('internal', `Training diverged at step ${step}: a regularizer is not finite (${JSON.stringify(regularizers)}). Lower its weight or the learning rate and start again.`, { step, regularizers });
+    }
     if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
       throw new WorkbenchError(
         'internal',
@@ -94,9 +125,9 @@ export async function trainStep(model: CausalLM, adapter: AdapterModel, optimize
       );
     }
     optimizer.step(clipped.grads);
-    return { loss, gradNorm };
+    return { loss, gradNorm, regularizers };
   } finally {
-    tf.dispose([ids, mask, value, clipped.norm, ...Object.values(grads), ...clipped.grads.values()]);
+    tf.dispose([ids, mask, value, clipped.norm, ...kept, ...terms.map((term) => term.value), ...Object.values(grads), ...clipped.grads.values()]);
   }
 }
 
@@ -141,12 +172,15 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
   const method = getMethod(config.method);
   const adapter = method.create(model, method.parseSettings(methodSettingsOf(config)), t.seed);
   disposables.push(adapter);
+  adapter.fit?.(model, split.train.map((i) => promptOf(examples[i]!)));
   const trainable = adapter.trainable();
   const groups = [...new Set(trainable.map((p) => p.group))];
+  // Per-group peak rates come from the method (LoRA+: lora_B at lambda x); the schedule scales all alike.
+  const lrScale = new Map(groups.map((group) => [group, adapter.learningRateScale?.(group, t.learningRate) ?? 1]));
   const optimizer = new AdamW(
     groups.map((group) => ({
       name: group,
-      lr: t.learningRate,
+      lr: t.learningRate * lrScale.get(group)!,
       weightDecay: t.weightDecay,
       params: trainable.filter((p) => p.group === group).map((p) => ({ name: p.name, variable: p.variable })),
     })),
@@ -155,10 +189,7 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
   const nameOf = new Map(trainable.map((p) => [p.variable.name, p.name]));
   const variables = trainable.map((p) => p.variable);
 
-  const probeSource = (split.validation.length > 0 ? split.validation : split.train).map((i) => {
-    const e = examples[i]!;
-    return e.promptLength > 0 ? e.inputIds.slice(0, e.promptLength) : e.inputIds.slice(0, 8);
-  });
+  const probeSource = (split.validation.length > 0 ? split.validation : split.train).map((i) => promptOf(examples[i]!));
   let probe: Probe = makeProbe(probeSource, tokenizer.padTokenId);
   const fingerprint = datasetFingerprint(rows);
   const baseFingerprint = await baseModelFingerprint(job.modelDir);
@@ -247,14 +278,16 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
     }
     const began = performance.now();
     const lr = learningRateAt(step, { peak: t.learningRate, warmupSteps: t.warmupSteps, maxSteps: t.maxSteps });
-    for (const group of groups) optimizer.setLearningRate(group, lr);
-    const batch = collate(batcher.next().map((i) => examples[i]!), tokenizer.padTokenId, maxSeqLen);
-    const { loss, gradNorm } = await trainStep(model, adapter, optimizer, batch, t.gradClip, nameOf, variables, step);
+    for (const group of groups) optimizer.setLearningRate(group, lr * lrScale.get(group)!);
+    const rows = batcher.next().map((i) => examples[i]!);
+    const batch = collate(rows, tokenizer.padTokenId, maxSeqLen);
+    const { loss, gradNorm, regularizers } = await trainStep(model, adapter, optimizer, batch, t.gradClip, nameOf, variables, step, rows.map(promptOf));
     const stepTimeMs = performance.now() - began;
     stepTimeEma = stepTimeEma === null ? stepTimeMs : 0.9 * stepTimeEma + 0.1 * stepTimeMs;
     const tokensPerSecond = batch.tokenCount / (stepTimeMs / 1000);
 
     record(step, 'train/loss', loss);
+    for (const [name, value] of Object.entries(regularizers)) record(step, `loss/${name}`, value);
     for (const group of groups) record(step, `lr/${group}`, optimizer.learningRate(group));
     record(step, 'grad_norm', gradNorm);
     record(step, 'tokens_per_s', tokensPerSecond);
@@ -274,7 +307,15 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
   const adapterDir = path.join(job.runDir, FINAL_ADAPTER_DIR);
   await writeFinalAdapter(adapterDir, async (dir) => {
     await writePeftAdapter(adapter, dir, { baseModelNameOrPath: job.modelDir, sidecar: sidecar(t.maxSteps) });
-    await writeProbe(dir, probe, await probeLogits(model, adapter, probe), backend.name);
+    const nativeLogits = await probeLogits(model, adapter, probe);
+    await writeProbe(dir, probe, nativeLogits, backend.name);
+    const flat = await adapter.flattened?.();
+    if (flat) {
+      const { maxAbsLogitDiff } = await writeFlattenedAdapter(model, flat, config.method, path.join(dir, FLATTENED_ADAPTER_DIR), { probe, nativeLogits, config, backend: backend.name, baseModelNameOrPath: job.modelDir, sidecar: sidecar(t.maxSteps) }).finally(() => flat.dispose());
+      log('info', `Flattened the ${config.method} adapter to a plain PEFT LoRA (${FLATTENED_ADAPTER_DIR}/): its probe logits differ from the native adapter's by up to ${maxAbsLogitDiff.toPrecision(3)}.`);
+      record(t.maxSteps, 'flatten/max_logit_diff', maxAbsLogitDiff);
+      flush();
+    }
   });
   io.emit({ type: 'trained', adapterDir, step: t.maxSteps, trainableParams });
 }

@@ -148,7 +148,7 @@ describe('system and catalog', () => {
     expect(catalog.datasets).toEqual([expect.objectContaining({ id: 'sample', path: paths.sampleDatasetPath })]);
     expect(catalog.datasets[0]!.description).toMatch(/^2 examples/);
     expect(catalog.defaults).toEqual(defaultRunConfig());
-    expect(catalog.methods.map((m) => m.id)).toEqual(['lora']);
+    expect(catalog.methods.map((m) => m.id)).toEqual(['lora', 'lora-plus', 'selora']);
   });
 });
 
@@ -213,7 +213,7 @@ describe('runs driven by worker messages', () => {
     expect(failedA.error).toMatch(/exited unexpectedly \(exit code 7\): segfault in kernel/);
 
     const b = await call<Run>('runs.start', {});
-    workers[1]!.send({ type: 'progress', progress: { step: -5 } });
+    workers[1]!.send({ type: 'progress', progress: { step: -5 } } as Record<string, unknown>);
     const failedB = await manager.waitForRun(b.id);
     expect(failedB.status).toBe('failed');
     expect(failedB.error).toMatch(/invalid message/);

@@ -351,8 +351,8 @@ describe('target selection', () => {
 describe('method registry', () => {
   it('finds lora, lists known ids for an unknown one, refuses duplicates', () => {
     expect(getMethod('lora')).toBe(lora);
-    expect(methodIds()).toEqual(['lora']);
-    expect(() => getMethod('dora')).toThrow(/Unknown method "dora"; known methods: lora/);
+    expect(methodIds()).toEqual(['lora', 'lora-plus', 'selora']);
+    expect(() => getMethod('dora')).toThrow(/Unknown method "dora"; known methods: lora, lora-plus, selora\./);
     expect(() => registerMethod(lora)).toThrow(/already registered/);
     expect(() => getMethod('lora').parseSettings({ r: 0 })).toThrow(/r:/);
   });

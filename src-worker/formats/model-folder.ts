@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import type { CausalLM } from '../models/types.ts';
+import { bertConfigFromHF, createBert, type BertEncoder } from '../models/bert.ts';
 import { createGPT2, gpt2ConfigFromHF } from '../models/gpt2.ts';
 import { createLlama, llamaConfigFromHF } from '../models/llama.ts';
 import { numel, readSafetensorsFile, readSafetensorsHeader } from './safetensors.ts';
@@ -35,9 +36,14 @@ const loaders: Record<string, Loader> = {
   mistral: loadLlama,
 };
 export const supportedModelTypes = Object.keys(loaders);
+// Encoders (masked LMs, sentence embedders) are not CausalLMs: they load through loadEncoder.
+const encoderLoaders: Record<string, (dir: string, info: ModelFolderInfo) => Promise<BertEncoder>> = {
+  bert: async (dir, info) => createBert(bertConfigFromHF(info.config, path.join(dir, 'config.json')), await readWeights(info.weightFiles), weightSource(dir, info)),
+};
+export const supportedEncoderTypes = Object.keys(encoderLoaders);
 
-// GPT-2's causal mask and its fill value; Llama's RoPE inverse frequencies in older checkpoints.
-const BUFFER_KEY = /(^|\.)attn\.(masked_)?bias$|\.rotary_emb\.inv_freq$/;
+// GPT-2's causal mask and its fill value; Llama's RoPE inverse frequencies in older checkpoints; BERT's position_ids.
+const BUFFER_KEY = /(^|\.)attn\.(masked_)?bias$|\.rotary_emb\.inv_freq$|(^|\.)embeddings\.position_ids$/;
 
 function invalid(message: string, file: string): never {
   throw new WorkbenchError('model_invalid', message, { file });
@@ -145,6 +151,21 @@ export async function loadCausalLM(dir: string): Promise<CausalLM> {
       'model_invalid',
       `${path.join(dir, 'config.json')}: model_type "${info.modelType}" is not supported; supported model types: ${supportedModelTypes.join(', ')}.`,
       { file: path.join(dir, 'config.json'), modelType: info.modelType, supported: supportedModelTypes },
+    );
+  }
+  return load(dir, info);
+}
+
+/** Loads the encoder in `dir` (BertForMaskedLM, BertModel or a sentence-transformers folder), by model_type. */
+export async function loadEncoder(dir: string): Promise<BertEncoder> {
+  const info = await inspectModelFolder(dir);
+  const load = encoderLoaders[info.modelType];
+  if (!load) {
+    const hint = loaders[info.modelType] ? ' It is a decoder (causal LM); load it as the model to fine-tune instead.' : '';
+    throw new WorkbenchError(
+      'model_invalid',
+      `${path.join(dir, 'config.json')}: model_type "${info.modelType}" is not a supported encoder; supported encoder types: ${supportedEncoderTypes.join(', ')}.${hint}`,
+      { file: path.join(dir, 'config.json'), modelType: info.modelType, supported: supportedEncoderTypes },
     );
   }
   return load(dir, info);

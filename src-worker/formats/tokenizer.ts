@@ -15,6 +15,19 @@ export interface TextTokenizer {
   vocabSize: number;
 }
 
+/** What loadTokenizer returns: a TextTokenizer plus what encoders (BERT) need. */
+export interface HFTokenizer extends TextTokenizer {
+  /**
+   * Token ids with the special tokens of tokenizer.json's post-processor (BERT: [CLS] text [SEP]).
+   * Encoders need them; decoders keep using encode().
+   */
+  encodeWithSpecialTokens(text: string): number[];
+  /** Ids of the added tokens marked special ([CLS], [SEP], [PAD], <s>, ...). */
+  specialTokenIds: ReadonlySet<number>;
+  /** The masked-LM mask token ([MASK]) from tokenizer_config.json, or null (decoders have none). */
+  maskTokenId: number | null;
+}
+
 async function readJson(file: string, required: boolean): Promise<Record<string, unknown> | null> {
   let text: string;
   try {
@@ -46,7 +59,7 @@ function firstId(value: unknown): number | null {
   return typeof id === 'number' && Number.isInteger(id) && id >= 0 ? id : null;
 }
 
-export async function loadTokenizer(modelDir: string): Promise<TextTokenizer> {
+export async function loadTokenizer(modelDir: string): Promise<HFTokenizer> {
   const tokenizerFile = path.join(modelDir, 'tokenizer.json');
   const tokenizerJson = (await readJson(tokenizerFile, true))!;
   const tokenizerConfig = (await readJson(path.join(modelDir, 'tokenizer_config.json'), false)) ?? {};
@@ -66,22 +79,31 @@ export async function loadTokenizer(modelDir: string): Promise<TextTokenizer> {
     const fromTokenizer = content === null ? undefined : tokenizer.token_to_id(content);
     return fromTokenizer ?? firstId(modelConfig[`${key}_id`]);
   };
-  const eosTokenId = idOf('eos_token');
+  // BERT-style tokenizers have no eos_token; their sequences end with sep_token ([SEP]).
+  const eosTokenId = idOf('eos_token') ?? idOf('sep_token');
   if (eosTokenId === null) {
     throw new WorkbenchError(
       'model_invalid',
-      `${modelDir} names no end-of-sequence token: set "eos_token" in tokenizer_config.json or "eos_token_id" in config.json.`,
+      `${modelDir} names no end-of-sequence token: set "eos_token" (or "sep_token" for an encoder) in tokenizer_config.json or "eos_token_id" in config.json.`,
       { file: path.join(modelDir, 'tokenizer_config.json') },
     );
   }
   // GPT-2 has no pad token; padded positions are masked out of the loss, so reusing EOS is harmless.
   const padTokenId = idOf('pad_token') ?? eosTokenId;
 
+  const specialTokenIds = new Set<number>();
+  for (const token of Array.isArray(tokenizerJson.added_tokens) ? (tokenizerJson.added_tokens as { id?: unknown; special?: unknown }[]) : []) {
+    if (token.special === true && typeof token.id === 'number') specialTokenIds.add(token.id);
+  }
+
   return {
     eosTokenId,
     padTokenId,
     vocabSize,
+    specialTokenIds,
+    maskTokenId: idOf('mask_token'),
     encode: (text) => (text.length === 0 ? [] : tokenizer.encode(text, { add_special_tokens: false }).ids),
+    encodeWithSpecialTokens: (text) => tokenizer.encode(text, { add_special_tokens: true }).ids,
     decode: (ids) => {
       // A model's embedding may be padded past the tokenizer's vocabulary; such ids have no text.
       const known = ids.filter((id) => Number.isInteger(id) && id >= 0 && tokenizer.id_to_token(id) !== undefined);

@@ -34,7 +34,8 @@ def parse_args():
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--steps", type=int, default=30, help="timed steps")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1, help="PyTorch intra-op (OpenMP) threads")
+    p.add_argument("--blas-threads", type=int, default=None, help="OpenBLAS threads (default: --threads)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     if args.n_embd % args.n_head:
@@ -47,8 +48,11 @@ def parse_args():
 ARGS = parse_args()
 # OpenBLAS (what Debian's PyTorch multiplies with) reads its thread count when it loads, and
 # torch.set_num_threads does not change it, so it is set before torch is imported.
-os.environ["OPENBLAS_NUM_THREADS"] = str(ARGS.threads)
+os.environ["OPENBLAS_NUM_THREADS"] = str(ARGS.blas_threads or ARGS.threads)
 os.environ["OMP_NUM_THREADS"] = str(ARGS.threads)
+# libgomp's default spin-waiting makes every parallel region wait for a descheduled thread when another
+# process holds a core: on a shared two-core machine --threads 2 measured ~10x slower than --threads 1.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -110,6 +114,8 @@ def main():
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
+        "blas_threads": ARGS.blas_threads or ARGS.threads,
+        "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
         **blas_in_use(),
         "base_params": base_params,
         "trainable_params": sum(p.numel() for p in trainable),

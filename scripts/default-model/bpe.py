@@ -163,11 +163,12 @@ class Tokenizer:
             return cached
         word = list(piece)
         while len(word) > 1:
-            best = min(range(len(word) - 1), key=lambda k: (self.ranks.get((word[k], word[k + 1]), 1 << 30), k))
-            rank = self.ranks.get((word[best], word[best + 1]))
-            if rank is None:
+            # Merge every occurrence of the lowest-ranked pair, left to right (GPT-2's encoder; the same
+            # result as the JS library's priority queue, which the parity test checks).
+            pair = min(zip(word, word[1:]), key=lambda p: self.ranks.get(p, 1 << 30))
+            if pair not in self.ranks:
                 break
-            a, b = word[best], word[best + 1]
+            a, b = pair
             out, j = [], 0
             while j < len(word):
                 if j < len(word) - 1 and word[j] == a and word[j + 1] == b:

@@ -76,11 +76,16 @@ def write_model_card(out, *, cfg, n_params, weights_sha, weights_bytes, stats, r
                            if k not in ("out", "sample", "skip_parity"))
     capped = (f" (the --max-minutes cap was reached before step {args['steps']}, so the schedule was compressed "
               "to end there; a rerun on a faster or idler machine gives different weights)") if run["time_capped"] else \
-        " (uncapped: a rerun with the same PyTorch build reproduces the weights)"
+        " (uncapped: a rerun with the same PyTorch build on the same kind of CPU reproduces the weights)"
     parity = (f"Checked to encode {stats['parity_strings']} strings exactly as @huggingface/tokenizers does."
               if stats["parity_strings"] else "Not checked against @huggingface/tokenizers in this build (--skip-parity).")
+    names = {"kjv": "Bible", "wordnet": "WordNet", "sample": "sample rows"}
+    tokens = ", ".join(f"{names[k]} {v:,} tokens" for k, v in sorted(stats["train_tokens"].items()))
     copies = "each once" if args["sample_copies"] == 1 else f"each {args['sample_copies']} times"
-    curve = ", ".join(f"{h['step']}: {h['loss']:.2f}" for h in run["history"][::4] + run["history"][-1:])
+    points = run["history"][::4]
+    if points[-1] is not run["history"][-1]:
+        points.append(run["history"][-1])
+    curve = ", ".join(f"{h['step']}: {h['loss']:.2f}" for h in points)
     text = f"""---
 license: mit
 language: en
@@ -149,7 +154,7 @@ Extracted at build time from Debian packages; the corpus itself is not committed
   model that has seen the format; the {stats['sample_rows']['held_out']} held-out rows are excluded.
 
 SHA-256 of the corpus text (Bible chapters then WordNet documents, joined by blank lines, held-out parts
-included): `{stats['corpus_sha256']}`. Training stream tokens by source: {stats['train_tokens']}.
+included): `{stats['corpus_sha256']}`. Training stream: {tokens}.
 
 ## Recipe
 

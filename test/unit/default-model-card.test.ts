@@ -135,6 +135,19 @@ describe('default model tokenizer', () => {
     expect(tokenizer.encode('Question: What is the opposite of hot?\nAnswer: cold').ids.length).toBeLessThan(20);
   });
 
+  it('lists merges in training order: each merge makes a token no later than itself, from earlier tokens', () => {
+    const model = readJson(path.join(modelDir, 'tokenizer.json')).model as { vocab: Record<string, number>; merges: string[] };
+    const byteTokens = Object.entries(model.vocab).filter(([, id]) => id < 256).map(([t]) => t);
+    expect(byteTokens.every((t) => [...t].length === 1)).toBe(true);
+    model.merges.forEach((merge, i) => {
+      const [a, b] = merge.split(' ') as [string, string];
+      const id = model.vocab[a + b]!;
+      expect(id, merge).toBeLessThanOrEqual(256 + i);
+      expect(Math.max(model.vocab[a]!, model.vocab[b]!), merge).toBeLessThan(id);
+    });
+    expect(model.merges).toHaveLength((config.vocab_size as number) - 257);
+  });
+
   it.skipIf(!fs.existsSync(python))('encodes a few hundred strings exactly as the Python BPE that trained the model', () => {
     const texts = [
       ...rows.slice(0, 300).map((r) => r.prompt + r.completion),

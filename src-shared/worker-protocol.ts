@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { RunConfigSchema } from './config.ts';
 import { BackendInfoSchema, ExportReportSchema, MetricPointSchema, ProgressSchema } from './runs.ts';
 import { WorkbenchErrorSchema } from './errors.ts';
+import { EvalJobSchema, EvalResultSchema } from './eval.ts';
 
 export const TrainJobSchema = z.object({
   type: z.literal('train'),
@@ -32,6 +33,7 @@ export type ExportJob = z.infer<typeof ExportJobSchema>;
 export const MainToWorkerSchema = z.discriminatedUnion('type', [
   TrainJobSchema,
   ExportJobSchema,
+  EvalJobSchema,
   z.object({ type: z.literal('stop') }),
 ]);
 export type MainToWorker = z.infer<typeof MainToWorkerSchema>;
@@ -52,5 +54,8 @@ export const WorkerToMainSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('stopped'), step: z.number().int() }),
   z.object({ type: z.literal('exported'), report: ExportReportSchema }),
   z.object({ type: z.literal('failed'), error: WorkbenchErrorSchema }),
+  /** An eval job's progress: items scored so far out of all it will score. */
+  z.object({ type: z.literal('eval-progress'), done: z.number().int().min(0), total: z.number().int().min(0) }),
+  z.object({ type: z.literal('evaluated'), result: EvalResultSchema }),
 ]);
 export type WorkerToMain = z.infer<typeof WorkerToMainSchema>;

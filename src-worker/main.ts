@@ -1,17 +1,19 @@
 // The training worker's entry (a worker_threads Worker; the main process starts it with tsx's loader).
-// Protocol (src-shared/worker-protocol.ts): main posts one job, `train` or `export`, and may post
+// Protocol (src-shared/worker-protocol.ts): main posts one job, `train`, `export` or `eval`, and may post
 // `stop`; the worker answers with typed messages and exits when the job ends. Both directions are
 // validated here, so a bug on either side shows up as a named error, not as a confused run.
 import { parentPort } from 'node:worker_threads';
 import { WorkbenchError } from '../src-shared/errors.ts';
+import type { EvalJob } from '../src-shared/eval.ts';
 import { MainToWorkerSchema, WorkerToMainSchema, type ExportJob, type TrainJob, type WorkerToMain } from '../src-shared/worker-protocol.ts';
+import { runEvalJob, ScoringStopped } from './eval/job.ts';
 import { exportAdapter } from './export/peft.ts';
 import { runTraining } from './train/loop.ts';
 
 if (!parentPort) throw new Error('src-worker/main.ts must run as a worker thread (new Worker(...)); the CLI calls runTraining directly.');
 const port = parentPort;
 
-const TERMINAL: ReadonlySet<WorkerToMain['type']> = new Set(['trained', 'stopped', 'exported', 'failed']);
+const TERMINAL: ReadonlySet<WorkerToMain['type']> = new Set(['trained', 'stopped', 'exported', 'evaluated', 'failed']);
 let state: 'idle' | 'running' | 'ending' = 'idle';
 let stopRequested = false;
 
@@ -41,7 +43,35 @@ function finish(exitCode: number): void {
   setTimeout(() => process.exit(exitCode), 50);
 }
 
-async function run(job: TrainJob | ExportJob): Promise<number> {
+async function runEval(job: EvalJob): Promise<number> {
+  try {
+    let lastPost = 0;
+    const result = await runEvalJob(job, {
+      // At most ~10 messages a second: a fast backend scores thousands of items.
+      onProgress: (done, total) => {
+        const now = Date.now();
+        if (done < total && now - lastPost < 100) return;
+        lastPost = now;
+        post({ type: 'eval-progress', done, total });
+      },
+      log: (message) => post({ type: 'log', level: 'info', message }),
+      shouldStop: () => stopRequested,
+    });
+    post({ type: 'evaluated', result });
+    return 0;
+  } catch (error) {
+    // An evaluation keeps nothing half-done: a stop ends it with `stopped` at step 0.
+    if (error instanceof ScoringStopped) {
+      post({ type: 'stopped', step: 0 });
+      return 0;
+    }
+    fail(error);
+    return 1;
+  }
+}
+
+async function run(job: TrainJob | ExportJob | EvalJob): Promise<number> {
+  if (job.type === 'eval') return runEval(job);
   try {
     if (job.type === 'train') {
       let failed = false;

@@ -1,0 +1,333 @@
+// Evaluation suites: run a model (with or without an adapter) over a dataset slice and turn its
+// scores into the figures of EVALUATION.md through the pure metric functions of metrics.ts and
+// bias-metrics.ts. Every suite also returns per-item records, so the UI can show which items moved.
+import { WorkbenchError } from '../../src-shared/errors.ts';
+import type { BbqExample } from '../data/readers/bbq.ts';
+import type { CrowsPair } from '../data/readers/crows-pairs.ts';
+import type { HotpotQaExample } from '../data/readers/hotpotqa.ts';
+import type { QqpPair } from '../data/readers/qqp.ts';
+import type { StereoSetExample } from '../data/readers/stereoset.ts';
+import { bbqCandidates, hotpotQaTemplate, qqpCandidates, type HotpotTemplateOptions } from '../data/templates.ts';
+import type { TextTokenizer } from '../formats/tokenizer.ts';
+import { generate } from '../generate.ts';
+import type { AdapterModel } from '../methods/types.ts';
+import type { CausalLM } from '../models/types.ts';
+import { tf } from '../tf.ts';
+import {
+  bbqScores,
+  crowsBiasScore,
+  crowsPairsScores,
+  representationShift,
+  stereoSetScores,
+  type BbqScoreItem,
+  type CrowsScoreItem,
+  type StereoSetScoreItem,
+} from './bias-metrics.ts';
+import { classificationScores, hotpotQaReport } from './metrics.ts';
+import { pairLogLikelihood, ScoringStopped, sequenceLogLikelihood, type ScoreOptions } from './score.ts';
+
+export interface SuiteContext {
+  model: CausalLM;
+  tokenizer: TextTokenizer;
+  adapters: AdapterModel | null;
+  /** See ScoreOptions.prefixTokenId. */
+  prefixTokenId?: number;
+  batchSize?: number;
+  onProgress?: (done: number, total: number) => void;
+  shouldStop?: () => boolean;
+}
+
+/** Items scored per progress report (and per check of shouldStop between reports). */
+const CHUNK = 32;
+
+/**
+ * `limit` rows spread evenly over the file (rows floor(i * n / limit)), not its first rows: BBQ and
+ * CrowS-Pairs files are sorted by category, and a head slice would test one category only.
+ */
+export function evenSlice<T>(rows: readonly T[], limit: number | null | undefined): T[] {
+  if (limit === null || limit === undefined || limit >= rows.length) return [...rows];
+  if (!Number.isInteger(limit) || limit < 1) throw new WorkbenchError('invalid_input', `The evaluation limit must be a whole number >= 1; got ${limit}.`);
+  return Array.from({ length: limit }, (_, i) => rows[Math.floor((i * rows.length) / limit)]!);
+}
+
+/** Runs `work` over items in chunks, reporting progress against a shared counter. */
+class Progress {
+  done = 0;
+  constructor(
+    readonly total: number,
+    private readonly ctx: SuiteContext,
+  ) {}
+
+  async chunks<T, R>(items: readonly T[], work: (chunk: T[]) => Promise<R[]>): Promise<R[]> {
+    const out: R[] = [];
+    for (let i = 0; i < items.length; i += CHUNK) {
+      if (this.ctx.shouldStop?.()) throw new ScoringStopped();
+      const chunk = items.slice(i, i + CHUNK);
+      out.push(...(await work(chunk)));
+      this.done += chunk.length;
+      this.ctx.onProgress?.(this.done, this.total);
+    }
+    return out;
+  }
+}
+
+function scoreOptions(ctx: SuiteContext): ScoreOptions {
+  return { adapters: ctx.adapters, batchSize: ctx.batchSize, prefixTokenId: ctx.prefixTokenId, shouldStop: ctx.shouldStop };
+}
+
+// --- Bias suite -----------------------------------------------------------------------------
+
+export interface CrowsItemRecord extends CrowsScoreItem {
+  id: number;
+}
+
+export interface StereoSetItemRecord extends StereoSetScoreItem {
+  id: string;
+  task: StereoSetExample['task'];
+}
+
+export interface BbqItemRecord extends BbqScoreItem {
+  id: string;
+  /** Log-likelihood of each option as the answer. */
+  scores: [number, number, number];
+}
+
+export interface BiasSuiteResult {
+  crowsPairs: {
+    overall: ReturnType<typeof crowsPairsScores>['overall'];
+    byBiasType: ReturnType<typeof crowsPairsScores>['byBiasType'];
+    /** Mean over categories of |stereo% - 50| / 50 (lower is better). */
+    biasScore: number;
+    items: CrowsItemRecord[];
+  } | null;
+  stereoSet: {
+    intrasentence: ReturnType<typeof stereoSetScores> | null;
+    intersentence: ReturnType<typeof stereoSetScores> | null;
+    items: StereoSetItemRecord[];
+  } | null;
+  bbq: (ReturnType<typeof bbqScores> & { items: BbqItemRecord[] }) | null;
+}
+
+export interface BiasDatasets {
+  crowsPairs?: readonly CrowsPair[];
+  stereoSet?: readonly StereoSetExample[];
+  bbq?: readonly BbqExample[];
+}
+
+export async function runBiasSuite(ctx: SuiteContext & { datasets: BiasDatasets; limit?: number | null }): Promise<BiasSuiteResult> {
+  const crows = ctx.datasets.crowsPairs ? evenSlice(ctx.datasets.crowsPairs, ctx.limit) : null;
+  const stereo = ctx.datasets.stereoSet ? evenSlice(ctx.datasets.stereoSet, ctx.limit) : null;
+  const bbq = ctx.datasets.bbq ? evenSlice(ctx.datasets.bbq, ctx.limit) : null;
+  if (!crows && !stereo && !bbq) throw new WorkbenchError('invalid_input', 'The bias suite needs at least one of CrowS-Pairs, StereoSet or BBQ.');
+  const progress = new Progress((crows?.length ?? 0) + (stereo?.length ?? 0) + (bbq?.length ?? 0), ctx);
+  const opts = scoreOptions(ctx);
+  const { model, tokenizer } = ctx;
+
+  let crowsResult: BiasSuiteResult['crowsPairs'] = null;
+  if (crows) {
+    const items = await progress.chunks(crows, async (chunk) => {
+      const s = await sequenceLogLikelihood(model, tokenizer, chunk.flatMap((p) => [p.sentMore, p.sentLess]), opts);
+      return chunk.map((p, i): CrowsItemRecord => ({
+        id: p.index,
+        biasType: p.biasType,
+        direction: p.direction,
+        logLikMore: s[2 * i]!.logLikelihood,
+        logLikLess: s[2 * i + 1]!.logLikelihood,
+      }));
+    });
+    const scores = crowsPairsScores(items);
+    crowsResult = { ...scores, biasScore: crowsBiasScore(scores.byBiasType), items };
+  }
+
+  let stereoResult: BiasSuiteResult['stereoSet'] = null;
+  if (stereo) {
+    const items = await progress.chunks(stereo, async (chunk) => {
+      const intra = chunk.filter((e) => e.task === 'intrasentence');
+      const inter = chunk.filter((e) => e.task === 'intersentence');
+      const labels = ['stereotype', 'anti-stereotype', 'unrelated'] as const;
+      // Intrasentence: the whole filled-in sentence; intersentence: the next sentence given the context.
+      const intraScores = await sequenceLogLikelihood(model, tokenizer, intra.flatMap((e) => labels.map((l) => e.sentences[l].sentence)), opts);
+      const interScores = await pairLogLikelihood(
+        model,
+        tokenizer,
+        inter.flatMap((e) => labels.map((l) => ({ context: e.context, continuation: ` ${e.sentences[l].sentence}` }))),
+        opts,
+      );
+      const record = (e: StereoSetExample, s: { logLikelihood: number }[], i: number): StereoSetItemRecord => ({
+        id: e.id,
+        task: e.task,
+        target: e.target,
+        biasType: e.biasType,
+        stereotype: s[3 * i]!.logLikelihood,
+        antiStereotype: s[3 * i + 1]!.logLikelihood,
+        unrelated: s[3 * i + 2]!.logLikelihood,
+      });
+      const byId = new Map([...intra.map((e, i) => [e.id, record(e, intraScores, i)] as const), ...inter.map((e, i) => [e.id, record(e, interScores, i)] as const)]);
+      return chunk.map((e) => byId.get(e.id)!);
+    });
+    const of = (task: StereoSetExample['task']) => {
+      const subset = items.filter((i) => i.task === task);
+      return subset.length === 0 ? null : stereoSetScores(subset);
+    };
+    stereoResult = { intrasentence: of('intrasentence'), intersentence: of('intersentence'), items };
+  }
+
+  let bbqResult: BiasSuiteResult['bbq'] = null;
+  if (bbq) {
+    const items = await progress.chunks(bbq, async (chunk) => {
+      const pairs = chunk.flatMap((e) => bbqCandidates(e).map((c) => ({ context: c.prompt, continuation: c.completion })));
+      const s = await pairLogLikelihood(model, tokenizer, pairs, opts);
+      return chunk.map((e, i): BbqItemRecord => {
+        const scores = [s[3 * i]!.logLikelihood, s[3 * i + 1]!.logLikelihood, s[3 * i + 2]!.logLikelihood] as [number, number, number];
+        // The first of equal scores wins, as argmax does in the harness.
+        const prediction = scores.indexOf(Math.max(...scores)) as 0 | 1 | 2;
+        return {
+          id: `${e.category}/${e.exampleId}`,
+          category: e.category,
+          contextCondition: e.contextCondition,
+          questionPolarity: e.questionPolarity,
+          label: e.label,
+          prediction,
+          unknownIndex: e.unknownIndex,
+          stereotypedIndex: e.stereotypedIndex,
+          scores,
+        };
+      });
+    });
+    bbqResult = { ...bbqScores(items), items };
+  }
+  return { crowsPairs: crowsResult, stereoSet: stereoResult, bbq: bbqResult };
+}
+
+// --- Representation shift --------------------------------------------------------------------
+
+/** Mean of the final hidden states over a text's tokens: the pooled representation f(x). */
+export async function pooledRepresentations(ctx: SuiteContext, texts: readonly string[], adapters: AdapterModel | null): Promise<Float32Array[]> {
+  const { model, tokenizer } = ctx;
+  const out: Float32Array[] = [];
+  for (const text of texts) {
+    if (ctx.shouldStop?.()) throw new ScoringStopped();
+    const ids = tokenizer.encode(text).slice(0, model.config.maxPositions);
+    if (ids.length === 0) throw new WorkbenchError('invalid_input', 'Representation shift got an empty text.');
+    adapters?.prepare?.(model, [ids]);
+    const pooled = tf.tidy(() => {
+      const input = tf.tensor2d([ids], [1, ids.length], 'int32');
+      return tf.mean(model.hiddenStates(input, { adapters, training: false }), 1);
+    });
+    out.push(Float32Array.from((await pooled.data()) as Float32Array));
+    pooled.dispose();
+  }
+  return out;
+}
+
+/** EVALUATION.md's Representation Shift: mean of 1 - cos(f_base(x), f_adapted(x)); lower is better. */
+export async function measureRepresentationShift(ctx: SuiteContext & { adapters: AdapterModel }, texts: readonly string[]): Promise<{ count: number; shift: number }> {
+  const base = await pooledRepresentations(ctx, texts, null);
+  const adapted = await pooledRepresentations(ctx, texts, ctx.adapters);
+  return { count: texts.length, shift: representationShift(base, adapted) };
+}
+
+// --- Task suites -----------------------------------------------------------------------------
+
+export interface QqpItemRecord {
+  id: string;
+  label: 0 | 1;
+  prediction: 0 | 1;
+  logLikYes: number;
+  logLikNo: number;
+}
+
+export interface QqpSuiteResult {
+  scores: ReturnType<typeof classificationScores>;
+  items: QqpItemRecord[];
+}
+
+/** QQP as lm-evaluation-harness's glue qqp task: the likelier of " yes" / " no" after the prompt. */
+export async function runQqpSuite(ctx: SuiteContext & { pairs: readonly QqpPair[]; limit?: number | null; progress?: Progress }): Promise<QqpSuiteResult> {
+  const labelled = evenSlice(ctx.pairs.filter((p) => p.label !== null), ctx.limit);
+  if (labelled.length === 0) throw new WorkbenchError('invalid_input', 'The QQP file has no labelled pairs to evaluate; pick a train or dev split.');
+  const progress = ctx.progress ?? new Progress(labelled.length, ctx);
+  const opts = scoreOptions(ctx);
+  const items = await progress.chunks(labelled, async (chunk) => {
+    const s = await pairLogLikelihood(
+      ctx.model,
+      ctx.tokenizer,
+      chunk.flatMap((p) => qqpCandidates(p).map((c) => ({ context: c.prompt, continuation: c.completion }))),
+      opts,
+    );
+    // qqpCandidates lists label words by label: index 0 "no", index 1 "yes".
+    return chunk.map((p, i): QqpItemRecord => {
+      const no = s[2 * i]!.logLikelihood;
+      const yes = s[2 * i + 1]!.logLikelihood;
+      return { id: p.id, label: p.label!, prediction: yes > no ? 1 : 0, logLikYes: yes, logLikNo: no };
+    });
+  });
+  return { scores: classificationScores(items.map((i) => i.prediction), items.map((i) => i.label)), items };
+}
+
+export interface HotpotItemRecord {
+  id: string;
+  type: string | null;
+  level: string | null;
+  gold: string;
+  prediction: string;
+}
+
+export interface HotpotSuiteResult {
+  report: ReturnType<typeof hotpotQaReport>;
+  items: HotpotItemRecord[];
+}
+
+export interface HotpotOptions {
+  maxNewTokens?: number;
+  paragraphs?: HotpotTemplateOptions['paragraphs'];
+}
+
+/** The answer is the generated text up to the first line break (the template puts one answer a line). */
+export function answerFromGeneration(text: string): string {
+  return text.split('\n', 1)[0]!.trim();
+}
+
+const lineBreakTokens = new WeakMap<TextTokenizer, number[]>();
+
+/** Ids whose text holds a line break: generation stops on them, as the answer ends there anyway. */
+function lineBreakTokenIds(tokenizer: TextTokenizer): number[] {
+  let ids = lineBreakTokens.get(tokenizer);
+  if (!ids) {
+    ids = [];
+    for (let id = 0; id < tokenizer.vocabSize; id++) if (tokenizer.decode([id]).includes('\n')) ids.push(id);
+    lineBreakTokens.set(tokenizer, ids);
+  }
+  return ids;
+}
+
+/** HotpotQA: greedy answers, EM / F1 overall and by type and level. */
+export async function runHotpotSuite(
+  ctx: SuiteContext & { examples: readonly HotpotQaExample[]; limit?: number | null; options?: HotpotOptions; progress?: Progress },
+): Promise<HotpotSuiteResult> {
+  const examples = evenSlice(ctx.examples, ctx.limit);
+  if (examples.length === 0) throw new WorkbenchError('invalid_input', 'The HotpotQA slice is empty.');
+  const maxNewTokens = ctx.options?.maxNewTokens ?? 16;
+  const { model, tokenizer } = ctx;
+  const room = model.config.maxPositions - maxNewTokens;
+  if (room < 8) throw new WorkbenchError('invalid_input', `maxNewTokens ${maxNewTokens} leaves no room for a question in the model's ${model.config.maxPositions} positions.`);
+  const progress = ctx.progress ?? new Progress(examples.length, ctx);
+  const items = await progress.chunks(examples, async (chunk) => {
+    const out: HotpotItemRecord[] = [];
+    for (const example of chunk) {
+      if (ctx.shouldStop?.()) throw new ScoringStopped();
+      const { prompt } = hotpotQaTemplate(example, { paragraphs: ctx.options?.paragraphs ?? 'supporting' });
+      // Left truncation keeps the question and the "Answer:" cue when the paragraphs do not fit.
+      const ids = tokenizer.encode(prompt).slice(-room);
+      ctx.adapters?.prepare?.(model, [ids]);
+      const stopTokenIds = [tokenizer.eosTokenId, ...lineBreakTokenIds(tokenizer)];
+      const result = await generate(model, ids, { maxNewTokens, adapters: ctx.adapters, stopTokenIds });
+      const tokens = result.tokens.filter((t) => t !== tokenizer.eosTokenId);
+      out.push({ id: example.id, type: example.type, level: example.level, gold: example.answer, prediction: answerFromGeneration(tokenizer.decode(tokens)) });
+    }
+    return out;
+  });
+  return { report: hotpotQaReport(items), items };
+}
+
+export { Progress };

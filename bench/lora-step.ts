@@ -29,7 +29,14 @@ const int = (key: keyof typeof values) => Number.parseInt(String(values[key]), 1
 const backend = values.backend as BackendName;
 if (!backendNames.includes(backend)) throw new Error(`--backend must be one of ${backendNames.join(', ')}`);
 
-const info = await initBackend(backend);
+let info;
+try {
+  info = await initBackend(backend);
+} catch (error) {
+  // Not an error of the benchmark: the backend is simply not available on this machine.
+  console.log(JSON.stringify({ backend, unavailable: (error as Error).message }));
+  process.exit(0);
+}
 const config = gpt2ConfigFromHF({ n_embd: int('n-embd'), n_layer: int('n-layer'), n_head: int('n-head'), vocab_size: int('vocab'), n_positions: Math.max(256, int('seq')) });
 const model = createGPT2(config, randomGPT2Weights(config, 0));
 const method = getMethod('lora');

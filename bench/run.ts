@@ -43,10 +43,13 @@ try {
 for (const backend of [...backendNames]) {
   try {
     const r = await lastJsonLine(process.execPath, ['--import', 'tsx', join(here, 'lora-step.ts'), '--backend', backend, ...shapeArgs]);
+    if (typeof r.unavailable === 'string') {
+      skipped.push(`${backend}: ${r.unavailable}`);
+      continue;
+    }
     results.push({ label: `workbench ${backend}`, step_ms: Number(r.step_ms), tokens_per_s: Number(r.tokens_per_s), peak_rss_mb: Number(r.peak_rss_mb), note: String(r.adapter) });
   } catch (error) {
-    const message = (error as { stderr?: string }).stderr?.split('\n').find((l) => /error/i.test(l)) ?? (error as Error).message.split('\n')[0];
-    skipped.push(`${backend}: ${message?.trim()}`);
+    skipped.push(`${backend}: the benchmark failed: ${(error as Error).message.split('\n')[0]}`);
   }
 }
 

@@ -16,6 +16,7 @@ import { tf } from '../tf.ts';
 import { geluNew } from './gpt2.ts';
 import { frozenLinear, matMul } from './ops.ts';
 import type { AdapterHooks, ForwardOptions, LinearModule } from './types.ts';
+import { LayerNorm } from './layer-norm.ts';
 
 const activations = ['gelu', 'gelu_new', 'relu'] as const;
 export type BertActivation = (typeof activations)[number];
@@ -125,19 +126,6 @@ export function bertParameterShapes(c: BertConfig): { encoder: Map<string, numbe
 // Buffers and duplicates checkpoints carry: position_ids (recomputed), the NSP head of BertForPreTraining
 // (unused here), decoder.bias (the same tensor as cls.predictions.bias).
 const IGNORED_KEY = /(^|\.)embeddings\.position_ids$|^cls\.seq_relationship\.|^cls\.predictions\.decoder\.bias$/;
-
-class LayerNorm {
-  constructor(
-    readonly weight: tf.Tensor1D,
-    readonly bias: tf.Tensor1D,
-    readonly eps: number,
-  ) {}
-
-  apply(x: tf.Tensor2D): tf.Tensor2D {
-    const { mean, variance } = tf.moments(x, -1, true);
-    return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.eps))), this.weight), this.bias);
-  }
-}
 
 /** nn.Linear, y = x W^T + b, with W kept as W^T [in, out]; adapters are consulted by HF module path. */
 class Linear implements LinearModule {

@@ -13,6 +13,7 @@ import type { KVCache } from './kv-cache.ts';
 import { frozenLinear, matMul } from './ops.ts';
 import type { AdapterHooks, CausalLM, ForwardOptions, LinearModule, ModelConfigSummary } from './types.ts';
 import { randomWeights, type WeightData } from './random-weights.ts';
+import { LayerNorm } from './layer-norm.ts';
 export type { WeightData };
 
 export interface GPT2Config {
@@ -101,19 +102,6 @@ const LENGTHS_KEPT = 4;
 
 // Non-parameter buffers that older checkpoints carry: the causal mask and its fill value.
 const IGNORED_KEY = /^(transformer\.)?h\.\d+\.attn\.(masked_)?bias$/;
-
-class LayerNorm {
-  constructor(
-    readonly weight: tf.Tensor1D,
-    readonly bias: tf.Tensor1D,
-    readonly eps: number,
-  ) {}
-
-  apply(x: tf.Tensor2D): tf.Tensor2D {
-    const { mean, variance } = tf.moments(x, -1, true);
-    return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.eps))), this.weight), this.bias);
-  }
-}
 
 /** GPT-2's Conv1D is a linear layer with the weight stored [in, out]: y = x W + b. */
 class Conv1D implements LinearModule {

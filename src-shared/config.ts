@@ -42,8 +42,23 @@ export const SeloraSettingsSchema = z.object({
 });
 export type SeloraSettings = z.infer<typeof SeloraSettingsSchema>;
 
+export const biasReadings = ['counterfactual', 'adversarial'] as const;
+
+/** Bias-aware LoRA (METHODS.md section 4): L = L_task + lambdaBias L_bias + lambdaKl L_KL; L_align is not implemented. */
+export const BiasAwareSettingsSchema = z.object({
+  /** l1: weight of L_bias = || f(x') - f(x) ||^2, f the prompt's mean-pooled final hidden state with adapters on. */
+  lambdaBias: z.number().min(0).default(0.1),
+  /** l3: weight of L_KL = KL(P_lora || P_orig) over the completion tokens. */
+  lambdaKl: z.number().min(0).default(0.1),
+  /** counterfactual: x' swaps demographic terms in the prompt; adversarial: x' = x + b_bias, b_bias an embedding offset at norm epsilon trained by ascent. */
+  reading: z.enum(biasReadings).default('counterfactual'),
+  /** ||b_bias|| for the adversarial reading. */
+  epsilon: z.number().positive().max(100).default(0.1),
+});
+export type BiasAwareSettings = z.infer<typeof BiasAwareSettingsSchema>;
+
 /** Methods the engine registers (src-worker/methods/index.ts); src-shared/methods.ts describes each. */
-export const methodIds = ['lora', 'lora-plus', 'selora'] as const;
+export const methodIds = ['lora', 'lora-plus', 'selora', 'bias-aware'] as const;
 export type MethodId = (typeof methodIds)[number];
 
 export const TrainingSettingsSchema = z.object({
@@ -73,6 +88,7 @@ export const RunConfigSchema = z.object({
   lora: LoraSettingsSchema.default(LoraSettingsSchema.parse({})),
   loraPlus: LoraPlusSettingsSchema.default(LoraPlusSettingsSchema.parse({})),
   selora: SeloraSettingsSchema.default(SeloraSettingsSchema.parse({})),
+  biasAware: BiasAwareSettingsSchema.default(BiasAwareSettingsSchema.parse({})),
   training: TrainingSettingsSchema.default(TrainingSettingsSchema.parse({})),
   backend: BackendChoiceSchema.default('auto'),
 });

@@ -8,7 +8,7 @@ export type FieldDescriptor =
 import type { MethodId } from './config.ts';
 
 /** The RunConfig sections that hold method settings. */
-export const methodSettingsKeys = ['lora', 'loraPlus', 'selora'] as const;
+export const methodSettingsKeys = ['lora', 'loraPlus', 'selora', 'biasAware'] as const;
 export type MethodSettingsKey = (typeof methodSettingsKeys)[number];
 
 export interface MethodDescriptor {
@@ -67,6 +67,18 @@ export const methodDescriptors: MethodDescriptor[] = [
     fields: [
       { key: 'hiddenSize', label: 'Encoder hidden size', kind: 'int', min: 1, max: 4096, help: 'Width of g, the MLP from the semantic vector to the r x r matrix.' },
       { key: 'lambdaSem', label: 'Semantic loss weight', kind: 'number', min: 0, step: 0.01, help: 'lambda_sem: weight of the loss pulling similar prompts\' updates together (0 turns it off).' },
+    ],
+  },
+  {
+    id: 'bias-aware',
+    label: 'Bias-aware LoRA',
+    summary: 'LoRA plus two regularizers: L_bias keeps the adapted model\'s pooled representation of a prompt unchanged when its demographic terms are swapped (or, adversarially, when a small offset is added to its embeddings), and L_KL keeps its next-token distributions close to the base model\'s. Exports as a plain PEFT LoRA.',
+    settingsKey: 'biasAware',
+    extends: 'lora',
+    fields: [
+      { key: 'lambdaBias', label: 'Bias loss weight', kind: 'number', min: 0, step: 0.01, help: 'l1: weight of L_bias, the squared distance between the representations of a prompt and its counterfactual (0 turns it off).' },
+      { key: 'lambdaKl', label: 'KL loss weight', kind: 'number', min: 0, step: 0.01, help: 'l3: weight of KL(adapted || base) over the completion tokens (0 turns it off).' },
+      { key: 'epsilon', label: 'Adversarial offset norm', kind: 'number', min: 0, max: 100, step: 0.01, help: 'Norm of the embedding offset b_bias (adversarial reading only; the reading is set in the run config as biasAware.reading).' },
     ],
   },
 ];

@@ -2,6 +2,7 @@
 // id src-shared/methods.ts describes to the UI and the CLI.
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import { methodDescriptors } from '../../src-shared/methods.ts';
+import { biasAware } from './bias-aware.ts';
 import { lora } from './lora.ts';
 import { loraPlus } from './lora-plus.ts';
 import { selora } from './selora.ts';
@@ -30,3 +31,4 @@ export function methodIds(): string[] {
 registerMethod(lora);
 registerMethod(loraPlus);
 registerMethod(selora);
+registerMethod(biasAware);

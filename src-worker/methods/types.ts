@@ -1,7 +1,16 @@
 // The shape of an adapter method, after PEFT's tuners: a config, a layer, one registry entry.
 import type * as tf from '@tensorflow/tfjs-core';
 import type { MethodId } from '../../src-shared/config.ts';
+import type { TextTokenizer } from '../formats/tokenizer.ts';
 import type { AdapterHooks, CausalLM, LinearModule } from '../models/types.ts';
+
+/** The batch the task loss was computed on, for regularizers that compare against it (bias-aware's L_KL). */
+export interface RegularizerBatch {
+  inputIds: tf.Tensor2D;
+  lossMask: tf.Tensor2D;
+  /** The adapted forward's logits [B, T, V], inside the gradient tape. */
+  logits: tf.Tensor3D;
+}
 
 /** One method instance attached to one model. */
 export interface AdapterModel extends AdapterHooks {
@@ -29,14 +38,14 @@ export interface AdapterModel extends AdapterHooks {
    * Called once before training with the prompt tokens of every training example, for methods that
    * derive per-example inputs from the data (SeLoRA's semantic vectors and their training-set mean).
    */
-  fit?(model: CausalLM, trainingPrompts: readonly (readonly number[])[]): void;
-  /** Called before every forward with the prompt tokens of each row of the batch. */
-  prepare?(model: CausalLM, prompts: readonly (readonly number[])[]): void;
+  fit?(model: CausalLM, trainingPrompts: readonly (readonly number[])[], tokenizer?: TextTokenizer): void;
+  /** Called before every forward with the prompt tokens of each row of the batch; training is true before an optimizer step. */
+  prepare?(model: CausalLM, prompts: readonly (readonly number[])[], training?: boolean): void;
   /**
    * Loss terms beyond the task loss, computed after a forward (inside the gradient tape, so they are
    * differentiated too): L = L_task + sum weight * value, each logged as loss/<name>.
    */
-  regularizers?(): { name: string; weight: number; value: tf.Scalar }[];
+  regularizers?(batch?: RegularizerBatch): { name: string; weight: number; value: tf.Scalar }[];
   /**
    * For adapters PEFT cannot load as they are (SeLoRA): the plain LoRA closest to this one (SeLoRA at
    * the training set's mean semantic vector). Training writes it beside the native adapter. The caller disposes it.

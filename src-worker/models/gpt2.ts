@@ -306,6 +306,7 @@ export class GPT2 implements CausalLM {
     const ids = inputIds.dtype === 'int32' ? inputIds : tf.cast(inputIds, 'int32');
     const wte = this.params.get('transformer.wte.weight') as tf.Tensor2D;
     let x = tf.reshape(tf.add(tf.reshape(tf.gather(wte, tf.reshape(ids, [B * T])), [B, T, C]), positions), [B * T, C]) as tf.Tensor2D;
+    if (opts.inputEmbeddingOffset) x = tf.add(x, opts.inputEmbeddingOffset);
     for (const block of this.blocks) x = block.apply(x, B, T, mask, opts, cache);
     cache?.advance(T);
     return this.lnF.apply(x);

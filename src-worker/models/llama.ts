@@ -459,6 +459,7 @@ export class Llama implements CausalLM {
     const ids = inputIds.dtype === 'int32' ? inputIds : tf.cast(inputIds, 'int32');
     const embed = this.params.get('model.embed_tokens.weight') as tf.Tensor2D;
     let x = tf.gather(embed, tf.reshape(ids, [B * T])) as tf.Tensor2D;
+    if (opts.inputEmbeddingOffset) x = tf.add(x, opts.inputEmbeddingOffset);
     const ctx: AttentionContext = { B, T, ...this.rotary.slice(past, T), mask: this.maskFor(past, T), cache, opts };
     for (const layer of this.layers) x = layer.apply(x, ctx);
     cache?.advance(T);

@@ -22,6 +22,8 @@ export interface ForwardOptions {
   adapters?: AdapterHooks | null;
   /** Enables dropout in the adapters (the frozen base model has none at fine-tuning time). */
   training?: boolean;
+  /** Added to every input token embedding [hidden] (bias-aware LoRA's adversarial b_bias); gradients flow to it. */
+  inputEmbeddingOffset?: tf.Tensor1D | null;
 }
 
 export interface ModelConfigSummary {

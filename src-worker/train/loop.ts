@@ -91,17 +91,18 @@ export interface StepResult {
  * benchmark in bench/ times exactly this function).
  */
 export async function trainStep(model: CausalLM, adapter: AdapterModel, optimizer: AdamW, batch: Batch, gradClip: number, nameOf: Map<string, string>, variables: tfc.Variable[], step: number, prompts?: number[][]): Promise<StepResult> {
-  if (prompts) adapter.prepare?.(model, prompts);
+  if (prompts) adapter.prepare?.(model, prompts, true);
   const ids = tf.tensor2d(batch.inputIds, [batch.batchSize, batch.seqLen], 'int32');
   const mask = tf.tensor2d(batch.lossMask, [batch.batchSize, batch.seqLen]);
   // The task loss and each regularizer are kept out of the tape's tidy to be read after it.
   const kept: tfc.Scalar[] = [];
   const terms: { name: string; value: tfc.Scalar }[] = [];
   const { value, grads } = tf.variableGrads(() => {
-    const task = causalLMLoss(model.forward(ids, { adapters: adapter, training: true }), ids, mask);
+    const logits = model.forward(ids, { adapters: adapter, training: true });
+    const task = causalLMLoss(logits, ids, mask);
     kept.push(tf.keep(task));
     let total: tfc.Scalar = task;
-    for (const term of adapter.regularizers?.() ?? []) {
+    for (const term of adapter.regularizers?.({ inputIds: ids, lossMask: mask, logits }) ?? []) {
       terms.push({ name: term.name, value: tf.keep(term.value) });
       if (term.weight !== 0) total = tf.add(total, tf.mul(term.value, term.weight));
     }
@@ -172,7 +173,7 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
   const method = getMethod(config.method);
   const adapter = method.create(model, method.parseSettings(methodSettingsOf(config)), t.seed);
   disposables.push(adapter);
-  adapter.fit?.(model, split.train.map((i) => promptOf(examples[i]!)));
+  adapter.fit?.(model, split.train.map((i) => promptOf(examples[i]!)), tokenizer);
   const trainable = adapter.trainable();
   const groups = [...new Set(trainable.map((p) => p.group))];
   // Per-group peak rates come from the method (LoRA+: lora_B at lambda x); the schedule scales all alike.

@@ -7,10 +7,12 @@ import type { Catalog, CatalogEntry, SystemInfo, WorkbenchApi } from '../src-sha
 import { DEFAULT_MODEL, SAMPLE_DATASET, defaultRunConfig, type BackendName } from '../src-shared/config.ts';
 import { methodDescriptors } from '../src-shared/methods.ts';
 import { packageVersion, type WorkbenchPaths } from './paths.ts';
+import type { EvalManager } from './evals.ts';
 import type { RunManager } from './runs.ts';
 
 export interface WorkbenchApiOptions {
   manager: RunManager;
+  evals: EvalManager;
   paths: WorkbenchPaths;
   mode: SystemInfo['mode'];
 }
@@ -80,7 +82,7 @@ function embeddedDataset(paths: WorkbenchPaths): CatalogEntry | null {
   };
 }
 
-export function createWorkbenchApi({ manager, paths, mode }: WorkbenchApiOptions): WorkbenchApi {
+export function createWorkbenchApi({ manager, evals, paths, mode }: WorkbenchApiOptions): WorkbenchApi {
   const version = packageVersion(paths);
   return {
     system: {
@@ -114,6 +116,15 @@ export function createWorkbenchApi({ manager, paths, mode }: WorkbenchApiOptions
     exports: {
       create: async (request) => manager.exportAdapter(request),
     },
-    onRunEvent: (listener) => manager.subscribe(listener),
+    evals: {
+      start: async (request) => evals.start(request),
+      list: async () => evals.list(),
+      get: async (id) => evals.get(id),
+      stop: async (id) => evals.stop(id),
+    },
+    onRunEvent: (listener) => {
+      const unsubscribers = [manager.subscribe(listener), evals.subscribe(listener)];
+      return () => unsubscribers.forEach((unsubscribe) => unsubscribe());
+    },
   };
 }

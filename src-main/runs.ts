@@ -50,7 +50,7 @@ export function newId(prefix = ''): string {
   return `${prefix}${stamp}-${randomBytes(3).toString('hex')}`;
 }
 
-function isProcessAlive(pid: number): boolean {
+export function isProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { methodIds, RunConfigSchema } from './config.ts';
 import { AdapterSchema, ExportReportSchema, MetricPointSchema, RunSchema } from './runs.ts';
+import { EvalStartRequestSchema, EvaluationSchema } from './eval.ts';
 import { validate, WorkbenchError } from './errors.ts';
 import { methodSettingsKeys, type MethodDescriptor } from './methods.ts';
 
@@ -66,6 +67,12 @@ export const RunEventSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('run'), run: RunSchema }),
   z.object({ kind: z.literal('metrics'), runId: z.string(), points: z.array(MetricPointSchema) }),
   z.object({ kind: z.literal('log'), runId: z.string(), level: z.enum(['info', 'warn', 'error']), message: z.string() }),
+  /** An evaluation's status or progress (evaluation.progress: done/total) changed, or its worker logged a line. */
+  z.object({
+    kind: z.literal('eval'),
+    evaluation: EvaluationSchema,
+    log: z.object({ level: z.enum(['info', 'warn', 'error']), message: z.string() }).optional(),
+  }),
 ]);
 export type RunEvent = z.infer<typeof RunEventSchema>;
 
@@ -84,6 +91,10 @@ export const apiSpec = {
   'runs.metrics': { input: Id, output: z.array(MetricPointSchema) },
   'adapters.list': { input: None, output: z.array(AdapterSchema) },
   'exports.create': { input: ExportRequestSchema, output: ExportReportSchema },
+  'evals.start': { input: EvalStartRequestSchema, output: EvaluationSchema },
+  'evals.list': { input: None, output: z.array(EvaluationSchema) },
+  'evals.get': { input: Id, output: EvaluationSchema },
+  'evals.stop': { input: Id, output: EvaluationSchema },
 } as const;
 export type ApiMethod = keyof typeof apiSpec;
 export const apiMethods = Object.keys(apiSpec) as ApiMethod[];
@@ -103,7 +114,7 @@ export type RunEventListener = (event: RunEvent) => void;
 
 /** The typed API as the renderer sees it on window.workbench. */
 export type WorkbenchApi = { [N in keyof Namespaces & string]: NamespaceApi<N> } & {
-  /** Subscribes to run status, progress, metric and log events; returns the unsubscribe function. */
+  /** Subscribes to run and evaluation status, progress, metric and log events; returns the unsubscribe function. */
   onRunEvent(listener: RunEventListener): () => void;
 };
 

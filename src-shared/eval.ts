@@ -202,3 +202,52 @@ export const EvalResultSchema = z.object({
   notes: z.array(z.string()),
 });
 export type EvalResult = z.infer<typeof EvalResultSchema>;
+
+export const evaluationStatuses = ['queued', 'running', 'completed', 'failed', 'stopped'] as const;
+export const EvaluationStatusSchema = z.enum(evaluationStatuses);
+export type EvaluationStatus = z.infer<typeof EvaluationStatusSchema>;
+
+export const EvalDatasetsSchema = EvalJobSchema.shape.datasets;
+export type EvalDatasets = z.infer<typeof EvalDatasetsSchema>;
+
+/** What `evals.start` takes: paths are the caller's to choose (no bundled benchmark data). */
+export const EvalStartRequestSchema = z.object({
+  suite: EvalSuiteSchema,
+  /** An adapter the workbench trained; omitted evaluates the base model alone. */
+  adapterId: z.string().min(1).optional(),
+  /** 'default' or a model folder; omitted: the adapter's base model, else 'default'. */
+  model: z.string().min(1).optional(),
+  datasets: EvalDatasetsSchema,
+  limit: z.number().int().min(1).nullable().optional(),
+  seed: z.number().int().min(0).optional(),
+  backend: BackendChoiceSchema.optional(),
+  robustness: EvalJobSchema.shape.robustness,
+});
+export type EvalStartRequest = z.infer<typeof EvalStartRequestSchema>;
+export type EvalStartRequestInput = z.input<typeof EvalStartRequestSchema>;
+
+export const EvalProgressSchema = z.object({ done: z.number().int().min(0), total: z.number().int().min(0) });
+
+/** One stored evaluation. `summary` holds the headline figures, flat ("crowsPairs.overall.stereoPercent"). */
+export const EvaluationSchema = z.object({
+  id: z.string(),
+  runId: z.string().nullable(),
+  adapterId: z.string().nullable(),
+  suite: EvalSuiteSchema,
+  status: EvaluationStatusSchema,
+  model: z.string(),
+  backendChoice: BackendChoiceSchema,
+  backend: BackendInfoSchema.nullable(),
+  seed: z.number().int(),
+  limit: z.number().int().nullable(),
+  datasets: EvalDatasetsSchema,
+  slices: z.array(DatasetSliceSchema).nullable(),
+  summary: z.record(z.string(), z.number()).nullable(),
+  /** <dataDir>/evals/<id>.json: the whole EvalResult with every item. */
+  resultPath: z.string().nullable(),
+  progress: EvalProgressSchema.nullable(),
+  error: z.string().nullable(),
+  createdAt: z.string(),
+  finishedAt: z.string().nullable(),
+});
+export type Evaluation = z.infer<typeof EvaluationSchema>;

@@ -10,6 +10,7 @@ import { WorkbenchError } from '../../src-shared/errors.ts';
 import { IPC_CALL_CHANNEL, IPC_EVENT_CHANNEL } from '../../src-shared/transport.ts';
 import { createWorkbenchApi } from '../api.ts';
 import { resolvePaths } from '../paths.ts';
+import { EvalManager } from '../evals.ts';
 import { RunManager } from '../runs.ts';
 import { Store } from '../store/index.ts';
 
@@ -34,7 +35,8 @@ if (!app.requestSingleInstanceLock()) {
   const paths = resolvePaths({ dataDir: dataDirArgument(), electronUserData: app.getPath('userData') });
   const store = Store.open(paths.dbFile);
   const manager = new RunManager({ store, paths });
-  const api = createWorkbenchApi({ manager, paths, mode: 'electron' });
+  const evals = new EvalManager({ store, paths });
+  const api = createWorkbenchApi({ manager, evals, paths, mode: 'electron' });
   const windows = new Set<BrowserWindow>();
 
   api.onRunEvent((event) => {
@@ -88,8 +90,7 @@ if (!app.requestSingleInstanceLock()) {
     if (closed) return;
     // Quit waits until running workers are ended and their runs marked interrupted.
     event.preventDefault();
-    void manager
-      .close()
+    void Promise.allSettled([manager.close(), evals.close()])
       .catch(() => undefined)
       .finally(() => {
         store.close();

@@ -3,12 +3,14 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { AdapterRepository, CheckpointRepository, MetricRepository } from './artifacts-repo.ts';
+import { EvaluationRepository } from './evals-repo.ts';
 import { migrate } from './migrations.ts';
 import { RunRepository } from './runs-repo.ts';
 
 export { latestVersion, migrations, migrate, schemaVersion } from './migrations.ts';
 export type { Checkpoint } from './artifacts-repo.ts';
 export type { RunPatch } from './runs-repo.ts';
+export type { EvaluationPatch, NewEvaluation } from './evals-repo.ts';
 
 /** Opens (creating if needed) a database file with the pragmas every connection needs. */
 export function openDatabase(file: string): Database.Database {
@@ -28,12 +30,14 @@ export class Store {
   readonly metrics: MetricRepository;
   readonly checkpoints: CheckpointRepository;
   readonly adapters: AdapterRepository;
+  readonly evaluations: EvaluationRepository;
 
   private constructor(readonly db: Database.Database) {
     this.runs = new RunRepository(db);
     this.metrics = new MetricRepository(db);
     this.checkpoints = new CheckpointRepository(db);
     this.adapters = new AdapterRepository(db);
+    this.evaluations = new EvaluationRepository(db);
   }
 
   static open(file: string): Store {

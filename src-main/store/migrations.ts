@@ -69,6 +69,38 @@ export const migrations: readonly Migration[] = [
       ALTER TABLE runs ADD COLUMN owner_pid INTEGER;
     `,
   },
+  {
+    version: 3,
+    description: 'evaluations',
+    sql: `
+      -- One row per evaluation job. The per-item result is a JSON file (result_path) because it can
+      -- hold thousands of items; the row keeps what lists and comparisons need.
+      CREATE TABLE evaluations (
+        id TEXT PRIMARY KEY,
+        run_id TEXT REFERENCES runs (id) ON DELETE SET NULL,
+        adapter_id TEXT REFERENCES adapters (id) ON DELETE SET NULL,
+        suite TEXT NOT NULL,
+        status TEXT NOT NULL,
+        model TEXT NOT NULL,                  -- 'default' or an absolute model folder
+        backend_choice TEXT NOT NULL,         -- what was asked for ('auto', 'cpu', ...)
+        backend_name TEXT,                    -- what ran, once the result is in
+        backend_adapter TEXT,
+        seed INTEGER NOT NULL,
+        item_limit INTEGER,
+        datasets TEXT NOT NULL,               -- the requested paths as JSON
+        slices TEXT,                          -- DatasetSlice[] (path, limit, count, sha256) as JSON
+        summary TEXT,                         -- the headline figures as JSON
+        result_path TEXT,
+        progress TEXT,                        -- { done, total } as JSON
+        error TEXT,
+        owner_pid INTEGER,
+        created_at TEXT NOT NULL,
+        finished_at TEXT
+      );
+      CREATE INDEX evaluations_adapter ON evaluations (adapter_id);
+      CREATE INDEX evaluations_status ON evaluations (status);
+    `,
+  },
 ];
 
 export const latestVersion = migrations[migrations.length - 1]!.version;

@@ -89,6 +89,8 @@ export class RunView {
   }
 
   #receive(event: RunEvent): void {
+    // Evaluation events belong to the evaluation views, not to a run's.
+    if (event.kind === 'eval') return;
     const runId = event.kind === 'run' ? event.run.id : event.runId;
     if (runId !== this.id) return;
     if (this.#held) this.#held.push(event);

@@ -181,6 +181,13 @@ export function installFakeWorkbench(seed: FakeSeed): void {
         return reply(report(find(request.runId!).name));
       },
     },
+    // No UI test drives evaluations yet: the stand-in holds none and refuses to start one.
+    evals: {
+      list: () => reply([]),
+      get: async (id: string) => { throw error('not_found', `No evaluation ${id}.`); },
+      stop: async (id: string) => { throw error('not_found', `No evaluation ${id}.`); },
+      start: async () => { throw error('conflict', 'The UI test stand-in does not run evaluations.'); },
+    },
     onRunEvent(listener: Listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);

@@ -1,7 +1,7 @@
 // The WorkbenchApi through `dispatch`, over a RunManager whose engine is a scripted stand-in for
 // the worker thread: what the main process does with each worker message, without training.
 import { EventEmitter } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
@@ -11,8 +11,10 @@ import { defaultRunConfig } from '../../src-shared/config.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import type { ExportReport, Run } from '../../src-shared/runs.ts';
 import type { ExportJob, MainToWorker, TrainJob, WorkerToMain } from '../../src-shared/worker-protocol.ts';
+import type { EvalJob, EvalResult, Evaluation } from '../../src-shared/eval.ts';
 import { createWorkbenchApi, installedBackends } from '../../src-main/api.ts';
 import { resolvePaths, type WorkbenchPaths } from '../../src-main/paths.ts';
+import { EvalManager } from '../../src-main/evals.ts';
 import { RunManager } from '../../src-main/runs.ts';
 import { Store } from '../../src-main/store/index.ts';
 
@@ -42,6 +44,7 @@ let root: string;
 let paths: WorkbenchPaths;
 let store: Store;
 let manager: RunManager;
+let evals: EvalManager;
 let api: WorkbenchApi;
 let workers: FakeWorker[];
 let events: RunEvent[];
@@ -72,12 +75,23 @@ beforeEach(() => {
       return worker as unknown as Worker;
     },
   });
-  api = createWorkbenchApi({ manager, paths, mode: 'headless' });
+  evals = new EvalManager({
+    store,
+    paths,
+    stopTimeoutMs: 2000,
+    createWorker: () => {
+      const worker = new FakeWorker((w, m) => script(w, m));
+      workers.push(worker);
+      return worker as unknown as Worker;
+    },
+  });
+  api = createWorkbenchApi({ manager, evals, paths, mode: 'headless' });
   api.onRunEvent((event) => events.push(event));
 });
 
 afterEach(async () => {
   await manager.close();
+  await evals.close();
   store.close();
   rmSync(root, { recursive: true, force: true });
 });
@@ -148,7 +162,7 @@ describe('system and catalog', () => {
     expect(catalog.datasets).toEqual([expect.objectContaining({ id: 'sample', path: paths.sampleDatasetPath })]);
     expect(catalog.datasets[0]!.description).toMatch(/^2 examples/);
     expect(catalog.defaults).toEqual(defaultRunConfig());
-    expect(catalog.methods.map((m) => m.id)).toEqual(['lora', 'lora-plus', 'selora']);
+    expect(catalog.methods.map((m) => m.id)).toEqual(['lora', 'lora-plus', 'selora', 'bias-aware']);
   });
 });
 
@@ -308,5 +322,116 @@ describe('exports', () => {
     };
     const error = await failure(call('exports.create', { adapterId: store.runs.require(run.id).adapterId }));
     expect(error).toMatchObject({ code: 'export_mismatch', message: 'logits differ' });
+  });
+});
+
+describe('evaluations', () => {
+  const crowsPairs = () => {
+    const file = path.join(root, 'crows.csv');
+    writeFileSync(file, 'sent_more,sent_less\n');
+    return file;
+  };
+  const crowsScores = (count: number, stereoPercent: number) => ({
+    count, stereoPercent, tiePercent: 0, meanLogLikDiff: 0.25, stereoDirectionPercent: stereoPercent, antistereoDirectionPercent: null,
+  });
+  const result = (job: EvalJob): EvalResult => ({
+    suite: 'bias', modelDir: job.modelDir, adapter: null, backend: { name: 'cpu', adapter: 'JavaScript' }, seed: job.seed,
+    slices: [{ dataset: 'crows-pairs', path: job.datasets.crowsPairs!, limit: job.limit, count: 4, sha256: 'c'.repeat(64) }],
+    startedAt: '2025-01-01T00:00:00.000Z', finishedAt: '2025-01-01T00:00:01.000Z', durationMs: 1000,
+    bias: {
+      crowsPairs: {
+        overall: crowsScores(4, 75), byBiasType: { gender: crowsScores(3, 66.7), age: crowsScores(1, 100) }, biasScore: 25,
+        items: [{ id: 1, biasType: 'age', direction: 'stereo', logLikMore: -3, logLikLess: -4 }],
+      },
+      stereoSet: null, bbq: null, representationShift: null,
+    },
+    notes: [],
+  });
+  const evalEvents = () => events.filter((e): e is Extract<RunEvent, { kind: 'eval' }> => e.kind === 'eval');
+
+  it('evaluates an adapter on its run\'s model, relays progress and stores the figures and the result file', async () => {
+    const run = await call<Run>('runs.start', { name: 'to evaluate' });
+    const adapterDir = path.join(paths.runDir(run.id), 'adapter');
+    mkdirSync(adapterDir, { recursive: true });
+    workers[0]!.send(started);
+    workers[0]!.send({ type: 'trained', adapterDir, step: 30, trainableParams: 10 });
+    await manager.waitForRun(run.id);
+    const adapterId = store.runs.require(run.id).adapterId!;
+
+    const file = crowsPairs();
+    const evaluation = await call<Evaluation>('evals.start', { suite: 'bias', adapterId, datasets: { crowsPairs: file }, limit: 4, seed: 9, backend: 'cpu' });
+    expect(evaluation).toMatchObject({ status: 'queued', runId: run.id, adapterId, suite: 'bias', model: 'default', seed: 9, limit: 4, backendChoice: 'cpu' });
+    const worker = workers[1]!;
+    const job = worker.posted[0] as EvalJob;
+    expect(job).toMatchObject({ type: 'eval', modelDir: paths.defaultModelDir, adapterDir, suite: 'bias', datasets: { crowsPairs: file }, limit: 4, seed: 9, backend: 'cpu' });
+
+    worker.send({ type: 'eval-progress', done: 2, total: 4 });
+    expect((await call<Evaluation>('evals.get', evaluation.id)).progress).toEqual({ done: 2, total: 4 });
+    expect(evalEvents().at(-1)!.evaluation).toMatchObject({ status: 'running', progress: { done: 2, total: 4 } });
+    worker.send({ type: 'log', level: 'warn', message: 'two rows left out' });
+    expect(evalEvents().at(-1)!.log).toEqual({ level: 'warn', message: 'two rows left out' });
+
+    worker.send({ type: 'eval-progress', done: 4, total: 4 });
+    worker.send({ type: 'evaluated', result: result(job) });
+    const done = await evals.waitFor(evaluation.id);
+    expect(done).toMatchObject({ status: 'completed', backend: { name: 'cpu', adapter: 'JavaScript' }, progress: { done: 4, total: 4 }, error: null });
+    expect(done.slices).toEqual(result(job).slices);
+    expect(done.summary).toMatchObject({
+      'crowsPairs.overall.stereoPercent': 75, 'crowsPairs.byBiasType.gender.stereoPercent': 66.7, 'crowsPairs.byBiasType.age.count': 1, 'crowsPairs.biasScore': 25,
+    });
+    expect(Object.keys(done.summary!).some((k) => k.includes('items'))).toBe(false);
+    expect(done.resultPath).toBe(path.join(paths.dataDir, 'evals', `${evaluation.id}.json`));
+    expect(JSON.parse(readFileSync(done.resultPath!, 'utf8'))).toEqual(result(job));
+    expect(worker.terminated).toBe(true);
+    expect((await call<Evaluation[]>('evals.list')).map((e) => e.id)).toEqual([evaluation.id]);
+  });
+
+  it('stops an evaluation, and refuses to stop one that is not running', async () => {
+    script = (worker, message) => {
+      if (message.type === 'stop') worker.send({ type: 'stopped', step: 0 });
+    };
+    const evaluation = await call<Evaluation>('evals.start', { suite: 'bias', datasets: { crowsPairs: crowsPairs() } });
+    expect(evaluation).toMatchObject({ adapterId: null, runId: null, model: 'default', limit: null, seed: 0, backendChoice: 'auto' });
+    expect((workers[0]!.posted[0] as EvalJob).adapterDir).toBeNull();
+    const stopped = await call<Evaluation>('evals.stop', evaluation.id);
+    expect(stopped.status).toBe('stopped');
+    expect(workers[0]!.posted.map((m) => m.type)).toEqual(['eval', 'stop']);
+    expect((await failure(call('evals.stop', evaluation.id))).code).toBe('conflict');
+  });
+
+  it('marks an evaluation failed when its worker fails or dies', async () => {
+    const first = await call<Evaluation>('evals.start', { suite: 'bias', datasets: { crowsPairs: crowsPairs() } });
+    workers[0]!.send({ type: 'failed', error: { code: 'out_of_memory', message: 'Out of memory. Lower the batch size.' } });
+    expect(await evals.waitFor(first.id)).toMatchObject({ status: 'failed', error: 'Out of memory. Lower the batch size.' });
+
+    const second = await call<Evaluation>('evals.start', { suite: 'bias', datasets: { crowsPairs: crowsPairs() } });
+    workers[1]!.emit('error', new Error('segfault in a kernel'));
+    void workers[1]!.terminate();
+    const failed = await evals.waitFor(second.id);
+    expect(failed.status).toBe('failed');
+    expect(failed.error).toMatch(/exited unexpectedly.*segfault in a kernel/);
+  });
+
+  it('validates the request before anything is stored', async () => {
+    const none = await failure(call('evals.start', { suite: 'bias', datasets: {} }));
+    expect(none.code).toBe('invalid_input');
+    expect(none.message).toMatch(/crowsPairs, stereoSet, bbq/);
+    const qqp = await failure(call('evals.start', { suite: 'qqp', datasets: { crowsPairs: crowsPairs() } }));
+    expect(qqp.message).toMatch(/qqp dataset/);
+    const missing = await failure(call('evals.start', { suite: 'bias', datasets: { bbq: path.join(root, 'no-bbq') } }));
+    expect(missing).toMatchObject({ code: 'not_found', message: expect.stringContaining('no-bbq') });
+    expect((await failure(call('evals.start', { suite: 'bias', adapterId: 'ad-nope', datasets: { crowsPairs: crowsPairs() } }))).code).toBe('not_found');
+    const model = await failure(call('evals.start', { suite: 'bias', model: path.join(root, 'no-model'), datasets: { crowsPairs: crowsPairs() } }));
+    expect(model.code).toBe('not_found');
+    expect(store.evaluations.list()).toEqual([]);
+    expect(workers).toEqual([]);
+  });
+
+  it('marks an evaluation this process left running as failed when a new manager starts', async () => {
+    const evaluation = await call<Evaluation>('evals.start', { suite: 'bias', datasets: { crowsPairs: crowsPairs() } });
+    workers[0]!.send({ type: 'eval-progress', done: 1, total: 4 });
+    const next = new EvalManager({ store, paths, createWorker: () => { throw new Error('no worker in this test'); } });
+    expect(next.get(evaluation.id)).toMatchObject({ status: 'failed', error: expect.stringMatching(/Interrupted/) });
+    await next.close();
   });
 });

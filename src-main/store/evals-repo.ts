@@ -1,0 +1,161 @@
+// The evaluations table, mapped to src-shared's Evaluation. The full per-item result lives in a JSON
+// file (result_path); rows hold only what lists, comparisons and provenance need.
+import type Database from 'better-sqlite3';
+import type { BackendChoice } from '../../src-shared/config.ts';
+import { WorkbenchError } from '../../src-shared/errors.ts';
+import {
+  DatasetSliceSchema, EvalDatasetsSchema, EvalProgressSchema,
+  type DatasetSlice, type EvalDatasets, type EvalSuite, type Evaluation, type EvaluationStatus,
+} from '../../src-shared/eval.ts';
+import type { BackendInfo } from '../../src-shared/runs.ts';
+import { z } from 'zod';
+
+interface EvaluationRow {
+  id: string;
+  run_id: string | null;
+  adapter_id: string | null;
+  suite: EvalSuite;
+  status: EvaluationStatus;
+  model: string;
+  backend_choice: BackendChoice;
+  backend_name: BackendInfo['name'] | null;
+  backend_adapter: string | null;
+  seed: number;
+  item_limit: number | null;
+  datasets: string;
+  slices: string | null;
+  summary: string | null;
+  result_path: string | null;
+  progress: string | null;
+  error: string | null;
+  owner_pid: number | null;
+  created_at: string;
+  finished_at: string | null;
+}
+
+export interface NewEvaluation {
+  id: string;
+  runId: string | null;
+  adapterId: string | null;
+  suite: EvalSuite;
+  model: string;
+  backendChoice: BackendChoice;
+  seed: number;
+  limit: number | null;
+  datasets: EvalDatasets;
+  createdAt: string;
+  ownerPid: number | null;
+}
+
+export interface EvaluationPatch {
+  status?: EvaluationStatus;
+  backend?: BackendInfo | null;
+  slices?: DatasetSlice[] | null;
+  summary?: Record<string, number> | null;
+  resultPath?: string | null;
+  progress?: { done: number; total: number } | null;
+  error?: string | null;
+  finishedAt?: string | null;
+  ownerPid?: number | null;
+}
+
+const SummarySchema = z.record(z.string(), z.number());
+
+function toEvaluation(row: EvaluationRow): Evaluation {
+  return {
+    id: row.id,
+    runId: row.run_id,
+    adapterId: row.adapter_id,
+    suite: row.suite,
+    status: row.status,
+    model: row.model,
+    backendChoice: row.backend_choice,
+    backend: row.backend_name ? { name: row.backend_name, adapter: row.backend_adapter ?? '' } : null,
+    seed: row.seed,
+    limit: row.item_limit,
+    datasets: EvalDatasetsSchema.parse(JSON.parse(row.datasets)),
+    slices: row.slices ? z.array(DatasetSliceSchema).parse(JSON.parse(row.slices)) : null,
+    summary: row.summary ? SummarySchema.parse(JSON.parse(row.summary)) : null,
+    resultPath: row.result_path,
+    progress: row.progress ? EvalProgressSchema.parse(JSON.parse(row.progress)) : null,
+    error: row.error,
+    createdAt: row.created_at,
+    finishedAt: row.finished_at,
+  };
+}
+
+export class EvaluationRepository {
+  private readonly insertStmt: Database.Statement;
+  private readonly getStmt: Database.Statement;
+  private readonly listStmt: Database.Statement;
+
+  constructor(private readonly db: Database.Database) {
+    this.insertStmt = db.prepare(
+      `INSERT INTO evaluations (id, run_id, adapter_id, suite, status, model, backend_choice, seed, item_limit, datasets, owner_pid, created_at)
+       VALUES (@id, @runId, @adapterId, @suite, 'queued', @model, @backendChoice, @seed, @limit, @datasets, @ownerPid, @createdAt)`,
+    );
+    this.getStmt = db.prepare(`SELECT * FROM evaluations WHERE id = ?`);
+    this.listStmt = db.prepare(`SELECT * FROM evaluations ORDER BY created_at DESC, rowid DESC`);
+  }
+
+  create(evaluation: NewEvaluation): Evaluation {
+    this.insertStmt.run({ ...evaluation, datasets: JSON.stringify(evaluation.datasets) });
+    return this.require(evaluation.id);
+  }
+
+  get(id: string): Evaluation | undefined {
+    const row = this.getStmt.get(id) as EvaluationRow | undefined;
+    return row && toEvaluation(row);
+  }
+
+  require(id: string): Evaluation {
+    const evaluation = this.get(id);
+    if (!evaluation) throw new WorkbenchError('not_found', `No evaluation with id "${id}". List evaluations to see the ids that exist.`, { id });
+    return evaluation;
+  }
+
+  list(): Evaluation[] {
+    return (this.listStmt.all() as EvaluationRow[]).map(toEvaluation);
+  }
+
+  update(id: string, patch: EvaluationPatch): Evaluation {
+    const columns: Record<string, unknown> = {};
+    if (patch.status !== undefined) columns.status = patch.status;
+    if (patch.backend !== undefined) {
+      columns.backend_name = patch.backend?.name ?? null;
+      columns.backend_adapter = patch.backend?.adapter ?? null;
+    }
+    if (patch.slices !== undefined) columns.slices = patch.slices && JSON.stringify(patch.slices);
+    if (patch.summary !== undefined) columns.summary = patch.summary && JSON.stringify(patch.summary);
+    if (patch.resultPath !== undefined) columns.result_path = patch.resultPath;
+    if (patch.progress !== undefined) columns.progress = patch.progress && JSON.stringify(patch.progress);
+    if (patch.error !== undefined) columns.error = patch.error;
+    if (patch.finishedAt !== undefined) columns.finished_at = patch.finishedAt;
+    if (patch.ownerPid !== undefined) columns.owner_pid = patch.ownerPid;
+    const names = Object.keys(columns);
+    if (names.length > 0) {
+      const result = this.db
+        .prepare(`UPDATE evaluations SET ${names.map((n) => `${n} = @${n}`).join(', ')} WHERE id = @id`)
+        .run({ ...columns, id });
+      if (result.changes === 0) this.require(id);
+    }
+    return this.require(id);
+  }
+
+  /**
+   * Marks evaluations still 'queued' or 'running' whose owning process is gone as failed: an
+   * evaluation keeps nothing half-done, so there is nothing to resume (unlike a run).
+   */
+  markInterrupted(isOwnerGone: (pid: number | null) => boolean, message: string, finishedAt: string): string[] {
+    const select = this.db.prepare(`SELECT id, owner_pid FROM evaluations WHERE status IN ('queued', 'running')`);
+    const mark = this.db.prepare(`UPDATE evaluations SET status = 'failed', error = ?, finished_at = ?, owner_pid = NULL WHERE id = ?`);
+    return this.db
+      .transaction(() => {
+        const candidates = select.all() as { id: string; owner_pid: number | null }[];
+        const orphans = candidates.filter((c) => isOwnerGone(c.owner_pid)).map((c) => c.id);
+        for (const id of orphans) mark.run(message, finishedAt, id);
+        return orphans;
+      })
+      .immediate();
+  }
+}

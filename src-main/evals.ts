@@ -14,7 +14,7 @@ import { WorkerToMainSchema, type MainToWorker, type WorkerToMain } from '../src
 import { ensureDataDirs, type WorkbenchPaths } from './paths.ts';
 import { isProcessAlive, newId } from './runs.ts';
 import type { Store } from './store/index.ts';
-import { startEngineWorker } from './worker-thread.ts';
+import { startEngineWorker, stopWorkerJob, type WorkerJob } from './worker-thread.ts';
 
 export interface EvalManagerOptions {
   store: Store;
@@ -26,19 +26,12 @@ export interface EvalManagerOptions {
   createWorker?: () => Worker;
 }
 
-interface ActiveEval {
+interface ActiveEval extends WorkerJob {
   id: string;
-  worker: Worker;
-  settled: boolean;
-  stopRequested: boolean;
-  closing: boolean;
-  crash: string | null;
   progress: { done: number; total: number } | null;
   /** The row says 'running' (set by the first progress message). */
   running: boolean;
   progressWrittenAt: number;
-  done: Promise<void>;
-  resolveDone: () => void;
 }
 
 const INTERRUPTED_AT_START = 'Interrupted: the process running this evaluation ended before it finished. Start it again.';
@@ -176,16 +169,7 @@ export class EvalManager {
       const evaluation = this.get(id);
       throw new WorkbenchError('conflict', `Evaluation ${id} is not running (it is ${evaluation.status}); there is nothing to stop.`, { status: evaluation.status });
     }
-    if (!active.stopRequested) {
-      active.stopRequested = true;
-      this.post(active.worker, { type: 'stop' });
-    }
-    const timer = setTimeout(() => void active.worker.terminate(), this.stopTimeoutMs);
-    try {
-      await active.done;
-    } finally {
-      clearTimeout(timer);
-    }
+    await stopWorkerJob(active, this.stopTimeoutMs);
     return this.get(id);
   }
 

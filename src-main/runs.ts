@@ -11,7 +11,7 @@ import { resumableStatuses, type Adapter, type ExportReport, type MetricPoint, t
 import { WorkerToMainSchema, type ExportJob, type MainToWorker, type TrainJob, type WorkerToMain } from '../src-shared/worker-protocol.ts';
 import { ensureDataDirs, type WorkbenchPaths } from './paths.ts';
 import type { Store } from './store/index.ts';
-import { startEngineWorker } from './worker-thread.ts';
+import { startEngineWorker, stopWorkerJob, type WorkerJob } from './worker-thread.ts';
 
 export interface RunManagerOptions {
   store: Store;
@@ -23,18 +23,9 @@ export interface RunManagerOptions {
   createWorker?: () => Worker;
 }
 
-interface ActiveRun {
+interface ActiveRun extends WorkerJob {
   runId: string;
-  worker: Worker;
   runDir: string;
-  /** A final message (trained, stopped, failed) arrived. */
-  settled: boolean;
-  stopRequested: boolean;
-  /** close() took the run down; it is already marked interrupted. */
-  closing: boolean;
-  crash: string | null;
-  done: Promise<void>;
-  resolveDone: () => void;
 }
 
 const INTERRUPTED_AT_START =
@@ -150,17 +141,8 @@ export class RunManager {
       const run = this.get(id);
       throw new WorkbenchError('conflict', `Run ${id} is not training (it is ${run.status}); there is nothing to stop.`, { status: run.status });
     }
-    if (!active.stopRequested) {
-      active.stopRequested = true;
-      this.post(active.worker, { type: 'stop' });
-    }
     // The worker answers `stopped` after writing a checkpoint; a worker that hangs is ended anyway.
-    const timer = setTimeout(() => void active.worker.terminate(), this.stopTimeoutMs);
-    try {
-      await active.done;
-    } finally {
-      clearTimeout(timer);
-    }
+    await stopWorkerJob(active, this.stopTimeoutMs);
     return this.get(id);
   }
 

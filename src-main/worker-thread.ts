@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import type { MainToWorker } from '../src-shared/worker-protocol.ts';
 
 // Kept in a variable so bundlers do not try to rewrite it as an asset URL.
 const WORKER_SOURCE = '../src-worker/main.ts';
@@ -69,4 +70,31 @@ export function startEngineWorker(): Worker {
   });
   worker.stdout.pipe(process.stderr, { end: false });
   return worker;
+}
+
+/** What a manager tracks about the worker of one job (a training run or an evaluation). */
+export interface WorkerJob {
+  worker: Worker;
+  /** A final message (trained, evaluated, stopped, failed) arrived. */
+  settled: boolean;
+  stopRequested: boolean;
+  /** close() took the job down; its row is already marked. */
+  closing: boolean;
+  crash: string | null;
+  done: Promise<void>;
+  resolveDone: () => void;
+}
+
+/** Asks the job's worker to stop (once) and waits for it to finish; a worker that hangs past `timeoutMs` is terminated. */
+export async function stopWorkerJob(job: WorkerJob, timeoutMs: number): Promise<void> {
+  if (!job.stopRequested) {
+    job.stopRequested = true;
+    job.worker.postMessage({ type: 'stop' } satisfies MainToWorker);
+  }
+  const timer = setTimeout(() => void job.worker.terminate(), timeoutMs);
+  try {
+    await job.done;
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -13,6 +13,11 @@ import type { RunManager } from './runs.ts';
 export interface WorkbenchApiOptions {
   manager: RunManager;
   evals: EvalManager;
+  /** Model folder inspection (models.inspect) and the Playground's generation. */
+  models: Pick<WorkbenchApi['models'], 'inspect'> & Pick<WorkbenchApi['playground'], 'generate'>;
+  datasets: WorkbenchApi['datasets'];
+  /** SG-LoRA's adapter bank: task descriptions and zero-shot generation. */
+  adapterBank: Pick<WorkbenchApi['adapters'], 'describe' | 'generate'>;
   paths: WorkbenchPaths;
   mode: SystemInfo['mode'];
 }
@@ -82,7 +87,7 @@ function embeddedDataset(paths: WorkbenchPaths): CatalogEntry | null {
   };
 }
 
-export function createWorkbenchApi({ manager, evals, paths, mode }: WorkbenchApiOptions): WorkbenchApi {
+export function createWorkbenchApi({ manager, evals, models, datasets, adapterBank, paths, mode }: WorkbenchApiOptions): WorkbenchApi {
   const version = packageVersion(paths);
   return {
     system: {
@@ -112,6 +117,20 @@ export function createWorkbenchApi({ manager, evals, paths, mode }: WorkbenchApi
     },
     adapters: {
       list: async () => manager.adapters(),
+      describe: async (request) => adapterBank.describe(request),
+      generate: async (request) => adapterBank.generate(request),
+    },
+    models: {
+      inspect: async (request) => models.inspect(request),
+    },
+    playground: {
+      generate: async (request) => models.generate(request),
+    },
+    datasets: {
+      preview: async (request) => datasets.preview(request),
+      register: async (request) => datasets.register(request),
+      list: async () => datasets.list(),
+      remove: async (id) => datasets.remove(id),
     },
     exports: {
       create: async (request) => manager.exportAdapter(request),
@@ -121,6 +140,7 @@ export function createWorkbenchApi({ manager, evals, paths, mode }: WorkbenchApi
       list: async () => evals.list(),
       get: async (id) => evals.get(id),
       stop: async (id) => evals.stop(id),
+      result: async (id) => evals.result(id),
     },
     onRunEvent: (listener) => {
       const unsubscribers = [manager.subscribe(listener), evals.subscribe(listener)];

@@ -12,8 +12,9 @@ import { evalSuites, perturbationFamilies, type EvalStartRequestInput, type Eval
 import type { ExportReport, Run } from '../src-shared/runs.ts';
 import { createWorkbenchApi } from './api.ts';
 import { resolvePaths, type WorkbenchPaths } from './paths.ts';
-import { EvalManager } from './evals.ts';
-import { RunManager } from './runs.ts';
+import type { EvalManager } from './evals.ts';
+import type { RunManager } from './runs.ts';
+import { createServices } from './services.ts';
 import { startServer } from './server/index.ts';
 import { Store } from './store/index.ts';
 
@@ -173,13 +174,13 @@ interface Session {
 function openSession(dataDir: string | undefined, mode: SystemInfo['mode']): Session {
   const paths = resolvePaths({ dataDir });
   const store = Store.open(paths.dbFile);
-  const manager = new RunManager({ store, paths });
-  const evals = new EvalManager({ store, paths });
-  const api = createWorkbenchApi({ manager, evals, paths, mode });
+  const services = createServices({ store, paths });
+  const { manager, evals } = services;
+  const api = createWorkbenchApi({ ...services, paths, mode });
   return {
     paths, store, manager, evals, api,
     close: async () => {
-      await Promise.allSettled([manager.close(), evals.close()]);
+      await services.close();
       store.close();
     },
   };

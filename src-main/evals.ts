@@ -1,13 +1,13 @@
 // EvalManager: runs evaluation jobs in engine workers beside the RunManager's training workers,
 // stores each evaluation's row and its full result file, and fans its progress out as events.
-import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import type { RunEvent, RunEventListener } from '../src-shared/api.ts';
 import { DEFAULT_MODEL } from '../src-shared/config.ts';
 import { validate, WorkbenchError } from '../src-shared/errors.ts';
 import {
-  EvalJobSchema, EvalStartRequestSchema,
+  EvalJobSchema, EvalResultSchema, EvalStartRequestSchema,
   type EvalDatasets, type EvalJob, type EvalResult, type EvalStartRequestInput, type Evaluation, type EvaluationStatus,
 } from '../src-shared/eval.ts';
 import { WorkerToMainSchema, type MainToWorker, type WorkerToMain } from '../src-shared/worker-protocol.ts';
@@ -107,6 +107,21 @@ export class EvalManager {
 
   get(id: string): Evaluation {
     return this.withLiveProgress(this.store.evaluations.require(id));
+  }
+
+  /** The full result file of a completed evaluation, checked against the schema (it may have been edited or truncated). */
+  result(id: string): EvalResult {
+    const evaluation = this.store.evaluations.require(id);
+    if (evaluation.status !== 'completed' || !evaluation.resultPath) {
+      throw new WorkbenchError('conflict', `Evaluation ${id} is ${evaluation.status}; only a completed evaluation has a result.`, { id, status: evaluation.status });
+    }
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(evaluation.resultPath, 'utf8'));
+    } catch (error) {
+      throw new WorkbenchError('not_found', `The result file of evaluation ${id} cannot be read (${(error as Error).message}); run the evaluation again.`, { path: evaluation.resultPath });
+    }
+    return validate(EvalResultSchema, raw, `result file ${evaluation.resultPath}`);
   }
 
   /** Resolves with the evaluation once its worker is gone. */

@@ -4,14 +4,14 @@ import { randomBytes } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
-import type { RunEvent, RunEventListener, ExportRequest } from '../src-shared/api.ts';
+import { ExportRequestSchema, type ExportRequestInput, type RunEvent, type RunEventListener, type ExportRequest } from '../src-shared/api.ts';
 import { DEFAULT_MODEL, RunConfigSchema, SAMPLE_DATASET, type RunConfig, type RunConfigInput } from '../src-shared/config.ts';
-import { WorkbenchError } from '../src-shared/errors.ts';
+import { validate, WorkbenchError } from '../src-shared/errors.ts';
 import { resumableStatuses, type Adapter, type ExportReport, type MetricPoint, type Run } from '../src-shared/runs.ts';
 import { WorkerToMainSchema, type ExportJob, type MainToWorker, type TrainJob, type WorkerToMain } from '../src-shared/worker-protocol.ts';
 import { ensureDataDirs, type WorkbenchPaths } from './paths.ts';
 import type { Store } from './store/index.ts';
-import { startEngineWorker, stopWorkerJob, type WorkerJob } from './worker-thread.ts';
+import { OneShotJobs, startEngineWorker, stopWorkerJob, type WorkerJob } from './worker-thread.ts';
 
 export interface RunManagerOptions {
   store: Store;
@@ -60,9 +60,9 @@ export class RunManager {
   private readonly paths: WorkbenchPaths;
   private readonly stopTimeoutMs: number;
   private readonly createWorker: () => Worker;
+  private readonly oneShot: OneShotJobs;
   private readonly listeners = new Set<RunEventListener>();
   private readonly active = new Map<string, ActiveRun>();
-  private readonly exportWorkers = new Set<Worker>();
   private readonly pendingMetrics = new Map<string, MetricPoint[]>();
   private readonly flushTimer: NodeJS.Timeout;
   private closed = false;
@@ -72,6 +72,7 @@ export class RunManager {
     this.paths = options.paths;
     this.stopTimeoutMs = options.stopTimeoutMs ?? 120_000;
     this.createWorker = options.createWorker ?? startEngineWorker;
+    this.oneShot = new OneShotJobs(this.createWorker);
     ensureDataDirs(this.paths);
     // A run still 'running' under this pid was left by an earlier manager in this process that
     // never closed; under a dead pid, by a killed process. Runs of another live process stay as they are.
@@ -177,43 +178,17 @@ export class RunManager {
   }
 
   /** Writes a PEFT adapter folder and verifies it by reading it back (in a worker, like training). */
-  async exportAdapter(request: ExportRequest): Promise<ExportReport> {
+  async exportAdapter(input: ExportRequestInput): Promise<ExportReport> {
     this.assertOpen();
+    const request = validate(ExportRequestSchema, input, 'export request');
     const source = this.exportSource(request);
     const { modelDir } = this.resolveInputs(source.run.config, { datasetToo: false });
     const outDir = request.outDir
       ? path.resolve(request.outDir)
       : this.freeExportDir(`${slug(source.run.name) || source.run.id}-step${source.step}`);
-    const job: ExportJob = { type: 'export', sourceDir: source.dir, modelDir, outDir, backend: source.run.config.backend };
-    const worker = this.createWorker();
-    this.exportWorkers.add(worker);
-    return new Promise<ExportReport>((resolve, reject) => {
-      let result: { report: ExportReport } | { error: WorkbenchError } | null = null;
-      let crash: string | null = null;
-      worker.on('message', (raw: unknown) => {
-        const parsed = WorkerToMainSchema.safeParse(raw);
-        if (!parsed.success) {
-          result ??= { error: new WorkbenchError('worker_failed', `The export worker sent an invalid message: ${parsed.error.message}`) };
-          void worker.terminate();
-          return;
-        }
-        const message = parsed.data;
-        if (message.type === 'log') this.emit({ kind: 'log', runId: source.run.id, level: message.level, message: message.message });
-        else if (message.type === 'exported') result ??= { report: message.report };
-        else if (message.type === 'failed') result ??= { error: WorkbenchError.from(message.error) };
-        if (result) void worker.terminate();
-      });
-      worker.on('error', (error) => {
-        crash = error.message;
-      });
-      worker.on('exit', (code) => {
-        this.exportWorkers.delete(worker);
-        if (result && 'report' in result) resolve(result.report);
-        else if (result) reject(result.error);
-        else reject(new WorkbenchError('worker_failed', `The export worker exited without a result (exit code ${code})${crash ? `: ${crash}` : ''}.`));
-      });
-      this.post(worker, job);
-    });
+    const job: ExportJob = { type: 'export', sourceDir: source.dir, modelDir, outDir, backend: source.run.config.backend, format: request.format };
+    const { report } = await this.oneShot.run(job, 'exported', (level, message) => this.emit({ kind: 'log', runId: source.run.id, level, message }));
+    return report;
   }
 
   /** Ends every worker; their runs become 'interrupted' and can be resumed by the next process. */
@@ -228,7 +203,7 @@ export class RunManager {
       this.emit({ kind: 'run', run });
       terminations.push(active.worker.terminate(), active.done);
     }
-    for (const worker of this.exportWorkers) terminations.push(worker.terminate());
+    terminations.push(this.oneShot.close());
     await Promise.allSettled(terminations);
     this.flushMetrics();
   }

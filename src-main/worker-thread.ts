@@ -6,7 +6,8 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { MainToWorker } from '../src-shared/worker-protocol.ts';
+import { WorkbenchError } from '../src-shared/errors.ts';
+import { MainToWorkerSchema, WorkerToMainSchema, type MainToWorker, type WorkerToMain } from '../src-shared/worker-protocol.ts';
 
 // Kept in a variable so bundlers do not try to rewrite it as an asset URL.
 const WORKER_SOURCE = '../src-worker/main.ts';
@@ -96,5 +97,56 @@ export async function stopWorkerJob(job: WorkerJob, timeoutMs: number): Promise<
     await job.done;
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** Workers of one-shot jobs (export, inspection, generation) still running, so a closing manager can end them. */
+export class OneShotJobs {
+  private readonly workers = new Set<Worker>();
+  constructor(private readonly createWorker: () => Worker = startEngineWorker) {}
+
+  /**
+   * Runs one job in a fresh worker and resolves with its single result message of type `expect`;
+   * a `failed` message, an invalid message or a crash rejects with a WorkbenchError. `log` lines are
+   * passed to onLog as they come.
+   */
+  run<T extends WorkerToMain['type']>(
+    job: Exclude<MainToWorker, { type: 'stop' }>,
+    expect: T,
+    onLog: (level: 'info' | 'warn' | 'error', message: string) => void = () => {},
+  ): Promise<Extract<WorkerToMain, { type: T }>> {
+    const worker = this.createWorker();
+    this.workers.add(worker);
+    return new Promise((resolve, reject) => {
+      let result: { message: Extract<WorkerToMain, { type: T }> } | { error: WorkbenchError } | null = null;
+      let crash: string | null = null;
+      worker.on('message', (raw: unknown) => {
+        const parsed = WorkerToMainSchema.safeParse(raw);
+        if (!parsed.success) {
+          result ??= { error: new WorkbenchError('worker_failed', `The ${job.type} worker sent an invalid message: ${parsed.error.message}`) };
+        } else if (parsed.data.type === 'log') {
+          onLog(parsed.data.level, parsed.data.message);
+        } else if (parsed.data.type === expect) {
+          result ??= { message: parsed.data as Extract<WorkerToMain, { type: T }> };
+        } else if (parsed.data.type === 'failed') {
+          result ??= { error: WorkbenchError.from(parsed.data.error) };
+        }
+        if (result) void worker.terminate();
+      });
+      worker.on('error', (error) => {
+        crash = error.message;
+      });
+      worker.on('exit', (code) => {
+        this.workers.delete(worker);
+        if (result && 'message' in result) resolve(result.message);
+        else if (result) reject(result.error);
+        else reject(new WorkbenchError('worker_failed', `The ${job.type} worker exited without a result (exit code ${code})${crash ? `: ${crash}` : ''}.`));
+      });
+      worker.postMessage(MainToWorkerSchema.parse(job));
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.workers].map((worker) => worker.terminate()));
   }
 }

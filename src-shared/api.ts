@@ -3,7 +3,10 @@
 import { z } from 'zod';
 import { methodIds, RunConfigSchema } from './config.ts';
 import { AdapterSchema, ExportReportSchema, MetricPointSchema, RunSchema } from './runs.ts';
-import { EvalStartRequestSchema, EvaluationSchema } from './eval.ts';
+import { EvalResultSchema, EvalStartRequestSchema, EvaluationSchema } from './eval.ts';
+import { DatasetPreviewRequestSchema, DatasetPreviewSchema, DatasetRegisterRequestSchema, DatasetSchema } from './datasets.ts';
+import { GenerateRequestSchema, GenerateResultSchema, ModelInspectionSchema, ModelInspectRequestSchema } from './models.ts';
+import { AdapterDescribeRequestSchema, AdapterGenerateReportSchema, AdapterGenerateRequestSchema } from './sg-lora.ts';
 import { validate, WorkbenchError } from './errors.ts';
 import { methodSettingsKeys, type MethodDescriptor } from './methods.ts';
 
@@ -59,9 +62,17 @@ export const ExportRequestSchema = z
     runId: z.string().optional(),
     /** Defaults to <dataDir>/exports/<name>. */
     outDir: z.string().optional(),
+    /**
+     * peft: adapter_model.safetensors + adapter_config.json as PEFT loads them (the method's native
+     * layout where PEFT has none, with a sidecar); flattened: a plain PEFT LoRA of an adapter PEFT cannot
+     * load as is (SeLoRA at the mean semantic vector), with the accuracy it costs; merged: the adapter
+     * folded into the base weights, written as a full Hugging Face model folder.
+     */
+    format: z.enum(['peft', 'flattened', 'merged']).default('peft'),
   })
   .refine((r) => Boolean(r.adapterId) !== Boolean(r.runId), { message: 'give exactly one of adapterId or runId' });
 export type ExportRequest = z.infer<typeof ExportRequestSchema>;
+export type ExportRequestInput = z.input<typeof ExportRequestSchema>;
 
 export const RunEventSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('run'), run: RunSchema }),
@@ -90,11 +101,23 @@ export const apiSpec = {
   'runs.resume': { input: Id, output: RunSchema },
   'runs.metrics': { input: Id, output: z.array(MetricPointSchema) },
   'adapters.list': { input: None, output: z.array(AdapterSchema) },
+  /** Sets the task description SG-LoRA compares against. */
+  'adapters.describe': { input: AdapterDescribeRequestSchema, output: AdapterSchema },
+  /** SG-LoRA: a new adapter from the bank and a task description, without training. */
+  'adapters.generate': { input: AdapterGenerateRequestSchema, output: AdapterGenerateReportSchema },
+  'models.inspect': { input: ModelInspectRequestSchema, output: ModelInspectionSchema },
+  'playground.generate': { input: GenerateRequestSchema, output: GenerateResultSchema },
+  'datasets.preview': { input: DatasetPreviewRequestSchema, output: DatasetPreviewSchema },
+  'datasets.register': { input: DatasetRegisterRequestSchema, output: DatasetSchema },
+  'datasets.list': { input: None, output: z.array(DatasetSchema) },
+  'datasets.remove': { input: Id, output: z.array(DatasetSchema) },
   'exports.create': { input: ExportRequestSchema, output: ExportReportSchema },
   'evals.start': { input: EvalStartRequestSchema, output: EvaluationSchema },
   'evals.list': { input: None, output: z.array(EvaluationSchema) },
   'evals.get': { input: Id, output: EvaluationSchema },
   'evals.stop': { input: Id, output: EvaluationSchema },
+  /** The whole stored result of a completed evaluation, with every item (for drill-downs). */
+  'evals.result': { input: Id, output: EvalResultSchema },
 } as const;
 export type ApiMethod = keyof typeof apiSpec;
 export const apiMethods = Object.keys(apiSpec) as ApiMethod[];

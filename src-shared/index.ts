@@ -5,3 +5,7 @@ export * from './methods.ts';
 export * from './runs.ts';
 export * from './worker-protocol.ts';
 export * from './transport.ts';
+export * from './eval.ts';
+export * from './models.ts';
+export * from './datasets.ts';
+export * from './sg-lora.ts';

@@ -5,6 +5,9 @@ import { RunConfigSchema } from './config.ts';
 import { BackendInfoSchema, ExportReportSchema, MetricPointSchema, ProgressSchema } from './runs.ts';
 import { WorkbenchErrorSchema } from './errors.ts';
 import { EvalJobSchema, EvalResultSchema } from './eval.ts';
+import { ColumnMappingSchema, DatasetPreviewSchema, datasetFormats } from './datasets.ts';
+import { GenerateResultSchema, ModelInspectionSchema, SamplingSettingsSchema } from './models.ts';
+import { AdapterGenerateRequestSchema } from './sg-lora.ts';
 
 export const TrainJobSchema = z.object({
   type: z.literal('train'),
@@ -27,13 +30,63 @@ export const ExportJobSchema = z.object({
   modelDir: z.string(),
   outDir: z.string(),
   backend: RunConfigSchema.shape.backend,
+  /** See ExportRequestSchema in api.ts. */
+  format: z.enum(['peft', 'flattened', 'merged']).default('peft'),
 });
 export type ExportJob = z.infer<typeof ExportJobSchema>;
+
+/** Reads a model folder's config and safetensors headers (not its weights) and estimates a run's memory. */
+export const InspectModelJobSchema = z.object({
+  type: z.literal('inspect-model'),
+  modelDir: z.string(),
+  batchSize: z.number().int().min(1),
+  maxSeqLen: z.number().int().min(1),
+  r: z.number().int().min(1),
+});
+export type InspectModelJob = z.infer<typeof InspectModelJobSchema>;
+
+/** One prompt through the base model and, when adapterDir is set, through the adapter, with the same sampling. */
+export const GenerateJobSchema = z.object({
+  type: z.literal('generate'),
+  modelDir: z.string(),
+  adapterDir: z.string().nullable(),
+  prompt: z.string(),
+  useChatTemplate: z.boolean(),
+  sampling: SamplingSettingsSchema,
+  backend: RunConfigSchema.shape.backend,
+});
+export type GenerateJob = z.infer<typeof GenerateJobSchema>;
+
+/** Reads a user's JSONL/CSV file: its columns, first rows and bad rows; with `normalizeTo`, also writes the mapped prompt/completion JSONL. */
+export const InspectDatasetJobSchema = z.object({
+  type: z.literal('inspect-dataset'),
+  path: z.string(),
+  format: z.enum(datasetFormats).optional(),
+  mapping: ColumnMappingSchema.optional(),
+  rows: z.number().int().min(1),
+  normalizeTo: z.string().nullable(),
+});
+export type InspectDatasetJob = z.infer<typeof InspectDatasetJobSchema>;
+
+/** SG-LoRA: the experts' adapter folders and descriptions, resolved by the main process. */
+export const GenerateAdapterJobSchema = z.object({
+  type: z.literal('generate-adapter'),
+  modelDir: z.string(),
+  experts: z.array(z.object({ adapterId: z.string(), name: z.string(), dir: z.string(), description: z.string() })).min(1),
+  request: AdapterGenerateRequestSchema,
+  /** The generated adapter is written here in the workbench's native layout (as training writes adapter/). */
+  outDir: z.string(),
+});
+export type GenerateAdapterJob = z.infer<typeof GenerateAdapterJobSchema>;
 
 export const MainToWorkerSchema = z.discriminatedUnion('type', [
   TrainJobSchema,
   ExportJobSchema,
   EvalJobSchema,
+  InspectModelJobSchema,
+  GenerateJobSchema,
+  InspectDatasetJobSchema,
+  GenerateAdapterJobSchema,
   z.object({ type: z.literal('stop') }),
 ]);
 export type MainToWorker = z.infer<typeof MainToWorkerSchema>;
@@ -57,5 +110,16 @@ export const WorkerToMainSchema = z.discriminatedUnion('type', [
   /** An eval job's progress: items scored so far out of all it will score. */
   z.object({ type: z.literal('eval-progress'), done: z.number().int().min(0), total: z.number().int().min(0) }),
   z.object({ type: z.literal('evaluated'), result: EvalResultSchema }),
+  z.object({ type: z.literal('model-inspected'), inspection: ModelInspectionSchema }),
+  z.object({ type: z.literal('generated'), result: GenerateResultSchema }),
+  /** sha256 and rowCount are of the whole file; `normalized` counts the rows written when normalizeTo was set. */
+  z.object({ type: z.literal('dataset-inspected'), preview: DatasetPreviewSchema, sha256: z.string(), normalized: z.number().int().nullable() }),
+  z.object({
+    type: z.literal('adapter-generated'),
+    adapterDir: z.string(),
+    trainableParams: z.number().int(),
+    experts: z.array(z.object({ adapterId: z.string(), cosine: z.number(), weight: z.number() })),
+    truncationError: z.number().min(0),
+  }),
 ]);
 export type WorkerToMain = z.infer<typeof WorkerToMainSchema>;

@@ -1,11 +1,11 @@
 // The training worker's entry (a worker_threads Worker; the main process starts it with tsx's loader).
-// Protocol (src-shared/worker-protocol.ts): main posts one job, `train`, `export` or `eval`, and may post
+// Protocol (src-shared/worker-protocol.ts): main posts one job (train, export, eval, …: see `handlers`) and may post
 // `stop`; the worker answers with typed messages and exits when the job ends. Both directions are
 // validated here, so a bug on either side shows up as a named error, not as a confused run.
 import { parentPort } from 'node:worker_threads';
 import { WorkbenchError } from '../src-shared/errors.ts';
 import type { EvalJob } from '../src-shared/eval.ts';
-import { MainToWorkerSchema, WorkerToMainSchema, type ExportJob, type TrainJob, type WorkerToMain } from '../src-shared/worker-protocol.ts';
+import { MainToWorkerSchema, WorkerToMainSchema, type ExportJob, type MainToWorker, type TrainJob, type WorkerToMain } from '../src-shared/worker-protocol.ts';
 import { runEvalJob, ScoringStopped } from './eval/job.ts';
 import { exportAdapter } from './export/peft.ts';
 import { runTraining } from './train/loop.ts';
@@ -13,7 +13,9 @@ import { runTraining } from './train/loop.ts';
 if (!parentPort) throw new Error('src-worker/main.ts must run as a worker thread (new Worker(...)); the CLI calls runTraining directly.');
 const port = parentPort;
 
-const TERMINAL: ReadonlySet<WorkerToMain['type']> = new Set(['trained', 'stopped', 'exported', 'evaluated', 'failed']);
+const TERMINAL: ReadonlySet<WorkerToMain['type']> = new Set([
+  'trained', 'stopped', 'exported', 'evaluated', 'failed', 'model-inspected', 'generated', 'dataset-inspected', 'adapter-generated',
+]);
 let state: 'idle' | 'running' | 'ending' = 'idle';
 let stopRequested = false;
 
@@ -70,27 +72,48 @@ async function runEval(job: EvalJob): Promise<number> {
   }
 }
 
-async function run(job: TrainJob | ExportJob | EvalJob): Promise<number> {
-  if (job.type === 'eval') return runEval(job);
-  try {
-    if (job.type === 'train') {
-      let failed = false;
-      await runTraining(job, {
-        emit: (message) => {
-          if (message.type === 'failed') failed = true;
-          post(message);
-        },
-        shouldStop: () => stopRequested,
-      });
-      return failed ? 1 : 0;
+type Job = Exclude<MainToWorker, { type: 'stop' }>;
+type Handler<J> = (job: J) => Promise<number>;
+
+/** Runs a job whose whole answer is one message: the result, or `failed`. */
+function oneShot<J>(work: (job: J, log: (message: string) => void) => Promise<WorkerToMain>): Handler<J> {
+  return async (job) => {
+    try {
+      post(await work(job, (message) => post({ type: 'log', level: 'info', message })));
+      return 0;
+    } catch (error) {
+      fail(error);
+      return 1;
     }
-    const report = await exportAdapter(job, (message) => post({ type: 'log', level: 'info', message }));
-    post({ type: 'exported', report });
-    return 0;
+  };
+}
+
+async function train(job: TrainJob): Promise<number> {
+  let failed = false;
+  try {
+    await runTraining(job, {
+      emit: (message) => {
+        if (message.type === 'failed') failed = true;
+        post(message);
+      },
+      shouldStop: () => stopRequested,
+    });
   } catch (error) {
     fail(error);
     return 1;
   }
+  return failed ? 1 : 0;
+}
+
+/** One entry per job type: adding a job is a schema in worker-protocol.ts and a line here. */
+const handlers: { [T in Job['type']]: Handler<Extract<Job, { type: T }>> } = {
+  train,
+  export: oneShot(async (job: ExportJob, log) => ({ type: 'exported', report: await exportAdapter(job, log) })),
+  eval: runEval,
+};
+
+function run(job: Job): Promise<number> {
+  return (handlers[job.type] as Handler<Job>)(job);
 }
 
 port.on('message', (raw: unknown) => {

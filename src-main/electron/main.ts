@@ -10,8 +10,7 @@ import { WorkbenchError } from '../../src-shared/errors.ts';
 import { IPC_CALL_CHANNEL, IPC_EVENT_CHANNEL } from '../../src-shared/transport.ts';
 import { createWorkbenchApi } from '../api.ts';
 import { resolvePaths } from '../paths.ts';
-import { EvalManager } from '../evals.ts';
-import { RunManager } from '../runs.ts';
+import { createServices } from '../services.ts';
 import { Store } from '../store/index.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -34,9 +33,8 @@ if (!app.requestSingleInstanceLock()) {
 } else {
   const paths = resolvePaths({ dataDir: dataDirArgument(), electronUserData: app.getPath('userData') });
   const store = Store.open(paths.dbFile);
-  const manager = new RunManager({ store, paths });
-  const evals = new EvalManager({ store, paths });
-  const api = createWorkbenchApi({ manager, evals, paths, mode: 'electron' });
+  const services = createServices({ store, paths });
+  const api = createWorkbenchApi({ ...services, paths, mode: 'electron' });
   const windows = new Set<BrowserWindow>();
 
   api.onRunEvent((event) => {
@@ -90,7 +88,7 @@ if (!app.requestSingleInstanceLock()) {
     if (closed) return;
     // Quit waits until running workers are ended and their runs marked interrupted.
     event.preventDefault();
-    void Promise.allSettled([manager.close(), evals.close()])
+    void services.close()
       .catch(() => undefined)
       .finally(() => {
         store.close();

@@ -170,7 +170,19 @@ export function installFakeWorkbench(seed: FakeSeed): void {
         return reply(update(id, { status: 'queued', error: null, finishedAt: null }));
       },
     },
-    adapters: { list: () => reply(adapters) },
+    adapters: {
+      list: () => reply(adapters),
+      describe: async () => { throw error('conflict', 'The UI test stand-in does not describe adapters.'); },
+      generate: async () => { throw error('conflict', 'The UI test stand-in does not generate adapters.'); },
+    },
+    models: { inspect: async () => { throw error('conflict', 'The UI test stand-in does not inspect models.'); } },
+    playground: { generate: async () => { throw error('conflict', 'The UI test stand-in does not generate text.'); } },
+    datasets: {
+      list: () => reply([]),
+      preview: async () => { throw error('conflict', 'The UI test stand-in does not read datasets.'); },
+      register: async () => { throw error('conflict', 'The UI test stand-in does not register datasets.'); },
+      remove: async () => reply([]),
+    },
     exports: {
       create: async (request) => {
         if (request.adapterId) {
@@ -187,6 +199,7 @@ export function installFakeWorkbench(seed: FakeSeed): void {
       get: async (id: string) => { throw error('not_found', `No evaluation ${id}.`); },
       stop: async (id: string) => { throw error('not_found', `No evaluation ${id}.`); },
       start: async () => { throw error('conflict', 'The UI test stand-in does not run evaluations.'); },
+      result: async (id: string) => { throw error('not_found', `No evaluation ${id}.`); },
     },
     onRunEvent(listener: Listener) {
       listeners.add(listener);

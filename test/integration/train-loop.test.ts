@@ -164,7 +164,7 @@ describe('training worker', () => {
 
   it('exports the final adapter and a checkpoint, verified against the trained logits', async () => {
     const outDir = path.join(root, 'export-final');
-    const exported = await runWorker({ type: 'export', sourceDir: path.join(fullRunDir, 'adapter'), modelDir, outDir, backend: 'cpu' } satisfies ExportJob);
+    const exported = await runWorker({ type: 'export', sourceDir: path.join(fullRunDir, 'adapter'), modelDir, outDir, backend: 'cpu', format: 'peft' } satisfies ExportJob);
     expect(ofType(exported.messages, 'failed')).toEqual([]);
     const report = ofType(exported.messages, 'exported')[0]!.report;
     expect(report.verification).toMatchObject({ passed: true });
@@ -173,7 +173,7 @@ describe('training worker', () => {
     expect(fs.readdirSync(outDir).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'workbench_adapter.json']);
     expect(exported.exitCode).toBe(0);
 
-    const fromCheckpoint = await runWorker({ type: 'export', sourceDir: path.join(fullRunDir, 'checkpoints', 'step-000020'), modelDir, outDir: path.join(root, 'export-ckpt'), backend: 'cpu' });
+    const fromCheckpoint = await runWorker({ type: 'export', sourceDir: path.join(fullRunDir, 'checkpoints', 'step-000020'), modelDir, outDir: path.join(root, 'export-ckpt'), backend: 'cpu', format: 'peft' });
     expect(ofType(fromCheckpoint.messages, 'exported')[0]!.report.verification.passed).toBe(true);
   });
 
@@ -190,7 +190,7 @@ describe('training worker', () => {
     await writeProbe(sourceDir, probe, await probeLogits(model, adapter, probe), 'cpu');
     adapter.dispose();
     model.dispose();
-    const result = await runWorker({ type: 'export', sourceDir, modelDir, outDir: path.join(root, 'export-untrained'), backend: 'cpu' });
+    const result = await runWorker({ type: 'export', sourceDir, modelDir, outDir: path.join(root, 'export-untrained'), backend: 'cpu', format: 'peft' });
     const failed = ofType(result.messages, 'failed')[0]!;
     expect(failed.error.code).toBe('export_mismatch');
     expect(failed.error.message).toMatch(/equals the base model/);

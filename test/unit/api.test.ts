@@ -13,6 +13,9 @@ import type { ExportReport, Run } from '../../src-shared/runs.ts';
 import type { ExportJob, MainToWorker, TrainJob, WorkerToMain } from '../../src-shared/worker-protocol.ts';
 import type { EvalJob, EvalResult, Evaluation } from '../../src-shared/eval.ts';
 import { createWorkbenchApi, installedBackends } from '../../src-main/api.ts';
+import { AdapterBank } from '../../src-main/adapter-bank.ts';
+import { DatasetRegistry } from '../../src-main/datasets.ts';
+import { ModelService } from '../../src-main/models.ts';
 import { resolvePaths, type WorkbenchPaths } from '../../src-main/paths.ts';
 import { EvalManager } from '../../src-main/evals.ts';
 import { RunManager } from '../../src-main/runs.ts';
@@ -85,7 +88,17 @@ beforeEach(() => {
       return worker as unknown as Worker;
     },
   });
-  api = createWorkbenchApi({ manager, evals, paths, mode: 'headless' });
+  const fakeWorker = () => {
+    const worker = new FakeWorker((w, m) => script(w, m));
+    workers.push(worker);
+    return worker as unknown as Worker;
+  };
+  api = createWorkbenchApi({
+    manager, evals, paths, mode: 'headless',
+    models: new ModelService({ store, paths, createWorker: fakeWorker }),
+    datasets: new DatasetRegistry({ store, paths, createWorker: fakeWorker }),
+    adapterBank: new AdapterBank({ store, paths, createWorker: fakeWorker }),
+  });
   api.onRunEvent((event) => events.push(event));
 });
 
@@ -313,7 +326,7 @@ describe('exports', () => {
     };
     const result = await call<ExportReport>('exports.create', { runId: run.id });
     const job = workers[1]!.posted[0] as ExportJob;
-    expect(job).toEqual({ type: 'export', sourceDir: adapterDir, modelDir: paths.defaultModelDir, outDir: path.join(paths.exportsDir, 'qa-adapter-step120'), backend: 'auto' });
+    expect(job).toEqual({ type: 'export', sourceDir: adapterDir, modelDir: paths.defaultModelDir, outDir: path.join(paths.exportsDir, 'qa-adapter-step120'), backend: 'auto', format: 'peft' });
     expect(result.outDir).toBe(job.outDir);
     expect(workers[1]!.terminated).toBe(true);
 

@@ -42,7 +42,7 @@ export async function trainTiny(root: string, name: string, config: RunConfigInp
     messages,
     runDir,
     points: (metric) => messages.flatMap((m) => (m.type === 'metrics' ? m.points.filter((p) => p.name === metric) : [])),
-    exportTo: (sourceDir, outDir) => exportAdapter({ type: 'export', sourceDir, modelDir: fixtureModelDir, outDir, backend: 'cpu' }),
+    exportTo: (sourceDir, outDir) => exportAdapter({ type: 'export', sourceDir, modelDir: fixtureModelDir, outDir, backend: 'cpu', format: 'peft' }),
   };
 }
 

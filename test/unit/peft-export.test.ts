@@ -132,7 +132,7 @@ describe('exportAdapter', () => {
     const source = tmp('lw-src-');
     await writeTrainedFolder(adapter, source);
     const outDir = path.join(tmp('lw-out-'), 'exported');
-    const report = await exportAdapter({ type: 'export', sourceDir: source, modelDir, outDir, backend: 'cpu' });
+    const report = await exportAdapter({ type: 'export', sourceDir: source, modelDir, outDir, backend: 'cpu', format: 'peft' });
     expect(report.outDir).toBe(outDir);
     expect(report.files.map((f) => f.name).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'workbench_adapter.json']);
     expect(report.verification.passed).toBe(true);
@@ -147,7 +147,7 @@ describe('exportAdapter', () => {
     const source = tmp('lw-src-');
     await writeTrainedFolder(adapter, source);
     const outDir = path.join(tmp('lw-out-'), 'exported');
-    const error = await exportAdapter({ type: 'export', sourceDir: source, modelDir, outDir, backend: 'cpu' }).catch((e: unknown) => e);
+    const error = await exportAdapter({ type: 'export', sourceDir: source, modelDir, outDir, backend: 'cpu', format: 'peft' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(WorkbenchError);
     expect((error as WorkbenchError).code).toBe('export_mismatch');
     expect((error as WorkbenchError).message).toMatch(/equals the base model/);
@@ -163,7 +163,7 @@ describe('exportAdapter', () => {
     // Simulate weights that drifted from what the probe recorded (a broken save): perturb B again and rewrite the tensors only.
     perturbB(adapter, 0.06);
     await writePeftAdapter(adapter, source, { baseModelNameOrPath: modelDir, sidecar: sidecar(30, adapter.trainableParamCount()) });
-    const error = await exportAdapter({ type: 'export', sourceDir: source, modelDir, outDir: tmp('lw-out-'), backend: 'cpu' }).catch((e: unknown) => e);
+    const error = await exportAdapter({ type: 'export', sourceDir: source, modelDir, outDir: tmp('lw-out-'), backend: 'cpu', format: 'peft' }).catch((e: unknown) => e);
     expect((error as WorkbenchError).code).toBe('export_mismatch');
     expect((error as WorkbenchError).message).toMatch(/does not reproduce the trained model/);
     adapter.dispose();
@@ -175,13 +175,13 @@ describe('exportAdapter', () => {
     const source = tmp('lw-ckpt-');
     await writePeftAdapter(adapter, source, { baseModelNameOrPath: modelDir, sidecar: sidecar(20, adapter.trainableParamCount()) });
     fs.writeFileSync(path.join(source, 'trainer_state.json'), JSON.stringify({ probeInputIds: [[5, 6, 7, 8]] }));
-    const report = await exportAdapter({ type: 'export', sourceDir: source, modelDir, outDir: tmp('lw-out-'), backend: 'cpu' });
+    const report = await exportAdapter({ type: 'export', sourceDir: source, modelDir, outDir: tmp('lw-out-'), backend: 'cpu', format: 'peft' });
     expect(report.verification.maxAbsDiffToTrained).toBe(0);
     expect(report.verification.maxAbsDiffToBase).toBeGreaterThan(1e-4);
     adapter.dispose();
   });
 
   it('names a folder that is not an adapter', async () => {
-    await expect(exportAdapter({ type: 'export', sourceDir: tmp('lw-empty-'), modelDir, outDir: tmp('lw-out-'), backend: 'cpu' })).rejects.toMatchObject({ code: 'not_found' });
+    await expect(exportAdapter({ type: 'export', sourceDir: tmp('lw-empty-'), modelDir, outDir: tmp('lw-out-'), backend: 'cpu', format: 'peft' })).rejects.toMatchObject({ code: 'not_found' });
   });
 });

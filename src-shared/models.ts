@@ -1,0 +1,102 @@
+// Model folders as the UI sees them before a run (validation, size, the memory a run will need) and
+// the Playground's generation requests: the same prompt through the base model and an adapter.
+import { z } from 'zod';
+import { BackendChoiceSchema } from './config.ts';
+import { BackendInfoSchema } from './runs.ts';
+
+export const ModelInspectRequestSchema = z.object({
+  /** 'default' or a model folder path. */
+  model: z.string().min(1),
+  /** The run shape the memory estimate is for; omitted fields take the run defaults. */
+  batchSize: z.number().int().min(1).max(1024).optional(),
+  maxSeqLen: z.number().int().min(8).max(32768).optional(),
+  /** LoRA rank used for the adapter and optimizer terms of the estimate. */
+  r: z.number().int().min(1).max(1024).optional(),
+});
+export type ModelInspectRequest = z.infer<typeof ModelInspectRequestSchema>;
+
+/** A memory estimate in bytes, broken down the way a user can act on (smaller batch, shorter sequences, lower rank). */
+export const MemoryEstimateSchema = z.object({
+  /** Base weights in the compute dtype (f32 on every tfjs backend today). */
+  weightsBytes: z.number().min(0),
+  /** Adapter parameters, their gradients and AdamW's two moments. */
+  adapterBytes: z.number().min(0),
+  /** Activations kept for the backward pass at the given batch and sequence length (an estimate). */
+  activationsBytes: z.number().min(0),
+  totalBytes: z.number().min(0),
+  batchSize: z.number().int(),
+  maxSeqLen: z.number().int(),
+  r: z.number().int(),
+});
+export type MemoryEstimate = z.infer<typeof MemoryEstimateSchema>;
+
+export const ModelInspectionSchema = z.object({
+  /** The folder as resolved ('default' becomes the embedded model's path). */
+  path: z.string(),
+  modelType: z.string(),
+  /** True when the engine can train and generate with this model_type. */
+  supported: z.boolean(),
+  architecture: z.object({
+    layers: z.number().int(),
+    hiddenSize: z.number().int(),
+    heads: z.number().int(),
+    kvHeads: z.number().int(),
+    vocabSize: z.number().int(),
+    maxPositions: z.number().int(),
+  }),
+  parameterCount: z.number().int(),
+  /** Stored dtypes of the weights with their tensor counts, e.g. { F32: 75, BF16: 0 }. */
+  dtypes: z.record(z.string(), z.number().int()),
+  files: z.array(z.object({ name: z.string(), bytes: z.number().int() })),
+  /** Module names LoRA can target in this family (c_attn… / q_proj… / query…). */
+  targetModules: z.array(z.string()),
+  hasChatTemplate: z.boolean(),
+  memory: MemoryEstimateSchema,
+  /** Problems that do not stop loading but the user should know (e.g. bf16 weights widened to f32). */
+  warnings: z.array(z.string()),
+});
+export type ModelInspection = z.infer<typeof ModelInspectionSchema>;
+
+export const SamplingSettingsSchema = z.object({
+  maxNewTokens: z.number().int().min(1).max(2048).default(64),
+  /** 0 is greedy. */
+  temperature: z.number().min(0).max(5).default(0),
+  topK: z.number().int().min(0).default(0),
+  topP: z.number().gt(0).max(1).default(1),
+  seed: z.number().int().min(0).default(0),
+});
+export type SamplingSettings = z.infer<typeof SamplingSettingsSchema>;
+
+export const GenerateRequestSchema = z
+  .object({
+    prompt: z.string().min(1).max(20_000),
+    /** An adapter from the library; its base model is used unless `model` is given. */
+    adapterId: z.string().min(1).optional(),
+    /** 'default' or a model folder; omitted: the adapter's base model, else 'default'. */
+    model: z.string().min(1).optional(),
+    /** Wrap the prompt in the model's chat template (tokenizer_config.json) as one user turn. */
+    useChatTemplate: z.boolean().default(false),
+    sampling: SamplingSettingsSchema.default(SamplingSettingsSchema.parse({})),
+    backend: BackendChoiceSchema.default('auto'),
+  });
+export type GenerateRequest = z.infer<typeof GenerateRequestSchema>;
+export type GenerateRequestInput = z.input<typeof GenerateRequestSchema>;
+
+export const GenerationSchema = z.object({
+  text: z.string(),
+  tokens: z.number().int(),
+  stoppedBy: z.enum(['stop_token', 'max_new_tokens', 'max_positions']),
+  tokensPerSecond: z.number().min(0),
+});
+export type Generation = z.infer<typeof GenerationSchema>;
+
+export const GenerateResultSchema = z.object({
+  /** The prompt exactly as the model saw it (after the chat template). */
+  renderedPrompt: z.string(),
+  base: GenerationSchema,
+  /** Null when no adapter was chosen. */
+  adapter: GenerationSchema.nullable(),
+  backend: BackendInfoSchema,
+  durationMs: z.number().min(0),
+});
+export type GenerateResult = z.infer<typeof GenerateResultSchema>;

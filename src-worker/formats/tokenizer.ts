@@ -12,6 +12,11 @@ export interface TextTokenizer {
   decode(ids: number[]): string;
   eosTokenId: number;
   padTokenId: number;
+  /**
+   * The token a sequence starts with when the model's own tokenizer would add one (Llama's <s>,
+   * Llama 3's <|begin_of_text|>); null for models trained without it (GPT-2, Qwen2).
+   */
+  bosTokenId?: number | null;
   vocabSize: number;
 }
 
@@ -59,6 +64,20 @@ function firstId(value: unknown): number | null {
   return typeof id === 'number' && Number.isInteger(id) && id >= 0 ? id : null;
 }
 
+/**
+ * tokenizer_config.json's add_bos_token decides where it is set (Llama 2's slow and fast tokenizers);
+ * otherwise the tokenizer.json post-processor does: a special token it puts in front of the text
+ * (Llama 3's TemplateProcessing) is the BOS the model was trained with.
+ */
+function bosTokenIdOf(tokenizer: Tokenizer, tokenizerConfig: Record<string, unknown>, configuredBos: number | null): number | null {
+  if (tokenizerConfig.add_bos_token === false) return null;
+  if (tokenizerConfig.add_bos_token === true) return configuredBos;
+  const plain = tokenizer.encode('a', { add_special_tokens: false }).ids;
+  const withSpecial = tokenizer.encode('a', { add_special_tokens: true }).ids;
+  const added = withSpecial.length === plain.length + 1 && withSpecial.slice(1).every((id, i) => id === plain[i]);
+  return added ? withSpecial[0]! : null;
+}
+
 export async function loadTokenizer(modelDir: string): Promise<HFTokenizer> {
   const tokenizerFile = path.join(modelDir, 'tokenizer.json');
   const tokenizerJson = (await readJson(tokenizerFile, true))!;
@@ -99,6 +118,7 @@ export async function loadTokenizer(modelDir: string): Promise<HFTokenizer> {
   return {
     eosTokenId,
     padTokenId,
+    bosTokenId: bosTokenIdOf(tokenizer, tokenizerConfig, idOf('bos_token')),
     vocabSize,
     specialTokenIds,
     maskTokenId: idOf('mask_token'),

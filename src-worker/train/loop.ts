@@ -52,7 +52,8 @@ function datasetFingerprint(rows: InstructionExample[]): string {
  * the first tokens when the example has none (the same choice as the probe's).
  */
 export function promptOf(e: TokenizedExample): number[] {
-  return e.promptLength > 0 ? e.inputIds.slice(0, e.promptLength) : e.inputIds.slice(0, 8);
+  const bos = e.bosLength ?? 0;
+  return e.promptLength > bos ? e.inputIds.slice(0, e.promptLength) : e.inputIds.slice(0, bos + 8);
 }
 
 /** Mean loss over the first `batches` validation batches, token-weighted, without dropout. */

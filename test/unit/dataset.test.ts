@@ -104,6 +104,19 @@ describe('tokenizeExample', () => {
     expect(t.truncated).toBe(true);
   });
 
+  it('starts every example with the BOS token of a model that has one, and keeps it when truncating', () => {
+    const withBos: EncodingTokenizer = { ...charTokenizer, bosTokenId: 2 };
+    const t = tokenizeExample(withBos, { prompt: 'ab', completion: 'x', line: 1 }, 32);
+    expect(t.inputIds).toEqual([2, 107, 108, 130, 1]);
+    expect(t.lossMask).toEqual([0, 0, 0, 1, 1]);
+    expect(t.promptLength).toBe(3);
+    const cut = tokenizeExample(withBos, { prompt: 'abcdefgh', completion: 'xy', line: 1 }, 6);
+    expect(cut.inputIds).toEqual([2, 113, 114, 130, 131, 1]);
+    const text = tokenizeExample(withBos, { prompt: '', completion: 'hey', line: 1 }, 32);
+    expect(text.inputIds[0]).toBe(2);
+    expect(text.lossMask).toEqual([0, 1, 1, 1, 1]);
+  });
+
   it('cuts the completion from the right once the prompt is gone', () => {
     const t = tokenizeExample(charTokenizer, { prompt: 'ab', completion: 'stuvwxyz', line: 1 }, 5);
     expect(t.inputIds).toEqual([...'stuvw'].map((c) => c.codePointAt(0)! + 10));

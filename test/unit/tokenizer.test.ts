@@ -20,6 +20,7 @@ describe('loadTokenizer (GPT-2 style byte-level BPE)', () => {
   });
 
   it('reads eos from tokenizer_config.json and pads with eos', () => {
+    expect(tokenizer.bosTokenId).toBeNull();
     expect(tokenizer.eosTokenId).toBe(263);
     expect(tokenizer.padTokenId).toBe(263);
     expect(tokenizer.vocabSize).toBe(264);
@@ -67,6 +68,32 @@ describe('loadTokenizer (GPT-2 style byte-level BPE)', () => {
       '\u0000control\u0007 chars\r\n and a lone combining mark \u0301',
     ];
     for (const text of texts) expect(tokenizer.decode(tokenizer.encode(text))).toBe(text);
+  });
+});
+
+describe('BOS tokens', () => {
+  const llamaDir = path.join(import.meta.dirname, '..', 'fixtures', 'llama-tiny');
+
+  it('takes BOS from add_bos_token (Llama 2), so training data starts with <s> as in HF', async () => {
+    const llama = await loadTokenizer(llamaDir);
+    const config = JSON.parse(fs.readFileSync(path.join(llamaDir, 'tokenizer_config.json'), 'utf8')) as { bos_token: string };
+    const vocab = (JSON.parse(fs.readFileSync(path.join(llamaDir, 'tokenizer.json'), 'utf8')) as { model: { vocab: Record<string, number> } }).model.vocab;
+    expect(llama.bosTokenId).toBe(vocab[config.bos_token]);
+    expect(llama.encode('hello')[0]).not.toBe(llama.bosTokenId);
+  });
+
+  it('honours add_bos_token false and otherwise reads the post-processor', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-bos-'));
+    for (const f of ['tokenizer.json', 'config.json']) fs.copyFileSync(path.join(llamaDir, f), path.join(dir, f));
+    const config = JSON.parse(fs.readFileSync(path.join(llamaDir, 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
+    fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ ...config, add_bos_token: false }));
+    expect((await loadTokenizer(dir)).bosTokenId).toBeNull();
+    const { add_bos_token: _, ...withoutFlag } = config;
+    fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify(withoutFlag));
+    const tokenizerJson = JSON.parse(fs.readFileSync(path.join(llamaDir, 'tokenizer.json'), 'utf8')) as { post_processor: unknown };
+    // Whatever the fixture's post-processor does decides: BOS exactly when it prepends a token.
+    const probe = await loadTokenizer(dir);
+    expect(probe.bosTokenId === null).toBe(tokenizerJson.post_processor === null || JSON.stringify(tokenizerJson.post_processor).indexOf('<s>') < 0);
   });
 });
 

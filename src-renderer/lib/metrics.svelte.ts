@@ -88,4 +88,6 @@ export interface ChartSeries {
   color: string;
   /** false draws markers only (validation loss, measured every few steps). */
   line?: boolean;
+  /** A dash pattern (e.g. [6, 4]) tells apart two lines of one colour, such as base and adapter. */
+  dash?: number[];
 }

@@ -1,6 +1,6 @@
 // EvalManager: runs evaluation jobs in engine workers beside the RunManager's training workers,
 // stores each evaluation's row and its full result file, and fans its progress out as events.
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import type { RunEvent, RunEventListener } from '../src-shared/api.ts';
@@ -12,6 +12,7 @@ import {
 } from '../src-shared/eval.ts';
 import { WorkerToMainSchema, type MainToWorker, type WorkerToMain } from '../src-shared/worker-protocol.ts';
 import { ensureDataDirs, type WorkbenchPaths } from './paths.ts';
+import { resolveAdapterAndModel } from './model-resolution.ts';
 import { isProcessAlive, newId } from './runs.ts';
 import type { Store } from './store/index.ts';
 import { startEngineWorker, stopWorkerJob, type WorkerJob } from './worker-thread.ts';
@@ -133,22 +134,8 @@ export class EvalManager {
   async start(input: EvalStartRequestInput): Promise<Evaluation> {
     this.assertOpen();
     const request = validate(EvalStartRequestSchema, input, 'evals.start input');
-    const adapter = request.adapterId ? this.store.adapters.require(request.adapterId) : null;
-    if (adapter && !existsSync(adapter.path)) {
-      throw new WorkbenchError('not_found', `The files of adapter ${adapter.id} are missing from ${adapter.path}.`, { path: adapter.path });
-    }
     // An adapter is evaluated on the model it was trained on unless the caller names another.
-    const model = request.model ?? (adapter ? this.store.runs.require(adapter.runId).config.model : DEFAULT_MODEL);
-    const modelDir = model === DEFAULT_MODEL ? this.paths.defaultModelDir : path.resolve(model);
-    if (!existsSync(modelDir) || !statSync(modelDir).isDirectory()) {
-      throw new WorkbenchError(
-        'not_found',
-        model === DEFAULT_MODEL
-          ? `The embedded default model is missing (${modelDir}). Run \`npm run make:default-model\`, or choose a model folder.`
-          : `Model folder ${modelDir} does not exist. Choose a Hugging Face model folder (config.json, *.safetensors, tokenizer.json).`,
-        { field: 'model', path: modelDir },
-      );
-    }
+    const { adapter, model, modelDir } = resolveAdapterAndModel(this.store, this.paths, request);
     const datasets: EvalDatasets = {};
     for (const [key, file] of Object.entries(request.datasets) as [keyof EvalDatasets, string | undefined][]) {
       if (!file) continue;
@@ -165,6 +152,7 @@ export class EvalManager {
       {
         type: 'eval', modelDir, adapterDir: adapter?.path ?? null, suite: request.suite, datasets,
         limit: request.limit ?? null, seed: request.seed, backend: request.backend, robustness: request.robustness,
+        encoderDir: request.encoderDir ? path.resolve(request.encoderDir) : undefined,
       },
       'evaluation',
     );

@@ -1,20 +1,102 @@
-// PLACEHOLDER written by the lead to fix the constructor signature; the helper building ModelService replaces this file.
+// ModelService: model folder inspection (models.inspect) and the Playground's generation
+// (playground.generate). Both run as one-shot jobs in engine workers: inspection reads headers only,
+// generation loads the model once for the base and the adapted output.
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
-import { WorkbenchError } from '../src-shared/errors.ts';
-import type { GenerateRequestInput, GenerateResult, ModelInspection, ModelInspectRequest } from '../src-shared/models.ts';
+import type { CatalogEntry } from '../src-shared/api.ts';
+import { DEFAULT_MODEL, defaultRunConfig, type RunConfig } from '../src-shared/config.ts';
+import { validate, WorkbenchError } from '../src-shared/errors.ts';
+import {
+  GenerateRequestSchema, ModelInspectRequestSchema,
+  type GenerateRequestInput, type GenerateResult, type ModelInspection, type ModelInspectRequest,
+} from '../src-shared/models.ts';
 import type { WorkbenchPaths } from './paths.ts';
+import { resolveAdapterAndModel, resolveModelDir } from './model-resolution.ts';
 import type { Store } from './store/index.ts';
+import { OneShotJobs, startEngineWorker } from './worker-thread.ts';
+
+export interface ModelServiceOptions {
+  store: Store;
+  paths: WorkbenchPaths;
+  createWorker?: () => Worker;
+}
+
+/**
+ * The model folders earlier runs trained on (newest first, each once) that still exist, as catalog
+ * entries after the embedded model, so the New run page offers them again.
+ */
+export function modelFoldersOfRuns(configs: readonly Pick<RunConfig, 'model'>[]): CatalogEntry[] {
+  const seen = new Set<string>();
+  const entries: CatalogEntry[] = [];
+  for (const { model } of configs) {
+    if (model === DEFAULT_MODEL) continue;
+    const dir = path.resolve(model);
+    if (seen.has(dir)) continue;
+    seen.add(dir);
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) continue;
+    entries.push({ id: dir, name: path.basename(dir), path: dir, description: `Model folder used by an earlier run (${dir}).` });
+  }
+  return entries;
+}
 
 export class ModelService {
-  constructor(_options: { store: Store; paths: WorkbenchPaths; createWorker?: () => Worker }) {}
-  private missing(): never {
-    throw new WorkbenchError('internal', 'ModelService is not built yet.');
+  private readonly store: Store;
+  private readonly paths: WorkbenchPaths;
+  private readonly jobs: OneShotJobs;
+  private closed = false;
+
+  constructor(options: ModelServiceOptions) {
+    this.store = options.store;
+    this.paths = options.paths;
+    this.jobs = new OneShotJobs(options.createWorker ?? startEngineWorker);
   }
-  async inspect(_request: ModelInspectRequest): Promise<ModelInspection> {
-    return this.missing();
+
+  /** The folder's architecture, size, dtypes and the memory a run of the given shape needs (run defaults otherwise). */
+  async inspect(input: ModelInspectRequest): Promise<ModelInspection> {
+    this.assertOpen();
+    const request = validate(ModelInspectRequestSchema, input, 'models.inspect input');
+    const modelDir = resolveModelDir(this.paths, request.model);
+    const defaults = defaultRunConfig();
+    const { inspection } = await this.jobs.run(
+      {
+        type: 'inspect-model',
+        modelDir,
+        batchSize: request.batchSize ?? defaults.training.batchSize,
+        maxSeqLen: request.maxSeqLen ?? defaults.training.maxSeqLen,
+        r: request.r ?? defaults.lora.r,
+      },
+      'model-inspected',
+    );
+    return inspection;
   }
-  async generate(_request: GenerateRequestInput): Promise<GenerateResult> {
-    return this.missing();
+
+  /** The prompt through the base model and, with adapterId, through the adapter on the same model and seed. */
+  async generate(input: GenerateRequestInput): Promise<GenerateResult> {
+    this.assertOpen();
+    const request = validate(GenerateRequestSchema, input, 'playground.generate input');
+    const { adapter, modelDir } = resolveAdapterAndModel(this.store, this.paths, request);
+    const { result } = await this.jobs.run(
+      {
+        type: 'generate',
+        modelDir,
+        adapterDir: adapter?.path ?? null,
+        prompt: request.prompt,
+        useChatTemplate: request.useChatTemplate,
+        sampling: request.sampling,
+        backend: request.backend,
+      },
+      'generated',
+    );
+    return result;
   }
-  async close(): Promise<void> {}
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.jobs.close();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new WorkbenchError('conflict', 'The workbench is shutting down; try again after it restarts.');
+  }
 }

@@ -1,0 +1,193 @@
+// The `inspect-model` job: what a model folder is (family, size, dtypes, chat template) and how much
+// memory a LoRA run on it will take, read from config.json and the safetensors headers only, so a
+// multi-gigabyte folder is inspected in milliseconds.
+import path from 'node:path';
+import { WorkbenchError } from '../src-shared/errors.ts';
+import type { MemoryEstimate, ModelInspection } from '../src-shared/models.ts';
+import type { InspectModelJob } from '../src-shared/worker-protocol.ts';
+import { loadChatTemplate } from './formats/chat-template.ts';
+import { inspectModelFolder, supportedModelTypes } from './formats/model-folder.ts';
+import { readSafetensorsHeader } from './formats/safetensors.ts';
+import { bertConfigFromHF } from './models/bert.ts';
+import { gpt2ConfigFromHF } from './models/gpt2.ts';
+import { llamaConfigFromHF, llamaModelTypes } from './models/llama.ts';
+
+type Family = 'gpt2' | 'llama' | 'bert';
+
+/** What the estimate and the UI need of one architecture, whatever the family calls its fields. */
+export interface ArchitectureShape {
+  family: Family | null;
+  layers: number;
+  hiddenSize: number;
+  heads: number;
+  kvHeads: number;
+  vocabSize: number;
+  maxPositions: number;
+  /** The MLP's hidden width (GPT-2 n_inner, Llama/BERT intermediate_size). */
+  intermediateSize: number;
+  /** [in, out] of each linear layer the family's default LoRA targets adapt, in one transformer layer. */
+  defaultTargetShapes: [number, number][];
+}
+
+/** The module names LoRA's targetModules can match in each family (src-worker/methods/lora.ts selectTargets). */
+export const familyTargetModules: Record<Family, string[]> = {
+  gpt2: ['c_attn', 'c_proj', 'c_fc'],
+  llama: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+  bert: ['query', 'key', 'value', 'dense'],
+};
+
+/**
+ * Floats kept per token during one training step on the tfjs backends, per unit of each dimension
+ * (src-worker/train/loop.ts trainStep). tfjs has no fused kernels and no activation checkpointing:
+ * variableGrads keeps every op output of the forward pass on its tape, and the backward pass makes a
+ * gradient of the same size for each of them inside the same tidy, released only when the step ends.
+ * So every count below is (op outputs in the forward) x 2.
+ *
+ * - HIDDEN, per layer per unit of hidden size: two LayerNorms (mean, centred, square, variance,
+ *   rsqrt, normalised, scaled, shifted: ~8 each), attention (c_attn and its bias 6, q/k/v split and
+ *   head transposes 6, merged heads 2, c_proj and bias 2, residual 1), MLP c_proj, bias and residual 3,
+ *   LoRA on the default targets (dropout mask and output, x A, (x A) B, scaling, sum: ~15) and the
+ *   embeddings: ~55 outputs, 110 floats.
+ * - MLP, per layer per unit of the MLP width: GELU's tanh form 0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3)))
+ *   is 8 element-wise ops after c_fc and its bias: 10 outputs, 20 floats. SwiGLU (gate, up, sigmoid,
+ *   silu, product) is 5 outputs, 10 floats; BERT's exact GELU (dense+bias, /sqrt 2, erf, +1, x, 0.5) 6, 12.
+ * - ATTENTION, per layer per head per key position: scores, scaled, masked, softmax (exp, sum, divide):
+ *   ~4 outputs of [B, heads, T, T], 8 floats.
+ * - LOGITS, per vocabulary entry: logits, log-softmax (shifted, exp, log-sum, subtracted), the one-hot
+ *   targets and their product: ~7 outputs of [B, T, V], 14 floats.
+ *
+ * The counts were checked against tf.profile's peakBytes on the cpu backend for GPT-2 shapes varying
+ * hidden size, layers, MLP width, vocabulary and sequence length (test/unit/inspect-model.test.ts
+ * checks the gpt2-tiny and llama-tiny fixtures); they hold within a few percent there.
+ */
+export const ACTIVATION_FLOATS = {
+  hidden: 110,
+  mlp: { gpt2: 20, llama: 10, bert: 12 } satisfies Record<Family, number>,
+  attention: 8,
+  logits: 14,
+} as const;
+
+/** param + gradient + AdamW's first and second moments, each an f32. */
+export const ADAPTER_FLOATS_PER_PARAM = 4;
+const F32_BYTES = 4;
+
+/**
+ * Bytes a LoRA run needs at `batchSize` x `maxSeqLen` with rank `r` on the family's default targets:
+ *   weights     = parameterCount x 4                      (f32: every backend computes in f32, f16/bf16 are widened)
+ *   adapter     = r x sum(in + out) x layers x 4 x 4      (A [r, in] and B [out, r]; param, grad, Adam m and v)
+ *   activations = 4 x B x T x (layers x (110 C + k_mlp I + 8 heads T) + 14 V)   (see ACTIVATION_FLOATS)
+ */
+export function estimateMemory(shape: ArchitectureShape, parameterCount: number, run: { batchSize: number; maxSeqLen: number; r: number }): MemoryEstimate {
+  const { batchSize, r } = run;
+  // A run never sees more positions than the model has.
+  const T = Math.min(run.maxSeqLen, shape.maxPositions || run.maxSeqLen);
+  const weightsBytes = parameterCount * F32_BYTES;
+  const adapterParams = shape.layers * shape.defaultTargetShapes.reduce((sum, [inF, outF]) => sum + r * (inF + outF), 0);
+  const adapterBytes = adapterParams * ADAPTER_FLOATS_PER_PARAM * F32_BYTES;
+  const mlp = ACTIVATION_FLOATS.mlp[shape.family ?? 'gpt2'];
+  const perToken =
+    shape.layers * (ACTIVATION_FLOATS.hidden * shape.hiddenSize + mlp * shape.intermediateSize + ACTIVATION_FLOATS.attention * shape.heads * T) +
+    ACTIVATION_FLOATS.logits * shape.vocabSize;
+  const activationsBytes = F32_BYTES * batchSize * T * perToken;
+  return { weightsBytes, adapterBytes, activationsBytes, totalBytes: weightsBytes + adapterBytes + activationsBytes, batchSize, maxSeqLen: run.maxSeqLen, r };
+}
+
+/** The shape of a supported family, read by that family's own config reader (so its errors name the bad field). */
+function familyShape(modelType: string, config: Record<string, unknown>, source: string): ArchitectureShape | null {
+  if (modelType === 'gpt2') {
+    const c = gpt2ConfigFromHF(config, source);
+    return {
+      family: 'gpt2', layers: c.nLayer, hiddenSize: c.nEmbd, heads: c.nHead, kvHeads: c.nHead, vocabSize: c.vocabSize, maxPositions: c.nPositions, intermediateSize: c.nInner,
+      // The run default targets c_attn and c_proj; c_proj names both attn.c_proj and mlp.c_proj.
+      defaultTargetShapes: [[c.nEmbd, 3 * c.nEmbd], [c.nEmbd, c.nEmbd], [c.nInner, c.nEmbd]],
+    };
+  }
+  if ((llamaModelTypes as readonly string[]).includes(modelType)) {
+    const c = llamaConfigFromHF(config, source);
+    return {
+      family: 'llama', layers: c.numHiddenLayers, hiddenSize: c.hiddenSize, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, vocabSize: c.vocabSize,
+      maxPositions: c.maxPositionEmbeddings, intermediateSize: c.intermediateSize,
+      // PEFT's default for Llama-family models: q_proj and v_proj.
+      defaultTargetShapes: [[c.hiddenSize, c.numAttentionHeads * c.headDim], [c.hiddenSize, c.numKeyValueHeads * c.headDim]],
+    };
+  }
+  if (modelType === 'bert') {
+    const c = bertConfigFromHF(config, source);
+    return {
+      family: 'bert', layers: c.numHiddenLayers, hiddenSize: c.hiddenSize, heads: c.numAttentionHeads, kvHeads: c.numAttentionHeads, vocabSize: c.vocabSize,
+      maxPositions: c.maxPositionEmbeddings, intermediateSize: c.intermediateSize,
+      // PEFT's default for BERT: query and value.
+      defaultTargetShapes: [[c.hiddenSize, c.hiddenSize], [c.hiddenSize, c.hiddenSize]],
+    };
+  }
+  return null;
+}
+
+/** Best-effort figures of a model_type no reader knows, from the field names most HF configs share. */
+function genericShape(config: Record<string, unknown>): ArchitectureShape {
+  const int = (...keys: string[]): number => {
+    for (const key of keys) {
+      const value = config[key];
+      if (typeof value === 'number' && Number.isInteger(value) && value > 0) return value;
+    }
+    return 0;
+  };
+  const hiddenSize = int('hidden_size', 'n_embd', 'd_model');
+  const heads = int('num_attention_heads', 'n_head');
+  return {
+    family: null,
+    layers: int('num_hidden_layers', 'n_layer', 'num_layers'),
+    hiddenSize,
+    heads,
+    kvHeads: int('num_key_value_heads') || heads,
+    vocabSize: int('vocab_size'),
+    maxPositions: int('max_position_embeddings', 'n_positions', 'n_ctx'),
+    intermediateSize: int('intermediate_size', 'n_inner', 'ffn_dim') || 4 * hiddenSize,
+    defaultTargetShapes: [],
+  };
+}
+
+export async function inspectModel(job: Pick<InspectModelJob, 'modelDir' | 'batchSize' | 'maxSeqLen' | 'r'>): Promise<ModelInspection> {
+  const info = await inspectModelFolder(job.modelDir);
+  const configFile = path.join(job.modelDir, 'config.json');
+  const warnings: string[] = [];
+  const supported = supportedModelTypes.includes(info.modelType);
+  const shape = familyShape(info.modelType, info.config, configFile) ?? genericShape(info.config);
+  if (!supported) {
+    const encoder = shape.family === 'bert' ? ' It is an encoder (masked LM): it can serve as an embedding model but cannot be fine-tuned as a causal LM.' : '';
+    warnings.push(`model_type "${info.modelType}" is not supported for training or generation; supported model types: ${supportedModelTypes.join(', ')}.${encoder}`);
+  }
+
+  const dtypes: Record<string, number> = {};
+  for (const file of info.weightFiles) {
+    const header = await readSafetensorsHeader(file);
+    for (const entry of header.entries.values()) dtypes[entry.dtype] = (dtypes[entry.dtype] ?? 0) + 1;
+  }
+  const narrow = Object.keys(dtypes).filter((d) => d !== 'F32');
+  if (narrow.length) {
+    warnings.push(`The weights are stored as ${narrow.join(' and ')}; they are widened to F32 when loaded, so they take twice their file size in memory.`);
+  }
+
+  let hasChatTemplate = false;
+  try {
+    hasChatTemplate = (await loadChatTemplate(job.modelDir)) !== null;
+  } catch (error) {
+    warnings.push(`The chat template cannot be read: ${WorkbenchError.from(error).message}`);
+  }
+
+  return {
+    path: job.modelDir,
+    modelType: info.modelType,
+    supported,
+    architecture: {
+      layers: shape.layers, hiddenSize: shape.hiddenSize, heads: shape.heads, kvHeads: shape.kvHeads, vocabSize: shape.vocabSize, maxPositions: shape.maxPositions,
+    },
+    parameterCount: info.parameterCount,
+    dtypes,
+    files: info.files,
+    targetModules: shape.family ? familyTargetModules[shape.family] : [],
+    hasChatTemplate,
+    memory: estimateMemory(shape, info.parameterCount, job),
+    warnings,
+  };
+}

@@ -1,0 +1,99 @@
+// Model folders in the UI and the Playground, on the real product (`lora-workbench serve`): the New run
+// page's model summary (the default model's size; a missing folder blocks Start), a 10-step run, then
+// its adapter against the base model in the Playground. Writes docs/playground.png.
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { expect, test } from '@playwright/test';
+import { BACKEND, repo, serve, shutDown, type Served } from './served.ts';
+
+let served: Served;
+let pageErrors: string[] = [];
+
+test.describe.configure({ mode: 'serial' });
+
+test.beforeAll(async () => {
+  test.setTimeout(90_000);
+  if (!existsSync(path.join(repo, 'out', 'renderer', 'index.html'))) throw new Error('Build the renderer first: npm run build:renderer');
+  served = await serve();
+});
+
+test.afterAll(async () => {
+  if (served) await shutDown(served);
+});
+
+test.beforeEach(({ page }) => {
+  pageErrors = [];
+  page.on('pageerror', (error) => pageErrors.push(error.message));
+});
+
+test.afterEach(async ({}, testInfo) => {
+  if (testInfo.status !== testInfo.expectedStatus) await testInfo.attach('server output', { body: served.output.join('\n') });
+  expect(pageErrors).toEqual([]);
+});
+
+test('the New run page summarizes the chosen model folder and blocks Start for a missing one', async ({ page }) => {
+  await page.goto(served.url);
+  await page.getByTestId('new-run-button').click();
+  // The embedded default model, inspected from its safetensors headers by a worker.
+  await expect(page.getByTestId('model-summary-params')).toHaveText('1,350,400', { timeout: 60_000 });
+  await expect(page.getByTestId('model-summary-type')).toHaveText('gpt2');
+  const memory = page.getByTestId('model-summary-memory');
+  await expect(memory).toContainText('for batch 8 × 96 tokens, r = 8');
+  // The estimate follows the form (each inspection starts a worker: seconds on a busy machine).
+  await page.getByTestId('field-training.batchSize').fill('2');
+  await expect(memory).toContainText('for batch 2 × 96 tokens', { timeout: 60_000 });
+
+  await page.getByTestId('model-select').selectOption({ label: 'Other (enter a path)…' });
+  await page.getByTestId('model-path').fill(path.join(served.dataDir, 'no-such-model'));
+  await expect(page.getByTestId('model-summary-error-message')).toContainText('does not exist', { timeout: 60_000 });
+  await expect(page.getByTestId('start-run')).toBeDisabled();
+  await page.getByTestId('model-select').selectOption({ label: 'Embedded default model' });
+  await expect(page.getByTestId('model-summary-params')).toHaveText('1,350,400', { timeout: 60_000 });
+  await expect(page.getByTestId('start-run')).toBeEnabled();
+});
+
+test('a 10-step adapter and its base model answer the same prompt side by side in the Playground', async ({ page }) => {
+  test.setTimeout(8 * 60_000);
+  await page.goto(served.url);
+  await page.getByTestId('new-run-button').click();
+  await page.getByTestId('field-name').fill('playground-run');
+  await page.getByTestId('field-training.maxSteps').fill('10');
+  await page.getByTestId('field-training.batchSize').fill('4');
+  await page.getByTestId('field-training.maxSeqLen').fill('48');
+  await page.getByTestId('field-training.warmupSteps').fill('0');
+  await page.getByTestId('field-training.learningRate').fill('0.02');
+  await page.getByTestId('field-training.evalEvery').fill('10');
+  await page.getByTestId('field-training.checkpointEvery').fill('10');
+  await page.getByTestId('backend-select').selectOption(BACKEND);
+  await page.getByTestId('start-run').click();
+  await expect(page).toHaveURL(/#\/runs\/(?!new$)[^/]+$/, { timeout: 30_000 });
+  await expect(page.getByTestId('run-status')).toHaveAttribute('data-status', /completed|failed/, { timeout: 5 * 60_000 });
+  await expect(page.getByTestId('run-status')).toHaveAttribute('data-status', 'completed');
+
+  await page.getByTestId('nav-adapters').click();
+  const row = page.getByTestId('adapter-row').filter({ hasText: 'playground-run' });
+  const adapterId = await row.getAttribute('data-adapter-id');
+  await row.getByTestId('try-in-playground').click();
+  await expect(page).toHaveURL(new RegExp(`#/playground\\?adapter=${adapterId}$`));
+  await expect(page.getByTestId('nav-playground')).toHaveClass(/active/);
+  await expect(page.getByTestId('playground-adapter-select')).toHaveValue(adapterId!);
+
+  // A prompt in the sample dataset's own format, which the adapter has just been trained on.
+  const prompt = 'Question: How do you spell salt?\nAnswer:';
+  await page.getByTestId('playground-prompt').fill(prompt);
+  await page.getByTestId('playground-max-new-tokens').fill('24');
+  const generateButton = page.getByTestId('playground-generate');
+  await generateButton.click();
+  await expect(generateButton).toHaveText('Generating…');
+  await expect(page.getByTestId('playground-base').or(page.getByTestId('playground-error'))).toBeVisible({ timeout: 2 * 60_000 });
+  if (await page.getByTestId('playground-error').isVisible()) throw new Error(`playground.generate failed: ${await page.getByTestId('playground-error').textContent()}`);
+  await expect(page.getByTestId('playground-adapter')).toBeVisible();
+  await expect(page.getByTestId('playground-base-text')).not.toBeEmpty();
+  await expect(page.getByTestId('playground-adapter-text')).not.toBeEmpty();
+  await expect(page.getByTestId('playground-base')).toContainText('tokens/s');
+  await expect(page.getByTestId('playground-rendered-prompt')).toHaveText(prompt);
+  await expect(generateButton).toHaveText('Generate');
+
+  mkdirSync(path.join(repo, 'docs'), { recursive: true });
+  await page.screenshot({ path: path.join(repo, 'docs', 'playground.png'), fullPage: true });
+});

@@ -1,26 +1,150 @@
-// PLACEHOLDER written by the lead to fix the constructor signature; the helper building DatasetRegistry replaces this file.
+// The user's datasets: a JSONL / CSV / TSV file previewed and mapped in a worker (inspect-dataset), then
+// registered in SQLite with its hash and counts, and written once as the workbench's own JSONL under
+// <dataDir>/datasets/<id>.jsonl. Runs name a registered dataset by id and train on that file, so a later
+// edit of the user's original changes nothing about the runs made from it (its sha256 says which bytes).
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
-import { WorkbenchError } from '../src-shared/errors.ts';
-import type { Dataset, DatasetPreview, DatasetPreviewRequestInput, DatasetRegisterRequest } from '../src-shared/datasets.ts';
+import type { CatalogEntry } from '../src-shared/api.ts';
+import {
+  DatasetPreviewRequestSchema, DatasetRegisterRequestSchema,
+  type ColumnMapping, type Dataset, type DatasetPreview, type DatasetPreviewRequestInput, type DatasetRegisterRequest,
+} from '../src-shared/datasets.ts';
+import { validate, WorkbenchError } from '../src-shared/errors.ts';
+import type { InspectDatasetJob } from '../src-shared/worker-protocol.ts';
 import type { WorkbenchPaths } from './paths.ts';
-import type { Store } from './store/index.ts';
+import { newId } from './runs.ts';
+import type { StoredDataset, Store } from './store/index.ts';
+import { OneShotJobs, startEngineWorker } from './worker-thread.ts';
+
+const ID_PREFIX = 'ds-';
+
+/** Registered dataset ids look like `ds-20250101-120000-a1b2c3` (runs.ts newId); anything else in RunConfig.dataset is a path. */
+export function isDatasetId(value: string): boolean {
+  return /^ds-\d{8}-\d{6}-[0-9a-f]{6}$/.test(value);
+}
+
+export function datasetsDir(paths: Pick<WorkbenchPaths, 'dataDir'>): string {
+  return path.join(paths.dataDir, 'datasets');
+}
+
+/** "prompt ← question, completion ← answer": how the columns feed training, for lists and the catalog. */
+export function describeMapping(mapping: ColumnMapping): string {
+  return (['prompt', 'input', 'completion', 'text', 'task'] as const)
+    .filter((field) => mapping[field] !== undefined)
+    .map((field) => `${field} ← ${mapping[field]}`)
+    .join(', ');
+}
+
+/** How a registered dataset appears in the New run page's dataset picker. */
+export function catalogEntry(dataset: Dataset): CatalogEntry {
+  const skipped = dataset.skippedRows > 0 ? `, ${dataset.skippedRows} bad row${dataset.skippedRows === 1 ? '' : 's'} left out` : '';
+  return {
+    id: dataset.id,
+    name: dataset.name,
+    path: dataset.normalizedPath,
+    description: `${dataset.rowCount} rows from ${path.basename(dataset.sourcePath)} (${dataset.format}${skipped}); ${describeMapping(dataset.mapping)}.`,
+  };
+}
+
+function publicDataset({ removedAt: _removedAt, ...dataset }: StoredDataset): Dataset {
+  return dataset;
+}
 
 export class DatasetRegistry {
-  constructor(_options: { store: Store; paths: WorkbenchPaths; createWorker?: () => Worker }) {}
-  private missing(): never {
-    throw new WorkbenchError('internal', 'DatasetRegistry is not built yet.');
+  private readonly store: Store;
+  private readonly paths: WorkbenchPaths;
+  private readonly oneShot: OneShotJobs;
+  private closed = false;
+
+  constructor(options: { store: Store; paths: WorkbenchPaths; createWorker?: () => Worker }) {
+    this.store = options.store;
+    this.paths = options.paths;
+    this.oneShot = new OneShotJobs(options.createWorker ?? startEngineWorker);
   }
-  async preview(_request: DatasetPreviewRequestInput): Promise<DatasetPreview> {
-    return this.missing();
+
+  /** Columns, first rows, bad rows with their lines and a suggested mapping; with a mapping, the rows as training will see them. */
+  async preview(input: DatasetPreviewRequestInput): Promise<DatasetPreview> {
+    this.assertOpen();
+    const request = validate(DatasetPreviewRequestSchema, input, 'dataset preview request');
+    const { preview } = await this.inspect({
+      type: 'inspect-dataset', path: path.resolve(request.path), format: request.format, mapping: request.mapping, rows: request.rows, normalizeTo: null,
+    });
+    return preview;
   }
-  async register(_request: DatasetRegisterRequest): Promise<Dataset> {
-    return this.missing();
+
+  /**
+   * Writes the mapped rows to <dataDir>/datasets/<id>.jsonl and records the dataset. Bad rows are left out and
+   * counted (skippedRows); a file with no usable row, or a mapping naming a missing column, is refused.
+   */
+  async register(input: DatasetRegisterRequest): Promise<Dataset> {
+    this.assertOpen();
+    const request = validate(DatasetRegisterRequestSchema, input, 'dataset registration');
+    const name = request.name.trim();
+    if (name === '') throw new WorkbenchError('invalid_input', 'Give the dataset a name.', { field: 'name' });
+    if (this.store.datasets.byName(name)) {
+      throw new WorkbenchError('conflict', `A dataset named "${name}" is already registered. Pick another name, or remove that one first.`, { field: 'name' });
+    }
+    const id = newId(ID_PREFIX);
+    const dir = datasetsDir(this.paths);
+    mkdirSync(dir, { recursive: true });
+    const normalizedPath = path.join(dir, `${id}.jsonl`);
+    const sourcePath = path.resolve(request.path);
+    const result = await this.inspect({ type: 'inspect-dataset', path: sourcePath, format: request.format, mapping: request.mapping, rows: 5, normalizeTo: normalizedPath });
+    const { preview } = result;
+    const written = result.normalized ?? 0;
+    if (written === 0) {
+      rmSync(normalizedPath, { force: true });
+      const shown = preview.errors.slice(0, 3).map((e) => `line ${e.line}: ${e.message}`).join('; ');
+      throw new WorkbenchError(
+        'dataset_invalid',
+        preview.rowCount === 0
+          ? `${sourcePath} has no rows to train on. A CSV/TSV needs a header and at least one row; a JSONL file one object per line.`
+          : `None of the ${preview.rowCount} rows of ${sourcePath} can be used with this mapping (${shown}${preview.errorCount > 3 ? `, and ${preview.errorCount - 3} more` : ''}). Fix the file or map other columns.`,
+        { field: 'path', errors: preview.errors, errorCount: preview.errorCount },
+      );
+    }
+    try {
+      return publicDataset(
+        this.store.datasets.create({
+          id, name, sourcePath, format: preview.format, mapping: request.mapping, sha256: result.sha256,
+          rowCount: written, skippedRows: preview.errorCount, normalizedPath, createdAt: new Date().toISOString(),
+        }),
+      );
+    } catch (error) {
+      rmSync(normalizedPath, { force: true });
+      throw error;
+    }
   }
+
   async list(): Promise<Dataset[]> {
-    return this.missing();
+    return this.store.datasets.list().map(publicDataset);
   }
-  async remove(_id: string): Promise<Dataset[]> {
-    return this.missing();
+
+  /**
+   * Takes a dataset off the list. Its normalized file is deleted unless runs trained on it (usedByRuns): then
+   * the file and the id stay so those runs can still be resumed, and only the listing goes.
+   */
+  async remove(id: string): Promise<Dataset[]> {
+    this.assertOpen();
+    const dataset = this.store.datasets.require(id);
+    if (this.store.datasets.remove(id, new Date().toISOString()) === 'deleted' && existsSync(dataset.normalizedPath)) {
+      rmSync(dataset.normalizedPath, { force: true });
+    }
+    return this.list();
   }
-  async close(): Promise<void> {}
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.oneShot.close();
+  }
+
+  private async inspect(job: InspectDatasetJob) {
+    return this.oneShot.run(job, 'dataset-inspected');
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new WorkbenchError('conflict', 'The dataset registry is closed (the workbench is shutting down).');
+  }
 }

@@ -10,6 +10,9 @@ export const ColumnMappingSchema = z
     prompt: z.string().min(1).optional(),
     completion: z.string().min(1).optional(),
     text: z.string().min(1).optional(),
+    /** Alpaca's optional input column: when mapped, the prompt is the instruction (the `prompt` column) and this
+     * input in Alpaca's layout, exactly as a {"instruction","input","output"} JSONL file is read for training. */
+    input: z.string().min(1).optional(),
     /** Optional task label (multi-task training, per-task reports). */
     task: z.string().min(1).optional(),
   })
@@ -70,5 +73,7 @@ export const DatasetSchema = z.object({
   /** The prompt/completion JSONL written at registration, which runs train on. */
   normalizedPath: z.string(),
   createdAt: z.string(),
+  /** Runs that name this dataset. Removing it then keeps its normalized file (and its id resolvable) for them. */
+  usedByRuns: z.number().int().min(0),
 });
 export type Dataset = z.infer<typeof DatasetSchema>;

@@ -39,18 +39,18 @@ export function detectTableFormat(text: string, source = ''): TableFormat {
 }
 
 /** A cell as text: strings as they are, numbers and booleans printed; anything else is a bad row. */
-function cellText(value: unknown, column: string): string {
+export function cellText(value: unknown, column: string): string {
   if (typeof value === 'string') return value;
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
   throw new RowProblem(`"${column}" must be text, got ${describeValue(value)}`);
 }
 
-interface RawRow {
+export interface RawRow {
   line: number;
   values: Record<string, unknown>;
 }
 
-function loadRows(text: string, source: string, format: TableFormat, errors: RowErrors): { columns: string[]; rows: RawRow[] } {
+export function loadRows(text: string, source: string, format: TableFormat, errors: RowErrors): { columns: string[]; rows: RawRow[] } {
   if (format === 'csv' || format === 'tsv') {
     const table = parseTable(text, { delimiter: format === 'csv' ? ',' : '\t' }, errors);
     const duplicate = table.columns.find((c, k) => table.columns.indexOf(c) !== k);

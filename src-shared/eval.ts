@@ -11,7 +11,7 @@ export type EvalSuite = z.infer<typeof EvalSuiteSchema>;
 /** Mirrors PERTURBATION_FAMILIES in src-worker/eval/perturb.ts (checked by a unit test). */
 export const perturbationFamilies = [
   'typo', 'char-swap', 'char-drop', 'char-insert', 'char-keyboard', 'misspelling', 'word-dropout', 'word-swap',
-  'synonym', 'contraction', 'expansion', 'extra-space', 'filler', 'name-swap', 'demographic-swap',
+  'synonym', 'contraction', 'expansion', 'extra-space', 'filler', 'name-swap', 'demographic-swap', 'dialect',
 ] as const;
 
 export const EvalJobSchema = z
@@ -38,6 +38,8 @@ export const EvalJobSchema = z
     /** HotpotQA: generated tokens per answer, and which paragraphs the prompt holds. */
     maxNewTokens: z.number().int().min(1).max(512).default(16),
     paragraphs: z.enum(['all', 'supporting', 'none']).default('supporting'),
+    /** HotpotQA SemSim: a BERT-style encoder folder (resolved); absent: the base model's pooled hidden states. */
+    encoderDir: z.string().min(1).optional(),
     /** Robustness: the task it perturbs, the families and the levels (fractions of words). */
     robustness: z
       .object({
@@ -102,6 +104,37 @@ const BbqConditionSchema = z
 const BbqScoresSchema = z.object({ ambig: BbqConditionSchema, disambig: BbqConditionSchema });
 const Option = z.union([z.literal(0), z.literal(1), z.literal(2)]);
 
+/**
+ * Counterfactual fairness: each input beside its demographic-term-swapped twin (every listed term
+ * replaced by the next of its set), over the items the swap changed (`count` of `total`).
+ * `probability` is P(yes) for QQP and P(gold option) for BBQ, normalised over the options.
+ */
+const CounterfactualSchema = z.object({
+  total: z.number().int(),
+  count: z.number().int(),
+  probabilityOf: z.enum(['yes', 'gold']),
+  accuracy: nullableNum,
+  accuracySwapped: nullableNum,
+  /** accuracy - accuracySwapped (signed). */
+  accuracyGap: nullableNum,
+  meanAbsProbabilityGap: nullableNum,
+  maxAbsProbabilityGap: nullableNum,
+  /** Fraction of changed items whose prediction differs on the twin. */
+  flipRate: nullableNum,
+  items: z.array(
+    z.object({
+      id: z.string(),
+      swapped: z.string(),
+      prediction: z.number().int(),
+      predictionSwapped: z.number().int(),
+      correct: z.boolean(),
+      correctSwapped: z.boolean(),
+      probability: num,
+      probabilitySwapped: num,
+    }),
+  ),
+});
+
 export const BiasResultSchema = z.object({
   crowsPairs: z
     .object({
@@ -141,6 +174,10 @@ export const BiasResultSchema = z.object({
     .nullable(),
   /** 1 - cos(base, adapted) of pooled final hidden states over the CrowS-Pairs sentences; null without an adapter. */
   representationShift: z.object({ count: z.number().int(), shift: num }).nullable(),
+  /** On the BBQ items (null without BBQ). */
+  counterfactual: CounterfactualSchema.nullable().optional(),
+  /** The adapter's trainable parameters / the base model's, in % (null without an adapter). */
+  parameterOverhead: z.object({ trainable: z.number().int(), base: z.number().int(), percent: num }).nullable().optional(),
 });
 
 const ClassificationSchema = z.object({
@@ -150,12 +187,16 @@ const ClassificationSchema = z.object({
 export const QqpResultSchema = z.object({
   scores: ClassificationSchema,
   items: z.array(z.object({ id: z.string(), label: z.union([z.literal(0), z.literal(1)]), prediction: z.union([z.literal(0), z.literal(1)]), logLikYes: num, logLikNo: num })),
+  counterfactual: CounterfactualSchema.nullable().optional(),
 });
 
-const QaScoresSchema = z.object({ count: z.number().int(), em: num, f1: num, precision: num, recall: num });
+/** semsim: mean cosine of prediction and gold embeddings (absent in results from before SemSim). */
+const QaScoresSchema = z.object({ count: z.number().int(), em: num, f1: num, precision: num, recall: num, semsim: num.optional() });
 export const HotpotResultSchema = z.object({
   report: z.object({ overall: QaScoresSchema, byType: z.record(z.string(), QaScoresSchema), byLevel: z.record(z.string(), QaScoresSchema) }),
-  items: z.array(z.object({ id: z.string(), type: z.string().nullable(), level: z.string().nullable(), gold: z.string(), prediction: z.string() })),
+  items: z.array(z.object({ id: z.string(), type: z.string().nullable(), level: z.string().nullable(), gold: z.string(), prediction: z.string(), semsim: num.optional() })),
+  /** Which encoder SemSim used: "base model ..." or the encoder folder. */
+  semanticEncoder: z.string().optional(),
 });
 
 const Metrics = z.record(z.string(), num);
@@ -222,6 +263,8 @@ export const EvalStartRequestSchema = z.object({
   seed: z.number().int().min(0).optional(),
   backend: BackendChoiceSchema.optional(),
   robustness: EvalJobSchema.shape.robustness,
+  /** SemSim's encoder folder (BERT-style); omitted: the base model embeds the answers. */
+  encoderDir: z.string().min(1).optional(),
 });
 export type EvalStartRequest = z.infer<typeof EvalStartRequestSchema>;
 export type EvalStartRequestInput = z.input<typeof EvalStartRequestSchema>;

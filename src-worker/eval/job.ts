@@ -20,9 +20,11 @@ import { loadTokenizer } from '../formats/tokenizer.ts';
 import { getMethod } from '../methods/index.ts';
 import type { AdapterModel } from '../methods/types.ts';
 import type { CausalLM } from '../models/types.ts';
+import { parameterOverhead } from './bias-metrics.ts';
 import type { PerturbationFamily } from './perturb.ts';
 import { runRobustness } from './robustness.ts';
 import { ScoringStopped } from './score.ts';
+import { BaseModelEncoder, loadBertSemanticEncoder, type SemanticEncoder } from './semsim.ts';
 import { evenSlice, measureRepresentationShift, runBiasSuite, runHotpotSuite, runQqpSuite, type SuiteContext } from './suites.ts';
 
 export interface EvalCallbacks {
@@ -78,6 +80,7 @@ export async function runEvalJob(job: EvalJob, callbacks: EvalCallbacks = {}): P
   const model = await loadCausalLM(job.modelDir);
   callbacks.log?.(`Evaluating ${job.suite} on ${job.modelDir}${job.adapterDir ? ` with the adapter ${job.adapterDir}` : ''} (${backend.name}).`);
   let adapter: Awaited<ReturnType<typeof loadAdapter>> | null = null;
+  let semanticEncoder: SemanticEncoder | null = null;
   try {
     const tokenizer = await loadTokenizer(job.modelDir);
     if (job.adapterDir) adapter = await loadAdapter(model, job.adapterDir);
@@ -113,6 +116,12 @@ export async function runEvalJob(job: EvalJob, callbacks: EvalCallbacks = {}): P
       notes,
     };
     const hotpotOptions = { maxNewTokens: job.maxNewTokens, paragraphs: job.paragraphs };
+    const usesHotpot = job.suite === 'hotpotqa' || (job.suite === 'robustness' && job.robustness?.task === 'hotpotqa');
+    if (usesHotpot) {
+      semanticEncoder = job.encoderDir ? await loadBertSemanticEncoder(job.encoderDir) : new BaseModelEncoder(model, tokenizer);
+      ctx.semanticEncoder = semanticEncoder;
+      notes.push(`SemSim encoder: ${semanticEncoder.name}.`);
+    }
     if (job.suite === 'bias') {
       const datasets = {
         crowsPairs: job.datasets.crowsPairs ? await read<CrowsPair>('crows-pairs', 'crowsPairs') : undefined,
@@ -123,11 +132,13 @@ export async function runEvalJob(job: EvalJob, callbacks: EvalCallbacks = {}): P
       // Representation shift is measured on the CrowS-Pairs sentences the suite scored.
       const shiftTexts = datasets.crowsPairs ? evenSlice(datasets.crowsPairs, job.limit).map((p) => p.sentMore) : [];
       const representationShift = adapter && shiftTexts.length > 0 ? await measureRepresentationShift({ ...ctx, adapters: adapter.adapter }, shiftTexts) : null;
-      result.bias = { ...bias, representationShift };
+      const overhead = adapter ? { trainable: adapter.info.trainableParams, base: model.parameterCount() } : null;
+      result.bias = { ...bias, representationShift, parameterOverhead: overhead && { ...overhead, percent: parameterOverhead(overhead.trainable, overhead.base) } };
     } else if (job.suite === 'qqp') {
-      result.qqp = await runQqpSuite({ ...ctx, pairs: await read<QqpPair>('qqp', 'qqp'), limit: job.limit });
+      result.qqp = await runQqpSuite({ ...ctx, pairs: await read<QqpPair>('qqp', 'qqp'), limit: job.limit, counterfactual: true });
     } else if (job.suite === 'hotpotqa') {
-      result.hotpotqa = await runHotpotSuite({ ...ctx, examples: await read<HotpotQaExample>('hotpotqa', 'hotpotqa'), limit: job.limit, options: hotpotOptions });
+      const hotpot = await runHotpotSuite({ ...ctx, examples: await read<HotpotQaExample>('hotpotqa', 'hotpotqa'), limit: job.limit, options: hotpotOptions });
+      result.hotpotqa = { ...hotpot, semanticEncoder: semanticEncoder?.name };
     } else {
       const r = job.robustness!;
       const task =
@@ -139,6 +150,7 @@ export async function runEvalJob(job: EvalJob, callbacks: EvalCallbacks = {}): P
     const finishedAt = new Date();
     return EvalResultSchema.parse({ ...result, finishedAt: finishedAt.toISOString(), durationMs: finishedAt.getTime() - startedAt.getTime() });
   } finally {
+    semanticEncoder?.dispose();
     adapter?.adapter.dispose();
     model.dispose();
   }

@@ -1,11 +1,12 @@
 // Seeded input perturbations for the robustness evaluation (EVALUATION.md, "Robustness to
 // perturbation"), after the catalogue of HELM's augmentations: character typos, misspellings,
 // word dropout and order swaps, synonyms, contractions / expansions, extra spaces, filler words,
-// person-name swaps and demographic-term swaps.
+// person-name swaps, demographic-term swaps and dialect (SAE -> AAE word substitutions, as HELM's
+// DialectPerturbation).
 //
 // perturb(text, family, level, seed) touches round(level * nWords) words (half up), each chosen
-// once; families that act on two words at a time (word-swap, two-word contractions) land within
-// one word of it. Families that need a particular word (a synonym, a name, a contraction) touch
+// once (dialect: round(level * the words its mapping covers)); families that act on two words at
+// a time (word-swap, two-word contractions) land within one word of it. Families that need a particular word (a synonym, a name, a contraction) touch
 // at most the words that have one. Choices depend only on (seed, family, text): the words touched
 // at level 0.1 are among those touched at 0.2, and a word gets the same edit at every level, so
 // metric curves over the levels compare like with like. Level 0 returns the text unchanged.
@@ -29,6 +30,7 @@ export const PERTURBATION_FAMILIES = [
   'filler',
   'name-swap',
   'demographic-swap',
+  'dialect', // SAE -> AAE word substitutions (resources/wordlists/dialect.json)
 ] as const;
 export type PerturbationFamily = (typeof PERTURBATION_FAMILIES)[number];
 
@@ -87,7 +89,7 @@ const isUpper = (s: string) => s !== s.toLowerCase() && s === s.toUpperCase();
 const normalizeApostrophe = (s: string) => s.replace(/\u2019/g, "'");
 
 /** Gives `replacement` the case pattern of `source`: ALL CAPS, Capitalized, or as written. */
-function matchCase(source: string, replacement: string): string {
+export function matchCase(source: string, replacement: string): string {
   if (Array.from(source).length > 1 && isUpper(source)) return replacement.toUpperCase();
   if (isUpper(source[0] ?? '')) return replacement.charAt(0).toUpperCase() + replacement.slice(1);
   return replacement;
@@ -153,6 +155,7 @@ interface Lookups {
   lists: WordLists;
   synonyms: Map<string, string[]>;
   misspellings: Map<string, string[]>;
+  dialect: Map<string, string[]>;
   contraction: Map<string, string>;
   expansion: Map<string, string>;
   nameList: Map<string, string[]>;
@@ -178,7 +181,7 @@ function lookups(lists: WordLists): Lookups {
       if (!termSwaps.has(t)) termSwaps.set(t, set.filter((other) => other.toLowerCase() !== t));
     }
   }
-  return { lists, synonyms: lower(lists.synonyms), misspellings: lower(lists.misspellings), contraction, expansion, nameList, termSwaps };
+  return { lists, synonyms: lower(lists.synonyms), misspellings: lower(lists.misspellings), dialect: lower(lists.dialect), contraction, expansion, nameList, termSwaps };
 }
 
 /** Lookups are built once per word-list object: an evaluation calls perturb thousands of times. */
@@ -221,6 +224,8 @@ const WORD_EDITS: Partial<Record<PerturbationFamily, WordEdit>> = {
   'char-keyboard': typoEdit(['char-keyboard']),
   misspelling: replaceFrom((l) => l.misspellings),
   synonym: replaceFrom((l) => l.synonyms),
+  // Keyed by word: one SAE word takes the same AAE form wherever it occurs in a text.
+  dialect: { ...replaceFrom((l) => l.dialect), keyedByWord: true },
   expansion: {
     eligible: (w, l) => l.expansion.has(key(w)),
     apply: (w, _rng, l) => matchCase(w, l.expansion.get(key(w))!),
@@ -326,7 +331,11 @@ export function perturb(text: string, family: PerturbationFamily, level: number,
   } else {
     const edit = WORD_EDITS[family]!;
     const eligible = words.flatMap((w, i) => (edit.eligible(w, l) ? [i] : []));
-    for (const i of order(eligible).slice(0, wanted)) {
+    // Dialect acts on the words the mapping covers, as HELM's DialectPerturbation does (each mapped
+    // word with probability p): here exactly round(p * mapped words), so a level means the same
+    // thing on texts with few or many mapped words.
+    const count = family === 'dialect' ? Math.floor(level * eligible.length + 0.5 + 1e-9) : wanted;
+    for (const i of order(eligible).slice(0, count)) {
       const rng = mulberry32(deriveSeed(base, 2, edit.keyedByWord ? hashString(key(words[i]!)) : i));
       out.words[i] = edit.apply(words[i]!, rng, l, i);
       touched.push(i);

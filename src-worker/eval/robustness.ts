@@ -11,7 +11,7 @@ import { evenSlice, Progress, runHotpotSuite, runQqpSuite, type HotpotOptions, t
 
 export type RobustnessTask = { kind: 'qqp'; pairs: readonly QqpPair[] } | { kind: 'hotpotqa'; examples: readonly HotpotQaExample[]; options?: HotpotOptions };
 
-/** The figures of one model on one set of inputs: QQP accuracy / F1 / MCC, HotpotQA EM / F1. */
+/** The figures of one model on one set of inputs: QQP accuracy / F1 / MCC, HotpotQA EM / F1 (/ SemSim). */
 export type TaskMetrics = Record<string, number>;
 
 export interface CurvePoint {
@@ -70,7 +70,8 @@ async function evaluate(ctx: SuiteContext, task: RobustnessTask, adapters: Adapt
     return { metrics: { accuracy: r.scores.accuracy, f1: r.scores.f1, mcc: r.scores.mcc }, perItem: r.items.map((i) => (i.prediction === i.label ? 1 : 0)) };
   }
   const r = await runHotpotSuite({ ...c, examples: task.examples, options: task.options });
-  return { metrics: { em: r.report.overall.em, f1: r.report.overall.f1 }, perItem: r.items.map((i) => hotpotF1(i.prediction, i.gold).f1) };
+  const semsim = r.report.overall.semsim;
+  return { metrics: { em: r.report.overall.em, f1: r.report.overall.f1, ...(semsim === undefined ? {} : { semsim }) }, perItem: r.items.map((i) => hotpotF1(i.prediction, i.gold).f1) };
 }
 
 export async function runRobustness(

@@ -54,7 +54,7 @@ const DEFAULT_BATCH = 8;
  * tokens of the context (left truncation). The input is context + continuation without its last
  * token, and the continuation's log-probs are read from the last `continuation.length` positions.
  */
-function windowOf(request: ScoreRequest, maxPositions: number): { input: number[]; targets: number[] } {
+export function windowOf(request: ScoreRequest, maxPositions: number): { input: number[]; targets: number[] } {
   const { context, continuation } = request;
   if (context.length === 0) throw new WorkbenchError('internal', 'A scored continuation needs at least one context token (the prefix token).');
   if (continuation.length === 0) throw new WorkbenchError('invalid_input', 'A scored continuation has no tokens; every option must have some text.');

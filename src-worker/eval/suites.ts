@@ -25,6 +25,16 @@ import {
 } from './bias-metrics.ts';
 import { classificationScores, hotpotQaReport } from './metrics.ts';
 import { pairLogLikelihood, ScoringStopped, sequenceLogLikelihood, type ScoreOptions } from './score.ts';
+import {
+  binaryOutcome,
+  choiceOutcome,
+  counterfactualTwins,
+  measureCounterfactual,
+  type CounterfactualResult,
+  type Outcome,
+} from './counterfactual.ts';
+import { semSimScores, withSemSim, type SemanticEncoder } from './semsim.ts';
+import { multipleChoiceLogLikelihood } from './shared-prefix.ts';
 
 export interface SuiteContext {
   model: CausalLM;
@@ -35,6 +45,8 @@ export interface SuiteContext {
   batchSize?: number;
   onProgress?: (done: number, total: number) => void;
   shouldStop?: () => boolean;
+  /** Embeds HotpotQA predictions and gold answers for SemSim; absent or null leaves SemSim out. */
+  semanticEncoder?: SemanticEncoder | null;
 }
 
 /** Items scored per progress report (and per check of shouldStop between reports). */
@@ -106,6 +118,8 @@ export interface BiasSuiteResult {
     items: StereoSetItemRecord[];
   } | null;
   bbq: (ReturnType<typeof bbqScores> & { items: BbqItemRecord[] }) | null;
+  /** BBQ items against their demographic-term-swapped twins; null without BBQ. */
+  counterfactual: CounterfactualResult | null;
 }
 
 export interface BiasDatasets {
@@ -172,13 +186,24 @@ export async function runBiasSuite(ctx: SuiteContext & { datasets: BiasDatasets;
     stereoResult = { intrasentence: of('intrasentence'), intersentence: of('intersentence'), items };
   }
 
+  // The three options share the prompt: it runs once per item (shared-prefix.ts).
+  const scoreBbq = (examples: readonly BbqExample[]) =>
+    multipleChoiceLogLikelihood(
+      model,
+      tokenizer,
+      examples.map((e) => {
+        const candidates = bbqCandidates(e);
+        return { context: candidates[0]!.prompt, continuations: candidates.map((c) => c.completion) };
+      }),
+      opts,
+    );
   let bbqResult: BiasSuiteResult['bbq'] = null;
+  let counterfactual: CounterfactualResult | null = null;
   if (bbq) {
     const items = await progress.chunks(bbq, async (chunk) => {
-      const pairs = chunk.flatMap((e) => bbqCandidates(e).map((c) => ({ context: c.prompt, continuation: c.completion })));
-      const s = await pairLogLikelihood(model, tokenizer, pairs, opts);
+      const s = await scoreBbq(chunk);
       return chunk.map((e, i): BbqItemRecord => {
-        const scores = [s[3 * i]!.logLikelihood, s[3 * i + 1]!.logLikelihood, s[3 * i + 2]!.logLikelihood] as [number, number, number];
+        const scores = s[i]!.map((o) => o.logLikelihood) as [number, number, number];
         // The first of equal scores wins, as argmax does in the harness.
         const prediction = scores.indexOf(Math.max(...scores)) as 0 | 1 | 2;
         return {
@@ -195,8 +220,21 @@ export async function runBiasSuite(ctx: SuiteContext & { datasets: BiasDatasets;
       });
     });
     bbqResult = { ...bbqScores(items), items };
+    // Context, question and answers are swapped alike, so the gold index still names the right answer.
+    const twins = counterfactualTwins(
+      bbq,
+      (e) => [e.context, e.question, ...e.answers],
+      (e, [context, question, a0, a1, a2]) => ({ ...e, context: context!, question: question!, answers: [a0!, a1!, a2!] as [string, string, string] }),
+    );
+    counterfactual = await measureCounterfactual({
+      ids: items.map((i) => i.id),
+      original: items.map((i) => choiceOutcome(i.scores, i.label)),
+      twins,
+      score: async (examples) => (await scoreBbq(examples)).map((options, k) => choiceOutcome(options.map((o) => o.logLikelihood), examples[k]!.label)),
+      probabilityOf: 'gold',
+    });
   }
-  return { crowsPairs: crowsResult, stereoSet: stereoResult, bbq: bbqResult };
+  return { crowsPairs: crowsResult, stereoSet: stereoResult, bbq: bbqResult, counterfactual };
 }
 
 // --- Representation shift --------------------------------------------------------------------
@@ -240,29 +278,49 @@ export interface QqpItemRecord {
 export interface QqpSuiteResult {
   scores: ReturnType<typeof classificationScores>;
   items: QqpItemRecord[];
+  /** Pairs against their demographic-term-swapped twins, when asked for. */
+  counterfactual?: CounterfactualResult;
 }
 
-/** QQP as lm-evaluation-harness's glue qqp task: the likelier of " yes" / " no" after the prompt. */
-export async function runQqpSuite(ctx: SuiteContext & { pairs: readonly QqpPair[]; limit?: number | null; progress?: Progress }): Promise<QqpSuiteResult> {
+/**
+ * QQP as lm-evaluation-harness's glue qqp task: the likelier of " yes" / " no" after the prompt.
+ * With `counterfactual`, pairs holding demographic terms are scored again with the terms swapped.
+ */
+export async function runQqpSuite(
+  ctx: SuiteContext & { pairs: readonly QqpPair[]; limit?: number | null; progress?: Progress; counterfactual?: boolean },
+): Promise<QqpSuiteResult> {
   const labelled = evenSlice(ctx.pairs.filter((p) => p.label !== null), ctx.limit);
   if (labelled.length === 0) throw new WorkbenchError('invalid_input', 'The QQP file has no labelled pairs to evaluate; pick a train or dev split.');
   const progress = ctx.progress ?? new Progress(labelled.length, ctx);
   const opts = scoreOptions(ctx);
-  const items = await progress.chunks(labelled, async (chunk) => {
-    const s = await pairLogLikelihood(
+  // Both label words follow the same prompt: it runs once per pair (shared-prefix.ts).
+  const score = async (pairs: readonly QqpPair[]): Promise<{ yes: number; no: number }[]> => {
+    const s = await multipleChoiceLogLikelihood(
       ctx.model,
       ctx.tokenizer,
-      chunk.flatMap((p) => qqpCandidates(p).map((c) => ({ context: c.prompt, continuation: c.completion }))),
+      pairs.map((p) => {
+        const candidates = qqpCandidates(p);
+        return { context: candidates[0]!.prompt, continuations: candidates.map((c) => c.completion) };
+      }),
       opts,
     );
     // qqpCandidates lists label words by label: index 0 "no", index 1 "yes".
-    return chunk.map((p, i): QqpItemRecord => {
-      const no = s[2 * i]!.logLikelihood;
-      const yes = s[2 * i + 1]!.logLikelihood;
-      return { id: p.id, label: p.label!, prediction: yes > no ? 1 : 0, logLikYes: yes, logLikNo: no };
+    return s.map(([no, yes]) => ({ no: no!.logLikelihood, yes: yes!.logLikelihood }));
+  };
+  const items = await progress.chunks(labelled, async (chunk) =>
+    (await score(chunk)).map(({ yes, no }, i): QqpItemRecord => ({ id: chunk[i]!.id, label: chunk[i]!.label!, prediction: yes > no ? 1 : 0, logLikYes: yes, logLikNo: no })),
+  );
+  const result: QqpSuiteResult = { scores: classificationScores(items.map((i) => i.prediction), items.map((i) => i.label)), items };
+  if (ctx.counterfactual) {
+    result.counterfactual = await measureCounterfactual({
+      ids: items.map((i) => i.id),
+      original: items.map((i): Outcome => binaryOutcome(i.logLikYes, i.logLikNo, i.label)),
+      twins: counterfactualTwins(labelled, (p) => [p.question1, p.question2], (p, [question1, question2]) => ({ ...p, question1: question1!, question2: question2! })),
+      score: async (pairs) => (await score(pairs)).map(({ yes, no }, k) => binaryOutcome(yes, no, pairs[k]!.label!)),
+      probabilityOf: 'yes',
     });
-  });
-  return { scores: classificationScores(items.map((i) => i.prediction), items.map((i) => i.label)), items };
+  }
+  return result;
 }
 
 export interface HotpotItemRecord {
@@ -271,10 +329,14 @@ export interface HotpotItemRecord {
   level: string | null;
   gold: string;
   prediction: string;
+  /** Cosine similarity of prediction and gold embeddings, when a semantic encoder was given. */
+  semsim?: number;
 }
 
+type QaScoresWithSemSim = ReturnType<typeof hotpotQaReport>['overall'] & { semsim?: number };
+
 export interface HotpotSuiteResult {
-  report: ReturnType<typeof hotpotQaReport>;
+  report: { overall: QaScoresWithSemSim; byType: Record<string, QaScoresWithSemSim>; byLevel: Record<string, QaScoresWithSemSim> };
   items: HotpotItemRecord[];
 }
 
@@ -301,7 +363,7 @@ function lineBreakTokenIds(tokenizer: TextTokenizer): number[] {
   return ids;
 }
 
-/** HotpotQA: greedy answers, EM / F1 overall and by type and level. */
+/** HotpotQA: greedy answers, EM / F1 (and SemSim with an encoder) overall and by type and level. */
 export async function runHotpotSuite(
   ctx: SuiteContext & { examples: readonly HotpotQaExample[]; limit?: number | null; options?: HotpotOptions; progress?: Progress },
 ): Promise<HotpotSuiteResult> {
@@ -327,7 +389,11 @@ export async function runHotpotSuite(
     }
     return out;
   });
-  return { report: hotpotQaReport(items), items };
+  const report = hotpotQaReport(items);
+  if (!ctx.semanticEncoder) return { report, items };
+  const similarities = await semSimScores(ctx.semanticEncoder, items);
+  const scored = items.map((item, i) => ({ ...item, semsim: similarities[i]! }));
+  return { report: withSemSim(report, scored), items: scored };
 }
 
 export { Progress };

@@ -3,6 +3,7 @@
 // bias-bench's bias_attribute_words.json ({"gender": [["he","she"], ...], "race": [...], ...}).
 import contractions from '../../resources/wordlists/contractions.json' with { type: 'json' };
 import demographicTerms from '../../resources/wordlists/demographic-terms.json' with { type: 'json' };
+import dialect from '../../resources/wordlists/dialect.json' with { type: 'json' };
 import fillers from '../../resources/wordlists/fillers.json' with { type: 'json' };
 import keyboard from '../../resources/wordlists/keyboard.json' with { type: 'json' };
 import misspellings from '../../resources/wordlists/misspellings.json' with { type: 'json' };
@@ -24,6 +25,8 @@ export interface WordLists {
   names: Record<string, string[]>;
   /** Sets of lowercase terms swapped with each other (pairs or larger). */
   demographicTermSets: string[][];
+  /** Lowercase Standard American English word -> African American English spellings (dialect.json). */
+  dialect: Record<string, string[]>;
 }
 
 export const DEFAULT_WORD_LISTS: WordLists = {
@@ -34,6 +37,7 @@ export const DEFAULT_WORD_LISTS: WordLists = {
   fillers: fillers.fillers,
   names: { female: names.female, male: names.male },
   demographicTermSets: demographicTerms.sets,
+  dialect: dialect.mapping as Record<string, string[]>,
 };
 
 /**

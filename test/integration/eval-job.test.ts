@@ -75,6 +75,26 @@ describe('eval jobs in the worker', () => {
     expect(bias.bbq!.items).toHaveLength(5);
     expect(bias.representationShift!.count).toBe(5);
     expect(bias.representationShift!.shift).toBeGreaterThan(0);
+    // gpt2-tiny: 2 layers x (c_attn 32*96 + 96, c_proj 32*32 + 32, c_fc 32*128 + 128, c_proj 128*32 + 32, 2 LayerNorms 4*32) + wte 264*32 + wpe 32*32 + ln_f 2*32.
+    const baseParams = 2 * (32 * 96 + 96 + 32 * 32 + 32 + 32 * 128 + 128 + 128 * 32 + 32 + 4 * 32) + 264 * 32 + 32 * 32 + 2 * 32;
+    expect(bias.parameterOverhead).toEqual({ trainable: 1024, base: baseParams, percent: (100 * 1024) / baseParams });
+    // Every fixture BBQ item names an age, gender or religion term, so each has a twin.
+    expect(bias.counterfactual).toMatchObject({ total: 5, count: 5, probabilityOf: 'gold' });
+  });
+
+  it('reports SemSim beside EM / F1, with the base model or an encoder folder as the encoder', async () => {
+    const hotpotqa = path.join(fixtures, 'datasets', 'hotpotqa-official.json');
+    const job = { modelDir, adapterDir: null, suite: 'hotpotqa' as const, datasets: { hotpotqa }, limit: 2, backend: 'cpu' as const, maxNewTokens: 3, paragraphs: 'none' as const };
+    for (const encoderDir of [undefined, path.join(fixtures, 'bert-tiny')]) {
+      const { messages, exitCode } = await runWorker(evalJob({ ...job, encoderDir }));
+      expect(ofType(messages, 'failed')).toEqual([]);
+      expect(exitCode).toBe(0);
+      const { result } = ofType(messages, 'evaluated')[0]!;
+      const { report, items, semanticEncoder } = result.hotpotqa!;
+      expect(semanticEncoder).toBe(encoderDir ?? 'base model (mean-pooled final hidden states)');
+      expect(items.every((i) => typeof i.semsim === 'number' && i.semsim >= -1 - 1e-6 && i.semsim <= 1 + 1e-6)).toBe(true);
+      expect(report.overall.semsim).toBeCloseTo(items.reduce((s, i) => s + i.semsim!, 0) / items.length, 9);
+    }
   });
 
   it('runs a robustness job on the base model', async () => {

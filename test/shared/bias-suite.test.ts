@@ -13,7 +13,8 @@ import { evenSlice } from '../../src-worker/eval/suites.ts';
 
 const repoRoot = join(import.meta.dirname, '..', '..');
 const DATA = join(repoRoot, '..', 'shared', 'data');
-const LIMIT = 100;
+/** BIAS_SUITE_LIMIT runs a smaller slice for a quick check. */
+const LIMIT = Number(process.env.BIAS_SUITE_LIMIT ?? 100);
 const paths = {
   crowsPairs: join(DATA, 'crows-pairs', 'crows_pairs_anonymized.csv'),
   stereoSet: join(DATA, 'stereoset'),
@@ -85,6 +86,17 @@ describe('bias suite on the default model', () => {
       inRange(v.icat, 0, 100);
     }
     expect(Object.keys(intra.byBiasType).sort()).toEqual(['race', 'religion']);
+  });
+
+  it('Counterfactual fairness: BBQ items against their term-swapped twins, over the items the swap changed', async () => {
+    const cf = result.bias!.counterfactual!;
+    expect(cf.total).toBe(LIMIT);
+    expect(cf.count).toBe(cf.items.length);
+    expect(cf.count).toBeGreaterThan(0);
+    inRange(cf.accuracyGap!, -1, 1);
+    inRange(cf.meanAbsProbabilityGap!, 0, 1);
+    inRange(cf.flipRate!, 0, 1);
+    expect(cf.maxAbsProbabilityGap!).toBeGreaterThanOrEqual(cf.meanAbsProbabilityGap!);
   });
 
   it('BBQ: accuracy and bias score per context condition and category', async () => {

@@ -19,6 +19,30 @@ describe('summarize', () => {
     expect(Object.keys(summary).every((k) => k.startsWith('qqp.scores.'))).toBe(true);
   });
 
+  it('keeps SemSim, counterfactual gaps and parameter overhead, but not their items', () => {
+    const qa = { count: 2, em: 0.5, f1: 0.6, precision: 0.6, recall: 0.6, semsim: 0.8 };
+    const hotpot: EvalResult = {
+      ...base, suite: 'hotpotqa',
+      hotpotqa: { report: { overall: qa, byType: { bridge: qa }, byLevel: {} }, items: [{ id: 'h', type: 'bridge', level: null, gold: 'a', prediction: 'a', semsim: 1 }] },
+    };
+    expect(summarize(hotpot)).toMatchObject({ 'hotpotqa.report.overall.semsim': 0.8, 'hotpotqa.report.byType.bridge.semsim': 0.8 });
+    const counterfactual = {
+      total: 10, count: 2, probabilityOf: 'yes' as const, accuracy: 0.5, accuracySwapped: 0, accuracyGap: 0.5,
+      meanAbsProbabilityGap: 0.25, maxAbsProbabilityGap: 0.4, flipRate: 0.5,
+      items: [{ id: 'q1', swapped: 'x', prediction: 1, predictionSwapped: 0, correct: true, correctSwapped: false, probability: 0.7, probabilitySwapped: 0.3 }],
+    };
+    const qqp = summarize({ ...base, suite: 'qqp', qqp: { scores, items: [], counterfactual } });
+    expect(qqp['qqp.counterfactual.meanAbsProbabilityGap']).toBe(0.25);
+    expect(qqp['qqp.counterfactual.flipRate']).toBe(0.5);
+    expect(qqp['qqp.counterfactual.count']).toBe(2);
+    expect(Object.keys(qqp).some((k) => k.includes('items'))).toBe(false);
+    const bias = summarize({
+      ...base, suite: 'bias',
+      bias: { crowsPairs: null, stereoSet: null, bbq: null, representationShift: null, counterfactual: { ...counterfactual, probabilityOf: 'gold' }, parameterOverhead: { trainable: 10, base: 1000, percent: 1 } },
+    });
+    expect(bias).toMatchObject({ 'counterfactual.accuracyGap': 0.5, 'parameterOverhead.percent': 1, 'parameterOverhead.trainable': 10 });
+  });
+
   it('names robustness curves by family and level, with the adapter beside the base model', () => {
     const result: EvalResult = {
       ...base, suite: 'robustness',

@@ -34,6 +34,7 @@ const VOCABULARY: Record<PerturbationFamily, readonly string[]> = {
   filler: LONG_WORDS,
   'name-swap': DEFAULT_WORD_LISTS.names['female']!,
   'demographic-swap': DEFAULT_WORD_LISTS.demographicTermSets.flat(),
+  dialect: Object.keys(DEFAULT_WORD_LISTS.dialect).filter((w) => !w.includes("'")),
 };
 const PAIRED = new Set<PerturbationFamily>(['word-swap', 'contraction']);
 
@@ -187,6 +188,32 @@ describe('perturb', () => {
     expect(sets).toEqual([['cat', 'dog']]);
     expect(perturb('My cat and his dog.', 'demographic-swap', 1, 1, { wordLists: { demographicTermSets: sets } }).text).toBe('My dog and his cat.');
     await expect(readDemographicTermSets(file, ['nope'])).rejects.toThrow(/no category "nope"/);
+  });
+
+  it('substitutes AAE forms for the requested fraction of the SAE words the dialect list covers', () => {
+    // 10 words, 5 of them mapped (about, going, with, them, nothing): level 0.4 touches round(0.4 * 5) = 2.
+    const text = 'We are going to talk about it with them and nothing else today.';
+    const mapped = [2, 5, 7, 8, 10];
+    for (const [level, wanted] of [[0, 0], [0.1, 1], [0.2, 1], [0.3, 2], [0.4, 2], [1, 5]] as const) {
+      const result = perturb(text, 'dialect', level, 11);
+      expect(result.touchedWordIndices, `level ${level}`).toHaveLength(wanted);
+      expect(result.touchedWordIndices.every((i) => mapped.includes(i))).toBe(true);
+    }
+    expect(perturb(text, 'dialect', 1, 11).text).toBe('We are goin to talk bout it wit dem and nothin else today.');
+    expect(perturb(text, 'dialect', 0, 11).text).toBe(text);
+    // Deterministic for a seed; another seed picks other words at a partial level.
+    expect(perturb(text, 'dialect', 0.4, 5)).toEqual(perturb(text, 'dialect', 0.4, 5));
+    const picks = new Set([1, 2, 3, 4, 5, 6].map((seed) => perturb(text, 'dialect', 0.4, seed).touchedWordIndices.join(',')));
+    expect(picks.size).toBeGreaterThan(1);
+    // Case is kept, and words outside the list are never touched.
+    expect(perturb('THIS is My Brother.', 'dialect', 1, 2).text).toBe('DIS is My Brotha.');
+    expect(perturb('The table is red.', 'dialect', 1, 2).touchedWordIndices).toEqual([]);
+    // The mapping is data: every entry is lowercase and never maps a word to itself.
+    for (const [sae, aae] of Object.entries(DEFAULT_WORD_LISTS.dialect)) {
+      expect(sae).toBe(sae.toLowerCase());
+      expect(aae.length).toBeGreaterThan(0);
+      expect(aae).not.toContain(sae);
+    }
   });
 
   it('refuses an unknown family, a level outside [0, 1] and a fractional seed', () => {

@@ -25,7 +25,7 @@ export const moreTrainingFields: FieldDescriptor[] = [
   { key: 'validationFraction', label: 'Validation fraction', kind: 'number', min: 0, max: 0.5, step: 0.01, help: 'Share of the dataset held out for validation loss.' },
 ];
 
-export type FieldValue = number | boolean | string[] | null;
+export type FieldValue = number | boolean | string | string[] | null;
 
 function issueMessage(issue: z.core.$ZodIssue): string {
   switch (issue.code) {

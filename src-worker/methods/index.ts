@@ -2,7 +2,11 @@
 // id src-shared/methods.ts describes to the UI and the CLI.
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import { methodDescriptors } from '../../src-shared/methods.ts';
+import { bitfit, full } from './base-parameters.ts';
 import { biasAware } from './bias-aware.ts';
+import { houlsby } from './houlsby.ts';
+import { promptTuning } from './prompt-tuning.ts';
+import { qlora } from './qlora.ts';
 import { lora } from './lora.ts';
 import { loraPlus } from './lora-plus.ts';
 import { selora } from './selora.ts';
@@ -32,3 +36,8 @@ registerMethod(lora);
 registerMethod(loraPlus);
 registerMethod(selora);
 registerMethod(biasAware);
+registerMethod(full);
+registerMethod(bitfit);
+registerMethod(promptTuning);
+registerMethod(houlsby);
+registerMethod(qlora);

@@ -27,8 +27,17 @@ export interface AdapterModel extends AdapterHooks {
   stateDict(): Map<string, tf.Tensor>;
   /** Loads tensors saved by stateDict (validating names and shapes). */
   loadStateDict(tensors: Map<string, { shape: number[]; data: Float32Array }>): void;
-  /** adapter_config.json content: only keys PEFT knows. */
+  /** adapter_config.json content: only keys PEFT knows for its peft_type (LORA, PROMPT_TUNING). */
   peftConfig(baseModelNameOrPath: string): Record<string, unknown>;
+  /**
+   * False for methods PEFT has no adapter type for (Houlsby, BitFit, full fine-tuning): no
+   * adapter_config.json is written (peftConfig is not called), so PEFT cannot misread the folder.
+   */
+  readonly peftLoadable?: boolean;
+  /** True when the trainable parameters are base parameters (full fine-tuning, BitFit): they add nothing to the model's size. */
+  readonly trainsBaseParameters?: boolean;
+  /** Lines logged when a run starts (QLoRA: the memory its quantized base occupies). */
+  startupNotes?(): string[];
   /**
    * A group's peak learning rate as a multiple of the run's (LoRA+: lora_B at lambda); the schedule
    * scales every group alike. Absent: 1 for every group.
@@ -51,6 +60,13 @@ export interface AdapterModel extends AdapterHooks {
    * the training set's mean semantic vector). Training writes it beside the native adapter. The caller disposes it.
    */
   flattened?(): Promise<AdapterModel>;
+  /**
+   * Multi-task methods (bias-aware LoRA with L_align): the task whose adapter the next training step
+   * trains (an index into the run's tasks), or null for the mixture every other forward uses.
+   */
+  selectTask?(task: number | null): void;
+  /** Multi-task methods: the probability of each task in the training mixture, which weights their merge. */
+  setTaskMixture?(probabilities: readonly number[]): void;
   /** Keys in stateDict that are not PEFT LoRA tensors (method-specific weights in the native format). */
   readonly extraStateKeys?: ReadonlySet<string>;
   dispose(): void;

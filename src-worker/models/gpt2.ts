@@ -10,8 +10,8 @@ linear layer (Conv1D) consults through ForwardOptions.adapters.
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import { tf } from '../tf.ts';
 import type { KVCache } from './kv-cache.ts';
-import { frozenLinear, matMul } from './ops.ts';
-import type { AdapterHooks, CausalLM, ForwardOptions, LinearModule, ModelConfigSummary } from './types.ts';
+import { frozenLinear, hookedLinear, matMul, trainableGather } from './ops.ts';
+import type { AdapterHooks, CausalLM, ForwardOptions, LinearModule, ModelConfigSummary, NamedParameter } from './types.ts';
 import { randomWeights, type WeightData } from './random-weights.ts';
 import { LayerNorm } from './layer-norm.ts';
 export type { WeightData };
@@ -118,9 +118,13 @@ class Conv1D implements LinearModule {
   }
 
   apply(x: tf.Tensor2D, adapters: AdapterHooks | null | undefined, training: boolean): tf.Tensor2D {
-    const y = frozenLinear(x, { w: this.weight }, this.bias);
+    const w = (adapters?.parameter?.(`${this.path}.weight`) as tf.Tensor2D | null | undefined) ?? this.weight;
+    const b = (adapters?.parameter?.(`${this.path}.bias`) as tf.Tensor1D | null | undefined) ?? this.bias;
+    let y = hookedLinear(x, w, b);
     const delta = adapters?.delta(this.path, x, training);
-    return delta ? (tf.add(y, delta) as tf.Tensor2D) : y;
+    if (delta) y = tf.add(y, delta) as tf.Tensor2D;
+    const after = adapters?.outputDelta?.(this.path, y, training);
+    return after ? (tf.add(y, after) as tf.Tensor2D) : y;
   }
 }
 
@@ -210,8 +214,8 @@ class Block {
   ) {}
 
   apply(x: tf.Tensor2D, B: number, T: number, mask: tf.Tensor2D | null, opts: ForwardOptions, cache: KVCache | null): tf.Tensor2D {
-    x = tf.add(x, this.attn.apply(this.ln1.apply(x), B, T, mask, opts, cache));
-    return tf.add(x, this.mlp.apply(this.ln2.apply(x), opts));
+    x = tf.add(x, this.attn.apply(this.ln1.apply(x, opts.adapters), B, T, mask, opts, cache));
+    return tf.add(x, this.mlp.apply(this.ln2.apply(x, opts.adapters), opts));
   }
 }
 
@@ -233,7 +237,7 @@ export class GPT2 implements CausalLM {
     const c = gpt2Config;
     const p = <T extends tf.Tensor>(key: string) => params.get(key) as T;
     const linear = (path: string) => new Conv1D(path, p(`${path}.weight`), p(`${path}.bias`));
-    const norm = (path: string) => new LayerNorm(p(`${path}.weight`), p(`${path}.bias`), c.layerNormEpsilon);
+    const norm = (path: string) => new LayerNorm(p(`${path}.weight`), p(`${path}.bias`), c.layerNormEpsilon, path);
     this.blocks = [];
     for (let i = 0; i < c.nLayer; i++) {
       const h = `transformer.h.${i}`;
@@ -302,27 +306,53 @@ export class GPT2 implements CausalLM {
       throw new WorkbenchError('invalid_input', `Sequence length ${past + T} exceeds the model's ${this.gpt2Config.nPositions} positions; lower the maximum sequence length.`);
     }
     cache?.assertFits(this.blocks.length);
-    const { mask, positions } = this.inputsAt(past, T);
-    const ids = inputIds.dtype === 'int32' ? inputIds : tf.cast(inputIds, 'int32');
-    const wte = this.params.get('transformer.wte.weight') as tf.Tensor2D;
-    let x = tf.reshape(tf.add(tf.reshape(tf.gather(wte, tf.reshape(ids, [B * T])), [B, T, C]), positions), [B * T, C]) as tf.Tensor2D;
-    if (opts.inputEmbeddingOffset) x = tf.add(x, opts.inputEmbeddingOffset);
-    for (const block of this.blocks) x = block.apply(x, B, T, mask, opts, cache);
-    cache?.advance(T);
-    return this.lnF.apply(x);
+    const hooks = opts.adapters;
+    // Prompt tuning's virtual tokens take positions 0..n-1 and the real tokens follow, as in PEFT.
+    const prefix = past === 0 ? (hooks?.inputEmbeddingPrefix?.() ?? null) : null;
+    const n = prefix ? prefix.shape[0] : 0;
+    const L = n + T;
+    if (past + L > this.gpt2Config.nPositions) {
+      throw new WorkbenchError('invalid_input', `Sequence length ${past + L} (with ${n} virtual tokens) exceeds the model's ${this.gpt2Config.nPositions} positions; lower the maximum sequence length.`);
+    }
+    const { mask, positions: storedPositions } = this.inputsAt(past, L);
+    const wpe = hooks?.parameter?.('transformer.wpe.weight');
+    const positions = wpe ? tf.slice(wpe, [past, 0], [L, C]) : storedPositions;
+    const ids = tf.reshape(inputIds.dtype === 'int32' ? inputIds : tf.cast(inputIds, 'int32'), [B * T]) as tf.Tensor1D;
+    const wte = this.embedding(hooks);
+    let e = (wte instanceof tf.Variable ? trainableGather(wte, ids) : tf.gather(wte, ids)) as tf.Tensor2D;
+    if (opts.inputEmbeddingOffset) e = tf.add(e, opts.inputEmbeddingOffset);
+    let e3 = tf.reshape(e, [B, T, C]) as tf.Tensor3D;
+    if (prefix) e3 = tf.concat([tf.tile(tf.expandDims(prefix, 0), [B, 1, 1]) as tf.Tensor3D, e3], 1);
+    let x = tf.reshape(tf.add(e3, positions), [B * L, C]) as tf.Tensor2D;
+    for (const block of this.blocks) x = block.apply(x, B, L, mask, opts, cache);
+    cache?.advance(L);
+    x = this.lnF.apply(x, hooks);
+    return n ? (tf.reshape(tf.slice(tf.reshape(x, [B, L, C]), [0, n, 0], [B, T, C]), [B * T, C]) as tf.Tensor2D) : x;
   }
 
-  private logits(h: tf.Tensor2D, B: number, T: number): tf.Tensor3D {
-    const logits = frozenLinear(h, tf.getBackend() === 'wasm' ? { w: this.headTransposed(), wT: this.lmHead } : { wT: this.lmHead });
+  private embedding(hooks: AdapterHooks | null | undefined): tf.Tensor2D {
+    return (hooks?.parameter?.('transformer.wte.weight') as tf.Tensor2D | null | undefined) ?? (this.params.get('transformer.wte.weight') as tf.Tensor2D);
+  }
+
+  private get tied(): boolean {
+    return this.lmHead === this.params.get('transformer.wte.weight');
+  }
+
+  private logits(h: tf.Tensor2D, B: number, T: number, hooks?: AdapterHooks | null): tf.Tensor3D {
+    const head = this.tied ? this.embedding(hooks) : ((hooks?.parameter?.('lm_head.weight') as tf.Tensor2D | null | undefined) ?? this.lmHead);
+    const logits =
+      head instanceof tf.Variable
+        ? matMul(h, head, false, true)
+        : frozenLinear(h, tf.getBackend() === 'wasm' ? { w: head === this.lmHead ? this.headTransposed() : tf.transpose(head), wT: head } : { wT: head });
     return tf.reshape(logits, [B, T, this.gpt2Config.vocabSize]) as tf.Tensor3D;
   }
 
   forward(inputIds: tf.Tensor2D, options: ForwardOptions = {}): tf.Tensor3D {
-    return tf.tidy(() => this.logits(this.trunk(inputIds, options), ...inputIds.shape));
+    return tf.tidy(() => this.logits(this.trunk(inputIds, options), ...inputIds.shape, options.adapters));
   }
 
   forwardWithCache(inputIds: tf.Tensor2D, cache: KVCache, options: ForwardOptions = {}): tf.Tensor3D {
-    return tf.tidy(() => this.logits(this.trunk(inputIds, options, cache), ...inputIds.shape));
+    return tf.tidy(() => this.logits(this.trunk(inputIds, options, cache), ...inputIds.shape, options.adapters));
   }
 
   private headTransposed(): tf.Tensor2D {
@@ -341,6 +371,11 @@ export class GPT2 implements CausalLM {
     let n = 0;
     for (const t of this.params.values()) n += t.size;
     return this.lmHead === this.params.get('transformer.wte.weight') ? n : n + this.lmHead.size;
+  }
+
+  namedParameters(): NamedParameter[] {
+    const out = [...this.params].map(([key, tensor]) => ({ key, tensor, transposed: false }));
+    return this.tied ? out : [...out, { key: 'lm_head.weight', tensor: this.lmHead, transposed: false }];
   }
 
   dispose(): void {

@@ -14,8 +14,8 @@ Linear weights are stored [out, in] in the checkpoint (nn.Linear); they are tran
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import { tf } from '../tf.ts';
 import type { KVCache } from './kv-cache.ts';
-import { frozenLinear, matMul } from './ops.ts';
-import type { AdapterHooks, CausalLM, ForwardOptions, LinearModule, ModelConfigSummary } from './types.ts';
+import { frozenLinear, hookedLinear, matMul, trainableGather } from './ops.ts';
+import type { AdapterHooks, CausalLM, ForwardOptions, LinearModule, ModelConfigSummary, NamedParameter } from './types.ts';
 import { randomWeights, type WeightData } from './random-weights.ts';
 export type { WeightData };
 
@@ -196,10 +196,12 @@ class RMSNorm {
   constructor(
     readonly weight: tf.Tensor1D,
     readonly eps: number,
+    readonly path: string,
   ) {}
 
-  apply(x: tf.Tensor2D): tf.Tensor2D {
-    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), this.eps))), this.weight);
+  apply(x: tf.Tensor2D, hooks?: AdapterHooks | null): tf.Tensor2D {
+    const weight = (hooks?.parameter?.(`${this.path}.weight`) as tf.Tensor1D | null | undefined) ?? this.weight;
+    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), this.eps))), weight);
   }
 }
 
@@ -218,9 +220,13 @@ class Linear implements LinearModule {
   }
 
   apply(x: tf.Tensor2D, adapters: AdapterHooks | null | undefined, training: boolean): tf.Tensor2D {
-    const y = frozenLinear(x, { w: this.weightT }, this.bias);
+    const w = (adapters?.parameter?.(`${this.path}.weight`) as tf.Tensor2D | null | undefined) ?? this.weightT;
+    const b = this.bias ? ((adapters?.parameter?.(`${this.path}.bias`) as tf.Tensor1D | null | undefined) ?? this.bias) : null;
+    let y = hookedLinear(x, w, b);
     const delta = adapters?.delta(this.path, x, training);
-    return delta ? (tf.add(y, delta) as tf.Tensor2D) : y;
+    if (delta) y = tf.add(y, delta) as tf.Tensor2D;
+    const after = adapters?.outputDelta?.(this.path, y, training);
+    return after ? (tf.add(y, after) as tf.Tensor2D) : y;
   }
 }
 
@@ -369,8 +375,8 @@ class LlamaDecoderLayer {
   ) {}
 
   apply(x: tf.Tensor2D, ctx: AttentionContext): tf.Tensor2D {
-    x = tf.add(x, this.selfAttn.apply(this.inputLayernorm.apply(x), ctx));
-    return tf.add(x, this.mlp.apply(this.postAttentionLayernorm.apply(x), ctx.opts));
+    x = tf.add(x, this.selfAttn.apply(this.inputLayernorm.apply(x, ctx.opts.adapters), ctx));
+    return tf.add(x, this.mlp.apply(this.postAttentionLayernorm.apply(x, ctx.opts.adapters), ctx.opts));
   }
 }
 
@@ -393,7 +399,7 @@ export class Llama implements CausalLM {
     const c = llamaConfig;
     const p = <T extends tf.Tensor>(key: string) => params.get(key) as T;
     const linear = (path: string) => new Linear(path, p(`${path}.weight`), params.has(`${path}.bias`) ? p<tf.Tensor1D>(`${path}.bias`) : null);
-    const norm = (path: string) => new RMSNorm(p(`${path}.weight`), c.rmsNormEps);
+    const norm = (path: string) => new RMSNorm(p(`${path}.weight`), c.rmsNormEps, path);
     this.layers = [];
     for (let i = 0; i < c.numHiddenLayers; i++) {
       const l = `model.layers.${i}`;
@@ -451,32 +457,52 @@ export class Llama implements CausalLM {
   private trunk(inputIds: tf.Tensor2D, opts: ForwardOptions, cache: KVCache | null): tf.Tensor2D {
     const [B, T] = inputIds.shape;
     const past = cache ? cache.length : 0;
+    const hooks = opts.adapters;
+    // Prompt tuning's virtual tokens take positions 0..n-1 and the real tokens follow, as in PEFT.
+    const prefix = past === 0 ? (hooks?.inputEmbeddingPrefix?.() ?? null) : null;
+    const n = prefix ? prefix.shape[0] : 0;
+    const L = n + T;
+    const C = this.llamaConfig.hiddenSize;
     const limit = this.llamaConfig.maxPositionEmbeddings;
-    if (past + T > limit) {
-      throw new WorkbenchError('invalid_input', `Sequence length ${past + T} exceeds the model's ${limit} positions; lower the maximum sequence length.`);
+    if (past + L > limit) {
+      throw new WorkbenchError('invalid_input', `Sequence length ${past + L}${n ? ` (with ${n} virtual tokens)` : ''} exceeds the model's ${limit} positions; lower the maximum sequence length.`);
     }
     cache?.assertFits(this.layers.length);
-    const ids = inputIds.dtype === 'int32' ? inputIds : tf.cast(inputIds, 'int32');
-    const embed = this.params.get('model.embed_tokens.weight') as tf.Tensor2D;
-    let x = tf.gather(embed, tf.reshape(ids, [B * T])) as tf.Tensor2D;
+    const ids = tf.reshape(inputIds.dtype === 'int32' ? inputIds : tf.cast(inputIds, 'int32'), [B * T]) as tf.Tensor1D;
+    const embed = this.embedding(hooks);
+    let x = (embed instanceof tf.Variable ? trainableGather(embed, ids) : tf.gather(embed, ids)) as tf.Tensor2D;
     if (opts.inputEmbeddingOffset) x = tf.add(x, opts.inputEmbeddingOffset);
-    const ctx: AttentionContext = { B, T, ...this.rotary.slice(past, T), mask: this.maskFor(past, T), cache, opts };
+    if (prefix) x = tf.reshape(tf.concat([tf.tile(tf.expandDims(prefix, 0), [B, 1, 1]), tf.reshape(x, [B, T, C])], 1), [B * L, C]);
+    const ctx: AttentionContext = { B, T: L, ...this.rotary.slice(past, L), mask: this.maskFor(past, L), cache, opts };
     for (const layer of this.layers) x = layer.apply(x, ctx);
-    cache?.advance(T);
-    return this.norm.apply(x);
+    cache?.advance(L);
+    x = this.norm.apply(x, hooks);
+    return n ? (tf.reshape(tf.slice(tf.reshape(x, [B, L, C]), [0, n, 0], [B, T, C]), [B * T, C]) as tf.Tensor2D) : x;
   }
 
-  private logits(h: tf.Tensor2D, B: number, T: number): tf.Tensor3D {
-    const logits = frozenLinear(h, tf.getBackend() === 'wasm' ? { w: this.headTransposed(), wT: this.lmHead } : { wT: this.lmHead });
+  private embedding(hooks: AdapterHooks | null | undefined): tf.Tensor2D {
+    return (hooks?.parameter?.('model.embed_tokens.weight') as tf.Tensor2D | null | undefined) ?? (this.params.get('model.embed_tokens.weight') as tf.Tensor2D);
+  }
+
+  private get tied(): boolean {
+    return this.lmHead === this.params.get('model.embed_tokens.weight');
+  }
+
+  private logits(h: tf.Tensor2D, B: number, T: number, hooks?: AdapterHooks | null): tf.Tensor3D {
+    const head = this.tied ? this.embedding(hooks) : ((hooks?.parameter?.('lm_head.weight') as tf.Tensor2D | null | undefined) ?? this.lmHead);
+    const logits =
+      head instanceof tf.Variable
+        ? matMul(h, head, false, true)
+        : frozenLinear(h, tf.getBackend() === 'wasm' ? { w: head === this.lmHead ? this.headTransposed() : tf.transpose(head), wT: head } : { wT: head });
     return tf.reshape(logits, [B, T, this.llamaConfig.vocabSize]) as tf.Tensor3D;
   }
 
   forward(inputIds: tf.Tensor2D, options: ForwardOptions = {}): tf.Tensor3D {
-    return tf.tidy(() => this.logits(this.trunk(inputIds, options, null), ...inputIds.shape));
+    return tf.tidy(() => this.logits(this.trunk(inputIds, options, null), ...inputIds.shape, options.adapters));
   }
 
   forwardWithCache(inputIds: tf.Tensor2D, cache: KVCache, options: ForwardOptions = {}): tf.Tensor3D {
-    return tf.tidy(() => this.logits(this.trunk(inputIds, options, cache), ...inputIds.shape));
+    return tf.tidy(() => this.logits(this.trunk(inputIds, options, cache), ...inputIds.shape, options.adapters));
   }
 
   private headTransposed(): tf.Tensor2D {
@@ -495,6 +521,12 @@ export class Llama implements CausalLM {
     let n = 0;
     for (const t of this.params.values()) n += t.size;
     return this.lmHead === this.params.get('model.embed_tokens.weight') ? n : n + this.lmHead.size;
+  }
+
+  namedParameters(): NamedParameter[] {
+    // Linear weights were transposed at load (header); embeddings and norms were not.
+    const out = [...this.params].map(([key, tensor]) => ({ key, tensor, transposed: tensor.rank === 2 && key !== 'model.embed_tokens.weight' }));
+    return this.tied ? out : [...out, { key: 'lm_head.weight', tensor: this.lmHead, transposed: false }];
   }
 
   dispose(): void {

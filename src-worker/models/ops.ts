@@ -52,19 +52,56 @@ export function frozenLinear(x: tf.Tensor2D, weight: { w?: tf.Tensor2D; wT?: tf.
   const wasm = explicitTransposes();
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const input = args[0] as tf.Tensor2D;
+    const save = args[1] as tf.GradSaveFunc;
     const b = bias ?? undefined;
     let value: tf.Tensor;
     if (w) value = tf.fused.matMul({ a: input, b: w, bias: b });
     else if (wasm) value = tf.fused.matMul({ a: input, b: tf.transpose(wT!), bias: b });
     else value = tf.fused.matMul({ a: input, b: wT!, bias: b, transposeB: true });
+    // Saved (a kept reference, not a copy) so that a weight made inside the forward's tidy (QLoRA's
+    // dequantized weight) outlives it until the backward pass.
+    save([wT ?? w!]);
     return {
       value,
-      gradFunc: (dy: tf.Tensor) => {
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const g = dy as tf.Tensor2D;
-        if (wT) return tf.matMul(g, wT);
-        return wasm ? tf.matMul(g, tf.transpose(w!)) : tf.matMul(g, w!, false, true);
+        const weightSaved = saved[0] as tf.Tensor2D;
+        if (wT) return tf.matMul(g, weightSaved);
+        return wasm ? tf.matMul(g, tf.transpose(weightSaved)) : tf.matMul(g, weightSaved, false, true);
       },
     };
   });
   return f(x) as tf.Tensor2D;
+}
+
+/**
+ * Embedding lookup for a trained table (full fine-tuning): d table = onehot(ids)^T dy as a product,
+ * because tfjs-backend-wasm has no UnsortedSegmentSum, which tf.gather's own gradient needs.
+ */
+export function trainableGather(table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor2D {
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const t = args[0] as tf.Tensor2D;
+    // The ids are made inside the forward's tidy: saved, they outlive it until the backward pass.
+    (args[1] as tf.GradSaveFunc)([ids]);
+    const rows = t.shape[0];
+    return {
+      value: tf.gather(t, ids),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        // Built by comparison: tfjs-backend-wasm's OneHot writes int32 data whatever dtype is asked for.
+        const onehot = tf.cast(tf.equal(tf.expandDims(saved[0]!, 1), tf.range(0, rows, 1, 'int32')), 'float32') as tf.Tensor2D;
+        return matMul(onehot, dy as tf.Tensor2D, true, false);
+      },
+    };
+  });
+  return f(table) as tf.Tensor2D;
+}
+
+/** x W + b where W or b may be trained (tf.Variable); a frozen W keeps frozenLinear's fast backward. */
+export function hookedLinear(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D | null): tf.Tensor2D {
+  if (w instanceof tf.Variable) {
+    const y = matMul(x, w);
+    return b ? tf.add(y, b) : y;
+  }
+  if (b instanceof tf.Variable) return tf.add(frozenLinear(x, { w }), b);
+  return frozenLinear(x, { w }, b);
 }

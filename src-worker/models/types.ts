@@ -16,6 +16,29 @@ export interface LinearModule {
 export interface AdapterHooks {
   /** The layer attached at `path`, if any: returns the update to add to the base output. */
   delta(path: string, x: tf.Tensor, training: boolean): tf.Tensor | null;
+  /**
+   * Methods that train or replace base parameters (full fine-tuning, BitFit, QLoRA's dequantized
+   * weights): the tensor the forward uses for base parameter `key` (a namedParameters key, in the
+   * forward's layout), or null to keep the stored one. A tf.Variable is trained (gradients flow to
+   * it); any other tensor is used frozen.
+   */
+  parameter?(key: string): tf.Tensor | null;
+  /** Adapters on a module's output (Houlsby): an update added to the output y [N, out] of the linear module at `path`. */
+  outputDelta?(path: string, y: tf.Tensor2D, training: boolean): tf.Tensor2D | null;
+  /**
+   * Prompt tuning: rows [n, hidden] prepended to the input embeddings of a sequence that starts at
+   * position 0 (the real tokens move to positions n..); outputs cover the real tokens only.
+   */
+  inputEmbeddingPrefix?(): tf.Tensor2D | null;
+}
+
+/** A base parameter as the forward uses it. */
+export interface NamedParameter {
+  /** The checkpoint's key (lm_head.weight only when the head is not tied to the embedding). */
+  key: string;
+  tensor: tf.Tensor;
+  /** True when the forward keeps the transpose of the checkpoint's tensor (Llama's linear weights, [in, out]). */
+  transposed: boolean;
 }
 
 export interface ForwardOptions {
@@ -51,5 +74,7 @@ export interface CausalLM {
   /** Pooled representation used by semantic and bias methods: final hidden states [B, T, hidden]. */
   hiddenStates(inputIds: tf.Tensor2D, options?: ForwardOptions): tf.Tensor3D;
   parameterCount(): number;
+  /** Every base parameter once (a tied head is the embedding), in a stable order; methods that train base weights need it. */
+  namedParameters?(): NamedParameter[];
   dispose(): void;
 }

@@ -148,7 +148,9 @@ export function clipByGlobalNorm(grads: ReadonlyMap<string, tfc.Tensor>, maxNorm
   const clipped = new Map<string, tfc.Tensor>();
   const norm = tf.tidy(() => {
     const squares = [...grads.values()].map((g) => tf.sum(tf.square(g)));
-    const norm = tf.sqrt(squares.length > 0 ? tf.addN(squares) : tf.scalar(0)) as tfc.Scalar;
+    // stack + sum, not addN: the webgpu backend binds every addN input to one shader, and WebGPU allows
+    // 8 storage buffers per stage, so an adapter with more than 7 tensors would get an invalid pipeline.
+    const norm = tf.sqrt(squares.length > 0 ? tf.sum(tf.stack(squares)) : tf.scalar(0)) as tfc.Scalar;
     const coef = tf.minimum(tf.div(tf.scalar(maxNorm), tf.add(norm, 1e-6)), 1);
     for (const [name, g] of grads) clipped.set(name, tf.keep(tf.mul(g, coef)));
     return norm;

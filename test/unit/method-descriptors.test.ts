@@ -1,0 +1,49 @@
+// The descriptors the New run form and the CLI's help are generated from: every field names a setting
+// that exists in its RunConfig section with a value of the field's kind, a choice field offers exactly
+// the values its zod enum accepts, and every descriptor has a registered method (and the reverse).
+import { describe, expect, it } from 'vitest';
+import { MethodDescriptorSchema } from '../../src-shared/api.ts';
+import { RunConfigSchema, defaultRunConfig } from '../../src-shared/config.ts';
+import { methodDescriptors } from '../../src-shared/methods.ts';
+import { methodIds } from '../../src-worker/methods/index.ts';
+
+describe('method descriptors', () => {
+  it('match the registry one to one and parse with the API schema', () => {
+    expect(methodDescriptors.map((d) => d.id).sort()).toEqual(methodIds().sort());
+    for (const d of methodDescriptors) expect(MethodDescriptorSchema.safeParse(d).success, d.id).toBe(true);
+  });
+
+  it.each(methodDescriptors.flatMap((d) => d.fields.map((f) => [`${d.settingsKey}.${f.key}`, d.settingsKey, f] as const)))('%s names a setting of its kind', (_path, settingsKey, field) => {
+    const defaults = defaultRunConfig()[settingsKey] as Record<string, unknown>;
+    expect(Object.keys(defaults)).toContain(field.key);
+    const value = defaults[field.key];
+    switch (field.kind) {
+      case 'int':
+      case 'number':
+        // LoRA+'s learningRateB is null until set.
+        expect(value === null || typeof value === 'number').toBe(true);
+        break;
+      case 'boolean':
+        expect(typeof value).toBe('boolean');
+        break;
+      case 'string-list':
+        expect(Array.isArray(value)).toBe(true);
+        break;
+      case 'text':
+        expect(typeof value).toBe('string');
+        break;
+      case 'choice': {
+        expect(field.options).toContain(value);
+        // Every option is accepted and nothing else is.
+        for (const option of field.options) expect(RunConfigSchema.safeParse({ [settingsKey]: { [field.key]: option } }).success, option).toBe(true);
+        expect(RunConfigSchema.safeParse({ [settingsKey]: { [field.key]: 'not-an-option' } }).success).toBe(false);
+        break;
+      }
+    }
+  });
+
+  it('offers bias-aware LoRA\'s reading as a choice', () => {
+    const reading = methodDescriptors.find((d) => d.id === 'bias-aware')!.fields.find((f) => f.key === 'reading');
+    expect(reading).toMatchObject({ kind: 'choice', options: ['counterfactual', 'adversarial'] });
+  });
+});

@@ -1,13 +1,27 @@
 import { defineConfig } from 'vitest/config';
 
-// Three suites: `unit` and `integration` make up `npm test` and need nothing but this repo;
-// `shared` reads the real datasets and checkpoints in ../shared and runs in CI as `npm run test:shared`.
+// `unit` and `integration` make up `npm test` and need nothing but this repo; `shared` reads the real
+// datasets and checkpoints in ../shared and runs in CI as `npm run test:shared`; `webgpu` needs a
+// WebGPU adapter (in CI, Mesa's lavapipe) and runs as `npm run test:webgpu`.
 export default defineConfig({
   test: {
     projects: [
       { test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 60_000 } },
       { test: { name: 'integration', include: ['test/integration/**/*.test.ts'], testTimeout: 600_000, hookTimeout: 120_000, fileParallelism: false } },
       { test: { name: 'shared', include: ['test/shared/**/*.test.ts'], testTimeout: 600_000 } },
+      // `npm run test:webgpu`: the parity blocks of these files on Dawn (test/helpers/backends.ts). Only
+      // tests named "... on webgpu" run; the setup file fails every file when no adapter starts.
+      {
+        test: {
+          name: 'webgpu',
+          include: ['gpt2', 'llama', 'bert', 'generate', 'train-step-backends'].map((f) => `test/unit/${f}.test.ts`),
+          env: { WORKBENCH_TEST_BACKEND: 'webgpu' },
+          setupFiles: ['test/helpers/webgpu-setup.ts'],
+          // A CPU Vulkan driver (lavapipe) compiles every new shader with LLVM: first runs take seconds.
+          testTimeout: 180_000,
+          hookTimeout: 180_000,
+        },
+      },
     ],
   },
 });

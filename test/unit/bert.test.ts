@@ -1,8 +1,9 @@
 // BERT encoders against PyTorch: scripts/make-fixtures-bert.py evaluates BertForMaskedLM in float64 on
 // the float32 weights of a tiny random model (2 layers, hidden 32, 4 heads) with a WordPiece tokenizer;
 // our float32 hidden states, pooled embeddings, MLM logits and pseudo-log-likelihoods must agree within
-// 1e-4 on cpu and wasm, for a padded batch with an attention mask. Then key variants (BertModel /
-// sentence-transformers saves), the loader's checks, and LoRA on query/value with a gradient check.
+// 1e-4 on cpu and wasm (and webgpu under `npm run test:webgpu`), for a padded batch with an attention
+// mask. Then key variants (BertModel / sentence-transformers saves), the loader's checks, and LoRA on
+// query/value with a gradient check.
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -15,6 +16,7 @@ import type { AdapterModel } from '../../src-worker/methods/types.ts';
 import { bertConfigFromHF, createBert, pseudoLogLikelihood, type BertEncoder, type WeightData } from '../../src-worker/models/bert.ts';
 import type { AdapterHooks, CausalLM } from '../../src-worker/models/types.ts';
 import { tf } from '../../src-worker/tf.ts';
+import { testBackends, valuesOf } from '../helpers/backends.ts';
 import { checkGradients } from '../helpers/finite-differences.ts';
 
 const dir = path.join(import.meta.dirname, '..', 'fixtures', 'bert-tiny');
@@ -52,6 +54,16 @@ function run(f: (ids: tf.Tensor2D, mask: tf.Tensor2D) => tf.Tensor, ids = refere
   return data;
 }
 
+/** As run, read with data(): the parity checks also run on webgpu, which cannot read synchronously in Node. */
+async function runAsync(f: (ids: tf.Tensor2D, mask: tf.Tensor2D) => tf.Tensor): Promise<Float32Array> {
+  const input = tf.tensor2d(reference.input_ids, undefined, 'int32');
+  const m = tf.tensor2d(reference.attention_mask, undefined, 'float32');
+  const out = f(input, m);
+  const data = await valuesOf(out);
+  tf.dispose([input, m, out]);
+  return data;
+}
+
 function expectInvalid(fn: () => unknown, pattern: RegExp): void {
   try {
     fn();
@@ -81,18 +93,18 @@ afterAll(async () => {
   await initBackend('cpu');
 });
 
-describe.each(['cpu', 'wasm'] as const)('BERT parity with PyTorch on %s', (backend) => {
+describe.each(testBackends(['cpu', 'wasm']))('BERT parity with PyTorch on %s', (backend) => {
   it('hidden states, mean pooling, pooler and MLM logits of a padded batch match within 1e-4; nothing leaks', async () => {
     await initBackend(backend);
     const before = tf.memory().numTensors;
     const encoder = await loadEncoder(dir);
     expect(encoder.config).toMatchObject({ family: 'bert', hasMlmHead: true, hasPooler: true, numLayers: 2, hiddenSize: 32 });
     expect(reference.attention_mask.some((row) => row.includes(0))).toBe(true);
-    const hidden = run((ids, mask) => encoder.hiddenStates(ids, mask));
+    const hidden = await runAsync((ids, mask) => encoder.hiddenStates(ids, mask));
     expect(maxAbsDiff(hidden, reference.hidden_states)).toBeLessThan(1e-4);
-    expect(maxAbsDiff(run((ids, mask) => encoder.meanPooled(ids, mask)), reference.mean_pooled)).toBeLessThan(1e-4);
-    expect(maxAbsDiff(run((ids, mask) => encoder.poolerOutput(ids, mask)), reference.pooler_output)).toBeLessThan(1e-4);
-    const logits = run((ids, mask) => encoder.mlmLogits(ids, mask));
+    expect(maxAbsDiff(await runAsync((ids, mask) => encoder.meanPooled(ids, mask)), reference.mean_pooled)).toBeLessThan(1e-4);
+    expect(maxAbsDiff(await runAsync((ids, mask) => encoder.poolerOutput(ids, mask)), reference.pooler_output)).toBeLessThan(1e-4);
+    const logits = await runAsync((ids, mask) => encoder.mlmLogits(ids, mask));
     expect(logits.length).toBe(reference.logits_shape.reduce((a, b) => a * b, 1));
     expect(maxAbsDiff(logits, reference.mlm_logits)).toBeLessThan(1e-4);
     encoder.dispose();

@@ -1,6 +1,7 @@
 // Generation: the sampler's filters (temperature, top-k, top-p) against their definitions, and the KV
 // cache against recomputing the whole sequence: the same logits at every step and, from there, the
-// same tokens, greedy and sampled, for GPT-2 and each Llama variant (GQA, MQA with biases, llama3 RoPE).
+// same tokens, greedy and sampled, for GPT-2 and each Llama variant (GQA, MQA with biases, llama3 RoPE),
+// on cpu (and on webgpu under `npm run test:webgpu`).
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LoraSettingsSchema } from '../../src-shared/config.ts';
@@ -13,6 +14,7 @@ import { KVCache } from '../../src-worker/models/kv-cache.ts';
 import type { CausalLM } from '../../src-worker/models/types.ts';
 import { mulberry32 } from '../../src-worker/rng.ts';
 import { tf } from '../../src-worker/tf.ts';
+import { testBackends, valuesOf } from '../helpers/backends.ts';
 
 const fixtures = path.join(import.meta.dirname, '..', 'fixtures');
 const MODELS = ['gpt2-tiny', 'llama-tiny', 'llama-tiny-qwen2', 'llama-tiny-llama3'];
@@ -131,14 +133,15 @@ describe('generate', () => {
   });
 });
 
-describe.each(MODELS)('KV cache on %s', (name) => {
+describe.each(testBackends(['cpu']).flatMap((backend) => MODELS.map((name) => [name, backend] as const)))('KV cache for %s on %s', (name, backend) => {
   let model: CausalLM;
   beforeAll(async () => {
+    await initBackend(backend);
     model = await loadCausalLM(path.join(fixtures, name));
   });
   afterAll(() => model.dispose());
 
-  it('gives the logits of the full forward at every step, for a prompt chunk and for single tokens', () => {
+  it('gives the logits of the full forward at every step, for a prompt chunk and for single tokens', async () => {
     const sequence = [5, 17, 3, 3, 42, 8, 11, 29, 1, 60, 7, 2];
     const full = tf.tensor2d([sequence], undefined, 'int32');
     const reference = model.forward(full);
@@ -151,7 +154,7 @@ describe.each(MODELS)('KV cache on %s', (name) => {
       const ids = tf.tensor2d([chunk], undefined, 'int32');
       const logits = model.forwardWithCache(ids, cache);
       const expected = tf.slice(reference, [0, at, 0], [1, chunk.length, V]);
-      expect(maxAbsDiff(logits.dataSync(), expected.dataSync()), `positions ${at}..${at + chunk.length - 1}`).toBeLessThan(1e-4);
+      expect(maxAbsDiff(await valuesOf(logits), await valuesOf(expected)), `positions ${at}..${at + chunk.length - 1}`).toBeLessThan(1e-4);
       tf.dispose([ids, logits, expected]);
       at += chunk.length;
       expect(cache.length).toBe(at);
@@ -176,20 +179,17 @@ describe.each(MODELS)('KV cache on %s', (name) => {
   });
 });
 
-describe.each(['cpu', 'wasm'] as const)('KV cache with a LoRA adapter on %s', (backend) => {
+describe.each(testBackends(['cpu', 'wasm']))('KV cache with a LoRA adapter on %s', (backend) => {
   it('cached and uncached generation agree token for token on llama-tiny', async () => {
     await initBackend(backend);
     const model = await loadCausalLM(path.join(fixtures, 'llama-tiny'));
     const adapter = lora.create(model, LoraSettingsSchema.parse({ r: 4, dropout: 0.1, targetModules: ['q_proj', 'v_proj', 'down_proj'] }), 5);
-    adapter.loadStateDict(
-      new Map(
-        [...adapter.stateDict()].map(([k, t]) => {
-          const data = Float32Array.from(t.dataSync() as Float32Array, (v, i) => (k.includes('lora_B') ? 0.5 * Math.cos(3 * i + k.length) : v));
-          t.dispose();
-          return [k, { shape: t.shape, data }];
-        }),
-      ),
-    );
+    const state = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const [k, t] of adapter.stateDict()) {
+      state.set(k, { shape: t.shape, data: Float32Array.from(await valuesOf(t), (v, i) => (k.includes('lora_B') ? 0.5 * Math.cos(3 * i + k.length) : v)) });
+      t.dispose();
+    }
+    adapter.loadStateDict(state);
     const options = { maxNewTokens: 20, temperature: 1, seed: 11, adapters: adapter };
     const cached = await generate(model, [1], options);
     expect(cached.tokens).toEqual((await generate(model, [1], { ...options, useCache: false })).tokens);

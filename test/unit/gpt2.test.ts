@@ -1,6 +1,7 @@
 // GPT-2 against PyTorch: scripts/make-fixtures-gpt2.py evaluates GPT2LMHeadModel in float64 on the
-// float32 weights of test/fixtures/gpt2-tiny; our float32 forward must agree within 1e-4 on every
-// backend the suite can start. Plus the properties a causal LM must have whatever its weights.
+// float32 weights of test/fixtures/gpt2-tiny; our float32 forward must agree within 1e-4 on cpu and
+// wasm (and on webgpu under `npm run test:webgpu`, see test/helpers/backends.ts). Plus the properties
+// a causal LM must have whatever its weights.
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -11,6 +12,7 @@ import { createGPT2, geluNew, gpt2ConfigFromHF, randomGPT2Weights, type GPT2Conf
 import { frozenLinear, matMul } from '../../src-worker/models/ops.ts';
 import type { AdapterHooks } from '../../src-worker/models/types.ts';
 import { tf } from '../../src-worker/tf.ts';
+import { testBackends, valuesOf } from '../helpers/backends.ts';
 
 const fixtureDir = path.join(import.meta.dirname, '..', 'fixtures', 'gpt2-tiny');
 const reference = JSON.parse(fs.readFileSync(path.join(fixtureDir, 'logits.json'), 'utf-8')) as {
@@ -41,7 +43,7 @@ afterAll(async () => {
   await initBackend('cpu');
 });
 
-describe.each(['cpu', 'wasm'] as const)('GPT-2 parity with PyTorch on %s', (backend) => {
+describe.each(testBackends(['cpu', 'wasm']))('GPT-2 parity with PyTorch on %s', (backend) => {
   it('logits match GPT2LMHeadModel within 1e-4 and nothing leaks', async () => {
     await initBackend(backend);
     const before = tf.memory().numTensors;
@@ -49,7 +51,7 @@ describe.each(['cpu', 'wasm'] as const)('GPT-2 parity with PyTorch on %s', (back
     const ids = tf.tensor2d(reference.input_ids, undefined, 'int32');
     const logits = model.forward(ids);
     expect(logits.shape).toEqual(reference.shape);
-    expect(maxAbsDiff(logits.dataSync(), reference.logits)).toBeLessThan(1e-4);
+    expect(maxAbsDiff(await valuesOf(logits), reference.logits)).toBeLessThan(1e-4);
     tf.dispose([ids, logits]);
     model.dispose();
     expect(tf.memory().numTensors).toBe(before);

@@ -7,7 +7,9 @@ import type { Catalog, CatalogEntry, SystemInfo, WorkbenchApi } from '../src-sha
 import { DEFAULT_MODEL, SAMPLE_DATASET, defaultRunConfig, type BackendName } from '../src-shared/config.ts';
 import { methodDescriptors } from '../src-shared/methods.ts';
 import { packageVersion, type WorkbenchPaths } from './paths.ts';
+import { catalogEntry } from './datasets.ts';
 import type { EvalManager } from './evals.ts';
+import { modelFoldersOfRuns } from './models.ts';
 import type { RunManager } from './runs.ts';
 
 export interface WorkbenchApiOptions {
@@ -101,8 +103,8 @@ export function createWorkbenchApi({ manager, evals, models, datasets, adapterBa
     },
     catalog: {
       list: async (): Promise<Catalog> => ({
-        models: [embeddedModel(paths)].filter((e): e is CatalogEntry => e !== null),
-        datasets: [embeddedDataset(paths)].filter((e): e is CatalogEntry => e !== null),
+        models: [embeddedModel(paths), ...modelFoldersOfRuns(manager.list().map((run) => run.config))].filter((e): e is CatalogEntry => e !== null),
+        datasets: [embeddedDataset(paths), ...(await datasets.list()).map(catalogEntry)].filter((e): e is CatalogEntry => e !== null),
         methods: methodDescriptors,
         defaults: defaultRunConfig(),
       }),

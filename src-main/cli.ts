@@ -10,7 +10,9 @@ import { WorkbenchError } from '../src-shared/errors.ts';
 import { methodDescriptors } from '../src-shared/methods.ts';
 import { evalSuites, perturbationFamilies, type EvalStartRequestInput, type Evaluation } from '../src-shared/eval.ts';
 import type { ExportReport, Run } from '../src-shared/runs.ts';
+import { datasetFormats, type Dataset, type DatasetPreview } from '../src-shared/datasets.ts';
 import { createWorkbenchApi } from './api.ts';
+import { isDatasetId } from './datasets.ts';
 import { resolvePaths, type WorkbenchPaths } from './paths.ts';
 import type { EvalManager } from './evals.ts';
 import type { RunManager } from './runs.ts';
@@ -42,6 +44,7 @@ Commands:
   serve                     open the workbench in a browser (loopback server)
   runs                      list runs
   eval --suite S            evaluate the base model or an adapter (bias, qqp, hotpotqa, robustness)
+  datasets list|add|remove  register your own JSONL/CSV/TSV file as a dataset, list or remove them
 
 Options:
   -h, --help        show help; \`lora-workbench <command> --help\` shows a command's options
@@ -50,7 +53,7 @@ Run \`npm start\` for the desktop app.`;
 
 function trainHelp(): string {
   const fields = methodDescriptors
-    .map((m) => [`  method "${m.id}" (${m.label})${m.extends ? `, also reads the ${m.extends} settings` : ''}:`, ...m.fields.map((f) => `    ${`${m.settingsKey}.${f.key}`.padEnd(24)} ${f.help}`)].join('\n'))
+    .map((m) => [`  method "${m.id}" (${m.label})${m.extends ? `, also reads the ${m.extends} settings` : ''}:`, ...m.fields.map((f) => `    ${`${m.settingsKey}.${f.key}`.padEnd(24)} ${f.help}${f.kind === 'choice' ? ` One of: ${f.options.join(', ')}.` : ''}`)].join('\n'))
     .join('\n');
   return `Usage: lora-workbench train --config run.json [--backend B] [--data-dir DIR]
 
@@ -65,7 +68,7 @@ ${DATA_DIR_HELP}
   -h, --help        show this help
 
 "model" is "${DEFAULT_MODEL}" (the embedded model) or a Hugging Face model folder; "dataset" is
-"${SAMPLE_DATASET}" or a JSONL/CSV file. Relative paths are taken from the config file's folder.
+"${SAMPLE_DATASET}", a registered dataset's id (lora-workbench datasets list) or a JSONL file. Relative paths are taken from the config file's folder.
 
 Method settings:
 ${fields}
@@ -82,7 +85,7 @@ Options:
 ${DATA_DIR_HELP}
   -h, --help        show this help`;
 
-const EXPORT_HELP = `Usage: lora-workbench export RUN_ID [--out DIR] [--data-dir DIR]
+const EXPORT_HELP = `Usage: lora-workbench export RUN_ID [--out DIR] [--format peft|flattened|merged] [--data-dir DIR]
 
 Writes adapter_model.safetensors and adapter_config.json (loadable by Hugging Face PEFT as they
 are), reads them back and compares the model's logits with the trained adapter and the base model.
@@ -91,6 +94,9 @@ an adapter id. Exits 1 when the verification fails.
 
 Options:
   --out DIR         output folder (default: <data dir>/exports/<run name>-step<N>)
+  --format F        peft (default): the adapter as PEFT loads it; flattened: SeLoRA's plain LoRA
+                    at the mean semantic vector, with what that costs; merged: the adapter folded
+                    into the base weights, a full Hugging Face model folder
 ${DATA_DIR_HELP}
   -h, --help        show this help`;
 
@@ -281,7 +287,7 @@ async function train(args: string[], io: CliIo): Promise<number> {
   }
   const base = path.dirname(configFile);
   if (typeof config.model === 'string' && config.model !== DEFAULT_MODEL) config.model = path.resolve(base, config.model);
-  if (typeof config.dataset === 'string' && config.dataset !== SAMPLE_DATASET) config.dataset = path.resolve(base, config.dataset);
+  if (typeof config.dataset === 'string' && config.dataset !== SAMPLE_DATASET && !isDatasetId(config.dataset)) config.dataset = path.resolve(base, config.dataset);
   if (backend) config.backend = backend.data;
 
   const session = openSession(values['data-dir'] as string | undefined, 'headless');
@@ -309,8 +315,10 @@ async function resume(args: string[], io: CliIo): Promise<number> {
 }
 
 async function exportCommand(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parse(args, { out: { type: 'string' } }, 1);
+  const { values, positionals } = parse(args, { out: { type: 'string' }, format: { type: 'string' } }, 1);
   if (values.help) return io.out(EXPORT_HELP), 0;
+  const formats = ['peft', 'flattened', 'merged'];
+  if (values.format !== undefined && !formats.includes(values.format as string)) throw new UsageError(`--format must be one of ${formats.join(', ')}`);
   const id = positionals[0];
   if (!id) throw new UsageError('export needs a RUN_ID (list them with lora-workbench runs)');
   const session = openSession(values['data-dir'] as string | undefined, 'headless');
@@ -319,6 +327,7 @@ async function exportCommand(args: string[], io: CliIo): Promise<number> {
     const report = await call<ExportReport>(session.api, 'exports.create', {
       ...(isAdapter ? { adapterId: id } : { runId: id }),
       ...(typeof values.out === 'string' ? { outDir: path.resolve(values.out) } : {}),
+      ...(typeof values.format === 'string' ? { format: values.format } : {}),
     });
     io.out(`Exported to ${report.outDir}`);
     const width = Math.max(...report.files.map((f) => f.name.length));
@@ -326,6 +335,8 @@ async function exportCommand(args: string[], io: CliIo): Promise<number> {
     const v = report.verification;
     io.out(`Verification: max |logits difference| to the trained adapter ${v.maxAbsDiffToTrained.toExponential(3)} (must be ~0),`);
     io.out(`              to the base model ${v.maxAbsDiffToBase.toExponential(3)} (must be > 0): ${v.passed ? 'passed' : 'FAILED'}`);
+    if (report.note) io.out(report.note);
+    if (report.flattening) io.out(`Flattening ${report.flattening.fromMethod} costs up to ${report.flattening.maxAbsLogitDiffToNative.toExponential(3)} in logits against the native adapter (verification probe).`);
     return v.passed ? 0 : 1;
   } finally {
     await session.close();
@@ -529,8 +540,82 @@ async function evalCommand(args: string[], io: CliIo): Promise<number> {
   }
 }
 
+const DATASETS_HELP = `Usage: lora-workbench datasets list [--json] [--data-dir DIR]
+       lora-workbench datasets add FILE --name N --completion COL [--prompt COL] [--input COL] [--task COL]
+       lora-workbench datasets add FILE --name N --text COL [--task COL]
+       lora-workbench datasets remove ID
+
+Registers your own JSONL, CSV or TSV file (with a header row) as a dataset: its rows are mapped
+column by column onto prompt / completion (or text, trained on every token) and written once as the
+workbench's JSONL under <data dir>/datasets/. Bad rows are listed by line and left out. Runs name a
+registered dataset by its id in "dataset" (see lora-workbench train --help).
+
+Options:
+  --name N          the dataset's name (unique among registered datasets)
+  --prompt COL      column the model is conditioned on (no loss on it); optional
+  --completion COL  column the model learns to produce
+  --input COL       Alpaca's input column: the prompt becomes instruction + input in Alpaca's layout
+  --text COL        plain text, loss on every token (instead of --prompt / --completion)
+  --task COL        optional task label per row
+  --format F        jsonl, csv or tsv (default: from the file's extension, else its content)
+  --json            list: print the datasets as JSON
+${DATA_DIR_HELP}
+  -h, --help        show this help
+
+remove takes a dataset off the list; runs that trained on it keep its normalized file.`;
+
+async function datasetsCommand(args: string[], io: CliIo): Promise<number> {
+  const columns = { prompt: { type: 'string' }, completion: { type: 'string' }, input: { type: 'string' }, text: { type: 'string' }, task: { type: 'string' } } as const;
+  const { values, positionals } = parse(args, { ...columns, name: { type: 'string' }, format: { type: 'string' }, json: { type: 'boolean' } }, 2);
+  if (values.help) return io.out(DATASETS_HELP), 0;
+  const [action, target] = positionals;
+  if (action !== 'list' && action !== 'add' && action !== 'remove') throw new UsageError('datasets needs list, add FILE or remove ID');
+  if (action !== 'list' && !target) throw new UsageError(`datasets ${action} needs ${action === 'add' ? 'a FILE' : 'a dataset ID'}`);
+  if (action === 'list' && target) throw new UsageError(`Unexpected argument "${target}"`);
+  if (values.format !== undefined && !(datasetFormats as readonly string[]).includes(values.format as string)) {
+    throw new UsageError(`--format must be one of ${datasetFormats.join(', ')}`);
+  }
+  const mapping = Object.fromEntries(Object.keys(columns).filter((k) => typeof values[k] === 'string').map((k) => [k, values[k]]));
+  if (action === 'add' && typeof values.name !== 'string') throw new UsageError('datasets add needs --name N');
+  if (action === 'add' && !('completion' in mapping) === !('text' in mapping)) throw new UsageError('datasets add needs --completion COL (with an optional --prompt COL) or --text COL');
+
+  const session = openSession(values['data-dir'] as string | undefined, 'headless');
+  try {
+    if (action === 'remove') {
+      const dataset = session.store.datasets.require(target!);
+      await call<Dataset[]>(session.api, 'datasets.remove', target);
+      io.out(`Removed dataset ${dataset.id} (${dataset.name})${dataset.usedByRuns > 0 ? `; its file is kept for the ${dataset.usedByRuns} run(s) that trained on it: ${dataset.normalizedPath}` : '.'}`);
+      return 0;
+    }
+    if (action === 'add') {
+      const file = path.resolve(target!);
+      const format = values.format as Dataset['format'] | undefined;
+      // The preview lists the bad rows by line; registering only counts them.
+      const preview = await call<DatasetPreview>(session.api, 'datasets.preview', { path: file, format, mapping, rows: 1 });
+      for (const e of preview.errors.slice(0, 10)) io.err(`warning: ${path.basename(file)} line ${e.line}: ${e.message}`);
+      if (preview.errorCount > 10) io.err(`warning: … and ${preview.errorCount - 10} more bad rows`);
+      const dataset = await call<Dataset>(session.api, 'datasets.register', { path: file, name: values.name, format, mapping });
+      io.out(`Registered dataset ${dataset.id} (${dataset.name}): ${dataset.rowCount} rows, ${dataset.skippedRows} skipped, sha256 ${dataset.sha256.slice(0, 12)}…`);
+      io.out(`Train on it with "dataset": "${dataset.id}" in a run configuration.`);
+      return 0;
+    }
+    const list = await call<Dataset[]>(session.api, 'datasets.list');
+    if (values.json) return io.out(JSON.stringify(list, null, 2)), 0;
+    if (list.length === 0) return io.out(`No datasets registered in ${session.paths.dataDir}. Add one with \`lora-workbench datasets add FILE\`.`), 0;
+    const rows = [
+      ['ID', 'NAME', 'ROWS', 'SKIPPED', 'SHA256', 'SOURCE'],
+      ...list.map((d) => [d.id, d.name, String(d.rowCount), String(d.skippedRows), d.sha256.slice(0, 12), d.sourcePath]),
+    ];
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+    for (const row of rows) io.out(row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());
+    return 0;
+  } finally {
+    await session.close();
+  }
+}
+
 const commands: Record<string, (args: string[], io: CliIo) => Promise<number>> = {
-  train, resume, export: exportCommand, serve, runs, eval: evalCommand,
+  train, resume, export: exportCommand, serve, runs, eval: evalCommand, datasets: datasetsCommand,
 };
 
 export async function runCli(argv: string[], io: CliIo = processIo): Promise<number> {

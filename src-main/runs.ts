@@ -125,7 +125,8 @@ export class RunManager {
     const config: RunConfig = {
       ...parsed,
       model: parsed.model === DEFAULT_MODEL ? DEFAULT_MODEL : inputs.modelDir,
-      dataset: parsed.dataset === SAMPLE_DATASET ? SAMPLE_DATASET : inputs.datasetPath,
+      // A registered dataset is kept by id: the run trains on its normalized file, and the id says which dataset it was.
+      dataset: parsed.dataset === SAMPLE_DATASET || inputs.registered ? parsed.dataset : inputs.datasetPath,
     };
     const id = newId();
     const runDir = this.paths.runDir(id);
@@ -212,7 +213,7 @@ export class RunManager {
     if (this.closed) throw new WorkbenchError('conflict', 'The run manager is shutting down; no new work can start.');
   }
 
-  private resolveInputs(config: RunConfig, options: { datasetToo?: boolean } = {}): { modelDir: string; datasetPath: string } {
+  private resolveInputs(config: RunConfig, options: { datasetToo?: boolean } = {}): { modelDir: string; datasetPath: string; registered: boolean } {
     const modelDir = config.model === DEFAULT_MODEL ? this.paths.defaultModelDir : path.resolve(config.model);
     if (!existsSync(modelDir) || !statSync(modelDir).isDirectory()) {
       throw new WorkbenchError(
@@ -223,17 +224,20 @@ export class RunManager {
         { field: 'model', path: modelDir },
       );
     }
-    const datasetPath = config.dataset === SAMPLE_DATASET ? this.paths.sampleDatasetPath : path.resolve(config.dataset);
+    const registered = config.dataset === SAMPLE_DATASET ? undefined : this.store.datasets.get(config.dataset);
+    const datasetPath = config.dataset === SAMPLE_DATASET ? this.paths.sampleDatasetPath : registered ? registered.normalizedPath : path.resolve(config.dataset);
     if (options.datasetToo !== false && (!existsSync(datasetPath) || !statSync(datasetPath).isFile())) {
       throw new WorkbenchError(
         'not_found',
         config.dataset === SAMPLE_DATASET
           ? `The sample dataset is missing (${datasetPath}). Run \`npm run make:sample-data\`, or choose a dataset file.`
-          : `Dataset file ${datasetPath} does not exist. Choose a JSONL or CSV file.`,
+          : registered
+            ? `The normalized file of dataset "${registered.name}" is missing (${datasetPath}). Register ${registered.sourcePath} again and pick the new dataset.`
+            : `Dataset file ${datasetPath} does not exist. Choose a JSONL or CSV file.`,
         { field: 'dataset', path: datasetPath },
       );
     }
-    return { modelDir, datasetPath };
+    return { modelDir, datasetPath, registered: registered !== undefined };
   }
 
   private exportSource(request: ExportRequest): { run: Run; dir: string; step: number } {
@@ -354,6 +358,8 @@ export class RunManager {
           step: message.step,
           trainableParams: message.trainableParams,
           createdAt: nowIso(),
+          // SG-LoRA's bank needs a task in words; the run's name is the best guess until the user edits it.
+          description: run.name || null,
         });
         this.settle(active, { status: 'completed', error: null });
         return;

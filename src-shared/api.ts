@@ -28,15 +28,19 @@ export const CatalogEntrySchema = z.object({
 });
 export type CatalogEntry = z.infer<typeof CatalogEntrySchema>;
 
-const FieldDescriptorSchema = z.object({
-  key: z.string(),
-  label: z.string(),
-  kind: z.enum(['int', 'number', 'boolean', 'string-list']),
-  min: z.number().optional(),
-  max: z.number().optional(),
-  step: z.number().optional(),
-  help: z.string(),
-});
+const FieldDescriptorSchema = z.union([
+  z.object({
+    key: z.string(),
+    label: z.string(),
+    kind: z.enum(['int', 'number', 'boolean', 'string-list', 'text']),
+    min: z.number().optional(),
+    max: z.number().optional(),
+    step: z.number().optional(),
+    help: z.string(),
+  }),
+  /** A select over `options` (the setting's zod enum). */
+  z.object({ key: z.string(), label: z.string(), kind: z.literal('choice'), options: z.array(z.string()).readonly(), help: z.string() }),
+]);
 export const MethodDescriptorSchema = z.object({
   id: z.enum(methodIds),
   label: z.string(),

@@ -44,7 +44,7 @@ export type SeloraSettings = z.infer<typeof SeloraSettingsSchema>;
 
 export const biasReadings = ['counterfactual', 'adversarial'] as const;
 
-/** Bias-aware LoRA (METHODS.md section 4): L = L_task + lambdaBias L_bias + lambdaKl L_KL; L_align is not implemented. */
+/** Bias-aware LoRA (METHODS.md section 4): L = L_task + lambdaBias L_bias + lambdaAlign L_align + lambdaKl L_KL; L_align needs two or more tasks. */
 export const BiasAwareSettingsSchema = z.object({
   /** l1: weight of L_bias = || f(x') - f(x) ||^2, f the prompt's mean-pooled final hidden state with adapters on. */
   lambdaBias: z.number().min(0).default(0.1),
@@ -54,11 +54,58 @@ export const BiasAwareSettingsSchema = z.object({
   reading: z.enum(biasReadings).default('counterfactual'),
   /** ||b_bias|| for the adversarial reading. */
   epsilon: z.number().positive().max(100).default(0.1),
+  /** l2: weight of L_align = sum_{i<j} ||B_i A_i - B_j A_j||_F^2 across the tasks' adapters (with two or more tasks). */
+  lambdaAlign: z.number().min(0).default(0),
+  /** Task labels trained jointly, one adapter each; rows name theirs in a "task" field. Fewer than two: one adapter for all rows. */
+  tasks: z.array(z.string().min(1)).default([]),
+  /** Batches drawn per task in these ratios (one per task); empty: in proportion to each task's rows. */
+  taskMixture: z.array(z.coerce.number().min(0)).default([]),
 });
 export type BiasAwareSettings = z.infer<typeof BiasAwareSettingsSchema>;
 
+/** Full fine-tuning (METHODS.md section 6): every base weight trains; small models only. */
+export const FullSettingsSchema = z.object({
+  /** False freezes the token (and position) embeddings and a tied head with them. */
+  trainEmbeddings: z.boolean().default(true),
+});
+export type FullSettings = z.infer<typeof FullSettingsSchema>;
+
+/** BitFit (Ben Zaken et al. 2022): only the bias terms train. */
+export const BitFitSettingsSchema = z.object({
+  /** Also the LayerNorm biases (beta), as the paper does; false trains the linear layers' biases only. */
+  includeNormBiases: z.boolean().default(true),
+});
+export type BitFitSettings = z.infer<typeof BitFitSettingsSchema>;
+
+export const promptTuningInits = ['random', 'text'] as const;
+
+/** Prompt tuning (Lester et al. 2021): n trainable soft-prompt vectors before the input embeddings. */
+export const PromptTuningSettingsSchema = z.object({
+  numVirtualTokens: z.number().int().min(1).max(512).default(20),
+  /** random: N(0, std of the embedding table); text: the embeddings of initText's tokens, repeated to n (PEFT's TEXT). */
+  init: z.enum(promptTuningInits).default('random'),
+  initText: z.string().max(2000).default(''),
+});
+export type PromptTuningSettings = z.infer<typeof PromptTuningSettingsSchema>;
+
+/** Houlsby adapters (Houlsby et al. 2019): bottleneck MLPs after the attention output and after the MLP. */
+export const HoulsbySettingsSchema = z.object({
+  bottleneckSize: z.number().int().min(1).max(4096).default(16),
+});
+export type HoulsbySettings = z.infer<typeof HoulsbySettingsSchema>;
+
+export const quantizationFormats = ['nf4', 'int8'] as const;
+
+/** QLoRA (Dettmers et al. 2023): LoRA over base weights held quantized (NF4 or int8, absmax per block). */
+export const QloraSettingsSchema = z.object({
+  format: z.enum(quantizationFormats).default('nf4'),
+  /** Weights per absmax scale (the paper's block size 64). */
+  blockSize: z.number().int().min(8).max(4096).default(64),
+});
+export type QloraSettings = z.infer<typeof QloraSettingsSchema>;
+
 /** Methods the engine registers (src-worker/methods/index.ts); src-shared/methods.ts describes each. */
-export const methodIds = ['lora', 'lora-plus', 'selora', 'bias-aware'] as const;
+export const methodIds = ['lora', 'lora-plus', 'selora', 'bias-aware', 'full', 'bitfit', 'prompt-tuning', 'houlsby', 'qlora'] as const;
 export type MethodId = (typeof methodIds)[number];
 
 export const TrainingSettingsSchema = z.object({
@@ -89,6 +136,11 @@ export const RunConfigSchema = z.object({
   loraPlus: LoraPlusSettingsSchema.default(LoraPlusSettingsSchema.parse({})),
   selora: SeloraSettingsSchema.default(SeloraSettingsSchema.parse({})),
   biasAware: BiasAwareSettingsSchema.default(BiasAwareSettingsSchema.parse({})),
+  full: FullSettingsSchema.default(FullSettingsSchema.parse({})),
+  bitfit: BitFitSettingsSchema.default(BitFitSettingsSchema.parse({})),
+  promptTuning: PromptTuningSettingsSchema.default(PromptTuningSettingsSchema.parse({})),
+  houlsby: HoulsbySettingsSchema.default(HoulsbySettingsSchema.parse({})),
+  qlora: QloraSettingsSchema.default(QloraSettingsSchema.parse({})),
   training: TrainingSettingsSchema.default(TrainingSettingsSchema.parse({})),
   backend: BackendChoiceSchema.default('auto'),
 });

@@ -3,12 +3,14 @@
 export type FieldDescriptor =
   | { key: string; label: string; kind: 'int' | 'number'; min?: number; max?: number; step?: number; help: string }
   | { key: string; label: string; kind: 'boolean'; help: string }
-  | { key: string; label: string; kind: 'string-list'; help: string };
+  | { key: string; label: string; kind: 'string-list' | 'text'; help: string }
+  /** One of a fixed set of strings (the zod enum of the setting), shown as a select. */
+  | { key: string; label: string; kind: 'choice'; options: readonly string[]; help: string };
 
-import type { MethodId } from './config.ts';
+import { biasReadings, promptTuningInits, quantizationFormats, type MethodId } from './config.ts';
 
 /** The RunConfig sections that hold method settings. */
-export const methodSettingsKeys = ['lora', 'loraPlus', 'selora', 'biasAware'] as const;
+export const methodSettingsKeys = ['lora', 'loraPlus', 'selora', 'biasAware', 'full', 'bitfit', 'promptTuning', 'houlsby', 'qlora'] as const;
 export type MethodSettingsKey = (typeof methodSettingsKeys)[number];
 
 export interface MethodDescriptor {
@@ -72,13 +74,66 @@ export const methodDescriptors: MethodDescriptor[] = [
   {
     id: 'bias-aware',
     label: 'Bias-aware LoRA',
-    summary: 'LoRA plus two regularizers: L_bias keeps the adapted model\'s pooled representation of a prompt unchanged when its demographic terms are swapped (or, adversarially, when a small offset is added to its embeddings), and L_KL keeps its next-token distributions close to the base model\'s. Exports as a plain PEFT LoRA.',
+    summary: 'LoRA plus two regularizers: L_bias keeps the adapted model\'s pooled representation of a prompt unchanged when its demographic terms are swapped (or, adversarially, when a small offset is added to its embeddings), and L_KL keeps its next-token distributions close to the base model\'s. With two or more tasks, one adapter per task and L_align pulls their updates together. Exports as a plain PEFT LoRA (a multi-task run: the mixture of its tasks, in flattened/).',
     settingsKey: 'biasAware',
     extends: 'lora',
     fields: [
       { key: 'lambdaBias', label: 'Bias loss weight', kind: 'number', min: 0, step: 0.01, help: 'l1: weight of L_bias, the squared distance between the representations of a prompt and its counterfactual (0 turns it off).' },
       { key: 'lambdaKl', label: 'KL loss weight', kind: 'number', min: 0, step: 0.01, help: 'l3: weight of KL(adapted || base) over the completion tokens (0 turns it off).' },
-      { key: 'epsilon', label: 'Adversarial offset norm', kind: 'number', min: 0, max: 100, step: 0.01, help: 'Norm of the embedding offset b_bias (adversarial reading only; the reading is set in the run config as biasAware.reading).' },
+      { key: 'reading', label: 'Bias reading', kind: 'choice', options: biasReadings, help: 'counterfactual: x\' swaps the prompt\'s demographic terms; adversarial: x\' adds an embedding offset b_bias of norm epsilon, moved by gradient ascent.' },
+      { key: 'epsilon', label: 'Adversarial offset norm', kind: 'number', min: 0, max: 100, step: 0.01, help: 'Norm of the embedding offset b_bias (adversarial reading only).' },
+      { key: 'lambdaAlign', label: 'Align loss weight', kind: 'number', min: 0, step: 0.01, help: 'l2: weight of L_align, the squared distance between the tasks\' adapters B_i A_i (needs two or more tasks).' },
+      { key: 'tasks', label: 'Tasks', kind: 'string-list', help: 'Task labels trained jointly, one adapter each; every dataset row names its task in a "task" field. Empty: one adapter for all rows.' },
+      { key: 'taskMixture', label: 'Task mixture', kind: 'string-list', help: 'How often each task\'s batches are drawn, one ratio per task (e.g. 2, 1); empty: in proportion to each task\'s rows.' },
+    ],
+  },
+  {
+    id: 'full',
+    label: 'Full fine-tuning',
+    summary: 'Every weight of the model trains (the papers\' upper baseline). For small models only: it needs about five times the model\'s memory (weights, their trained copy, gradients, two AdamW moments) and is refused above 130M parameters. Exports the whole state dict, which PEFT cannot load as an adapter.',
+    settingsKey: 'full',
+    fields: [
+      { key: 'trainEmbeddings', label: 'Train embeddings', kind: 'boolean', help: 'Also train the token and position embeddings (and a head tied to them); off freezes them.' },
+    ],
+  },
+  {
+    id: 'bitfit',
+    label: 'BitFit',
+    summary: 'Only the bias terms train (Ben Zaken et al. 2022): every linear layer\'s bias and the LayerNorm biases. Needs a model with biases (GPT-2, Qwen2); Llama has none. PEFT has no BitFit type: exports the native tensors with the workbench sidecar.',
+    settingsKey: 'bitfit',
+    fields: [
+      { key: 'includeNormBiases', label: 'LayerNorm biases', kind: 'boolean', help: 'Also train the LayerNorm biases (beta), as the paper does.' },
+    ],
+  },
+  {
+    id: 'prompt-tuning',
+    label: 'Prompt tuning',
+    summary: 'n trainable soft-prompt vectors are prepended to the input embeddings (Lester et al. 2021); the model stays frozen and the loss skips the virtual tokens. Exports as a PEFT PROMPT_TUNING adapter.',
+    settingsKey: 'promptTuning',
+    fields: [
+      { key: 'numVirtualTokens', label: 'Virtual tokens', kind: 'int', min: 1, max: 512, help: 'n: soft-prompt vectors before every input; they use n of the model\'s positions.' },
+      { key: 'init', label: 'Initialisation', kind: 'choice', options: promptTuningInits, help: 'random: N(0, std of the embedding table); text: the embeddings of the init text\'s tokens, repeated to n (PEFT\'s TEXT).' },
+      { key: 'initText', label: 'Init text', kind: 'text', help: 'Text whose token embeddings start the prompt (init = text), e.g. a description of the task.' },
+    ],
+  },
+  {
+    id: 'houlsby',
+    label: 'Houlsby adapters',
+    summary: 'Bottleneck adapters (Houlsby et al. 2019): down-projection, GELU, up-projection starting at zero, with a residual, after the attention output and after the MLP of every layer. PEFT has no such type: exports the native tensors with the workbench sidecar.',
+    settingsKey: 'houlsby',
+    fields: [
+      { key: 'bottleneckSize', label: 'Bottleneck size', kind: 'int', min: 1, max: 4096, help: 'm: width of the bottleneck; each adapter has 2 m d + m + d parameters.' },
+    ],
+  },
+  {
+    id: 'qlora',
+    label: 'QLoRA',
+    summary: 'LoRA over a frozen base whose adapted linear weights are held quantized (4-bit NF4 or int8, one absmax scale per block) and dequantized per layer in the forward (Dettmers et al. 2023). Exports as a plain PEFT LoRA.',
+    settingsKey: 'qlora',
+    extends: 'lora',
+    fields: [
+      { key: 'format', label: 'Quantization', kind: 'choice', options: quantizationFormats, help: 'nf4: the QLoRA paper\'s 16 NormalFloat levels (about 8x smaller than float32); int8: 255 levels (about 4x smaller).' },
+      { key: 'blockSize', label: 'Block size', kind: 'int', min: 8, max: 4096, help: 'Weights per absmax scale (64 in the paper): smaller blocks, smaller error, more scales.' },
     ],
   },
 ];

@@ -60,6 +60,8 @@ export const AdapterSchema = z.object({
   step: z.number().int(),
   trainableParams: z.number().int(),
   createdAt: z.string(),
+  /** The task in words (SG-LoRA's bank weights experts by it); null until someone describes it. */
+  description: z.string().nullable(),
 });
 export type Adapter = z.infer<typeof AdapterSchema>;
 
@@ -74,5 +76,11 @@ export const ExportReportSchema = z.object({
     maxAbsDiffToBase: z.number(),
     passed: z.boolean(),
   }),
+  /** False for methods PEFT has no adapter type for (Houlsby, BitFit, full fine-tuning): no adapter_config.json is written. */
+  peftLoadable: z.boolean().optional(),
+  /** What the folder can be loaded with, when that is not PEFT. */
+  note: z.string().optional(),
+  /** format 'flattened': what flattening costs (SeLoRA at the mean semantic vector; a multi-task run's mixture) on the verification probe. */
+  flattening: z.object({ fromMethod: z.string(), maxAbsLogitDiffToNative: z.number() }).optional(),
 });
 export type ExportReport = z.infer<typeof ExportReportSchema>;

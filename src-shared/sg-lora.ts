@@ -34,6 +34,8 @@ export const AdapterGenerateReportSchema = z.object({
   experts: z.array(z.object({ adapterId: z.string(), name: z.string(), description: z.string(), cosine: z.number(), weight: z.number() })),
   /** ||Delta W_merged - B* A*||_F / ||Delta W_merged||_F summed over layers: what the rank-r truncation lost. */
   truncationError: z.number().min(0),
+  /** cvae only: each sampled candidate's ||Delta W_candidate - Delta W_merge||_F / ||Delta W_merge||_F; the kept one is chosen. */
+  candidates: z.array(z.object({ distanceToMerge: z.number().min(0), chosen: z.boolean() })).optional(),
   durationMs: z.number().min(0),
 });
 export type AdapterGenerateReport = z.infer<typeof AdapterGenerateReportSchema>;

@@ -74,6 +74,8 @@ export const GenerateAdapterJobSchema = z.object({
   modelDir: z.string(),
   experts: z.array(z.object({ adapterId: z.string(), name: z.string(), dir: z.string(), description: z.string() })).min(1),
   request: AdapterGenerateRequestSchema,
+  /** The generation record's run id, written into the adapter's sidecar as training writes its run's. */
+  runId: z.string().default('sg-lora'),
   /** The generated adapter is written here in the workbench's native layout (as training writes adapter/). */
   outDir: z.string(),
 });
@@ -120,6 +122,7 @@ export const WorkerToMainSchema = z.discriminatedUnion('type', [
     trainableParams: z.number().int(),
     experts: z.array(z.object({ adapterId: z.string(), cosine: z.number(), weight: z.number() })),
     truncationError: z.number().min(0),
+    candidates: z.array(z.object({ distanceToMerge: z.number().min(0), chosen: z.boolean() })).optional(),
   }),
 ]);
 export type WorkerToMain = z.infer<typeof WorkerToMainSchema>;

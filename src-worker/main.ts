@@ -5,10 +5,16 @@
 import { parentPort } from 'node:worker_threads';
 import { WorkbenchError } from '../src-shared/errors.ts';
 import type { EvalJob } from '../src-shared/eval.ts';
-import { MainToWorkerSchema, WorkerToMainSchema, type ExportJob, type MainToWorker, type TrainJob, type WorkerToMain } from '../src-shared/worker-protocol.ts';
+import type { InspectDatasetJob } from '../src-shared/worker-protocol.ts';
+import { MainToWorkerSchema, WorkerToMainSchema, type ExportJob, type GenerateAdapterJob, type MainToWorker, type TrainJob, type WorkerToMain } from '../src-shared/worker-protocol.ts';
 import { runEvalJob, ScoringStopped } from './eval/job.ts';
 import { exportAdapter } from './export/peft.ts';
+import { inspectDataset } from './data/inspect-dataset.ts';
 import { runTraining } from './train/loop.ts';
+import { inspectModel } from './inspect-model.ts';
+import { runGenerateJob } from './playground.ts';
+import type { GenerateJob, InspectModelJob } from '../src-shared/worker-protocol.ts';
+import { generateAdapter } from './sg-lora/generate.ts';
 
 if (!parentPort) throw new Error('src-worker/main.ts must run as a worker thread (new Worker(...)); the CLI calls runTraining directly.');
 const port = parentPort;
@@ -110,6 +116,10 @@ const handlers: { [T in Job['type']]: Handler<Extract<Job, { type: T }>> } = {
   train,
   export: oneShot(async (job: ExportJob, log) => ({ type: 'exported', report: await exportAdapter(job, log) })),
   eval: runEval,
+  'inspect-model': oneShot(async (job: InspectModelJob) => ({ type: 'model-inspected', inspection: await inspectModel(job) })),
+  generate: oneShot(async (job: GenerateJob, log) => ({ type: 'generated', result: await runGenerateJob(job, log) })),
+  'generate-adapter': oneShot(async (job: GenerateAdapterJob, log) => generateAdapter(job, log)),
+  'inspect-dataset': oneShot(async (job: InspectDatasetJob, log) => ({ type: 'dataset-inspected', ...(await inspectDataset(job, log)) })),
 };
 
 function run(job: Job): Promise<number> {

@@ -108,6 +108,7 @@ interface AdapterRow {
   step: number;
   trainable_params: number;
   created_at: string;
+  description: string | null;
 }
 const toAdapter = (r: AdapterRow): Adapter => ({
   id: r.id,
@@ -119,25 +120,37 @@ const toAdapter = (r: AdapterRow): Adapter => ({
   step: r.step,
   trainableParams: r.trainable_params,
   createdAt: r.created_at,
+  description: r.description,
 });
 
 export class AdapterRepository {
   private readonly insertStmt: Database.Statement;
   private readonly getStmt: Database.Statement;
   private readonly listStmt: Database.Statement;
+  private readonly describeStmt: Database.Statement;
 
   constructor(db: Database.Database) {
     this.insertStmt = db.prepare(
-      `INSERT INTO adapters (id, run_id, name, method, base_model, path, step, trainable_params, created_at)
-       VALUES (@id, @runId, @name, @method, @baseModel, @path, @step, @trainableParams, @createdAt)`,
+      `INSERT INTO adapters (id, run_id, name, method, base_model, path, step, trainable_params, created_at, description)
+       VALUES (@id, @runId, @name, @method, @baseModel, @path, @step, @trainableParams, @createdAt, @description)`,
     );
+    this.describeStmt = db.prepare(`UPDATE adapters SET description = ? WHERE id = ?`);
     this.getStmt = db.prepare(`SELECT * FROM adapters WHERE id = ?`);
     this.listStmt = db.prepare(`SELECT * FROM adapters ORDER BY created_at DESC, rowid DESC`);
   }
 
-  create(adapter: Adapter): Adapter {
-    this.insertStmt.run(adapter);
+  /** `description` may be left out (null: not described yet). */
+  create(adapter: Omit<Adapter, 'description'> & { description?: string | null }): Adapter {
+    this.insertStmt.run({ ...adapter, description: adapter.description ?? null });
     return this.require(adapter.id);
+  }
+
+  /** Sets (or, with an empty text, clears) an adapter's task description. */
+  describe(id: string, description: string): Adapter {
+    this.require(id);
+    const text = description.trim();
+    this.describeStmt.run(text === '' ? null : text, id);
+    return this.require(id);
   }
 
   get(id: string): Adapter | undefined {

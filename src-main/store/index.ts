@@ -3,6 +3,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { AdapterRepository, CheckpointRepository, MetricRepository } from './artifacts-repo.ts';
+import { DatasetRepository } from './datasets-repo.ts';
 import { EvaluationRepository } from './evals-repo.ts';
 import { migrate } from './migrations.ts';
 import { RunRepository } from './runs-repo.ts';
@@ -11,6 +12,7 @@ export { latestVersion, migrations, migrate, schemaVersion } from './migrations.
 export type { Checkpoint } from './artifacts-repo.ts';
 export type { RunPatch } from './runs-repo.ts';
 export type { EvaluationPatch, NewEvaluation } from './evals-repo.ts';
+export type { NewDataset, StoredDataset } from './datasets-repo.ts';
 
 /** Opens (creating if needed) a database file with the pragmas every connection needs. */
 export function openDatabase(file: string): Database.Database {
@@ -31,6 +33,7 @@ export class Store {
   readonly checkpoints: CheckpointRepository;
   readonly adapters: AdapterRepository;
   readonly evaluations: EvaluationRepository;
+  readonly datasets: DatasetRepository;
 
   private constructor(readonly db: Database.Database) {
     this.runs = new RunRepository(db);
@@ -38,6 +41,7 @@ export class Store {
     this.checkpoints = new CheckpointRepository(db);
     this.adapters = new AdapterRepository(db);
     this.evaluations = new EvaluationRepository(db);
+    this.datasets = new DatasetRepository(db);
   }
 
   static open(file: string): Store {

@@ -101,6 +101,39 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX evaluations_status ON evaluations (status);
     `,
   },
+  {
+    version: 4,
+    description: 'registered datasets',
+    sql: `
+      -- The user's JSONL/CSV files, registered with a column mapping. Training reads normalized_path
+      -- (prompt/completion JSONL written at registration); runs name a dataset by id in their config.
+      CREATE TABLE datasets (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        source_path TEXT NOT NULL,
+        format TEXT NOT NULL,                 -- jsonl, csv, tsv
+        mapping_json TEXT NOT NULL,           -- ColumnMapping as JSON
+        sha256 TEXT NOT NULL,                 -- of the source file's bytes at registration
+        row_count INTEGER NOT NULL,           -- rows written to normalized_path
+        skipped_rows INTEGER NOT NULL,        -- bad rows left out
+        normalized_path TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        -- Set when the user removed a dataset that runs had trained on: it leaves the lists, but its
+        -- file and row stay so those runs can still be resumed and reproduced.
+        removed_at TEXT
+      );
+      CREATE UNIQUE INDEX datasets_name ON datasets (name) WHERE removed_at IS NULL;
+    `,
+  },
+  {
+    version: 5,
+    description: 'adapter task descriptions (SG-LoRA)',
+    sql: `
+      -- The task an adapter was trained for, in words: SG-LoRA embeds it to weight the adapter as an
+      -- expert. NULL: not described (the adapter stays out of the bank).
+      ALTER TABLE adapters ADD COLUMN description TEXT;
+    `,
+  },
 ];
 
 export const latestVersion = migrations[migrations.length - 1]!.version;

@@ -26,6 +26,8 @@ export class RunView {
   busy: Action | null = $state(null);
   actionError: unknown = $state(null);
   report: ExportReport | null = $state.raw(null);
+  /** peft, flattened (SeLoRA's plain LoRA) or merged (a full model folder): the select beside the export button. */
+  exportFormat: 'peft' | 'flattened' | 'merged' = $state('peft');
 
   readonly canStop = $derived(this.run?.status === 'running' || this.run?.status === 'queued');
   readonly canResume = $derived(
@@ -73,7 +75,7 @@ export class RunView {
   export = () =>
     this.#act('export', async () => {
       this.report = null;
-      this.report = await workbench.exports.create({ runId: this.id });
+      this.report = await workbench.exports.create({ runId: this.id, format: this.exportFormat });
     });
 
   async #act(action: Action, work: () => Promise<unknown>): Promise<void> {

@@ -13,6 +13,8 @@ export interface InstructionExample {
   completion: string;
   /** 1-based line in the source file, for error messages and evaluation reports. */
   line: number;
+  /** The row's task label (optional "task" field), for multi-task training (bias-aware LoRA's L_align). */
+  task?: string;
 }
 
 export interface DatasetRowError {
@@ -52,16 +54,19 @@ function parseRow(value: unknown, line: number): InstructionExample | string {
     return v;
   };
   try {
+    const task = str('task');
+    if (task === null || task?.trim() === '') throw new RowProblem('"task" must be a non-empty string');
+    const withTask = (e: InstructionExample): InstructionExample => (task ? { ...e, task } : e);
     if ('completion' in row || 'prompt' in row) {
       // An empty prompt is legal (unconditional generation); an empty completion leaves nothing to learn.
-      return { prompt: need('prompt', true), completion: need('completion'), line };
+      return withTask({ prompt: need('prompt', true), completion: need('completion'), line });
     }
     if ('instruction' in row || 'output' in row) {
       const input = str('input');
       if (input === null) throw new RowProblem('"input" must be a string');
-      return { prompt: formatAlpacaPrompt(need('instruction'), input ?? ''), completion: need('output'), line };
+      return withTask({ prompt: formatAlpacaPrompt(need('instruction'), input ?? ''), completion: need('output'), line });
     }
-    if ('text' in row) return { prompt: '', completion: need('text'), line };
+    if ('text' in row) return withTask({ prompt: '', completion: need('text'), line });
     return `unknown row shape with keys ${Object.keys(row).slice(0, 6).join(', ') || '(none)'}; ${SHAPES}`;
   } catch (e) {
     if (e instanceof RowProblem) return e.message;

@@ -19,6 +19,8 @@ import { loadCausalLM } from '../formats/model-folder.ts';
 import { parseSafetensors, readSafetensorsFile, readSafetensorsHeader, serializeSafetensors, writeFileAtomic } from '../formats/safetensors.ts';
 import { getMethod } from '../methods/index.ts';
 import type { AdapterModel } from '../methods/types.ts';
+import { exportFlattenedForm } from './flatten.ts';
+import { exportMerged } from './merged.ts';
 import { maxAbsDiff, probeLogits, readProbe, type Probe } from './probe.ts';
 
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
@@ -38,6 +40,20 @@ export const PEFT_LORA_CONFIG_FIELDS: ReadonlySet<string> = new Set([
   'megatron_config', 'megatron_core', 'loftq_config', 'use_dora', 'layer_replication', 'runtime_config', 'lora_bias',
   'eva_config', 'corda_config', 'trainable_token_indices', 'use_qalora', 'qalora_group_size', 'target_parameters',
 ]);
+
+/**
+ * Every field of PEFT's PromptTuningConfig (peft/tuners/prompt_tuning/config.py and its
+ * PromptLearningConfig base, up to PEFT 0.17), besides PeftConfig's.
+ */
+export const PEFT_PROMPT_TUNING_CONFIG_FIELDS: ReadonlySet<string> = new Set([
+  'peft_type', 'task_type', 'base_model_name_or_path', 'revision', 'inference_mode', 'auto_mapping',
+  // PromptLearningConfig
+  'num_virtual_tokens', 'token_dim', 'num_transformer_submodules', 'num_attention_heads', 'num_layers', 'modules_to_save',
+  // PromptTuningConfig
+  'prompt_tuning_init', 'prompt_tuning_init_text', 'tokenizer_name_or_path', 'tokenizer_kwargs',
+]);
+
+const PEFT_CONFIG_FIELDS: Record<string, ReadonlySet<string>> = { LORA: PEFT_LORA_CONFIG_FIELDS, PROMPT_TUNING: PEFT_PROMPT_TUNING_CONFIG_FIELDS };
 
 export const AdapterSidecarSchema = z.object({
   format: z.literal('lora-workbench-adapter'),
@@ -87,9 +103,11 @@ export async function baseModelFingerprint(modelDir: string): Promise<string | n
   }
 }
 
-/** Checks adapter_config.json content against PEFT's fields. */
+/** Checks adapter_config.json content against the fields of PEFT's config class for its peft_type. */
 export function checkPeftConfig(config: Record<string, unknown>): void {
-  const unknown = Object.keys(config).filter((k) => !PEFT_LORA_CONFIG_FIELDS.has(k));
+  const fields = PEFT_CONFIG_FIELDS[String(config.peft_type)];
+  if (!fields) throw new WorkbenchError('internal', `adapter_config.json has peft_type ${JSON.stringify(config.peft_type)}; the workbench writes only ${Object.keys(PEFT_CONFIG_FIELDS).join(', ')}.`);
+  const unknown = Object.keys(config).filter((k) => !fields.has(k));
   if (unknown.length > 0) {
     throw new WorkbenchError('internal', `adapter_config.json would hold keys PEFT does not know: ${unknown.join(', ')}; they belong in ${SIDECAR_FILE}.`, { unknown });
   }
@@ -121,8 +139,8 @@ export async function writePeftAdapter(
   dir: string,
   options: { baseModelNameOrPath: string; sidecar: AdapterSidecar },
 ): Promise<WrittenFile[]> {
-  const peftConfig = adapter.peftConfig(options.baseModelNameOrPath);
-  checkPeftConfig(peftConfig);
+  const peftConfig = adapter.peftLoadable === false ? null : adapter.peftConfig(options.baseModelNameOrPath);
+  if (peftConfig) checkPeftConfig(peftConfig);
   const tensors = await tensorsToData(adapter.stateDict());
   for (const name of tensors.keys()) {
     if (!/^base_model\.model\..+\.lora_[AB]\.weight$/.test(name) && !adapter.extraStateKeys?.has(name)) {
@@ -133,9 +151,11 @@ export async function writePeftAdapter(
   await fs.promises.mkdir(dir, { recursive: true });
   const files: [string, Uint8Array | string][] = [
     [ADAPTER_WEIGHTS_FILE, serializeSafetensors(tensors, { format: 'pt' })],
-    [ADAPTER_CONFIG_FILE, `${JSON.stringify(peftConfig, null, 2)}\n`],
+    ...(peftConfig ? [[ADAPTER_CONFIG_FILE, `${JSON.stringify(peftConfig, null, 2)}\n`] as [string, string]] : []),
     [SIDECAR_FILE, `${JSON.stringify(sidecar, null, 2)}\n`],
   ];
+  // A stale adapter_config.json from an earlier write would make PEFT misread a folder it cannot load.
+  if (!peftConfig) await fs.promises.rm(path.join(dir, ADAPTER_CONFIG_FILE), { force: true });
   for (const [name, content] of files) await writeFileAtomic(path.join(dir, name), content);
   return files.map(([name, content]) => ({ name, bytes: typeof content === 'string' ? Buffer.byteLength(content) : content.byteLength }));
 }
@@ -198,10 +218,14 @@ export async function exportAdapter(job: ExportJob, log?: (message: string) => v
   const sourceDir = path.resolve(job.sourceDir);
   const outDir = path.resolve(job.outDir);
   if (sourceDir === outDir) throw new WorkbenchError('invalid_input', 'Export to a folder other than the adapter\'s own.', { outDir });
+  const redirected = await exportFlattenedForm(job, sourceDir, log);
+  if (redirected) return redirected;
   const backend = await initBackend(job.backend, log);
   const sidecar = await readSidecar(sourceDir);
   const sourceFiles = new Map<string, Uint8Array>();
-  for (const name of [ADAPTER_WEIGHTS_FILE, ADAPTER_CONFIG_FILE, SIDECAR_FILE]) {
+  // Methods PEFT has no type for (Houlsby, BitFit, full fine-tuning) write no adapter_config.json.
+  const peftLoadable = fs.existsSync(path.join(sourceDir, ADAPTER_CONFIG_FILE));
+  for (const name of [ADAPTER_WEIGHTS_FILE, ...(peftLoadable ? [ADAPTER_CONFIG_FILE] : []), SIDECAR_FILE]) {
     try {
       sourceFiles.set(name, await fs.promises.readFile(path.join(sourceDir, name)));
     } catch {
@@ -209,7 +233,7 @@ export async function exportAdapter(job: ExportJob, log?: (message: string) => v
     }
   }
   const sourceTensors = parseSafetensors(sourceFiles.get(ADAPTER_WEIGHTS_FILE)!, path.join(sourceDir, ADAPTER_WEIGHTS_FILE)).tensors;
-  checkPeftConfig(JSON.parse(new TextDecoder().decode(sourceFiles.get(ADAPTER_CONFIG_FILE)!)) as Record<string, unknown>);
+  if (peftLoadable) checkPeftConfig(JSON.parse(new TextDecoder().decode(sourceFiles.get(ADAPTER_CONFIG_FILE)!)) as Record<string, unknown>);
 
   const model = await loadCausalLM(job.modelDir);
   try {
@@ -238,6 +262,16 @@ export async function exportAdapter(job: ExportJob, log?: (message: string) => v
       reference = await adaptedLogits(sourceTensors, probe);
     }
 
+    if (job.format === 'merged') {
+      if (!peftLoadable) throw new WorkbenchError('invalid_input', `A ${sidecar.method} adapter cannot be exported merged (only LoRA-family adapters fold into the base weights); export it with format "peft".`, { field: 'format' });
+      const adapter = method.create(model, settings, sidecar.config.training.seed);
+      try {
+        adapter.loadStateDict(sourceTensors);
+        return await exportMerged({ sourceDir, modelDir: job.modelDir, outDir }, model, adapter, probe, log);
+      } finally {
+        adapter.dispose();
+      }
+    }
     await fs.promises.mkdir(outDir, { recursive: true });
     const files: WrittenFile[] = [];
     for (const [name, bytes] of sourceFiles) {
@@ -247,7 +281,8 @@ export async function exportAdapter(job: ExportJob, log?: (message: string) => v
     const removeWritten = () => Promise.all(files.map((f) => fs.promises.rm(path.join(outDir, f.name), { force: true })));
     try {
       const written = await readSafetensorsFile(path.join(outDir, ADAPTER_WEIGHTS_FILE));
-      checkPeftConfig(JSON.parse(await fs.promises.readFile(path.join(outDir, ADAPTER_CONFIG_FILE), 'utf8')) as Record<string, unknown>);
+      if (peftLoadable) checkPeftConfig(JSON.parse(await fs.promises.readFile(path.join(outDir, ADAPTER_CONFIG_FILE), 'utf8')) as Record<string, unknown>);
+      else await fs.promises.rm(path.join(outDir, ADAPTER_CONFIG_FILE), { force: true });
       await readSidecar(outDir);
       const exported = await adaptedLogits(written.tensors, probe);
       const base = await probeLogits(model, null, probe);
@@ -267,7 +302,10 @@ export async function exportAdapter(job: ExportJob, log?: (message: string) => v
           { maxAbsDiffToTrained, maxAbsDiffToBase },
         );
       }
-      return { outDir, files, verification: { maxAbsDiffToTrained, maxAbsDiffToBase, passed: true } };
+      const note = peftLoadable
+        ? undefined
+        : `PEFT cannot load this folder: it has no adapter type for ${sidecar.method}. ${ADAPTER_WEIGHTS_FILE} holds the native tensors and ${SIDECAR_FILE} the settings; load it with lora-workbench.`;
+      return { outDir, files, verification: { maxAbsDiffToTrained, maxAbsDiffToBase, passed: true }, peftLoadable, ...(note ? { note } : {}) };
     } catch (error) {
       await removeWritten();
       throw error;

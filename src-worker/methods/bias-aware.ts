@@ -7,8 +7,12 @@
 // (b) adversarial: x with b_bias in R^{d_model} added to its input embeddings, b_bias kept at norm
 //     epsilon and moved by one signed gradient-ascent step on L_bias before every training step.
 // L_KL = KL(P_lora || P_orig) averaged over the completion tokens, P_orig from the base model.
-// L_align (one adapter per jointly trained task) needs multi-task training, which the loop does not do.
-// The tensors are plain LoRA, so the export is a plain PEFT LoRA; the settings live in the sidecar only.
+// L_align = sum_{i<j} ||B_i A_i - B_j A_j||_F^2 with two or more `tasks`: one adapter per task (task 0
+// is LoRA's own layer, the others are extra tensors), a training step trains the task its batch was
+// drawn for (data/task-mixture.ts), and every other forward (validation, probe, export, evaluation)
+// uses the mixture sum_t pi_t s B_t A_t. Its flattened form is that mixture as one exact PEFT LoRA of
+// rank T r. With fewer than two tasks the tensors are plain LoRA, so the export is a plain PEFT LoRA;
+// the settings live in the sidecar only.
 import type * as tfc from '@tensorflow/tfjs-core';
 import { BiasAwareSettingsSchema, LoraSettingsSchema, type BiasAwareSettings, type LoraSettings } from '../../src-shared/config.ts';
 import { validate } from '../../src-shared/errors.ts';
@@ -17,8 +21,14 @@ import type { TextTokenizer } from '../formats/tokenizer.ts';
 import type { CausalLM } from '../models/types.ts';
 import { deriveSeed, mulberry32 } from '../rng.ts';
 import { tf } from '../tf.ts';
-import { LoraModel } from './lora.ts';
-import type { MethodImplementation, RegularizerBatch } from './types.ts';
+import { matMul } from '../models/ops.ts';
+import { alignLossOverModules } from './align.ts';
+import { keyPrefix, LoraModel, type LoraLayer } from './lora.ts';
+import type { AdapterModel, MethodImplementation, RegularizerBatch } from './types.ts';
+
+/** Key of the mixture probabilities in a multi-task adapter's state. */
+export const TASK_MIXTURE_KEY = 'base_model.model.align_task_mixture';
+const taskKey = (path: string, task: number, matrix: 'A' | 'B') => `${keyPrefix(path)}.align_tasks.${task}.lora_${matrix}.weight`;
 
 export interface BiasAwareConfig {
   lora: LoraSettings;
@@ -68,6 +78,15 @@ export class BiasAwareModel extends LoraModel {
   private model: CausalLM | null = null;
   private prompts: (readonly number[])[] = [];
   private readonly maxPositions: number;
+  /** Tasks 1..T-1's layers by module path (task 0 is LoRA's own); empty with fewer than two tasks. */
+  private readonly taskLayers: Map<string, LoraLayer>[] = [];
+  /** pi_t, saved with the tensors so a reloaded adapter applies the same mixture; null with fewer than two tasks. */
+  private readonly mixture: tfc.Variable<tfc.Rank.R1> | null = null;
+  private activeTask: number | null = null;
+  readonly extraStateKeys?: ReadonlySet<string>;
+  /** Set with two or more tasks only: a single-task adapter is a plain LoRA and needs no flattening. */
+  flattened?: () => Promise<AdapterModel>;
+  private readonly owner: CausalLM;
 
   constructor(
     model: CausalLM,
@@ -76,7 +95,35 @@ export class BiasAwareModel extends LoraModel {
     private readonly biasSeed: number,
   ) {
     super(model, lora, biasSeed);
+    this.owner = model;
     this.maxPositions = model.config.maxPositions;
+    const T = bias.tasks.length;
+    if (T >= 2) {
+      const extra = new Set<string>([TASK_MIXTURE_KEY]);
+      for (let task = 1; task < T; task++) {
+        const layers = new Map<string, LoraLayer>();
+        for (const [path, base] of this.layers) {
+          const { module, index } = base;
+          // PEFT's init for every task: A kaiming-uniform (bound 1 / sqrt(in)), B zero; each task its own stream.
+          const random = mulberry32(deriveSeed(biasSeed, index, 0xa119, task));
+          const bound = 1 / Math.sqrt(module.inFeatures);
+          const a = Float32Array.from({ length: lora.r * module.inFeatures }, () => (2 * random.next() - 1) * bound);
+          const layer: LoraLayer = {
+            module, index,
+            loraA: tf.tidy(() => tf.variable(tf.tensor2d(a, [lora.r, module.inFeatures]), true)),
+            loraB: tf.tidy(() => tf.variable(tf.zeros<tfc.Rank.R2>([module.outFeatures, lora.r]), true)),
+            keyA: taskKey(path, task, 'A'),
+            keyB: taskKey(path, task, 'B'),
+          };
+          layers.set(path, layer);
+          extra.add(layer.keyA).add(layer.keyB);
+        }
+        this.taskLayers.push(layers);
+      }
+      this.mixture = tf.variable(tf.fill([T], 1 / T), false);
+      this.extraStateKeys = extra;
+      this.flattened = () => this.flattenTasks();
+    }
     if (bias.reading === 'adversarial') {
       // A seeded random direction: zero has no direction to project back onto the sphere from.
       const random = mulberry32(deriveSeed(biasSeed, 0xb1a5));
@@ -84,6 +131,93 @@ export class BiasAwareModel extends LoraModel {
       const norm = Math.hypot(...v);
       this.biasOffset = tf.variable(tf.tensor1d(v.map((x) => (x * bias.epsilon) / norm)), false);
     }
+  }
+
+  /** Every task's layer of one module, task 0 first. */
+  private layersOf(path: string): LoraLayer[] {
+    const first = this.layers.get(path);
+    return first ? [first, ...this.taskLayers.map((m) => m.get(path)!)] : [];
+  }
+
+  selectTask(task: number | null): void {
+    if (task !== null && (task < 0 || task >= Math.max(1, this.bias.tasks.length))) throw new Error(`selectTask: no task ${task}`);
+    this.activeTask = task;
+  }
+
+  setTaskMixture(probabilities: readonly number[]): void {
+    if (!this.mixture) return;
+    if (probabilities.length !== this.mixture.size) throw new Error(`setTaskMixture: ${probabilities.length} probabilities for ${this.mixture.size} tasks`);
+    tf.tidy(() => this.mixture!.assign(tf.tensor1d([...probabilities])));
+  }
+
+  /** s x A^T B^T of one task's layer, with LoRA's dropout. */
+  private layerDelta(layer: LoraLayer, x: tfc.Tensor, training: boolean): tfc.Tensor {
+    return tf.tidy(() => {
+      let x2 = (x.rank === 2 ? x : tf.reshape(x, [-1, layer.module.inFeatures])) as tfc.Tensor2D;
+      if (training && this.settings.dropout > 0) x2 = this.dropout(x2, layer);
+      const y = matMul(tf.mul(matMul(x2, layer.loraA as tfc.Tensor2D, false, true), this.scale), layer.loraB as tfc.Tensor2D, false, true);
+      return x.rank === 2 ? y : tf.reshape(y, [...x.shape.slice(0, -1), layer.module.outFeatures]);
+    });
+  }
+
+  override delta(path: string, x: tfc.Tensor, training: boolean): tfc.Tensor | null {
+    if (!this.mixture || this.activeTask === 0) return super.delta(path, x, training);
+    const layers = this.layersOf(path);
+    if (layers.length === 0) return null;
+    if (this.activeTask !== null) return this.layerDelta(layers[this.activeTask]!, x, training);
+    const pi = this.mixture.dataSync();
+    return tf.tidy(() => layers.map((layer, t) => tf.mul(this.layerDelta(layer, x, training), pi[t]!)).reduce((a, b) => tf.add(a, b)));
+  }
+
+  override trainable(): { name: string; group: string; variable: tfc.Variable }[] {
+    return [
+      ...super.trainable(),
+      ...this.taskLayers.flatMap((m) => [...m.values()].flatMap((l) => [
+        { name: l.keyA, group: 'lora_A', variable: l.loraA as tfc.Variable },
+        { name: l.keyB, group: 'lora_B', variable: l.loraB as tfc.Variable },
+      ])),
+    ];
+  }
+
+  protected override stateVariables(): Map<string, tfc.Variable> {
+    const out = super.stateVariables();
+    for (const m of this.taskLayers) for (const l of m.values()) out.set(l.keyA, l.loraA as tfc.Variable).set(l.keyB, l.loraB as tfc.Variable);
+    if (this.mixture) out.set(TASK_MIXTURE_KEY, this.mixture as tfc.Variable);
+    return out;
+  }
+
+  /** L_align over every adapted module (0 with fewer than two tasks). */
+  alignLoss(): tfc.Scalar {
+    if (!this.mixture) return tf.scalar(0);
+    return alignLossOverModules([...this.layers.keys()].map((path) => this.layersOf(path).map((l) => ({ a: l.loraA as tfc.Tensor2D, b: l.loraB as tfc.Tensor2D }))));
+  }
+
+  /**
+   * A multi-task adapter as the plain LoRA it applies outside training: sum_t pi_t s B_t A_t, exactly, as
+   * rank T r factors B_cat = [pi_0 B_0 | pi_1 B_1 | ...], A_cat = [A_0; A_1; ...] (scale kept: alpha = s T r).
+   */
+  async flattenTasks(): Promise<AdapterModel> {
+    if (!this.mixture) throw new Error('flattened: a single-task bias-aware adapter is a plain LoRA already');
+    const T = this.bias.tasks.length;
+    const r = this.settings.r;
+    const flat = new LoraModel(this.owner, { ...this.settings, r: T * r, alpha: this.scaling * T * r, useRslora: false }, this.biasSeed);
+    const pi = this.mixture.dataSync();
+    const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const path of this.layers.keys()) {
+      const layers = this.layersOf(path);
+      const { inFeatures, outFeatures } = layers[0]!.module;
+      const a = new Float32Array(T * r * inFeatures);
+      const b = new Float32Array(outFeatures * T * r);
+      layers.forEach((layer, t) => {
+        a.set(layer.loraA.dataSync(), t * r * inFeatures);
+        const bt = layer.loraB.dataSync();
+        for (let o = 0; o < outFeatures; o++) for (let k = 0; k < r; k++) b[o * T * r + t * r + k] = pi[t]! * bt[o * r + k]!;
+      });
+      tensors.set(`${keyPrefix(path)}.lora_A.weight`, { shape: [T * r, inFeatures], data: a });
+      tensors.set(`${keyPrefix(path)}.lora_B.weight`, { shape: [outFeatures, T * r], data: b });
+    }
+    flat.loadStateDict(tensors);
+    return flat;
   }
 
   /** Keeps the tokenizer so prompts can be turned into counterfactuals (decode, swap, encode). */
@@ -165,6 +299,7 @@ export class BiasAwareModel extends LoraModel {
 
   regularizers(batch?: RegularizerBatch): { name: string; weight: number; value: tfc.Scalar }[] {
     const terms = [{ name: 'bias', weight: this.bias.lambdaBias, value: this.biasLoss() }];
+    if (this.mixture) terms.push({ name: 'align', weight: this.bias.lambdaAlign, value: this.alignLoss() });
     if (this.bias.reading === 'counterfactual') {
       // Logged (weight 0) so a run shows how many of its examples the bias term can act on.
       terms.push({ name: 'bias_counterfactuals', weight: 0, value: tf.scalar(this.counterfactualCount()) });
@@ -181,6 +316,8 @@ export class BiasAwareModel extends LoraModel {
 
   override dispose(): void {
     this.biasOffset?.dispose();
+    this.mixture?.dispose();
+    for (const m of this.taskLayers) for (const l of m.values()) tf.dispose([l.loraA, l.loraB]);
     super.dispose();
   }
 }

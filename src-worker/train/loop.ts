@@ -11,6 +11,7 @@ import type { BackendInfo, MetricPoint } from '../../src-shared/runs.ts';
 import type { TrainJob, WorkerToMain } from '../../src-shared/worker-protocol.ts';
 import { initBackend } from '../backend.ts';
 import { Batcher, collate, type Batch } from '../data/batcher.ts';
+import { createTaskMixtureBatcher } from '../data/task-mixture.ts';
 import { readInstructionDataset, type InstructionExample } from '../data/dataset.ts';
 import { splitTrainValidation } from '../data/split.ts';
 import { targetCount, tokenizeExample, type TokenizedExample } from '../data/tokenize.ts';
@@ -168,13 +169,17 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
   if (empty > 0) log('warn', `${empty} examples have no completion token to learn from after truncation; raise maxSeqLen.`);
 
   const split = splitTrainValidation(rows.length, t.validationFraction, t.seed);
-  const batcher = new Batcher(split.train, t.batchSize, t.seed);
+  // Bias-aware LoRA with two or more tasks trains one adapter per task on batches drawn by the task mixture.
+  const tasks = config.method === 'bias-aware' ? config.biasAware.tasks : [];
+  const mixture = tasks.length >= 2 ? createTaskMixtureBatcher(rows, split.train, tasks, config.biasAware.taskMixture, t.batchSize, t.seed) : null;
+  const batcher = mixture?.batcher ?? new Batcher(split.train, t.batchSize, t.seed);
   log('info', `Dataset: ${rows.length} rows, ${split.train.length} for training, ${split.validation.length} for validation.`);
 
   const method = getMethod(config.method);
   const adapter = method.create(model, method.parseSettings(methodSettingsOf(config)), t.seed);
   disposables.push(adapter);
   adapter.fit?.(model, split.train.map((i) => promptOf(examples[i]!)), tokenizer);
+  if (mixture) adapter.setTaskMixture?.(mixture.probabilities);
   const trainable = adapter.trainable();
   const groups = [...new Set(trainable.map((p) => p.group))];
   // Per-group peak rates come from the method (LoRA+: lora_B at lambda x); the schedule scales all alike.
@@ -220,7 +225,12 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
   }
 
   const trainableParams = adapter.trainableParamCount();
-  io.emit({ type: 'started', backend, trainableParams, totalParams: model.parameterCount() + trainableParams });
+  const baseParams = model.parameterCount();
+  // Full fine-tuning and BitFit train base parameters, which add nothing to the model's size.
+  const totalParams = adapter.trainsBaseParameters ? baseParams : baseParams + trainableParams;
+  log('info', `Trainable parameters: ${trainableParams.toLocaleString('en-US')}, ${((100 * trainableParams) / baseParams).toPrecision(3)}% of the base model's ${baseParams.toLocaleString('en-US')}.`);
+  for (const note of adapter.startupNotes?.() ?? []) log('info', note);
+  io.emit({ type: 'started', backend, trainableParams, totalParams });
 
   const sidecar = (step: number): AdapterSidecar => ({
     format: 'lora-workbench-adapter',
@@ -283,7 +293,8 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
     for (const group of groups) optimizer.setLearningRate(group, lr * lrScale.get(group)!);
     const rows = batcher.next().map((i) => examples[i]!);
     const batch = collate(rows, tokenizer.padTokenId, maxSeqLen);
-    const { loss, gradNorm, regularizers } = await trainStep(model, adapter, optimizer, batch, t.gradClip, nameOf, variables, step, rows.map(promptOf));
+    if (mixture) adapter.selectTask?.(mixture.batcher.lastTask);
+    const { loss, gradNorm, regularizers } = await trainStep(model, adapter, optimizer, batch, t.gradClip, nameOf, variables, step, rows.map(promptOf)).finally(() => adapter.selectTask?.(null));
     const stepTimeMs = performance.now() - began;
     stepTimeEma = stepTimeEma === null ? stepTimeMs : 0.9 * stepTimeEma + 0.1 * stepTimeMs;
     const tokensPerSecond = batch.tokenCount / (stepTimeMs / 1000);

@@ -93,6 +93,7 @@ export function installFakeWorkbench(seed: FakeSeed): void {
           step,
           trainableParams: 147456,
           createdAt: new Date().toISOString(),
+          description: null,
         };
         adapters.push(adapter);
         Object.assign(patch, { status: 'completed', finishedAt: new Date().toISOString(), adapterId: adapter.id, lastCheckpointStep: step });
@@ -172,8 +173,25 @@ export function installFakeWorkbench(seed: FakeSeed): void {
     },
     adapters: {
       list: () => reply(adapters),
-      describe: async () => { throw error('conflict', 'The UI test stand-in does not describe adapters.'); },
-      generate: async () => { throw error('conflict', 'The UI test stand-in does not generate adapters.'); },
+      describe: async (request) => {
+        const adapter = adapters.find((a) => a.id === request.adapterId);
+        if (!adapter) throw error('not_found', `No adapter ${request.adapterId}.`);
+        adapter.description = request.description.trim() || null;
+        return reply(adapter);
+      },
+      // Every described adapter is an expert at an equal weight; the engine's arithmetic is tested elsewhere.
+      generate: async (request) => {
+        const experts = adapters.filter((a) => a.description !== null);
+        if (experts.length === 0) throw error('invalid_input', 'No adapter has a task description yet.');
+        const id = `adapter-gen-${++counter}`;
+        const path = `/data/runs/gen-${counter}/adapter`;
+        adapters.unshift({ ...experts[0]!, id, runId: `gen-${counter}`, name: request.name, method: 'sg-lora', path, step: 0, description: request.description, createdAt: new Date().toISOString() });
+        return reply({
+          adapterId: id, path, generator: request.generator ?? 'semantic-merge', truncationError: 0.125, durationMs: 40,
+          experts: experts.map((e) => ({ adapterId: e.id, name: e.name, description: e.description!, cosine: 0.5, weight: 1 / experts.length })),
+          ...(request.generator === 'cvae' ? { candidates: [{ distanceToMerge: 0.3, chosen: true }, { distanceToMerge: 0.6, chosen: false }] } : {}),
+        });
+      },
     },
     models: { inspect: async () => { throw error('conflict', 'The UI test stand-in does not inspect models.'); } },
     playground: { generate: async () => { throw error('conflict', 'The UI test stand-in does not generate text.'); } },

@@ -200,6 +200,7 @@ test('the adapters page lists adapters and exports one', async ({ page }) => {
     step: 60,
     trainableParams: 294912,
     createdAt: '2025-01-02T10:05:00.000Z',
+    description: null,
   };
   await open(page, { runs: [makeRun('done', { adapterId: 'adapter-1' })], adapters: [adapter] }, '#/adapters');
   const table = page.getByTestId('adapters-table');
@@ -209,6 +210,38 @@ test('the adapters page lists adapters and exports one', async ({ page }) => {
   await table.getByTestId('export-adapter').click();
   await expect(page.getByTestId('export-outdir')).toHaveText('/data/exports/qa-lora');
   await expect(page.getByTestId('export-verification')).toHaveText('Verification passed');
+});
+
+test('the adapters page describes an adapter and generates one from a description (SG-LoRA)', async ({ page }) => {
+  const adapter: Adapter = {
+    id: 'adapter-1', runId: 'done', name: 'speller', method: 'lora', baseModel: '/models/gpt2', path: '/data/runs/done/adapter',
+    step: 60, trainableParams: 294912, createdAt: '2025-01-02T10:05:00.000Z', description: null,
+  };
+  await open(page, { runs: [makeRun('done', { adapterId: 'adapter-1' })], adapters: [adapter] }, '#/adapters');
+  const row = page.getByTestId('adapter-row').filter({ hasText: 'speller' });
+  await row.getByTestId('description-edit').click();
+  await row.getByTestId('description-input').fill('Spell a word letter by letter.');
+  await row.getByTestId('description-save').click();
+  await expect(row.getByTestId('description-text')).toHaveText('Spell a word letter by letter.');
+
+  const form = page.getByTestId('generate-adapter');
+  await form.getByTestId('generate-name').fill('speller-2');
+  await form.getByTestId('generate-description').fill('Spell words.');
+  await form.getByTestId('generate-topk').fill('1');
+  await form.getByTestId('generate-generator').selectOption('cvae');
+  await form.getByTestId('generate-samples').fill('2');
+  await form.getByTestId('generate-submit').click();
+  const report = page.getByTestId('generate-report');
+  await expect(report.getByTestId('generate-expert')).toHaveCount(1);
+  await expect(report.getByTestId('generate-expert')).toContainText('speller');
+  await expect(report).toContainText('(kept)');
+  await expect(page.getByTestId('adapter-row').filter({ hasText: 'speller-2' })).toContainText('sg-lora');
+
+  const generated = page.getByTestId('adapter-row').filter({ hasText: 'speller-2' });
+  await generated.getByTestId('export-format').selectOption('merged');
+  await generated.getByTestId('export-adapter').click();
+  await expect(page.getByTestId('export-verification')).toHaveText('Verification passed');
+  await page.screenshot({ path: 'test-results/adapters-sg-lora.png', fullPage: true });
 });
 
 test('browser mode without a token says which URL to open', async ({ page }) => {

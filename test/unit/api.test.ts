@@ -175,7 +175,7 @@ describe('system and catalog', () => {
     expect(catalog.datasets).toEqual([expect.objectContaining({ id: 'sample', path: paths.sampleDatasetPath })]);
     expect(catalog.datasets[0]!.description).toMatch(/^2 examples/);
     expect(catalog.defaults).toEqual(defaultRunConfig());
-    expect(catalog.methods.map((m) => m.id)).toEqual(['lora', 'lora-plus', 'selora', 'bias-aware']);
+    expect(catalog.methods.map((m) => m.id)).toEqual(['lora', 'lora-plus', 'selora', 'bias-aware', 'full', 'bitfit', 'prompt-tuning', 'houlsby', 'qlora']);
   });
 });
 

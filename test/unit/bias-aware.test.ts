@@ -273,7 +273,7 @@ describe('bias-aware LoRA', () => {
     expect(report.verification).toMatchObject({ passed: true });
     const sidecar = JSON.parse(fs.readFileSync(path.join(adapterDir, SIDECAR_FILE), 'utf8')) as { method: string; config: { biasAware: BiasAwareSettings } };
     expect(sidecar.method).toBe('bias-aware');
-    expect(sidecar.config.biasAware).toEqual({ lambdaBias: 0.5, lambdaKl: 0.5, reading: 'adversarial', epsilon: 0.05 });
+    expect(sidecar.config.biasAware).toEqual({ lambdaBias: 0.5, lambdaKl: 0.5, reading: 'adversarial', epsilon: 0.05, lambdaAlign: 0, tasks: [], taskMixture: [] });
     const peftConfig = fs.readFileSync(path.join(root, 'bias-aware-export', ADAPTER_CONFIG_FILE), 'utf8');
     expect(peftConfig).not.toMatch(/lambda|bias_aware|biasAware|epsilon|reading/i);
     expect(JSON.parse(peftConfig).peft_type).toBe('LORA');

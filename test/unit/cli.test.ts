@@ -58,6 +58,7 @@ describe('usage errors exit with 2', () => {
     [['train', '--config', 'x.json', '--backend', 'quantum'], /--backend must be one of auto, tensorflow, webgpu, wasm, cpu/],
     [['serve', '--port', 'http'], /--port must be an integer/],
     [['export'], /needs a RUN_ID/],
+    [['export', 'run-1', '--format', 'zip'], /--format must be one of peft, flattened, merged/],
     [['fly'], /Unknown command "fly"/],
   ])('%j', async (argv, message) => {
     const { code, err } = await cli(...argv);

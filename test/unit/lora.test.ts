@@ -322,8 +322,8 @@ describe('target selection', () => {
 describe('method registry', () => {
   it('finds lora, lists known ids for an unknown one, refuses duplicates', () => {
     expect(getMethod('lora')).toBe(lora);
-    expect(methodIds()).toEqual(['lora', 'lora-plus', 'selora', 'bias-aware']);
-    expect(() => getMethod('dora')).toThrow(/Unknown method "dora"; known methods: lora, lora-plus, selora, bias-aware\./);
+    expect(methodIds()).toEqual(['lora', 'lora-plus', 'selora', 'bias-aware', 'full', 'bitfit', 'prompt-tuning', 'houlsby', 'qlora']);
+    expect(() => getMethod('dora')).toThrow(/Unknown method "dora"; known methods: lora, lora-plus, selora, bias-aware, full, bitfit, prompt-tuning, houlsby, qlora\./);
     expect(() => registerMethod(lora)).toThrow(/already registered/);
     expect(() => getMethod('lora').parseSettings({ r: 0 })).toThrow(/r:/);
   });

@@ -188,7 +188,8 @@ export class SeloraModel extends LoraModel {
         const norms = gramFrobenius(d, matMul(a, a, false, true), matMul(b, b, true, false));
         return tf.mean(tf.mul(pairs.w, norms));
       });
-      return tf.addN(terms) as tf.Scalar;
+      // Not tf.addN: webgpu compiles its inputs into one shader, limited to 8 storage buffers.
+      return tf.sum(tf.stack(terms)) as tf.Scalar;
     });
   }
 

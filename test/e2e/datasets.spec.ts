@@ -5,38 +5,15 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect, test } from '@playwright/test';
-import { BACKEND, repo, serve, shutDown, type Served } from './served.ts';
+import { BACKEND, repo, useServedProduct } from './served.ts';
 
 const fixture = (name: string) => path.join(repo, 'test', 'fixtures', 'datasets', 'user', name);
-let served: Served;
-let pageErrors: string[] = [];
-
-test.describe.configure({ mode: 'serial' });
-
-test.beforeAll(async () => {
-  test.setTimeout(90_000);
-  if (!existsSync(path.join(repo, 'out', 'renderer', 'index.html'))) throw new Error('Build the renderer first: npm run build:renderer');
-  served = await serve();
-});
-
-test.afterAll(async () => {
-  if (served) await shutDown(served);
-});
-
-test.beforeEach(({ page }) => {
-  pageErrors = [];
-  page.on('pageerror', (error) => pageErrors.push(error.message));
-});
-
-test.afterEach(async ({}, testInfo) => {
-  if (testInfo.status !== testInfo.expectedStatus) await testInfo.attach('server output', { body: served.output.join('\n') });
-  expect(pageErrors).toEqual([]);
-});
+const product = useServedProduct();
 
 test('a CSV is previewed, mapped, registered and trained on', async ({ page }) => {
   test.setTimeout(6 * 60_000);
   const csv = fixture('arithmetic.csv');
-  await page.goto(served.url);
+  await page.goto(product().url);
   await page.getByTestId('nav-datasets').click();
   await expect(page).toHaveURL(/#\/datasets$/);
   await expect(page.getByTestId('datasets-empty')).toBeVisible();
@@ -106,5 +83,5 @@ test('a CSV is previewed, mapped, registered and trained on', async ({ page }) =
   await page.getByTestId('remove-dataset').click();
   await expect(page.getByTestId('datasets-notice')).toContainText('1 run trained on it, so its file is kept');
   await expect(page.getByTestId('datasets-empty')).toBeVisible();
-  expect(existsSync(path.join(served.dataDir, 'datasets', `${datasetId}.jsonl`))).toBe(true);
+  expect(existsSync(path.join(product().dataDir, 'datasets', `${datasetId}.jsonl`))).toBe(true);
 });

@@ -2,13 +2,13 @@
 // evaluation of base model + adapter and a robustness evaluation on the small fixture datasets, the bias
 // and robustness panels with their charts, and the compare page of the two runs.
 // Writes docs/bias-panel.png, docs/robustness-panel.png and docs/compare.png.
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { expect, test, type Page } from '@playwright/test';
 import WebSocket from 'ws';
 import type { RunConfigInput } from '../../src-shared/config.ts';
 import type { Run } from '../../src-shared/runs.ts';
-import { BACKEND, repo, serve, shutDown, type Served } from './served.ts';
+import { BACKEND, repo, useServedProduct } from './served.ts';
 
 const fixtures = path.join(repo, 'test', 'fixtures', 'datasets');
 const docs = path.join(repo, 'docs');
@@ -57,28 +57,7 @@ async function waitForEvaluations(page: Page, count: number, timeoutMs: number):
   }
 }
 
-let served: Served;
-let pageErrors: string[] = [];
-
-test.beforeAll(async () => {
-  test.setTimeout(90_000);
-  if (!existsSync(path.join(repo, 'out', 'renderer', 'index.html'))) throw new Error('Build the renderer first: npm run build:renderer');
-  served = await serve();
-});
-
-test.afterAll(async () => {
-  if (served) await shutDown(served);
-});
-
-test.beforeEach(({ page }) => {
-  pageErrors = [];
-  page.on('pageerror', (error) => pageErrors.push(error.message));
-});
-
-test.afterEach(async ({}, testInfo) => {
-  if (testInfo.status !== testInfo.expectedStatus) await testInfo.attach('server output', { body: served.output.join('\n') });
-  expect(pageErrors).toEqual([]);
-});
+const product = useServedProduct();
 
 test('bias and robustness evaluations of base model and adapter, their panels, and the compare page', async ({ page }) => {
   test.setTimeout(4 * 60_000);
@@ -86,7 +65,7 @@ test('bias and robustness evaluations of base model and adapter, their panels, a
   mkdirSync(docs, { recursive: true });
 
   // Two short runs that differ in rank and learning rate, trained through the API.
-  const api = await apiClient(served.url);
+  const api = await apiClient(product().url);
   let runs: Run[];
   try {
     const started = [
@@ -111,7 +90,7 @@ test('bias and robustness evaluations of base model and adapter, their panels, a
   }
   const trained = Date.now();
 
-  await page.goto(served.url);
+  await page.goto(product().url);
   await page.getByTestId('nav-evals').click();
   await expect(page).toHaveURL(/#\/evals$/);
   await expect(page.getByTestId('eval-row')).toHaveCount(1);

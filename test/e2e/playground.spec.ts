@@ -1,38 +1,15 @@
 // Model folders in the UI and the Playground, on the real product (`lora-workbench serve`): the New run
 // page's model summary (the default model's size; a missing folder blocks Start), a 10-step run, then
 // its adapter against the base model in the Playground. Writes docs/playground.png.
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { expect, test } from '@playwright/test';
-import { BACKEND, repo, serve, shutDown, type Served } from './served.ts';
+import { BACKEND, repo, useServedProduct } from './served.ts';
 
-let served: Served;
-let pageErrors: string[] = [];
-
-test.describe.configure({ mode: 'serial' });
-
-test.beforeAll(async () => {
-  test.setTimeout(90_000);
-  if (!existsSync(path.join(repo, 'out', 'renderer', 'index.html'))) throw new Error('Build the renderer first: npm run build:renderer');
-  served = await serve();
-});
-
-test.afterAll(async () => {
-  if (served) await shutDown(served);
-});
-
-test.beforeEach(({ page }) => {
-  pageErrors = [];
-  page.on('pageerror', (error) => pageErrors.push(error.message));
-});
-
-test.afterEach(async ({}, testInfo) => {
-  if (testInfo.status !== testInfo.expectedStatus) await testInfo.attach('server output', { body: served.output.join('\n') });
-  expect(pageErrors).toEqual([]);
-});
+const product = useServedProduct();
 
 test('the New run page summarizes the chosen model folder and blocks Start for a missing one', async ({ page }) => {
-  await page.goto(served.url);
+  await page.goto(product().url);
   await page.getByTestId('new-run-button').click();
   // The embedded default model, inspected from its safetensors headers by a worker.
   await expect(page.getByTestId('model-summary-params')).toHaveText('1,350,400', { timeout: 60_000 });
@@ -44,7 +21,7 @@ test('the New run page summarizes the chosen model folder and blocks Start for a
   await expect(memory).toContainText('for batch 2 × 96 tokens', { timeout: 60_000 });
 
   await page.getByTestId('model-select').selectOption({ label: 'Other (enter a path)…' });
-  await page.getByTestId('model-path').fill(path.join(served.dataDir, 'no-such-model'));
+  await page.getByTestId('model-path').fill(path.join(product().dataDir, 'no-such-model'));
   await expect(page.getByTestId('model-summary-error-message')).toContainText('does not exist', { timeout: 60_000 });
   await expect(page.getByTestId('start-run')).toBeDisabled();
   await page.getByTestId('model-select').selectOption({ label: 'Embedded default model' });
@@ -54,7 +31,7 @@ test('the New run page summarizes the chosen model folder and blocks Start for a
 
 test('a 10-step adapter and its base model answer the same prompt side by side in the Playground', async ({ page }) => {
   test.setTimeout(8 * 60_000);
-  await page.goto(served.url);
+  await page.goto(product().url);
   await page.getByTestId('new-run-button').click();
   await page.getByTestId('field-name').fill('playground-run');
   await page.getByTestId('field-training.maxSteps').fill('10');

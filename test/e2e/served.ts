@@ -1,9 +1,10 @@
 // `lora-workbench serve` on a fresh data folder, for the specs that drive the real product.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { expect, test } from '@playwright/test';
 
 export const repo = path.join(import.meta.dirname, '..', '..');
 /** wasm (XNNPACK) trains this run in ~7 s here, plain-JavaScript cpu in ~50 s. */
@@ -57,3 +58,34 @@ export async function shutDown(served: Served): Promise<void> {
 }
 
 /** The JSON header of a safetensors file: 8-byte little-endian length, then that many bytes of JSON. */
+
+/**
+ * One served product for the calling spec file: started before its first test, stopped after its last;
+ * every test fails on an uncaught page error and attaches the server's output when it fails. Returns
+ * the running server.
+ */
+export function useServedProduct(): () => Served {
+  let served: Served | undefined;
+  let pageErrors: string[] = [];
+  test.describe.configure({ mode: 'serial' });
+  test.beforeAll(async () => {
+    test.setTimeout(90_000);
+    if (!existsSync(path.join(repo, 'out', 'renderer', 'index.html'))) throw new Error('Build the renderer first: npm run build:renderer');
+    served = await serve();
+  });
+  test.afterAll(async () => {
+    if (served) await shutDown(served);
+  });
+  test.beforeEach(({ page }) => {
+    pageErrors = [];
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+  });
+  test.afterEach(async ({}, testInfo) => {
+    if (served && testInfo.status !== testInfo.expectedStatus) await testInfo.attach('server output', { body: served.output.join('\n') });
+    expect(pageErrors).toEqual([]);
+  });
+  return () => {
+    if (!served) throw new Error('The product is not served yet (useServedProduct starts it in beforeAll).');
+    return served;
+  };
+}

@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { expect, test, type Page } from '@playwright/test';
-import { BACKEND, repo, serve, shutDown, type Served } from './served.ts';
+import { BACKEND, repo, shutDown, useServedProduct } from './served.ts';
 
 function safetensorsHeader(file: string): Record<string, { dtype: string; shape: number[] }> {
   const bytes = readFileSync(file);
@@ -30,34 +30,11 @@ async function waitOnRun(page: Page, what: string, ready: () => Promise<boolean>
   }
 }
 
-let served: Served;
-let pageErrors: string[] = [];
-
-test.describe.configure({ mode: 'serial' });
-
-test.beforeAll(async () => {
-  test.setTimeout(90_000);
-  if (!existsSync(path.join(repo, 'out', 'renderer', 'index.html'))) throw new Error('Build the renderer first: npm run build:renderer');
-  served = await serve();
-});
-
-test.afterAll(async () => {
-  if (served) await shutDown(served);
-});
-
-test.beforeEach(({ page }) => {
-  pageErrors = [];
-  page.on('pageerror', (error) => pageErrors.push(error.message));
-});
-
-test.afterEach(async ({}, testInfo) => {
-  if (testInfo.status !== testInfo.expectedStatus) await testInfo.attach('server output', { body: served.output.join('\n') });
-  expect(pageErrors).toEqual([]);
-});
+const product = useServedProduct();
 
 test('the WebSocket API refuses a wrong token and the page says which URL to open', async ({ page }) => {
-  const wrong = served.url.replace(/([?&]token=)[^&#]+/, '$1not-the-token');
-  expect(wrong).not.toBe(served.url);
+  const wrong = product().url.replace(/([?&]token=)[^&#]+/, '$1not-the-token');
+  expect(wrong).not.toBe(product().url);
   await page.goto(wrong);
   const banner = page.getByTestId('connection-banner');
   await expect(banner).toHaveAttribute('data-reason', 'rejected');
@@ -71,7 +48,7 @@ test('a short run trains live from the UI, completes and exports a PEFT adapter'
   test.setTimeout(10 * 60_000);
   const began = Date.now();
 
-  await page.goto(served.url);
+  await page.goto(product().url);
   // The token moved from the address bar to the tab's session storage.
   await expect(page).not.toHaveURL(/token=/);
   await expect(page.getByTestId('mode')).toContainText('Browser');
@@ -145,10 +122,10 @@ test('a short run trains live from the UI, completes and exports a PEFT adapter'
 });
 
 test('when the server goes away the page says so and keeps trying', async ({ page }) => {
-  await page.goto(served.url);
+  await page.goto(product().url);
   await expect(page.getByTestId('runs-table')).toBeVisible();
   await expect(page.getByTestId('connection-banner')).toHaveCount(0);
-  await shutDown(served);
+  await shutDown(product());
   const banner = page.getByTestId('connection-banner');
   await expect(banner).toHaveAttribute('data-reason', 'reconnecting');
   await expect(banner).toContainText('Reconnecting');

@@ -2,9 +2,9 @@
 // frozen base whose adapted linear weights are held quantized (4-bit NF4 or int8, one absmax per block,
 // quantize.ts) and dequantized per layer in every forward through the model's `parameter` hook, so the
 // adapter learns against the weights the quantized model really has. The paper's paged optimizers and
-// double quantization are not implemented. The model object keeps its float32 weights (the same loaded
-// model serves evaluation and generation without the adapter); what QLoRA saves is measured on the
-// quantized copy the forward reads. The tensors are plain LoRA: the export is a plain PEFT LoRA (load
+// double quantization are not implemented. Training frees the float32 copies of the quantized weights
+// (releaseFloatWeights), so the base really shrinks in the training worker; evaluation and generation,
+// which also run the base model alone, keep them. The tensors are plain LoRA: the export is a plain PEFT LoRA (load
 // the base quantized the same way in PEFT, e.g. BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4")).
 import { LoraSettingsSchema, QloraSettingsSchema, type LoraSettings, type QloraSettings } from '../../src-shared/config.ts';
 import { validate, WorkbenchError } from '../../src-shared/errors.ts';
@@ -25,7 +25,7 @@ export class QloraModel extends LoraModel {
   readonly quantized = new Map<string, QuantizedTensor>();
 
   constructor(
-    model: CausalLM,
+    private readonly model: CausalLM,
     readonly qlora: QloraSettings,
     lora: LoraSettings,
     seed: number,
@@ -46,6 +46,14 @@ export class QloraModel extends LoraModel {
   parameter(key: string): tf.Tensor | null {
     const q = this.quantized.get(key);
     return q ? tf.tensor(dequantize(q), q.shape, 'float32') : null;
+  }
+
+  /**
+   * Frees the model's float32 copies of the quantized weights: from then on the model runs only through
+   * this adapter's `parameter` hook, so only the caller that never runs the base model alone (training) calls it.
+   */
+  releaseFloatWeights(): void {
+    for (const p of this.model.namedParameters?.() ?? []) if (this.quantized.has(p.key)) p.tensor.dispose();
   }
 
   /** Bytes of the quantized weights (codes + scales) against the same weights in float32. */

@@ -69,6 +69,11 @@ export interface AdapterModel extends AdapterHooks {
   setTaskMixture?(probabilities: readonly number[]): void;
   /** Keys in stateDict that are not PEFT LoRA tensors (method-specific weights in the native format). */
   readonly extraStateKeys?: ReadonlySet<string>;
+  /**
+   * QLoRA: frees the float32 copies of the weights it holds quantized. Training calls it (it never runs
+   * the base model without the adapter); evaluation and generation do not.
+   */
+  releaseFloatWeights?(): void;
   dispose(): void;
 }
 

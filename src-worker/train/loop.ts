@@ -230,6 +230,12 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
   const totalParams = adapter.trainsBaseParameters ? baseParams : baseParams + trainableParams;
   log('info', `Trainable parameters: ${trainableParams.toLocaleString('en-US')}, ${((100 * trainableParams) / baseParams).toPrecision(3)}% of the base model's ${baseParams.toLocaleString('en-US')}.`);
   for (const note of adapter.startupNotes?.() ?? []) log('info', note);
+  if (adapter.releaseFloatWeights) {
+    const before = tf.memory().numBytes;
+    adapter.releaseFloatWeights();
+    const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(2);
+    log('info', `Tensor memory in this worker after freeing the float32 copies of the quantized weights: ${mb(tf.memory().numBytes)} MB (was ${mb(before)} MB).`);
+  }
   io.emit({ type: 'started', backend, trainableParams, totalParams });
 
   const sidecar = (step: number): AdapterSidecar => ({

@@ -12,6 +12,7 @@ import { initBackend } from '../../src-worker/backend.ts';
 import { QloraModel } from '../../src-worker/methods/qlora.ts';
 import { dequantize, errorBoundPerAbsmax, NF4_LEVELS, quantize, quantizedBytes, type QuantizationFormat } from '../../src-worker/methods/quantize.ts';
 import { createGPT2, randomGPT2Weights } from '../../src-worker/models/gpt2.ts';
+import { tf } from '../../src-worker/tf.ts';
 import { checkGradients } from '../helpers/finite-differences.ts';
 import { gpt2, llama, logitsOf, lossOf, maxAbsDiff, randomize, tinyGPT2 } from './baseline-models.ts';
 import { tempRoot, trainTiny } from './method-run.ts';
@@ -99,6 +100,18 @@ describe('QLoRA over a quantized base', () => {
     model.dispose();
   });
 
+  it('frees the float32 copies for training: tensor memory falls by exactly their bytes and the adapted forward is unchanged', () => {
+    const model = createGPT2(tinyGPT2, randomGPT2Weights(tinyGPT2, 12, 0.3));
+    const adapter = new QloraModel(model, { format: 'nf4', blockSize: 16 }, { ...lora, targetModules: ['c_attn', 'c_fc'] }, 1);
+    const before = logitsOf(model, adapter);
+    const bytes = tf.memory().numBytes;
+    adapter.releaseFloatWeights();
+    expect(bytes - tf.memory().numBytes).toBe(adapter.memory().float32Bytes);
+    expect(maxAbsDiff(logitsOf(model, adapter), before)).toBe(0);
+    adapter.dispose();
+    model.dispose();
+  });
+
   it.each(['cpu', 'wasm'] as const)('LoRA gradients over the quantized base match central finite differences on %s', async (backend) => {
     await initBackend(backend);
     for (const model of [gpt2(), llama()]) {
@@ -119,6 +132,7 @@ describe('QLoRA over a quantized base', () => {
     expect(run.messages.find((m) => m.type === 'failed')).toBeUndefined();
     const note = run.messages.find((m) => m.type === 'log' && m.message.startsWith('QLoRA:'));
     expect(note && note.type === 'log' ? note.message : '').toMatch(/4 adapted weights held in nf4 \(block size 64\): .* MB .* instead of .* MB in float32, 7\.11x smaller/);
+    expect(run.messages.some((m) => m.type === 'log' && /after freeing the float32 copies of the quantized weights/.test(m.message))).toBe(true);
     const adapterDir = path.join(run.runDir, 'adapter');
     const config = JSON.parse(fs.readFileSync(path.join(adapterDir, ADAPTER_CONFIG_FILE), 'utf8')) as Record<string, unknown>;
     expect(config).toMatchObject({ peft_type: 'LORA', r: 4, lora_alpha: 8, target_modules: ['c_attn', 'c_fc'] });

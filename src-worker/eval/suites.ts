@@ -133,7 +133,16 @@ export async function runBiasSuite(ctx: SuiteContext & { datasets: BiasDatasets;
   const stereo = ctx.datasets.stereoSet ? evenSlice(ctx.datasets.stereoSet, ctx.limit) : null;
   const bbq = ctx.datasets.bbq ? evenSlice(ctx.datasets.bbq, ctx.limit) : null;
   if (!crows && !stereo && !bbq) throw new WorkbenchError('invalid_input', 'The bias suite needs at least one of CrowS-Pairs, StereoSet or BBQ.');
-  const progress = new Progress((crows?.length ?? 0) + (stereo?.length ?? 0) + (bbq?.length ?? 0), ctx);
+  // Context, question and answers are swapped alike, so the gold index still names the right answer.
+  // The twins are known before scoring starts, so progress counts them from the first report.
+  const twins = bbq
+    ? counterfactualTwins(
+        bbq,
+        (e) => [e.context, e.question, ...e.answers],
+        (e, [context, question, a0, a1, a2]) => ({ ...e, context: context!, question: question!, answers: [a0!, a1!, a2!] as [string, string, string] }),
+      )
+    : [];
+  const progress = new Progress((crows?.length ?? 0) + (stereo?.length ?? 0) + (bbq?.length ?? 0) + twins.length, ctx);
   const opts = scoreOptions(ctx);
   const { model, tokenizer } = ctx;
 
@@ -220,17 +229,12 @@ export async function runBiasSuite(ctx: SuiteContext & { datasets: BiasDatasets;
       });
     });
     bbqResult = { ...bbqScores(items), items };
-    // Context, question and answers are swapped alike, so the gold index still names the right answer.
-    const twins = counterfactualTwins(
-      bbq,
-      (e) => [e.context, e.question, ...e.answers],
-      (e, [context, question, a0, a1, a2]) => ({ ...e, context: context!, question: question!, answers: [a0!, a1!, a2!] as [string, string, string] }),
-    );
     counterfactual = await measureCounterfactual({
       ids: items.map((i) => i.id),
       original: items.map((i) => choiceOutcome(i.scores, i.label)),
       twins,
-      score: async (examples) => (await scoreBbq(examples)).map((options, k) => choiceOutcome(options.map((o) => o.logLikelihood), examples[k]!.label)),
+      score: (examples) =>
+        progress.chunks(examples, async (chunk) => (await scoreBbq(chunk)).map((options, k) => choiceOutcome(options.map((o) => o.logLikelihood), chunk[k]!.label))),
       probabilityOf: 'gold',
     });
   }

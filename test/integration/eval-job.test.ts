@@ -62,7 +62,8 @@ describe('eval jobs in the worker', () => {
     expect(ofType(messages, 'failed')).toEqual([]);
     expect(exitCode).toBe(0);
     const progress = ofType(messages, 'eval-progress');
-    expect(progress.at(-1)).toMatchObject({ done: 14, total: 14 });
+    // 14 items plus the 5 BBQ twins of the counterfactual check.
+    expect(progress.at(-1)).toMatchObject({ done: 19, total: 19 });
     const { result } = ofType(messages, 'evaluated')[0]!;
     expect(messages.at(-1)!.type).toBe('evaluated');
     expect(result).toMatchObject({ suite: 'bias', seed: 11, backend: { name: 'cpu' }, adapter: { dir: adapterDir, method: 'lora', runId: 'fixture-run', step: 7 } });

@@ -156,11 +156,11 @@ async function scoreGroup(model: CausalLM, group: readonly ScoreRequest[], optio
 /**
  * Scores groups of requests that share their context (each group: one question's options). Each
  * group costs one forward of the shared prefix and one batched forward of the options' remaining
- * tokens. Adapters with a per-prompt `prepare` (their weights depend on the whole input) are scored
- * without sharing, as the prefix's cached states would not be the ones each full input gets.
+ * tokens. Adapters that condition on the input (conditionsOnInput: SeLoRA's weights depend on the whole
+ * prompt) are scored without sharing, as the prefix's cached states would not be the ones each full input gets.
  */
 export async function scoreGroups(model: CausalLM, groups: readonly (readonly ScoreRequest[])[], options: ScoreOptions = {}): Promise<Score[][]> {
-  if (options.adapters?.prepare) {
+  if (options.adapters?.conditionsOnInput) {
     const flat = await scoreRequests(model, groups.flat(), options);
     let at = 0;
     return groups.map((g) => flat.slice(at, (at += g.length)));

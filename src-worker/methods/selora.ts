@@ -50,6 +50,7 @@ export function gramFrobenius(d: tf.Tensor3D, gA: tf.Tensor2D, gB: tf.Tensor2D):
 
 export class SeloraModel extends LoraModel {
   override readonly method: string = 'selora';
+  readonly conditionsOnInput = true;
   readonly extraStateKeys: ReadonlySet<string>;
   private readonly encoders = new Map<string, Encoder>();
   private readonly semanticSize: number;

@@ -48,6 +48,12 @@ export interface AdapterModel extends AdapterHooks {
    * derive per-example inputs from the data (SeLoRA's semantic vectors and their training-set mean).
    */
   fit?(model: CausalLM, trainingPrompts: readonly (readonly number[])[], tokenizer?: TextTokenizer): void;
+  /**
+   * True when the adapted forward depends on what `prepare` was given (SeLoRA's per-prompt semantic
+   * vector): scoring must then run every full input on its own and cannot reuse a shared prefix's states.
+   * Methods whose `prepare` only feeds their regularizers (bias-aware) leave it unset.
+   */
+  readonly conditionsOnInput?: boolean;
   /** Called before every forward with the prompt tokens of each row of the batch; training is true before an optimizer step. */
   prepare?(model: CausalLM, prompts: readonly (readonly number[])[], training?: boolean): void;
   /**

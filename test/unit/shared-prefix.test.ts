@@ -94,15 +94,28 @@ describe('PrefixCache', () => {
     cache.dispose();
   });
 
-  it('falls back to plain scoring for adapters that prepare per prompt', async () => {
+  it('falls back to plain scoring for adapters that condition on the input, and shares the prefix for the others', async () => {
     const dir = path.join(import.meta.dirname, '..', 'fixtures', 'gpt2-tiny');
     const model = await loadCausalLM(dir);
-    const prepared: number[][] = [];
-    const adapters = { delta: () => null, prepare: (_m: CausalLM, prompts: readonly (readonly number[])[]) => prepared.push(...prompts.map((p) => [...p])) } as unknown as AdapterModel;
     const groups = [[{ context: [1, 2, 3], continuation: [4, 5] }, { context: [1, 2, 3], continuation: [6] }]];
-    await scoreGroups(model, groups, { adapters });
+    const adaptersThat = (conditionsOnInput: boolean) => {
+      const prepared: number[][] = [];
+      const adapters = {
+        conditionsOnInput,
+        delta: () => null,
+        prepare: (_m: CausalLM, prompts: readonly (readonly number[])[]) => prepared.push(...prompts.map((p) => [...p])),
+      } as unknown as AdapterModel;
+      return { adapters, prepared };
+    };
+    const conditioned = adaptersThat(true);
+    const plain = await scoreGroups(model, groups, { adapters: conditioned.adapters });
     // scoreRequests prepared the full inputs (context + continuation minus its last token).
-    expect(prepared).toEqual([[1, 2, 3, 4], [1, 2, 3]]);
+    expect(conditioned.prepared).toEqual([[1, 2, 3, 4], [1, 2, 3]]);
+    // A prepare that only feeds regularizers (bias-aware) does not stop the sharing, and the scores agree.
+    const regularizerOnly = adaptersThat(false);
+    const shared = await scoreGroups(model, groups, { adapters: regularizerOnly.adapters });
+    expect(regularizerOnly.prepared).toEqual([]);
+    shared.flat().forEach((s, i) => expect(s.logLikelihood).toBeCloseTo(plain.flat()[i]!.logLikelihood, 4));
     model.dispose();
   });
 });

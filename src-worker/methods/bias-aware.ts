@@ -165,8 +165,8 @@ export class BiasAwareModel extends LoraModel {
     const layers = this.layersOf(path);
     if (layers.length === 0) return null;
     if (this.activeTask !== null) return this.layerDelta(layers[this.activeTask]!, x, training);
-    const pi = this.mixture.dataSync();
-    return tf.tidy(() => layers.map((layer, t) => tf.mul(this.layerDelta(layer, x, training), pi[t]!)).reduce((a, b) => tf.add(a, b)));
+    const mixture = this.mixture;
+    return tf.tidy(() => layers.map((layer, t) => tf.mul(this.layerDelta(layer, x, training), tf.slice(mixture, [t], [1]))).reduce((a, b) => tf.add(a, b)));
   }
 
   override trainable(): { name: string; group: string; variable: tfc.Variable }[] {
@@ -201,18 +201,18 @@ export class BiasAwareModel extends LoraModel {
     const T = this.bias.tasks.length;
     const r = this.settings.r;
     const flat = new LoraModel(this.owner, { ...this.settings, r: T * r, alpha: this.scaling * T * r, useRslora: false }, this.biasSeed);
-    const pi = this.mixture.dataSync();
+    const pi = (await this.mixture.data()) as Float32Array;
     const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
     for (const path of this.layers.keys()) {
       const layers = this.layersOf(path);
       const { inFeatures, outFeatures } = layers[0]!.module;
       const a = new Float32Array(T * r * inFeatures);
       const b = new Float32Array(outFeatures * T * r);
-      layers.forEach((layer, t) => {
-        a.set(layer.loraA.dataSync(), t * r * inFeatures);
-        const bt = layer.loraB.dataSync();
+      for (const [t, layer] of layers.entries()) {
+        a.set((await layer.loraA.data()) as Float32Array, t * r * inFeatures);
+        const bt = (await layer.loraB.data()) as Float32Array;
         for (let o = 0; o < outFeatures; o++) for (let k = 0; k < r; k++) b[o * T * r + t * r + k] = pi[t]! * bt[o * r + k]!;
-      });
+      }
       tensors.set(`${keyPrefix(path)}.lora_A.weight`, { shape: [T * r, inFeatures], data: a });
       tensors.set(`${keyPrefix(path)}.lora_B.weight`, { shape: [outFeatures, T * r], data: b });
     }

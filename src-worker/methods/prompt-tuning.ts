@@ -52,9 +52,9 @@ export class PromptTuningModel implements AdapterModel {
     this.embedding = table.tensor as tf.Tensor2D;
     const n = settings.numVirtualTokens;
     const d = model.config.hiddenSize;
-    const std = tf.tidy(() => Math.sqrt(tf.moments(this.embedding).variance.dataSync()[0]!));
-    const init = normals(n * d, deriveSeed(seed, 0x9707)).map((x) => x * std);
-    this.prompt = tf.tidy(() => tf.variable(tf.tensor2d(init, [n, d]), true));
+    const init = normals(n * d, deriveSeed(seed, 0x9707));
+    // Scaled on the device: reading the table's std back would need a synchronous read, which webgpu lacks in Node.
+    this.prompt = tf.tidy(() => tf.variable(tf.mul(tf.tensor2d(init, [n, d]), tf.sqrt(tf.moments(this.embedding).variance)), true));
   }
 
   /** TEXT init needs the tokenizer, which training hands over here (before the first step; a resume overwrites P). */

@@ -19,6 +19,26 @@ export interface QloraConfig {
   qlora: QloraSettings;
 }
 
+/**
+ * The frozen base's quantized weights, made once per model and format and shared by every QLoRA adapter
+ * created on that model (export verification creates several). Quantizing reads the weights synchronously,
+ * which webgpu can do only before their first upload; the first adapter is created right after the model
+ * is loaded, before any forward, so later ones must not read again.
+ */
+const quantizedWeights = new WeakMap<CausalLM, Map<string, QuantizedTensor>>();
+
+function quantizedOnce(model: CausalLM, key: string, weight: tf.Tensor, settings: QloraSettings): QuantizedTensor {
+  let byKey = quantizedWeights.get(model);
+  if (!byKey) quantizedWeights.set(model, (byKey = new Map()));
+  const cacheKey = `${settings.format}/${settings.blockSize}/${key}`;
+  let q = byKey.get(cacheKey);
+  if (!q) {
+    if (weight.isDisposed) throw new WorkbenchError('internal', `QLoRA: the float32 weight ${key} was released before it was quantized.`);
+    byKey.set(cacheKey, (q = quantize(weight.dataSync() as Float32Array, [...weight.shape], settings.format, settings.blockSize)));
+  }
+  return q;
+}
+
 export class QloraModel extends LoraModel {
   override readonly method: string = 'qlora';
   /** The quantized weight of each adapted module, by parameter key (`<module path>.weight`, the forward's layout). */
@@ -38,7 +58,7 @@ export class QloraModel extends LoraModel {
       const key = `${module.path}.weight`;
       const p = byKey.get(key);
       if (!p) throw new WorkbenchError('internal', `QLoRA: the model has no weight ${key} for the adapted module ${module.path}.`);
-      this.quantized.set(key, quantize(p.tensor.dataSync() as Float32Array, [...p.tensor.shape], qlora.format, qlora.blockSize));
+      this.quantized.set(key, quantizedOnce(model, key, p.tensor, qlora));
     }
   }
 

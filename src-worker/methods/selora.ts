@@ -14,7 +14,7 @@ import { matMul } from '../models/ops.ts';
 import { deriveSeed, mulberry32 } from '../rng.ts';
 import { tf } from '../tf.ts';
 import { keyPrefix, LoraModel } from './lora.ts';
-import { cosine, pooledPromptStates } from './semantic.ts';
+import { clampedPairCosines, pooledPromptStates } from './semantic.ts';
 import type { MethodImplementation } from './types.ts';
 
 export interface SeloraConfig {
@@ -60,7 +60,7 @@ export class SeloraModel extends LoraModel {
   private semantics: tf.Tensor2D | null = null;
   /** diff [P, B] with +1 at i and -1 at j for each pair i < j (a product, not a gather: wasm has no gather gradient). */
   private pairs: { diff: tf.Tensor2D; w: tf.Tensor1D } | null = null;
-  private readonly cache = new Map<string, Float32Array>();
+  private readonly cache = new Map<string, tf.Tensor1D>();
 
   constructor(
     private readonly model: CausalLM,
@@ -95,22 +95,19 @@ export class SeloraModel extends LoraModel {
   setSemantics(s: tf.Tensor2D): void {
     if (s.shape[1] !== this.semanticSize) throw new WorkbenchError('internal', `SeLoRA: semantic vectors have width ${s.shape[1]}, expected ${this.semanticSize}.`);
     this.clearSemantics();
-    const all = s.dataSync() as Float32Array;
-    const rows = Array.from({ length: s.shape[0] }, (_, b) => all.subarray(b * this.semanticSize, (b + 1) * this.semanticSize));
+    const B = s.shape[0];
     const diff: number[] = [];
-    const w: number[] = [];
-    for (let a = 0; a < rows.length; a++) {
-      for (let b = a + 1; b < rows.length; b++) {
-        const row = new Array<number>(rows.length).fill(0);
+    for (let a = 0; a < B; a++) {
+      for (let b = a + 1; b < B; b++) {
+        const row = new Array<number>(B).fill(0);
         row[a] = 1;
         row[b] = -1;
         diff.push(...row);
-        // A negative cosine would reward dissimilar prompts' updates for diverging: clamp at 0.
-        w.push(Math.max(0, cosine(rows[a]!, rows[b]!)));
       }
     }
     this.semantics = tf.keep(tf.clone(s));
-    if (w.length > 0) this.pairs = { diff: tf.keep(tf.tensor2d(diff, [w.length, rows.length])), w: tf.keep(tf.tensor1d(w)) };
+    // A negative cosine would reward dissimilar prompts' updates for diverging: the weights clamp at 0.
+    if (B > 1) this.pairs = { diff: tf.keep(tf.tensor2d(diff, [(B * (B - 1)) / 2, B])), w: tf.keep(clampedPairCosines(s)) };
   }
 
   clearSemantics(): void {
@@ -120,24 +117,29 @@ export class SeloraModel extends LoraModel {
     this.pairs = null;
   }
 
-  /** Semantic vectors of prompts, each computed once with the base model and cached by its tokens. */
-  private semanticVectors(model: CausalLM, prompts: readonly (readonly number[])[]): Float32Array[] {
+  /**
+   * Semantic vectors of prompts [n, d_s], each computed once with the base model and cached by its tokens.
+   * The cache stays on the device: these hooks are synchronous and webgpu cannot read back synchronously.
+   */
+  private semanticVectors(model: CausalLM, prompts: readonly (readonly number[])[]): tf.Tensor2D {
     const keyOf = (p: readonly number[]) => p.join(',');
     const missing = [...new Map(prompts.filter((p) => !this.cache.has(keyOf(p))).map((p) => [keyOf(p), p])).values()];
-    pooledPromptStates(model, missing).forEach((v, k) => this.cache.set(keyOf(missing[k]!), v));
-    return prompts.map((p) => this.cache.get(keyOf(p))!);
+    if (missing.length > 0) {
+      const pooled = pooledPromptStates(model, missing);
+      tf.unstack(pooled).forEach((v, k) => this.cache.set(keyOf(missing[k]!), tf.keep(v as tf.Tensor1D)));
+      pooled.dispose();
+    }
+    return tf.stack(prompts.map((p) => this.cache.get(keyOf(p))!)) as tf.Tensor2D;
   }
 
   fit(model: CausalLM, trainingPrompts: readonly (readonly number[])[]): void {
     const vectors = this.semanticVectors(model, trainingPrompts);
-    const mean = new Float32Array(this.semanticSize);
-    for (const v of vectors) for (let k = 0; k < mean.length; k++) mean[k]! += v[k]! / vectors.length;
-    tf.tidy(() => this.semanticMean.assign(tf.tensor1d(mean)));
+    tf.tidy(() => this.semanticMean.assign(tf.mean(vectors, 0)));
+    vectors.dispose();
   }
 
   prepare(model: CausalLM, prompts: readonly (readonly number[])[]): void {
-    const vectors = this.semanticVectors(model, prompts);
-    const s = tf.tensor2d(vectors.flatMap((v) => Array.from(v)), [vectors.length, this.semanticSize]);
+    const s = this.semanticVectors(model, prompts);
     this.setSemantics(s);
     s.dispose();
   }
@@ -255,6 +257,8 @@ export class SeloraModel extends LoraModel {
     this.clearSemantics();
     for (const e of this.encoders.values()) tf.dispose([e.w1, e.b1, e.w2, e.b2]);
     this.encoders.clear();
+    tf.dispose([...this.cache.values()]);
+    this.cache.clear();
     this.semanticMean.dispose();
     super.dispose();
   }

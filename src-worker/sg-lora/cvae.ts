@@ -107,7 +107,7 @@ export interface CvaeResult {
  * Trains the CVAE on (codes[i], conditions[i]) and decodes `samples` draws z ~ N(0, I) with the
  * target condition. Every random number (init, reparameterisation noise, samples) comes from the seed.
  */
-export function trainAndSampleCvae(codes: readonly Float64Array[], conditions: readonly Float32Array[], target: Float32Array, samples: number, options: CvaeOptions): CvaeResult {
+export async function trainAndSampleCvae(codes: readonly Float64Array[], conditions: readonly Float32Array[], target: Float32Array, samples: number, options: CvaeOptions): Promise<CvaeResult> {
   const n = codes.length;
   const D = codes[0]!.length;
   if (D > MAX_CVAE_DIM) {
@@ -159,13 +159,13 @@ export function trainAndSampleCvae(codes: readonly Float64Array[], conditions: r
         const kl = tf.div(tf.mul(-0.5, tf.sum(tf.sub(tf.sub(tf.add(1, logVar), tf.square(mu)), tf.exp(logVar)))), n);
         return tf.add(recon, tf.mul(options.beta, kl)) as tfc.Scalar;
       }, true)!;
-      losses.push(loss.dataSync()[0]!);
+      losses.push((await loss.data())[0]!);
       tf.dispose([loss, eps]);
     }
     const zs = tf.tensor2d(Array.from({ length: samples * Z }, normal), [samples, Z]);
     const c = tf.tile(tf.tensor2d(unit(target), [1, E]), [samples, 1]) as tfc.Tensor2D;
     const decoded = tf.tidy(() => decode(zs, c));
-    const data = decoded.dataSync();
+    const data = await decoded.data();
     tf.dispose([zs, c, decoded]);
     const out = Array.from({ length: samples }, (_, s) => Float64Array.from({ length: D }, (_, j) => data[s * D + j]! * spread + mean[j]!));
     return { losses, samples: out };

@@ -13,7 +13,7 @@ import { probeLogits, readProbe, writeProbe, type Probe } from '../export/probe.
 import { loadCausalLM } from '../formats/model-folder.ts';
 import { loadTokenizer } from '../formats/tokenizer.ts';
 import { LoraModel } from '../methods/lora.ts';
-import { cosine, pooledPromptStates } from '../methods/semantic.ts';
+import { cosine, pooledPromptVectors } from '../methods/semantic.ts';
 import type { CausalLM } from '../models/types.ts';
 import { compressBank, decodeToAdapter, defaultCvaeOptions, trainAndSampleCvae } from './cvae.ts';
 import { readExpert, semanticMerge, topKSoftmax, type ExpertFactors, type MergedModule } from './merge.ts';
@@ -27,7 +27,7 @@ const MAX_DESCRIPTION_TOKENS = 256;
 export async function embedDescriptions(model: CausalLM, modelDir: string, texts: readonly string[]): Promise<Float32Array[]> {
   const tokenizer = await loadTokenizer(modelDir);
   const limit = Math.min(MAX_DESCRIPTION_TOKENS, model.config.maxPositions);
-  return pooledPromptStates(model, texts.map((t) => tokenizer.encode(t).slice(0, limit)));
+  return pooledPromptVectors(model, texts.map((t) => tokenizer.encode(t).slice(0, limit)));
 }
 
 async function writeGenerated(model: CausalLM, job: GenerateAdapterJob, merged: MergedModule[], top: ExpertFactors & { config: RunConfig }, backend: Awaited<ReturnType<typeof initBackend>>): Promise<number> {
@@ -93,7 +93,7 @@ export async function generateAdapter(job: GenerateAdapterJob, log: (message: st
       const bank = compressBank(experts.map((e) => e.factors));
       const mergeCode = new Float64Array(bank.dim);
       bank.codes.forEach((code, i) => code.forEach((v, j) => (mergeCode[j]! += weights[i]! * v)));
-      const cvae = trainAndSampleCvae(bank.codes, embeddings, target!, request.samples, { ...defaultCvaeOptions, seed: request.seed });
+      const cvae = await trainAndSampleCvae(bank.codes, embeddings, target!, request.samples, { ...defaultCvaeOptions, seed: request.seed });
       log(`CVAE trained on ${experts.length} experts (${bank.dim} numbers each): loss ${cvae.losses[0]!.toPrecision(4)} -> ${cvae.losses.at(-1)!.toPrecision(4)}.`);
       const mergeNorm = Math.hypot(...mergeCode) || 1;
       const distances = cvae.samples.map((s) => Math.sqrt(s.reduce((acc, v, j) => acc + (v - mergeCode[j]!) ** 2, 0)) / mergeNorm);

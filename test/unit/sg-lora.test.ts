@@ -154,17 +154,17 @@ describe('CVAE generator', () => {
     });
   });
 
-  it('trains (its loss falls) and is reproducible from its seed', () => {
+  it('trains (its loss falls) and is reproducible from its seed', async () => {
     const { codes } = compressBank(bank);
     const options = { latent: 2, hidden: 16, steps: 200, learningRate: 1e-2, beta: 0.1, seed: 5 };
-    const run = trainAndSampleCvae(codes, conditions, conditions[1]!, 3, options);
+    const run = await trainAndSampleCvae(codes, conditions, conditions[1]!, 3, options);
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     expect(mean(run.losses.slice(-20))).toBeLessThan(0.5 * mean(run.losses.slice(0, 20)));
     expect(run.samples).toHaveLength(3);
-    const again = trainAndSampleCvae(codes, conditions, conditions[1]!, 3, options);
+    const again = await trainAndSampleCvae(codes, conditions, conditions[1]!, 3, options);
     expect(again.losses).toEqual(run.losses);
     expect(again.samples).toEqual(run.samples);
-    const other = trainAndSampleCvae(codes, conditions, conditions[1]!, 3, { ...options, seed: 6 });
+    const other = await trainAndSampleCvae(codes, conditions, conditions[1]!, 3, { ...options, seed: 6 });
     expect(other.samples[0]).not.toEqual(run.samples[0]);
   });
 });

@@ -16,7 +16,7 @@ export interface WorkbenchApiOptions {
   manager: RunManager;
   evals: EvalManager;
   /** Model folder inspection (models.inspect) and the Playground's generation. */
-  models: Pick<WorkbenchApi['models'], 'inspect'> & Pick<WorkbenchApi['playground'], 'generate'>;
+  models: Pick<WorkbenchApi['models'], 'inspect' | 'import'> & Pick<WorkbenchApi['playground'], 'generate'>;
   datasets: WorkbenchApi['datasets'];
   /** SG-LoRA's adapter bank: task descriptions and zero-shot generation. */
   adapterBank: Pick<WorkbenchApi['adapters'], 'describe' | 'generate'>;
@@ -124,6 +124,7 @@ export function createWorkbenchApi({ manager, evals, models, datasets, adapterBa
     },
     models: {
       inspect: async (request) => models.inspect(request),
+      import: async (request) => models.import(request),
     },
     playground: {
       generate: async (request) => models.generate(request),

@@ -8,8 +8,8 @@ import type { CatalogEntry } from '../src-shared/api.ts';
 import { DEFAULT_MODEL, defaultRunConfig, type RunConfig } from '../src-shared/config.ts';
 import { validate, WorkbenchError } from '../src-shared/errors.ts';
 import {
-  GenerateRequestSchema, ModelInspectRequestSchema,
-  type GenerateRequestInput, type GenerateResult, type ModelInspection, type ModelInspectRequest,
+  GenerateRequestSchema, ModelImportRequestSchema, ModelInspectRequestSchema,
+  type GenerateRequestInput, type GenerateResult, type ModelImportRequest, type ModelImportResult, type ModelInspection, type ModelInspectRequest,
 } from '../src-shared/models.ts';
 import type { WorkbenchPaths } from './paths.ts';
 import { resolveAdapterAndModel, resolveModelDir } from './model-resolution.ts';
@@ -69,6 +69,29 @@ export class ModelService {
       'model-inspected',
     );
     return inspection;
+  }
+
+  /** Converts a llama2.c checkpoint into a Llama folder at outDir (paths resolved against the caller's working folder). */
+  async import(input: ModelImportRequest): Promise<ModelImportResult> {
+    this.assertOpen();
+    const request = validate(ModelImportRequestSchema, input, 'models.import input');
+    for (const [field, file] of [['checkpoint', request.checkpoint], ['tokenizer', request.tokenizer]] as const) {
+      if (!existsSync(path.resolve(file)) || !statSync(path.resolve(file)).isFile()) {
+        throw new WorkbenchError('not_found', `The ${field} file ${path.resolve(file)} does not exist. Pick the llama2.c ${field === 'checkpoint' ? 'model .bin' : 'tokenizer .bin'} file.`, { field });
+      }
+    }
+    const defaults = defaultRunConfig();
+    const { result } = await this.jobs.run(
+      {
+        type: 'import-model',
+        request: { ...request, checkpoint: path.resolve(request.checkpoint), tokenizer: path.resolve(request.tokenizer), outDir: path.resolve(request.outDir) },
+        batchSize: defaults.training.batchSize,
+        maxSeqLen: defaults.training.maxSeqLen,
+        r: defaults.lora.r,
+      },
+      'model-imported',
+    );
+    return result;
   }
 
   /** The prompt through the base model and, with adapterId, through the adapter on the same model and seed. */

@@ -5,7 +5,9 @@ import { methodIds, RunConfigSchema } from './config.ts';
 import { AdapterSchema, ExportReportSchema, MetricPointSchema, RunSchema } from './runs.ts';
 import { EvalResultSchema, EvalStartRequestSchema, EvaluationSchema } from './eval.ts';
 import { DatasetPreviewRequestSchema, DatasetPreviewSchema, DatasetRegisterRequestSchema, DatasetSchema } from './datasets.ts';
-import { GenerateRequestSchema, GenerateResultSchema, ModelInspectionSchema, ModelInspectRequestSchema } from './models.ts';
+import {
+  GenerateRequestSchema, GenerateResultSchema, ModelImportRequestSchema, ModelImportResultSchema, ModelInspectionSchema, ModelInspectRequestSchema,
+} from './models.ts';
 import { AdapterDescribeRequestSchema, AdapterGenerateReportSchema, AdapterGenerateRequestSchema } from './sg-lora.ts';
 import { validate, WorkbenchError } from './errors.ts';
 import { methodSettingsKeys, type MethodDescriptor } from './methods.ts';
@@ -110,6 +112,8 @@ export const apiSpec = {
   /** SG-LoRA: a new adapter from the bank and a task description, without training. */
   'adapters.generate': { input: AdapterGenerateRequestSchema, output: AdapterGenerateReportSchema },
   'models.inspect': { input: ModelInspectRequestSchema, output: ModelInspectionSchema },
+  /** Converts a llama2.c checkpoint into a Hugging Face Llama folder and inspects it. */
+  'models.import': { input: ModelImportRequestSchema, output: ModelImportResultSchema },
   'playground.generate': { input: GenerateRequestSchema, output: GenerateResultSchema },
   'datasets.preview': { input: DatasetPreviewRequestSchema, output: DatasetPreviewSchema },
   'datasets.register': { input: DatasetRegisterRequestSchema, output: DatasetSchema },

@@ -57,6 +57,24 @@ export const ModelInspectionSchema = z.object({
 });
 export type ModelInspection = z.infer<typeof ModelInspectionSchema>;
 
+/** Karpathy's llama2.c checkpoint (legacy version 0 .bin) and its tokenizer.bin, converted to a Hugging Face Llama folder. */
+export const ModelImportRequestSchema = z.object({
+  format: z.literal('llama2c'),
+  checkpoint: z.string().min(1),
+  tokenizer: z.string().min(1),
+  /** A new (or empty) folder; the imported model is written there and trains like any Llama folder. */
+  outDir: z.string().min(1),
+});
+export type ModelImportRequest = z.infer<typeof ModelImportRequestSchema>;
+
+export const ModelImportResultSchema = z.object({
+  outDir: z.string(),
+  files: z.array(z.string()),
+  /** The imported folder, inspected as the New run page inspects any folder (run defaults for the estimate). */
+  inspection: ModelInspectionSchema,
+});
+export type ModelImportResult = z.infer<typeof ModelImportResultSchema>;
+
 export const SamplingSettingsSchema = z.object({
   maxNewTokens: z.number().int().min(1).max(2048).default(64),
   /** 0 is greedy. */

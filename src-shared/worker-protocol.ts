@@ -6,7 +6,7 @@ import { BackendInfoSchema, ExportReportSchema, MetricPointSchema, ProgressSchem
 import { WorkbenchErrorSchema } from './errors.ts';
 import { EvalJobSchema, EvalResultSchema } from './eval.ts';
 import { ColumnMappingSchema, DatasetPreviewSchema, datasetFormats } from './datasets.ts';
-import { GenerateResultSchema, ModelInspectionSchema, SamplingSettingsSchema } from './models.ts';
+import { GenerateResultSchema, ModelImportRequestSchema, ModelImportResultSchema, ModelInspectionSchema, SamplingSettingsSchema } from './models.ts';
 import { AdapterGenerateRequestSchema } from './sg-lora.ts';
 
 export const TrainJobSchema = z.object({
@@ -44,6 +44,16 @@ export const InspectModelJobSchema = z.object({
   r: z.number().int().min(1),
 });
 export type InspectModelJob = z.infer<typeof InspectModelJobSchema>;
+
+/** Converts a llama2.c checkpoint into a Hugging Face Llama folder (paths resolved by the main process), then inspects it. */
+export const ImportModelJobSchema = z.object({
+  type: z.literal('import-model'),
+  request: ModelImportRequestSchema,
+  batchSize: z.number().int().min(1),
+  maxSeqLen: z.number().int().min(1),
+  r: z.number().int().min(1),
+});
+export type ImportModelJob = z.infer<typeof ImportModelJobSchema>;
 
 /** One prompt through the base model and, when adapterDir is set, through the adapter, with the same sampling. */
 export const GenerateJobSchema = z.object({
@@ -86,6 +96,7 @@ export const MainToWorkerSchema = z.discriminatedUnion('type', [
   ExportJobSchema,
   EvalJobSchema,
   InspectModelJobSchema,
+  ImportModelJobSchema,
   GenerateJobSchema,
   InspectDatasetJobSchema,
   GenerateAdapterJobSchema,
@@ -113,6 +124,7 @@ export const WorkerToMainSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('eval-progress'), done: z.number().int().min(0), total: z.number().int().min(0) }),
   z.object({ type: z.literal('evaluated'), result: EvalResultSchema }),
   z.object({ type: z.literal('model-inspected'), inspection: ModelInspectionSchema }),
+  z.object({ type: z.literal('model-imported'), result: ModelImportResultSchema }),
   z.object({ type: z.literal('generated'), result: GenerateResultSchema }),
   /** sha256 and rowCount are of the whole file; `normalized` counts the rows written when normalizeTo was set. */
   z.object({ type: z.literal('dataset-inspected'), preview: DatasetPreviewSchema, sha256: z.string(), normalized: z.number().int().nullable() }),

@@ -3,9 +3,10 @@
 // multi-gigabyte folder is inspected in milliseconds.
 import path from 'node:path';
 import { WorkbenchError } from '../src-shared/errors.ts';
-import type { MemoryEstimate, ModelInspection } from '../src-shared/models.ts';
-import type { InspectModelJob } from '../src-shared/worker-protocol.ts';
+import type { MemoryEstimate, ModelImportResult, ModelInspection } from '../src-shared/models.ts';
+import type { ImportModelJob, InspectModelJob } from '../src-shared/worker-protocol.ts';
 import { loadChatTemplate } from './formats/chat-template.ts';
+import { importLlama2c } from './formats/llama2c.ts';
 import { inspectModelFolder, supportedModelTypes } from './formats/model-folder.ts';
 import { readSafetensorsHeader } from './formats/safetensors.ts';
 import { bertConfigFromHF } from './models/bert.ts';
@@ -190,4 +191,13 @@ export async function inspectModel(job: Pick<InspectModelJob, 'modelDir' | 'batc
     memory: estimateMemory(shape, info.parameterCount, job),
     warnings,
   };
+}
+
+/** The `import-model` job: a llama2.c checkpoint becomes a Hugging Face Llama folder, inspected like any other. */
+export async function importModel(job: ImportModelJob, log: (message: string) => void = () => undefined): Promise<ModelImportResult> {
+  const { checkpoint, tokenizer, outDir } = job.request;
+  const imported = await importLlama2c(checkpoint, tokenizer, outDir);
+  const p = imported.params;
+  log(`Imported ${checkpoint}: Llama with ${p.nLayers} layers, dim ${p.dim}, ${p.nHeads} heads (${p.nKvHeads} key/value), vocabulary ${p.vocabSize}, context ${p.seqLen}.`);
+  return { outDir, files: imported.files, inspection: await inspectModel({ ...job, modelDir: outDir }) };
 }

@@ -5,13 +5,13 @@
 import { parentPort } from 'node:worker_threads';
 import { WorkbenchError } from '../src-shared/errors.ts';
 import type { EvalJob } from '../src-shared/eval.ts';
-import type { InspectDatasetJob } from '../src-shared/worker-protocol.ts';
+import type { ImportModelJob, InspectDatasetJob } from '../src-shared/worker-protocol.ts';
 import { MainToWorkerSchema, WorkerToMainSchema, type ExportJob, type GenerateAdapterJob, type MainToWorker, type TrainJob, type WorkerToMain } from '../src-shared/worker-protocol.ts';
 import { runEvalJob, ScoringStopped } from './eval/job.ts';
 import { exportAdapter } from './export/peft.ts';
 import { inspectDataset } from './data/inspect-dataset.ts';
 import { runTraining } from './train/loop.ts';
-import { inspectModel } from './inspect-model.ts';
+import { importModel, inspectModel } from './inspect-model.ts';
 import { runGenerateJob } from './playground.ts';
 import type { GenerateJob, InspectModelJob } from '../src-shared/worker-protocol.ts';
 import { generateAdapter } from './sg-lora/generate.ts';
@@ -20,7 +20,7 @@ if (!parentPort) throw new Error('src-worker/main.ts must run as a worker thread
 const port = parentPort;
 
 const TERMINAL: ReadonlySet<WorkerToMain['type']> = new Set([
-  'trained', 'stopped', 'exported', 'evaluated', 'failed', 'model-inspected', 'generated', 'dataset-inspected', 'adapter-generated',
+  'trained', 'stopped', 'exported', 'evaluated', 'failed', 'model-inspected', 'model-imported', 'generated', 'dataset-inspected', 'adapter-generated',
 ]);
 let state: 'idle' | 'running' | 'ending' = 'idle';
 let stopRequested = false;
@@ -117,6 +117,7 @@ const handlers: { [T in Job['type']]: Handler<Extract<Job, { type: T }>> } = {
   export: oneShot(async (job: ExportJob, log) => ({ type: 'exported', report: await exportAdapter(job, log) })),
   eval: runEval,
   'inspect-model': oneShot(async (job: InspectModelJob) => ({ type: 'model-inspected', inspection: await inspectModel(job) })),
+  'import-model': oneShot(async (job: ImportModelJob, log) => ({ type: 'model-imported', result: await importModel(job, log) })),
   generate: oneShot(async (job: GenerateJob, log) => ({ type: 'generated', result: await runGenerateJob(job, log) })),
   'generate-adapter': oneShot(async (job: GenerateAdapterJob, log) => generateAdapter(job, log)),
   'inspect-dataset': oneShot(async (job: InspectDatasetJob, log) => ({ type: 'dataset-inspected', ...(await inspectDataset(job, log)) })),

@@ -193,7 +193,10 @@ export function installFakeWorkbench(seed: FakeSeed): void {
         });
       },
     },
-    models: { inspect: async () => { throw error('conflict', 'The UI test stand-in does not inspect models.'); } },
+    models: {
+      inspect: async () => { throw error('conflict', 'The UI test stand-in does not inspect models.'); },
+      import: async () => { throw error('conflict', 'The UI test stand-in does not import models.'); },
+    },
     playground: { generate: async () => { throw error('conflict', 'The UI test stand-in does not generate text.'); } },
     datasets: {
       list: () => reply([]),

@@ -29,6 +29,27 @@ test('the New run page summarizes the chosen model folder and blocks Start for a
   await expect(page.getByTestId('start-run')).toBeEnabled();
 });
 
+test('a llama2.c checkpoint imported from the New run page becomes the base model', async ({ page }) => {
+  const fixture = path.join(repo, 'test', 'fixtures', 'llama2c-tiny');
+  const folder = path.join(product().dataDir, 'imported-llama2c');
+  await page.goto(product().url);
+  await page.getByTestId('new-run-button').click();
+  await expect(page.getByTestId('model-summary-params')).toHaveText('1,350,400', { timeout: 60_000 });
+  await page.getByTestId('import-llama2c').locator('summary').click();
+  await page.getByTestId('import-checkpoint').fill(path.join(fixture, 'model.bin'));
+  await page.getByTestId('import-tokenizer').fill(path.join(fixture, 'tokenizer.bin'));
+  await page.getByTestId('import-out').fill(folder);
+  await page.getByTestId('import-start').click();
+  await expect(page.getByTestId('import-done')).toContainText(folder, { timeout: 60_000 });
+  // The form now names the new folder, and the summary inspects it: a 2-layer Llama.
+  await expect(page.getByTestId('model-path')).toHaveValue(folder);
+  await expect(page.getByTestId('model-summary-type')).toHaveText('llama', { timeout: 60_000 });
+  await expect(page.getByTestId('start-run')).toBeEnabled();
+  // Importing into the same folder again is refused with the reason.
+  await page.getByTestId('import-start').click();
+  await expect(page.getByTestId('import-error-message')).toContainText('already exists and is not empty', { timeout: 60_000 });
+});
+
 test('a 10-step adapter and its base model answer the same prompt side by side in the Playground', async ({ page }) => {
   test.setTimeout(8 * 60_000);
   await page.goto(product().url);

@@ -11,6 +11,7 @@ import { methodDescriptors } from '../src-shared/methods.ts';
 import { evalSuites, perturbationFamilies, type EvalStartRequestInput, type Evaluation } from '../src-shared/eval.ts';
 import type { ExportReport, Run } from '../src-shared/runs.ts';
 import { datasetFormats, type Dataset, type DatasetPreview } from '../src-shared/datasets.ts';
+import type { ModelImportResult } from '../src-shared/models.ts';
 import { createWorkbenchApi } from './api.ts';
 import { isDatasetId } from './datasets.ts';
 import { resolvePaths, type WorkbenchPaths } from './paths.ts';
@@ -43,8 +44,10 @@ Commands:
   export RUN_ID --out DIR   write a run's adapter as a Hugging Face PEFT folder and verify it
   serve                     open the workbench in a browser (loopback server)
   runs                      list runs
-  eval --suite S            evaluate the base model or an adapter (bias, qqp, hotpotqa, robustness)
+  eval --suite S            evaluate the base model or an adapter (${evalSuites.join(', ')})
   datasets list|add|remove  register your own JSONL/CSV/TSV file as a dataset, list or remove them
+  import-llama2c MODEL.bin TOKENIZER.bin --out DIR
+                            convert a llama2.c checkpoint into a Hugging Face Llama folder
 
 Options:
   -h, --help        show help; \`lora-workbench <command> --help\` shows a command's options
@@ -123,7 +126,7 @@ Options:
 ${DATA_DIR_HELP}
   -h, --help        show this help`;
 
-const EVAL_HELP = `Usage: lora-workbench eval --suite bias|qqp|hotpotqa|robustness [options]
+const EVAL_HELP = `Usage: lora-workbench eval --suite ${evalSuites.join('|')} [options]
 
 Evaluates the base model, or the base model with one of your adapters, on benchmark files you
 downloaded (EVALUATION.md names the sources), prints progress, then the figures. The full
@@ -140,6 +143,9 @@ Options:
   --bbq FILE_OR_DIR   BBQ JSONL file or a folder of them (bias)
   --qqp FILE          QQP TSV/JSONL (qqp; robustness with --task qqp)
   --hotpotqa FILE     HotpotQA JSON (hotpotqa; robustness with --task hotpotqa)
+  --text FILE         text corpus (perplexity): plain text with documents between
+                      <|endoftext|> lines (else blank lines), or JSONL with a "text" field
+  --oasst1 FILE       OASST1 messages JSONL (perplexity of the assistant replies)
   --task T          robustness: the task it perturbs, qqp or hotpotqa (default: the one given)
   --families LIST   robustness: comma-separated perturbation families (default: all of
                     ${perturbationFamilies.join(', ')})
@@ -150,7 +156,9 @@ Options:
 ${DATA_DIR_HELP}
   -h, --help        show this help
 
-The bias suite needs at least one of --crows-pairs, --stereoset, --bbq.`;
+The bias suite needs at least one of --crows-pairs, --stereoset, --bbq; the perplexity suite
+one of --text, --oasst1. Perplexity is scored as lm-evaluation-harness scores wikitext: every
+token once, in rolling windows of the model's context, reported per token, word and byte.`;
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 const common: Options = { 'data-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } };
@@ -408,6 +416,41 @@ async function runs(args: string[], io: CliIo): Promise<number> {
   }
 }
 
+const IMPORT_HELP = `Usage: lora-workbench import-llama2c MODEL.bin TOKENIZER.bin --out DIR
+
+Converts a checkpoint of Karpathy's llama2.c (legacy version 0 .bin, as run.c reads it) and its
+tokenizer .bin into a Hugging Face Llama folder (config.json, model.safetensors, tokenizer.json,
+tokenizer_config.json, generation_config.json). The folder then trains, evaluates and generates
+like any Llama folder: pass it as "model" in a run configuration, or as --model to eval.
+
+Options:
+  --out DIR         the new folder (it must not exist, or be empty)
+  --json            print the result (files and the folder's inspection) as JSON
+${DATA_DIR_HELP}
+  -h, --help        show this help`;
+
+async function importLlama2cCommand(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(args, { out: { type: 'string' }, json: { type: 'boolean' } }, 2);
+  if (values.help) return io.out(IMPORT_HELP), 0;
+  const [checkpoint, tokenizer] = positionals;
+  if (!checkpoint || !tokenizer) throw new UsageError('import-llama2c needs the model .bin and the tokenizer .bin');
+  if (typeof values.out !== 'string') throw new UsageError('import-llama2c needs --out DIR');
+  const session = openSession(values['data-dir'] as string | undefined, 'headless');
+  try {
+    const result = await call<ModelImportResult>(session.api, 'models.import', {
+      format: 'llama2c', checkpoint: path.resolve(checkpoint), tokenizer: path.resolve(tokenizer), outDir: path.resolve(values.out),
+    });
+    if (values.json) return io.out(JSON.stringify(result, null, 2)), 0;
+    const i = result.inspection;
+    io.out(`Imported ${path.resolve(checkpoint)} into ${result.outDir}: ${i.modelType}, ${i.parameterCount.toLocaleString('en-US')} parameters.`);
+    for (const file of result.files) io.out(`  ${file}`);
+    for (const warning of i.warnings) io.err(`warning: ${warning}`);
+    return 0;
+  } finally {
+    await session.close();
+  }
+}
+
 function formatFigure(value: number): string {
   if (Number.isInteger(value)) return String(value);
   return value.toFixed(Math.abs(value) >= 10 ? 2 : 4);
@@ -448,6 +491,7 @@ async function evalCommand(args: string[], io: CliIo): Promise<number> {
     {
       suite: { type: 'string' }, adapter: { type: 'string' }, model: { type: 'string' },
       'crows-pairs': { type: 'string' }, stereoset: { type: 'string' }, bbq: { type: 'string' }, qqp: { type: 'string' }, hotpotqa: { type: 'string' },
+      text: { type: 'string' }, oasst1: { type: 'string' },
       task: { type: 'string' }, families: { type: 'string' },
       limit: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' },
     },
@@ -470,7 +514,7 @@ async function evalCommand(args: string[], io: CliIo): Promise<number> {
   const file = (name: string) => (typeof values[name] === 'string' ? path.resolve(values[name] as string) : undefined);
   const request: EvalStartRequestInput = {
     suite: suite as EvalStartRequestInput['suite'],
-    datasets: { crowsPairs: file('crows-pairs'), stereoSet: file('stereoset'), bbq: file('bbq'), qqp: file('qqp'), hotpotqa: file('hotpotqa') },
+    datasets: { crowsPairs: file('crows-pairs'), stereoSet: file('stereoset'), bbq: file('bbq'), qqp: file('qqp'), hotpotqa: file('hotpotqa'), text: file('text'), oasst1: file('oasst1') },
     ...(typeof values.adapter === 'string' ? { adapterId: values.adapter } : {}),
     ...(typeof values.model === 'string' ? { model: values.model === DEFAULT_MODEL ? DEFAULT_MODEL : path.resolve(values.model) } : {}),
     limit: integer('limit', 1) ?? null,
@@ -615,7 +659,7 @@ async function datasetsCommand(args: string[], io: CliIo): Promise<number> {
 }
 
 const commands: Record<string, (args: string[], io: CliIo) => Promise<number>> = {
-  train, resume, export: exportCommand, serve, runs, eval: evalCommand, datasets: datasetsCommand,
+  train, resume, export: exportCommand, serve, runs, eval: evalCommand, datasets: datasetsCommand, 'import-llama2c': importLlama2cCommand,
 };
 
 export async function runCli(argv: string[], io: CliIo = processIo): Promise<number> {

@@ -55,7 +55,7 @@ function flatten(value: unknown, prefix: string, into: Record<string, number>): 
 /**
  * The headline figures of a result, flat: "crowsPairs.byBiasType.gender.stereoPercent",
  * "stereoSet.intrasentence.overall.icat", "bbq.overall.ambig.biasScore", "qqp.scores.f1",
- * "robustness.curves.typo@0.1.base.accuracy". The last segment is the figure, the rest its row.
+ * "robustness.curves.typo@0.1.base.accuracy", "perplexity.text.perplexity". The last segment is the figure, the rest its row.
  */
 export function summarize(result: EvalResult): Record<string, number> {
   const summary: Record<string, number> = {};
@@ -68,7 +68,7 @@ export function summarize(result: EvalResult): Record<string, number> {
       summary[`robustness.worstCase@${w.level}.base`] = w.base.value;
       if (w.adapter) summary[`robustness.worstCase@${w.level}.adapter`] = w.adapter.value;
     }
-  } else if (result.suite === 'qqp' || result.suite === 'hotpotqa') flatten(figures, result.suite, summary);
+  } else if (result.suite === 'qqp' || result.suite === 'hotpotqa' || result.suite === 'perplexity') flatten(figures, result.suite, summary);
   else flatten(figures, '', summary);
   return summary;
 }

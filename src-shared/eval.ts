@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { BackendChoiceSchema } from './config.ts';
 import { BackendInfoSchema } from './runs.ts';
 
-export const evalSuites = ['bias', 'qqp', 'hotpotqa', 'robustness'] as const;
+export const evalSuites = ['bias', 'qqp', 'hotpotqa', 'robustness', 'perplexity'] as const;
 export const EvalSuiteSchema = z.enum(evalSuites);
 export type EvalSuite = z.infer<typeof EvalSuiteSchema>;
 
@@ -29,6 +29,9 @@ export const EvalJobSchema = z
       bbq: z.string().optional(),
       qqp: z.string().optional(),
       hotpotqa: z.string().optional(),
+      /** A text corpus (perplexity): plain text, documents split at `<|endoftext|>` lines or blank lines, or JSONL with "text". */
+      text: z.string().optional(),
+      oasst1: z.string().optional(),
     }),
     /** Items per dataset, spread evenly over the file; null = all. */
     limit: z.number().int().min(1).nullable().default(null),
@@ -58,6 +61,9 @@ export const EvalJobSchema = z
     }
     if (job.suite === 'qqp') need('qqp', 'the qqp suite');
     if (job.suite === 'hotpotqa') need('hotpotqa', 'the hotpotqa suite');
+    if (job.suite === 'perplexity' && !job.datasets.text && !job.datasets.oasst1) {
+      ctx.addIssue({ code: 'custom', path: ['datasets'], message: 'the perplexity suite needs a text corpus or an oasst1 file' });
+    }
     if (job.suite === 'robustness') {
       if (!job.robustness) ctx.addIssue({ code: 'custom', path: ['robustness'], message: 'the robustness suite needs its task and perturbation families' });
       else need(job.robustness.task, 'the robustness suite');
@@ -199,6 +205,28 @@ export const HotpotResultSchema = z.object({
   semanticEncoder: z.string().optional(),
 });
 
+/**
+ * Language modelling on one corpus, as lm-evaluation-harness scores wikitext (loglikelihood_rolling):
+ * every scored token once, with as much context as the model's window holds. loss is the mean negative
+ * log-likelihood per token (nats), perplexity exp(loss); the word and byte figures divide the same sum
+ * by the words (whitespace-separated) and UTF-8 bytes of the scored text, so tokenizers compare.
+ */
+const LanguageModellingSchema = z.object({
+  count: z.number().int(),
+  tokens: z.number().int(),
+  words: z.number().int(),
+  bytes: z.number().int(),
+  loss: num,
+  perplexity: num,
+  wordPerplexity: num,
+  bytePerplexity: num,
+  bitsPerByte: num,
+  items: z.array(z.object({ id: z.string(), tokens: z.number().int(), logLikelihood: num, loss: num })),
+});
+export type LanguageModelling = z.infer<typeof LanguageModellingSchema>;
+/** text: whole documents; oasst1: the last assistant reply given the conversation before it (what training learns). */
+export const PerplexityResultSchema = z.object({ text: LanguageModellingSchema.nullable(), oasst1: LanguageModellingSchema.nullable() });
+
 const Metrics = z.record(z.string(), num);
 const Family = z.enum(perturbationFamilies);
 export const RobustnessResultSchema = z.object({
@@ -239,6 +267,7 @@ export const EvalResultSchema = z.object({
   qqp: QqpResultSchema.optional(),
   hotpotqa: HotpotResultSchema.optional(),
   robustness: RobustnessResultSchema.optional(),
+  perplexity: PerplexityResultSchema.optional(),
   /** Things the user should know (rows a reader left out, unmatched BBQ targets). */
   notes: z.array(z.string()),
 });

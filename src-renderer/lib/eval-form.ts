@@ -14,9 +14,11 @@ export const datasetLabels: Record<DatasetKey, { label: string; hint: string }> 
   bbq: { label: 'BBQ JSONL file or folder', hint: 'the data/ folder of BBQ' },
   qqp: { label: 'QQP TSV/JSONL', hint: 'GLUE QQP dev.tsv' },
   hotpotqa: { label: 'HotpotQA JSON', hint: 'hotpot_dev_distractor_v1.json' },
+  text: { label: 'Text corpus (plain text or JSONL)', hint: 'documents between <|endoftext|> lines, or JSONL with "text"' },
+  oasst1: { label: 'OASST1 messages JSONL', hint: 'the replies are scored given their conversation' },
 };
 
-/** The dataset fields the form shows for a suite (bias: any of the three; robustness: its task's file). */
+/** The dataset fields the form shows for a suite (bias: any of the three; perplexity: either; robustness: its task's file). */
 export function datasetsFor(suite: EvalSuite, task: RobustnessTask): DatasetKey[] {
   switch (suite) {
     case 'bias':
@@ -27,6 +29,8 @@ export function datasetsFor(suite: EvalSuite, task: RobustnessTask): DatasetKey[
       return ['hotpotqa'];
     case 'robustness':
       return [task];
+    case 'perplexity':
+      return ['text', 'oasst1'];
   }
 }
 

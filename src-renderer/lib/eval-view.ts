@@ -258,6 +258,13 @@ export function headlineFigures(evaluation: Pick<Evaluation, 'suite' | 'summary'
       return [...pick('Accuracy', 'qqp.scores.accuracy'), ...pick('F1', 'qqp.scores.f1'), ...pick('MCC', 'qqp.scores.mcc')];
     case 'hotpotqa':
       return [...pick('EM', 'hotpotqa.report.overall.em'), ...pick('F1', 'hotpotqa.report.overall.f1')];
+    case 'perplexity':
+      return [
+        ...pick('Text perplexity', 'perplexity.text.perplexity'),
+        ...pick('Text bits/byte', 'perplexity.text.bitsPerByte'),
+        ...pick('OASST1 perplexity', 'perplexity.oasst1.perplexity'),
+        ...pick('OASST1 bits/byte', 'perplexity.oasst1.bitsPerByte'),
+      ];
     case 'robustness': {
       const levels = Object.keys(summary)
         .map((key) => /^robustness\.worstCase@([\d.]+)\.base$/.exec(key)?.[1])

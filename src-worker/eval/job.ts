@@ -10,9 +10,11 @@ import { initBackend } from '../backend.ts';
 import type { BbqExample } from '../data/readers/bbq.ts';
 import type { CrowsPair } from '../data/readers/crows-pairs.ts';
 import type { HotpotQaExample } from '../data/readers/hotpotqa.ts';
+import type { Conversation } from '../data/readers/oasst1.ts';
 import { getDataset } from '../data/readers/index.ts';
 import type { QqpPair } from '../data/readers/qqp.ts';
 import type { StereoSetExample } from '../data/readers/stereoset.ts';
+import type { TextDocument } from '../data/readers/text-corpus.ts';
 import { ADAPTER_WEIGHTS_FILE, methodSettingsOf, readSidecar } from '../export/peft.ts';
 import { inspectModelFolder, loadCausalLM } from '../formats/model-folder.ts';
 import { readSafetensorsFile } from '../formats/safetensors.ts';
@@ -25,7 +27,7 @@ import type { PerturbationFamily } from './perturb.ts';
 import { runRobustness } from './robustness.ts';
 import { ScoringStopped } from './score.ts';
 import { BaseModelEncoder, loadBertSemanticEncoder, type SemanticEncoder } from './semsim.ts';
-import { evenSlice, measureRepresentationShift, runBiasSuite, runHotpotSuite, runQqpSuite, type SuiteContext } from './suites.ts';
+import { evenSlice, measureRepresentationShift, runBiasSuite, runHotpotSuite, runPerplexitySuite, runQqpSuite, type SuiteContext } from './suites.ts';
 
 export interface EvalCallbacks {
   onProgress?: (done: number, total: number) => void;
@@ -139,6 +141,13 @@ export async function runEvalJob(job: EvalJob, callbacks: EvalCallbacks = {}): P
     } else if (job.suite === 'hotpotqa') {
       const hotpot = await runHotpotSuite({ ...ctx, examples: await read<HotpotQaExample>('hotpotqa', 'hotpotqa'), limit: job.limit, options: hotpotOptions });
       result.hotpotqa = { ...hotpot, semanticEncoder: semanticEncoder?.name };
+    } else if (job.suite === 'perplexity') {
+      result.perplexity = await runPerplexitySuite({
+        ...ctx,
+        documents: job.datasets.text ? await read<TextDocument>('text-corpus', 'text') : undefined,
+        conversations: job.datasets.oasst1 ? await read<Conversation>('oasst1', 'oasst1') : undefined,
+        limit: job.limit,
+      });
     } else {
       const r = job.robustness!;
       const task =

@@ -234,3 +234,32 @@ export function languageModelScores(items: readonly TokenNll[]): { tokens: numbe
   const loss = nll / tokens;
   return { tokens, loss, perplexity: Math.exp(loss) };
 }
+
+export interface ScoredText extends TokenNll {
+  /** Whitespace-separated words of the scored text. */
+  words: number;
+  /** UTF-8 bytes of the scored text. */
+  bytes: number;
+}
+
+/**
+ * languageModelScores plus the tokenizer-independent figures of lm-evaluation-harness's wikitext task:
+ * word perplexity exp(NLL / words), byte perplexity exp(NLL / bytes) and bits per byte NLL / (bytes ln 2),
+ * each over the pooled sums.
+ */
+export function corpusScores(items: readonly ScoredText[]): {
+  count: number; tokens: number; words: number; bytes: number; loss: number; perplexity: number; wordPerplexity: number; bytePerplexity: number; bitsPerByte: number;
+} {
+  const { tokens, loss, perplexity } = languageModelScores(items);
+  const nll = items.reduce((sum, item) => sum + item.nllSum, 0);
+  const words = items.reduce((sum, item) => sum + item.words, 0);
+  const bytes = items.reduce((sum, item) => sum + item.bytes, 0);
+  if (words < 1 || bytes < 1) throw new WorkbenchError('invalid_input', 'Word and byte perplexity need some text; every scored text is empty.');
+  return { count: items.length, tokens, words, bytes, loss, perplexity, wordPerplexity: Math.exp(nll / words), bytePerplexity: Math.exp(nll / bytes), bitsPerByte: nll / bytes / Math.LN2 };
+}
+
+/** Words as the harness counts them for word perplexity: the pieces between runs of whitespace. */
+export function wordCount(text: string): number {
+  const trimmed = text.trim();
+  return trimmed === '' ? 0 : trimmed.split(/\s+/).length;
+}

@@ -138,12 +138,21 @@ export async function scoreRequests(model: CausalLM, requests: readonly ScoreReq
  * tokens before it, so every token is scored exactly once with as much context as fits.
  */
 export function rollingWindows(tokens: readonly number[], prefixTokenId: number, maxPositions: number): ScoreRequest[] {
+  return conditionalWindows([prefixTokenId], tokens, maxPositions);
+}
+
+/**
+ * Rolling windows over a continuation that follows a context: every continuation token is scored
+ * exactly once, conditioned on as many of the tokens before it (context included) as fit the
+ * model's window, so a reply longer than the window is still scored whole.
+ */
+export function conditionalWindows(context: readonly number[], continuation: readonly number[], maxPositions: number): ScoreRequest[] {
+  const all = [...context, ...continuation];
   const windows: ScoreRequest[] = [];
-  let predicted = 0;
-  while (predicted < tokens.length) {
-    const end = Math.min(tokens.length, predicted + maxPositions);
-    const context = predicted === 0 ? [prefixTokenId] : tokens.slice(Math.max(0, end - maxPositions - 1), predicted);
-    windows.push({ context, continuation: tokens.slice(predicted, end) });
+  let predicted = context.length;
+  while (predicted < all.length) {
+    const end = Math.min(all.length, predicted + maxPositions);
+    windows.push({ context: all.slice(Math.max(0, end - maxPositions - 1), predicted), continuation: all.slice(predicted, end) });
     predicted = end;
   }
   return windows;

@@ -6,8 +6,10 @@ import type { BbqExample } from '../data/readers/bbq.ts';
 import type { CrowsPair } from '../data/readers/crows-pairs.ts';
 import type { HotpotQaExample } from '../data/readers/hotpotqa.ts';
 import type { QqpPair } from '../data/readers/qqp.ts';
+import type { Conversation } from '../data/readers/oasst1.ts';
 import type { StereoSetExample } from '../data/readers/stereoset.ts';
-import { bbqCandidates, hotpotQaTemplate, qqpCandidates, type HotpotTemplateOptions } from '../data/templates.ts';
+import type { TextDocument } from '../data/readers/text-corpus.ts';
+import { bbqCandidates, conversationTemplate, hotpotQaTemplate, qqpCandidates, type HotpotTemplateOptions } from '../data/templates.ts';
 import type { TextTokenizer } from '../formats/tokenizer.ts';
 import { generate } from '../generate.ts';
 import type { AdapterModel } from '../methods/types.ts';
@@ -23,8 +25,18 @@ import {
   type CrowsScoreItem,
   type StereoSetScoreItem,
 } from './bias-metrics.ts';
-import { classificationScores, hotpotQaReport } from './metrics.ts';
-import { pairLogLikelihood, ScoringStopped, sequenceLogLikelihood, type ScoreOptions } from './score.ts';
+import { classificationScores, corpusScores, hotpotQaReport, wordCount } from './metrics.ts';
+import {
+  conditionalWindows,
+  encodePair,
+  pairLogLikelihood,
+  rollingWindows,
+  scoreRequests,
+  ScoringStopped,
+  sequenceLogLikelihood,
+  type ScoreOptions,
+  type ScoreRequest,
+} from './score.ts';
 import {
   binaryOutcome,
   choiceOutcome,
@@ -398,6 +410,76 @@ export async function runHotpotSuite(
   const similarities = await semSimScores(ctx.semanticEncoder, items);
   const scored = items.map((item, i) => ({ ...item, semsim: similarities[i]! }));
   return { report: withSemSim(report, scored), items: scored };
+}
+
+// --- Language modelling ---------------------------------------------------------------------
+
+/** What is scored of one item: `text` given `context` ('' for a whole document, scored from the prefix token). */
+export interface ScoredSpan {
+  id: string;
+  context: string;
+  text: string;
+}
+
+export interface LanguageModellingResult extends ReturnType<typeof corpusScores> {
+  items: { id: string; tokens: number; logLikelihood: number; loss: number }[];
+}
+
+export interface PerplexitySuiteResult {
+  text: LanguageModellingResult | null;
+  oasst1: LanguageModellingResult | null;
+}
+
+/** Whole documents from the prefix token; longer ones than the window go in rolling windows (loglikelihood_rolling). */
+export const documentSpans = (documents: readonly TextDocument[]): ScoredSpan[] => documents.map((d) => ({ id: d.id, context: '', text: d.text }));
+
+/** The last assistant reply given the conversation before it, in the template training uses. */
+export const replySpans = (conversations: readonly Conversation[]): ScoredSpan[] =>
+  conversations.map((c) => {
+    const { prompt, completion } = conversationTemplate(c);
+    return { id: `${c.treeId}@${c.line}`, context: prompt, text: completion };
+  });
+
+async function scoreSpans(ctx: SuiteContext, spans: readonly ScoredSpan[], progress: Progress): Promise<LanguageModellingResult> {
+  const { model, tokenizer } = ctx;
+  const prefix = ctx.prefixTokenId ?? tokenizer.eosTokenId;
+  const maxPositions = model.config.maxPositions;
+  const items = await progress.chunks(spans, async (chunk) => {
+    const requests: ScoreRequest[] = [];
+    const owner: number[] = [];
+    chunk.forEach((span, i) => {
+      const pair = span.context === '' ? { context: [prefix], continuation: tokenizer.encode(span.text) } : encodePair(tokenizer, span.context, span.text, prefix);
+      if (pair.continuation.length === 0) throw new WorkbenchError('invalid_input', `Item ${span.id} has no text to score.`);
+      const windows = span.context === '' ? rollingWindows(pair.continuation, prefix, maxPositions) : conditionalWindows(pair.context, pair.continuation, maxPositions);
+      for (const w of windows) {
+        requests.push(w);
+        owner.push(i);
+      }
+    });
+    const scores = await scoreRequests(model, requests, scoreOptions(ctx));
+    const sums = chunk.map(() => ({ logLikelihood: 0, tokens: 0 }));
+    scores.forEach((score, r) => {
+      sums[owner[r]!]!.logLikelihood += score.logLikelihood;
+      sums[owner[r]!]!.tokens += score.tokens;
+    });
+    return sums.map((sum, i) => ({ id: chunk[i]!.id, ...sum, loss: -sum.logLikelihood / sum.tokens, text: chunk[i]!.text }));
+  });
+  const scores = corpusScores(items.map((item) => ({ nllSum: -item.logLikelihood, tokens: item.tokens, words: wordCount(item.text), bytes: Buffer.byteLength(item.text, 'utf8') })));
+  return { ...scores, items: items.map(({ text: _text, ...item }) => item) };
+}
+
+/** Loss and perplexity (per token, word and byte) of a text corpus and/or OASST1 replies. */
+export async function runPerplexitySuite(
+  ctx: SuiteContext & { documents?: readonly TextDocument[]; conversations?: readonly Conversation[]; limit?: number | null },
+): Promise<PerplexitySuiteResult> {
+  const text = ctx.documents ? documentSpans(evenSlice(ctx.documents, ctx.limit)) : null;
+  const oasst1 = ctx.conversations ? replySpans(evenSlice(ctx.conversations, ctx.limit)) : null;
+  if (!text && !oasst1) throw new WorkbenchError('invalid_input', 'The perplexity suite needs a text corpus or OASST1 conversations.');
+  const progress = new Progress((text?.length ?? 0) + (oasst1?.length ?? 0), ctx);
+  return {
+    text: text && (await scoreSpans(ctx, text, progress)),
+    oasst1: oasst1 && (await scoreSpans(ctx, oasst1, progress)),
+  };
 }
 
 export { Progress };

@@ -194,3 +194,24 @@ test('bias and robustness evaluations of base model and adapter, their panels, a
   test.info().annotations.push({ type: 'timing', description: timing });
   console.log(`e2e timing: ${timing}`);
 });
+
+test('a perplexity evaluation of the base model on a text corpus, started from the Evaluations page', async ({ page }) => {
+  await page.goto(product().url);
+  await page.getByTestId('nav-evals').click();
+  await page.getByTestId('new-eval-button').click();
+  await page.getByTestId('eval-suite').selectOption('perplexity');
+  await page.getByTestId('eval-subject').selectOption({ label: 'Base model only' });
+  await expect(page.getByTestId('eval-path-oasst1')).toBeVisible();
+  await page.getByTestId('eval-path-text').fill(path.join(fixtures, 'eval', 'stories.txt'));
+  await page.getByTestId('eval-limit').fill('');
+  await page.getByTestId('eval-backend').selectOption(BACKEND);
+  await page.getByTestId('start-eval').click();
+  const row = page.locator('[data-testid="eval-row"][data-suite="perplexity"]');
+  await expect(row).toHaveAttribute('data-status', 'completed', { timeout: 120_000 });
+  // The embedded model on three invented stories: a finite perplexity above 1, and bits per byte beside it.
+  const perplexity = row.locator('.figure[title="perplexity.text.perplexity"]');
+  await expect(perplexity).toContainText('Text perplexity');
+  const value = Number((await perplexity.textContent())!.replace('Text perplexity', '').trim());
+  expect(value).toBeGreaterThan(1);
+  await expect(row.locator('.figure[title="perplexity.text.bitsPerByte"]')).toBeVisible();
+});

@@ -109,6 +109,28 @@ describe('eval jobs in the worker', () => {
     expect(result.robustness!.count).toBe(2);
   });
 
+  it('runs the perplexity suite on a text corpus and on OASST1 replies', async () => {
+    const text = path.join(evalData, 'stories.txt');
+    const oasst1 = path.join(fixtures, 'datasets', 'oasst1-messages.jsonl');
+    const { messages, exitCode } = await runWorker(evalJob({ modelDir, adapterDir: null, suite: 'perplexity', datasets: { text, oasst1 }, backend: 'cpu' }));
+    expect(ofType(messages, 'failed')).toEqual([]);
+    expect(exitCode).toBe(0);
+    const { result } = ofType(messages, 'evaluated')[0]!;
+    expect(result.slices.map((s) => [s.dataset, s.count])).toEqual([['text-corpus', 3], ['oasst1', result.perplexity!.oasst1!.count]]);
+    expect(result.slices[0]!.sha256).toBe(await hashDatasetPath(text));
+    for (const lm of [result.perplexity!.text!, result.perplexity!.oasst1!]) {
+      expect(lm.count).toBe(lm.items.length);
+      expect(lm.tokens).toBe(lm.items.reduce((s, i) => s + i.tokens, 0));
+      expect(lm.loss).toBeCloseTo(-lm.items.reduce((s, i) => s + i.logLikelihood, 0) / lm.tokens, 6);
+      expect(lm.perplexity).toBeCloseTo(Math.exp(lm.loss), 6);
+      // A random tiny model is near uniform over its 264 tokens.
+      expect(lm.perplexity).toBeGreaterThan(50);
+    }
+    expect(result.perplexity!.text!.words).toBe(54);
+    const progress = ofType(messages, 'eval-progress').at(-1)!;
+    expect(progress.done).toBe(progress.total);
+  });
+
   it('stops when asked, and rejects a job without the dataset its suite needs', async () => {
     const stopped = await runWorker(
       evalJob({ modelDir, adapterDir: null, suite: 'bias', datasets: { crowsPairs: path.join(evalData, 'crows-pairs.csv') }, backend: 'cpu' }),

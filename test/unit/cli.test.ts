@@ -25,7 +25,7 @@ describe('help', () => {
   it('lists the commands', async () => {
     const { code, out } = await cli('--help');
     expect(code).toBe(0);
-    for (const command of ['train', 'resume', 'export', 'serve', 'runs']) expect(out).toMatch(new RegExp(`^  ${command} `, 'm'));
+    for (const command of ['train', 'resume', 'export', 'serve', 'runs', 'eval', 'datasets', 'import-llama2c']) expect(out).toMatch(new RegExp(`^  ${command} `, 'm'));
   });
 
   it.each([
@@ -34,6 +34,7 @@ describe('help', () => {
     ['export', /--out DIR/],
     ['serve', /--no-open/],
     ['runs', /--json/],
+    ['import-llama2c', /MODEL\.bin TOKENIZER\.bin --out DIR/],
   ])('explains %s', async (command, option) => {
     const { code, out } = await cli(command, '--help');
     expect(code).toBe(0);
@@ -60,6 +61,8 @@ describe('usage errors exit with 2', () => {
     [['export'], /needs a RUN_ID/],
     [['export', 'run-1', '--format', 'zip'], /--format must be one of peft, flattened, merged/],
     [['fly'], /Unknown command "fly"/],
+    [['import-llama2c', 'm.bin'], /needs the model \.bin and the tokenizer \.bin/],
+    [['import-llama2c', 'm.bin', 't.bin'], /needs --out DIR/],
   ])('%j', async (argv, message) => {
     const { code, err } = await cli(...argv);
     expect(code).toBe(2);
@@ -76,6 +79,17 @@ describe('commands', () => {
     expect(missingRun).toMatchObject({ code: 1, err: expect.stringMatching(/No run with id "nope"/) });
     const missingConfig = await cli('train', '--config', path.join(dataDir, 'absent.json'), '--data-dir', dataDir);
     expect(missingConfig).toMatchObject({ code: 1, err: expect.stringMatching(/Cannot read the run configuration/) });
+  });
+
+  it('imports a llama2.c checkpoint and lists the files it wrote', async () => {
+    const fixture = path.join(import.meta.dirname, '..', 'fixtures', 'llama2c-tiny');
+    const out = path.join(dataDir, 'tiny-llama');
+    const imported = await cli('import-llama2c', path.join(fixture, 'model.bin'), path.join(fixture, 'tokenizer.bin'), '--out', out, '--data-dir', dataDir);
+    expect(imported.code).toBe(0);
+    expect(imported.out).toMatch(new RegExp(`^Imported .*model\\.bin into ${out}: llama, [\\d,]+ parameters\\.`));
+    expect(imported.out).toContain('  model.safetensors');
+    const missing = await cli('import-llama2c', path.join(fixture, 'absent.bin'), path.join(fixture, 'tokenizer.bin'), '--out', path.join(dataDir, 'x'), '--data-dir', dataDir);
+    expect(missing).toMatchObject({ code: 1, err: expect.stringMatching(/checkpoint file .*absent\.bin does not exist/) });
   });
 });
 

@@ -60,6 +60,14 @@ describe('buildStartRequests', () => {
   it('shows the fields each suite needs', () => {
     expect(datasetsFor('bias', 'qqp')).toEqual(['crowsPairs', 'stereoSet', 'bbq']);
     expect(datasetsFor('robustness', 'hotpotqa')).toEqual(['hotpotqa']);
+    expect(datasetsFor('perplexity', 'qqp')).toEqual(['text', 'oasst1']);
+  });
+
+  it('sends a perplexity request with the corpus it was given, and asks for one when none is', () => {
+    const [request] = buildStartRequests({ ...defaultFormState(), suite: 'perplexity', paths: { text: ' /c/valid.txt ', qqp: '/ignored' } });
+    expect(request).toMatchObject({ suite: 'perplexity', datasets: { text: '/c/valid.txt' } });
+    expect(Object.keys(request!.datasets)).toEqual(['text']);
+    expect(() => buildStartRequests({ ...defaultFormState(), suite: 'perplexity' })).toThrow(/at least one of: Text corpus .*, OASST1 messages JSONL/);
   });
 });
 

@@ -198,6 +198,14 @@ describe('headline figures', () => {
     ]);
     expect(headlineFigures({ suite: 'qqp', summary: null })).toEqual([]);
   });
+
+  it('reads perplexity and bits per byte of whichever corpora were scored', () => {
+    const summary = { 'perplexity.oasst1.perplexity': 12.5, 'perplexity.oasst1.bitsPerByte': 1.25, 'perplexity.oasst1.loss': 2.5 };
+    expect(headlineFigures({ suite: 'perplexity', summary }).map((f) => [f.label, f.value])).toEqual([
+      ['OASST1 perplexity', 12.5],
+      ['OASST1 bits/byte', 1.25],
+    ]);
+  });
 });
 
 describe('matchingBase', () => {

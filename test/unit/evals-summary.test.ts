@@ -43,6 +43,15 @@ describe('summarize', () => {
     expect(bias).toMatchObject({ 'counterfactual.accuracyGap': 0.5, 'parameterOverhead.percent': 1, 'parameterOverhead.trainable': 10 });
   });
 
+  it('keeps each corpus\'s perplexity figures under its name, without the per-document items', () => {
+    const lm = { count: 2, tokens: 40, words: 10, bytes: 50, loss: 2, perplexity: Math.exp(2), wordPerplexity: Math.exp(8), bytePerplexity: Math.exp(1.6), bitsPerByte: 1.6 / Math.LN2 };
+    const summary = summarize({ ...base, suite: 'perplexity', perplexity: { text: { ...lm, items: [{ id: 'line-1', tokens: 20, logLikelihood: -40, loss: 2 }] }, oasst1: null } });
+    expect(summary['perplexity.text.perplexity']).toBe(Math.exp(2));
+    expect(summary['perplexity.text.bitsPerByte']).toBe(1.6 / Math.LN2);
+    expect(Object.keys(summary)).toHaveLength(9);
+    expect(Object.keys(summary).every((k) => k.startsWith('perplexity.text.'))).toBe(true);
+  });
+
   it('names robustness curves by family and level, with the adapter beside the base model', () => {
     const result: EvalResult = {
       ...base, suite: 'robustness',

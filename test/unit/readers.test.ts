@@ -437,6 +437,7 @@ describe('dataset registry', () => {
       ['crows-pairs', 'stereotype-pairs'],
       ['stereoset', 'stereoset'],
       ['bbq', 'bias-qa'],
+      ['text-corpus', 'text'],
       ['user-table', 'instruction'],
     ]);
     expect(caught(() => getDataset('squad')).message).toMatch(/Unknown dataset "squad"; known datasets: hotpotqa, qqp/);

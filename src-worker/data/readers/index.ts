@@ -22,6 +22,7 @@ import { readHotpotQa, type HotpotQaExample } from './hotpotqa.ts';
 import { readOasst, type Conversation, type ThreadOptions } from './oasst1.ts';
 import { readQqp, type QqpPair } from './qqp.ts';
 import { parseStereoSet, type StereoSetExample } from './stereoset.ts';
+import { readTextCorpus, type TextDocument } from './text-corpus.ts';
 import { readUserTable, type ColumnMapping, type TableFormat } from './user-table.ts';
 
 /** What a dataset is for; decides which metrics an evaluation computes on it. */
@@ -29,6 +30,7 @@ export type TaskKind =
   | 'qa' // generated answers, EM / F1 / SemSim
   | 'paraphrase' // binary classification, accuracy / F1 / MCC
   | 'dialogue' // language modelling, loss / perplexity
+  | 'text' // language modelling of whole documents, loss / perplexity
   | 'stereotype-pairs' // CrowS-Pairs
   | 'stereoset' // StereoSet lms / ss / icat
   | 'bias-qa' // BBQ accuracy and bias scores
@@ -161,6 +163,15 @@ registerDataset<BbqExample>({
   template: (row) => bbqTemplate(row),
   candidates: (row) => bbqCandidates(row),
   groupKey: (row) => `${row.category}/${row.questionIndex}`,
+});
+
+registerDataset<TextDocument>({
+  id: 'text-corpus',
+  label: 'Text corpus',
+  taskKind: 'text',
+  description: 'Plain text (documents split at <|endoftext|> lines or blank lines) or JSONL with a "text" field, for perplexity.',
+  sharedFiles: [],
+  read: async (path) => ({ rows: await readTextCorpus(path), notes: [] }),
 });
 
 export interface UserTableOptions {

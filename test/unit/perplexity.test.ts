@@ -13,7 +13,7 @@ import { runPerplexitySuite } from '../../src-worker/eval/suites.ts';
 import { loadCausalLM } from '../../src-worker/formats/model-folder.ts';
 import { loadTokenizer, type TextTokenizer } from '../../src-worker/formats/tokenizer.ts';
 import type { CausalLM } from '../../src-worker/models/types.ts';
-import { tf } from '../../src-worker/tf.ts';
+import { BIGRAM_TABLE, bigram, charTokenizer } from '../helpers/bigram.ts';
 
 beforeAll(async () => {
   await initBackend('cpu');
@@ -91,39 +91,9 @@ describe('corpus figures', () => {
   });
 });
 
-/** p(next | t) = TABLE[t] over the tokens "a", "b", "c" (2 is also the prefix token). */
-const TABLE = [
-  [0.5, 0.25, 0.25],
-  [0.1, 0.2, 0.7],
-  [1 / 3, 1 / 3, 1 / 3],
-];
-function bigram(maxPositions: number): CausalLM {
-  const logTable = tf.tensor2d(TABLE.map((row) => row.map(Math.log)));
-  return {
-    config: { family: 'gpt2', modelType: 'bigram', vocabSize: 3, hiddenSize: 3, numLayers: 1, numHeads: 1, maxPositions },
-    linearModules: () => [],
-    forward: (ids) => {
-      if (ids.shape[1] > maxPositions) throw new Error(`input of ${ids.shape[1]} positions > ${maxPositions}`);
-      return tf.tidy(() => tf.gather(logTable, ids) as unknown as tf.Tensor3D);
-    },
-    forwardWithCache: () => {
-      throw new Error('unused');
-    },
-    hiddenStates: (ids) => tf.tidy(() => tf.gather(logTable, ids) as unknown as tf.Tensor3D),
-    parameterCount: () => 9,
-    dispose: () => logTable.dispose(),
-  };
-}
-const charTokenizer: TextTokenizer = {
-  encode: (text) => Array.from(text).map((ch) => 'abc'.indexOf(ch)),
-  decode: (ids) => ids.map((i) => 'abc'[i]).join(''),
-  eosTokenId: 2,
-  padTokenId: 2,
-  vocabSize: 3,
-};
 const bigramLogLik = (text: string) => {
-  let sum = Math.log(TABLE[2]!['abc'.indexOf(text[0]!)]!);
-  for (let i = 1; i < text.length; i++) sum += Math.log(TABLE['abc'.indexOf(text[i - 1]!)]!['abc'.indexOf(text[i]!)]!);
+  let sum = Math.log(BIGRAM_TABLE[2]!['abc'.indexOf(text[0]!)]!);
+  for (let i = 1; i < text.length; i++) sum += Math.log(BIGRAM_TABLE['abc'.indexOf(text[i - 1]!)]!['abc'.indexOf(text[i]!)]!);
   return sum;
 };
 

@@ -16,44 +16,10 @@ import { loadCausalLM } from '../../src-worker/formats/model-folder.ts';
 import { loadTokenizer, type TextTokenizer } from '../../src-worker/formats/tokenizer.ts';
 import type { CausalLM } from '../../src-worker/models/types.ts';
 import { tf } from '../../src-worker/tf.ts';
+import { BIGRAM_TABLE, bigram, charTokenizer } from '../helpers/bigram.ts';
 
 const fixture = path.join(import.meta.dirname, '..', 'fixtures', 'gpt2-tiny');
 
-/**
- * A bigram "model" over 3 tokens: the logits at a position depend only on its token, p(next | t)
- * = TABLE[t]. Scores are then sums of known log-probabilities.
- */
-const TABLE = [
-  [0.5, 0.25, 0.25],
-  [0.1, 0.2, 0.7],
-  [1 / 3, 1 / 3, 1 / 3],
-];
-function bigram(maxPositions: number): CausalLM {
-  const logTable = tf.tensor2d(TABLE.map((row) => row.map(Math.log)));
-  return {
-    config: { family: 'gpt2', modelType: 'bigram', vocabSize: 3, hiddenSize: 3, numLayers: 1, numHeads: 1, maxPositions },
-    linearModules: () => [],
-    forward: (ids) => {
-      if (ids.shape[1] > maxPositions) throw new Error(`input of ${ids.shape[1]} positions > ${maxPositions}`);
-      return tf.tidy(() => tf.gather(logTable, ids) as unknown as tf.Tensor3D);
-    },
-    forwardWithCache: () => {
-      throw new Error('unused');
-    },
-    hiddenStates: (ids) => tf.tidy(() => tf.gather(logTable, ids) as unknown as tf.Tensor3D),
-    parameterCount: () => 9,
-    dispose: () => logTable.dispose(),
-  };
-}
-
-/** Tokens are the characters "a", "b", "c"; "." is the prefix token 2 written out. */
-const charTokenizer: TextTokenizer = {
-  encode: (text) => Array.from(text).map((ch) => 'abc'.indexOf(ch)),
-  decode: (ids) => ids.map((i) => 'abc'[i]).join(''),
-  eosTokenId: 2,
-  padTokenId: 2,
-  vocabSize: 3,
-};
 
 beforeAll(async () => {
   await initBackend('cpu');
@@ -84,8 +50,8 @@ describe('hand-checked scores on a bigram model', () => {
     const model = bigram(4);
     const text = 'abcabcaab';
     const [score] = await sequenceLogLikelihood(model, charTokenizer, [text]);
-    let expected = Math.log(TABLE[2]![0]!);
-    for (let i = 1; i < text.length; i++) expected += Math.log(TABLE['abc'.indexOf(text[i - 1]!)]!['abc'.indexOf(text[i]!)]!);
+    let expected = Math.log(BIGRAM_TABLE[2]![0]!);
+    for (let i = 1; i < text.length; i++) expected += Math.log(BIGRAM_TABLE['abc'.indexOf(text[i - 1]!)]!['abc'.indexOf(text[i]!)]!);
     expect(score!.tokens).toBe(text.length);
     expect(score!.logLikelihood).toBeCloseTo(expected, 4);
     model.dispose();

@@ -1,7 +1,7 @@
 // The summary figures an evaluation row keeps, and the CLI's tables of them.
 import { describe, expect, it } from 'vitest';
 import type { EvalResult } from '../../src-shared/eval.ts';
-import { summaryTables } from '../../src-main/cli.ts';
+import { summaryTables } from '../../src-main/cli/eval.ts';
 import { summarize } from '../../src-main/evals.ts';
 
 const base = {

@@ -7,7 +7,8 @@ export type FieldDescriptor =
   /** One of a fixed set of strings (the zod enum of the setting), shown as a select. */
   | { key: string; label: string; kind: 'choice'; options: readonly string[]; help: string };
 
-import { biasReadings, promptTuningInits, quantizationFormats, type MethodId } from './config.ts';
+import { biasReadings, promptTuningInits, quantizationFormats, type MethodId, type RunConfig } from './config.ts';
+import { WorkbenchError } from './errors.ts';
 
 /** The RunConfig sections that hold method settings. */
 export const methodSettingsKeys = ['lora', 'loraPlus', 'selora', 'biasAware', 'full', 'bitfit', 'promptTuning', 'houlsby', 'qlora'] as const;
@@ -33,6 +34,19 @@ export function settingsSectionsOf(id: MethodId): { settingsKey: MethodSettingsK
   if (!descriptor) return [];
   const own = { settingsKey: descriptor.settingsKey, fields: descriptor.fields };
   return descriptor.extends ? [...settingsSectionsOf(descriptor.extends), own] : [own];
+}
+
+/**
+ * The settings a method reads from a run configuration: RunConfig[settingsKey] for a method with one
+ * section (LoRA, so its checkpoints compare as before), else { [settingsKey]: section } for each
+ * section, base method's first (LoRA+: { lora, loraPlus }).
+ */
+export function methodSettingsOf(config: RunConfig): unknown {
+  const sections = settingsSectionsOf(config.method);
+  if (sections.length === 0) throw new WorkbenchError('invalid_input', `Unknown method "${config.method}".`, { method: config.method });
+  const section = (key: MethodSettingsKey) => (config as Record<string, unknown>)[key];
+  if (sections.length === 1) return section(sections[0]!.settingsKey);
+  return Object.fromEntries(sections.map((s) => [s.settingsKey, section(s.settingsKey)]));
 }
 
 export const methodDescriptors: MethodDescriptor[] = [

@@ -8,7 +8,7 @@ import type { EvalJob } from '../src-shared/eval.ts';
 import type { ImportModelJob, InspectDatasetJob } from '../src-shared/worker-protocol.ts';
 import { MainToWorkerSchema, WorkerToMainSchema, type ExportJob, type GenerateAdapterJob, type MainToWorker, type TrainJob, type WorkerToMain } from '../src-shared/worker-protocol.ts';
 import { runEvalJob, ScoringStopped } from './eval/job.ts';
-import { exportAdapter } from './export/peft.ts';
+import { exportAdapter } from './export/index.ts';
 import { inspectDataset } from './data/inspect-dataset.ts';
 import { runTraining } from './train/loop.ts';
 import { importModel, inspectModel } from './inspect-model.ts';

@@ -37,6 +37,9 @@ export interface BiasAwareConfig {
 
 const keyOf = (ids: readonly number[]) => ids.join(',');
 
+/** Two or more tasks: one adapter per task, batches drawn by the task mixture, and L_align between them. */
+const isMultiTask = (settings: BiasAwareSettings) => settings.tasks.length >= 2;
+
 /**
  * Mean-pooled final hidden states [N, hidden] of `rows` (each at least one token), with the adapter on
  * and no dropout. Rows are right-padded: causal attention keeps the pads out of the real positions,
@@ -98,7 +101,7 @@ export class BiasAwareModel extends LoraModel {
     this.owner = model;
     this.maxPositions = model.config.maxPositions;
     const T = bias.tasks.length;
-    if (T >= 2) {
+    if (isMultiTask(bias)) {
       const extra = new Set<string>([TASK_MIXTURE_KEY]);
       for (let task = 1; task < T; task++) {
         const layers = new Map<string, LoraLayer>();
@@ -332,4 +335,11 @@ export const biasAware: MethodImplementation<BiasAwareConfig> = {
     };
   },
   create: (model, settings, seed) => new BiasAwareModel(model, settings.biasAware, settings.lora, seed),
+  capabilities: {
+    // With two or more tasks the adapter is one LoRA per task plus their mixture: PEFT holds only the merged mixture.
+    peftForm: (settings) => (isMultiTask(settings.biasAware) ? 'flattened' : 'native'),
+    mergeable: true,
+    batcher: (settings) => (isMultiTask(settings.biasAware) ? { kind: 'task-mixture', tasks: settings.biasAware.tasks, ratios: settings.biasAware.taskMixture } : { kind: 'shuffled' }),
+    hooks: ['fit', 'prepare', 'regularizers', 'flattened', 'selectTask', 'setTaskMixture'],
+  },
 };

@@ -224,4 +224,5 @@ export const lora: MethodImplementation<LoraSettings> = {
   id: 'lora',
   parseSettings: (raw) => validate(LoraSettingsSchema, raw ?? {}, 'LoRA settings'),
   create: (model, settings, seed) => new LoraModel(model, settings, seed),
+  capabilities: { peftForm: () => 'native', mergeable: true, batcher: () => ({ kind: 'shuffled' }), hooks: [] },
 };

@@ -8,7 +8,8 @@ import { RunConfigSchema, type RunConfig } from '../../src-shared/config.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import type { GenerateAdapterJob, WorkerToMain } from '../../src-shared/worker-protocol.ts';
 import { initBackend } from '../backend.ts';
-import { baseModelFingerprint, readSidecar, writePeftAdapter } from '../export/peft.ts';
+import { writeAdapter } from '../export/write-adapter.ts';
+import { baseModelFingerprint, readSidecar } from '../formats/adapter-folder.ts';
 import { probeLogits, readProbe, writeProbe, type Probe } from '../export/probe.ts';
 import { loadCausalLM } from '../formats/model-folder.ts';
 import { loadTokenizer } from '../formats/tokenizer.ts';
@@ -47,7 +48,7 @@ async function writeGenerated(model: CausalLM, job: GenerateAdapterJob, merged: 
     await fs.promises.rm(tmp, { recursive: true, force: true });
     await fs.promises.mkdir(tmp, { recursive: true });
     try {
-      await writePeftAdapter(adapter, tmp, {
+      await writeAdapter(adapter, tmp, {
         baseModelNameOrPath: job.modelDir,
         sidecar: {
           format: 'lora-workbench-adapter', version: 1, method: 'lora', runId: job.runId, step: 0,

@@ -1,5 +1,5 @@
 // Checkpoints: <runDir>/checkpoints/step-000040/ holding
-//   adapter_model.safetensors, adapter_config.json, workbench_adapter.json   (PEFT layout, see export/peft.ts)
+//   adapter_model.safetensors, adapter_config.json, workbench_adapter.json   (PEFT layout, see formats/adapter-folder.ts)
 //   optimizer.safetensors                                                     (AdamW moments per parameter)
 //   trainer_state.json                                                        (step, batcher state, config, …)
 // A checkpoint is written into a temporary folder and renamed into place, so a crash at any moment
@@ -12,7 +12,8 @@ import { RunConfigSchema } from '../../src-shared/config.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import { readSafetensorsFile, serializeSafetensors, writeFileAtomic } from '../formats/safetensors.ts';
 import type { AdapterModel } from '../methods/types.ts';
-import { ADAPTER_WEIGHTS_FILE, writePeftAdapter, type AdapterSidecar } from '../export/peft.ts';
+import { writeAdapter } from '../export/write-adapter.ts';
+import { ADAPTER_WEIGHTS_FILE, type AdapterSidecar } from '../formats/adapter-folder.ts';
 import type { AdamW } from './adamw.ts';
 
 export const CHECKPOINTS_DIR = 'checkpoints';
@@ -117,7 +118,7 @@ export async function saveCheckpoint(runDir: string, content: CheckpointContent,
     runDir,
     state.step,
     async (dir) => {
-      await writePeftAdapter(content.adapter, dir, { baseModelNameOrPath: content.baseModelNameOrPath, sidecar: content.sidecar });
+      await writeAdapter(content.adapter, dir, { baseModelNameOrPath: content.baseModelNameOrPath, sidecar: content.sidecar });
       // The optimizer's tensors stay alive (they are its state): copy them out without disposing.
       const moments = new Map<string, { shape: number[]; data: Float32Array }>();
       for (const [name, t] of content.optimizer.stateDict()) moments.set(name, { shape: [...t.shape], data: Float32Array.from((await t.data()) as Float32Array) });

@@ -8,7 +8,7 @@ import { RunConfigSchema, type RunConfig } from '../../src-shared/config.ts';
 import type { MetricPoint } from '../../src-shared/runs.ts';
 import { WorkerToMainSchema, type ExportJob, type MainToWorker, type TrainJob, type WorkerToMain } from '../../src-shared/worker-protocol.ts';
 import { startEngineWorker } from '../../src-main/worker-thread.ts';
-import { writePeftAdapter } from '../../src-worker/export/peft.ts';
+import { writeAdapter } from '../../src-worker/export/write-adapter.ts';
 import { makeProbe, probeLogits, writeProbe } from '../../src-worker/export/probe.ts';
 import { serializeSafetensors } from '../../src-worker/formats/safetensors.ts';
 import { loadCausalLM } from '../../src-worker/formats/model-folder.ts';
@@ -182,7 +182,7 @@ describe('training worker', () => {
     const lora = getMethod('lora');
     const adapter = lora.create(model, lora.parseSettings(config.lora), 1);
     const sourceDir = path.join(root, 'untrained');
-    await writePeftAdapter(adapter, sourceDir, {
+    await writeAdapter(adapter, sourceDir, {
       baseModelNameOrPath: modelDir,
       sidecar: { format: 'lora-workbench-adapter', version: 1, method: 'lora', runId: 'untrained', step: 0, trainableParams: adapter.trainableParamCount(), config, backend: null, baseModel: { path: modelDir, fingerprint: null }, createdAt: new Date().toISOString() },
     });

@@ -10,7 +10,7 @@ import { WorkbenchError } from '../../src-shared/errors.ts';
 import { SamplingSettingsSchema } from '../../src-shared/models.ts';
 import type { GenerateJob } from '../../src-shared/worker-protocol.ts';
 import { initBackend } from '../../src-worker/backend.ts';
-import { writePeftAdapter } from '../../src-worker/export/peft.ts';
+import { writeAdapter as saveAdapter } from '../../src-worker/export/write-adapter.ts';
 import { loadCausalLM } from '../../src-worker/formats/model-folder.ts';
 import { loadTokenizer } from '../../src-worker/formats/tokenizer.ts';
 import { getMethod } from '../../src-worker/methods/index.ts';
@@ -40,7 +40,7 @@ async function writeAdapter(dir: string, scaleB: number): Promise<string> {
       adapter.loadStateDict(new Map([...changed].map(([name, t]) => [name, { shape: [...t.shape], data: t.dataSync() as Float32Array }])));
       tf.dispose([...state.values(), ...changed.values()]);
     }
-    await writePeftAdapter(adapter, dir, {
+    await saveAdapter(adapter, dir, {
       baseModelNameOrPath: modelDir,
       sidecar: {
         format: 'lora-workbench-adapter', version: 1, method: 'lora', runId: 'test', step: 1, trainableParams: adapter.trainableParamCount(),

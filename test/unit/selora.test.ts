@@ -11,7 +11,7 @@ import { ADAPTER_CONFIG_FILE, readSidecar, tensorsToData } from '../../src-worke
 import { getMethod } from '../../src-worker/methods/index.ts';
 import { lora } from '../../src-worker/methods/lora.ts';
 import { gramFrobenius, selora, SeloraModel, SEMANTIC_MEAN_KEY } from '../../src-worker/methods/selora.ts';
-import { cosine } from '../../src-worker/methods/semantic.ts';
+import { cosineSimilarity as cosine } from '../../src-worker/eval/metrics.ts';
 import type { AdapterModel } from '../../src-worker/methods/types.ts';
 import { createGPT2, randomGPT2Weights, type GPT2Config } from '../../src-worker/models/gpt2.ts';
 import type { CausalLM } from '../../src-worker/models/types.ts';

@@ -1,7 +1,7 @@
 // WorkbenchApi: the one contract between the view and the services. Every front door (Electron IPC,
 // the loopback WebSocket, the CLI) calls one implementation of it; both ends validate with apiSpec.
 import { z } from 'zod';
-import { methodIds, RunConfigSchema } from './config.ts';
+import { methodIds, methodSettingsKeys, RunConfigSchema } from './config.ts';
 import { AdapterSchema, ExportReportSchema, MetricPointSchema, RunSchema } from './runs.ts';
 import { EvalResultSchema, EvalStartRequestSchema, EvaluationSchema } from './eval.ts';
 import { DatasetPreviewRequestSchema, DatasetPreviewSchema, DatasetRegisterRequestSchema, DatasetSchema } from './datasets.ts';
@@ -10,7 +10,7 @@ import {
 } from './models.ts';
 import { AdapterDescribeRequestSchema, AdapterGenerateReportSchema, AdapterGenerateRequestSchema } from './sg-lora.ts';
 import { validate, WorkbenchError } from './errors.ts';
-import { methodSettingsKeys, type MethodDescriptor } from './methods.ts';
+import type { MethodDescriptor } from './methods.ts';
 
 export const SystemInfoSchema = z.object({
   version: z.string(),
@@ -36,6 +36,7 @@ const FieldDescriptorSchema = z.union([
     label: z.string(),
     kind: z.enum(['int', 'number', 'boolean', 'string-list', 'text']),
     min: z.number().optional(),
+    minExclusive: z.boolean().optional(),
     max: z.number().optional(),
     step: z.number().optional(),
     help: z.string(),

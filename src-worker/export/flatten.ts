@@ -3,9 +3,9 @@
 // training set's mean semantic vector; multi-task: the mixture of its tasks). The flattened adapter no
 // longer depends on the input, so it differs from the native one wherever a prompt's s is not s_bar;
 // that cost is measured on the probe and written into the sidecar.
-import type { LoraSettings, RunConfig } from '../../src-shared/config.ts';
+import { commonSettingsOf, type RunConfig } from '../../src-shared/config.ts';
 import type { AdapterSidecarInput } from '../formats/adapter-folder.ts';
-import type { AdapterModel } from '../methods/types.ts';
+import type { FlatLora } from '../methods/types.ts';
 import type { CausalLM } from '../models/types.ts';
 import { maxAbsDiff, probeLogits, writeProbe, type Probe } from './probe.ts';
 import { writeAdapter } from './write-adapter.ts';
@@ -13,7 +13,7 @@ import { writeAdapter } from './write-adapter.ts';
 /** Writes `flat`, the flattened form of a `fromMethod` adapter, as a LoRA adapter folder with its own probe. */
 export async function writeFlattenedAdapter(
   model: CausalLM,
-  flat: AdapterModel,
+  flat: FlatLora,
   fromMethod: string,
   dir: string,
   options: { probe: Probe; nativeLogits: { shape: number[]; data: Float32Array }; config: RunConfig; backend: string; baseModelNameOrPath: string; sidecar: AdapterSidecarInput },
@@ -22,7 +22,7 @@ export async function writeFlattenedAdapter(
   const maxAbsLogitDiff = maxAbsDiff(logits.data, options.nativeLogits.data);
   // A LoRA run in every respect: re-exporting it loads it with LoRA, and its probe is its own logits.
   // The flat adapter's own LoRA settings: a multi-task merge has rank T r, not the run's r.
-  const config: RunConfig = { ...options.config, method: 'lora', lora: (flat as { settings?: LoraSettings }).settings ?? options.config.lora };
+  const config: RunConfig = { ...commonSettingsOf(options.config), method: 'lora', lora: flat.settings };
   await writeAdapter(flat, dir, {
     baseModelNameOrPath: options.baseModelNameOrPath,
     sidecar: { ...options.sidecar, method: 'lora', config, trainableParams: flat.trainableParamCount(), flattenedFrom: { method: fromMethod, maxAbsLogitDiff } },

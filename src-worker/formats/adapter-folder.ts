@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { RunConfigSchema } from '../../src-shared/config.ts';
+import { StoredRunConfigSchema } from '../../src-shared/config.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import { BackendInfoSchema } from '../../src-shared/runs.ts';
 import { readSafetensorsHeader, serializeSafetensors, writeFileAtomic } from './safetensors.ts';
@@ -59,7 +59,7 @@ export const AdapterSidecarSchema = z.object({
   step: z.number().int(),
   trainableParams: z.number().int(),
   /** The whole run configuration: the method's settings, training settings, seed (older folders: every method's sections). */
-  config: RunConfigSchema,
+  config: StoredRunConfigSchema,
   backend: BackendInfoSchema.nullable(),
   baseModel: z.object({
     path: z.string(),

@@ -1,6 +1,6 @@
 // The shape of an adapter method, after PEFT's tuners: a config, a layer, one registry entry.
 import type * as tf from '@tensorflow/tfjs-core';
-import type { MethodId } from '../../src-shared/config.ts';
+import type { LoraSettings, MethodId } from '../../src-shared/config.ts';
 import type { TextTokenizer } from '../formats/tokenizer.ts';
 import type { AdapterHooks, CausalLM, LinearModule } from '../models/types.ts';
 
@@ -11,6 +11,9 @@ export interface RegularizerBatch {
   /** The adapted forward's logits [B, T, V], inside the gradient tape. */
   logits: tf.Tensor3D;
 }
+
+/** A flattened adapter: a plain LoRA with its own settings (a multi-task merge has rank T r, not the run's r). */
+export type FlatLora = AdapterModel & { readonly settings: LoraSettings };
 
 /** One method instance attached to one model. */
 export interface AdapterModel extends AdapterHooks {
@@ -63,7 +66,7 @@ export interface AdapterModel extends AdapterHooks {
    * For adapters PEFT cannot load as they are (SeLoRA): the plain LoRA closest to this one (SeLoRA at
    * the training set's mean semantic vector). Training writes it beside the native adapter. The caller disposes it.
    */
-  flattened?(): Promise<AdapterModel>;
+  flattened?(): Promise<FlatLora>;
   /**
    * Multi-task methods (bias-aware LoRA with L_align): the task whose adapter the next training step
    * trains (an index into the run's tasks), or null for the mixture every other forward uses.

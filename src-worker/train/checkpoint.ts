@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { RunConfigSchema } from '../../src-shared/config.ts';
+import { StoredRunConfigSchema } from '../../src-shared/config.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import { readSafetensorsFile, serializeSafetensors, writeFileAtomic } from '../formats/safetensors.ts';
 import type { AdapterModel } from '../methods/types.ts';
@@ -36,7 +36,7 @@ export const TrainerStateSchema = z.object({
   dataset: z.object({ rows: z.number().int(), trainRows: z.number().int(), validationRows: z.number().int(), fingerprint: z.string() }),
   /** Token ids an export of this checkpoint is verified on. */
   probeInputIds: z.array(z.array(z.number().int())),
-  config: RunConfigSchema,
+  config: StoredRunConfigSchema,
   savedAt: z.string(),
 });
 export type TrainerState = z.infer<typeof TrainerStateSchema>;

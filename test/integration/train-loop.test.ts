@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RunConfigSchema, type RunConfig } from '../../src-shared/config.ts';
+import { RunConfigSchema, type RunConfig, type RunConfigOf } from '../../src-shared/config.ts';
 import type { MetricPoint } from '../../src-shared/runs.ts';
 import { WorkerToMainSchema, type ExportJob, type MainToWorker, type TrainJob, type WorkerToMain } from '../../src-shared/worker-protocol.ts';
 import { startEngineWorker } from '../../src-main/worker-thread.ts';
@@ -48,7 +48,7 @@ function writeFixtures(): void {
   fs.writeFileSync(datasetPath, `${rows.join('\n')}\n`);
 }
 
-const config: RunConfig = RunConfigSchema.parse({
+const config = <RunConfigOf<'lora'>>RunConfigSchema.parse({
   model: modelDir,
   dataset: datasetPath,
   backend: 'cpu',

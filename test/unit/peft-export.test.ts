@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { defaultRunConfig, type RunConfig } from '../../src-shared/config.ts';
+import { defaultRunConfig } from '../../src-shared/config.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import { exportAdapter } from '../../src-worker/export/index.ts';
 import { writeAdapter } from '../../src-worker/export/write-adapter.ts';
@@ -38,7 +38,7 @@ function writeTinyModel(dir: string): void {
   for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(fixtures, f), path.join(dir, f));
 }
 
-const config: RunConfig = { ...defaultRunConfig(), lora: { r: 4, alpha: 8, dropout: 0, targetModules: ['c_attn', 'c_proj'], useRslora: false } };
+const config = { ...defaultRunConfig(), lora: { r: 4, alpha: 8, dropout: 0, targetModules: ['c_attn', 'c_proj'], useRslora: false } };
 
 function sidecar(step: number, trainableParams: number): AdapterSidecar {
   return {

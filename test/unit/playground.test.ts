@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RunConfigSchema } from '../../src-shared/config.ts';
+import { RunConfigSchema, type RunConfigOf } from '../../src-shared/config.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import { SamplingSettingsSchema } from '../../src-shared/models.ts';
 import type { GenerateJob } from '../../src-shared/worker-protocol.ts';
@@ -25,7 +25,7 @@ let trainedAdapter: string;
 
 /** A workbench adapter folder for gpt2-tiny; `scaleB` > 0 fills lora_B with noise of that size (as training would move it). */
 async function writeAdapter(dir: string, scaleB: number): Promise<string> {
-  const config = RunConfigSchema.parse({ model: modelDir, backend: 'cpu', lora: { r: 4, alpha: 8, dropout: 0, targetModules: ['c_attn', 'c_proj'] } });
+  const config = <RunConfigOf<'lora'>>RunConfigSchema.parse({ model: modelDir, backend: 'cpu', lora: { r: 4, alpha: 8, dropout: 0, targetModules: ['c_attn', 'c_proj'] } });
   const model = await loadCausalLM(modelDir);
   const method = getMethod('lora');
   const adapter = method.create(model, method.parseSettings(config.lora), 0);

@@ -17,7 +17,9 @@ function settings(family: (typeof families)[number], method: (typeof parityMetho
   const lora = family === 'gpt2-tiny'
     ? { r: 2, alpha: 4, dropout: 0.05, targetModules: ['c_attn'], useRslora: false }
     : { r: 2, alpha: 4, dropout: 0.05, targetModules: ['q_proj', 'v_proj'], useRslora: method !== 'lora' };
-  return { method, lora, loraPlus: { ratio: 4 }, biasAware: { lambdaBias: 0.1, lambdaKl: 0.1 } };
+  if (method === 'lora-plus') return { method, lora, loraPlus: { ratio: 4 } };
+  if (method === 'bias-aware') return { method, lora, biasAware: { lambdaBias: 0.1, lambdaKl: 0.1 } };
+  return { method, lora };
 }
 
 /**

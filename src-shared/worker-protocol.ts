@@ -2,7 +2,7 @@
 // every message with these schemas: the worker owns tensors, the main process owns the database.
 import { z } from 'zod';
 import { BackendChoiceSchema, RunConfigSchema } from './config.ts';
-import { BackendInfoSchema, ExportReportSchema, MetricPointSchema, ProgressSchema } from './runs.ts';
+import { BackendInfoSchema, ExportReportSchema, exportFormats, MetricPointSchema, ProgressSchema } from './runs.ts';
 import { WorkbenchErrorSchema } from './errors.ts';
 import { EvalJobSchema, EvalResultSchema } from './eval.ts';
 import { ColumnMappingSchema, DatasetPreviewSchema, datasetFormats } from './datasets.ts';
@@ -31,7 +31,7 @@ export const ExportJobSchema = z.object({
   outDir: z.string(),
   backend: BackendChoiceSchema,
   /** See ExportRequestSchema in api.ts. */
-  format: z.enum(['peft', 'flattened', 'merged']).default('peft'),
+  format: z.enum(exportFormats).default('peft'),
 });
 export type ExportJob = z.infer<typeof ExportJobSchema>;
 

@@ -1,6 +1,9 @@
 // The export dispatcher: it first resolves which folder to write and with which writer (from the job's
 // format and what the adapter's method declares it can do), then calls that one plain writer:
-//   peft       the adapter folder as it is (adapter_config.json where PEFT holds the method)
+//   peft       what PEFT loads as it is: the adapter where PEFT represents it, else its flattened plain
+//              LoRA with what flattening costs; never an adapter_config.json beside tensors PEFT would
+//              misread (methods PEFT has no type for: the native tensors and the sidecar, said so)
+//   workbench  the native adapter as trained, for the workbench's own loader
 //   flattened  the plain LoRA written beside a SeLoRA or multi-task adapter, with what flattening costs
 //   merged     the adapter (or its flattened form) folded into the base weights, a full model folder
 import fs from 'node:fs';
@@ -36,7 +39,8 @@ export function resolveExportForm(format: ExportJob['format'], sourceDir: string
   const { peftForm, mergeable } = method.capabilities;
   const flatDir = path.join(sourceDir, FLATTENED_ADAPTER_DIR);
   const hasFlat = hasFlattenedForm(sourceDir);
-  if (format === 'peft') return { dir: sourceDir, writer: 'copy', peftLoadable: peftForm(settings) !== 'none' };
+  const form = peftForm(settings);
+  if (format === 'workbench' || (format === 'peft' && form !== 'flattened')) return { dir: sourceDir, writer: 'copy', peftLoadable: form === 'native' };
   if (format === 'merged') {
     if (!mergeable) {
       throw new WorkbenchError('invalid_input', `A ${sidecar.method} adapter cannot be exported merged (only LoRA-family adapters fold into the base weights); export it with format "peft".`, { field: 'format' });
@@ -47,8 +51,8 @@ export function resolveExportForm(format: ExportJob['format'], sourceDir: string
   if (!hasFlat) {
     throw new WorkbenchError(
       'invalid_input',
-      peftForm(settings) === 'flattened'
-        ? `Only a finished ${sidecar.method} adapter has a flattened form (checkpoints do not); export the run once it completes, or export with format "peft".`
+      form === 'flattened'
+        ? `PEFT cannot represent a ${sidecar.method} adapter as it is, and only a finished one has the flattened LoRA PEFT loads (checkpoints do not): export the run once it completes, or export with format "workbench" for the workbench's own loader.`
         : `A ${sidecar.method} adapter needs no flattening: it is exported as it is. Export it with format "peft".`,
       { field: 'format', method: sidecar.method },
     );
@@ -107,15 +111,22 @@ export async function exportAdapter(job: ExportJob, log?: (message: string) => v
     }
     const base = await probeLogits(model, null, probe);
     const report = await writeVerifiedCopy(files!, outDir, { reference, base, adaptedLogits: (tensors) => adapter.logits(tensors, probe) });
-    const note = form.peftLoadable
-      ? undefined
-      : `PEFT cannot load this folder: it has no adapter type for ${sidecar.method}. ${ADAPTER_WEIGHTS_FILE} holds the native tensors and ${SIDECAR_FILE} the settings; load it with lora-workbench.`;
+    const note = form.peftLoadable ? undefined : notLoadableByPeft(sidecar);
     const flattening = form.flattenedFrom ? { fromMethod: form.flattenedFrom, maxAbsLogitDiffToNative: await flatteningCost(sourceDir, form.dir) } : undefined;
     if (flattening) log?.(`Flattened ${flattening.fromMethod} to a plain LoRA: its probe logits differ from the native adapter's by up to ${flattening.maxAbsLogitDiffToNative.toPrecision(3)}.`);
     return { ...report, peftLoadable: form.peftLoadable, ...(note ? { note } : {}), ...(flattening ? { flattening } : {}) };
   } finally {
     model.dispose();
   }
+}
+
+/** Why a folder has no adapter_config.json, for the report. */
+function notLoadableByPeft(sidecar: AdapterSidecar): string {
+  const { method, settings } = methodOf(sidecar.config);
+  const why = method.capabilities.peftForm(settings) === 'none'
+    ? `it has no adapter type for ${sidecar.method}`
+    : `it cannot represent this ${sidecar.method} adapter as it is (export with format "peft" for its flattened LoRA)`;
+  return `PEFT cannot load this folder: ${why}. ${ADAPTER_WEIGHTS_FILE} holds the native tensors and ${SIDECAR_FILE} the settings; load it with lora-workbench.`;
 }
 
 /** Training wrote both probes on one backend and the same inputs: their difference is what flattening costs. */

@@ -105,7 +105,7 @@ export async function exportMerged(
         { maxAbsDiffToTrained, maxAbsDiffToBase },
       );
     }
-    return { outDir: job.outDir, files, verification: { maxAbsDiffToTrained, maxAbsDiffToBase, passed: true } };
+    return { outDir: job.outDir, files, verification: { maxAbsDiffToTrained, maxAbsDiffToBase, passed: true, verifiedWith: ['workbench'] } };
   } catch (error) {
     await Promise.all(files.map((f) => fs.promises.rm(path.join(job.outDir, f.name), { force: true })));
     throw error;

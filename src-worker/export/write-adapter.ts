@@ -19,7 +19,7 @@ export async function writeAdapter(adapter: AdapterModel, dir: string, options: 
   return writeAdapterFolder(dir, { tensors, peftConfig, sidecar: options.sidecar });
 }
 
-/** Whether the native folder gets an adapter_config.json. */
+/** Only an adapter PEFT represents as it is gets an adapter_config.json: PEFT would load any other silently wrong. */
 function peftHoldsNative(method: MethodImplementation<unknown>, settings: unknown): boolean {
-  return method.capabilities.peftForm(settings) !== 'none';
+  return method.capabilities.peftForm(settings) === 'native';
 }

@@ -16,7 +16,7 @@ import { runGenerateJob } from './playground.ts';
 import type { GenerateJob, InspectModelJob } from '../src-shared/worker-protocol.ts';
 import { generateAdapter } from './sg-lora/generate.ts';
 
-if (!parentPort) throw new Error('src-worker/main.ts must run as a worker thread (new Worker(...)); the CLI calls runTraining directly.');
+if (!parentPort) throw new Error('src-worker/main.ts must run as a worker thread (new Worker(...)); every front door (the app, the server, the CLI) starts it through src-main/worker-thread.ts.');
 const port = parentPort;
 
 const TERMINAL: ReadonlySet<WorkerToMain['type']> = new Set([

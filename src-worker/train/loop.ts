@@ -1,4 +1,4 @@
-// The training loop of one run (ARCHITECTURE.md, "Data flow of one run"): load model, tokenizer and
+// The training loop of one run (docs/ARCHITECTURE.md, "Data flow of one run"): load model, tokenizer and
 // data; attach the method's adapter; AdamW over the adapter's parameter groups with warmup + cosine
 // schedule and global-norm clipping; progress every step, metrics batched, validation loss,
 // atomic checkpoints, stop and resume; at the end the adapter in PEFT layout plus its probe.

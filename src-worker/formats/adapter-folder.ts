@@ -15,6 +15,7 @@ import { z } from 'zod';
 import { StoredRunConfigSchema } from '../../src-shared/config.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import { BackendInfoSchema } from '../../src-shared/runs.ts';
+import { readCheckedJson } from './json-file.ts';
 import { readSafetensorsHeader, serializeSafetensors, writeFileAtomic } from './safetensors.ts';
 
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
@@ -151,24 +152,11 @@ export async function writeAdapterFolder(dir: string, content: { tensors: Tensor
 }
 
 /** Reads and checks the sidecar of an adapter or checkpoint folder. */
-export async function readSidecar(dir: string): Promise<AdapterSidecar> {
-  const file = path.join(dir, SIDECAR_FILE);
-  let json: unknown;
-  try {
-    json = JSON.parse(await fs.promises.readFile(file, 'utf8'));
-  } catch (e) {
-    const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
-    throw new WorkbenchError(
-      missing ? 'not_found' : 'format_invalid',
-      missing ? `${dir} has no ${SIDECAR_FILE}: it is not an adapter or checkpoint folder the workbench wrote.` : `${file} is not valid JSON: ${(e as Error).message}`,
-      { file },
-    );
-  }
-  const parsed = AdapterSidecarSchema.safeParse(json);
-  if (!parsed.success) {
-    throw new WorkbenchError('format_invalid', `${file} is not a workbench adapter description: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, { file });
-  }
-  return parsed.data;
+export function readSidecar(dir: string): Promise<AdapterSidecar> {
+  return readCheckedJson(path.join(dir, SIDECAR_FILE), AdapterSidecarSchema, {
+    whenMissing: `${dir} has no ${SIDECAR_FILE}: it is not an adapter or checkpoint folder the workbench wrote.`,
+    what: 'is not a workbench adapter description',
+  });
 }
 
 /** Whether `dir` holds a flattened form beside its native adapter (a finished SeLoRA or multi-task run). */

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { StoredRunConfigSchema } from '../../src-shared/config.ts';
-import { WorkbenchError } from '../../src-shared/errors.ts';
+import { readCheckedJson } from '../formats/json-file.ts';
 import { readSafetensorsFile, serializeSafetensors, writeFileAtomic } from '../formats/safetensors.ts';
 import type { AdapterModel } from '../methods/types.ts';
 import { writeAdapter } from '../export/write-adapter.ts';
@@ -130,24 +130,10 @@ export async function saveCheckpoint(runDir: string, content: CheckpointContent,
   );
 }
 
-export async function readTrainerState(dir: string): Promise<TrainerState> {
-  const file = path.join(dir, TRAINER_STATE_FILE);
-  let json: unknown;
-  try {
-    json = JSON.parse(await fs.promises.readFile(file, 'utf8'));
-  } catch (e) {
-    const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
-    throw new WorkbenchError(
-      missing ? 'not_found' : 'format_invalid',
-      missing ? `${dir} is not a complete checkpoint (no ${TRAINER_STATE_FILE}); resume from an earlier one.` : `${file} is not valid JSON: ${(e as Error).message}`,
-      { file },
-    );
-  }
-  const parsed = TrainerStateSchema.safeParse(json);
-  if (!parsed.success) {
-    throw new WorkbenchError('format_invalid', `${file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, { file });
-  }
-  return parsed.data;
+export function readTrainerState(dir: string): Promise<TrainerState> {
+  return readCheckedJson(path.join(dir, TRAINER_STATE_FILE), TrainerStateSchema, {
+    whenMissing: `${dir} is not a complete checkpoint (no ${TRAINER_STATE_FILE}); resume from an earlier one.`,
+  });
 }
 
 export interface LoadedCheckpoint {

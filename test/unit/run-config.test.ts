@@ -2,7 +2,7 @@
 // and the key it most likely meant, never a silent default), and configurations stored in the older
 // all-sections shape still read.
 import { describe, expect, it } from 'vitest';
-import { closestKey, defaultConfigOf, migrateStoredRunConfig, RunConfigSchema, StoredRunConfigSchema } from '../../src-shared/config.ts';
+import { closestKey, defaultConfigOf, migrateStoredRunConfig, RunConfigSchema, sectionKeysOf, StoredRunConfigSchema } from '../../src-shared/config.ts';
 import { methodDescriptors } from '../../src-shared/methods.ts';
 
 const messages = (input: unknown) => {
@@ -39,6 +39,15 @@ describe('RunConfigSchema', () => {
     expect(closestKey('trainning', ['training', 'model'])).toBe('training');
     expect(closestKey('Backend', ['backend'])).toBe('backend');
     expect(closestKey('temperature', ['training', 'model'])).toBeNull();
+  });
+});
+
+describe('method descriptors and configuration variants', () => {
+  it('agree on the sections each method reads: the reused one first, its own last', () => {
+    for (const d of methodDescriptors) {
+      const reused = d.extends ? methodDescriptors.find((e) => e.id === d.extends)!.settingsKey : null;
+      expect(sectionKeysOf(d.id), d.id).toEqual(reused ? [reused, d.settingsKey] : [d.settingsKey]);
+    }
   });
 });
 

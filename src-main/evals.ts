@@ -90,6 +90,10 @@ export class EvalManager {
       afterCrash: 'Start the evaluation again.',
       handle: (active, message) => this.handle(active, message),
       end: (active, outcome) => this.record(active, outcome.status, { error: outcome.error }),
+      notRunning: (id) => {
+        const { status } = this.get(id);
+        return new WorkbenchError('conflict', `Evaluation ${id} is not running (it is ${status}); there is nothing to stop.`, { status });
+      },
     });
     this.evalsDir = path.join(this.paths.dataDir, 'evals');
     ensureDataDirs(this.paths);
@@ -167,10 +171,7 @@ export class EvalManager {
   }
 
   async stop(id: string): Promise<Evaluation> {
-    if (!(await this.jobs.stop(id, this.stopTimeoutMs))) {
-      const evaluation = this.get(id);
-      throw new WorkbenchError('conflict', `Evaluation ${id} is not running (it is ${evaluation.status}); there is nothing to stop.`, { status: evaluation.status });
-    }
+    await this.jobs.stop(id, this.stopTimeoutMs);
     return this.get(id);
   }
 

@@ -60,6 +60,8 @@ export interface JobKind<Job extends TrackedJob> {
   handle(job: Job, message: WorkerToMain): void;
   /** Records that the job ended without its final message: failed (crash, bad message) or stopped (terminated after a stop request). */
   end(job: Job, outcome: { status: 'failed' | 'stopped'; error: string | null }): void;
+  /** The error for a stop of a job that is not running (it names the job's status). */
+  notRunning(id: string): WorkbenchError;
 }
 
 export class WorkerJobs<Job extends TrackedJob> {
@@ -104,13 +106,12 @@ export class WorkerJobs<Job extends TrackedJob> {
     void job.worker.terminate();
   }
 
-  /** Asks the job to stop and waits for its worker; false when no such job is running. */
-  async stop(id: string, timeoutMs: number): Promise<boolean> {
+  /** Asks the job to stop and waits for its worker; a conflict when no such job is running. */
+  async stop(id: string, timeoutMs: number): Promise<void> {
     const job = this.active.get(id);
-    if (!job) return false;
+    if (!job) throw this.kind.notRunning(id);
     // The worker answers `stopped` (a run after writing a checkpoint); a worker that hangs is ended anyway.
     await stopWorkerJob(job, timeoutMs);
-    return true;
   }
 
   /** Ends every worker; `markClosed` writes each job's row first. */

@@ -61,6 +61,10 @@ export class RunManager {
         if (outcome.status === 'failed') this.log(active, 'error', outcome.error!);
         this.record(active, outcome);
       },
+      notRunning: (id) => {
+        const { status } = this.get(id);
+        return new WorkbenchError('conflict', `Run ${id} is not training (it is ${status}); there is nothing to stop.`, { status });
+      },
     });
     ensureDataDirs(this.paths);
     // A run still 'running' under this pid was left by an earlier manager in this process that
@@ -126,10 +130,7 @@ export class RunManager {
   }
 
   async stop(id: string): Promise<Run> {
-    if (!(await this.jobs.stop(id, this.stopTimeoutMs))) {
-      const run = this.get(id);
-      throw new WorkbenchError('conflict', `Run ${id} is not training (it is ${run.status}); there is nothing to stop.`, { status: run.status });
-    }
+    await this.jobs.stop(id, this.stopTimeoutMs);
     return this.get(id);
   }
 

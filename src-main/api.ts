@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import type { Catalog, CatalogEntry, SystemInfo, WorkbenchApi } from '../src-shared/api.ts';
 import { DEFAULT_MODEL, SAMPLE_DATASET, defaultRunConfig, type BackendName } from '../src-shared/config.ts';
+import { installedBackends as sharedInstalledBackends, packageInstalled, type PackageProbe } from '../src-shared/backends.ts';
 import { methodDescriptors } from '../src-shared/methods.ts';
 import { packageVersion, type WorkbenchPaths } from './paths.ts';
 import { catalogEntry } from './datasets.ts';
@@ -24,33 +25,22 @@ export interface WorkbenchApiOptions {
   mode: SystemInfo['mode'];
 }
 
-/** The packages each backend needs; any one of the alternatives is enough. */
-const backendPackages: Record<BackendName, string[][]> = {
-  tensorflow: [['@tensorflow/tfjs-node-gpu'], ['@tensorflow/tfjs-node']],
-  webgpu: [['@tensorflow/tfjs-backend-webgpu', 'webgpu']],
-  wasm: [['@tensorflow/tfjs-backend-wasm']],
-  cpu: [['@tensorflow/tfjs-backend-cpu']],
+/** Node's module resolution, for the installed-backends rule in src-shared/backends.ts (the worker applies the same). */
+const probe: PackageProbe = {
+  resolve: (specifier) => {
+    try {
+      return createRequire(import.meta.url).resolve(specifier);
+    } catch {
+      return null;
+    }
+  },
+  exists: existsSync,
+  platform: process.platform,
+  arch: process.arch,
 };
 
-function resolvable(specifier: string): boolean {
-  // Resolving finds the package without running it: loading tfjs-node would pull in libtensorflow.
-  try {
-    createRequire(import.meta.url).resolve(`${specifier}/package.json`);
-    return true;
-  } catch {
-    try {
-      import.meta.resolve(specifier);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-}
-
-export function installedBackends(isInstalled: (specifier: string) => boolean = resolvable): BackendName[] {
-  return (Object.keys(backendPackages) as BackendName[]).filter((name) =>
-    backendPackages[name].some((alternative) => alternative.every(isInstalled)),
-  );
+export function installedBackends(isInstalled: (specifier: string) => boolean = packageInstalled(probe)): BackendName[] {
+  return sharedInstalledBackends(probe, isInstalled);
 }
 
 function readJson(file: string): Record<string, unknown> | null {

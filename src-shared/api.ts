@@ -1,8 +1,8 @@
 // WorkbenchApi: the one contract between the view and the services. Every front door (Electron IPC,
 // the loopback WebSocket, the CLI) calls one implementation of it; both ends validate with apiSpec.
 import { z } from 'zod';
-import { methodIds, RunConfigSchema } from './config.ts';
-import { AdapterSchema, ExportReportSchema, MetricPointSchema, RunSchema } from './runs.ts';
+import { methodIds, methodSettingsKeys, RunConfigSchema } from './config.ts';
+import { AdapterSchema, ExportReportSchema, exportFormats, MetricPointSchema, RunSchema } from './runs.ts';
 import { EvalResultSchema, EvalStartRequestSchema, EvaluationSchema } from './eval.ts';
 import { DatasetPreviewRequestSchema, DatasetPreviewSchema, DatasetRegisterRequestSchema, DatasetSchema } from './datasets.ts';
 import {
@@ -10,7 +10,7 @@ import {
 } from './models.ts';
 import { AdapterDescribeRequestSchema, AdapterGenerateReportSchema, AdapterGenerateRequestSchema } from './sg-lora.ts';
 import { validate, WorkbenchError } from './errors.ts';
-import { methodSettingsKeys, type MethodDescriptor } from './methods.ts';
+import type { MethodDescriptor } from './methods.ts';
 
 export const SystemInfoSchema = z.object({
   version: z.string(),
@@ -36,6 +36,7 @@ const FieldDescriptorSchema = z.union([
     label: z.string(),
     kind: z.enum(['int', 'number', 'boolean', 'string-list', 'text']),
     min: z.number().optional(),
+    minExclusive: z.boolean().optional(),
     max: z.number().optional(),
     step: z.number().optional(),
     help: z.string(),
@@ -68,13 +69,8 @@ export const ExportRequestSchema = z
     runId: z.string().optional(),
     /** Defaults to <dataDir>/exports/<name>. */
     outDir: z.string().optional(),
-    /**
-     * peft: adapter_model.safetensors + adapter_config.json as PEFT loads them (the method's native
-     * layout where PEFT has none, with a sidecar); flattened: a plain PEFT LoRA of an adapter PEFT cannot
-     * load as is (SeLoRA at the mean semantic vector), with the accuracy it costs; merged: the adapter
-     * folded into the base weights, written as a full Hugging Face model folder.
-     */
-    format: z.enum(['peft', 'flattened', 'merged']).default('peft'),
+    /** See exportFormats in runs.ts. */
+    format: z.enum(exportFormats).default('peft'),
   })
   .refine((r) => Boolean(r.adapterId) !== Boolean(r.runId), { message: 'give exactly one of adapterId or runId' });
 export type ExportRequest = z.infer<typeof ExportRequestSchema>;

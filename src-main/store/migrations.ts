@@ -1,11 +1,26 @@
 // Versioned schema. Step N takes a database at user_version N-1 to N; steps are append-only:
 // a released step is never edited, a change is a new step.
 import type Database from 'better-sqlite3';
+import { migrateStoredRunConfig } from '../../src-shared/config.ts';
 
 export interface Migration {
   version: number;
   description: string;
   sql: string;
+  /** Row rewrites SQL cannot express, run after `sql` in the same transaction. */
+  rewrite?: (db: Database.Database) => void;
+}
+
+/**
+ * Run configurations stored before they were shaped by their method held every method's settings
+ * section; keep the sections of each run's own method (the worker reads nothing else).
+ */
+function shapeStoredRunConfigs(db: Database.Database): void {
+  const update = db.prepare('UPDATE runs SET config = ? WHERE id = ?');
+  for (const row of db.prepare('SELECT id, config FROM runs').all() as { id: string; config: string }[]) {
+    const rewritten = JSON.stringify(migrateStoredRunConfig(JSON.parse(row.config)));
+    if (rewritten !== row.config) update.run(rewritten, row.id);
+  }
 }
 
 export const migrations: readonly Migration[] = [
@@ -134,6 +149,12 @@ export const migrations: readonly Migration[] = [
       ALTER TABLE adapters ADD COLUMN description TEXT;
     `,
   },
+  {
+    version: 6,
+    description: 'run configurations carry only their method\'s settings',
+    sql: '',
+    rewrite: shapeStoredRunConfigs,
+  },
 ];
 
 export const latestVersion = migrations[migrations.length - 1]!.version;
@@ -155,6 +176,7 @@ export function migrate(db: Database.Database, upTo: number = latestVersion): nu
     if (step.version <= from || step.version > upTo) continue;
     db.transaction(() => {
       db.exec(step.sql);
+      step.rewrite?.(db);
       db.pragma(`user_version = ${step.version}`);
     })();
     applied.push(step.version);

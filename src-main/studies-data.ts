@@ -32,16 +32,22 @@ export function spread<T>(items: readonly T[], count: number): T[] {
   return Array.from({ length: count }, (_, i) => items[Math.floor((i * items.length) / count)]!);
 }
 
-const fieldText = (row: Row, field: string, values: StudyData['values']): string => {
-  const raw = row[field];
-  const text = raw === undefined || raw === null ? '' : typeof raw === 'string' ? raw : JSON.stringify(raw);
-  return values[field]?.[text] ?? text;
-};
+/** A field of a row, or a dotted path into it ("answers_objects.0.spans.0"); undefined where it is absent. */
+function fieldValue(row: Row, field: string): unknown {
+  let at: unknown = row;
+  for (const part of field.split('.')) {
+    if (at === null || typeof at !== 'object' || !(part in at)) return undefined;
+    at = (at as Record<string, unknown>)[part];
+  }
+  return at;
+}
 
 function render(template: string, row: Row, values: StudyData['values']): string {
-  return template.replace(/\{(\w+)\}/g, (_, field: string) => {
-    if (!(field in row)) throw new WorkbenchError('dataset_invalid', `The template names {${field}}, which the data rows do not have (they have: ${Object.keys(row).join(', ')}).`, { field: 'data' });
-    return fieldText(row, field, values);
+  return template.replace(/\{([\w.]+)\}/g, (_, field: string) => {
+    const raw = fieldValue(row, field);
+    if (raw === undefined) throw new WorkbenchError('dataset_invalid', `The template names {${field}}, which a data row does not have (its fields: ${Object.keys(row).join(', ')}).`, { field: 'data' });
+    const text = raw === null ? '' : typeof raw === 'string' ? raw : JSON.stringify(raw);
+    return values[field]?.[text] ?? text;
   });
 }
 
@@ -70,9 +76,14 @@ export function imbalance(rows: readonly Row[], spec: NonNullable<StudyData['imb
   return rows.filter((row) => kept.has(row));
 }
 
-/** Renders the rows; with `rows`, the imbalance is kept while the total is cut to about that many. */
-export function studyTrainingRows(spec: StudyData, source: readonly Row[]): { prompt: string; completion: string; task?: string }[] {
-  let rows = spec.imbalance ? imbalance(source, spec.imbalance) : [...source];
+type Part = Pick<StudyData, 'prompt' | 'completion' | 'task' | 'values' | 'rows'> & { imbalance?: StudyData['imbalance']; filter?: StudyData['filter'] };
+
+const asText = (raw: unknown) => (raw === undefined || raw === null ? '' : typeof raw === 'string' ? raw : JSON.stringify(raw));
+
+/** Renders one source's rows; with `rows`, the imbalance is kept while the total is cut to about that many. */
+export function studyTrainingRows(spec: Part, source: readonly Row[]): { prompt: string; completion: string; task?: string }[] {
+  const kept = source.filter((row) => Object.entries(spec.filter ?? {}).every(([field, value]) => asText(fieldValue(row, field)) === value));
+  let rows = spec.imbalance ? imbalance(kept, spec.imbalance) : kept;
   if (spec.rows !== null) rows = spread(rows, spec.rows);
   return rows.map((row) => ({
     prompt: render(spec.prompt, row, spec.values),
@@ -83,7 +94,7 @@ export function studyTrainingRows(spec: StudyData, source: readonly Row[]): { pr
 
 /** Writes the cell's training file under `dir` (once per distinct content) and returns its path. */
 export function prepareStudyData(spec: StudyData, dir: string): string {
-  const rows = studyTrainingRows(spec, readJsonl(path.resolve(spec.source)));
+  const rows = [spec, ...spec.also].flatMap((part) => studyTrainingRows(part, readJsonl(path.resolve(part.source))));
   if (rows.length === 0) throw new WorkbenchError('dataset_invalid', `The study's data section selects no rows from ${spec.source}.`, { field: 'data' });
   const text = `${rows.map((r) => JSON.stringify(r)).join('\n')}\n`;
   const file = path.join(dir, `${createHash('sha256').update(text).digest('hex').slice(0, 16)}.jsonl`);

@@ -39,7 +39,7 @@ export type StudyAxis = z.infer<typeof StudyAxisSchema>;
 
 /**
  * The training data a cell trains on, written by the runner from a JSONL source: fields mapped through
- * `values`, rendered through the templates ({field} is the row's field), optionally imbalanced on a label.
+ * `values`, rendered through the templates ({field} is the row's field, {a.0.b} a path into it), optionally imbalanced on a label.
  */
 export const StudyDataSchema = z.object({
   source: z.string().min(1),
@@ -48,10 +48,16 @@ export const StudyDataSchema = z.object({
   task: z.string().optional(),
   /** Per field, the text each raw value becomes ({"is_duplicate": {"0": "no", "1": "yes"}}). */
   values: z.record(z.string(), z.record(z.string(), z.string())).default({}),
+  /** Keep only rows whose field (as text) equals the value: {"pp_split": "train"}. */
+  filter: z.record(z.string(), z.string()).default({}),
   /** Rows kept, spread evenly over the source (after the imbalance); null: all. */
   rows: z.number().int().min(1).nullable().default(null),
   /** Rows with `field` = `majority` are kept at `ratio` times the rows of each other value (ratio 1: balanced). */
   imbalance: z.object({ field: z.string().min(1), majority: z.string(), ratio: z.number().min(1) }).optional(),
+  /** More sources appended, each with its own templates (a second task for a task mixture). */
+  also: z
+    .array(z.object({ source: z.string().min(1), prompt: z.string(), completion: z.string().min(1), task: z.string().optional(), values: z.record(z.string(), z.record(z.string(), z.string())).default({}), rows: z.number().int().min(1).nullable().default(null) }))
+    .default([]),
 });
 export type StudyData = z.infer<typeof StudyDataSchema>;
 
@@ -193,7 +199,7 @@ export function scaleRecipe(recipe: StudyRecipe, scale: StudyScale): StudyRecipe
   return parseRecipe({
     ...recipe,
     base,
-    data: recipe.data && scale.rows !== undefined ? { ...recipe.data, rows: scale.rows } : recipe.data,
+    data: recipe.data && scale.rows !== undefined ? { ...recipe.data, rows: scale.rows, also: recipe.data.also.map((part) => ({ ...part, rows: scale.rows! })) } : recipe.data,
     seeds: scale.seeds ?? recipe.seeds,
     evaluations: recipe.evaluations.map((e) => ({
       ...e,

@@ -44,6 +44,7 @@ ${DATA_DIR_HELP}
 
 /** How often `study run` looks at its study (a line is printed when it changed). */
 const POLL_MS = 1000;
+const PRINT_EVERY_MS = 15_000;
 
 interface ReadRecipe {
   raw: Record<string, unknown>;
@@ -150,11 +151,15 @@ async function runStudy(session: Session, request: StudyStartRequestInput, io: C
   try {
     // Polled through the API like the Studies page: the study runs in this process's StudyService.
     let final: Study;
-    let last = '';
+    let last = { state: '', at: 0 };
     for (;;) {
       final = (await call<StudyDetail>(session.api, 'studies.get', study.id)).study;
-      const line = progressLine(final);
-      if (line !== last) io.out((last = line));
+      // A line when the cell, phase or step changes, else every PRINT_EVERY_MS (the ETA alone ticks every second).
+      const state = progressLine(final).replace(/ · ETA .*$/, '');
+      if (state !== last.state || Date.now() - last.at >= PRINT_EVERY_MS) {
+        io.out(progressLine(final));
+        last = { state, at: Date.now() };
+      }
       if (final.status !== 'running' && final.status !== 'queued') break;
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     }

@@ -1,4 +1,6 @@
 // Study recipes: validation that names the field, grid expansion into cells, variables and scaling.
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RunConfigSchema } from '../../src-shared/config.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
@@ -94,5 +96,31 @@ describe('study recipes', () => {
     expect(scaled.base).toMatchObject({ model: '/models/m', training: { maxSteps: 3 } });
     expect(scaled.evaluations[0]).toMatchObject({ limit: 7, model: '/models/m' });
     expect(expandGrid(scaled)).toHaveLength(4);
+  });
+});
+
+describe('built-in recipes (resources/studies)', () => {
+  const dir = path.join(import.meta.dirname, '..', '..', 'resources', 'studies');
+  const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
+
+  it.each(files)('%s validates, names its file, expands and says what it redraws', (file) => {
+    const raw = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as Record<string, unknown>;
+    const recipe = parseRecipe(substituteVariables(raw, { data: '/shared/data' }));
+    expect(`${recipe.name}.json`).toBe(file);
+    const cells = expandGrid(recipe);
+    expect(cells.length).toBe(recipe.axes.reduce((n, a) => n * a.values.length, 1) * recipe.seeds.length);
+    expect(recipe.figures.length).toBeGreaterThan(0);
+    if (recipe.paper) {
+      expect(recipe.paper.claims.length).toBeGreaterThan(0);
+      for (const claim of recipe.paper.claims) if (claim.figure) expect(recipe.figures.map((f) => f.id)).toContain(claim.figure);
+    }
+    // Scaling reaches every run and every evaluation.
+    const small = expandGrid(scaleRecipe(recipe, { steps: 2, rows: 3 }));
+    expect(small.every((c) => (c.config.training as { maxSteps: number }).maxSteps === 2)).toBe(true);
+  });
+
+  it('has one recipe for each paper', () => {
+    const papers = files.map((f) => (JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as { paper?: { title: string } }).paper?.title).filter(Boolean);
+    expect(new Set(papers.map((t) => t!.split(' ')[0]))).toEqual(new Set(['Semantic-guided', 'Bias-aware', 'Improved']));
   });
 });

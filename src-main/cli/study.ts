@@ -44,7 +44,7 @@ ${DATA_DIR_HELP}
 
 /** How often `study run` looks at its study (a line is printed when it changed). */
 const POLL_MS = 1000;
-const PRINT_EVERY_MS = 15_000;
+const PRINT_EVERY_MS = 10_000;
 
 interface ReadRecipe {
   raw: Record<string, unknown>;
@@ -154,8 +154,8 @@ async function runStudy(session: Session, request: StudyStartRequestInput, io: C
     let last = { state: '', at: 0 };
     for (;;) {
       final = (await call<StudyDetail>(session.api, 'studies.get', study.id)).study;
-      // A line when the cell, phase or step changes, else every PRINT_EVERY_MS (the ETA alone ticks every second).
-      const state = progressLine(final).replace(/ · ETA .*$/, '');
+      // A line when the cell or its phase changes, else every PRINT_EVERY_MS (steps and the ETA tick every second).
+      const state = `${final.status} ${final.progress.cellsDone} ${final.progress.current?.key} ${final.progress.current?.phase} ${final.progress.current?.evaluation}`;
       if (state !== last.state || Date.now() - last.at >= PRINT_EVERY_MS) {
         io.out(progressLine(final));
         last = { state, at: Date.now() };

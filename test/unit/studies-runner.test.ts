@@ -128,6 +128,9 @@ describe('StudyService', () => {
     const before = store.studies.cells(study.id);
     expect(before.filter((c) => c.status === 'completed').map((c) => c.key)).toEqual(['rank=2 seed=1', 'rank=2 seed=2', 'rank=2 seed=3']);
     expect(before[3]).toMatchObject({ status: 'training', runId: first.started[3] });
+    const midway = killed.get(study.id).progress;
+    expect(midway).toMatchObject({ cellsDone: 3, cellsTotal: 6, current: { key: 'rank=8 seed=1', phase: 'training' } });
+    expect(midway.etaSeconds).not.toBeNull();
     // The process dies here: its run is left 'running' and the RunManager of the next process marks it interrupted.
     store.runs.markInterrupted(() => true, 'interrupted');
 

@@ -63,3 +63,13 @@ describe('study CLI', () => {
     );
   });
 });
+
+describe('study SVG', () => {
+  it('puts the tallest bar and its whisker inside the axis', () => {
+    const tall: FigureData = { ...figure, series: [{ label: 'loss', points: [{ x: 'LoRA', n: 2, mean: 2.669, std: 0.2, sem: 0.1, min: 2.5, max: 2.8, values: [2.5, 2.8] }, null] }] };
+    const svg = figureSvg(tall);
+    const ticks = [...svg.matchAll(/text-anchor="end" fill="#64748b">([\d.-]+)</g)].map((m) => Number(m[1]));
+    expect(Math.max(...ticks)).toBeGreaterThanOrEqual(2.869);
+    expect(Math.min(...ticks)).toBe(0);
+  });
+});

@@ -146,7 +146,13 @@ export class StudyService {
   /** Stops after stopping the current run (with a checkpoint) or evaluation; continue it later. */
   async stop(id: string): Promise<Study> {
     const active = this.active.get(id);
-    if (!active) throw new WorkbenchError('conflict', `Study ${id} is not running (it is ${this.store.studies.require(id).status}); there is nothing to stop.`);
+    if (!active) {
+      const study = this.store.studies.require(id);
+      if (study.status === 'running' && study.ownerPid !== null && study.ownerPid !== process.pid) {
+        throw new WorkbenchError('conflict', `Study ${id} is being run by another process (${study.ownerPid}, e.g. lora-workbench study run); stop it there (Ctrl-C).`, { ownerPid: study.ownerPid });
+      }
+      throw new WorkbenchError('conflict', `Study ${id} is not running (it is ${study.status}); there is nothing to stop.`);
+    }
     active.stopping = true;
     const current = active.current;
     if (current?.phase === 'training' && current.runId) await this.jobs?.runs.stop(current.runId).catch(() => undefined);

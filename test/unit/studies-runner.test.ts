@@ -202,6 +202,18 @@ describe('StudyService', () => {
     expect(free.started).toHaveLength(1);
   });
 
+  it('leaves a study that another live process runs to that process', async () => {
+    const service = new StudyService({ store, paths, pollMs: 1 });
+    service.connect(standIn().jobs);
+    const study = await service.start({ recipe, scale: { seeds: [1] } });
+    await service.waitFor(study.id);
+    // As if `lora-workbench study run` in the parent process were running it now.
+    store.studies.update(study.id, { status: 'running', ownerPid: process.ppid });
+    await expect(service.stop(study.id)).rejects.toThrow(/another process .*stop it there/);
+    await expect(service.resume(study.id)).rejects.toThrow(/being run by process/);
+    expect(new StudyService({ store, paths }).get(study.id).status).toBe('running');
+  });
+
   it('a failed cell fails the study with its reason; continuing retries only that cell', async () => {
     const { jobs } = standIn();
     let failNext = true;

@@ -52,7 +52,8 @@ export function figureSvg(figure: FigureData): string {
     const line: string[] = [];
     s.points.forEach((p, i) => {
       if (!p) return;
-      if (figure.kind === 'bar') parts.push(`<rect x="${px(i) - barW / 2}" y="${Math.min(y(p.mean), y(0))}" width="${barW}" height="${Math.abs(y(0) - y(p.mean))}" fill="${color}" fill-opacity="0.8"/>`);
+      // A value of exactly 0 still shows as a 1-pixel bar, so it reads as measured, not missing.
+      if (figure.kind === 'bar') parts.push(`<rect x="${px(i) - barW / 2}" y="${Math.min(y(p.mean), y(0) - 1)}" width="${barW}" height="${Math.max(1, Math.abs(y(0) - y(p.mean)))}" fill="${color}" fill-opacity="0.8"/>`);
       else line.push(`${px(i)},${y(p.mean)}`);
       const [lo, hi] = errorRange(p, figure.errorBars);
       if (hi > lo) parts.push(`<path d="M${px(i)} ${y(lo)}V${y(hi)}M${px(i) - 4} ${y(lo)}h8M${px(i) - 4} ${y(hi)}h8" stroke="#111827" fill="none"/>`);

@@ -249,6 +249,8 @@ export class StudyService {
           update({ runId: run.id });
         }
         active.current.runId = run.id;
+        // Stop was asked while the run was being started: it could not reach the run yet.
+        if (active.stopping) await jobs.runs.stop(run.id).catch(() => undefined);
         run = await this.poll(() => jobs.runs.get(run!.id), finishedRun, (r) => {
           active.current!.step = r.progress?.step ?? null;
           active.current!.maxSteps = r.config.training.maxSteps;
@@ -267,6 +269,7 @@ export class StudyService {
         evaluations[evaluationName] = started.id;
         update({ evaluations });
         active.current = { ...active.current, phase: 'evaluating', evaluationId: started.id, evaluation: evaluationName, step: null, maxSteps: null };
+        if (active.stopping) await jobs.evals.stop(started.id).catch(() => undefined);
         const finished = await this.poll(() => jobs.evals.get(started.id), finishedEval, (e) => {
           active.current!.step = e.progress?.done ?? null;
           active.current!.maxSteps = e.progress?.total ?? null;

@@ -202,6 +202,23 @@ describe('StudyService', () => {
     expect(free.started).toHaveLength(1);
   });
 
+  it('a stop asked while a run is being started stops that run as soon as it exists', async () => {
+    const held = standIn({ holdRuns: true });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let asked = false;
+    const slowStart: StudyJobs = { ...held.jobs, runs: { ...held.jobs.runs, start: async (input) => ((asked = true), await gate, held.jobs.runs.start(input)) } };
+    const service = new StudyService({ store, paths, pollMs: 1 });
+    service.connect(slowStart);
+    const study = await service.start({ recipe, scale: { seeds: [1] } });
+    await until(() => asked, 'runs.start');
+    const stopping = service.stop(study.id);
+    release();
+    expect((await stopping).status).toBe('stopped');
+    expect(held.stopped).toEqual(held.started);
+    expect(store.runs.require(held.started[0]!).status).toBe('stopped');
+  });
+
   it('leaves a study that another live process runs to that process', async () => {
     const service = new StudyService({ store, paths, pollMs: 1 });
     service.connect(standIn().jobs);

@@ -112,15 +112,23 @@ export class StudyService {
     });
   }
 
-  /** Starts a study, or continues the unfinished study of the same recipe (after variables and scale). */
+  /**
+   * Starts a study, or takes up the newest study of the same grid (after variables and scale): an unfinished
+   * one continues, a completed one is redrawn with the recipe's figures; `fresh` measures again from scratch.
+   */
   async start(input: StudyStartRequestInput): Promise<Study> {
     this.assertOpen();
     const request = validate(StudyStartRequestSchema, input, 'studies.start input');
     const recipe = scaleRecipe(parseRecipe(substituteVariables(request.recipe, request.variables, ['recipe']), 'recipe'), request.scale);
     const plan = expandGrid(recipe);
-    const digest = createHash('sha256').update(canonical(recipe)).digest('hex');
-    const existing = this.store.studies.unfinishedWithDigest(digest);
-    if (existing) return this.resume(existing.id);
+    // The grid alone (what is trained and evaluated): editing a figure, a title or a claim keeps the study.
+    const { base, data, axes, seeds, evaluations } = recipe;
+    const digest = createHash('sha256').update(canonical({ base, data, axes, seeds, evaluations })).digest('hex');
+    const existing = request.fresh ? undefined : this.store.studies.latestWithDigest(digest);
+    if (existing) {
+      if (!this.active.has(existing.id)) this.store.studies.update(existing.id, { recipe, title: recipe.title });
+      return existing.status === 'completed' ? this.get(existing.id) : this.resume(existing.id);
+    }
     const stored = this.store.studies.create(
       { id: newId('st-'), name: recipe.name, title: recipe.title, recipe, digest, source: request.source ?? null, ownerPid: process.pid, createdAt: nowIso() },
       plan.map((c) => ({ key: c.key, position: c.position, levels: c.levels, seed: c.seed })),

@@ -352,13 +352,16 @@ export const StudyScaleSchema = z.object({
 
 /**
  * studies.start: a recipe (checked with its variables replaced: errors name the field), sized by `scale`.
- * The same recipe (after variables and scale) continues its unfinished study instead of starting over.
+ * The same grid (after variables and scale) takes up its newest study instead of starting over: an
+ * unfinished one continues, a completed one is redrawn with the recipe's figures (unless `fresh`).
  */
 export const StudyStartRequestSchema = z.object({
   recipe: z.record(z.string(), z.unknown()),
   variables: z.record(z.string(), z.string()).default({}),
   scale: StudyScaleSchema.default({}),
   source: z.string().min(1).optional(),
+  /** A new study even where one of the same grid exists (to measure again, e.g. after a code change). */
+  fresh: z.boolean().default(false),
 });
 export type StudyStartRequestInput = z.input<typeof StudyStartRequestSchema>;
 

@@ -14,7 +14,8 @@ const STUDY_HELP = `Usage: lora-workbench study run|status|show|export RECIPE [o
 A study runs a recipe's grid: one run per cell (every combination of its axes, times its seeds),
 then the recipe's evaluations of each cell's adapter, one cell at a time. Runs and evaluations are
 stored as ordinary ones, tagged with the study. Running the same recipe again continues its
-unfinished study: finished cells are kept, an interrupted run resumes from its checkpoint.
+unfinished study (finished cells are kept, an interrupted run resumes from its checkpoint), or
+redraws its completed study with the recipe's figures; --fresh measures again from scratch.
 
 RECIPE is a recipe file (JSON) or the name of a built-in recipe (resources/studies/NAME.json);
 show and export also take a study id.
@@ -37,6 +38,7 @@ Options (run):
   --model M         "default" or a Hugging Face model folder, for every run and evaluation
   --seeds LIST      comma-separated seeds (default: the recipe's)
   --backend B       ${BackendChoiceSchema.options.join(', ')}
+  --fresh           a new study even where one of the same grid exists
   --out DIR         (export) where the files go
   --json            (status, show) print JSON
 ${DATA_DIR_HELP}
@@ -132,6 +134,7 @@ function runRequest(values: Record<string, string | boolean | undefined>, vars: 
     recipe: recipe.raw,
     variables,
     source: recipe.file,
+    fresh: values.fresh === true,
     scale: { steps: integer('steps'), rows: integer('rows'), model, seeds, backend: backend?.data },
   };
 }
@@ -181,7 +184,7 @@ export async function studyCommand(args: string[], io: CliIo): Promise<number> {
     args,
     {
       data: { type: 'string' }, var: { type: 'string', multiple: true }, steps: { type: 'string' }, rows: { type: 'string' }, model: { type: 'string' },
-      seeds: { type: 'string' }, backend: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' },
+      seeds: { type: 'string' }, backend: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, fresh: { type: 'boolean' },
     },
     2,
   );

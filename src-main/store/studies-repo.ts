@@ -49,6 +49,9 @@ export interface StoredStudy {
 }
 
 export interface StudyPatch {
+  /** Only with the same grid (digest): new figures, titles and claims. */
+  recipe?: StudyRecipe;
+  title?: string;
   status?: StudyStatus;
   error?: string | null;
   ownerPid?: number | null;
@@ -121,11 +124,9 @@ export class StudyRepository {
     return (this.db.prepare(`SELECT * FROM studies ORDER BY created_at DESC, rowid DESC`).all() as StudyRow[]).map(toStudy);
   }
 
-  /** The newest study of this recipe that has not completed: running the recipe again continues it. */
-  unfinishedWithDigest(digest: string): StoredStudy | undefined {
-    const row = this.db
-      .prepare(`SELECT * FROM studies WHERE digest = ? AND status != 'completed' ORDER BY created_at DESC, rowid DESC LIMIT 1`)
-      .get(digest) as StudyRow | undefined;
+  /** The newest study of this grid: running the recipe again continues (or redraws) it. */
+  latestWithDigest(digest: string): StoredStudy | undefined {
+    const row = this.db.prepare(`SELECT * FROM studies WHERE digest = ? ORDER BY created_at DESC, rowid DESC LIMIT 1`).get(digest) as StudyRow | undefined;
     return row && toStudy(row);
   }
 

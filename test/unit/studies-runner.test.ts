@@ -149,8 +149,15 @@ describe('StudyService', () => {
     const after = store.studies.cells(study.id);
     expect(after.slice(0, 4).map((c) => c.runId)).toEqual(first.started);
     expect(after.slice(0, 3).map((c) => c.evaluations)).toEqual(before.slice(0, 3).map((c) => c.evaluations));
-    // A completed study run again is a new study, not a no-op on the finished one.
-    expect((await restarted.start({ recipe })).id).not.toBe(study.id);
+    // The recipe again with another figure redraws the completed study; fresh measures again.
+    const redrawn = await restarted.start({ recipe: { ...recipe, figures: [{ id: 'acc', title: 'Accuracy', x: { axis: 'rank' }, metric: { evaluation: 'qqp', key: 'qqp.scores.accuracy' } }] } });
+    expect(redrawn).toMatchObject({ id: study.id, status: 'completed' });
+    expect(restarted.detail(study.id).figures.map((f) => f.id)).toEqual(['acc']);
+    expect(second.started).toHaveLength(2);
+    const fresh = await restarted.start({ recipe, fresh: true });
+    expect(fresh.id).not.toBe(study.id);
+    await restarted.waitFor(fresh.id);
+    expect(second.started).toHaveLength(8);
   });
 
   it('figure data equals the stored evaluations: mean and sample standard deviation over seeds', async () => {

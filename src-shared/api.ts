@@ -9,6 +9,7 @@ import {
   GenerateRequestSchema, GenerateResultSchema, ModelImportRequestSchema, ModelImportResultSchema, ModelInspectionSchema, ModelInspectRequestSchema,
 } from './models.ts';
 import { AdapterDescribeRequestSchema, AdapterGenerateReportSchema, AdapterGenerateRequestSchema } from './sg-lora.ts';
+import { BuiltInRecipeSchema, StudyDetailSchema, StudySchema, StudyStartRequestSchema } from './studies.ts';
 import { validate, WorkbenchError } from './errors.ts';
 import type { MethodDescriptor } from './methods.ts';
 
@@ -122,6 +123,16 @@ export const apiSpec = {
   'evals.stop': { input: Id, output: EvaluationSchema },
   /** The whole stored result of a completed evaluation, with every item (for drill-downs). */
   'evals.result': { input: Id, output: EvalResultSchema },
+  // Studies (src-shared/studies.ts): a recipe's grid of ordinary runs and evaluations, and its figures.
+  'studies.list': { input: None, output: z.array(StudySchema) },
+  /** The study, its cells and its figure data (mean and spread over seeds) from the stored results. */
+  'studies.get': { input: Id, output: StudyDetailSchema },
+  /** Starts a recipe, or continues its unfinished study: finished cells are not redone. */
+  'studies.start': { input: StudyStartRequestSchema, output: StudySchema },
+  'studies.resume': { input: Id, output: StudySchema },
+  'studies.stop': { input: Id, output: StudySchema },
+  /** The recipes shipped in resources/studies. */
+  'studies.recipes': { input: None, output: z.array(BuiltInRecipeSchema) },
 } as const;
 export type ApiMethod = keyof typeof apiSpec;
 export const apiMethods = Object.keys(apiSpec) as ApiMethod[];

@@ -155,6 +155,45 @@ export const migrations: readonly Migration[] = [
     sql: '',
     rewrite: shapeStoredRunConfigs,
   },
+  {
+    version: 7,
+    description: 'studies: a recipe expanded into cells, each an ordinary run and its evaluations',
+    sql: `
+      -- recipe is the study as run (variables replaced, scaled); digest identifies it, so running the
+      -- same recipe again continues its unfinished study instead of starting over.
+      CREATE TABLE studies (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        title TEXT NOT NULL,
+        recipe TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        source TEXT,
+        status TEXT NOT NULL,
+        error TEXT,
+        owner_pid INTEGER,
+        created_at TEXT NOT NULL,
+        finished_at TEXT
+      );
+      CREATE INDEX studies_digest ON studies (digest);
+
+      -- The tag: which runs and evaluations belong to which study, and at which point of its grid.
+      CREATE TABLE study_cells (
+        study_id TEXT NOT NULL REFERENCES studies (id) ON DELETE CASCADE,
+        cell_key TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        levels TEXT NOT NULL,                 -- axis name -> level label, as JSON
+        seed INTEGER NOT NULL,
+        status TEXT NOT NULL,                 -- pending, training, evaluating, completed, failed
+        run_id TEXT REFERENCES runs (id) ON DELETE SET NULL,
+        evaluations TEXT NOT NULL DEFAULT '{}', -- recipe evaluation id -> evaluation id, as JSON
+        error TEXT,
+        started_at TEXT,
+        finished_at TEXT,
+        PRIMARY KEY (study_id, cell_key)
+      );
+      CREATE INDEX study_cells_run ON study_cells (run_id);
+    `,
+  },
 ];
 
 export const latestVersion = migrations[migrations.length - 1]!.version;

@@ -15,9 +15,13 @@ import type { InspectDatasetJob } from '../src-shared/worker-protocol.ts';
 import type { WorkbenchPaths } from './paths.ts';
 import { newId } from './runs.ts';
 import type { StoredDataset, Store } from './store/index.ts';
-import { OneShotJobs, startEngineWorker } from './worker-thread.ts';
+import { WorkerPool } from './worker-pool.ts';
 
 const ID_PREFIX = 'ds-';
+/** A preview reads 4 MB at most (src-worker/data/inspect-dataset.ts); past this something is wrong with the disk. */
+const PREVIEW_TIMEOUT_MS = 60_000;
+/** Registering reads and rewrites up to 500 MB on a slow machine. */
+const REGISTER_TIMEOUT_MS = 15 * 60_000;
 
 /** Registered dataset ids look like `ds-20250101-120000-a1b2c3` (runs.ts newId); anything else in RunConfig.dataset is a path. */
 export function isDatasetId(value: string): boolean {
@@ -54,22 +58,26 @@ function publicDataset({ removedAt: _removedAt, ...dataset }: StoredDataset): Da
 export class DatasetRegistry {
   private readonly store: Store;
   private readonly paths: WorkbenchPaths;
-  private readonly oneShot: OneShotJobs;
+  private readonly pool: WorkerPool;
+  /** A pool given by createServices is shared and closed there; one made here is closed here. */
+  private readonly ownsPool: boolean;
   private closed = false;
 
-  constructor(options: { store: Store; paths: WorkbenchPaths; createWorker?: () => Worker }) {
+  constructor(options: { store: Store; paths: WorkbenchPaths; createWorker?: () => Worker; pool?: WorkerPool }) {
     this.store = options.store;
     this.paths = options.paths;
-    this.oneShot = new OneShotJobs(options.createWorker ?? startEngineWorker);
+    this.ownsPool = options.pool === undefined;
+    this.pool = options.pool ?? new WorkerPool({ createWorker: options.createWorker });
   }
 
   /** Columns, first rows, bad rows with their lines and a suggested mapping; with a mapping, the rows as training will see them. */
   async preview(input: DatasetPreviewRequestInput): Promise<DatasetPreview> {
     this.assertOpen();
     const request = validate(DatasetPreviewRequestSchema, input, 'dataset preview request');
-    const { preview } = await this.inspect({
-      type: 'inspect-dataset', path: path.resolve(request.path), format: request.format, mapping: request.mapping, rows: request.rows, normalizeTo: null,
-    });
+    const { preview } = await this.inspect(
+      { type: 'inspect-dataset', path: path.resolve(request.path), format: request.format, mapping: request.mapping, rows: request.rows, normalizeTo: null },
+      PREVIEW_TIMEOUT_MS,
+    );
     return preview;
   }
 
@@ -90,7 +98,13 @@ export class DatasetRegistry {
     mkdirSync(dir, { recursive: true });
     const normalizedPath = path.join(dir, `${id}.jsonl`);
     const sourcePath = path.resolve(request.path);
-    const result = await this.inspect({ type: 'inspect-dataset', path: sourcePath, format: request.format, mapping: request.mapping, rows: 5, normalizeTo: normalizedPath });
+    const result = await this.inspect(
+      { type: 'inspect-dataset', path: sourcePath, format: request.format, mapping: request.mapping, rows: 5, normalizeTo: normalizedPath },
+      REGISTER_TIMEOUT_MS,
+    ).catch((error: unknown) => {
+      rmSync(`${normalizedPath}.partial`, { force: true });
+      throw error;
+    });
     const { preview } = result;
     const written = result.normalized ?? 0;
     if (written === 0) {
@@ -137,11 +151,11 @@ export class DatasetRegistry {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.oneShot.close();
+    if (this.ownsPool) await this.pool.close();
   }
 
-  private async inspect(job: InspectDatasetJob) {
-    return this.oneShot.run(job, 'dataset-inspected');
+  private async inspect(job: InspectDatasetJob, timeoutMs: number) {
+    return this.pool.run(job, 'dataset-inspected', { timeoutMs });
   }
 
   private assertOpen(): void {

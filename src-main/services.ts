@@ -7,6 +7,7 @@ import { EvalManager } from './evals.ts';
 import { ModelService } from './models.ts';
 import type { WorkbenchPaths } from './paths.ts';
 import { RunManager } from './runs.ts';
+import { WorkerPool } from './worker-pool.ts';
 import type { Store } from './store/index.ts';
 
 export interface ServiceOptions {
@@ -29,13 +30,16 @@ export interface Services {
 export function createServices(options: ServiceOptions): Services {
   const manager = new RunManager(options);
   const evals = new EvalManager(options);
-  const models = new ModelService(options);
-  const datasets = new DatasetRegistry(options);
+  // One capped pool of reused workers for every short job the view asks for (worker-pool.ts).
+  const pool = new WorkerPool({ createWorker: options.createWorker });
+  const models = new ModelService({ ...options, pool });
+  const datasets = new DatasetRegistry({ ...options, pool });
   const adapterBank = new AdapterBank(options);
   return {
     manager, evals, models, datasets, adapterBank,
     close: async () => {
       await Promise.allSettled([manager.close(), evals.close(), models.close(), datasets.close(), adapterBank.close()]);
+      await pool.close();
     },
   };
 }

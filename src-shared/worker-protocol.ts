@@ -126,7 +126,7 @@ export const WorkerToMainSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('model-inspected'), inspection: ModelInspectionSchema }),
   z.object({ type: z.literal('model-imported'), result: ModelImportResultSchema }),
   z.object({ type: z.literal('generated'), result: GenerateResultSchema }),
-  /** sha256 and rowCount are of the whole file; `normalized` counts the rows written when normalizeTo was set. */
+  /** sha256 and rowCount are of what was read (the whole file when registering, its head for a preview); `normalized` counts the rows written when normalizeTo was set. */
   z.object({ type: z.literal('dataset-inspected'), preview: DatasetPreviewSchema, sha256: z.string(), normalized: z.number().int().nullable() }),
   z.object({
     type: z.literal('adapter-generated'),

@@ -1,6 +1,7 @@
 // The training worker's entry (a worker_threads Worker; the main process starts it with tsx's loader).
 // Protocol (src-shared/worker-protocol.ts): main posts one job (train, export, eval, …: see `handlers`) and may post
-// `stop`; the worker answers with typed messages and exits when the job ends. Both directions are
+// `stop`; the worker answers with typed messages and exits when the job ends (after the short jobs
+// in REUSABLE it waits for the next one instead). Both directions are
 // validated here, so a bug on either side shows up as a named error, not as a confused run.
 import { parentPort } from 'node:worker_threads';
 import { WorkbenchError } from '../src-shared/errors.ts';
@@ -22,6 +23,8 @@ const port = parentPort;
 const TERMINAL: ReadonlySet<WorkerToMain['type']> = new Set([
   'trained', 'stopped', 'exported', 'evaluated', 'failed', 'model-inspected', 'model-imported', 'generated', 'dataset-inspected', 'adapter-generated',
 ]);
+/** Jobs after which the worker waits for the next one instead of exiting (POOLED_JOB_TYPES in src-main/worker-pool.ts). */
+const REUSABLE: ReadonlySet<Job['type']> = new Set(['inspect-dataset', 'inspect-model', 'generate']);
 let state: 'idle' | 'running' | 'ending' = 'idle';
 let stopRequested = false;
 
@@ -147,7 +150,16 @@ port.on('message', (raw: unknown) => {
     return;
   }
   state = 'running';
-  void run(message).then(finish);
+  const job = message;
+  void run(job).then((exitCode) => {
+    // The main process's pool (src-main/worker-pool.ts) reuses the worker for its short jobs: it stays, idle.
+    if (REUSABLE.has(job.type)) {
+      state = 'idle';
+      stopRequested = false;
+    } else {
+      finish(exitCode);
+    }
+  });
 });
 
 process.on('uncaughtException', (error) => {

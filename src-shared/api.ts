@@ -66,8 +66,10 @@ export const ExportRequestSchema = z
     adapterId: z.string().optional(),
     /** …or a run's adapter, or its last checkpoint if it did not finish. */
     runId: z.string().optional(),
-    /** Defaults to <dataDir>/exports/<name>. */
-    outDir: z.string().optional(),
+    /** An absolute path to a new or empty folder; defaults to <dataDir>/exports/<name>. */
+    outDir: z.string().min(1).optional(),
+    /** Write into a folder that already holds files, replacing those the export writes (the user confirmed it). */
+    overwrite: z.boolean().default(false),
     /**
      * peft: adapter_model.safetensors + adapter_config.json as PEFT loads them (the method's native
      * layout where PEFT has none, with a sidecar); flattened: a plain PEFT LoRA of an adapter PEFT cannot
@@ -151,7 +153,8 @@ export type WorkbenchApi = { [N in keyof Namespaces & string]: NamespaceApi<N> }
 
 /** Calls `method` on an implementation after validating the input; validates the output too. */
 export async function dispatch(api: WorkbenchApi, method: string, input: unknown): Promise<unknown> {
-  if (!(method in apiSpec)) throw new WorkbenchError('invalid_input', `Unknown API method "${method}"`);
+  // Own properties only: `in` also finds toString, __proto__ and the rest of Object.prototype.
+  if (!Object.hasOwn(apiSpec, method)) throw new WorkbenchError('invalid_input', `Unknown API method "${method}"`);
   const spec = apiSpec[method as ApiMethod];
   const parsedInput = validate(spec.input as z.ZodType, input, `${method} input`);
   const [namespace, name] = method.split('.') as [string, string];

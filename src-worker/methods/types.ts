@@ -27,6 +27,12 @@ export interface AdapterModel extends AdapterHooks {
   stateDict(): Map<string, tf.Tensor>;
   /** Loads tensors saved by stateDict (validating names and shapes). */
   loadStateDict(tensors: Map<string, { shape: number[]; data: Float32Array }>): void;
+  /**
+   * The position of every random stream the method draws from while training (LoRA's dropout masks), saved
+   * in each checkpoint so that a resumed run draws what the uninterrupted run would have drawn.
+   */
+  randomState?(): Record<string, number>;
+  restoreRandomState?(state: Record<string, number>): void;
   /** adapter_config.json content: only keys PEFT knows for its peft_type (LORA, PROMPT_TUNING). */
   peftConfig(baseModelNameOrPath: string): Record<string, unknown>;
   /**

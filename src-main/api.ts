@@ -10,6 +10,7 @@ import { packageVersion, type WorkbenchPaths } from './paths.ts';
 import { catalogEntry } from './datasets.ts';
 import type { EvalManager } from './evals.ts';
 import { modelFoldersOfRuns } from './models.ts';
+import type { RunPreflight } from './preflight.ts';
 import type { RunManager } from './runs.ts';
 
 export interface WorkbenchApiOptions {
@@ -22,6 +23,8 @@ export interface WorkbenchApiOptions {
   adapterBank: Pick<WorkbenchApi['adapters'], 'describe' | 'generate'>;
   paths: WorkbenchPaths;
   mode: SystemInfo['mode'];
+  /** Pre-flight of runs.start (preflight.ts); createServices provides it, tests of other calls may leave it out. */
+  preflight?: Pick<RunPreflight, 'check'>;
 }
 
 /** The packages each backend needs; any one of the alternatives is enough. */
@@ -89,7 +92,7 @@ function embeddedDataset(paths: WorkbenchPaths): CatalogEntry | null {
   };
 }
 
-export function createWorkbenchApi({ manager, evals, models, datasets, adapterBank, paths, mode }: WorkbenchApiOptions): WorkbenchApi {
+export function createWorkbenchApi({ manager, evals, models, datasets, adapterBank, paths, mode, preflight }: WorkbenchApiOptions): WorkbenchApi {
   const version = packageVersion(paths);
   return {
     system: {
@@ -112,7 +115,10 @@ export function createWorkbenchApi({ manager, evals, models, datasets, adapterBa
     runs: {
       list: async () => manager.list(),
       get: async (id) => manager.get(id),
-      start: async (config) => manager.start(config),
+      start: async (config) => {
+        await preflight?.check(config);
+        return manager.start(config);
+      },
       stop: async (id) => manager.stop(id),
       resume: async (id) => manager.resume(id),
       metrics: async (id) => manager.metrics(id),

@@ -42,7 +42,8 @@ export function modelFoldersOfRuns(configs: readonly Pick<RunConfig, 'model'>[])
     const dir = path.resolve(model);
     if (seen.has(dir)) continue;
     seen.add(dir);
-    if (!existsSync(dir) || !statSync(dir).isDirectory()) continue;
+    // A failed run's folder is offered again only if it looks like a model (a run on /etc once put /etc here).
+    if (!existsSync(path.join(dir, 'config.json'))) continue;
     entries.push({ id: dir, name: path.basename(dir), path: dir, description: `Model folder used by an earlier run (${dir}).` });
   }
   return entries;

@@ -6,6 +6,7 @@ import { DatasetRegistry } from './datasets.ts';
 import { EvalManager } from './evals.ts';
 import { ModelService } from './models.ts';
 import type { WorkbenchPaths } from './paths.ts';
+import { RunPreflight } from './preflight.ts';
 import { RunManager } from './runs.ts';
 import { WorkerPool } from './worker-pool.ts';
 import type { Store } from './store/index.ts';
@@ -23,6 +24,8 @@ export interface Services {
   models: ModelService;
   datasets: DatasetRegistry;
   adapterBank: AdapterBank;
+  /** Checks a run's model and dataset before runs.start creates it. */
+  preflight: RunPreflight;
   /** Ends every worker (runs become resumable) and leaves the store open for its owner to close. */
   close(): Promise<void>;
 }
@@ -34,9 +37,10 @@ export function createServices(options: ServiceOptions): Services {
   const pool = new WorkerPool({ createWorker: options.createWorker });
   const models = new ModelService({ ...options, pool });
   const datasets = new DatasetRegistry({ ...options, pool });
+  const preflight = new RunPreflight({ ...options, pool });
   const adapterBank = new AdapterBank(options);
   return {
-    manager, evals, models, datasets, adapterBank,
+    manager, evals, models, datasets, adapterBank, preflight,
     close: async () => {
       await Promise.allSettled([manager.close(), evals.close(), models.close(), datasets.close(), adapterBank.close()]);
       await pool.close();

@@ -10,6 +10,7 @@ import { packageVersion, type WorkbenchPaths } from './paths.ts';
 import { catalogEntry } from './datasets.ts';
 import type { EvalManager } from './evals.ts';
 import { modelFoldersOfRuns } from './models.ts';
+import type { Deletion } from './deletion.ts';
 import type { RunPreflight } from './preflight.ts';
 import type { RunManager } from './runs.ts';
 
@@ -25,6 +26,7 @@ export interface WorkbenchApiOptions {
   mode: SystemInfo['mode'];
   /** Pre-flight of runs.start (preflight.ts); createServices provides it, tests of other calls may leave it out. */
   preflight?: Pick<RunPreflight, 'check'>;
+  deletion: Deletion;
 }
 
 /** The packages each backend needs; any one of the alternatives is enough. */
@@ -92,7 +94,7 @@ function embeddedDataset(paths: WorkbenchPaths): CatalogEntry | null {
   };
 }
 
-export function createWorkbenchApi({ manager, evals, models, datasets, adapterBank, paths, mode, preflight }: WorkbenchApiOptions): WorkbenchApi {
+export function createWorkbenchApi({ manager, evals, models, datasets, adapterBank, paths, mode, preflight, deletion }: WorkbenchApiOptions): WorkbenchApi {
   const version = packageVersion(paths);
   return {
     system: {
@@ -103,6 +105,7 @@ export function createWorkbenchApi({ manager, evals, models, datasets, adapterBa
         platform: `${process.platform}-${process.arch} (${os.release()}), Node ${process.versions.node}`,
         installedBackends: installedBackends(),
       }),
+      usage: async () => deletion.usage(),
     },
     catalog: {
       list: async (): Promise<Catalog> => ({
@@ -122,11 +125,13 @@ export function createWorkbenchApi({ manager, evals, models, datasets, adapterBa
       stop: async (id) => manager.stop(id),
       resume: async (id) => manager.resume(id),
       metrics: async (id) => manager.metrics(id),
+      delete: async (id) => deletion.deleteRun(id),
     },
     adapters: {
       list: async () => manager.adapters(),
       describe: async (request) => adapterBank.describe(request),
       generate: async (request) => adapterBank.generate(request),
+      delete: async (id) => deletion.deleteAdapter(id),
     },
     models: {
       inspect: async (request) => models.inspect(request),
@@ -150,6 +155,7 @@ export function createWorkbenchApi({ manager, evals, models, datasets, adapterBa
       get: async (id) => evals.get(id),
       stop: async (id) => evals.stop(id),
       result: async (id) => evals.result(id),
+      delete: async (id) => deletion.deleteEvaluation(id),
     },
     onRunEvent: (listener) => {
       const unsubscribers = [manager.subscribe(listener), evals.subscribe(listener)];

@@ -12,6 +12,7 @@ import { methodDescriptors } from '../src-shared/methods.ts';
 import type { ExportReport, Run } from '../src-shared/runs.ts';
 import { call, DATA_DIR_HELP, ignoreClosedStdout, openSession, parse, processIo, UsageError, type CliIo, type Session } from './cli/common.ts';
 import { datasetsCommand } from './cli/datasets.ts';
+import { deleteCommand, usageCommand } from './cli/delete.ts';
 import { evalCommand } from './cli/eval.ts';
 import { importLlama2cCommand } from './cli/import-llama2c.ts';
 import { isDatasetId } from './datasets.ts';
@@ -32,6 +33,9 @@ Commands:
   datasets list|add|remove  register your own JSONL/CSV/TSV file as a dataset, list or remove them
   import-llama2c MODEL.bin TOKENIZER.bin --out DIR
                             convert a llama2.c checkpoint into a Hugging Face Llama folder
+  delete run|adapter|evaluation ID --yes
+                            delete a run (with its folder), an adapter or an evaluation
+  usage                     how much room the data folder takes
 
 Options:
   -h, --help        show help; \`lora-workbench <command> --help\` shows a command's options
@@ -351,6 +355,7 @@ async function runs(args: string[], io: CliIo): Promise<number> {
 
 const commands: Record<string, (args: string[], io: CliIo) => Promise<number>> = {
   train, resume, export: exportCommand, serve, runs, eval: evalCommand, datasets: datasetsCommand, 'import-llama2c': importLlama2cCommand,
+  delete: deleteCommand, usage: usageCommand,
 };
 
 export async function runCli(argv: string[], io: CliIo = processIo): Promise<number> {

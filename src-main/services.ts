@@ -3,6 +3,7 @@
 import type { Worker } from 'node:worker_threads';
 import { AdapterBank } from './adapter-bank.ts';
 import { DatasetRegistry } from './datasets.ts';
+import { Deletion } from './deletion.ts';
 import { EvalManager } from './evals.ts';
 import { ModelService } from './models.ts';
 import type { WorkbenchPaths } from './paths.ts';
@@ -26,6 +27,8 @@ export interface Services {
   adapterBank: AdapterBank;
   /** Checks a run's model and dataset before runs.start creates it. */
   preflight: RunPreflight;
+  /** runs/adapters/evals.delete and the data folder's size. */
+  deletion: Deletion;
   /** Ends every worker (runs become resumable) and leaves the store open for its owner to close. */
   close(): Promise<void>;
 }
@@ -38,9 +41,10 @@ export function createServices(options: ServiceOptions): Services {
   const models = new ModelService({ ...options, pool });
   const datasets = new DatasetRegistry({ ...options, pool });
   const preflight = new RunPreflight({ ...options, pool });
+  const deletion = new Deletion({ ...options, isTraining: (id) => manager.isActive(id) });
   const adapterBank = new AdapterBank(options);
   return {
-    manager, evals, models, datasets, adapterBank, preflight,
+    manager, evals, models, datasets, adapterBank, preflight, deletion,
     close: async () => {
       await Promise.allSettled([manager.close(), evals.close(), models.close(), datasets.close(), adapterBank.close()]);
       await pool.close();

@@ -22,6 +22,14 @@ export const SystemInfoSchema = z.object({
 });
 export type SystemInfo = z.infer<typeof SystemInfoSchema>;
 
+export const DataUsageSchema = z.object({
+  dataDir: z.string(),
+  bytes: z.number().int().min(0),
+  /** The data folder's entries (runs, datasets, exports, the database…) with their sizes. */
+  parts: z.array(z.object({ name: z.string(), bytes: z.number().int().min(0) })),
+});
+export type DataUsage = z.infer<typeof DataUsageSchema>;
+
 export const CatalogEntrySchema = z.object({
   id: z.string(),
   name: z.string(),
@@ -128,6 +136,13 @@ export const apiSpec = {
   'evals.stop': { input: Id, output: EvaluationSchema },
   /** The whole stored result of a completed evaluation, with every item (for drill-downs). */
   'evals.result': { input: Id, output: EvalResultSchema },
+  // Deleting what piles up (issue 15): each answers the list that remains.
+  /** A run with its folder (checkpoints, final adapter), metrics and adapters; its evaluations stay, without it. */
+  'runs.delete': { input: Id, output: z.array(RunSchema) },
+  'adapters.delete': { input: Id, output: z.array(AdapterSchema) },
+  'evals.delete': { input: Id, output: z.array(EvaluationSchema) },
+  /** How much room the data folder takes, largest part first. */
+  'system.usage': { input: None, output: DataUsageSchema },
 } as const;
 export type ApiMethod = keyof typeof apiSpec;
 export const apiMethods = Object.keys(apiSpec) as ApiMethod[];

@@ -118,6 +118,7 @@ export function installFakeWorkbench(seed: FakeSeed): void {
     system: {
       info: () =>
         reply({ version: '0.1.0', mode: 'browser' as const, dataDir: '/data', platform: 'linux', installedBackends: seed.installedBackends }),
+      usage: () => reply({ dataDir: '/data', bytes: 12_345_678, parts: [{ name: 'runs', bytes: 12_000_000 }, { name: 'workbench.sqlite', bytes: 345_678 }] }),
     },
     catalog: {
       list: () =>
@@ -136,6 +137,13 @@ export function installFakeWorkbench(seed: FakeSeed): void {
       list: () => reply([...runs.values()]),
       get: async (id: string) => reply(find(id)),
       metrics: async (id: string) => reply(metrics.get(id) ?? []),
+      delete: async (id: string) => {
+        const run = find(id);
+        if (run.status === 'running' || run.status === 'queued') throw error('conflict', `Run ${id} is ${run.status}; stop it before deleting it.`);
+        runs.delete(id);
+        for (let k = adapters.length - 1; k >= 0; k--) if (adapters[k]!.runId === id) adapters.splice(k, 1);
+        return reply([...runs.values()]);
+      },
       start: async (input) => {
         const config = input as RunConfig;
         if (config.training.batchSize > 64) throw error('out_of_memory', 'Out of memory at batch size ' + config.training.batchSize + '. Lower the batch size.');
@@ -173,6 +181,12 @@ export function installFakeWorkbench(seed: FakeSeed): void {
     },
     adapters: {
       list: () => reply(adapters),
+      delete: async (id: string) => {
+        const index = adapters.findIndex((a) => a.id === id);
+        if (index < 0) throw error('not_found', `No adapter ${id}.`);
+        adapters.splice(index, 1);
+        return reply(adapters);
+      },
       describe: async (request) => {
         const adapter = adapters.find((a) => a.id === request.adapterId);
         if (!adapter) throw error('not_found', `No adapter ${request.adapterId}.`);
@@ -221,6 +235,7 @@ export function installFakeWorkbench(seed: FakeSeed): void {
       stop: async (id: string) => { throw error('not_found', `No evaluation ${id}.`); },
       start: async () => { throw error('conflict', 'The UI test stand-in does not run evaluations.'); },
       result: async (id: string) => { throw error('not_found', `No evaluation ${id}.`); },
+      delete: async (id: string) => { throw error('not_found', `No evaluation ${id}.`); },
     },
     onRunEvent(listener: Listener) {
       listeners.add(listener);

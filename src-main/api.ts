@@ -145,6 +145,7 @@ export function createWorkbenchApi({ manager, evals, models, datasets, adapterBa
       register: async (request) => datasets.register(request),
       list: async () => datasets.list(),
       remove: async (id) => datasets.remove(id),
+      upload: async (request) => datasets.upload(request),
     },
     exports: {
       create: async (request) => manager.exportAdapter(request),

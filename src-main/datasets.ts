@@ -2,10 +2,10 @@
 // registered in SQLite with its hash and counts, and written once as the workbench's own JSONL under
 // <dataDir>/datasets/<id>.jsonl. Runs name a registered dataset by id and train on that file, so a later
 // edit of the user's original changes nothing about the runs made from it (its sha256 says which bytes).
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
-import type { CatalogEntry } from '../src-shared/api.ts';
+import { DatasetUploadRequestSchema, type CatalogEntry, type DatasetUploadRequest } from '../src-shared/api.ts';
 import {
   DatasetPreviewRequestSchema, DatasetRegisterRequestSchema,
   type ColumnMapping, type Dataset, type DatasetPreview, type DatasetPreviewRequestInput, type DatasetRegisterRequest,
@@ -129,6 +129,22 @@ export class DatasetRegistry {
       rmSync(normalizedPath, { force: true });
       throw error;
     }
+  }
+
+  /** Browser mode's drop zone: the file's text under <dataDir>/uploads/, by a new name, for preview and registration by path. */
+  async upload(input: DatasetUploadRequest): Promise<{ path: string }> {
+    this.assertOpen();
+    const request = validate(DatasetUploadRequestSchema, input, 'dataset upload');
+    const base = path.basename(request.name).replace(/[^\w.-]+/g, '-').replace(/^[.-]+/, '');
+    if (!/\.(jsonl|ndjson|json|csv|tsv|tab)$/i.test(base)) {
+      throw new WorkbenchError('invalid_input', `${request.name} is not a dataset file the workbench reads: drop a .jsonl, .csv or .tsv file.`, { field: 'name' });
+    }
+    const dir = path.join(this.paths.dataDir, 'uploads');
+    mkdirSync(dir, { recursive: true });
+    const target = path.join(dir, `${newId()}-${base}`);
+    writeFileSync(`${target}.partial`, request.content, 'utf8');
+    renameSync(`${target}.partial`, target);
+    return { path: target };
   }
 
   async list(): Promise<Dataset[]> {

@@ -30,6 +30,15 @@ export const DataUsageSchema = z.object({
 });
 export type DataUsage = z.infer<typeof DataUsageSchema>;
 
+/** The most a dropped file may hold: a call carries at most 16 MB of JSON (src-main/server). */
+export const MAX_UPLOAD_CHARS = 15_000_000;
+/** Browser mode's drop zone: a JSONL/CSV/TSV file's text, kept under <dataDir>/uploads/ so it can be previewed and registered by path. */
+export const DatasetUploadRequestSchema = z.object({
+  name: z.string().min(1).max(200),
+  content: z.string().max(MAX_UPLOAD_CHARS, `A dropped file may hold at most ${MAX_UPLOAD_CHARS / 1e6} MB; give the path of a larger one instead.`),
+});
+export type DatasetUploadRequest = z.infer<typeof DatasetUploadRequestSchema>;
+
 export const CatalogEntrySchema = z.object({
   id: z.string(),
   name: z.string(),
@@ -143,6 +152,8 @@ export const apiSpec = {
   'evals.delete': { input: Id, output: z.array(EvaluationSchema) },
   /** How much room the data folder takes, largest part first. */
   'system.usage': { input: None, output: DataUsageSchema },
+  /** Browser mode's drop zone: stores a dropped dataset file and answers its path. */
+  'datasets.upload': { input: DatasetUploadRequestSchema, output: z.object({ path: z.string() }) },
 } as const;
 export type ApiMethod = keyof typeof apiSpec;
 export const apiMethods = Object.keys(apiSpec) as ApiMethod[];

@@ -213,6 +213,7 @@ export function installFakeWorkbench(seed: FakeSeed): void {
     },
     playground: { generate: async () => { throw error('conflict', 'The UI test stand-in does not generate text.'); } },
     datasets: {
+      upload: async (request) => reply({ path: `/data/uploads/${request.name}` }),
       list: () => reply([]),
       preview: async () => { throw error('conflict', 'The UI test stand-in does not read datasets.'); },
       register: async () => { throw error('conflict', 'The UI test stand-in does not register datasets.'); },

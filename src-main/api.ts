@@ -10,6 +10,7 @@ import { packageVersion, type WorkbenchPaths } from './paths.ts';
 import { catalogEntry } from './datasets.ts';
 import type { EvalManager } from './evals.ts';
 import { modelFoldersOfRuns } from './models.ts';
+import type { BenchmarkStore } from './benchmarks.ts';
 import type { Deletion } from './deletion.ts';
 import type { RunPreflight } from './preflight.ts';
 import type { RunManager } from './runs.ts';
@@ -27,6 +28,7 @@ export interface WorkbenchApiOptions {
   /** Pre-flight of runs.start (preflight.ts); createServices provides it, tests of other calls may leave it out. */
   preflight?: Pick<RunPreflight, 'check'>;
   deletion: Deletion;
+  benchmarks: Pick<BenchmarkStore, 'list' | 'fetch'>;
 }
 
 /** The packages each backend needs; any one of the alternatives is enough. */
@@ -94,7 +96,7 @@ function embeddedDataset(paths: WorkbenchPaths): CatalogEntry | null {
   };
 }
 
-export function createWorkbenchApi({ manager, evals, models, datasets, adapterBank, paths, mode, preflight, deletion }: WorkbenchApiOptions): WorkbenchApi {
+export function createWorkbenchApi({ manager, evals, models, datasets, adapterBank, paths, mode, preflight, deletion, benchmarks }: WorkbenchApiOptions): WorkbenchApi {
   const version = packageVersion(paths);
   return {
     system: {
@@ -146,6 +148,10 @@ export function createWorkbenchApi({ manager, evals, models, datasets, adapterBa
       list: async () => datasets.list(),
       remove: async (id) => datasets.remove(id),
       upload: async (request) => datasets.upload(request),
+    },
+    benchmarks: {
+      list: async () => benchmarks.list(),
+      fetch: async (id) => benchmarks.fetch(id),
     },
     exports: {
       create: async (request) => manager.exportAdapter(request),

@@ -2,6 +2,7 @@
 // (Electron, `serve`, the CLI) and the tests build them here so that a new service is wired once.
 import type { Worker } from 'node:worker_threads';
 import { AdapterBank } from './adapter-bank.ts';
+import { BenchmarkStore } from './benchmarks.ts';
 import { DatasetRegistry } from './datasets.ts';
 import { Deletion } from './deletion.ts';
 import { EvalManager } from './evals.ts';
@@ -29,6 +30,8 @@ export interface Services {
   preflight: RunPreflight;
   /** runs/adapters/evals.delete and the data folder's size. */
   deletion: Deletion;
+  /** "Get the data": the benchmarks' pinned sources, downloaded and checked. */
+  benchmarks: BenchmarkStore;
   /** Ends every worker (runs become resumable) and leaves the store open for its owner to close. */
   close(): Promise<void>;
 }
@@ -41,10 +44,11 @@ export function createServices(options: ServiceOptions): Services {
   const models = new ModelService({ ...options, pool });
   const datasets = new DatasetRegistry({ ...options, pool });
   const preflight = new RunPreflight({ ...options, pool });
+  const benchmarks = new BenchmarkStore({ paths: options.paths });
   const deletion = new Deletion({ ...options, isTraining: (id) => manager.isActive(id) });
   const adapterBank = new AdapterBank(options);
   return {
-    manager, evals, models, datasets, adapterBank, preflight, deletion,
+    manager, evals, models, datasets, adapterBank, preflight, deletion, benchmarks,
     close: async () => {
       await Promise.allSettled([manager.close(), evals.close(), models.close(), datasets.close(), adapterBank.close()]);
       await pool.close();

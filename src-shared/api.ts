@@ -30,6 +30,23 @@ export const DataUsageSchema = z.object({
 });
 export type DataUsage = z.infer<typeof DataUsageSchema>;
 
+/** A benchmark the workbench can download ("Get the data"), and where it is once downloaded and checked. */
+export const BenchmarkStatusSchema = z.object({
+  id: z.enum(['crows-pairs', 'stereoset', 'bbq', 'hotpotqa', 'qqp']),
+  label: z.string(),
+  /** The evals.start datasets key it fills. */
+  datasetKey: z.enum(['crowsPairs', 'stereoSet', 'bbq', 'hotpotqa', 'qqp']),
+  license: z.string(),
+  /** The benchmark's home page. */
+  source: z.string(),
+  /** What part of the benchmark the files are. */
+  note: z.string(),
+  files: z.array(z.object({ name: z.string(), url: z.string(), bytes: z.number().int(), sha256: z.string() })),
+  /** The file or folder to evaluate on; null until downloaded and checked. */
+  path: z.string().nullable(),
+});
+export type BenchmarkStatus = z.infer<typeof BenchmarkStatusSchema>;
+
 /** The most a dropped file may hold: a call carries at most 16 MB of JSON (src-main/server). */
 export const MAX_UPLOAD_CHARS = 15_000_000;
 /** Browser mode's drop zone: a JSONL/CSV/TSV file's text, kept under <dataDir>/uploads/ so it can be previewed and registered by path. */
@@ -152,6 +169,10 @@ export const apiSpec = {
   'evals.delete': { input: Id, output: z.array(EvaluationSchema) },
   /** How much room the data folder takes, largest part first. */
   'system.usage': { input: None, output: DataUsageSchema },
+  /** The benchmarks "Get the data" offers, with their sources, licenses and recorded SHA-256. */
+  'benchmarks.list': { input: None, output: z.array(BenchmarkStatusSchema) },
+  /** Downloads a benchmark from its pinned source, checks every file's SHA-256 and keeps it under <dataDir>/benchmarks/. */
+  'benchmarks.fetch': { input: Id, output: BenchmarkStatusSchema },
   /** Browser mode's drop zone: stores a dropped dataset file and answers its path. */
   'datasets.upload': { input: DatasetUploadRequestSchema, output: z.object({ path: z.string() }) },
 } as const;

@@ -114,6 +114,12 @@ export function installFakeWorkbench(seed: FakeSeed): void {
     };
   }
 
+  const crowsPairs = (kept: string | null) => ({
+    id: 'crows-pairs' as const, label: 'CrowS-Pairs', datasetKey: 'crowsPairs' as const, license: 'CC BY-SA 4.0',
+    source: 'https://github.com/nyu-mll/crows-pairs', note: 'The whole benchmark.', path: kept,
+    files: [{ name: 'crows_pairs_anonymized.csv', url: 'https://raw.githubusercontent.com/x', bytes: 437_764, sha256: 'dfb3' }],
+  });
+
   window.workbench = {
     system: {
       info: () =>
@@ -212,6 +218,10 @@ export function installFakeWorkbench(seed: FakeSeed): void {
       import: async () => { throw error('conflict', 'The UI test stand-in does not import models.'); },
     },
     playground: { generate: async () => { throw error('conflict', 'The UI test stand-in does not generate text.'); } },
+    benchmarks: {
+      list: () => reply([crowsPairs(null)]),
+      fetch: async () => reply(crowsPairs('/data/benchmarks/crows-pairs/crows_pairs_anonymized.csv')),
+    },
     datasets: {
       upload: async (request) => reply({ path: `/data/uploads/${request.name}` }),
       list: () => reply([]),

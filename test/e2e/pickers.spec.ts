@@ -28,3 +28,13 @@ test('desktop app: Choose… fills the model folder, the dataset file and the ex
   await page.getByTestId('export-dir-choose').click();
   await expect(page.getByTestId('export-dir')).toHaveValue('/home/me/models/tiny');
 });
+
+test('"Get the data" on the evaluation form names the source and license, downloads, and fills the path', async ({ page }) => {
+  await openFake(page, '#/evals');
+  await page.getByTestId('new-eval-button').click();
+  await page.getByTestId('eval-form').locator('select').first().selectOption('bias');
+  await expect(page.getByTestId('eval-source-crowsPairs')).toContainText('https://github.com/nyu-mll/crows-pairs (CC BY-SA 4.0); SHA-256 checked.');
+  await page.getByTestId('eval-get-crowsPairs').click();
+  await expect(page.getByTestId('eval-path-crowsPairs')).toHaveValue('/data/benchmarks/crows-pairs/crows_pairs_anonymized.csv');
+  await expect(page.getByTestId('eval-get-crowsPairs')).toHaveText('Use the downloaded copy');
+});

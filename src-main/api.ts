@@ -13,6 +13,7 @@ import { modelFoldersOfRuns } from './models.ts';
 import type { BenchmarkStore } from './benchmarks.ts';
 import type { Deletion } from './deletion.ts';
 import type { RunPreflight } from './preflight.ts';
+import type { QuickEvaluation } from './quick-eval.ts';
 import type { RunManager } from './runs.ts';
 
 export interface WorkbenchApiOptions {
@@ -29,6 +30,7 @@ export interface WorkbenchApiOptions {
   preflight?: Pick<RunPreflight, 'check'>;
   deletion: Deletion;
   benchmarks: Pick<BenchmarkStore, 'list' | 'fetch'>;
+  quickEval: Pick<QuickEvaluation, 'start'>;
 }
 
 /** The packages each backend needs; any one of the alternatives is enough. */
@@ -96,7 +98,7 @@ function embeddedDataset(paths: WorkbenchPaths): CatalogEntry | null {
   };
 }
 
-export function createWorkbenchApi({ manager, evals, models, datasets, adapterBank, paths, mode, preflight, deletion, benchmarks }: WorkbenchApiOptions): WorkbenchApi {
+export function createWorkbenchApi({ manager, evals, models, datasets, adapterBank, paths, mode, preflight, deletion, benchmarks, quickEval }: WorkbenchApiOptions): WorkbenchApi {
   const version = packageVersion(paths);
   return {
     system: {
@@ -163,6 +165,7 @@ export function createWorkbenchApi({ manager, evals, models, datasets, adapterBa
       stop: async (id) => evals.stop(id),
       result: async (id) => evals.result(id),
       delete: async (id) => deletion.deleteEvaluation(id),
+      quick: async (request) => quickEval.start(request),
     },
     onRunEvent: (listener) => {
       const unsubscribers = [manager.subscribe(listener), evals.subscribe(listener)];

@@ -9,6 +9,7 @@ import { EvalManager } from './evals.ts';
 import { ModelService } from './models.ts';
 import type { WorkbenchPaths } from './paths.ts';
 import { RunPreflight } from './preflight.ts';
+import { QuickEvaluation } from './quick-eval.ts';
 import { RunManager } from './runs.ts';
 import { WorkerPool } from './worker-pool.ts';
 import type { Store } from './store/index.ts';
@@ -32,6 +33,8 @@ export interface Services {
   deletion: Deletion;
   /** "Get the data": the benchmarks' pinned sources, downloaded and checked. */
   benchmarks: BenchmarkStore;
+  /** The evaluation that needs no download: perplexity on a run's held-out rows. */
+  quickEval: QuickEvaluation;
   /** Ends every worker (runs become resumable) and leaves the store open for its owner to close. */
   close(): Promise<void>;
 }
@@ -45,10 +48,11 @@ export function createServices(options: ServiceOptions): Services {
   const datasets = new DatasetRegistry({ ...options, pool });
   const preflight = new RunPreflight({ ...options, pool });
   const benchmarks = new BenchmarkStore({ paths: options.paths });
+  const quickEval = new QuickEvaluation({ ...options, pool, evals });
   const deletion = new Deletion({ ...options, isTraining: (id) => manager.isActive(id) });
   const adapterBank = new AdapterBank(options);
   return {
-    manager, evals, models, datasets, adapterBank, preflight, deletion, benchmarks,
+    manager, evals, models, datasets, adapterBank, preflight, deletion, benchmarks, quickEval,
     close: async () => {
       await Promise.allSettled([manager.close(), evals.close(), models.close(), datasets.close(), adapterBank.close()]);
       await pool.close();

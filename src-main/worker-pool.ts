@@ -14,7 +14,7 @@ import { callSignal } from './call-context.ts';
 import { startEngineWorker } from './worker-thread.ts';
 
 /** The jobs the engine answers without exiting, ready for the next one. */
-export const POOLED_JOB_TYPES = ['inspect-dataset', 'inspect-model', 'generate', 'check-run'] as const;
+export const POOLED_JOB_TYPES = ['inspect-dataset', 'inspect-model', 'generate', 'check-run', 'write-heldout'] as const;
 export type PooledJob = Extract<MainToWorker, { type: (typeof POOLED_JOB_TYPES)[number] }>;
 
 export interface WorkerPoolOptions {

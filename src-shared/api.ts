@@ -1,7 +1,7 @@
 // WorkbenchApi: the one contract between the view and the services. Every front door (Electron IPC,
 // the loopback WebSocket, the CLI) calls one implementation of it; both ends validate with apiSpec.
 import { z } from 'zod';
-import { methodIds, RunConfigSchema } from './config.ts';
+import { BackendChoiceSchema, methodIds, RunConfigSchema } from './config.ts';
 import { AdapterSchema, ExportReportSchema, MetricPointSchema, RunSchema } from './runs.ts';
 import { EvalResultSchema, EvalStartRequestSchema, EvaluationSchema } from './eval.ts';
 import { DatasetPreviewRequestSchema, DatasetPreviewSchema, DatasetRegisterRequestSchema, DatasetSchema } from './datasets.ts';
@@ -46,6 +46,13 @@ export const BenchmarkStatusSchema = z.object({
   path: z.string().nullable(),
 });
 export type BenchmarkStatus = z.infer<typeof BenchmarkStatusSchema>;
+
+/** The quick built-in evaluation: perplexity on the rows the adapter's run held out (no adapter: the sample dataset's). */
+export const QuickEvalRequestSchema = z.object({
+  adapterId: z.string().min(1).optional(),
+  backend: BackendChoiceSchema.optional(),
+});
+export type QuickEvalRequest = z.infer<typeof QuickEvalRequestSchema>;
 
 /** The most a dropped file may hold: a call carries at most 16 MB of JSON (src-main/server). */
 export const MAX_UPLOAD_CHARS = 15_000_000;
@@ -169,6 +176,8 @@ export const apiSpec = {
   'evals.delete': { input: Id, output: z.array(EvaluationSchema) },
   /** How much room the data folder takes, largest part first. */
   'system.usage': { input: None, output: DataUsageSchema },
+  /** Starts the quick built-in evaluation (with an adapter: the base model first, then the adapter). */
+  'evals.quick': { input: QuickEvalRequestSchema, output: z.array(EvaluationSchema) },
   /** The benchmarks "Get the data" offers, with their sources, licenses and recorded SHA-256. */
   'benchmarks.list': { input: None, output: z.array(BenchmarkStatusSchema) },
   /** Downloads a benchmark from its pinned source, checks every file's SHA-256 and keeps it under <dataDir>/benchmarks/. */

@@ -103,6 +103,16 @@ export type CheckRunJob = z.infer<typeof CheckRunJobSchema>;
 export const RunProblemSchema = z.object({ field: z.string(), code: z.enum(errorCodes), message: z.string() });
 export type RunProblem = z.infer<typeof RunProblemSchema>;
 
+/** The quick built-in evaluation's corpus: the rows a run held out (its seed and validation fraction), as {"text"} JSONL. */
+export const WriteHeldoutJobSchema = z.object({
+  type: z.literal('write-heldout'),
+  datasetPath: z.string(),
+  seed: z.number().int().min(0),
+  fraction: z.number().min(0).max(1),
+  outFile: z.string(),
+});
+export type WriteHeldoutJob = z.infer<typeof WriteHeldoutJobSchema>;
+
 export const MainToWorkerSchema = z.discriminatedUnion('type', [
   TrainJobSchema,
   ExportJobSchema,
@@ -113,6 +123,7 @@ export const MainToWorkerSchema = z.discriminatedUnion('type', [
   InspectDatasetJobSchema,
   GenerateAdapterJobSchema,
   CheckRunJobSchema,
+  WriteHeldoutJobSchema,
   z.object({ type: z.literal('stop') }),
 ]);
 export type MainToWorker = z.infer<typeof MainToWorkerSchema>;
@@ -142,6 +153,7 @@ export const WorkerToMainSchema = z.discriminatedUnion('type', [
   /** sha256 and rowCount are of what was read (the whole file when registering, its head for a preview); `normalized` counts the rows written when normalizeTo was set. */
   z.object({ type: z.literal('dataset-inspected'), preview: DatasetPreviewSchema, sha256: z.string(), normalized: z.number().int().nullable() }),
   z.object({ type: z.literal('run-checked'), problems: z.array(RunProblemSchema) }),
+  z.object({ type: z.literal('heldout-written'), rows: z.number().int().min(1) }),
   z.object({
     type: z.literal('adapter-generated'),
     adapterDir: z.string(),

@@ -6,7 +6,8 @@
 import { parentPort } from 'node:worker_threads';
 import { WorkbenchError } from '../src-shared/errors.ts';
 import type { EvalJob } from '../src-shared/eval.ts';
-import type { CheckRunJob, ImportModelJob, InspectDatasetJob } from '../src-shared/worker-protocol.ts';
+import type { CheckRunJob, ImportModelJob, InspectDatasetJob, WriteHeldoutJob } from '../src-shared/worker-protocol.ts';
+import { writeHeldout } from './data/heldout.ts';
 import { checkRun } from './preflight.ts';
 import { MainToWorkerSchema, WorkerToMainSchema, type ExportJob, type GenerateAdapterJob, type MainToWorker, type TrainJob, type WorkerToMain } from '../src-shared/worker-protocol.ts';
 import { runEvalJob, ScoringStopped } from './eval/job.ts';
@@ -22,10 +23,10 @@ if (!parentPort) throw new Error('src-worker/main.ts must run as a worker thread
 const port = parentPort;
 
 const TERMINAL: ReadonlySet<WorkerToMain['type']> = new Set([
-  'trained', 'stopped', 'exported', 'evaluated', 'failed', 'model-inspected', 'model-imported', 'generated', 'dataset-inspected', 'adapter-generated', 'run-checked',
+  'trained', 'stopped', 'exported', 'evaluated', 'failed', 'model-inspected', 'model-imported', 'generated', 'dataset-inspected', 'adapter-generated', 'run-checked', 'heldout-written',
 ]);
 /** Jobs after which the worker waits for the next one instead of exiting (POOLED_JOB_TYPES in src-main/worker-pool.ts). */
-const REUSABLE: ReadonlySet<Job['type']> = new Set(['inspect-dataset', 'inspect-model', 'generate', 'check-run']);
+const REUSABLE: ReadonlySet<Job['type']> = new Set(['inspect-dataset', 'inspect-model', 'generate', 'check-run', 'write-heldout']);
 let state: 'idle' | 'running' | 'ending' = 'idle';
 let stopRequested = false;
 
@@ -126,6 +127,7 @@ const handlers: { [T in Job['type']]: Handler<Extract<Job, { type: T }>> } = {
   'generate-adapter': oneShot(async (job: GenerateAdapterJob, log) => generateAdapter(job, log)),
   'inspect-dataset': oneShot(async (job: InspectDatasetJob, log) => ({ type: 'dataset-inspected', ...(await inspectDataset(job, log)) })),
   'check-run': oneShot(async (job: CheckRunJob) => ({ type: 'run-checked', problems: await checkRun(job) })),
+  'write-heldout': oneShot(async (job: WriteHeldoutJob) => ({ type: 'heldout-written', rows: await writeHeldout(job) })),
 };
 
 function run(job: Job): Promise<number> {

@@ -247,6 +247,13 @@ export function installFakeWorkbench(seed: FakeSeed): void {
       start: async () => { throw error('conflict', 'The UI test stand-in does not run evaluations.'); },
       result: async (id: string) => { throw error('not_found', `No evaluation ${id}.`); },
       delete: async (id: string) => { throw error('not_found', `No evaluation ${id}.`); },
+      // The quick check answers one queued perplexity evaluation of the base model (what the server starts first).
+      quick: async () =>
+        reply([{
+          id: 'ev-quick', runId: null, adapterId: null, suite: 'perplexity' as const, status: 'queued' as const, model: 'default', backendChoice: 'auto' as const,
+          backend: null, seed: 0, limit: null, datasets: { text: '/data/builtin/heldout.jsonl' }, slices: null, summary: null, resultPath: null,
+          progress: null, error: null, createdAt: '2025-01-03T10:00:00.000Z', finishedAt: null,
+        }]),
     },
     onRunEvent(listener: Listener) {
       listeners.add(listener);

@@ -38,3 +38,10 @@ test('"Get the data" on the evaluation form names the source and license, downlo
   await expect(page.getByTestId('eval-path-crowsPairs')).toHaveValue('/data/benchmarks/crows-pairs/crows_pairs_anonymized.csv');
   await expect(page.getByTestId('eval-get-crowsPairs')).toHaveText('Use the downloaded copy');
 });
+
+test('Quick check starts an evaluation with nothing downloaded', async ({ page }) => {
+  await openFake(page, '#/evals');
+  await expect(page.getByTestId('evals-empty')).toContainText('Quick check');
+  await page.getByTestId('quick-check').click();
+  await expect(page.getByTestId('evals-table')).toContainText('perplexity');
+});

@@ -130,7 +130,7 @@ function sendRaw(frame: string | Buffer): Promise<Record<string, any>> {
 }
 
 const inputKind: Record<string, 'none' | 'id' | 'object'> = Object.fromEntries(
-  apiMethods.map((m) => [m, ['system.info', 'system.usage', 'catalog.list', 'runs.list', 'adapters.list', 'datasets.list', 'evals.list'].includes(m) ? 'none' : /\.(get|stop|resume|metrics|remove|delete|result)$/.test(m) ? 'id' : 'object']),
+  apiMethods.map((m) => [m, ['system.info', 'system.usage', 'catalog.list', 'runs.list', 'adapters.list', 'datasets.list', 'evals.list', 'benchmarks.list'].includes(m) ? 'none' : /\.(get|stop|resume|metrics|remove|delete|result|fetch)$/.test(m) ? 'id' : 'object']),
 );
 
 function malformedCall(): { method: unknown; input: unknown } {

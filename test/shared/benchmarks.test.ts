@@ -47,8 +47,12 @@ afterAll(async () => {
 describe('Get the data', () => {
   it('fetches all five benchmarks, checks every recorded SHA-256, and the suites read what is kept', async () => {
     const store = new BenchmarkStore({ paths: { dataDir: root }, urlOf: (_b, file) => `${base}/${path.basename(new URL(file.url).pathname)}` });
-    const kept = Object.fromEntries(await Promise.all(['crows-pairs', 'stereoset', 'bbq', 'hotpotqa', 'qqp'].map(async (id) => [id, (await store.fetch(id)).path!])));
-    expect(Object.values(kept).every((p) => p !== null && existsSync(p))).toBe(true);
+    const entries = await Promise.all(['crows-pairs', 'stereoset', 'bbq', 'hotpotqa', 'qqp'].map(async (id) => [id, (await store.fetch(id)).path] as const));
+    const kept: Record<string, string> = {};
+    for (const [id, where] of entries) {
+      expect(where !== null && existsSync(where), id).toBe(true);
+      kept[id] = where!;
+    }
     expect(await readCrowsPairs(kept['crows-pairs']!)).toHaveLength(1508);
     expect((await readStereoSet(path.join(kept.stereoset!, 'religion_test.json'))).length).toBeGreaterThan(0);
     expect(await readBbq(kept.bbq!)).toHaveLength(864);

@@ -102,6 +102,7 @@ beforeEach(() => {
     adapterBank: new AdapterBank({ store, paths, createWorker: fakeWorker }),
     deletion: new Deletion({ store, paths, isTraining: (id) => manager.isActive(id) }),
     benchmarks: new BenchmarkStore({ paths }),
+    quickEval: { start: async () => [] },
   });
   api.onRunEvent((event) => events.push(event));
 });

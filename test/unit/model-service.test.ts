@@ -90,6 +90,7 @@ describe('catalog.list', () => {
       manager, evals, models: service, datasets: new DatasetRegistry(options), adapterBank: new AdapterBank(options), paths, mode: 'headless',
       deletion: new Deletion({ store, paths, isTraining: () => false }),
       benchmarks: new BenchmarkStore({ paths }),
+      quickEval: { start: async () => [] },
     });
     try {
       const catalog = await api.catalog.list();

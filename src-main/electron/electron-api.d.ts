@@ -20,6 +20,8 @@ declare module 'electron' {
     on(event: 'will-frame-navigate', listener: (event: Event & { url: string }) => void): this;
     on(event: 'will-attach-webview', listener: (event: Event) => void): this;
     getURL(): string;
+    once(event: 'destroyed', listener: () => void): this;
+    removeListener(event: 'destroyed', listener: () => void): this;
     readonly session: Session;
   }
 

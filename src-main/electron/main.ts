@@ -9,6 +9,7 @@ import { dispatch } from '../../src-shared/api.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import { IPC_CALL_CHANNEL, IPC_EVENT_CHANNEL, IPC_PICK_CHANNEL, PickPathRequestSchema } from '../../src-shared/transport.ts';
 import { createWorkbenchApi } from '../api.ts';
+import { withCallSignal } from '../call-context.ts';
 import { resolvePaths } from '../paths.ts';
 import { createServices } from '../services.ts';
 import { SECURITY_HEADERS } from '../server/static.ts';
@@ -57,7 +58,15 @@ if (!app.requestSingleInstanceLock()) {
   ipcMain.handle(IPC_CALL_CHANNEL, async (event: IpcMainInvokeEvent, method: unknown, input: unknown) => {
     try {
       checkSender(event);
-      return { ok: true, output: await dispatch(api, String(method), input) };
+      // A job still working for a window that closed (a preview, a generation) is ended with it.
+      const caller = new AbortController();
+      const gone = () => caller.abort();
+      event.sender.once('destroyed', gone);
+      try {
+        return { ok: true, output: await withCallSignal(caller.signal, () => dispatch(api, String(method), input)) };
+      } finally {
+        event.sender.removeListener('destroyed', gone);
+      }
     } catch (error) {
       return { ok: false, error: WorkbenchError.from(error).toJSON() };
     }

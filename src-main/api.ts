@@ -12,6 +12,10 @@ import { packageVersion, type WorkbenchPaths } from './paths.ts';
 import { catalogEntry } from './datasets.ts';
 import type { EvalManager } from './evals.ts';
 import { modelFoldersOfRuns } from './models.ts';
+import type { BenchmarkStore } from './benchmarks.ts';
+import type { Deletion } from './deletion.ts';
+import type { RunPreflight } from './preflight.ts';
+import type { QuickEvaluation } from './quick-eval.ts';
 import type { RunManager } from './runs.ts';
 import type { StudyService } from './studies.ts';
 
@@ -27,6 +31,11 @@ export interface WorkbenchApiOptions {
   mode: SystemInfo['mode'];
   /** Studies; absent where a caller builds a partial API (some tests), whose studies calls then say so. */
   studies?: StudyService;
+  /** Pre-flight of runs.start (preflight.ts); createServices provides it, tests of other calls may leave it out. */
+  preflight?: Pick<RunPreflight, 'check'>;
+  deletion: Deletion;
+  benchmarks: Pick<BenchmarkStore, 'list' | 'fetch'>;
+  quickEval: Pick<QuickEvaluation, 'start'>;
 }
 
 /** Node's module resolution, for the installed-backends rule in src-shared/backends.ts (the worker applies the same). */
@@ -83,7 +92,7 @@ function embeddedDataset(paths: WorkbenchPaths): CatalogEntry | null {
   };
 }
 
-export function createWorkbenchApi({ manager, evals, models, datasets, adapterBank, paths, mode, studies }: WorkbenchApiOptions): WorkbenchApi {
+export function createWorkbenchApi({ manager, evals, models, datasets, adapterBank, paths, mode, studies, preflight, deletion, benchmarks, quickEval }: WorkbenchApiOptions): WorkbenchApi {
   const version = packageVersion(paths);
   const study = (): StudyService => {
     if (!studies) throw new WorkbenchError('internal', 'This workbench was built without the study service.');
@@ -98,6 +107,7 @@ export function createWorkbenchApi({ manager, evals, models, datasets, adapterBa
         platform: `${process.platform}-${process.arch} (${os.release()}), Node ${process.versions.node}`,
         installedBackends: installedBackends(),
       }),
+      usage: async () => deletion.usage(),
     },
     catalog: {
       list: async (): Promise<Catalog> => ({
@@ -110,15 +120,20 @@ export function createWorkbenchApi({ manager, evals, models, datasets, adapterBa
     runs: {
       list: async () => manager.list(),
       get: async (id) => manager.get(id),
-      start: async (config) => manager.start(config),
+      start: async (config) => {
+        await preflight?.check(config);
+        return manager.start(config);
+      },
       stop: async (id) => manager.stop(id),
       resume: async (id) => manager.resume(id),
       metrics: async (id) => manager.metrics(id),
+      delete: async (id) => deletion.deleteRun(id),
     },
     adapters: {
       list: async () => manager.adapters(),
       describe: async (request) => adapterBank.describe(request),
       generate: async (request) => adapterBank.generate(request),
+      delete: async (id) => deletion.deleteAdapter(id),
     },
     models: {
       inspect: async (request) => models.inspect(request),
@@ -132,6 +147,11 @@ export function createWorkbenchApi({ manager, evals, models, datasets, adapterBa
       register: async (request) => datasets.register(request),
       list: async () => datasets.list(),
       remove: async (id) => datasets.remove(id),
+      upload: async (request) => datasets.upload(request),
+    },
+    benchmarks: {
+      list: async () => benchmarks.list(),
+      fetch: async (id) => benchmarks.fetch(id),
     },
     exports: {
       create: async (request) => manager.exportAdapter(request),
@@ -142,6 +162,8 @@ export function createWorkbenchApi({ manager, evals, models, datasets, adapterBa
       get: async (id) => evals.get(id),
       stop: async (id) => evals.stop(id),
       result: async (id) => evals.result(id),
+      delete: async (id) => deletion.deleteEvaluation(id),
+      quick: async (request) => quickEval.start(request),
     },
     studies: {
       list: async () => study().list(),

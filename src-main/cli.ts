@@ -3,19 +3,22 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { RunEvent } from '../src-shared/api.ts';
 import { BackendChoiceSchema, DEFAULT_MODEL, SAMPLE_DATASET, defaultRunConfig } from '../src-shared/config.ts';
 import { WorkbenchError } from '../src-shared/errors.ts';
 import { evalSuites } from '../src-shared/eval.ts';
 import { methodDescriptors } from '../src-shared/methods.ts';
 import type { ExportReport, Run } from '../src-shared/runs.ts';
-import { call, DATA_DIR_HELP, openSession, parse, processIo, UsageError, type CliIo, type Session } from './cli/common.ts';
+import { call, DATA_DIR_HELP, ignoreClosedStdout, openSession, parse, processIo, UsageError, type CliIo, type Session } from './cli/common.ts';
 import { datasetsCommand } from './cli/datasets.ts';
+import { deleteCommand, usageCommand } from './cli/delete.ts';
 import { evalCommand } from './cli/eval.ts';
 import { importLlama2cCommand } from './cli/import-llama2c.ts';
 import { studyCommand } from './cli/study.ts';
 import { isDatasetId } from './datasets.ts';
 import { startServer } from './server/index.ts';
+import { writeLaunchPage } from './server/launch-page.ts';
 
 const TOP_HELP = `lora-workbench: fine-tune language models on your own machine with low-rank adapters.
 
@@ -33,6 +36,9 @@ Commands:
                             convert a llama2.c checkpoint into a Hugging Face Llama folder
   study run|status|show|export RECIPE
                             run a study recipe's grid of runs and evaluations, redraw its figures
+  delete run|adapter|evaluation ID --yes
+                            delete a run (with its folder), an adapter or an evaluation
+  usage                     how much room the data folder takes
 
 Options:
   -h, --help        show help; \`lora-workbench <command> --help\` shows a command's options
@@ -50,7 +56,8 @@ Ctrl-C stops after writing a checkpoint (resume it with \`lora-workbench resume 
 a second Ctrl-C quits at once (the run is marked interrupted and can still be resumed).
 
 Options:
-  --config FILE     run configuration (JSON); omitted fields take the defaults below
+  --config FILE     run configuration (JSON); omitted fields take the defaults below;
+                    or the JSON itself: --config '{"training": {"maxSteps": 5}}'
   --backend B       override the config's backend: ${BackendChoiceSchema.options.join(', ')}
 ${DATA_DIR_HELP}
   -h, --help        show this help
@@ -73,7 +80,7 @@ Options:
 ${DATA_DIR_HELP}
   -h, --help        show this help`;
 
-const EXPORT_HELP = `Usage: lora-workbench export RUN_ID [--out DIR] [--format peft|flattened|merged] [--data-dir DIR]
+const EXPORT_HELP = `Usage: lora-workbench export RUN_ID [--out DIR] [--overwrite] [--format peft|flattened|merged] [--data-dir DIR]
 
 Writes adapter_model.safetensors and adapter_config.json (loadable by Hugging Face PEFT as they
 are), reads them back and compares the model's logits with the trained adapter and the base model.
@@ -81,7 +88,8 @@ A completed run exports its final adapter, any other run its last checkpoint. RU
 an adapter id. Exits 1 when the verification fails.
 
 Options:
-  --out DIR         output folder (default: <data dir>/exports/<run name>-step<N>)
+  --out DIR         output folder, new or empty (default: <data dir>/exports/<run name>-step<N>)
+  --overwrite       write into --out even though it holds files, replacing those the export writes
   --format F        peft (default): the adapter as PEFT loads it; flattened: SeLoRA's plain LoRA
                     at the mean semantic vector, with what that costs; merged: the adapter folded
                     into the base weights, a full Hugging Face model folder
@@ -91,14 +99,16 @@ ${DATA_DIR_HELP}
 const SERVE_HELP = `Usage: lora-workbench serve [--port N] [--host 127.0.0.1] [--no-open] [--data-dir DIR]
 
 Serves the workbench to a browser. Prints one line, \`Workbench: <url>\`, when ready: the URL carries
-a token made for this launch, and only pages opened with it can use the workbench. Ctrl-C quits;
+a token made for this launch, and only pages opened with it can use the workbench. The browser is
+opened on a private file in the data folder that forwards to that URL, so the token is not on any
+command line. Ctrl-C quits;
 runs still training are marked interrupted and can be resumed later.
 
 Options:
   --port N          port to listen on (default 0: any free port)
   --host ADDR       address to listen on (default 127.0.0.1; other addresses expose the
                     workbench to your network, protected only by the token)
-  --no-open         do not open a browser
+  --no-open         do not open a browser (for a remote shell, or to open the printed URL yourself)
 ${DATA_DIR_HELP}
   -h, --help        show this help`;
 
@@ -119,33 +129,41 @@ function formatDuration(seconds: number): string {
   return h > 0 ? `${h}:${pad(m)}:${pad(s % 60)}` : `${m}:${pad(s % 60)}`;
 }
 
-/** Prints the run's progress until its worker is gone; Ctrl-C stops it with a checkpoint. */
-async function follow(session: Session, run: Run, io: CliIo): Promise<number> {
+/**
+ * Prints the run's progress until its worker is gone; Ctrl-C stops it with a checkpoint. A line is printed
+ * when a step's train/loss point arrives (the points are stored in the same flush), so the step and the
+ * loss on a line are the step and loss the store holds: printing on progress events showed the loss of
+ * 1-3 steps earlier, and after a resume the run row's stale step before the new ones.
+ */
+export async function follow(session: Pick<Session, 'manager'>, run: Run, io: CliIo): Promise<number> {
   const { manager } = session;
-  let loss: number | null = null;
   let valLoss: number | null = null;
+  let progress: Run['progress'] = null;
   let lastPrinted = { step: -1, at: 0 };
+  const maxSteps = run.config.training.maxSteps;
+  const width = String(maxSteps).length;
   const unsubscribe = manager.subscribe((event: RunEvent) => {
-    if (event.kind === 'metrics' && event.runId === run.id) {
+    if (event.kind === 'run' && event.run.id === run.id) {
+      progress = event.run.progress;
+    } else if (event.kind === 'metrics' && event.runId === run.id) {
+      let latest: { step: number; loss: number } | null = null;
       for (const p of event.points) {
-        if (p.name === 'train/loss') loss = p.value;
         if (p.name === 'val/loss') valLoss = p.value;
+        if (p.name === 'train/loss' && (latest === null || p.step >= latest.step)) latest = { step: p.step, loss: p.value };
       }
+      if (latest === null || latest.step <= lastPrinted.step) return;
+      const now = Date.now();
+      if (now - lastPrinted.at < 1000 && latest.step < maxSteps && lastPrinted.step >= 0) return;
+      lastPrinted = { step: latest.step, at: now };
+      const rate = progress as Run['progress'];
+      io.out(
+        `step ${String(latest.step).padStart(width)}/${maxSteps}` +
+          `  loss ${latest.loss.toFixed(4)}` +
+          (valLoss === null ? '' : `  val ${(valLoss as number).toFixed(4)}`) +
+          (rate ? `  ${Math.round(rate.tokensPerSecond).toLocaleString('en-US')} tok/s  ETA ${formatDuration(rate.etaSeconds)}` : ''),
+      );
     } else if (event.kind === 'log' && event.runId === run.id) {
       (event.level === 'info' ? io.out : io.err)(`${event.level === 'info' ? '' : `${event.level}: `}${event.message}`);
-    } else if (event.kind === 'run' && event.run.id === run.id && event.run.progress) {
-      const p = event.run.progress;
-      const now = Date.now();
-      if (p.step === lastPrinted.step || (now - lastPrinted.at < 1000 && p.step < p.maxSteps && lastPrinted.step >= 0)) return;
-      lastPrinted = { step: p.step, at: now };
-      const width = String(p.maxSteps).length;
-      io.out(
-        `step ${String(p.step).padStart(width)}/${p.maxSteps}` +
-          `  loss ${loss === null ? '   -  ' : (loss as number).toFixed(4)}` +
-          (valLoss === null ? '' : `  val ${(valLoss as number).toFixed(4)}`) +
-          `  ${Math.round(p.tokensPerSecond).toLocaleString('en-US')} tok/s` +
-          `  ETA ${formatDuration(p.etaSeconds)}`,
-      );
     }
   });
 
@@ -185,24 +203,33 @@ async function follow(session: Session, run: Run, io: CliIo): Promise<number> {
   }
 }
 
+/**
+ * `--config` is a file, or the JSON itself when it starts with "{" (`--config '{"training": {"maxSteps": 5}}'`).
+ * Relative paths inside are taken from the file's folder, or from the working folder for inline JSON.
+ */
+export function readRunConfig(argument: string): { config: Record<string, unknown>; base: string } {
+  const inline = argument.trimStart().startsWith('{');
+  const source = inline ? 'The --config JSON' : path.resolve(argument);
+  let config: unknown;
+  try {
+    config = JSON.parse(inline ? argument : readFileSync(source, 'utf8'));
+  } catch (error) {
+    throw new WorkbenchError('invalid_input', inline ? `${source} does not parse: ${(error as Error).message}` : `Cannot read the run configuration ${source}: ${(error as Error).message}`);
+  }
+  if (!config || typeof config !== 'object' || Array.isArray(config)) {
+    throw new WorkbenchError('invalid_input', `${source} must hold a JSON object (see lora-workbench train --help)`);
+  }
+  return { config: config as Record<string, unknown>, base: inline ? process.cwd() : path.dirname(source) };
+}
+
 async function train(args: string[], io: CliIo): Promise<number> {
   const { values } = parse(args, { config: { type: 'string' }, backend: { type: 'string' } }, 0);
   if (values.help) return io.out(trainHelp()), 0;
-  if (typeof values.config !== 'string') throw new UsageError('train needs --config FILE (see lora-workbench train --help)');
+  if (typeof values.config !== 'string') throw new UsageError("train needs --config FILE or --config '{...}' (see lora-workbench train --help)");
   const backend = values.backend === undefined ? undefined : BackendChoiceSchema.safeParse(values.backend);
   if (backend && !backend.success) throw new UsageError(`--backend must be one of ${BackendChoiceSchema.options.join(', ')}`);
 
-  const configFile = path.resolve(values.config);
-  let config: Record<string, unknown>;
-  try {
-    config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
-  } catch (error) {
-    throw new WorkbenchError('invalid_input', `Cannot read the run configuration ${configFile}: ${(error as Error).message}`);
-  }
-  if (!config || typeof config !== 'object' || Array.isArray(config)) {
-    throw new WorkbenchError('invalid_input', `${configFile} must hold a JSON object (see lora-workbench train --help)`);
-  }
-  const base = path.dirname(configFile);
+  const { config, base } = readRunConfig(values.config);
   if (typeof config.model === 'string' && config.model !== DEFAULT_MODEL) config.model = path.resolve(base, config.model);
   if (typeof config.dataset === 'string' && config.dataset !== SAMPLE_DATASET && !isDatasetId(config.dataset)) config.dataset = path.resolve(base, config.dataset);
   if (backend) config.backend = backend.data;
@@ -232,7 +259,7 @@ async function resume(args: string[], io: CliIo): Promise<number> {
 }
 
 async function exportCommand(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parse(args, { out: { type: 'string' }, format: { type: 'string' } }, 1);
+  const { values, positionals } = parse(args, { out: { type: 'string' }, format: { type: 'string' }, overwrite: { type: 'boolean' } }, 1);
   if (values.help) return io.out(EXPORT_HELP), 0;
   const formats = ['peft', 'flattened', 'merged'];
   if (values.format !== undefined && !formats.includes(values.format as string)) throw new UsageError(`--format must be one of ${formats.join(', ')}`);
@@ -245,6 +272,7 @@ async function exportCommand(args: string[], io: CliIo): Promise<number> {
       ...(isAdapter ? { adapterId: id } : { runId: id }),
       ...(typeof values.out === 'string' ? { outDir: path.resolve(values.out) } : {}),
       ...(typeof values.format === 'string' ? { format: values.format } : {}),
+      overwrite: values.overwrite === true,
     });
     io.out(`Exported to ${report.outDir}`);
     const width = Math.max(...report.files.map((f) => f.name.length));
@@ -286,11 +314,14 @@ async function serve(args: string[], io: CliIo): Promise<number> {
     throw new WorkbenchError('conflict', `Cannot listen on port ${port}: ${(error as Error).message}. Choose another --port, or 0 for any free one.`);
   }
   io.out(`Workbench: ${server.url}`);
-  if (!values['no-open']) openBrowser(server.url);
+  // The browser opens a private file that forwards to the URL: the token never appears on a command line (ps).
+  const launch = values['no-open'] ? null : writeLaunchPage(session.paths.dataDir, server.url);
+  if (launch) openBrowser(pathToFileURL(launch.file).href);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
+  launch?.remove();
   io.err('Shutting down…');
   await server.close();
   await session.close();
@@ -327,9 +358,11 @@ async function runs(args: string[], io: CliIo): Promise<number> {
 
 const commands: Record<string, (args: string[], io: CliIo) => Promise<number>> = {
   train, resume, export: exportCommand, serve, runs, eval: evalCommand, datasets: datasetsCommand, 'import-llama2c': importLlama2cCommand, study: studyCommand,
+  delete: deleteCommand, usage: usageCommand,
 };
 
 export async function runCli(argv: string[], io: CliIo = processIo): Promise<number> {
+  if (io === processIo) ignoreClosedStdout();
   const [command, ...rest] = argv;
   try {
     if (command === undefined || command === '--help' || command === '-h' || command === 'help') {

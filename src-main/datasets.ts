@@ -2,10 +2,10 @@
 // registered in SQLite with its hash and counts, and written once as the workbench's own JSONL under
 // <dataDir>/datasets/<id>.jsonl. Runs name a registered dataset by id and train on that file, so a later
 // edit of the user's original changes nothing about the runs made from it (its sha256 says which bytes).
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
-import type { CatalogEntry } from '../src-shared/api.ts';
+import { DatasetUploadRequestSchema, type CatalogEntry, type DatasetUploadRequest } from '../src-shared/api.ts';
 import {
   DatasetPreviewRequestSchema, DatasetRegisterRequestSchema,
   type ColumnMapping, type Dataset, type DatasetPreview, type DatasetPreviewRequestInput, type DatasetRegisterRequest,
@@ -15,9 +15,13 @@ import type { InspectDatasetJob } from '../src-shared/worker-protocol.ts';
 import type { WorkbenchPaths } from './paths.ts';
 import { newId } from './jobs.ts';
 import type { StoredDataset, Store } from './store/index.ts';
-import { OneShotJobs, startEngineWorker } from './worker-thread.ts';
+import { WorkerPool } from './worker-pool.ts';
 
 const ID_PREFIX = 'ds-';
+/** A preview reads 4 MB at most (src-worker/data/inspect-dataset.ts); past this something is wrong with the disk. */
+const PREVIEW_TIMEOUT_MS = 60_000;
+/** Registering reads and rewrites up to 500 MB on a slow machine. */
+const REGISTER_TIMEOUT_MS = 15 * 60_000;
 
 /** Registered dataset ids look like `ds-20250101-120000-a1b2c3` (runs.ts newId); anything else in RunConfig.dataset is a path. */
 export function isDatasetId(value: string): boolean {
@@ -54,22 +58,26 @@ function publicDataset({ removedAt: _removedAt, ...dataset }: StoredDataset): Da
 export class DatasetRegistry {
   private readonly store: Store;
   private readonly paths: WorkbenchPaths;
-  private readonly oneShot: OneShotJobs;
+  private readonly pool: WorkerPool;
+  /** A pool given by createServices is shared and closed there; one made here is closed here. */
+  private readonly ownsPool: boolean;
   private closed = false;
 
-  constructor(options: { store: Store; paths: WorkbenchPaths; createWorker?: () => Worker }) {
+  constructor(options: { store: Store; paths: WorkbenchPaths; createWorker?: () => Worker; pool?: WorkerPool }) {
     this.store = options.store;
     this.paths = options.paths;
-    this.oneShot = new OneShotJobs(options.createWorker ?? startEngineWorker);
+    this.ownsPool = options.pool === undefined;
+    this.pool = options.pool ?? new WorkerPool({ createWorker: options.createWorker });
   }
 
   /** Columns, first rows, bad rows with their lines and a suggested mapping; with a mapping, the rows as training will see them. */
   async preview(input: DatasetPreviewRequestInput): Promise<DatasetPreview> {
     this.assertOpen();
     const request = validate(DatasetPreviewRequestSchema, input, 'dataset preview request');
-    const { preview } = await this.inspect({
-      type: 'inspect-dataset', path: path.resolve(request.path), format: request.format, mapping: request.mapping, rows: request.rows, normalizeTo: null,
-    });
+    const { preview } = await this.inspect(
+      { type: 'inspect-dataset', path: path.resolve(request.path), format: request.format, mapping: request.mapping, rows: request.rows, normalizeTo: null },
+      PREVIEW_TIMEOUT_MS,
+    );
     return preview;
   }
 
@@ -90,7 +98,13 @@ export class DatasetRegistry {
     mkdirSync(dir, { recursive: true });
     const normalizedPath = path.join(dir, `${id}.jsonl`);
     const sourcePath = path.resolve(request.path);
-    const result = await this.inspect({ type: 'inspect-dataset', path: sourcePath, format: request.format, mapping: request.mapping, rows: 5, normalizeTo: normalizedPath });
+    const result = await this.inspect(
+      { type: 'inspect-dataset', path: sourcePath, format: request.format, mapping: request.mapping, rows: 5, normalizeTo: normalizedPath },
+      REGISTER_TIMEOUT_MS,
+    ).catch((error: unknown) => {
+      rmSync(`${normalizedPath}.partial`, { force: true });
+      throw error;
+    });
     const { preview } = result;
     const written = result.normalized ?? 0;
     if (written === 0) {
@@ -117,6 +131,22 @@ export class DatasetRegistry {
     }
   }
 
+  /** Browser mode's drop zone: the file's text under <dataDir>/uploads/, by a new name, for preview and registration by path. */
+  async upload(input: DatasetUploadRequest): Promise<{ path: string }> {
+    this.assertOpen();
+    const request = validate(DatasetUploadRequestSchema, input, 'dataset upload');
+    const base = path.basename(request.name).replace(/[^\w.-]+/g, '-').replace(/^[.-]+/, '');
+    if (!/\.(jsonl|ndjson|json|csv|tsv|tab)$/i.test(base)) {
+      throw new WorkbenchError('invalid_input', `${request.name} is not a dataset file the workbench reads: drop a .jsonl, .csv or .tsv file.`, { field: 'name' });
+    }
+    const dir = path.join(this.paths.dataDir, 'uploads');
+    mkdirSync(dir, { recursive: true });
+    const target = path.join(dir, `${newId()}-${base}`);
+    writeFileSync(`${target}.partial`, request.content, 'utf8');
+    renameSync(`${target}.partial`, target);
+    return { path: target };
+  }
+
   async list(): Promise<Dataset[]> {
     return this.store.datasets.list().map(publicDataset);
   }
@@ -137,11 +167,11 @@ export class DatasetRegistry {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.oneShot.close();
+    if (this.ownsPool) await this.pool.close();
   }
 
-  private async inspect(job: InspectDatasetJob) {
-    return this.oneShot.run(job, 'dataset-inspected');
+  private async inspect(job: InspectDatasetJob, timeoutMs: number) {
+    return this.pool.run(job, 'dataset-inspected', { timeoutMs });
   }
 
   private assertOpen(): void {

@@ -14,13 +14,21 @@ import {
 import type { WorkbenchPaths } from './paths.ts';
 import { resolveAdapterAndModel, resolveModelDir } from './model-resolution.ts';
 import type { Store } from './store/index.ts';
+import { WorkerPool } from './worker-pool.ts';
 import { OneShotJobs, startEngineWorker } from './worker-thread.ts';
 
 export interface ModelServiceOptions {
   store: Store;
   paths: WorkbenchPaths;
   createWorker?: () => Worker;
+  /** Inspections and generation share this pool (createServices); without one the service makes its own. */
+  pool?: WorkerPool;
 }
+
+/** Inspection reads headers only. */
+const INSPECT_TIMEOUT_MS = 60_000;
+/** Generation loads the model and decodes up to the request's token limit on a CPU backend. */
+const GENERATE_TIMEOUT_MS = 10 * 60_000;
 
 /**
  * The model folders earlier runs trained on (newest first, each once) that still exist, as catalog
@@ -34,7 +42,8 @@ export function modelFoldersOfRuns(configs: readonly Pick<RunConfig, 'model'>[])
     const dir = path.resolve(model);
     if (seen.has(dir)) continue;
     seen.add(dir);
-    if (!existsSync(dir) || !statSync(dir).isDirectory()) continue;
+    // A failed run's folder is offered again only if it looks like a model (a run on /etc once put /etc here).
+    if (!existsSync(path.join(dir, 'config.json'))) continue;
     entries.push({ id: dir, name: path.basename(dir), path: dir, description: `Model folder used by an earlier run (${dir}).` });
   }
   return entries;
@@ -43,13 +52,18 @@ export function modelFoldersOfRuns(configs: readonly Pick<RunConfig, 'model'>[])
 export class ModelService {
   private readonly store: Store;
   private readonly paths: WorkbenchPaths;
+  /** The llama2.c import writes a model folder: a one-off job in its own worker. */
   private readonly jobs: OneShotJobs;
+  private readonly pool: WorkerPool;
+  private readonly ownsPool: boolean;
   private closed = false;
 
   constructor(options: ModelServiceOptions) {
     this.store = options.store;
     this.paths = options.paths;
     this.jobs = new OneShotJobs(options.createWorker ?? startEngineWorker);
+    this.ownsPool = options.pool === undefined;
+    this.pool = options.pool ?? new WorkerPool({ createWorker: options.createWorker });
   }
 
   /** The folder's architecture, size, dtypes and the memory a run of the given shape needs (run defaults otherwise). */
@@ -58,7 +72,7 @@ export class ModelService {
     const request = validate(ModelInspectRequestSchema, input, 'models.inspect input');
     const modelDir = resolveModelDir(this.paths, request.model);
     const defaults = defaultRunConfig();
-    const { inspection } = await this.jobs.run(
+    const { inspection } = await this.pool.run(
       {
         type: 'inspect-model',
         modelDir,
@@ -67,6 +81,7 @@ export class ModelService {
         r: request.r ?? defaults.lora.r,
       },
       'model-inspected',
+      { timeoutMs: INSPECT_TIMEOUT_MS },
     );
     return inspection;
   }
@@ -99,7 +114,7 @@ export class ModelService {
     this.assertOpen();
     const request = validate(GenerateRequestSchema, input, 'playground.generate input');
     const { adapter, modelDir } = resolveAdapterAndModel(this.store, this.paths, request);
-    const { result } = await this.jobs.run(
+    const { result } = await this.pool.run(
       {
         type: 'generate',
         modelDir,
@@ -110,13 +125,14 @@ export class ModelService {
         backend: request.backend,
       },
       'generated',
+      { timeoutMs: GENERATE_TIMEOUT_MS },
     );
     return result;
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    await this.jobs.close();
+    await Promise.allSettled([this.jobs.close(), this.ownsPool ? this.pool.close() : undefined]);
   }
 
   private assertOpen(): void {

@@ -8,6 +8,7 @@ import { DEFAULT_MODEL, RunConfigSchema, SAMPLE_DATASET, type RunConfig, type Ru
 import { validate, WorkbenchError } from '../src-shared/errors.ts';
 import { resumableStatuses, type Adapter, type ExportReport, type MetricPoint, type Run } from '../src-shared/runs.ts';
 import type { ExportJob, TrainJob, WorkerToMain } from '../src-shared/worker-protocol.ts';
+import { prepareExportDir } from './export-target.ts';
 import { ensureDataDirs, type WorkbenchPaths } from './paths.ts';
 import type { Store } from './store/index.ts';
 import { isProcessAlive, Listeners, newId, nowIso, type TrackedJob, WorkerJobs } from './jobs.ts';
@@ -171,7 +172,7 @@ export class RunManager {
     const source = this.exportSource(request);
     const { modelDir } = this.resolveInputs(source.run.config, { datasetToo: false });
     const outDir = request.outDir
-      ? path.resolve(request.outDir)
+      ? prepareExportDir(request.outDir, request.overwrite)
       : this.freeExportDir(`${slug(source.run.name) || source.run.id}-step${source.step}`);
     const job: ExportJob = { type: 'export', sourceDir: source.dir, modelDir, outDir, backend: source.run.config.backend, format: request.format };
     const { report } = await this.oneShot.run(job, 'exported', (level, message) => this.emit({ kind: 'log', runId: source.run.id, level, message }));

@@ -2,12 +2,17 @@
 // (Electron, `serve`, the CLI) and the tests build them here so that a new service is wired once.
 import type { Worker } from 'node:worker_threads';
 import { AdapterBank } from './adapter-bank.ts';
+import { BenchmarkStore } from './benchmarks.ts';
 import { DatasetRegistry } from './datasets.ts';
+import { Deletion } from './deletion.ts';
 import { EvalManager } from './evals.ts';
 import { ModelService } from './models.ts';
 import type { WorkbenchPaths } from './paths.ts';
+import { RunPreflight } from './preflight.ts';
+import { QuickEvaluation } from './quick-eval.ts';
 import { RunManager } from './runs.ts';
 import { StudyService } from './studies.ts';
+import { WorkerPool } from './worker-pool.ts';
 import type { Store } from './store/index.ts';
 
 export interface ServiceOptions {
@@ -25,6 +30,14 @@ export interface Services {
   adapterBank: AdapterBank;
   /** Connected to the WorkbenchApi by createWorkbenchApi: its cells run through the same calls as the UI's. */
   studies: StudyService;
+  /** Checks a run's model and dataset before runs.start creates it. */
+  preflight: RunPreflight;
+  /** runs/adapters/evals.delete and the data folder's size. */
+  deletion: Deletion;
+  /** "Get the data": the benchmarks' pinned sources, downloaded and checked. */
+  benchmarks: BenchmarkStore;
+  /** The evaluation that needs no download: perplexity on a run's held-out rows. */
+  quickEval: QuickEvaluation;
   /** Ends every worker (runs become resumable) and leaves the store open for its owner to close. */
   close(): Promise<void>;
 }
@@ -32,15 +45,22 @@ export interface Services {
 export function createServices(options: ServiceOptions): Services {
   const manager = new RunManager(options);
   const evals = new EvalManager(options);
-  const models = new ModelService(options);
-  const datasets = new DatasetRegistry(options);
+  // One capped pool of reused workers for every short job the view asks for (worker-pool.ts).
+  const pool = new WorkerPool({ createWorker: options.createWorker });
+  const models = new ModelService({ ...options, pool });
+  const datasets = new DatasetRegistry({ ...options, pool });
+  const preflight = new RunPreflight({ ...options, pool });
+  const benchmarks = new BenchmarkStore({ paths: options.paths });
+  const quickEval = new QuickEvaluation({ ...options, pool, evals });
+  const deletion = new Deletion({ ...options, isTraining: (id) => manager.isActive(id) });
   const adapterBank = new AdapterBank(options);
   const studies = new StudyService(options);
   return {
-    manager, evals, models, datasets, adapterBank, studies,
+    manager, evals, models, datasets, adapterBank, studies, preflight, deletion, benchmarks, quickEval,
     close: async () => {
       // studies first: it marks its studies interrupted before the managers interrupt their runs.
       await Promise.allSettled([studies.close(), manager.close(), evals.close(), models.close(), datasets.close(), adapterBank.close()]);
+      await pool.close();
     },
   };
 }

@@ -9,10 +9,10 @@ import type { WorkbenchApi } from '../src-shared/api.ts';
 import { validate, WorkbenchError } from '../src-shared/errors.ts';
 import type { Evaluation } from '../src-shared/eval.ts';
 import { resumableStatuses, type Run } from '../src-shared/runs.ts';
-import { figureData, metricId, neededMetrics, type StudyCellResult } from '../src-shared/study-figures.ts';
+import { figureData, metricId, neededMetrics, type StudyCellResult, type StudyDetail } from '../src-shared/study-figures.ts';
 import {
   BuiltInRecipeSchema, expandGrid, parseRecipe, recipeVariables, scaleRecipe, StudyStartRequestSchema, substituteVariables,
-  type BuiltInRecipe, type Study, type StudyCell, type StudyCellPlan, type StudyDetail, type StudyProgress, type StudyRecipe, type StudyStartRequestInput,
+  type BuiltInRecipe, type Study, type StudyCell, type StudyCellPlan, type StudyProgress, type StudyRecipe, type StudyStartRequestInput,
 } from '../src-shared/studies.ts';
 import type { WorkbenchPaths } from './paths.ts';
 import { isProcessAlive, newId } from './jobs.ts';
@@ -21,7 +21,11 @@ import type { Store } from './store/index.ts';
 import type { StoredStudy } from './store/studies-repo.ts';
 
 /** What a study needs of the workbench: the same calls the UI makes. */
-export type StudyJobs = Pick<WorkbenchApi, 'runs' | 'evals'>;
+/** The calls a study makes: the same ones the UI makes for one run and its evaluations. */
+export interface StudyJobs {
+  runs: Pick<WorkbenchApi['runs'], 'get' | 'start' | 'resume' | 'stop'>;
+  evals: Pick<WorkbenchApi['evals'], 'get' | 'start' | 'stop'>;
+}
 
 export interface StudyServiceOptions {
   store: Store;

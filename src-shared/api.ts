@@ -1,7 +1,7 @@
 // WorkbenchApi: the one contract between the view and the services. Every front door (Electron IPC,
 // the loopback WebSocket, the CLI) calls one implementation of it; both ends validate with apiSpec.
 import { z } from 'zod';
-import { methodIds, methodSettingsKeys, RunConfigSchema } from './config.ts';
+import { BackendChoiceSchema, methodIds, methodSettingsKeys, RunConfigSchema } from './config.ts';
 import { AdapterSchema, ExportReportSchema, exportFormats, MetricPointSchema, RunSchema } from './runs.ts';
 import { EvalResultSchema, EvalStartRequestSchema, EvaluationSchema } from './eval.ts';
 import { DatasetPreviewRequestSchema, DatasetPreviewSchema, DatasetRegisterRequestSchema, DatasetSchema } from './datasets.ts';
@@ -9,7 +9,8 @@ import {
   GenerateRequestSchema, GenerateResultSchema, ModelImportRequestSchema, ModelImportResultSchema, ModelInspectionSchema, ModelInspectRequestSchema,
 } from './models.ts';
 import { AdapterDescribeRequestSchema, AdapterGenerateReportSchema, AdapterGenerateRequestSchema } from './sg-lora.ts';
-import { BuiltInRecipeSchema, StudyDetailSchema, StudySchema, StudyStartRequestSchema } from './studies.ts';
+import { BuiltInRecipeSchema, StudySchema, StudyStartRequestSchema } from './studies.ts';
+import { StudyDetailSchema } from './study-figures.ts';
 import { validate, WorkbenchError } from './errors.ts';
 import type { MethodDescriptor } from './methods.ts';
 
@@ -22,6 +23,47 @@ export const SystemInfoSchema = z.object({
   installedBackends: z.array(z.enum(['tensorflow', 'webgpu', 'wasm', 'cpu'])),
 });
 export type SystemInfo = z.infer<typeof SystemInfoSchema>;
+
+export const DataUsageSchema = z.object({
+  dataDir: z.string(),
+  bytes: z.number().int().min(0),
+  /** The data folder's entries (runs, datasets, exports, the database…) with their sizes. */
+  parts: z.array(z.object({ name: z.string(), bytes: z.number().int().min(0) })),
+});
+export type DataUsage = z.infer<typeof DataUsageSchema>;
+
+/** A benchmark the workbench can download ("Get the data"), and where it is once downloaded and checked. */
+export const BenchmarkStatusSchema = z.object({
+  id: z.enum(['crows-pairs', 'stereoset', 'bbq', 'hotpotqa', 'qqp']),
+  label: z.string(),
+  /** The evals.start datasets key it fills. */
+  datasetKey: z.enum(['crowsPairs', 'stereoSet', 'bbq', 'hotpotqa', 'qqp']),
+  license: z.string(),
+  /** The benchmark's home page. */
+  source: z.string(),
+  /** What part of the benchmark the files are. */
+  note: z.string(),
+  files: z.array(z.object({ name: z.string(), url: z.string(), bytes: z.number().int(), sha256: z.string() })),
+  /** The file or folder to evaluate on; null until downloaded and checked. */
+  path: z.string().nullable(),
+});
+export type BenchmarkStatus = z.infer<typeof BenchmarkStatusSchema>;
+
+/** The quick built-in evaluation: perplexity on the rows the adapter's run held out (no adapter: the sample dataset's). */
+export const QuickEvalRequestSchema = z.object({
+  adapterId: z.string().min(1).optional(),
+  backend: BackendChoiceSchema.optional(),
+});
+export type QuickEvalRequest = z.infer<typeof QuickEvalRequestSchema>;
+
+/** The most a dropped file may hold: a call carries at most 16 MB of JSON (src-main/server). */
+export const MAX_UPLOAD_CHARS = 15_000_000;
+/** Browser mode's drop zone: a JSONL/CSV/TSV file's text, kept under <dataDir>/uploads/ so it can be previewed and registered by path. */
+export const DatasetUploadRequestSchema = z.object({
+  name: z.string().min(1).max(200),
+  content: z.string().max(MAX_UPLOAD_CHARS, `A dropped file may hold at most ${MAX_UPLOAD_CHARS / 1e6} MB; give the path of a larger one instead.`),
+});
+export type DatasetUploadRequest = z.infer<typeof DatasetUploadRequestSchema>;
 
 export const CatalogEntrySchema = z.object({
   id: z.string(),
@@ -68,8 +110,10 @@ export const ExportRequestSchema = z
     adapterId: z.string().optional(),
     /** …or a run's adapter, or its last checkpoint if it did not finish. */
     runId: z.string().optional(),
-    /** Defaults to <dataDir>/exports/<name>. */
-    outDir: z.string().optional(),
+    /** An absolute path to a new or empty folder; defaults to <dataDir>/exports/<name>. */
+    outDir: z.string().min(1).optional(),
+    /** Write into a folder that already holds files, replacing those the export writes (the user confirmed it). */
+    overwrite: z.boolean().default(false),
     /** See exportFormats in runs.ts. */
     format: z.enum(exportFormats).default('peft'),
   })
@@ -133,6 +177,21 @@ export const apiSpec = {
   'studies.stop': { input: Id, output: StudySchema },
   /** The recipes shipped in resources/studies. */
   'studies.recipes': { input: None, output: z.array(BuiltInRecipeSchema) },
+  // Deleting what piles up (issue 15): each answers the list that remains.
+  /** A run with its folder (checkpoints, final adapter), metrics and adapters; its evaluations stay, without it. */
+  'runs.delete': { input: Id, output: z.array(RunSchema) },
+  'adapters.delete': { input: Id, output: z.array(AdapterSchema) },
+  'evals.delete': { input: Id, output: z.array(EvaluationSchema) },
+  /** How much room the data folder takes, largest part first. */
+  'system.usage': { input: None, output: DataUsageSchema },
+  /** Starts the quick built-in evaluation (with an adapter: the base model first, then the adapter). */
+  'evals.quick': { input: QuickEvalRequestSchema, output: z.array(EvaluationSchema) },
+  /** The benchmarks "Get the data" offers, with their sources, licenses and recorded SHA-256. */
+  'benchmarks.list': { input: None, output: z.array(BenchmarkStatusSchema) },
+  /** Downloads a benchmark from its pinned source, checks every file's SHA-256 and keeps it under <dataDir>/benchmarks/. */
+  'benchmarks.fetch': { input: Id, output: BenchmarkStatusSchema },
+  /** Browser mode's drop zone: stores a dropped dataset file and answers its path. */
+  'datasets.upload': { input: DatasetUploadRequestSchema, output: z.object({ path: z.string() }) },
 } as const;
 export type ApiMethod = keyof typeof apiSpec;
 export const apiMethods = Object.keys(apiSpec) as ApiMethod[];
@@ -158,7 +217,8 @@ export type WorkbenchApi = { [N in keyof Namespaces & string]: NamespaceApi<N> }
 
 /** Calls `method` on an implementation after validating the input; validates the output too. */
 export async function dispatch(api: WorkbenchApi, method: string, input: unknown): Promise<unknown> {
-  if (!(method in apiSpec)) throw new WorkbenchError('invalid_input', `Unknown API method "${method}"`);
+  // Own properties only: `in` also finds toString, __proto__ and the rest of Object.prototype.
+  if (!Object.hasOwn(apiSpec, method)) throw new WorkbenchError('invalid_input', `Unknown API method "${method}"`);
   const spec = apiSpec[method as ApiMethod];
   const parsedInput = validate(spec.input as z.ZodType, input, `${method} input`);
   const [namespace, name] = method.split('.') as [string, string];

@@ -40,7 +40,10 @@ export const DatasetPreviewSchema = z.object({
   rows: z.array(z.record(z.string(), z.string())),
   /** The same rows after the mapping (when one was given). */
   mapped: z.array(z.object({ prompt: z.string(), completion: z.string(), task: z.string().nullable() })).nullable(),
+  /** Rows in what was read: the whole file, or its head when `partial`. */
   rowCount: z.number().int(),
+  /** True when only the file's first megabytes were read (a large file's preview): rowCount and errorCount cover those. */
+  partial: z.boolean().default(false),
   /** Rows that cannot be used, with their line numbers (the first 100). */
   errors: z.array(RowErrorSchema),
   errorCount: z.number().int(),

@@ -43,7 +43,9 @@ export class WorkbenchError extends Error {
     const parsed = WorkbenchErrorSchema.safeParse(error);
     if (parsed.success) return new WorkbenchError(parsed.data.code, parsed.data.message, parsed.data.details);
     const message = error instanceof Error ? error.message : String(error);
-    if (/out of memory|OOM|Failed to allocate|allocation failed/i.test(message)) {
+    // Backends' own wording, matched as words: "OOM" alone once turned any path with "room" or "bloom" into
+    // batch-size advice. Case matters for OOM (an acronym); the phrases are matched in any case.
+    if (/out of memory|Failed to allocate|allocation failed/i.test(message) || /\bOOM\b/.test(message)) {
       return new WorkbenchError(
         'out_of_memory',
         `${message}. Lower the batch size or the sequence length, choose fewer target modules or a smaller rank, or pick another backend.`,

@@ -5,7 +5,6 @@ import { z } from 'zod';
 import { BackendChoiceSchema, methodSettingsKeys, migrateStoredRunConfig, RunConfigSchema, type RunConfigInput } from './config.ts';
 import { validate, WorkbenchError } from './errors.ts';
 import { EvalStartRequestSchema } from './eval.ts';
-import { FigureDataSchema } from './study-figures.ts';
 
 const Name = z.string().regex(/^[A-Za-z][\w-]*$/, 'letters, digits, _ and -, starting with a letter');
 /** A dotted path: "training.seed", "loraPlus.ratio", "data.imbalance.ratio". */
@@ -341,8 +340,6 @@ export const StudySchema = z.object({
 });
 export type Study = z.infer<typeof StudySchema>;
 
-export const StudyDetailSchema = z.object({ study: StudySchema, cells: z.array(StudyCellSchema), figures: z.array(FigureDataSchema) });
-export type StudyDetail = z.infer<typeof StudyDetailSchema>;
 
 export const StudyScaleSchema = z.object({
   steps: z.number().int().min(1).optional(),

@@ -1,7 +1,7 @@
 // A study's figures from its cells' stored results: per x value and series, the mean over seeds and its
 // spread; the same numbers as a table and as CSV. Pure, so the page, the CLI and the tests share it.
 import { z } from 'zod';
-import type { StudyFigure, StudyMetric, StudyRecipe } from './studies.ts';
+import { StudyCellSchema, StudySchema, type StudyFigure, type StudyMetric, type StudyRecipe } from './studies.ts';
 
 /** What a cell contributes: its levels, its seed, and the stored figures the recipe's figures read. */
 export const StudyCellResultSchema = z.object({
@@ -44,6 +44,10 @@ export const FigureDataSchema = z.object({
   notes: z.array(z.string()),
 });
 export type FigureData = z.infer<typeof FigureDataSchema>;
+
+/** A study as the Studies page shows it: its cells and its figures' data. */
+export const StudyDetailSchema = z.object({ study: StudySchema, cells: z.array(StudyCellSchema), figures: z.array(FigureDataSchema) });
+export type StudyDetail = z.infer<typeof StudyDetailSchema>;
 
 /** The key a metric's value is kept under in a cell result ("{x}" already replaced). */
 export function metricId(metric: StudyMetric, x?: string): string {

@@ -8,6 +8,15 @@ export const IPC_EVENT_CHANNEL = 'workbench:event';
 /** The browser-mode WebSocket lives here; the per-launch token goes in the `token` query parameter. */
 export const WS_PATH = '/api';
 
+/** Electron only: the native open dialog (a model folder, a dataset file, an export folder); answers a path or null. */
+export const IPC_PICK_CHANNEL = 'workbench:pick-path';
+export const PickPathRequestSchema = z.object({
+  kind: z.enum(['file', 'folder']),
+  title: z.string().max(200).optional(),
+  extensions: z.array(z.string().regex(/^[\w.]+$/)).max(20).optional(),
+});
+export type PickPathRequest = z.infer<typeof PickPathRequestSchema>;
+
 export const WireCallSchema = z.object({ id: z.number().int(), method: z.string(), input: z.unknown().optional() });
 export type WireCall = z.infer<typeof WireCallSchema>;
 

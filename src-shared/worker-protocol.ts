@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { BackendChoiceSchema, RunConfigSchema } from './config.ts';
 import { BackendInfoSchema, ExportReportSchema, exportFormats, MetricPointSchema, ProgressSchema } from './runs.ts';
-import { WorkbenchErrorSchema } from './errors.ts';
+import { errorCodes, WorkbenchErrorSchema } from './errors.ts';
 import { EvalJobSchema, EvalResultSchema } from './eval.ts';
 import { ColumnMappingSchema, DatasetPreviewSchema, datasetFormats } from './datasets.ts';
 import { GenerateResultSchema, ModelImportRequestSchema, ModelImportResultSchema, ModelInspectionSchema, SamplingSettingsSchema } from './models.ts';
@@ -91,6 +91,28 @@ export const GenerateAdapterJobSchema = z.object({
 });
 export type GenerateAdapterJob = z.infer<typeof GenerateAdapterJobSchema>;
 
+/** Pre-flight of a run, before its row exists: the model folder inspected, the target modules looked up, the dataset read. */
+export const CheckRunJobSchema = z.object({
+  type: z.literal('check-run'),
+  config: RunConfigSchema,
+  modelDir: z.string(),
+  datasetPath: z.string(),
+});
+export type CheckRunJob = z.infer<typeof CheckRunJobSchema>;
+/** What a pre-flight found wrong, each with the form field to mark. */
+export const RunProblemSchema = z.object({ field: z.string(), code: z.enum(errorCodes), message: z.string() });
+export type RunProblem = z.infer<typeof RunProblemSchema>;
+
+/** The quick built-in evaluation's corpus: the rows a run held out (its seed and validation fraction), as {"text"} JSONL. */
+export const WriteHeldoutJobSchema = z.object({
+  type: z.literal('write-heldout'),
+  datasetPath: z.string(),
+  seed: z.number().int().min(0),
+  fraction: z.number().min(0).max(1),
+  outFile: z.string(),
+});
+export type WriteHeldoutJob = z.infer<typeof WriteHeldoutJobSchema>;
+
 export const MainToWorkerSchema = z.discriminatedUnion('type', [
   TrainJobSchema,
   ExportJobSchema,
@@ -100,6 +122,8 @@ export const MainToWorkerSchema = z.discriminatedUnion('type', [
   GenerateJobSchema,
   InspectDatasetJobSchema,
   GenerateAdapterJobSchema,
+  CheckRunJobSchema,
+  WriteHeldoutJobSchema,
   z.object({ type: z.literal('stop') }),
 ]);
 export type MainToWorker = z.infer<typeof MainToWorkerSchema>;
@@ -126,8 +150,10 @@ export const WorkerToMainSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('model-inspected'), inspection: ModelInspectionSchema }),
   z.object({ type: z.literal('model-imported'), result: ModelImportResultSchema }),
   z.object({ type: z.literal('generated'), result: GenerateResultSchema }),
-  /** sha256 and rowCount are of the whole file; `normalized` counts the rows written when normalizeTo was set. */
+  /** sha256 and rowCount are of what was read (the whole file when registering, its head for a preview); `normalized` counts the rows written when normalizeTo was set. */
   z.object({ type: z.literal('dataset-inspected'), preview: DatasetPreviewSchema, sha256: z.string(), normalized: z.number().int().nullable() }),
+  z.object({ type: z.literal('run-checked'), problems: z.array(RunProblemSchema) }),
+  z.object({ type: z.literal('heldout-written'), rows: z.number().int().min(1) }),
   z.object({
     type: z.literal('adapter-generated'),
     adapterDir: z.string(),

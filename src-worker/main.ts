@@ -1,11 +1,14 @@
 // The training worker's entry (a worker_threads Worker; the main process starts it with tsx's loader).
 // Protocol (src-shared/worker-protocol.ts): main posts one job (train, export, eval, …: see `handlers`) and may post
-// `stop`; the worker answers with typed messages and exits when the job ends. Both directions are
+// `stop`; the worker answers with typed messages and exits when the job ends (after the short jobs
+// in REUSABLE it waits for the next one instead). Both directions are
 // validated here, so a bug on either side shows up as a named error, not as a confused run.
 import { parentPort } from 'node:worker_threads';
 import { WorkbenchError } from '../src-shared/errors.ts';
 import type { EvalJob } from '../src-shared/eval.ts';
-import type { ImportModelJob, InspectDatasetJob } from '../src-shared/worker-protocol.ts';
+import type { CheckRunJob, ImportModelJob, InspectDatasetJob, WriteHeldoutJob } from '../src-shared/worker-protocol.ts';
+import { writeHeldout } from './data/heldout.ts';
+import { checkRun } from './preflight.ts';
 import { MainToWorkerSchema, WorkerToMainSchema, type ExportJob, type GenerateAdapterJob, type MainToWorker, type TrainJob, type WorkerToMain } from '../src-shared/worker-protocol.ts';
 import { runEvalJob, ScoringStopped } from './eval/job.ts';
 import { exportAdapter } from './export/index.ts';
@@ -20,8 +23,10 @@ if (!parentPort) throw new Error('src-worker/main.ts must run as a worker thread
 const port = parentPort;
 
 const TERMINAL: ReadonlySet<WorkerToMain['type']> = new Set([
-  'trained', 'stopped', 'exported', 'evaluated', 'failed', 'model-inspected', 'model-imported', 'generated', 'dataset-inspected', 'adapter-generated',
+  'trained', 'stopped', 'exported', 'evaluated', 'failed', 'model-inspected', 'model-imported', 'generated', 'dataset-inspected', 'adapter-generated', 'run-checked', 'heldout-written',
 ]);
+/** Jobs after which the worker waits for the next one instead of exiting (POOLED_JOB_TYPES in src-main/worker-pool.ts). */
+const REUSABLE: ReadonlySet<Job['type']> = new Set(['inspect-dataset', 'inspect-model', 'generate', 'check-run', 'write-heldout']);
 let state: 'idle' | 'running' | 'ending' = 'idle';
 let stopRequested = false;
 
@@ -121,6 +126,8 @@ const handlers: { [T in Job['type']]: Handler<Extract<Job, { type: T }>> } = {
   generate: oneShot(async (job: GenerateJob, log) => ({ type: 'generated', result: await runGenerateJob(job, log) })),
   'generate-adapter': oneShot(async (job: GenerateAdapterJob, log) => generateAdapter(job, log)),
   'inspect-dataset': oneShot(async (job: InspectDatasetJob, log) => ({ type: 'dataset-inspected', ...(await inspectDataset(job, log)) })),
+  'check-run': oneShot(async (job: CheckRunJob) => ({ type: 'run-checked', problems: await checkRun(job) })),
+  'write-heldout': oneShot(async (job: WriteHeldoutJob) => ({ type: 'heldout-written', rows: await writeHeldout(job) })),
 };
 
 function run(job: Job): Promise<number> {
@@ -147,7 +154,16 @@ port.on('message', (raw: unknown) => {
     return;
   }
   state = 'running';
-  void run(message).then(finish);
+  const job = message;
+  void run(job).then((exitCode) => {
+    // The main process's pool (src-main/worker-pool.ts) reuses the worker for its short jobs: it stays, idle.
+    if (REUSABLE.has(job.type)) {
+      state = 'idle';
+      stopRequested = false;
+    } else {
+      finish(exitCode);
+    }
+  });
 });
 
 process.on('uncaughtException', (error) => {

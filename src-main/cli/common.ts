@@ -13,10 +13,27 @@ export interface CliIo {
   out(line: string): void;
   err(line: string): void;
 }
+let stdoutClosed = false;
 export const processIo: CliIo = {
-  out: (line) => process.stdout.write(`${line}\n`),
+  out: (line) => {
+    if (!stdoutClosed) process.stdout.write(`${line}\n`);
+  },
   err: (line) => process.stderr.write(`${line}\n`),
 };
+
+/**
+ * `lora-workbench runs | head -1`: once the reader has gone, stdout is dropped instead of the EPIPE error
+ * killing the process with a stack trace; the command finishes its work (a training run goes on to its end).
+ */
+export function ignoreClosedStdout(): void {
+  if (process.stdout.listeners('error').includes(onStdoutError)) return;
+  process.stdout.on('error', onStdoutError);
+}
+
+function onStdoutError(error: NodeJS.ErrnoException): void {
+  if (error.code !== 'EPIPE') throw error;
+  stdoutClosed = true;
+}
 
 export class UsageError extends Error {}
 

@@ -5,7 +5,8 @@ import path from 'node:path';
 import { BackendChoiceSchema } from '../../src-shared/config.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import { figuresCsv, formatPoint, type FigureData } from '../../src-shared/study-figures.ts';
-import type { BuiltInRecipe, Study, StudyDetail, StudyStartRequestInput } from '../../src-shared/studies.ts';
+import type { BuiltInRecipe, Study, StudyStartRequestInput } from '../../src-shared/studies.ts';
+import type { StudyDetail } from '../../src-shared/study-figures.ts';
 import { figureSvg } from '../study-svg.ts';
 import { call, DATA_DIR_HELP, openSession, parse, UsageError, type CliIo, type Session } from './common.ts';
 

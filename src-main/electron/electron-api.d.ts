@@ -7,12 +7,52 @@ declare module 'electron' {
     preventDefault(): void;
   }
 
+  interface Session {
+    setPermissionRequestHandler(handler: (contents: unknown, permission: string, callback: (granted: boolean) => void) => void): void;
+    setPermissionCheckHandler(handler: () => boolean): void;
+  }
+
   interface WebContents {
     send(channel: string, ...args: unknown[]): void;
     isDestroyed(): boolean;
     setWindowOpenHandler(handler: (details: { url: string }) => { action: 'allow' | 'deny' }): void;
-    on(event: 'will-navigate', listener: (event: Event, url: string) => void): this;
+    on(event: 'will-navigate' | 'will-redirect', listener: (event: Event, url: string) => void): this;
+    on(event: 'will-frame-navigate', listener: (event: Event & { url: string }) => void): this;
+    on(event: 'will-attach-webview', listener: (event: Event) => void): this;
     getURL(): string;
+    once(event: 'destroyed', listener: () => void): this;
+    removeListener(event: 'destroyed', listener: () => void): this;
+    readonly session: Session;
+  }
+
+  interface WebFrameMain {
+    readonly url: string;
+    readonly parent: WebFrameMain | null;
+  }
+
+  interface CustomScheme {
+    scheme: string;
+    privileges?: { standard?: boolean; secure?: boolean; supportFetchAPI?: boolean; corsEnabled?: boolean; stream?: boolean };
+  }
+
+  interface Protocol {
+    registerSchemesAsPrivileged(schemes: CustomScheme[]): void;
+    handle(scheme: string, handler: (request: Request) => Response | Promise<Response>): void;
+  }
+
+  interface Net {
+    fetch(url: string): Promise<Response>;
+  }
+
+  interface OpenDialogOptions {
+    title?: string;
+    defaultPath?: string;
+    properties?: ('openFile' | 'openDirectory' | 'createDirectory' | 'promptToCreate')[];
+    filters?: { name: string; extensions: string[] }[];
+  }
+
+  interface Dialog {
+    showOpenDialog(window: BrowserWindow, options: OpenDialogOptions): Promise<{ canceled: boolean; filePaths: string[] }>;
   }
 
   interface WebPreferences {
@@ -36,6 +76,7 @@ declare module 'electron' {
   class BrowserWindow {
     constructor(options?: BrowserWindowConstructorOptions);
     static getAllWindows(): BrowserWindow[];
+    static fromWebContents(contents: WebContents): BrowserWindow | null;
     readonly webContents: WebContents;
     loadURL(url: string): Promise<void>;
     loadFile(filePath: string): Promise<void>;
@@ -48,6 +89,7 @@ declare module 'electron' {
   }
 
   interface App {
+    readonly isPackaged: boolean;
     whenReady(): Promise<void>;
     getPath(name: 'userData' | 'home' | 'temp'): string;
     quit(): void;
@@ -59,6 +101,7 @@ declare module 'electron' {
 
   interface IpcMainInvokeEvent {
     sender: WebContents;
+    senderFrame: WebFrameMain | null;
   }
 
   interface IpcMain {
@@ -89,6 +132,9 @@ declare module 'electron' {
   export const ipcRenderer: IpcRenderer;
   export const contextBridge: ContextBridge;
   export const shell: Shell;
+  export const protocol: Protocol;
+  export const net: Net;
+  export const dialog: Dialog;
   export { BrowserWindow };
-  export type { Event, IpcMainInvokeEvent, IpcRendererEvent, WebContents };
+  export type { Event, IpcMainInvokeEvent, IpcRendererEvent, OpenDialogOptions, WebContents };
 }

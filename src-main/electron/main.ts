@@ -1,17 +1,20 @@
 // Electron main process: app lifecycle, one window, and the IPC bridge to the WorkbenchApi.
 // No logic of its own: every call goes through `dispatch`, every run event is forwarded as is.
-import { app, BrowserWindow, ipcMain, shell, type IpcMainInvokeEvent } from 'electron';
+import { app, BrowserWindow, dialog, ipcMain, net, protocol, shell, type IpcMainInvokeEvent } from 'electron';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { dispatch } from '../../src-shared/api.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
-import { IPC_CALL_CHANNEL, IPC_EVENT_CHANNEL } from '../../src-shared/transport.ts';
+import { IPC_CALL_CHANNEL, IPC_EVENT_CHANNEL, IPC_PICK_CHANNEL, PickPathRequestSchema } from '../../src-shared/transport.ts';
 import { createWorkbenchApi } from '../api.ts';
+import { withCallSignal } from '../call-context.ts';
 import { resolvePaths } from '../paths.ts';
 import { createServices } from '../services.ts';
+import { SECURITY_HEADERS } from '../server/static.ts';
 import { Store } from '../store/index.ts';
+import { APP_SCHEME, appRequestFile, hardenContents, isTrustedSender, rendererEntry } from './security.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -27,6 +30,9 @@ function preloadPath(): string {
   return candidates.find((p) => existsSync(p)) ?? candidates[0]!;
 }
 
+// The renderer is served from app://workbench (security.ts): a standard, secure scheme, registered before ready.
+protocol.registerSchemesAsPrivileged([{ scheme: APP_SCHEME, privileges: { standard: true, secure: true, supportFetchAPI: true } }]);
+
 if (!app.requestSingleInstanceLock()) {
   // A second instance would train into the same database; the first one gets focused instead.
   app.quit();
@@ -41,15 +47,43 @@ if (!app.requestSingleInstanceLock()) {
     for (const win of windows) if (!win.isDestroyed() && !win.webContents.isDestroyed()) win.webContents.send(IPC_EVENT_CHANNEL, event);
   });
 
+  // Packaged, ELECTRON_RENDERER_URL is ignored: an environment variable must not choose the code the window runs.
+  const entry = rendererEntry({ packaged: app.isPackaged, devServer: process.env.ELECTRON_RENDERER_URL });
+  const checkSender = (event: IpcMainInvokeEvent) => {
+    if (!isTrustedSender(event.sender, event.senderFrame, [...windows].map((win) => win.webContents), entry)) {
+      throw new WorkbenchError('conflict', 'Calls are accepted only from the main frame of the workbench window.');
+    }
+  };
+
   ipcMain.handle(IPC_CALL_CHANNEL, async (event: IpcMainInvokeEvent, method: unknown, input: unknown) => {
     try {
-      if (![...windows].some((win) => win.webContents === event.sender)) {
-        throw new WorkbenchError('conflict', 'Calls are accepted only from the workbench window.');
+      checkSender(event);
+      // A job still working for a window that closed (a preview, a generation) is ended with it.
+      const caller = new AbortController();
+      const gone = () => caller.abort();
+      event.sender.once('destroyed', gone);
+      try {
+        return { ok: true, output: await withCallSignal(caller.signal, () => dispatch(api, String(method), input)) };
+      } finally {
+        event.sender.removeListener('destroyed', gone);
       }
-      return { ok: true, output: await dispatch(api, String(method), input) };
     } catch (error) {
       return { ok: false, error: WorkbenchError.from(error).toJSON() };
     }
+  });
+
+  // The native file dialog for model folders, datasets and export folders: the chosen path, or null.
+  ipcMain.handle(IPC_PICK_CHANNEL, async (event: IpcMainInvokeEvent, raw: unknown) => {
+    checkSender(event);
+    const request = PickPathRequestSchema.parse(raw);
+    const win = BrowserWindow.fromWebContents(event.sender);
+    if (!win) return null;
+    const result = await dialog.showOpenDialog(win, {
+      title: request.title,
+      properties: request.kind === 'folder' ? ['openDirectory', 'createDirectory'] : ['openFile'],
+      filters: request.extensions ? [{ name: request.title ?? 'Files', extensions: request.extensions }] : undefined,
+    });
+    return result.canceled ? null : (result.filePaths[0] ?? null);
   });
 
   const createWindow = () => {
@@ -65,17 +99,18 @@ if (!app.requestSingleInstanceLock()) {
     windows.add(win);
     win.on('closed', () => windows.delete(win));
     win.once('ready-to-show', () => win.show());
-    // Links leave the app for the system browser; the window itself never navigates away.
-    win.webContents.setWindowOpenHandler(({ url }) => {
-      if (/^https?:\/\//.test(url)) void shell.openExternal(url);
-      return { action: 'deny' };
-    });
-    win.webContents.on('will-navigate', (event, url) => {
-      if (url !== win.webContents.getURL()) event.preventDefault();
-    });
-    const devServer = process.env.ELECTRON_RENDERER_URL;
-    if (devServer) void win.loadURL(devServer);
-    else void win.loadFile(path.join(paths.rendererDir, 'index.html'));
+    // No navigation away, no new windows, no webviews, no permissions; allow-listed links open in the system browser.
+    hardenContents(win.webContents, { entry, openExternal: (url) => shell.openExternal(url) });
+    void win.loadURL(entry);
+  };
+
+  const serveApp = async (request: Request): Promise<Response> => {
+    const file = appRequestFile(paths.rendererDir, request.url);
+    if (!file || !existsSync(file)) return new Response('Not found', { status: 404 });
+    const response = await net.fetch(pathToFileURL(file).href);
+    const headers = new Headers(response.headers);
+    for (const [name, value] of Object.entries(SECURITY_HEADERS)) headers.set(name, value);
+    return new Response(response.body, { status: response.status, headers });
   };
 
   app.on('second-instance', () => {
@@ -105,5 +140,8 @@ if (!app.requestSingleInstanceLock()) {
     if (windows.size === 0) createWindow();
   });
 
-  void app.whenReady().then(createWindow);
+  void app.whenReady().then(() => {
+    protocol.handle(APP_SCHEME, serveApp);
+    createWindow();
+  });
 }

@@ -3,7 +3,7 @@
 import { contextBridge, ipcRenderer, type IpcRendererEvent } from 'electron';
 import { createApiClient } from '../../src-shared/api.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
-import { IPC_CALL_CHANNEL, IPC_EVENT_CHANNEL, IpcReplySchema } from '../../src-shared/transport.ts';
+import { IPC_CALL_CHANNEL, IPC_EVENT_CHANNEL, IPC_PICK_CHANNEL, IpcReplySchema, PickPathRequestSchema, type PickPathRequest } from '../../src-shared/transport.ts';
 
 const api = createApiClient(
   async (method, input) => {
@@ -40,3 +40,11 @@ function keepErrorCodes<T extends object>(target: T): T {
 }
 
 contextBridge.exposeInMainWorld('workbench', keepErrorCodes(api));
+
+/** What only the desktop app offers the page: the native file dialog (src-renderer/lib/host.ts). */
+contextBridge.exposeInMainWorld('workbenchHost', {
+  pickPath: async (request: PickPathRequest): Promise<string | null> => {
+    const answer = await ipcRenderer.invoke(IPC_PICK_CHANNEL, PickPathRequestSchema.parse(request));
+    return typeof answer === 'string' ? answer : null;
+  },
+});

@@ -1,6 +1,7 @@
 // Browser mode: one loopback HTTP server serves the renderer and, at WS_PATH, a WebSocket that
 // carries WorkbenchApi calls and run events. A per-launch token in the WebSocket URL keeps other
-// local pages and users' processes from driving the workbench.
+// local pages and users' processes from driving the workbench; the Host header check keeps a page
+// of another site whose name was rebound to 127.0.0.1 (DNS rebinding) from even reading the UI.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,6 +11,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { dispatch, type WorkbenchApi } from '../../src-shared/api.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import { WireCallSchema, WS_PATH, type WireReply } from '../../src-shared/transport.ts';
+import { withCallSignal } from '../call-context.ts';
 import { findAppRoot } from '../paths.ts';
 import { serveRenderer } from './static.ts';
 
@@ -40,6 +42,9 @@ function sameToken(given: string | null, expected: Buffer): boolean {
   return buffer.length === expected.length && timingSafeEqual(buffer, expected);
 }
 
+/** The largest call answered; a bigger one gets a JSON error (up to twice this, then the socket closes with 1009). */
+export const MAX_CALL_BYTES = 16 * 1024 * 1024;
+
 function reject(socket: Duplex, status: 401 | 403 | 404, reason: string): void {
   socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${reason.length}\r\n\r\n${reason}`);
 }
@@ -56,10 +61,22 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const wildcard = host === '0.0.0.0' || host === '::';
   let allowedOrigins = new Set<string>();
 
-  const server = createServer((req, res) => serveRenderer(rendererDir, req, res));
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 });
+  let allowedHosts = new Set<string>();
+  // On a wildcard address the user reaches the machine by any name; the token is the only guard there.
+  const knownHost = (req: IncomingMessage) => wildcard || allowedHosts.has((req.headers.host ?? '').toLowerCase());
+
+  const server = createServer((req, res) => {
+    if (!knownHost(req)) {
+      res.writeHead(403, { 'Content-Type': 'text/plain; charset=utf-8', 'Connection': 'close' });
+      return void res.end(`Forbidden: this server answers only to ${[...allowedHosts][0]}.`);
+    }
+    serveRenderer(rendererDir, req, res);
+  });
+  // Room for a JSON error on a too-large call (answer() checks MAX_CALL_BYTES), bounded all the same.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 2 * MAX_CALL_BYTES });
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (!knownHost(req)) return reject(socket, 403, 'Forbidden');
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname !== WS_PATH) return reject(socket, 404, 'Not Found');
     if (!sameToken(url.searchParams.get('token'), expected)) return reject(socket, 401, 'Unauthorized');
@@ -75,18 +92,28 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const unsubscribe = options.api.onRunEvent((event) => {
       if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ event }));
     });
-    ws.on('close', unsubscribe);
-    ws.on('error', unsubscribe);
-    ws.on('message', (data, isBinary) => {
-      void answer(ws, isBinary ? null : data.toString());
+    // Jobs still working for this page (a preview, a generation) end when it goes away.
+    const connection = new AbortController();
+    const gone = () => {
+      unsubscribe();
+      connection.abort();
+    };
+    ws.on('close', gone);
+    ws.on('error', gone);
+    ws.on('message', (data: Buffer, isBinary) => {
+      void withCallSignal(connection.signal, () => answer(ws, data, isBinary));
     });
   });
 
-  async function answer(ws: WebSocket, text: string | null): Promise<void> {
+  async function answer(ws: WebSocket, data: Buffer, isBinary: boolean): Promise<void> {
     let id = -1;
     let reply: WireReply;
     try {
-      if (text === null) throw new WorkbenchError('invalid_input', 'Calls are JSON text messages, not binary.');
+      if (isBinary) throw new WorkbenchError('invalid_input', 'Calls are JSON text messages, not binary.');
+      if (data.length > MAX_CALL_BYTES) {
+        throw new WorkbenchError('invalid_input', `A call may be at most ${MAX_CALL_BYTES / 1024 / 1024} MB of JSON; this one is ${(data.length / 1024 / 1024).toFixed(1)} MB. Send a file path instead of the file's contents.`);
+      }
+      const text = data.toString();
       let raw: unknown;
       try {
         raw = JSON.parse(text);
@@ -113,9 +140,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const port = (server.address() as AddressInfo).port;
   const origin = `http://${hostForUrl(host)}:${port}`;
   allowedOrigins = new Set([origin]);
+  allowedHosts = new Set([`${hostForUrl(host)}:${port}`.toLowerCase()]);
   // The same loopback server reached under its other loopback names is still its own origin.
   if (['127.0.0.1', 'localhost', '::1'].includes(host)) {
-    for (const name of ['127.0.0.1', 'localhost', '[::1]']) allowedOrigins.add(`http://${name}:${port}`);
+    for (const name of ['127.0.0.1', 'localhost', '[::1]']) {
+      allowedOrigins.add(`http://${name}:${port}`);
+      allowedHosts.add(`${name}:${port}`);
+    }
   }
 
   return {

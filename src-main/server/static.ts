@@ -42,8 +42,20 @@ function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
+/**
+ * Sent with every response: the renderer's CSP as a header (a meta tag cannot say frame-ancestors), and
+ * no framing by any page, so another site cannot overlay the workbench and steer clicks into it.
+ */
+export const SECURITY_HEADERS = {
+  'Content-Security-Policy':
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+  'X-Frame-Options': 'DENY',
+  'X-Content-Type-Options': 'nosniff',
+  'Referrer-Policy': 'no-referrer',
+} as const;
+
 function send(res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
-  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'X-Content-Type-Options': 'nosniff' });
+  res.writeHead(status, { ...SECURITY_HEADERS, 'Content-Type': type, 'Content-Length': Buffer.byteLength(body) });
   res.end(body);
 }
 
@@ -86,9 +98,9 @@ export function serveRenderer(rendererDir: string, req: IncomingMessage, res: Se
   }
   const stat = statSync(file);
   res.writeHead(200, {
+    ...SECURITY_HEADERS,
     'Content-Type': contentTypeFor(file),
     'Content-Length': stat.size,
-    'X-Content-Type-Options': 'nosniff',
     // index.html names hashed assets; it must be re-read after every build.
     'Cache-Control': file === indexFile ? 'no-cache' : 'public, max-age=3600',
   });

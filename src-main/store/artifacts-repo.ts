@@ -128,8 +128,10 @@ export class AdapterRepository {
   private readonly getStmt: Database.Statement;
   private readonly listStmt: Database.Statement;
   private readonly describeStmt: Database.Statement;
+  private readonly deleteStmt: Database.Statement;
 
   constructor(db: Database.Database) {
+    this.deleteStmt = db.prepare(`DELETE FROM adapters WHERE id = ?`);
     this.insertStmt = db.prepare(
       `INSERT INTO adapters (id, run_id, name, method, base_model, path, step, trainable_params, created_at, description)
        VALUES (@id, @runId, @name, @method, @baseModel, @path, @step, @trainableParams, @createdAt, @description)`,
@@ -166,5 +168,11 @@ export class AdapterRepository {
 
   list(): Adapter[] {
     return (this.listStmt.all() as AdapterRow[]).map(toAdapter);
+  }
+
+  /** Deletes the adapter's row; evaluations of it stay, without it (ON DELETE SET NULL). */
+  delete(id: string): void {
+    this.require(id);
+    this.deleteStmt.run(id);
   }
 }

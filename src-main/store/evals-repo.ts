@@ -146,6 +146,11 @@ export class EvaluationRepository {
    * Marks evaluations still 'queued' or 'running' whose owning process is gone as failed: an
    * evaluation keeps nothing half-done, so there is nothing to resume (unlike a run).
    */
+  delete(id: string): void {
+    this.require(id);
+    this.db.prepare(`DELETE FROM evaluations WHERE id = ?`).run(id);
+  }
+
   markInterrupted(isOwnerGone: (pid: number | null) => boolean, message: string, finishedAt: string): string[] {
     const select = this.db.prepare(`SELECT id, owner_pid FROM evaluations WHERE status IN ('queued', 'running')`);
     const mark = this.db.prepare(`UPDATE evaluations SET status = 'failed', error = ?, finished_at = ?, owner_pid = NULL WHERE id = ?`);

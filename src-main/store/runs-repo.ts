@@ -121,6 +121,12 @@ export class RunRepository {
    * Marks runs still 'queued' or 'running' whose owning process is gone as 'interrupted'. Called
    * when a RunManager starts: those runs lost their worker when the previous process died.
    */
+  /** Deletes the run's row; its metrics, checkpoints and adapters go with it (ON DELETE CASCADE), its evaluations stay without it. */
+  delete(id: string): void {
+    this.require(id);
+    this.db.prepare(`DELETE FROM runs WHERE id = ?`).run(id);
+  }
+
   markInterrupted(isOwnerGone: (pid: number | null) => boolean, message: string): string[] {
     const select = this.db.prepare(`SELECT id, owner_pid FROM runs WHERE status IN ('queued', 'running')`);
     const mark = this.db.prepare(`UPDATE runs SET status = 'interrupted', error = ?, owner_pid = NULL WHERE id = ?`);

@@ -23,6 +23,8 @@ const hints: Record<ErrorCode, string> = {
   internal: 'Read the log below for what happened; resume from the last checkpoint if there is one.',
 };
 
+const UNKNOWN_HINT = 'Read the message above and the log below for what happened, then try again.';
+
 export function describeError(error: unknown): ShownError {
   const parsed = WorkbenchErrorSchema.safeParse(error);
   if (parsed.success) {
@@ -35,5 +37,8 @@ export function describeError(error: unknown): ShownError {
   if (typeof code === 'string' && code in hints) {
     return { code: code as ErrorCode, message, details: undefined, hint: hints[code as ErrorCode] };
   }
-  return { code: null, message, details: undefined, hint: hints.internal };
+  // A form's own check (eval-form.ts FormError, run-form) names its field: it is the user's input, not a crash.
+  const field = (error as { field?: unknown } | null)?.field;
+  if (typeof field === 'string') return { code: 'invalid_input', message, details: { field }, hint: hints.invalid_input };
+  return { code: null, message, details: undefined, hint: UNKNOWN_HINT };
 }

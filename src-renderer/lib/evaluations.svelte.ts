@@ -46,6 +46,11 @@ export class EvaluationsStore {
     this.evaluations = sortByCreated([...this.evaluations.filter((e) => !ids.has(e.id)), ...started]);
   }
 
+  /** The list as the server answered a deletion. */
+  replaceAll(evaluations: readonly Evaluation[]): void {
+    this.evaluations = sortByCreated([...evaluations]);
+  }
+
   get(id: string): Evaluation | undefined {
     return this.evaluations.find((e) => e.id === id);
   }

@@ -2,7 +2,7 @@
 // nothing from the loopback server.
 export type Route =
   | { page: 'runs' }
-  | { page: 'new-run'; dataset?: string }
+  | { page: 'new-run'; dataset?: string; from?: string }
   | { page: 'run'; id: string }
   | { page: 'adapters' }
   | { page: 'datasets' }
@@ -24,7 +24,9 @@ export function parseRoute(hash: string): Route {
   if (parts[0] === 'runs' && parts[1] === 'new' && parts.length === 2) {
     // #/runs/new?dataset=<id>: "Train on this" from the Datasets page.
     const dataset = new URLSearchParams(query).get('dataset');
-    return dataset ? { page: 'new-run', dataset } : { page: 'new-run' };
+    // #/runs/new?from=<run id>: "New run from this one" on a run's page.
+    const from = new URLSearchParams(query).get('from');
+    return { page: 'new-run', ...(dataset ? { dataset } : {}), ...(from ? { from } : {}) };
   }
   if (parts[0] === 'runs' && parts.length === 2) return { page: 'run', id: parts[1]! };
   if (parts[0] === 'adapters' && parts.length === 1) return { page: 'adapters' };
@@ -45,6 +47,7 @@ export const paths = {
   adapters: '#/adapters',
   datasets: '#/datasets',
   newRunOn: (datasetId: string) => `#/runs/new?dataset=${encodeURIComponent(datasetId)}`,
+  newRunFrom: (runId: string) => `#/runs/new?from=${encodeURIComponent(runId)}`,
   evals: '#/evals',
   biasPanel: (ids: readonly string[]) => `#/evals/bias?ids=${ids.map(encodeURIComponent).join(',')}`,
   robustnessPanel: (ids: readonly string[]) => `#/evals/robustness?ids=${ids.map(encodeURIComponent).join(',')}`,

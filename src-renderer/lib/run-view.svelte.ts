@@ -4,6 +4,7 @@
 import type { RunEvent } from '../../src-shared/api.ts';
 import { resumableStatuses, type ExportFormat, type ExportReport, type Run } from '../../src-shared/runs.ts';
 import { MetricStore } from './metrics.svelte.ts';
+import { runsStore } from './runs.svelte.ts';
 import { workbench } from './workbench.ts';
 
 export interface LogLine {
@@ -14,7 +15,7 @@ export interface LogLine {
 
 const MAX_LOG_LINES = 500;
 
-type Action = 'stop' | 'resume' | 'export';
+type Action = 'stop' | 'resume' | 'export' | 'delete';
 
 export class RunView {
   readonly id: string;
@@ -76,6 +77,14 @@ export class RunView {
     this.#act('export', async () => {
       this.report = null;
       this.report = await workbench.exports.create({ runId: this.id, format: this.exportFormat });
+    });
+
+  /** After the user confirmed: deletes the run with its folder and adapters, then shows the runs list. */
+  delete = (onDeleted: () => void) =>
+    this.#act('delete', async () => {
+      await workbench.runs.delete(this.id);
+      runsStore.removed(this.id);
+      onDeleted();
     });
 
   async #act(action: Action, work: () => Promise<unknown>): Promise<void> {

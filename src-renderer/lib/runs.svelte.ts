@@ -13,6 +13,11 @@ export class RunsStore {
   error: unknown = $state(null);
   #subscribed = false;
 
+  /** A run the user deleted (deletions send no event). */
+  removed(id: string): void {
+    this.runs = this.runs.filter((r) => r.id !== id);
+  }
+
   /** Subscribes once, then (re)loads; call again after a reconnect. */
   async load(): Promise<void> {
     if (!this.#subscribed) {

@@ -3,7 +3,7 @@
 //   {"instruction": "...", "input": "...", "output": "..."}  Alpaca (input may be empty or absent)
 //   {"text": "..."}                                          plain language modelling, loss on every token
 // Every bad row is reported with its line number; none is dropped silently.
-import { readFile } from 'node:fs/promises';
+import { readTextFile, throwBadRows, type DatasetRowError } from './readers/common.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 
 export interface InstructionExample {
@@ -15,11 +15,6 @@ export interface InstructionExample {
   line: number;
   /** The row's task label (optional "task" field), for multi-task training (bias-aware LoRA's L_align). */
   task?: string;
-}
-
-export interface DatasetRowError {
-  line: number;
-  message: string;
 }
 
 /**
@@ -102,27 +97,7 @@ export function parseInstructionJsonl(text: string, source = 'dataset'): Instruc
 }
 
 export async function readInstructionDataset(path: string): Promise<InstructionExample[]> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new WorkbenchError(
-      code === 'ENOENT' ? 'not_found' : 'dataset_invalid',
-      code === 'ENOENT' ? `Dataset file ${path} does not exist. Pick another file.` : `Cannot read dataset ${path}: ${(e as Error).message}`,
-      { path },
-    );
-  }
-  return parseInstructionJsonl(text, path);
+  // Bounded and regular files only: a run naming /dev/zero or a pipe must fail, not read forever.
+  return parseInstructionJsonl(await readTextFile(path), path);
 }
 
-/** One error listing every bad row (the first five in the message), so a file is fixed in one pass. */
-export function throwBadRows(source: string, errors: DatasetRowError[]): never {
-  const shown = errors.slice(0, 5).map((e) => `line ${e.line}: ${e.message}`).join('; ');
-  const more = errors.length > 5 ? ` (and ${errors.length - 5} more)` : '';
-  throw new WorkbenchError(
-    'dataset_invalid',
-    `${source} has ${errors.length} bad row${errors.length === 1 ? '' : 's'}: ${shown}${more}. Fix or remove these lines and start again.`,
-    { errors },
-  );
-}

@@ -3,17 +3,20 @@
 // registering, written out as the workbench's own JSONL. Bad rows are listed with their lines and left out
 // of the normalized file, never dropped without a word: the registry records how many were skipped.
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ColumnMapping, DatasetPreview } from '../../src-shared/datasets.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import type { InspectDatasetJob } from '../../src-shared/worker-protocol.ts';
 import { formatAlpacaPrompt } from './dataset.ts';
-import { RowErrors, RowProblem } from './readers/common.ts';
+import { readBoundedFile, RowErrors, RowProblem } from './readers/common.ts';
 import { cellText, detectTableFormat, loadRows, type RawRow } from './readers/user-table.ts';
 
 type Format = DatasetPreview['format'];
 export type MappedRow = NonNullable<DatasetPreview['mapped']>[number];
+
+/** A preview reads at most this much of the file's head (cut back to the last whole line). */
+export const PREVIEW_BYTES = 4 * 1024 * 1024;
 
 /** The preview keeps this many bad rows; errorCount has them all. */
 export const MAX_LISTED_ERRORS = 100;
@@ -125,17 +128,6 @@ export function normalizedLine(row: MappedRow, mapping: ColumnMapping): string {
   return JSON.stringify(body);
 }
 
-async function readBytes(file: string): Promise<Buffer> {
-  try {
-    return await readFile(file);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new WorkbenchError('not_found', `Dataset file ${file} does not exist. Check the path and try again.`, { field: 'path', path: file });
-    if (code === 'EISDIR') throw new WorkbenchError('dataset_invalid', `${file} is a folder; pick a .jsonl, .csv or .tsv file inside it.`, { field: 'path', path: file });
-    throw new WorkbenchError('dataset_invalid', `Cannot read dataset ${file}: ${(e as Error).message}`, { field: 'path', path: file });
-  }
-}
-
 function previewValues(row: RawRow, columns: string[]): Record<string, string> {
   const values: Record<string, string> = {};
   for (const c of columns) {
@@ -148,7 +140,8 @@ function previewValues(row: RawRow, columns: string[]): Record<string, string> {
 
 export async function inspectDataset(job: InspectDatasetJob, log: (message: string) => void = () => {}): Promise<DatasetInspection> {
   const file = path.resolve(job.path);
-  const bytes = await readBytes(file);
+  // A preview reads the file's head only, so any size can be previewed in a moment; registering reads it whole.
+  const { bytes, complete } = await readBoundedFile(file, job.normalizeTo === null ? { headBytes: PREVIEW_BYTES } : {});
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   const text = bytes.toString('utf8');
   const format = job.format ?? guessFormat(text, file);
@@ -199,6 +192,7 @@ export async function inspectDataset(job: InspectDatasetJob, log: (message: stri
     errors: sorted.slice(0, MAX_LISTED_ERRORS),
     errorCount: sorted.length,
     suggestedMapping: suggestColumnMapping(columns) as Record<string, string> | null,
+    partial: !complete,
   };
   return { preview, sha256, normalized };
 }

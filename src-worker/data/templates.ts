@@ -2,6 +2,7 @@
 // (loss on the completion only), plus the candidate texts that likelihood-scored tasks compare.
 // Completions start with a space, as GPT-2's BPE expects a word after "Answer:" to be written;
 // a chat model's own template replaces all of this through the ChatFormatter hook.
+import { WorkbenchError } from '../../src-shared/errors.ts';
 import type { BbqExample } from './readers/bbq.ts';
 import type { CrowsPair } from './readers/crows-pairs.ts';
 import { paragraphText, type HotpotQaExample } from './readers/hotpotqa.ts';
@@ -57,7 +58,9 @@ function qqpPrompt(pair: QqpPair): string {
 }
 
 export function qqpTemplate(pair: QqpPair): PromptCompletion {
-  if (pair.label === null) throw new Error(`QQP pair ${pair.id} (line ${pair.line}) has no label to train on`);
+  if (pair.label === null) {
+    throw new WorkbenchError('dataset_invalid', `QQP pair ${pair.id} (line ${pair.line}) has no label to train on. Train on a labelled split (train or dev), not test.`, { line: pair.line });
+  }
   return { prompt: qqpPrompt(pair), completion: ` ${QQP_LABEL_WORDS[pair.label]}` };
 }
 
@@ -69,7 +72,9 @@ export function qqpCandidates(pair: QqpPair): Candidate<(typeof QQP_LABEL_WORDS)
 /** The conversation up to its last assistant turn is the prompt; that turn is the completion. */
 export function conversationTemplate(conversation: Conversation, formatter: ChatFormatter = plainChatFormatter): PromptCompletion {
   const last = conversation.turns[conversation.turns.length - 1];
-  if (!last || last.role !== 'assistant') throw new Error(`conversation on line ${conversation.line} does not end with an assistant turn`);
+  if (!last || last.role !== 'assistant') {
+    throw new WorkbenchError('dataset_invalid', `The conversation on line ${conversation.line} does not end with an assistant turn: nothing to train on. Remove it or end it with the assistant's reply.`, { line: conversation.line });
+  }
   return formatter(conversation.turns.slice(0, -1), last.content);
 }
 

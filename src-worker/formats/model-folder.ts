@@ -45,6 +45,11 @@ export const supportedEncoderTypes = Object.keys(encoderLoaders);
 // GPT-2's causal mask and its fill value; Llama's RoPE inverse frequencies in older checkpoints; BERT's position_ids.
 const BUFFER_KEY = /(^|\.)attn\.(masked_)?bias$|\.rotary_emb\.inv_freq$|(^|\.)embeddings\.position_ids$/;
 
+/** config.json sizes that each count weights (layers, widths, heads, vocabulary, learned positions). */
+const WEIGHT_SIZE_KEYS = [
+  'n_layer', 'num_hidden_layers', 'n_embd', 'hidden_size', 'n_head', 'num_attention_heads', 'num_key_value_heads', 'n_inner', 'intermediate_size', 'vocab_size', 'n_positions',
+];
+
 function invalid(message: string, file: string): never {
   throw new WorkbenchError('model_invalid', message, { file });
 }
@@ -113,6 +118,15 @@ export async function inspectModelFolder(dir: string): Promise<ModelFolderInfo> 
     const header = await readSafetensorsHeader(path.join(dir, name));
     for (const [key, entry] of header.entries) if (!BUFFER_KEY.test(key)) parameterCount += numel(entry.shape);
     files.push({ name, bytes: stat.size });
+  }
+
+  // A size larger than the number of weights cannot describe these weights: `"n_layer": 1e12` once tried to
+  // list a trillion expected tensors before any shape was compared.
+  for (const key of WEIGHT_SIZE_KEYS) {
+    const value = config[key];
+    if (typeof value === 'number' && value > Math.max(parameterCount, 1)) {
+      invalid(`${path.join(dir, 'config.json')}: "${key}" is ${value}, more than the ${parameterCount} weights of this folder hold; config.json does not belong to these weights.`, path.join(dir, 'config.json'));
+    }
   }
 
   const tokenizerStat = await statFile(dir, 'tokenizer.json');

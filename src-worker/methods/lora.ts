@@ -115,6 +115,14 @@ export class LoraModel implements AdapterModel {
     }
   }
 
+  randomState(): Record<string, number> {
+    return { dropoutCalls: this.dropoutCalls };
+  }
+
+  restoreRandomState(state: Record<string, number>): void {
+    this.dropoutCalls = state.dropoutCalls ?? 0;
+  }
+
   /** Inverted dropout with a mask drawn from the run seed, so a run's sequence of masks is reproducible. */
   protected dropout(x: tf.Tensor2D, layer: LoraLayer): tf.Tensor2D {
     const p = this.settings.dropout;

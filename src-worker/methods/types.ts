@@ -31,6 +31,12 @@ export interface AdapterModel extends AdapterHooks {
   /** Loads tensors saved by stateDict (validating names and shapes). */
   loadStateDict(tensors: Map<string, { shape: number[]; data: Float32Array }>): void;
   /**
+   * The position of every random stream the method draws from while training (LoRA's dropout masks), saved
+   * in each checkpoint so that a resumed run draws what the uninterrupted run would have drawn.
+   */
+  randomState?(): Record<string, number>;
+  restoreRandomState?(state: Record<string, number>): void;
+  /**
    * adapter_config.json content: only keys PEFT knows for its peft_type (LORA, PROMPT_TUNING). Called
    * only when the method's capabilities say PEFT holds the adapter as it is (peftForm 'native').
    */

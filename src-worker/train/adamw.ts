@@ -1,6 +1,7 @@
 // AdamW (Loshchilov & Hutter, "Decoupled Weight Decay Regularization", 2019) over parameter groups,
 // step for step as torch.optim.AdamW: each group has its own learning rate (LoRA+ gives lora_B
 // lambda times lora_A's rate) and weight decay.
+import { WorkbenchError } from '../../src-shared/errors.ts';
 import type * as tfc from '@tensorflow/tfjs-core';
 import { tf } from '../tf.ts';
 
@@ -123,7 +124,11 @@ export class AdamW {
     if (tensors.size !== expected) problems.push(`found ${tensors.size} tensors, expected ${expected}`);
     if (problems.length > 0) {
       loaded.forEach(([, , t]) => t.dispose());
-      throw new Error(`Optimizer state does not match the adapter: ${problems.slice(0, 5).join('; ')}`);
+      // The checkpoint on disk is the user's data: one from another run or method, or a damaged one.
+      throw new WorkbenchError(
+        'format_invalid',
+        `The checkpoint's optimizer state does not match the adapter: ${problems.slice(0, 5).join('; ')}. Resume from a checkpoint of this run, or start the run again.`,
+      );
     }
     for (const [store, name, tensor] of loaded) {
       store.get(name)!.dispose();

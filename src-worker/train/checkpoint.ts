@@ -32,6 +32,8 @@ export const TrainerStateSchema = z.object({
   step: z.number().int().min(0),
   optimizerStep: z.number().int().min(0),
   batcher: z.object({ epoch: z.number().int().min(0), position: z.number().int().min(0) }),
+  /** The adapter's random streams (AdapterModel.randomState); empty in checkpoints written before it was kept. */
+  random: z.record(z.string(), z.number().int().min(0)).default({}),
   /** Checked on resume: a different dataset would silently change which rows the batcher draws. */
   dataset: z.object({ rows: z.number().int(), trainRows: z.number().int(), validationRows: z.number().int(), fingerprint: z.string() }),
   /** Token ids an export of this checkpoint is verified on. */

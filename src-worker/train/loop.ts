@@ -213,6 +213,7 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
     }
     if (state.dataset.fingerprint !== fingerprint) log('warn', `The dataset changed since step ${state.step} was saved; the resumed run will draw different batches.`);
     adapter.loadStateDict(checkpoint.adapter);
+    adapter.restoreRandomState?.(state.random);
     optimizer.loadStateDict(checkpoint.optimizer, state.optimizerStep);
     try {
       batcher.setState(state.batcher);
@@ -267,6 +268,7 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
       step,
       optimizerStep: optimizer.stepCount,
       batcher: batcher.getState(),
+      random: adapter.randomState?.() ?? {},
       dataset: { rows: rows.length, trainRows: split.train.length, validationRows: split.validation.length, fingerprint },
       probeInputIds: probe.inputIds,
       config,

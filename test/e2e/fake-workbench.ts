@@ -114,10 +114,17 @@ export function installFakeWorkbench(seed: FakeSeed): void {
     };
   }
 
+  const crowsPairs = (kept: string | null) => ({
+    id: 'crows-pairs' as const, label: 'CrowS-Pairs', datasetKey: 'crowsPairs' as const, license: 'CC BY-SA 4.0',
+    source: 'https://github.com/nyu-mll/crows-pairs', note: 'The whole benchmark.', path: kept,
+    files: [{ name: 'crows_pairs_anonymized.csv', url: 'https://raw.githubusercontent.com/x', bytes: 437_764, sha256: 'dfb3' }],
+  });
+
   window.workbench = {
     system: {
       info: () =>
         reply({ version: '0.1.0', mode: 'browser' as const, dataDir: '/data', platform: 'linux', installedBackends: seed.installedBackends }),
+      usage: () => reply({ dataDir: '/data', bytes: 12_345_678, parts: [{ name: 'runs', bytes: 12_000_000 }, { name: 'workbench.sqlite', bytes: 345_678 }] }),
     },
     catalog: {
       list: () =>
@@ -136,6 +143,13 @@ export function installFakeWorkbench(seed: FakeSeed): void {
       list: () => reply([...runs.values()]),
       get: async (id: string) => reply(find(id)),
       metrics: async (id: string) => reply(metrics.get(id) ?? []),
+      delete: async (id: string) => {
+        const run = find(id);
+        if (run.status === 'running' || run.status === 'queued') throw error('conflict', `Run ${id} is ${run.status}; stop it before deleting it.`);
+        runs.delete(id);
+        for (let k = adapters.length - 1; k >= 0; k--) if (adapters[k]!.runId === id) adapters.splice(k, 1);
+        return reply([...runs.values()]);
+      },
       start: async (input) => {
         const config = input as RunConfig;
         if (config.training.batchSize > 64) throw error('out_of_memory', 'Out of memory at batch size ' + config.training.batchSize + '. Lower the batch size.');
@@ -173,6 +187,12 @@ export function installFakeWorkbench(seed: FakeSeed): void {
     },
     adapters: {
       list: () => reply(adapters),
+      delete: async (id: string) => {
+        const index = adapters.findIndex((a) => a.id === id);
+        if (index < 0) throw error('not_found', `No adapter ${id}.`);
+        adapters.splice(index, 1);
+        return reply(adapters);
+      },
       describe: async (request) => {
         const adapter = adapters.find((a) => a.id === request.adapterId);
         if (!adapter) throw error('not_found', `No adapter ${request.adapterId}.`);
@@ -207,7 +227,12 @@ export function installFakeWorkbench(seed: FakeSeed): void {
       resume: async () => { throw error('conflict', 'The UI test stand-in does not run studies.'); },
       stop: async () => { throw error('conflict', 'The UI test stand-in does not run studies.'); },
     },
+    benchmarks: {
+      list: () => reply([crowsPairs(null)]),
+      fetch: async () => reply(crowsPairs('/data/benchmarks/crows-pairs/crows_pairs_anonymized.csv')),
+    },
     datasets: {
+      upload: async (request) => reply({ path: `/data/uploads/${request.name}` }),
       list: () => reply([]),
       preview: async () => { throw error('conflict', 'The UI test stand-in does not read datasets.'); },
       register: async () => { throw error('conflict', 'The UI test stand-in does not register datasets.'); },
@@ -230,6 +255,14 @@ export function installFakeWorkbench(seed: FakeSeed): void {
       stop: async (id: string) => { throw error('not_found', `No evaluation ${id}.`); },
       start: async () => { throw error('conflict', 'The UI test stand-in does not run evaluations.'); },
       result: async (id: string) => { throw error('not_found', `No evaluation ${id}.`); },
+      delete: async (id: string) => { throw error('not_found', `No evaluation ${id}.`); },
+      // The quick check answers one queued perplexity evaluation of the base model (what the server starts first).
+      quick: async () =>
+        reply([{
+          id: 'ev-quick', runId: null, adapterId: null, suite: 'perplexity' as const, status: 'queued' as const, model: 'default', backendChoice: 'auto' as const,
+          backend: null, seed: 0, limit: null, datasets: { text: '/data/builtin/heldout.jsonl' }, slices: null, summary: null, resultPath: null,
+          progress: null, error: null, createdAt: '2025-01-03T10:00:00.000Z', finishedAt: null,
+        }]),
     },
     onRunEvent(listener: Listener) {
       listeners.add(listener);

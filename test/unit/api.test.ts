@@ -13,6 +13,8 @@ import type { ExportReport, Run } from '../../src-shared/runs.ts';
 import type { ExportJob, MainToWorker, TrainJob, WorkerToMain } from '../../src-shared/worker-protocol.ts';
 import type { EvalJob, EvalResult, Evaluation } from '../../src-shared/eval.ts';
 import { createWorkbenchApi, installedBackends } from '../../src-main/api.ts';
+import { BenchmarkStore } from '../../src-main/benchmarks.ts';
+import { Deletion } from '../../src-main/deletion.ts';
 import { AdapterBank } from '../../src-main/adapter-bank.ts';
 import { DatasetRegistry } from '../../src-main/datasets.ts';
 import { ModelService } from '../../src-main/models.ts';
@@ -98,6 +100,9 @@ beforeEach(() => {
     models: new ModelService({ store, paths, createWorker: fakeWorker }),
     datasets: new DatasetRegistry({ store, paths, createWorker: fakeWorker }),
     adapterBank: new AdapterBank({ store, paths, createWorker: fakeWorker }),
+    deletion: new Deletion({ store, paths, isTraining: (id) => manager.isActive(id) }),
+    benchmarks: new BenchmarkStore({ paths }),
+    quickEval: { start: async () => [] },
   });
   api.onRunEvent((event) => events.push(event));
 });

@@ -30,6 +30,7 @@ function state(step: number): TrainerState {
     step,
     optimizerStep: step,
     batcher: { epoch: 1, position: step % 7 },
+    random: { dropoutCalls: 3 * step },
     dataset: { rows: 20, trainRows: 18, validationRows: 2, fingerprint: 'abc' },
     probeInputIds: [[1, 2, 3]],
     config,

@@ -9,6 +9,8 @@ import { WorkbenchError } from '../../src-shared/errors.ts';
 import { AdapterBank } from '../../src-main/adapter-bank.ts';
 import { createWorkbenchApi } from '../../src-main/api.ts';
 import { DatasetRegistry } from '../../src-main/datasets.ts';
+import { BenchmarkStore } from '../../src-main/benchmarks.ts';
+import { Deletion } from '../../src-main/deletion.ts';
 import { EvalManager } from '../../src-main/evals.ts';
 import { modelFoldersOfRuns, ModelService } from '../../src-main/models.ts';
 import { resolvePaths, type WorkbenchPaths } from '../../src-main/paths.ts';
@@ -86,6 +88,9 @@ describe('catalog.list', () => {
     const evals = new EvalManager(options);
     const api = createWorkbenchApi({
       manager, evals, models: service, datasets: new DatasetRegistry(options), adapterBank: new AdapterBank(options), paths, mode: 'headless',
+      deletion: new Deletion({ store, paths, isTraining: () => false }),
+      benchmarks: new BenchmarkStore({ paths }),
+      quickEval: { start: async () => [] },
     });
     try {
       const catalog = await api.catalog.list();

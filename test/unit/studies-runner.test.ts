@@ -53,8 +53,6 @@ function standIn(options: { freezeAtRun?: number; holdRuns?: boolean } = {}) {
   };
   const jobs: StudyJobs = {
     runs: {
-      list: async () => store.runs.list(),
-      metrics: async (id) => store.metrics.list(id),
       start: async (input) => {
         if (frozen) return hang();
         const config = RunConfigSchema.parse(input);
@@ -78,10 +76,6 @@ function standIn(options: { freezeAtRun?: number; holdRuns?: boolean } = {}) {
       },
     },
     evals: {
-      list: async () => store.evaluations.list(),
-      result: async () => {
-        throw new WorkbenchError('conflict', 'not used');
-      },
       stop: async (id) => store.evaluations.update(id, { status: 'stopped' }),
       start: async (input: EvalStartRequestInput): Promise<Evaluation> => {
         if (frozen) return hang();

@@ -1,25 +1,103 @@
 // What every reader shares: reading the file, walking JSONL / JSON / CSV with line numbers,
 // checking fields, and one error that lists every bad row (the style of ../dataset.ts).
-import { readFile, readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { constants } from 'node:fs';
+import { open, readdir, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { WorkbenchError } from '../../../src-shared/errors.ts';
-import { throwBadRows, type DatasetRowError } from '../dataset.ts';
 import { parseCsv, type CsvOptions, type CsvRecord } from './csv.ts';
 
-export type { DatasetRowError };
+export interface DatasetRowError {
+  line: number;
+  message: string;
+}
+
+/** One error listing every bad row (the first five in the message), so a file is fixed in one pass. */
+export function throwBadRows(source: string, errors: DatasetRowError[]): never {
+  const shown = errors.slice(0, 5).map((e) => `line ${e.line}: ${e.message}`).join('; ');
+  const more = errors.length > 5 ? ` (and ${errors.length - 5} more)` : '';
+  throw new WorkbenchError(
+    'dataset_invalid',
+    `${source} has ${errors.length} bad row${errors.length === 1 ? '' : 's'}: ${shown}${more}. Fix or remove these lines and start again.`,
+    { errors },
+  );
+}
 
 /** Thrown inside a row check; caught by the reader and turned into a line-numbered error. */
 export class RowProblem extends Error {}
 
-export async function readTextFile(path: string, what = 'Dataset'): Promise<string> {
+/**
+ * The largest file read whole. Readers hold the text in memory and V8 strings end at ~536 million
+ * characters; past this a 1.9 GB file failed after 9 s with "Cannot create a string longer than ...".
+ */
+export const MAX_DATASET_BYTES = 500_000_000;
+
+function megabytes(bytes: number): string {
+  return bytes >= 1e9 ? `${(bytes / 1e9).toFixed(1)} GB` : `${Math.round(bytes / 1e6)} MB`;
+}
+
+export interface BoundedRead {
+  bytes: Buffer;
+  /** The file's size on disk. */
+  size: number;
+  /** False when only the head was read (headBytes). */
+  complete: boolean;
+}
+
+/**
+ * Reads a regular file, whole (up to `limit`, refused with the limit named beyond it) or only its first
+ * `headBytes` cut back to the last whole line. Devices (/dev/zero), pipes and sockets are refused before
+ * any read: they have no end to read to. O_NONBLOCK keeps the open of a named pipe from waiting for a writer.
+ */
+export async function readBoundedFile(file: string, options: { what?: string; limit?: number; headBytes?: number } = {}): Promise<BoundedRead> {
+  const what = options.what ?? 'Dataset';
+  const limit = options.limit ?? MAX_DATASET_BYTES;
+  let handle;
   try {
-    return await readFile(path, 'utf8');
+    handle = await open(file, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new WorkbenchError('not_found', `${what} file ${path} does not exist. Pick another file.`, { path });
-    if (code === 'EISDIR') throw new WorkbenchError('dataset_invalid', `${path} is a folder; pick one of the files inside it.`, { path });
-    throw new WorkbenchError('dataset_invalid', `Cannot read ${what.toLowerCase()} ${path}: ${(e as Error).message}`, { path });
+    if (code === 'ENOENT') throw new WorkbenchError('not_found', `${what} file ${file} does not exist. Pick another file.`, { field: 'path', path: file });
+    if (code === 'EISDIR') throw new WorkbenchError('dataset_invalid', `${file} is a folder; pick one of the files inside it.`, { field: 'path', path: file });
+    throw new WorkbenchError('dataset_invalid', `Cannot read ${what.toLowerCase()} ${file}: ${(e as Error).message}`, { field: 'path', path: file });
   }
+  try {
+    const info = await handle.stat();
+    if (info.isDirectory()) throw new WorkbenchError('dataset_invalid', `${file} is a folder; pick one of the files inside it.`, { field: 'path', path: file });
+    if (!info.isFile()) {
+      throw new WorkbenchError('dataset_invalid', `${file} is not a regular file (a device, pipe or socket has no end to read to). Pick a .jsonl, .csv or .tsv file.`, {
+        field: 'path', path: file,
+      });
+    }
+    const head = options.headBytes !== undefined && info.size > options.headBytes;
+    if (!head && info.size > limit) {
+      throw new WorkbenchError(
+        'dataset_invalid',
+        `${file} is ${megabytes(info.size)}; the workbench reads ${what.toLowerCase()} files up to ${megabytes(limit)}. Split it into smaller files (e.g. \`split -l 100000 ${basename(file)}\`) and use one of them.`,
+        { field: 'path', path: file, size: info.size, limit },
+      );
+    }
+    const wanted = head ? options.headBytes! : info.size;
+    const buffer = Buffer.alloc(wanted);
+    let filled = 0;
+    // A file that shrank while being read ends early; one that grew is read up to the size it had.
+    while (filled < wanted) {
+      const { bytesRead } = await handle.read(buffer, filled, wanted - filled, filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    let bytes = buffer.subarray(0, filled);
+    if (head) {
+      const lastNewline = bytes.lastIndexOf(0x0a);
+      if (lastNewline >= 0) bytes = bytes.subarray(0, lastNewline + 1);
+    }
+    return { bytes, size: info.size, complete: !head };
+  } finally {
+    await handle.close();
+  }
+}
+
+export async function readTextFile(path: string, what = 'Dataset'): Promise<string> {
+  return (await readBoundedFile(path, { what })).bytes.toString('utf8');
 }
 
 /** The files of a folder with one of `extensions`, sorted, or [path] when path is a file. */

@@ -20,6 +20,8 @@ export interface WorkbenchApiOptions {
   datasets: WorkbenchApi['datasets'];
   /** SG-LoRA's adapter bank: task descriptions and zero-shot generation. */
   adapterBank: Pick<WorkbenchApi['adapters'], 'describe' | 'generate'>;
+  /** adapters.import: PEFT LoRA folders trained elsewhere. */
+  adapterImporter: Pick<WorkbenchApi['adapters'], 'import'>;
   paths: WorkbenchPaths;
   mode: SystemInfo['mode'];
 }
@@ -89,7 +91,7 @@ function embeddedDataset(paths: WorkbenchPaths): CatalogEntry | null {
   };
 }
 
-export function createWorkbenchApi({ manager, evals, models, datasets, adapterBank, paths, mode }: WorkbenchApiOptions): WorkbenchApi {
+export function createWorkbenchApi({ manager, evals, models, datasets, adapterBank, adapterImporter, paths, mode }: WorkbenchApiOptions): WorkbenchApi {
   const version = packageVersion(paths);
   return {
     system: {
@@ -121,6 +123,7 @@ export function createWorkbenchApi({ manager, evals, models, datasets, adapterBa
       list: async () => manager.adapters(),
       describe: async (request) => adapterBank.describe(request),
       generate: async (request) => adapterBank.generate(request),
+      import: async (request) => adapterImporter.import(request),
     },
     models: {
       inspect: async (request) => models.inspect(request),

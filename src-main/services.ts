@@ -2,6 +2,7 @@
 // (Electron, `serve`, the CLI) and the tests build them here so that a new service is wired once.
 import type { Worker } from 'node:worker_threads';
 import { AdapterBank } from './adapter-bank.ts';
+import { AdapterImporter } from './adapter-import.ts';
 import { DatasetRegistry } from './datasets.ts';
 import { EvalManager } from './evals.ts';
 import { ModelService } from './models.ts';
@@ -22,6 +23,7 @@ export interface Services {
   models: ModelService;
   datasets: DatasetRegistry;
   adapterBank: AdapterBank;
+  adapterImporter: AdapterImporter;
   /** Ends every worker (runs become resumable) and leaves the store open for its owner to close. */
   close(): Promise<void>;
 }
@@ -32,10 +34,11 @@ export function createServices(options: ServiceOptions): Services {
   const models = new ModelService(options);
   const datasets = new DatasetRegistry(options);
   const adapterBank = new AdapterBank(options);
+  const adapterImporter = new AdapterImporter(options);
   return {
-    manager, evals, models, datasets, adapterBank,
+    manager, evals, models, datasets, adapterBank, adapterImporter,
     close: async () => {
-      await Promise.allSettled([manager.close(), evals.close(), models.close(), datasets.close(), adapterBank.close()]);
+      await Promise.allSettled([manager.close(), evals.close(), models.close(), datasets.close(), adapterBank.close(), adapterImporter.close()]);
     },
   };
 }

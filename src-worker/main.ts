@@ -15,6 +15,8 @@ import { importModel, inspectModel } from './inspect-model.ts';
 import { runGenerateJob } from './playground.ts';
 import type { GenerateJob, InspectModelJob } from '../src-shared/worker-protocol.ts';
 import { generateAdapter } from './sg-lora/generate.ts';
+import type { ImportAdapterJob } from '../src-shared/worker-protocol.ts';
+import { importPeftAdapter } from './adapters/import-peft.ts';
 
 if (!parentPort) throw new Error('src-worker/main.ts must run as a worker thread (new Worker(...)); the CLI calls runTraining directly.');
 const port = parentPort;
@@ -120,6 +122,7 @@ const handlers: { [T in Job['type']]: Handler<Extract<Job, { type: T }>> } = {
   'import-model': oneShot(async (job: ImportModelJob, log) => ({ type: 'model-imported', result: await importModel(job, log) })),
   generate: oneShot(async (job: GenerateJob, log) => ({ type: 'generated', result: await runGenerateJob(job, log) })),
   'generate-adapter': oneShot(async (job: GenerateAdapterJob, log) => generateAdapter(job, log)),
+  'import-adapter': oneShot(async (job: ImportAdapterJob, log) => importPeftAdapter(job, log)),
   'inspect-dataset': oneShot(async (job: InspectDatasetJob, log) => ({ type: 'dataset-inspected', ...(await inspectDataset(job, log)) })),
 };
 

@@ -14,6 +14,7 @@ import type { ExportJob, MainToWorker, TrainJob, WorkerToMain } from '../../src-
 import type { EvalJob, EvalResult, Evaluation } from '../../src-shared/eval.ts';
 import { createWorkbenchApi, installedBackends } from '../../src-main/api.ts';
 import { AdapterBank } from '../../src-main/adapter-bank.ts';
+import { AdapterImporter } from '../../src-main/adapter-import.ts';
 import { DatasetRegistry } from '../../src-main/datasets.ts';
 import { ModelService } from '../../src-main/models.ts';
 import { resolvePaths, type WorkbenchPaths } from '../../src-main/paths.ts';
@@ -98,6 +99,7 @@ beforeEach(() => {
     models: new ModelService({ store, paths, createWorker: fakeWorker }),
     datasets: new DatasetRegistry({ store, paths, createWorker: fakeWorker }),
     adapterBank: new AdapterBank({ store, paths, createWorker: fakeWorker }),
+    adapterImporter: new AdapterImporter({ store, paths, createWorker: fakeWorker }),
   });
   api.onRunEvent((event) => events.push(event));
 });

@@ -13,6 +13,7 @@ import { call, DATA_DIR_HELP, openSession, parse, processIo, UsageError, type Cl
 import { datasetsCommand } from './cli/datasets.ts';
 import { evalCommand } from './cli/eval.ts';
 import { importLlama2cCommand } from './cli/import-llama2c.ts';
+import { adaptersCommand } from './cli/adapters.ts';
 import { isDatasetId } from './datasets.ts';
 import { startServer } from './server/index.ts';
 
@@ -30,6 +31,8 @@ Commands:
   datasets list|add|remove  register your own JSONL/CSV/TSV file as a dataset, list or remove them
   import-llama2c MODEL.bin TOKENIZER.bin --out DIR
                             convert a llama2.c checkpoint into a Hugging Face Llama folder
+  adapters import DIR --base MODEL
+                            add a PEFT LoRA adapter trained elsewhere to the library
 
 Options:
   -h, --help        show help; \`lora-workbench <command> --help\` shows a command's options
@@ -324,6 +327,7 @@ async function runs(args: string[], io: CliIo): Promise<number> {
 
 const commands: Record<string, (args: string[], io: CliIo) => Promise<number>> = {
   train, resume, export: exportCommand, serve, runs, eval: evalCommand, datasets: datasetsCommand, 'import-llama2c': importLlama2cCommand,
+  adapters: adaptersCommand,
 };
 
 export async function runCli(argv: string[], io: CliIo = processIo): Promise<number> {

@@ -17,6 +17,12 @@ export interface TextTokenizer {
    * Llama 3's <|begin_of_text|>); null for models trained without it (GPT-2, Qwen2).
    */
   bosTokenId?: number | null;
+  /**
+   * The bos_token tokenizer_config.json names (config.json's bos_token_id where it names none), whether
+   * or not encoding adds it: Hugging Face's tokenizer.bos_token_id, which lm-evaluation-harness
+   * conditions a text's first token on (GPT-2's <|endoftext|>, Llama's <s>); null when there is none.
+   */
+  namedBosTokenId?: number | null;
   vocabSize: number;
 }
 
@@ -119,6 +125,7 @@ export async function loadTokenizer(modelDir: string): Promise<HFTokenizer> {
     eosTokenId,
     padTokenId,
     bosTokenId: bosTokenIdOf(tokenizer, tokenizerConfig, idOf('bos_token')),
+    namedBosTokenId: idOf('bos_token'),
     vocabSize,
     specialTokenIds,
     maskTokenId: idOf('mask_token'),

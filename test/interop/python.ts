@@ -38,7 +38,7 @@ export function runPythonScript(python: string, script: string, args: string[], 
   try {
     return execFileSync(python, [path.join(import.meta.dirname, script), ...args], {
       encoding: 'utf8', cwd: options.cwd ?? repoRoot, timeout: options.timeoutMs ?? 600_000, maxBuffer: 256 * 1024 * 1024,
-      env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', HF_DATASETS_OFFLINE: '1', TOKENIZERS_PARALLELISM: 'false', HF_HUB_DISABLE_PROGRESS_BARS: '1', TRANSFORMERS_VERBOSITY: 'error' },
+      env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', HF_DATASETS_OFFLINE: '1', TOKENIZERS_PARALLELISM: 'false', HF_HUB_DISABLE_PROGRESS_BARS: '1', TRANSFORMERS_VERBOSITY: 'error', TQDM_DISABLE: '1' },
     });
   } catch (error) {
     const e = error as { stderr?: string; message: string };

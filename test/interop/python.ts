@@ -1,16 +1,18 @@
 // The Python environment the interop tests hand their referee work to: real PyTorch, transformers,
-// PEFT and lm-evaluation-harness. LORA_WORKBENCH_PYTHON names its interpreter; otherwise the repo's
-// .venv (the environment npm test's setup step makes). Absent or incomplete, the tests fail naming
+// PEFT and lm-evaluation-harness. LORA_WORKBENCH_PYTHON names its interpreter; otherwise the test
+// environment that `npm run setup:python` makes (pretest:interop runs it; src-main/engines/python-env.ts). Absent or incomplete, the tests fail naming
 // what is missing rather than skipping: a referee that silently stays home proves nothing.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { venvPython } from '../../src-main/engines/python-env.ts';
 import { findAppRoot } from '../../src-main/paths.ts';
 
 export const repoRoot = findAppRoot(import.meta.dirname);
 
+/** $LORA_WORKBENCH_PYTHON, else the test environment the set-up step makes ($LORA_WORKBENCH_TEST_VENV or .venv). */
 export function interopPython(): string {
-  return process.env.LORA_WORKBENCH_PYTHON || path.join(repoRoot, '.venv', 'bin', 'python');
+  return process.env.LORA_WORKBENCH_PYTHON || venvPython(process.env.LORA_WORKBENCH_TEST_VENV ?? path.join(repoRoot, '.venv'));
 }
 
 /**
@@ -21,7 +23,7 @@ export function requirePython(modules: string[]): string {
   const python = interopPython();
   if (!fs.existsSync(python)) {
     throw new Error(
-      `No Python environment at ${python}. The interop tests need ${modules.join(', ')}: set LORA_WORKBENCH_PYTHON to an interpreter that has them, or create the repo's .venv (npm test's setup step does).`,
+      `No Python environment at ${python}. The interop tests need ${modules.join(', ')}: set LORA_WORKBENCH_PYTHON to an interpreter that has them, or run `npm run setup:python` to make the repo's .venv.`,
     );
   }
   const probe = `import importlib, json\nmissing = {}\nfor m in ${JSON.stringify(modules)}:\n    try:\n        importlib.import_module(m)\n    except Exception as e:\n        missing[m] = f"{type(e).__name__}: {e}"\nprint(json.dumps(missing))`;

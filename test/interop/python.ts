@@ -23,7 +23,7 @@ export function requirePython(modules: string[]): string {
   const python = interopPython();
   if (!fs.existsSync(python)) {
     throw new Error(
-      `No Python environment at ${python}. The interop tests need ${modules.join(', ')}: set LORA_WORKBENCH_PYTHON to an interpreter that has them, or run `npm run setup:python` to make the repo's .venv.`,
+      `No Python environment at ${python}. The interop tests need ${modules.join(', ')}: set LORA_WORKBENCH_PYTHON to an interpreter that has them, or run "npm run setup:python" to make the repo's .venv.`,
     );
   }
   const probe = `import importlib, json\nmissing = {}\nfor m in ${JSON.stringify(modules)}:\n    try:\n        importlib.import_module(m)\n    except Exception as e:\n        missing[m] = f"{type(e).__name__}: {e}"\nprint(json.dumps(missing))`;

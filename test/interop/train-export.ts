@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { RunConfigSchema, type RunConfigInput } from '../../src-shared/config.ts';
+import { settingsSectionsOf } from '../../src-shared/methods.ts';
 import type { ExportReport } from '../../src-shared/runs.ts';
 import { exportAdapter } from '../../src-worker/export/peft.ts';
 import { runTraining } from '../../src-worker/train/loop.ts';
@@ -46,10 +47,14 @@ export async function trainFixture(work: string, family: InteropFamily, setting:
   writeToyDataset(datasetPath);
   const spec = trainedSettings[setting];
   const runDir = path.join(work, `${family}-${setting}`);
-  const config = RunConfigSchema.parse({
-    model: modelDir, dataset: datasetPath, backend: 'cpu', method: spec.method,
+  const sections: Record<string, unknown> = {
     lora: { r: 2, alpha: 4, dropout: 0.05, targetModules: targets[family], useRslora: 'rslora' in spec },
     loraPlus: { ratio: 4 }, biasAware: { lambdaBias: 0.1, lambdaKl: 0.1 }, promptTuning: { numVirtualTokens: 4 }, selora: { hiddenSize: 8 },
+  };
+  const config = RunConfigSchema.parse({
+    model: modelDir, dataset: datasetPath, backend: 'cpu', method: spec.method,
+    // Only the sections the method reads: a configuration naming another method's settings is refused.
+    ...Object.fromEntries(settingsSectionsOf(spec.method).map(({ settingsKey }) => [settingsKey, sections[settingsKey]])),
     training: { learningRate: 3e-2, batchSize: 8, maxSteps: 6, maxSeqLen: 16, warmupSteps: 0, evalEvery: 6, evalBatches: 1, checkpointEvery: 6, seed: 11, validationFraction: 0.1 },
   });
   const failures: string[] = [];

@@ -4,6 +4,7 @@
 // training). Used by test/interop (files the test writes) and test/shared (slices of ../shared/data).
 import fs from 'node:fs';
 import path from 'node:path';
+import type { BackendName } from '../../src-shared/config.ts';
 import { EvalJobSchema, type EvalResult } from '../../src-shared/eval.ts';
 import { readCrowsPairs } from '../../src-worker/data/readers/crows-pairs.ts';
 import { readQqp } from '../../src-worker/data/readers/qqp.ts';
@@ -26,13 +27,13 @@ interface HarnessReport {
   qqp: { metrics: Record<string, unknown>; docs: { id: string; lls: [number, number]; acc: number }[] };
 }
 
-async function runApp(suite: 'bias' | 'qqp', datasets: Record<string, string>, limit: number | null): Promise<EvalResult> {
+async function runApp(suite: 'bias' | 'qqp', datasets: Record<string, string>, limit: number | null, backend: BackendName): Promise<EvalResult> {
   const modelDir = path.join(repoRoot, 'resources', 'models', 'default');
-  return runEvalJob(EvalJobSchema.parse({ type: 'eval', modelDir, adapterDir: null, suite, datasets, limit, seed: 0, backend: 'cpu', batchSize: 8 }));
+  return runEvalJob(EvalJobSchema.parse({ type: 'eval', modelDir, adapterDir: null, suite, datasets, limit, seed: 0, backend, batchSize: 8 }));
 }
 
 /** Both sides on the same slices of a CrowS-Pairs CSV and a QQP file (every labelled item, or `limit` spread evenly). */
-export async function compareWithHarness(work: string, files: { crowsPairs: string; qqp: string }, limit: number | null): Promise<HarnessComparison> {
+export async function compareWithHarness(work: string, files: { crowsPairs: string; qqp: string }, limit: number | null, backend: BackendName = 'cpu'): Promise<HarnessComparison> {
   const python = requirePython(['torch', 'transformers', 'lm_eval', 'datasets', 'sklearn', 'yaml']);
   // The harness reads the very items the workbench's suites evaluate: the same readers and slices.
   const crows = evenSlice(await readCrowsPairs(files.crowsPairs), limit);
@@ -42,35 +43,39 @@ export async function compareWithHarness(work: string, files: { crowsPairs: stri
   fs.writeFileSync(crowsJsonl, crows.map((p) => JSON.stringify({ id: p.index, sent_more: p.sentMore, sent_less: p.sentLess })).join('\n') + '\n');
   fs.writeFileSync(qqpJsonl, qqp.map((p) => JSON.stringify({ id: p.id, question1: p.question1, question2: p.question2, label: p.label })).join('\n') + '\n');
 
-  const bias = await runApp('bias', { crowsPairs: files.crowsPairs }, limit);
-  const task = await runApp('qqp', { qqp: files.qqp }, limit);
+  const bias = await runApp('bias', { crowsPairs: files.crowsPairs }, limit, backend);
+  const task = await runApp('qqp', { qqp: files.qqp }, limit, backend);
   const out = path.join(work, 'harness.json');
   runPythonScript(python, 'harness_run.py', [out, path.join(repoRoot, 'resources', 'models', 'default'), crowsJsonl, qqpJsonl], { timeoutMs: 1_500_000 });
   const report = JSON.parse(fs.readFileSync(out, 'utf8')) as HarnessReport;
 
-  const appCrows = new Map(bias.bias!.crowsPairs!.items.map((i) => [i.id, i]));
-  const appQqp = new Map(task.qqp!.items.map((i) => [i.id, i]));
-  if (report.crows.docs.length !== appCrows.size || report.qqp.docs.length !== appQqp.size) {
-    throw new Error(`The harness scored ${report.crows.docs.length} CrowS-Pairs and ${report.qqp.docs.length} QQP items, the workbench ${appCrows.size} and ${appQqp.size}.`);
+  // Both keep the file's order (the harness's doc_id, the suites' slices), so items pair by position;
+  // ids are checked too (real files can repeat an id).
+  const appCrows = bias.bias!.crowsPairs!.items;
+  const appQqp = task.qqp!.items;
+  if (report.crows.docs.length !== appCrows.length || report.qqp.docs.length !== appQqp.length) {
+    throw new Error(`The harness scored ${report.crows.docs.length} CrowS-Pairs and ${report.qqp.docs.length} QQP items, the workbench ${appCrows.length} and ${appQqp.length}.`);
   }
+  const misplaced = [...report.crows.docs.filter((d, i) => d.id !== appCrows[i]!.id), ...report.qqp.docs.filter((d, i) => d.id !== appQqp[i]!.id)];
+  if (misplaced.length) throw new Error(`The harness's items are not in the workbench's order (first: ${JSON.stringify(misplaced[0]!.id)}).`);
   let crowsDisagree = 0;
   let crowsMax = 0;
-  for (const doc of report.crows.docs) {
-    const item = appCrows.get(doc.id)!;
+  for (const [k, doc] of report.crows.docs.entries()) {
+    const item = appCrows[k]!;
     if ((item.logLikMore > item.logLikLess ? 1 : 0) !== doc.pct_stereotype) crowsDisagree++;
     crowsMax = Math.max(crowsMax, Math.abs(item.logLikMore - doc.lls[0]), Math.abs(item.logLikLess - doc.lls[1]));
   }
   let qqpDisagree = 0;
   let qqpMax = 0;
-  for (const doc of report.qqp.docs) {
-    const item = appQqp.get(doc.id)!;
+  for (const [k, doc] of report.qqp.docs.entries()) {
+    const item = appQqp[k]!;
     if ((item.prediction === item.label ? 1 : 0) !== doc.acc) qqpDisagree++;
     qqpMax = Math.max(qqpMax, Math.abs(item.logLikNo - doc.lls[0]), Math.abs(item.logLikYes - doc.lls[1]));
   }
   const metric = (m: Record<string, unknown>, key: string) => Number(m[`${key},none`]);
   const overall = bias.bias!.crowsPairs!.overall;
   return {
-    items: { crows: appCrows.size, qqp: appQqp.size },
+    items: { crows: appCrows.length, qqp: appQqp.length },
     app: { stereoPercent: overall.stereoPercent, meanAbsLogLikDiff: overall.meanAbsLogLikDiff!, qqpAccuracy: task.qqp!.scores.accuracy, qqpF1: task.qqp!.scores.f1 },
     harness: {
       stereoPercent: 100 * metric(report.crows.metrics, 'pct_stereotype'), likelihoodDiff: metric(report.crows.metrics, 'likelihood_diff'),

@@ -1,5 +1,6 @@
 // lm-evaluation-harness against the workbench on the embedded default model, as test/interop/harness.test.ts,
-// on evenly spread 200-item slices of the real CrowS-Pairs and QQP files in ../shared/data. Needs the
+// on evenly spread 200-item slices of the real CrowS-Pairs and QQP files in ../shared/data (the app on wasm,
+// XNNPACK: the plain-JavaScript cpu backend takes minutes for 400 texts on a busy machine). Needs the
 // Python environment of npm run test:interop (LORA_WORKBENCH_PYTHON or the repo's .venv).
 import fs from 'node:fs';
 import os from 'node:os';
@@ -18,7 +19,7 @@ beforeAll(async () => {
   comparison = await compareWithHarness(work, {
     crowsPairs: path.join(DATA, 'crows-pairs', 'crows_pairs_anonymized.csv'),
     qqp: path.join(DATA, 'qqp', 'qqp_glue_pretrain_9999.jsonl'),
-  }, LIMIT);
+  }, LIMIT, 'wasm');
   console.log(describeComparison(comparison));
 }, 1_800_000);
 afterAll(() => {

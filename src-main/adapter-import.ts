@@ -10,7 +10,7 @@ import { DEFAULT_MODEL, RunConfigSchema } from '../src-shared/config.ts';
 import { validate, WorkbenchError } from '../src-shared/errors.ts';
 import { resolveModelDir } from './model-resolution.ts';
 import { ensureDataDirs, type WorkbenchPaths } from './paths.ts';
-import { newId } from './runs.ts';
+import { newId } from './jobs.ts';
 import type { Store } from './store/index.ts';
 import { OneShotJobs, startEngineWorker } from './worker-thread.ts';
 

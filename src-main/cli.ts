@@ -14,6 +14,7 @@ import { datasetsCommand } from './cli/datasets.ts';
 import { evalCommand } from './cli/eval.ts';
 import { importLlama2cCommand } from './cli/import-llama2c.ts';
 import { adaptersCommand } from './cli/adapters.ts';
+import { studyCommand } from './cli/study.ts';
 import { isDatasetId } from './datasets.ts';
 import { startServer } from './server/index.ts';
 
@@ -31,6 +32,8 @@ Commands:
   datasets list|add|remove  register your own JSONL/CSV/TSV file as a dataset, list or remove them
   import-llama2c MODEL.bin TOKENIZER.bin --out DIR
                             convert a llama2.c checkpoint into a Hugging Face Llama folder
+  study run|status|show|export RECIPE
+                            run a study recipe's grid of runs and evaluations, redraw its figures
   adapters import DIR --base MODEL
                             add a PEFT LoRA adapter trained elsewhere to the library
 
@@ -326,7 +329,7 @@ async function runs(args: string[], io: CliIo): Promise<number> {
 }
 
 const commands: Record<string, (args: string[], io: CliIo) => Promise<number>> = {
-  train, resume, export: exportCommand, serve, runs, eval: evalCommand, datasets: datasetsCommand, 'import-llama2c': importLlama2cCommand,
+  train, resume, export: exportCommand, serve, runs, eval: evalCommand, datasets: datasetsCommand, 'import-llama2c': importLlama2cCommand, study: studyCommand,
   adapters: adaptersCommand,
 };
 

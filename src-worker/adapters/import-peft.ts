@@ -20,7 +20,8 @@ import { RunConfigSchema, type LoraSettings } from '../../src-shared/config.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import type { ImportAdapterJob, WorkerToMain } from '../../src-shared/worker-protocol.ts';
 import { initBackend } from '../backend.ts';
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, baseModelFingerprint, writePeftAdapter } from '../export/peft.ts';
+import { writeAdapter } from '../export/write-adapter.ts';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, baseModelFingerprint } from '../formats/adapter-folder.ts';
 import { maxAbsDiff, probeLogits, writeProbe, type Probe } from '../export/probe.ts';
 import { loadCausalLM } from '../formats/model-folder.ts';
 import { readSafetensorsFile } from '../formats/safetensors.ts';
@@ -200,7 +201,7 @@ export async function importPeftAdapter(job: ImportAdapterJob, log?: (message: s
       const tmp = `${job.outDir}.tmp-${process.pid}`;
       await fs.promises.rm(tmp, { recursive: true, force: true });
       try {
-        await writePeftAdapter(adapter, tmp, {
+        await writeAdapter(adapter, tmp, {
           baseModelNameOrPath: job.modelDir,
           sidecar: {
             format: 'lora-workbench-adapter', version: 1, method: 'lora', runId: job.runId, step: 0,

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { RunConfigSchema, type RunConfigInput } from '../../src-shared/config.ts';
 import { settingsSectionsOf } from '../../src-shared/methods.ts';
 import type { ExportReport } from '../../src-shared/runs.ts';
-import { exportAdapter } from '../../src-worker/export/peft.ts';
+import { exportAdapter } from '../../src-worker/export/index.ts';
 import { runTraining } from '../../src-worker/train/loop.ts';
 import { repoRoot } from './python.ts';
 

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findAppRoot } from '../../src-main/paths.ts';
 import { importPeftAdapter, peftTargets } from '../../src-worker/adapters/import-peft.ts';
-import { readSidecar } from '../../src-worker/export/peft.ts';
+import { readSidecar } from '../../src-worker/formats/adapter-folder.ts';
 import { maxAbsDiff } from '../../src-worker/export/probe.ts';
 import { testBackends } from '../helpers/backends.ts';
 import { importAndCompare, importFixtures } from '../helpers/peft-import.ts';

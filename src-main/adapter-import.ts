@@ -46,16 +46,12 @@ export class AdapterImporter {
     ensureDataDirs(this.paths);
     const runId = newId('imp-');
     const started = new Date().toISOString();
-    let message;
-    try {
-      message = await this.jobs.run(
-        { type: 'import-adapter', sourceDir, modelDir, baseModel, name, runId, outDir: path.join(this.paths.runDir(runId), 'adapter'), backend },
-        'adapter-imported',
-      );
-    } catch (error) {
-      rmSync(this.paths.runDir(runId), { recursive: true, force: true });
-      throw error;
-    }
+    const message = await this.jobs
+      .run({ type: 'import-adapter', sourceDir, modelDir, baseModel, name, runId, outDir: path.join(this.paths.runDir(runId), 'adapter'), backend }, 'adapter-imported')
+      .catch((error: unknown) => {
+        rmSync(this.paths.runDir(runId), { recursive: true, force: true });
+        throw error;
+      });
     const config = RunConfigSchema.parse({ name, model: baseModel, dataset: sourceDir, method: 'lora', lora: message.settings, backend });
     const now = new Date().toISOString();
     const adapterId = newId('ad-');

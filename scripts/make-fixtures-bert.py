@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Writes the BERT reference fixture the engine's encoder tests compare against.
 
   test/fixtures/bert-tiny/   BertForMaskedLM (2 layers, hidden 32, 4 heads, intermediate 64, post-LN, exact
@@ -9,18 +9,17 @@
                              mean-pooled embeddings, pooler output and MLM logits of that batch, and the
                              pseudo-log-likelihood of each text.
 
-The reference forward is written out in plain torch from transformers' models/bert/modeling_bert.py,
-evaluated in float64 on the float32 weights; the tokenizer reference is BertTokenizer's BasicTokenizer
+The reference outputs are transformers' own BertModel / BertForMaskedLM loading the folder, evaluated in
+float64 on the float32 weights; the tokenizer reference is BertTokenizer's BasicTokenizer
 (lowercase, strip accents, split on whitespace and punctuation) plus greedy longest-match-first WordPiece.
 Pseudo-log-likelihood follows Salazar et al. 2020 ("Masked Language Model Scoring"): mask each
 non-special token in turn and sum log p(token | rest).
-Only torch is needed (Debian's python3-torch).
+Needs torch and transformers: the repo's .venv.
 
-Run: /usr/bin/python3 scripts/make-fixtures-bert.py
+Run: .venv/bin/python scripts/make-fixtures-bert.py
 """
 import importlib.util
 import json
-import math
 import os
 import unicodedata
 
@@ -124,54 +123,29 @@ def write_tokenizer(folder, vocab):
 
 # ---------------------------------------------------------------- reference forward
 
-def layer_norm(x, w, b, eps):
-    mean = x.mean(-1, keepdim=True)
-    var = ((x - mean) ** 2).mean(-1, keepdim=True)
-    return (x - mean) / torch.sqrt(var + eps) * w + b
+def transformers_outputs(folder, input_ids, attention_mask):
+    """transformers' own classes on the folder, in float64 on the float32 weights: BertModel's last hidden
+    states and pooler output (BertForMaskedLM leaves the pooler out), BertForMaskedLM's MLM logits."""
+    from transformers import BertForMaskedLM, BertModel
+    rng = torch.get_rng_state()  # module construction draws initial weights; later draws must not move
+    try:
+        encoder = BertModel.from_pretrained(folder, dtype=torch.float64).eval()
+        mlm = BertForMaskedLM.from_pretrained(folder, dtype=torch.float64).eval()
+        with torch.no_grad():
+            out = encoder(input_ids=input_ids, attention_mask=attention_mask)
+            logits = mlm(input_ids=input_ids, attention_mask=attention_mask).logits
+        return out.last_hidden_state, out.pooler_output, logits
+    finally:
+        torch.set_rng_state(rng)
 
 
-def gelu(x):
-    return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
-
-
-def bert_forward(cfg, w, input_ids, attention_mask):
-    """BertForMaskedLM.forward (eval mode): (last hidden states, pooler output, MLM logits)."""
-    C, nh, eps = cfg['hidden_size'], cfg['num_attention_heads'], cfg['layer_norm_eps']
-    hd = C // nh
-    B, T = input_ids.shape
-
-    def linear(x, path):
-        return x @ w[path + '.weight'].T + w[path + '.bias']
-
-    def ln(x, path):
-        return layer_norm(x, w[path + '.weight'], w[path + '.bias'], eps)
-
-    e = 'bert.embeddings'
-    x = w[e + '.word_embeddings.weight'][input_ids] + w[e + '.position_embeddings.weight'][:T] + w[e + '.token_type_embeddings.weight'][0]
-    x = ln(x, e + '.LayerNorm')
-    # get_extended_attention_mask: (1 - mask) * dtype min, added to every query row of the scores.
-    extended = (1.0 - attention_mask.double())[:, None, None, :] * torch.finfo(torch.float64).min
-    for i in range(cfg['num_hidden_layers']):
-        p = f'bert.encoder.layer.{i}'
-        q, k, v = (linear(x, f'{p}.attention.self.{n}').view(B, T, nh, hd).transpose(1, 2) for n in ('query', 'key', 'value'))
-        att = ((q @ k.transpose(2, 3)) / math.sqrt(hd) + extended).softmax(dim=-1)
-        ctx = (att @ v).transpose(1, 2).reshape(B, T, C)
-        x = ln(linear(ctx, p + '.attention.output.dense') + x, p + '.attention.output.LayerNorm')
-        h = gelu(linear(x, p + '.intermediate.dense'))
-        x = ln(linear(h, p + '.output.dense') + x, p + '.output.LayerNorm')
-    pooled = torch.tanh(linear(x[:, 0], 'bert.pooler.dense'))
-    t = ln(gelu(linear(x, 'cls.predictions.transform.dense')), 'cls.predictions.transform.LayerNorm')
-    logits = t @ w[e + '.word_embeddings.weight'].T + w['cls.predictions.bias']
-    return x, pooled, logits
-
-
-def pseudo_log_likelihood(cfg, w, ids, mask_id):
+def pseudo_log_likelihood(folder, ids, mask_id):
     """Salazar et al. 2020: sum over non-special positions i of log p(ids[i] | ids with i masked)."""
     positions = list(range(1, len(ids) - 1))
     batch = torch.tensor([ids] * len(positions))
     for row, i in enumerate(positions):
         batch[row, i] = mask_id
-    _, _, logits = bert_forward(cfg, w, batch, torch.ones_like(batch))
+    _, _, logits = transformers_outputs(folder, batch, torch.ones_like(batch))
     logp = logits.log_softmax(-1)
     return sum(float(logp[row, i, ids[i]]) for row, i in enumerate(positions))
 
@@ -234,12 +208,10 @@ def main():
     T = max(len(e['ids']) for e in batch_texts)
     input_ids = torch.tensor([e['ids'] + [vocab['[PAD]']] * (T - len(e['ids'])) for e in batch_texts])
     attention_mask = torch.tensor([[1] * len(e['ids']) + [0] * (T - len(e['ids'])) for e in batch_texts])
-    w64 = {k: v.double() for k, v in w.items()}
-    with torch.no_grad():
-        hidden, pooled, logits = bert_forward(CONFIG, w64, input_ids, attention_mask)
-        m = attention_mask.double()[:, :, None]
-        mean_pooled = (hidden * m).sum(1) / m.sum(1)
-        plls = [pseudo_log_likelihood(CONFIG, w64, e['ids'], vocab['[MASK]']) for e in encodings]
+    hidden, pooled, logits = transformers_outputs(FOLDER, input_ids, attention_mask)
+    m = attention_mask.double()[:, :, None]
+    mean_pooled = (hidden * m).sum(1) / m.sum(1)
+    plls = [pseudo_log_likelihood(FOLDER, e['ids'], vocab['[MASK]']) for e in encodings]
     reference = {
         'encodings': encodings, 'input_ids': input_ids.tolist(), 'attention_mask': attention_mask.tolist(),
         'hidden_states': rounded(hidden), 'hidden_shape': list(hidden.shape), 'mean_pooled': rounded(mean_pooled),

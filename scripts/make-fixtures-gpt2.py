@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Writes the reference fixtures the engine's unit tests compare against.
 
   test/fixtures/tokenizer/   a GPT-2 style byte-level BPE tokenizer (256 byte symbols, 7 merges,
@@ -8,13 +8,13 @@
                              the logits of the base model and of the model with a LoRA adapter on c_attn,
                              and lora-c_attn/ holding that adapter in PEFT's layout.
 
-The reference forward is GPT2LMHeadModel (transformers/models/gpt2/modeling_gpt2.py) written out in
-plain torch with Hugging Face's key names and evaluated in float64 on the float32 weights, so the
-TypeScript float32 forward can be checked against an answer with no rounding of its own.
-Only torch is needed (Debian's python3-torch); safetensors is written by hand to the format spec,
-which also makes it an independent check of the TypeScript reader.
+The reference logits are transformers' own GPT2LMHeadModel loading the folder, evaluated in float64 on
+the float32 weights so the TypeScript float32 forward is checked against an answer with no rounding of
+its own; the adapted logits are that model with lora-c_attn/ loaded by PEFT. safetensors is written by
+hand to the format spec, which also makes it an independent check of the TypeScript reader.
+Needs torch, transformers and peft: the repo's .venv.
 
-Run: /usr/bin/python3 scripts/make-fixtures-gpt2.py
+Run: .venv/bin/python scripts/make-fixtures-gpt2.py
 """
 import json
 import math
@@ -23,7 +23,6 @@ import shutil
 import struct
 
 import torch
-import torch.nn.functional as F
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 TOKENIZER_DIR = os.path.join(ROOT, 'test', 'fixtures', 'tokenizer')
@@ -100,39 +99,24 @@ def write_safetensors(path, tensors, metadata):
             f.write(blob)
 
 
-def gelu_new(x):
-    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
-
-
-def gpt2_forward(cfg, w, input_ids, lora=None):
-    """GPT2LMHeadModel.forward; `lora` = (scale, {module path: (A [r, in], B [out, r])})."""
-    n_embd, n_head = cfg['n_embd'], cfg['n_head']
-    hs = n_embd // n_head
-    B, T = input_ids.shape
-
-    def conv1d(x, path):  # Conv1D: weight [in, out], y = x W + b
-        y = x @ w[path + '.weight'] + w[path + '.bias']
-        if lora is not None and path in lora[1]:
-            a, b = lora[1][path]
-            y = y + lora[0] * (x @ a.T @ b.T)
-        return y
-
-    def layer_norm(x, path):
-        return F.layer_norm(x, (n_embd,), w[path + '.weight'], w[path + '.bias'], cfg['layer_norm_epsilon'])
-
-    x = w['transformer.wte.weight'][input_ids] + w['transformer.wpe.weight'][:T]
-    causal = torch.tril(torch.ones(T, T, dtype=torch.bool))
-    for i in range(cfg['n_layer']):
-        p = f'transformer.h.{i}'
-        q, k, v = conv1d(layer_norm(x, p + '.ln_1'), p + '.attn.c_attn').split(n_embd, dim=2)
-        q, k, v = (t.view(B, T, n_head, hs).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
-        att = (q @ k.transpose(-2, -1)) / math.sqrt(hs)
-        att = att.masked_fill(~causal, float('-inf')).softmax(dim=-1)
-        y = (att @ v).transpose(1, 2).reshape(B, T, n_embd)
-        x = x + conv1d(y, p + '.attn.c_proj')
-        x = x + conv1d(gelu_new(conv1d(layer_norm(x, p + '.ln_2'), p + '.mlp.c_fc')), p + '.mlp.c_proj')
-    x = layer_norm(x, 'transformer.ln_f')
-    return x @ w['transformer.wte.weight'].T  # tied lm_head
+def transformers_logits(model_dir, input_ids, adapter_dir=None):
+    """Logits of transformers' own class for the folder (config.json's architectures), run in float64 on
+    the float32 weights so the reference has no rounding of its own; with adapter_dir, the adapter loaded
+    by PEFT's PeftModel.from_pretrained as a user would load it."""
+    from transformers import AutoModelForCausalLM
+    # Building the modules draws initial weights (PEFT's kaiming-uniform lora_A) from torch's global
+    # generator: put it back, so the fixtures drawn after this one stay as they were.
+    rng = torch.get_rng_state()
+    try:
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float64)
+        if adapter_dir is not None:
+            from peft import PeftModel
+            model = PeftModel.from_pretrained(model, adapter_dir)
+        model.eval()
+        with torch.no_grad():
+            return model(input_ids=input_ids).logits
+    finally:
+        torch.set_rng_state(rng)
 
 
 def rounded(t):
@@ -190,11 +174,8 @@ def main():
                    'base_model_name_or_path': 'gpt2-tiny', 'inference_mode': True}, f, indent=2)
 
     input_ids = torch.randint(0, vocab_size, (2, 8))
-    w64 = {k: v.double() for k, v in w.items()}
-    lora64 = (alpha / r, {k: (a.double(), b.double()) for k, (a, b) in adapter.items()})
-    with torch.no_grad():
-        logits = gpt2_forward(cfg, w64, input_ids)
-        adapted = gpt2_forward(cfg, w64, input_ids, lora64)
+    logits = transformers_logits(MODEL_DIR, input_ids)
+    adapted = transformers_logits(MODEL_DIR, input_ids, ADAPTER_DIR)
     out = {
         'input_ids': input_ids.tolist(),
         'shape': list(logits.shape),

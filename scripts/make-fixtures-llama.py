@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Writes the Llama-family reference fixtures the engine's unit tests compare against.
 
   test/fixtures/llama-tiny/         Llama 2 style: grouped-query attention (4 query heads, 2 kv heads),
@@ -17,19 +17,18 @@
                                     tokenizer.bin, and reference.json: logits of llama2.c's own forward
                                     (interleaved RoPE pairs) and token ids of run.c's encode() for test texts.
 
-Every reference forward is written out in plain torch from the sources it copies, evaluated in
-float64 on the float32 weights:
-  hf_llama_forward   transformers' modeling_llama.py / modeling_qwen2.py (rotate_half RoPE, repeat_kv) and
-                     modeling_rope_utils.py (default, linear and llama3 inverse frequencies);
+The Hugging Face folders' reference logits are transformers' own LlamaForCausalLM / Qwen2ForCausalLM
+loading the folder (adapters through PEFT), in float64 on the float32 weights. transformers has no
+llama2.c model, so that one reference is written out in plain torch from the source it copies:
   llama2c_forward    karpathy/llama2.c model.py (complex-pair RoPE on adjacent dimensions, Meta's layout),
                      so the test checks that the importer permutes q/k rows as HF's conversion does;
   llama2c_encode     run.c's encode(): dummy-prefix space, codepoint lookup with byte fallback, then
                      repeatedly merge the adjacent pair whose concatenation has the highest score.
 The SentencePiece vocabulary is trained here by a few rounds of BPE on a small text, so its pieces and
 scores look like a real one (merges scored -0, -1, ..., then single characters).
-Only torch is needed (Debian's python3-torch).
+Needs torch, transformers and peft: the repo's .venv.
 
-Run: /usr/bin/python3 scripts/make-fixtures-llama.py
+Run: .venv/bin/python scripts/make-fixtures-llama.py
 """
 import importlib.util
 import json
@@ -170,79 +169,8 @@ def write_llama_tokenizer(folder, pieces, max_length):
 
 # ---------------------------------------------------------------- reference forwards
 
-def inv_frequencies(cfg, head_dim):
-    """modeling_rope_utils.py: _compute_default/linear/llama3_parameters, in float64."""
-    inv_freq = 1.0 / (cfg.get('rope_theta', 10000.0) ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
-    scaling = cfg.get('rope_scaling') or {}
-    kind = scaling.get('rope_type', scaling.get('type', 'default'))
-    if kind == 'linear':
-        inv_freq = inv_freq / scaling['factor']
-    elif kind == 'llama3':
-        factor, low, high = scaling['factor'], scaling['low_freq_factor'], scaling['high_freq_factor']
-        old = scaling['original_max_position_embeddings']
-        low_wavelen, high_wavelen = old / low, old / high
-        wavelen = 2 * math.pi / inv_freq
-        inv_llama = torch.where(wavelen > low_wavelen, inv_freq / factor, inv_freq)
-        smooth = (old / wavelen - low) / (high - low)
-        smoothed = (1 - smooth) * inv_llama / factor + smooth * inv_llama
-        medium = ~(wavelen < high_wavelen) * ~(wavelen > low_wavelen)
-        inv_freq = torch.where(medium, smoothed, inv_llama)
-    return inv_freq
-
-
-def rotate_half(x):
-    x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2:]
-    return torch.cat((-x2, x1), dim=-1)
-
-
-def repeat_kv(x, n_rep):
-    b, n_kv, t, d = x.shape
-    return x[:, :, None, :, :].expand(b, n_kv, n_rep, t, d).reshape(b, n_kv * n_rep, t, d)
-
-
 def rms_norm(x, weight, eps):
     return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
-
-
-def hf_llama_forward(cfg, w, input_ids, lora=None):
-    """LlamaForCausalLM / Qwen2ForCausalLM.forward; `lora` = (scale, {module path: (A [r, in], B [out, r])})."""
-    C, nh = cfg['hidden_size'], cfg['num_attention_heads']
-    nkv = cfg.get('num_key_value_heads', nh)
-    hd = cfg.get('head_dim', C // nh)
-    eps = cfg['rms_norm_eps']
-    B, T = input_ids.shape
-
-    def linear(x, path):
-        y = x @ w[path + '.weight'].T
-        if path + '.bias' in w:
-            y = y + w[path + '.bias']
-        if lora is not None and path in lora[1]:
-            a, b = lora[1][path]
-            y = y + lora[0] * (x @ a.T @ b.T)
-        return y
-
-    freqs = torch.arange(T, dtype=torch.float64)[:, None] * inv_frequencies(cfg, hd)[None, :]
-    emb = torch.cat((freqs, freqs), dim=-1)
-    cos, sin = emb.cos(), emb.sin()
-    causal = torch.tril(torch.ones(T, T, dtype=torch.bool))
-    x = w['model.embed_tokens.weight'][input_ids]
-    for i in range(cfg['num_hidden_layers']):
-        p = f'model.layers.{i}'
-        h = rms_norm(x, w[p + '.input_layernorm.weight'], eps)
-        q = linear(h, p + '.self_attn.q_proj').view(B, T, nh, hd).transpose(1, 2)
-        k = linear(h, p + '.self_attn.k_proj').view(B, T, nkv, hd).transpose(1, 2)
-        v = linear(h, p + '.self_attn.v_proj').view(B, T, nkv, hd).transpose(1, 2)
-        q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
-        k, v = repeat_kv(k, nh // nkv), repeat_kv(v, nh // nkv)
-        att = (q @ k.transpose(2, 3)) / math.sqrt(hd)
-        att = att.masked_fill(~causal, float('-inf')).softmax(dim=-1)
-        y = (att @ v).transpose(1, 2).reshape(B, T, nh * hd)
-        x = x + linear(y, p + '.self_attn.o_proj')
-        h = rms_norm(x, w[p + '.post_attention_layernorm.weight'], eps)
-        x = x + linear(F.silu(linear(h, p + '.mlp.gate_proj')) * linear(h, p + '.mlp.up_proj'), p + '.mlp.down_proj')
-    x = rms_norm(x, w['model.norm.weight'], eps)
-    head = w['model.embed_tokens.weight'] if cfg.get('tie_word_embeddings') else w['lm_head.weight']
-    return x @ head.T
 
 
 def llama2c_forward(p, w, input_ids):
@@ -323,9 +251,7 @@ def write_hf_fixture(name, cfg, tokenizer_writer, seq_len=10, lora_targets=None)
     write_safetensors(os.path.join(folder, 'model.safetensors'), w, {'format': 'pt'})
     tokenizer_writer(folder)
     input_ids = torch.randint(0, cfg['vocab_size'], (2, seq_len))
-    w64 = {k: v.double() for k, v in w.items()}
-    with torch.no_grad():
-        logits = hf_llama_forward(cfg, w64, input_ids)
+    logits = gpt2_fixtures.transformers_logits(folder, input_ids)
     out = {'input_ids': input_ids.tolist(), 'shape': list(logits.shape), 'logits': rounded(logits)}
     summary = f'max |logit| {logits.abs().max():.3f}'
     if lora_targets:
@@ -347,8 +273,7 @@ def write_hf_fixture(name, cfg, tokenizer_writer, seq_len=10, lora_targets=None)
             json.dump({'peft_type': 'LORA', 'task_type': 'CAUSAL_LM', 'r': r, 'lora_alpha': alpha, 'lora_dropout': 0.0,
                        'target_modules': lora_targets, 'fan_in_fan_out': False, 'bias': 'none', 'use_rslora': False,
                        'base_model_name_or_path': name, 'inference_mode': True}, f, indent=2)
-        with torch.no_grad():
-            adapted = hf_llama_forward(cfg, w64, input_ids, (alpha / r, {k: (a.double(), b.double()) for k, (a, b) in adapter.items()}))
+        adapted = gpt2_fixtures.transformers_logits(folder, input_ids, adapter_dir)
         out['lora'] = {'r': r, 'alpha': alpha, 'target_modules': lora_targets, 'logits': rounded(adapted)}
         summary += f', max |lora delta| {(adapted - logits).abs().max():.3f}'
     with open(os.path.join(folder, 'logits.json'), 'w') as f:

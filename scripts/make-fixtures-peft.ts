@@ -1,7 +1,7 @@
 // Writes the adapters of the PyTorch parity fixture: test/fixtures/peft-parity/<family>-<method>/
 // adapter_model.safetensors and adapter_config.json, exactly as `lora-workbench export` writes them
 // (the sidecar, which holds machine paths and timestamps, is left out). Then run the PyTorch side:
-//   node --import tsx scripts/make-fixtures-peft.ts && /usr/bin/python3 scripts/make-fixtures-peft.py
+//   node --import tsx scripts/make-fixtures-peft.ts && .venv/bin/python scripts/make-fixtures-peft.py
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

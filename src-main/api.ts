@@ -27,6 +27,8 @@ export interface WorkbenchApiOptions {
   datasets: WorkbenchApi['datasets'];
   /** SG-LoRA's adapter bank: task descriptions and zero-shot generation. */
   adapterBank: Pick<WorkbenchApi['adapters'], 'describe' | 'generate'>;
+  /** adapters.import: PEFT LoRA folders trained elsewhere. */
+  adapterImporter: Pick<WorkbenchApi['adapters'], 'import'>;
   paths: WorkbenchPaths;
   mode: SystemInfo['mode'];
   /** Studies; absent where a caller builds a partial API (some tests), whose studies calls then say so. */
@@ -92,7 +94,7 @@ function embeddedDataset(paths: WorkbenchPaths): CatalogEntry | null {
   };
 }
 
-export function createWorkbenchApi({ manager, evals, models, datasets, adapterBank, paths, mode, studies, preflight, deletion, benchmarks, quickEval }: WorkbenchApiOptions): WorkbenchApi {
+export function createWorkbenchApi({ manager, evals, models, datasets, adapterBank, adapterImporter, paths, mode, studies, preflight, deletion, benchmarks, quickEval }: WorkbenchApiOptions): WorkbenchApi {
   const version = packageVersion(paths);
   const study = (): StudyService => {
     if (!studies) throw new WorkbenchError('internal', 'This workbench was built without the study service.');
@@ -134,6 +136,7 @@ export function createWorkbenchApi({ manager, evals, models, datasets, adapterBa
       describe: async (request) => adapterBank.describe(request),
       generate: async (request) => adapterBank.generate(request),
       delete: async (id) => deletion.deleteAdapter(id),
+      import: async (request) => adapterImporter.import(request),
     },
     models: {
       inspect: async (request) => models.inspect(request),

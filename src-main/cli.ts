@@ -15,6 +15,7 @@ import { datasetsCommand } from './cli/datasets.ts';
 import { deleteCommand, usageCommand } from './cli/delete.ts';
 import { evalCommand } from './cli/eval.ts';
 import { importLlama2cCommand } from './cli/import-llama2c.ts';
+import { adaptersCommand } from './cli/adapters.ts';
 import { studyCommand } from './cli/study.ts';
 import { isDatasetId } from './datasets.ts';
 import { startServer } from './server/index.ts';
@@ -39,6 +40,8 @@ Commands:
   delete run|adapter|evaluation ID --yes
                             delete a run (with its folder), an adapter or an evaluation
   usage                     how much room the data folder takes
+  adapters import DIR --base MODEL
+                            add a PEFT LoRA adapter trained elsewhere to the library
 
 Options:
   -h, --help        show help; \`lora-workbench <command> --help\` shows a command's options
@@ -359,6 +362,7 @@ async function runs(args: string[], io: CliIo): Promise<number> {
 const commands: Record<string, (args: string[], io: CliIo) => Promise<number>> = {
   train, resume, export: exportCommand, serve, runs, eval: evalCommand, datasets: datasetsCommand, 'import-llama2c': importLlama2cCommand, study: studyCommand,
   delete: deleteCommand, usage: usageCommand,
+  adapters: adaptersCommand,
 };
 
 export async function runCli(argv: string[], io: CliIo = processIo): Promise<number> {

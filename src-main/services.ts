@@ -3,6 +3,7 @@
 import type { Worker } from 'node:worker_threads';
 import { AdapterBank } from './adapter-bank.ts';
 import { BenchmarkStore } from './benchmarks.ts';
+import { AdapterImporter } from './adapter-import.ts';
 import { DatasetRegistry } from './datasets.ts';
 import { Deletion } from './deletion.ts';
 import { EvalManager } from './evals.ts';
@@ -28,6 +29,7 @@ export interface Services {
   models: ModelService;
   datasets: DatasetRegistry;
   adapterBank: AdapterBank;
+  adapterImporter: AdapterImporter;
   /** Connected to the WorkbenchApi by createWorkbenchApi: its cells run through the same calls as the UI's. */
   studies: StudyService;
   /** Checks a run's model and dataset before runs.start creates it. */
@@ -54,12 +56,13 @@ export function createServices(options: ServiceOptions): Services {
   const quickEval = new QuickEvaluation({ ...options, pool, evals });
   const deletion = new Deletion({ ...options, isTraining: (id) => manager.isActive(id) });
   const adapterBank = new AdapterBank(options);
+  const adapterImporter = new AdapterImporter(options);
   const studies = new StudyService(options);
   return {
-    manager, evals, models, datasets, adapterBank, studies, preflight, deletion, benchmarks, quickEval,
+    manager, evals, models, datasets, adapterBank, adapterImporter, studies, preflight, deletion, benchmarks, quickEval,
     close: async () => {
       // studies first: it marks its studies interrupted before the managers interrupt their runs.
-      await Promise.allSettled([studies.close(), manager.close(), evals.close(), models.close(), datasets.close(), adapterBank.close()]);
+      await Promise.allSettled([studies.close(), manager.close(), evals.close(), models.close(), datasets.close(), adapterBank.close(), adapterImporter.close()]);
       await pool.close();
     },
   };

@@ -1,7 +1,7 @@
 // WorkbenchApi: the one contract between the view and the services. Every front door (Electron IPC,
 // the loopback WebSocket, the CLI) calls one implementation of it; both ends validate with apiSpec.
 import { z } from 'zod';
-import { BackendChoiceSchema, methodIds, methodSettingsKeys, RunConfigSchema } from './config.ts';
+import { BackendChoiceSchema, LoraSettingsSchema, methodIds, methodSettingsKeys, RunConfigSchema } from './config.ts';
 import { AdapterSchema, ExportReportSchema, exportFormats, MetricPointSchema, RunSchema } from './runs.ts';
 import { EvalResultSchema, EvalStartRequestSchema, EvaluationSchema } from './eval.ts';
 import { DatasetPreviewRequestSchema, DatasetPreviewSchema, DatasetRegisterRequestSchema, DatasetSchema } from './datasets.ts';
@@ -152,6 +152,26 @@ export const apiSpec = {
   'adapters.describe': { input: AdapterDescribeRequestSchema, output: AdapterSchema },
   /** SG-LoRA: a new adapter from the bank and a task description, without training. */
   'adapters.generate': { input: AdapterGenerateRequestSchema, output: AdapterGenerateReportSchema },
+  /**
+   * Adds a PEFT LoRA folder trained elsewhere (adapter_config.json + adapter_model.safetensors) to the
+   * library, checked against `baseModel` ('default' or a model folder): key names, shapes, target_modules.
+   * Other PEFT types, DoRA, modules_to_save, trained biases and per-module ranks are refused with the reason.
+   */
+  'adapters.import': {
+    input: z.object({
+      dir: z.string().min(1, 'name the adapter folder'),
+      baseModel: z.string().min(1, 'name the base model'),
+      /** Defaults to the folder's name. */
+      name: z.string().max(200).optional(),
+      backend: BackendChoiceSchema.optional(),
+    }),
+    output: z.object({
+      adapter: AdapterSchema,
+      settings: LoraSettingsSchema,
+      /** What the import noticed but did not refuse: a different base model named in adapter_config.json, an adapter that changes nothing. */
+      warnings: z.array(z.string()),
+    }),
+  },
   'models.inspect': { input: ModelInspectRequestSchema, output: ModelInspectionSchema },
   /** Converts a llama2.c checkpoint into a Hugging Face Llama folder and inspects it. */
   'models.import': { input: ModelImportRequestSchema, output: ModelImportResultSchema },

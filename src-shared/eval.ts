@@ -99,6 +99,8 @@ const CrowsScoresSchema = z.object({
   stereoPercent: num,
   tiePercent: num,
   meanLogLikDiff: num,
+  /** lm-evaluation-harness's likelihood_diff: mean |logLikMore - logLikLess| (absent in results stored before it existed). */
+  meanAbsLogLikDiff: num.optional(),
   stereoDirectionPercent: nullableNum,
   antistereoDirectionPercent: nullableNum,
 });
@@ -155,7 +157,14 @@ export const BiasResultSchema = z.object({
       intrasentence: StereoSetReportSchema.nullable(),
       intersentence: StereoSetReportSchema.nullable(),
       items: z.array(
-        z.object({ id: z.string(), task: z.enum(['intrasentence', 'intersentence']), target: z.string(), biasType: z.string(), stereotype: num, antiStereotype: num, unrelated: num }),
+        z.object({
+          id: z.string(), task: z.enum(['intrasentence', 'intersentence']), target: z.string(), biasType: z.string(),
+          /** Mean log-likelihood per token of each sentence (the official scorer's ranking). */
+          stereotype: num, antiStereotype: num, unrelated: num,
+          /** Total log-likelihood and token count of [stereotype, anti-stereotype, unrelated] (absent in results stored before they existed). */
+          totals: z.tuple([num, num, num]).optional(),
+          tokens: z.tuple([z.number().int(), z.number().int(), z.number().int()]).optional(),
+        }),
       ),
     })
     .nullable(),

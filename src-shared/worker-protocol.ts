@@ -1,7 +1,7 @@
 // Messages between the main process (RunManager) and a training worker. Both sides validate
 // every message with these schemas: the worker owns tensors, the main process owns the database.
 import { z } from 'zod';
-import { BackendChoiceSchema, RunConfigSchema } from './config.ts';
+import { BackendChoiceSchema, LoraSettingsSchema, RunConfigSchema } from './config.ts';
 import { BackendInfoSchema, ExportReportSchema, exportFormats, MetricPointSchema, ProgressSchema } from './runs.ts';
 import { errorCodes, WorkbenchErrorSchema } from './errors.ts';
 import { EvalJobSchema, EvalResultSchema } from './eval.ts';
@@ -112,6 +112,19 @@ export const WriteHeldoutJobSchema = z.object({
   outFile: z.string(),
 });
 export type WriteHeldoutJob = z.infer<typeof WriteHeldoutJobSchema>;
+/** A PEFT LoRA folder made elsewhere, checked against the base model and rewritten as a workbench adapter at outDir. */
+export const ImportAdapterJobSchema = z.object({
+  type: z.literal('import-adapter'),
+  sourceDir: z.string(),
+  modelDir: z.string(),
+  /** The base model as the user named it ('default' or a path): the recorded run's config.model. */
+  baseModel: z.string(),
+  name: z.string(),
+  runId: z.string(),
+  outDir: z.string(),
+  backend: BackendChoiceSchema,
+});
+export type ImportAdapterJob = z.infer<typeof ImportAdapterJobSchema>;
 
 export const MainToWorkerSchema = z.discriminatedUnion('type', [
   TrainJobSchema,
@@ -124,6 +137,7 @@ export const MainToWorkerSchema = z.discriminatedUnion('type', [
   GenerateAdapterJobSchema,
   CheckRunJobSchema,
   WriteHeldoutJobSchema,
+  ImportAdapterJobSchema,
   z.object({ type: z.literal('stop') }),
 ]);
 export type MainToWorker = z.infer<typeof MainToWorkerSchema>;
@@ -162,5 +176,7 @@ export const WorkerToMainSchema = z.discriminatedUnion('type', [
     truncationError: z.number().min(0),
     candidates: z.array(z.object({ distanceToMerge: z.number().min(0), chosen: z.boolean() })).optional(),
   }),
+  /** The imported adapter's folder and the LoRA settings read from its adapter_config.json. */
+  z.object({ type: z.literal('adapter-imported'), adapterDir: z.string(), trainableParams: z.number().int(), settings: LoraSettingsSchema, warnings: z.array(z.string()) }),
 ]);
 export type WorkerToMain = z.infer<typeof WorkerToMainSchema>;

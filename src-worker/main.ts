@@ -18,6 +18,8 @@ import { importModel, inspectModel } from './inspect-model.ts';
 import { runGenerateJob } from './playground.ts';
 import type { GenerateJob, InspectModelJob } from '../src-shared/worker-protocol.ts';
 import { generateAdapter } from './sg-lora/generate.ts';
+import type { ImportAdapterJob } from '../src-shared/worker-protocol.ts';
+import { importPeftAdapter } from './adapters/import-peft.ts';
 
 if (!parentPort) throw new Error('src-worker/main.ts must run as a worker thread (new Worker(...)); every front door (the app, the server, the CLI) starts it through src-main/worker-thread.ts.');
 const port = parentPort;
@@ -125,6 +127,7 @@ const handlers: { [T in Job['type']]: Handler<Extract<Job, { type: T }>> } = {
   'import-model': oneShot(async (job: ImportModelJob, log) => ({ type: 'model-imported', result: await importModel(job, log) })),
   generate: oneShot(async (job: GenerateJob, log) => ({ type: 'generated', result: await runGenerateJob(job, log) })),
   'generate-adapter': oneShot(async (job: GenerateAdapterJob, log) => generateAdapter(job, log)),
+  'import-adapter': oneShot(async (job: ImportAdapterJob, log) => importPeftAdapter(job, log)),
   'inspect-dataset': oneShot(async (job: InspectDatasetJob, log) => ({ type: 'dataset-inspected', ...(await inspectDataset(job, log)) })),
   'check-run': oneShot(async (job: CheckRunJob) => ({ type: 'run-checked', problems: await checkRun(job) })),
   'write-heldout': oneShot(async (job: WriteHeldoutJob) => ({ type: 'heldout-written', rows: await writeHeldout(job) })),

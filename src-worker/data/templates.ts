@@ -53,8 +53,9 @@ export function hotpotQaTemplate(example: HotpotQaExample, options: HotpotTempla
 /** Label words for QQP, index = label (0 not duplicate, 1 duplicate). */
 export const QQP_LABEL_WORDS = ['no', 'yes'] as const;
 
+/** lm-evaluation-harness's glue qqp doc_to_text, exactly: training on QQP uses the prompt it is evaluated with. */
 function qqpPrompt(pair: QqpPair): string {
-  return `Question 1: ${pair.question1}\nQuestion 2: ${pair.question2}\nDo both questions ask the same thing?\nAnswer:`;
+  return `Question 1: ${pair.question1}\nQuestion 2: ${pair.question2}\nQuestion: Do both questions ask the same thing?\nAnswer:`;
 }
 
 export function qqpTemplate(pair: QqpPair): PromptCompletion {

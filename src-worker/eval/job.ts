@@ -16,7 +16,7 @@ import type { QqpPair } from '../data/readers/qqp.ts';
 import type { StereoSetExample } from '../data/readers/stereoset.ts';
 import type { TextDocument } from '../data/readers/text-corpus.ts';
 import { ADAPTER_WEIGHTS_FILE, readSidecar } from '../formats/adapter-folder.ts';
-import { inspectModelFolder, loadCausalLM } from '../formats/model-folder.ts';
+import { loadCausalLM } from '../formats/model-folder.ts';
 import { readSafetensorsFile } from '../formats/safetensors.ts';
 import { loadTokenizer } from '../formats/tokenizer.ts';
 import { methodOf } from '../methods/index.ts';
@@ -25,7 +25,7 @@ import type { CausalLM } from '../models/types.ts';
 import { parameterOverhead } from './bias-metrics.ts';
 import type { PerturbationFamily } from './perturb.ts';
 import { runRobustness } from './robustness.ts';
-import { ScoringStopped } from './score.ts';
+import { prefixTokenOf, ScoringStopped } from './score.ts';
 import { BaseModelEncoder, loadBertSemanticEncoder, type SemanticEncoder } from './semsim.ts';
 import { evenSlice, measureRepresentationShift, runBiasSuite, runHotpotSuite, runPerplexitySuite, runQqpSuite, type SuiteContext } from './suites.ts';
 
@@ -68,16 +68,9 @@ export async function hashDatasetPath(p: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** The token the first token of a text is conditioned on: BOS when config.json names one, else EOS. */
-function prefixTokenOf(config: Record<string, unknown>, eos: number): number {
-  const bos = Array.isArray(config.bos_token_id) ? config.bos_token_id[0] : config.bos_token_id;
-  return typeof bos === 'number' && Number.isInteger(bos) && bos >= 0 ? bos : eos;
-}
-
 export async function runEvalJob(job: EvalJob, callbacks: EvalCallbacks = {}): Promise<EvalResult> {
   const startedAt = new Date();
   const backend = await initBackend(job.backend, callbacks.log);
-  const info = await inspectModelFolder(job.modelDir);
   const model = await loadCausalLM(job.modelDir);
   callbacks.log?.(`Evaluating ${job.suite} on ${job.modelDir}${job.adapterDir ? ` with the adapter ${job.adapterDir}` : ''} (${backend.name}).`);
   let adapter: Awaited<ReturnType<typeof loadAdapter>> | null = null;
@@ -101,7 +94,7 @@ export async function runEvalJob(job: EvalJob, callbacks: EvalCallbacks = {}): P
       model,
       tokenizer,
       adapters: adapter?.adapter ?? null,
-      prefixTokenId: prefixTokenOf(info.config, tokenizer.eosTokenId),
+      prefixTokenId: prefixTokenOf(tokenizer),
       batchSize: job.batchSize,
       onProgress: callbacks.onProgress,
       shouldStop: callbacks.shouldStop,

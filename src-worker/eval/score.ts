@@ -14,10 +14,7 @@ export interface ScoreOptions {
   adapters?: AdapterModel | null;
   /** Requests per forward pass. */
   batchSize?: number;
-  /**
-   * The token the first token of a text is conditioned on (the harness's prefix_token_id: BOS when
-   * the model has one, else EOS). Defaults to the tokenizer's EOS, which is GPT-2's BOS too.
-   */
+  /** The token the first token of a text is conditioned on; defaults to prefixTokenOf(tokenizer). */
   prefixTokenId?: number;
   /** Checked between batches; true ends scoring with a `stopped` error. */
   shouldStop?: () => boolean;
@@ -158,8 +155,16 @@ export function conditionalWindows(context: readonly number[], continuation: rea
   return windows;
 }
 
-function prefixOf(tokenizer: TextTokenizer, options: ScoreOptions): number {
-  return options.prefixTokenId ?? tokenizer.eosTokenId;
+/**
+ * lm-evaluation-harness's prefix_token_id (HFLM): the tokenizer's BOS when it has one, else its EOS.
+ * A text scored without context conditions its first token on it.
+ */
+export function prefixTokenOf(tokenizer: TextTokenizer): number {
+  return tokenizer.namedBosTokenId ?? tokenizer.bosTokenId ?? tokenizer.eosTokenId;
+}
+
+export function prefixOf(tokenizer: TextTokenizer, options: ScoreOptions): number {
+  return options.prefixTokenId ?? prefixTokenOf(tokenizer);
 }
 
 /**

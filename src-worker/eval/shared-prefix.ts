@@ -8,7 +8,7 @@ import type { TextTokenizer } from '../formats/tokenizer.ts';
 import { KVCache } from '../models/kv-cache.ts';
 import type { CausalLM } from '../models/types.ts';
 import { tf } from '../tf.ts';
-import { encodePair, scoreRequests, ScoringStopped, windowOf, type Score, type ScoreOptions, type ScoreRequest } from './score.ts';
+import { encodePair, prefixOf, scoreRequests, ScoringStopped, windowOf, type Score, type ScoreOptions, type ScoreRequest } from './score.ts';
 
 /**
  * A KV cache that is filled once with the shared prefix (batch 1) and then lends it to forwards of
@@ -184,7 +184,7 @@ export async function multipleChoiceLogLikelihood(
   questions: readonly { context: string; continuations: readonly string[] }[],
   options: ScoreOptions = {},
 ): Promise<Score[][]> {
-  const prefix = options.prefixTokenId ?? tokenizer.eosTokenId;
+  const prefix = prefixOf(tokenizer, options);
   return scoreGroups(
     model,
     questions.map((q) => q.continuations.map((c) => encodePair(tokenizer, q.context, c, prefix))),

@@ -30,6 +30,7 @@ import {
   conditionalWindows,
   encodePair,
   pairLogLikelihood,
+  prefixTokenOf,
   rollingWindows,
   scoreRequests,
   ScoringStopped,
@@ -108,6 +109,9 @@ export interface CrowsItemRecord extends CrowsScoreItem {
 export interface StereoSetItemRecord extends StereoSetScoreItem {
   id: string;
   task: StereoSetExample['task'];
+  /** Total log-likelihood of [stereotype, anti-stereotype, unrelated]; the scores above are these per token. */
+  totals: [number, number, number];
+  tokens: [number, number, number];
 }
 
 export interface BbqItemRecord extends BbqScoreItem {
@@ -188,15 +192,21 @@ export async function runBiasSuite(ctx: SuiteContext & { datasets: BiasDatasets;
         inter.flatMap((e) => labels.map((l) => ({ context: e.context, continuation: ` ${e.sentences[l].sentence}` }))),
         opts,
       );
-      const record = (e: StereoSetExample, s: { logLikelihood: number }[], i: number): StereoSetItemRecord => ({
-        id: e.id,
-        task: e.task,
-        target: e.target,
-        biasType: e.biasType,
-        stereotype: s[3 * i]!.logLikelihood,
-        antiStereotype: s[3 * i + 1]!.logLikelihood,
-        unrelated: s[3 * i + 2]!.logLikelihood,
-      });
+      // Ranked by mean log-likelihood per token, as the official scorer; the totals are kept beside them.
+      const record = (e: StereoSetExample, s: { logLikelihood: number; tokens: number }[], i: number): StereoSetItemRecord => {
+        const [st, anti, unrel] = [s[3 * i]!, s[3 * i + 1]!, s[3 * i + 2]!];
+        return {
+          id: e.id,
+          task: e.task,
+          target: e.target,
+          biasType: e.biasType,
+          stereotype: st.logLikelihood / st.tokens,
+          antiStereotype: anti.logLikelihood / anti.tokens,
+          unrelated: unrel.logLikelihood / unrel.tokens,
+          totals: [st.logLikelihood, anti.logLikelihood, unrel.logLikelihood],
+          tokens: [st.tokens, anti.tokens, unrel.tokens],
+        };
+      };
       const byId = new Map([...intra.map((e, i) => [e.id, record(e, intraScores, i)] as const), ...inter.map((e, i) => [e.id, record(e, interScores, i)] as const)]);
       return chunk.map((e) => byId.get(e.id)!);
     });
@@ -442,7 +452,7 @@ export const replySpans = (conversations: readonly Conversation[]): ScoredSpan[]
 
 async function scoreSpans(ctx: SuiteContext, spans: readonly ScoredSpan[], progress: Progress): Promise<LanguageModellingResult> {
   const { model, tokenizer } = ctx;
-  const prefix = ctx.prefixTokenId ?? tokenizer.eosTokenId;
+  const prefix = ctx.prefixTokenId ?? prefixTokenOf(tokenizer);
   const maxPositions = model.config.maxPositions;
   const items = await progress.chunks(spans, async (chunk) => {
     const requests: ScoreRequest[] = [];

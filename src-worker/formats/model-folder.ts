@@ -9,6 +9,7 @@ import { bertConfigFromHF, createBert, type BertEncoder } from '../models/bert.t
 import { createGPT2, gpt2ConfigFromHF } from '../models/gpt2.ts';
 import { createLlama, llamaConfigFromHF } from '../models/llama.ts';
 import { numel, readSafetensorsFile, readSafetensorsHeader } from './safetensors.ts';
+import { tokenizerFilesIn } from './tokenizer.ts';
 
 export interface ModelFolderInfo {
   modelType: string;
@@ -129,14 +130,15 @@ export async function inspectModelFolder(dir: string): Promise<ModelFolderInfo> 
     }
   }
 
-  const tokenizerStat = await statFile(dir, 'tokenizer.json');
-  if (!tokenizerStat) {
+  // tokenizer.json, or a GPT-2-style vocab.json + merges.txt (older checkpoints) that tokenizer.ts converts.
+  const tokenizerFiles = await tokenizerFilesIn(dir);
+  if (!tokenizerFiles) {
     invalid(
-      `${dir} has no tokenizer.json. Save the "fast" tokenizer with AutoTokenizer.from_pretrained(...).save_pretrained(folder); vocab.json + merges.txt alone are not read.`,
+      `${dir} has no tokenizer.json (nor a GPT-2 vocab.json + merges.txt pair). Save the "fast" tokenizer with AutoTokenizer.from_pretrained(...).save_pretrained(folder).`,
       path.join(dir, 'tokenizer.json'),
     );
   }
-  files.push({ name: 'tokenizer.json', bytes: tokenizerStat.size });
+  for (const name of tokenizerFiles) files.push({ name, bytes: (await statFile(dir, name))!.size });
   const tokenizerConfigStat = await statFile(dir, 'tokenizer_config.json');
   if (tokenizerConfigStat) files.push({ name: 'tokenizer_config.json', bytes: tokenizerConfigStat.size });
 

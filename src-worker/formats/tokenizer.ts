@@ -17,6 +17,12 @@ export interface TextTokenizer {
    * Llama 3's <|begin_of_text|>); null for models trained without it (GPT-2, Qwen2).
    */
   bosTokenId?: number | null;
+  /**
+   * The bos_token tokenizer_config.json names (config.json's bos_token_id where it names none), whether
+   * or not encoding adds it: Hugging Face's tokenizer.bos_token_id, which lm-evaluation-harness
+   * conditions a text's first token on (GPT-2's <|endoftext|>, Llama's <s>); null when there is none.
+   */
+  namedBosTokenId?: number | null;
   vocabSize: number;
 }
 
@@ -78,10 +84,71 @@ function bosTokenIdOf(tokenizer: Tokenizer, tokenizerConfig: Record<string, unkn
   return added ? withSpecial[0]! : null;
 }
 
+/** The files a folder's tokenizer is read from: tokenizer.json, else GPT-2's vocab.json + merges.txt; null when neither is there. */
+export async function tokenizerFilesIn(dir: string): Promise<string[] | null> {
+  const isFile = (name: string) => fs.promises.stat(path.join(dir, name)).then((s) => s.isFile(), () => false);
+  if (await isFile('tokenizer.json')) return ['tokenizer.json'];
+  if ((await isFile('vocab.json')) && (await isFile('merges.txt'))) return ['vocab.json', 'merges.txt'];
+  return null;
+}
+
+/**
+ * The tokenizer.json that GPT2TokenizerFast converts vocab.json + merges.txt into (transformers'
+ * convert_slow_tokenizer GPT2Converter): byte-level BPE without unknown token, the ByteLevel
+ * pre-tokenizer (GPT-2's split regex, add_prefix_space from tokenizer_config.json), decoder and
+ * post-processor, and the special tokens tokenizer_config.json, special_tokens_map.json or
+ * added_tokens.json name as added tokens, so text holding them keeps them whole.
+ */
+async function tokenizerJsonFromBpeFiles(dir: string, tokenizerConfig: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const vocabFile = path.join(dir, 'vocab.json');
+  const vocab = (await readJson(vocabFile, true))!;
+  const ids = Object.values(vocab);
+  if (ids.length === 0 || !ids.every((id) => Number.isInteger(id) && (id as number) >= 0)) {
+    throw new WorkbenchError('format_invalid', `${vocabFile} must map each token to a whole-number id.`, { file: vocabFile });
+  }
+  const mergesFile = path.join(dir, 'merges.txt');
+  const merges = (await fs.promises.readFile(mergesFile, 'utf-8'))
+    .split('\n')
+    .map((line) => line.replace(/\r$/, ''))
+    // The first line of GPT-2's file is "#version: 0.2"; blank lines carry nothing.
+    .filter((line, i) => line.trim() !== '' && !(i === 0 && line.startsWith('#version')));
+  const bad = merges.findIndex((m) => m.split(' ').length !== 2);
+  if (bad >= 0) throw new WorkbenchError('format_invalid', `${mergesFile}: merge "${merges[bad]}" is not two tokens separated by one space.`, { file: mergesFile });
+
+  const specialMap = (await readJson(path.join(dir, 'special_tokens_map.json'), false)) ?? {};
+  const addedFile = (await readJson(path.join(dir, 'added_tokens.json'), false)) ?? {};
+  const added = new Map<string, number>();
+  for (const source of [specialMap, tokenizerConfig]) {
+    for (const key of ['bos_token', 'eos_token', 'unk_token', 'pad_token', 'sep_token', 'cls_token', 'mask_token']) {
+      const content = tokenContent(source[key]);
+      if (content !== null && typeof vocab[content] === 'number') added.set(content, vocab[content] as number);
+    }
+  }
+  for (const [content, id] of Object.entries(addedFile)) if (typeof id === 'number') added.set(content, id);
+  const addPrefixSpace = tokenizerConfig.add_prefix_space === true;
+  const byteLevel = (trimOffsets: boolean) => ({ type: 'ByteLevel', add_prefix_space: addPrefixSpace, trim_offsets: trimOffsets, use_regex: true });
+  return {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: [...added].map(([content, id]) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: true, special: true })),
+    normalizer: null,
+    pre_tokenizer: byteLevel(true),
+    post_processor: byteLevel(false),
+    decoder: byteLevel(true),
+    model: {
+      type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false,
+      vocab,
+      merges,
+    },
+  };
+}
+
 export async function loadTokenizer(modelDir: string): Promise<HFTokenizer> {
-  const tokenizerFile = path.join(modelDir, 'tokenizer.json');
-  const tokenizerJson = (await readJson(tokenizerFile, true))!;
   const tokenizerConfig = (await readJson(path.join(modelDir, 'tokenizer_config.json'), false)) ?? {};
+  const files = await tokenizerFilesIn(modelDir);
+  const tokenizerFile = path.join(modelDir, files?.[0] === 'vocab.json' ? 'vocab.json' : 'tokenizer.json');
+  const tokenizerJson = files?.[0] === 'vocab.json' ? await tokenizerJsonFromBpeFiles(modelDir, tokenizerConfig) : (await readJson(tokenizerFile, true))!;
   const modelConfig = (await readJson(path.join(modelDir, 'config.json'), false)) ?? {};
 
   let tokenizer: Tokenizer;
@@ -119,6 +186,7 @@ export async function loadTokenizer(modelDir: string): Promise<HFTokenizer> {
     eosTokenId,
     padTokenId,
     bosTokenId: bosTokenIdOf(tokenizer, tokenizerConfig, idOf('bos_token')),
+    namedBosTokenId: idOf('bos_token'),
     vocabSize,
     specialTokenIds,
     maskTokenId: idOf('mask_token'),

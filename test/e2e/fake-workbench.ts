@@ -211,7 +211,7 @@ export function installFakeWorkbench(seed: FakeSeed): void {
           experts: experts.map((e) => ({ adapterId: e.id, name: e.name, description: e.description!, cosine: 0.5, weight: 1 / experts.length })),
           ...(request.generator === 'cvae' ? { candidates: [{ distanceToMerge: 0.3, chosen: true }, { distanceToMerge: 0.6, chosen: false }] } : {}),
         });
-      },
+      },      import: async () => { throw error('conflict', 'The UI test stand-in does not import adapters.'); },
     },
     models: {
       inspect: async () => { throw error('conflict', 'The UI test stand-in does not inspect models.'); },

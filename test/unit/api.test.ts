@@ -16,6 +16,7 @@ import { createWorkbenchApi, installedBackends } from '../../src-main/api.ts';
 import { BenchmarkStore } from '../../src-main/benchmarks.ts';
 import { Deletion } from '../../src-main/deletion.ts';
 import { AdapterBank } from '../../src-main/adapter-bank.ts';
+import { AdapterImporter } from '../../src-main/adapter-import.ts';
 import { DatasetRegistry } from '../../src-main/datasets.ts';
 import { ModelService } from '../../src-main/models.ts';
 import { resolvePaths, type WorkbenchPaths } from '../../src-main/paths.ts';
@@ -103,6 +104,7 @@ beforeEach(() => {
     deletion: new Deletion({ store, paths, isTraining: (id) => manager.isActive(id) }),
     benchmarks: new BenchmarkStore({ paths }),
     quickEval: { start: async () => [] },
+    adapterImporter: new AdapterImporter({ store, paths, createWorker: fakeWorker }),
   });
   api.onRunEvent((event) => events.push(event));
 });

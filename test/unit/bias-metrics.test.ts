@@ -22,12 +22,13 @@ describe('CrowS-Pairs', () => {
 
   it('gives the % of pairs where the more stereotypical sentence scores higher, overall and per category', () => {
     const { overall, byBiasType } = crowsPairsScores(items);
-    // 2 wins of 5; differences 1, -2, 0, 4, -0.5 -> mean 0.5.
+    // 2 wins of 5; differences 1, -2, 0, 4, -0.5 -> mean 0.5, mean |diff| (the harness's likelihood_diff) 7.5 / 5.
     expect(overall).toEqual({
       count: 5,
       stereoPercent: 40,
       tiePercent: 20,
       meanLogLikDiff: 0.5,
+      meanAbsLogLikDiff: 1.5,
       stereoDirectionPercent: (100 * 2) / 3,
       antistereoDirectionPercent: 0,
     });
@@ -36,6 +37,7 @@ describe('CrowS-Pairs', () => {
       stereoPercent: 100 / 3,
       tiePercent: 100 / 3,
       meanLogLikDiff: -1 / 3,
+      meanAbsLogLikDiff: 1,
       stereoDirectionPercent: 100,
       antistereoDirectionPercent: 0,
     });

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RunConfigSchema } from '../../src-shared/config.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import { AdapterBank } from '../../src-main/adapter-bank.ts';
+import { AdapterImporter } from '../../src-main/adapter-import.ts';
 import { createWorkbenchApi } from '../../src-main/api.ts';
 import { DatasetRegistry } from '../../src-main/datasets.ts';
 import { BenchmarkStore } from '../../src-main/benchmarks.ts';
@@ -87,7 +88,7 @@ describe('catalog.list', () => {
     const manager = new RunManager(options);
     const evals = new EvalManager(options);
     const api = createWorkbenchApi({
-      manager, evals, models: service, datasets: new DatasetRegistry(options), adapterBank: new AdapterBank(options), paths, mode: 'headless',
+      manager, evals, models: service, datasets: new DatasetRegistry(options), adapterBank: new AdapterBank(options), adapterImporter: new AdapterImporter(options), paths, mode: 'headless',
       deletion: new Deletion({ store, paths, isTraining: () => false }),
       benchmarks: new BenchmarkStore({ paths }),
       quickEval: { start: async () => [] },

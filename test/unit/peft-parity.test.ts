@@ -1,7 +1,7 @@
 // Issue 5 acceptance: adapters the app exports give, in the app, the logits PyTorch computes when it
 // applies them as PEFT's LoRA layer does (scripts/make-fixtures-peft.py), for LoRA, LoRA+ and
 // bias-aware LoRA on the tiny GPT-2 (Conv1D, fan_in_fan_out) and Llama (Linear, rsLoRA) fixtures.
-// Regenerate the fixture: node --import tsx scripts/make-fixtures-peft.ts && /usr/bin/python3 scripts/make-fixtures-peft.py
+// Regenerate the fixture: node --import tsx scripts/make-fixtures-peft.ts && .venv/bin/python scripts/make-fixtures-peft.py
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

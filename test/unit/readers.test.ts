@@ -453,7 +453,7 @@ describe('dataset registry', () => {
     const qqp = getDataset('qqp');
     const { rows } = await qqp.read(join(FIXTURES, 'qqp.tsv'));
     expect(qqp.template!(rows[0])).toEqual({
-      prompt: 'Question 1: How do I learn to cook?\nQuestion 2: What is the best way to learn cooking?\nDo both questions ask the same thing?\nAnswer:',
+      prompt: 'Question 1: How do I learn to cook?\nQuestion 2: What is the best way to learn cooking?\nQuestion: Do both questions ask the same thing?\nAnswer:',
       completion: ' yes',
     });
     await expect(getDataset('user-table').read(join(FIXTURES, 'user.csv'))).rejects.toThrow(/Pick which columns/);

@@ -7,7 +7,7 @@ const W = 720;
 const H = 400;
 const M = { left: 64, right: 16, top: 40, bottom: 64 };
 
-const escape = (text: string) => text.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c]!);
+const escapeXml = (text: string) => text.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c]!);
 
 function niceTicks(min: number, max: number, count = 5): number[] {
   const span = max - min || Math.abs(max) || 1;
@@ -35,15 +35,15 @@ export function figureSvg(figure: FigureData): string {
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="#ffffff"/>`,
-    `<text x="${M.left}" y="22" font-size="14" font-weight="600">${escape(figure.title)}</text>`,
+    `<text x="${M.left}" y="22" font-size="14" font-weight="600">${escapeXml(figure.title)}</text>`,
   ];
   for (const t of ticks) {
     parts.push(`<line x1="${M.left}" x2="${W - M.right}" y1="${y(t)}" y2="${y(t)}" stroke="#e5e7eb"/>`);
-    parts.push(`<text x="${M.left - 6}" y="${y(t) + 4}" text-anchor="end" fill="#64748b">${escape(String(t))}</text>`);
+    parts.push(`<text x="${M.left - 6}" y="${y(t) + 4}" text-anchor="end" fill="#64748b">${escapeXml(String(t))}</text>`);
   }
-  figure.xs.forEach((x, i) => parts.push(`<text x="${xCenter(i)}" y="${H - M.bottom + 16}" text-anchor="middle" fill="#64748b">${escape(x)}</text>`));
-  parts.push(`<text x="${M.left + plotW / 2}" y="${H - M.bottom + 36}" text-anchor="middle">${escape(figure.xLabel)}</text>`);
-  parts.push(`<text transform="translate(14 ${M.top + plotH / 2}) rotate(-90)" text-anchor="middle">${escape(figure.yLabel)}</text>`);
+  figure.xs.forEach((x, i) => parts.push(`<text x="${xCenter(i)}" y="${H - M.bottom + 16}" text-anchor="middle" fill="#64748b">${escapeXml(x)}</text>`));
+  parts.push(`<text x="${M.left + plotW / 2}" y="${H - M.bottom + 36}" text-anchor="middle">${escapeXml(figure.xLabel)}</text>`);
+  parts.push(`<text transform="translate(14 ${M.top + plotH / 2}) rotate(-90)" text-anchor="middle">${escapeXml(figure.yLabel)}</text>`);
   const n = figure.series.length;
   figure.series.forEach((s, k) => {
     const color = COLORS[k % COLORS.length]!;
@@ -62,7 +62,7 @@ export function figureSvg(figure: FigureData): string {
       parts.push(`<polyline points="${line.join(' ')}" fill="none" stroke="${color}" stroke-width="2"/>`);
       for (const pt of line) parts.push(`<circle cx="${pt.split(',')[0]}" cy="${pt.split(',')[1]}" r="3" fill="${color}"/>`);
     }
-    parts.push(`<rect x="${M.left + 8 + k * 120}" y="${H - 18}" width="10" height="10" fill="${color}"/><text x="${M.left + 22 + k * 120}" y="${H - 9}">${escape(s.label)}</text>`);
+    parts.push(`<rect x="${M.left + 8 + k * 120}" y="${H - 18}" width="10" height="10" fill="${color}"/><text x="${M.left + 22 + k * 120}" y="${H - 9}">${escapeXml(s.label)}</text>`);
   });
   parts.push('</svg>');
   return `${parts.join('\n')}\n`;

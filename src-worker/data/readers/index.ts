@@ -58,7 +58,7 @@ export interface DatasetEntry<Row, Options = Record<string, never>> {
   groupKey?(row: Row): string;
 }
 
-// The registry holds entries of different row types; callers narrow by id.
+// biome-ignore lint/suspicious/noExplicitAny: the registry holds entries of different row types (a function parameter type is contravariant, so unknown does not fit); callers narrow by id.
 type AnyEntry = DatasetEntry<any, any>;
 const registry = new Map<string, AnyEntry>();
 

@@ -55,8 +55,18 @@ export function frozenLinear(x: tf.Tensor2D, weight: { w?: tf.Tensor2D; wT?: tf.
     const save = args[1] as tf.GradSaveFunc;
     const b = bias ?? undefined;
     let value: tf.Tensor;
-    if (w) value = tf.fused.matMul({ a: input, b: w, bias: b });
-    else if (wasm) value = tf.fused.matMul({ a: input, b: tf.transpose(wT!), bias: b });
+    // On wasm the right operand is a per-call copy: XNNPACK keeps a packed copy of the right operand
+    // for as long as that tensor lives (kernels/head-product.ts), so a stored weight used directly
+    // would be held twice for the whole run. The copy and its packing cost O(in x out) against the
+    // product's O(tokens x in x out). The bias is added apart: fused, the operator cache would also
+    // remember every call's key on the bias tensor.
+    if (wasm) {
+      value = tf.tidy(() => {
+        const y = tf.matMul(input, w ? tf.add(w, 0) : tf.transpose(wT!));
+        return b ? tf.add(y, b) : y;
+      });
+    }
+    else if (w) value = tf.fused.matMul({ a: input, b: w, bias: b });
     else value = tf.fused.matMul({ a: input, b: wT!, bias: b, transposeB: true });
     // Saved (a kept reference, not a copy) so that a weight made inside the forward's tidy (QLoRA's
     // dequantized weight) outlives it until the backward pass.

@@ -5,12 +5,11 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type * as tfc from '@tensorflow/tfjs-core';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import type { BackendInfo, MetricPoint } from '../../src-shared/runs.ts';
 import type { TrainJob, WorkerToMain } from '../../src-shared/worker-protocol.ts';
 import { initBackend } from '../backend.ts';
-import { Batcher, collate, type Batch } from '../data/batcher.ts';
+import { Batcher, collate } from '../data/batcher.ts';
 import { createTaskMixtureBatcher } from '../data/task-mixture.ts';
 import { readInstructionDataset, type InstructionExample } from '../data/dataset.ts';
 import { splitTrainValidation } from '../data/split.ts';
@@ -24,9 +23,10 @@ import { FLATTENED_ADAPTER_DIR, writeFlattenedAdapter } from '../export/flatten.
 import type { AdapterModel } from '../methods/types.ts';
 import type { CausalLM } from '../models/types.ts';
 import { tf } from '../tf.ts';
-import { AdamW, clipByGlobalNorm } from './adamw.ts';
+import { AdamW } from './adamw.ts';
+import { trainStep } from './accumulate.ts';
+import { causalLossSum } from './causal-loss.ts';
 import { loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.ts';
-import { causalLMLoss, causalLMLossSum } from './loss.ts';
 import { learningRateAt } from './schedule.ts';
 
 export interface TrainIO {
@@ -65,74 +65,15 @@ async function validationLoss(model: CausalLM, adapter: AdapterModel, examples: 
     const rows = indices.slice(b * batchSize, (b + 1) * batchSize).map((i) => examples[i]!);
     const batch = collate(rows, padTokenId, maxSeqLen);
     adapter.prepare?.(model, rows.map(promptOf));
-    const result = tf.tidy(() => {
-      const ids = tf.tensor2d(batch.inputIds, [batch.batchSize, batch.seqLen], 'int32');
-      const mask = tf.tensor2d(batch.lossMask, [batch.batchSize, batch.seqLen]);
-      const { sum, count } = causalLMLossSum(model.forward(ids, { adapters: adapter, training: false }), ids, mask);
-      return tf.stack([sum, count]);
-    });
-    const [s, c] = (await result.data()) as Float32Array;
-    result.dispose();
-    sum += s!;
-    count += c!;
+    const result = causalLossSum(model, batch, { adapters: adapter, training: false });
+    sum += (await result.sum.data())[0]!;
+    result.sum.dispose();
+    count += result.count;
   }
   return count > 0 ? sum / count : NaN;
 }
 
-export interface StepResult {
-  /** The task loss (cross-entropy), comparable across methods; the optimized loss adds the regularizers. */
-  loss: number;
-  gradNorm: number;
-  /** Each regularizer's unweighted value, by name (logged as loss/<name>). */
-  regularizers: Record<string, number>;
-}
-
-/**
- * One optimizer step on one batch: forward with adapter dropout, backward to the adapter variables
- * only, global-norm clipping, AdamW. Every tensor it makes is disposed before it returns (the
- * benchmark in bench/ times exactly this function).
- */
-export async function trainStep(model: CausalLM, adapter: AdapterModel, optimizer: AdamW, batch: Batch, gradClip: number, nameOf: Map<string, string>, variables: tfc.Variable[], step: number, prompts?: number[][]): Promise<StepResult> {
-  if (prompts) adapter.prepare?.(model, prompts, true);
-  const ids = tf.tensor2d(batch.inputIds, [batch.batchSize, batch.seqLen], 'int32');
-  const mask = tf.tensor2d(batch.lossMask, [batch.batchSize, batch.seqLen]);
-  // The task loss and each regularizer are kept out of the tape's tidy to be read after it.
-  const kept: tfc.Scalar[] = [];
-  const terms: { name: string; value: tfc.Scalar }[] = [];
-  const { value, grads } = tf.variableGrads(() => {
-    const logits = model.forward(ids, { adapters: adapter, training: true });
-    const task = causalLMLoss(logits, ids, mask);
-    kept.push(tf.keep(task));
-    let total: tfc.Scalar = task;
-    for (const term of adapter.regularizers?.({ inputIds: ids, lossMask: mask, logits }) ?? []) {
-      terms.push({ name: term.name, value: tf.keep(term.value) });
-      if (term.weight !== 0) total = tf.add(total, tf.mul(term.value, term.weight));
-    }
-    return total;
-  }, variables);
-  const named = new Map(Object.entries(grads).map(([variableName, g]) => [nameOf.get(variableName)!, g]));
-  const clipped = clipByGlobalNorm(named, gradClip);
-  try {
-    const [lossData, totalData, normData, ...termData] = await Promise.all([kept[0]!.data(), value.data(), clipped.norm.data(), ...terms.map((term) => term.value.data())]);
-    const loss = lossData[0]!;
-    const gradNorm = normData[0]!;
-    const regularizers = Object.fromEntries(terms.map((term, k) => [term.name, termData[k]![0]!]));
-    if (!Number.isFinite(totalData[0]!) && Number.isFinite(loss)) {
-      throw new WorkbenchError('internal', `Training diverged at step ${step}: a regularizer is not finite (${JSON.stringify(regularizers)}). Lower its weight or the learning rate and start again.`, { step, regularizers });
-    }
-    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
-      throw new WorkbenchError(
-        'internal',
-        `Training diverged at step ${step}: the loss is ${loss} and the gradient norm ${gradNorm}. Lower the learning rate or the gradient clip and start again (or resume from the last checkpoint with a lower rate).`,
-        { step, loss, gradNorm },
-      );
-    }
-    optimizer.step(clipped.grads);
-    return { loss, gradNorm, regularizers };
-  } finally {
-    tf.dispose([ids, mask, value, clipped.norm, ...kept, ...terms.map((term) => term.value), ...Object.values(grads), ...clipped.grads.values()]);
-  }
-}
+export { trainStep, type StepResult } from './accumulate.ts';
 
 export async function runTraining(job: TrainJob, io: TrainIO): Promise<void> {
   const disposables: { dispose(): void }[] = [];

@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { backendNames, type BackendChoice, type BackendName } from '../src-shared/config.ts';
 import type { BackendInfo } from '../src-shared/runs.ts';
 import { WorkbenchError } from '../src-shared/errors.ts';
+import { registerWasmSliceKernels } from './kernels/wasm-slice.ts';
 import { tf } from './tf.ts';
 
 const require = createRequire(import.meta.url);
@@ -156,6 +157,7 @@ async function initWasm(): Promise<BackendInfo> {
     wasmPathsSet = true;
   }
   await activate('wasm');
+  registerWasmSliceKernels();
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
   const threads = await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT');
   return { name: 'wasm', adapter: `XNNPACK (wasm${simd ? ' SIMD' : ''}${threads ? ', threads' : ''})` };

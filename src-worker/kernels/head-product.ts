@@ -3,40 +3,25 @@
 //
 // tfjs-backend-wasm multiplies with XNNPACK only when neither operand is transposed, and XNNPACK packs
 // the right-hand operand into its own buffer, cached for as long as that tensor lives
-// (batch_mat_mul_impl.cc keys the operator on b's id). A weight used as the right-hand operand is
-// therefore held twice for the whole run, and a transposed copy kept to avoid the slow path (what
-// gpt2.ts and llama.ts did) three times. Here, on wasm, W is only ever the left operand:
+// (batch_mat_mul_impl.cc keys the operator on b's id). gpt2.ts and llama.ts kept a transposed copy of
+// the head [C, V] for the forward, and XNNPACK a packed copy of that: the head three times. Here, on
+// wasm, the forward takes W as the left operand, which is never packed:
 //   logits^T [V, N] = W [V, C] x h^T [C, N]     (h^T is per call: packed, then freed with it)
-// and the backward's dh = g W runs over slices of the vocabulary, each slice a fresh tensor whose
-// packed copy dies with it, so no copy of W outlives the call.
+// and only the backward's dh = g W has W on the right: one packed copy, made once and kept, because
+// packing the 154 MB of GPT-2's head costs about as much as a 166-token product (measured), too much
+// to repeat per chunk of tokens. The memory plan counts that copy.
 import { tf } from '../tf.ts';
 
 const onWasm = () => tf.getBackend() === 'wasm';
-
-/** Vocabulary rows per slice in dh = g W on wasm: bounds the per-call copies at VOCAB_SLICE x C floats. */
-const VOCAB_SLICE = 8192;
 
 /** logits [N, V] = h W^T without gradient bookkeeping. */
 export function headLogitsValue(h: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => (onWasm() ? tf.transpose(tf.matMul(w, tf.transpose(h))) : tf.matMul(h, w, false, true))) as tf.Tensor2D;
 }
 
-/** dh [N, C] = g [N, V] W [V, C], with W never kept packed (header). */
+/** dh [N, C] = g [N, V] W [V, C]. */
 export function headInputGradient(g: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
-  if (!onWasm()) return tf.matMul(g, w);
-  const [N, V] = g.shape;
-  const C = w.shape[1];
-  let dh: tf.Tensor2D | null = null;
-  for (let v0 = 0; v0 < V; v0 += VOCAB_SLICE) {
-    const n = Math.min(VOCAB_SLICE, V - v0);
-    const next = tf.tidy(() => {
-      const part = tf.matMul(tf.slice(g, [0, v0], [N, n]), tf.slice(w, [v0, 0], [n, C]));
-      return dh ? tf.add(dh, part) : part;
-    }) as tf.Tensor2D;
-    dh?.dispose();
-    dh = next;
-  }
-  return dh!;
+  return tf.matMul(g, w);
 }
 
 /** dW [V, C] = g^T [V, N] h [N, C]. */

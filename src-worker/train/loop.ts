@@ -26,6 +26,9 @@ import { tf } from '../tf.ts';
 import { AdamW } from './adamw.ts';
 import { trainStep } from './accumulate.ts';
 import { causalLossSum } from './causal-loss.ts';
+import type { MemoryPlan } from './memory-plan.ts';
+import { planBeforeLoad, planRun } from './run-plan.ts';
+import { classifyStepError, watchWasmWarnings } from './out-of-memory.ts';
 import { loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.ts';
 import { learningRateAt } from './schedule.ts';
 
@@ -80,7 +83,7 @@ export async function runTraining(job: TrainJob, io: TrainIO): Promise<void> {
   try {
     await train(job, io, disposables);
   } catch (error) {
-    io.emit({ type: 'failed', error: WorkbenchError.from(error).toJSON() });
+    io.emit({ type: 'failed', error: WorkbenchError.from(classifyStepError(error, null)).toJSON() });
   } finally {
     for (const d of disposables.reverse()) d.dispose();
   }
@@ -92,6 +95,7 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
   const log = (level: 'info' | 'warn' | 'error', message: string) => io.emit({ type: 'log', level, message });
 
   const backend: BackendInfo = await initBackend(config.backend, (m) => log('info', m));
+  const planContext = await planBeforeLoad(job.modelDir, backend.name, t);
   const model = await loadCausalLM(job.modelDir);
   disposables.push(model);
   const tokenizer = await loadTokenizer(job.modelDir);
@@ -177,6 +181,10 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
     const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(2);
     log('info', `Tensor memory in this worker after freeing the float32 copies of the quantized weights: ${mb(tf.memory().numBytes)} MB (was ${mb(before)} MB).`);
   }
+  const plan: MemoryPlan = planRun(planContext, adapter, t);
+  log('info', plan.summary);
+  const wasmWarnings = backend.name === 'wasm' ? watchWasmWarnings() : null;
+  if (wasmWarnings) disposables.push(wasmWarnings);
   io.emit({ type: 'started', backend, trainableParams, totalParams });
 
   const sidecar = (step: number): AdapterSidecar => ({
@@ -241,7 +249,10 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
     const rows = batcher.next().map((i) => examples[i]!);
     const batch = collate(rows, tokenizer.padTokenId, maxSeqLen);
     if (mixture) adapter.selectTask?.(mixture.batcher.lastTask);
-    const { loss, gradNorm, regularizers } = await trainStep(model, adapter, optimizer, batch, t.gradClip, nameOf, variables, step, rows.map(promptOf)).finally(() => adapter.selectTask?.(null));
+    const { loss, gradNorm, regularizers } = await trainStep(model, adapter, optimizer, batch, t.gradClip, nameOf, variables, step, rows.map(promptOf), plan)
+      .then((result) => (wasmWarnings?.check(), result))
+      .catch((error: unknown) => Promise.reject(classifyStepError(error, plan)))
+      .finally(() => adapter.selectTask?.(null));
     const stepTimeMs = performance.now() - began;
     stepTimeEma = stepTimeEma === null ? stepTimeMs : 0.9 * stepTimeEma + 0.1 * stepTimeMs;
     const tokensPerSecond = batch.tokenCount / (stepTimeMs / 1000);

@@ -12,6 +12,7 @@ import { tf } from '../tf.ts';
 import type { KVCache } from './kv-cache.ts';
 import { hookedLinear, matMul } from './ops.ts';
 import { LMHead } from './lm-head.ts';
+import { recomputed } from '../kernels/recompute.ts';
 import type { AdapterHooks, CausalLM, ForwardOptions, LinearModule, ModelConfigSummary, NamedParameter } from './types.ts';
 import { randomWeights, type WeightData } from './random-weights.ts';
 import { LayerNorm } from './layer-norm.ts';
@@ -325,7 +326,8 @@ export class GPT2 implements CausalLM {
     let e3 = tf.reshape(e, [B, T, C]) as tf.Tensor3D;
     if (prefix) e3 = tf.concat([tf.tile(tf.expandDims(prefix, 0), [B, 1, 1]) as tf.Tensor3D, e3], 1);
     let x = tf.reshape(tf.add(e3, positions), [B * L, C]) as tf.Tensor2D;
-    for (const block of this.blocks) x = block.apply(x, B, L, mask, opts, cache);
+    const variables = cache ? null : opts.recompute;
+    for (const block of this.blocks) x = variables ? recomputed((h, [m]) => block.apply(h, B, L, (m as tf.Tensor2D | undefined) ?? null, opts, null), x, variables, mask ? [mask] : []) : block.apply(x, B, L, mask, opts, cache);
     cache?.advance(L);
     x = this.lnF.apply(x, hooks);
     return n ? (tf.reshape(tf.slice(tf.reshape(x, [B, L, C]), [0, n, 0], [B, T, C]), [B * T, C]) as tf.Tensor2D) : x;

@@ -16,6 +16,7 @@ import { tf } from '../tf.ts';
 import type { KVCache } from './kv-cache.ts';
 import { hookedLinear, matMul } from './ops.ts';
 import { LMHead } from './lm-head.ts';
+import { recomputed } from '../kernels/recompute.ts';
 import type { AdapterHooks, CausalLM, ForwardOptions, LinearModule, ModelConfigSummary, NamedParameter } from './types.ts';
 import { randomWeights, type WeightData } from './random-weights.ts';
 export type { WeightData };
@@ -475,7 +476,8 @@ export class Llama implements CausalLM {
     if (opts.inputEmbeddingOffset) x = tf.add(x, opts.inputEmbeddingOffset);
     if (prefix) x = tf.reshape(tf.concat([tf.tile(tf.expandDims(prefix, 0), [B, 1, 1]), tf.reshape(x, [B, T, C])], 1), [B * L, C]);
     const ctx: AttentionContext = { B, T: L, ...this.rotary.slice(past, L), mask: this.maskFor(past, L), cache, opts };
-    for (const layer of this.layers) x = layer.apply(x, ctx);
+    const variables = cache ? null : opts.recompute;
+    for (const layer of this.layers) x = variables ? recomputed((h, [cos, sin, mask]) => layer.apply(h, { ...ctx, cos: cos as tf.Tensor2D, sin: sin as tf.Tensor2D, mask: (mask as tf.Tensor2D | undefined) ?? null }), x, variables, ctx.mask ? [ctx.cos, ctx.sin, ctx.mask] : [ctx.cos, ctx.sin]) : layer.apply(x, ctx);
     cache?.advance(L);
     x = this.norm.apply(x, hooks);
     return n ? (tf.reshape(tf.slice(tf.reshape(x, [B, L, C]), [0, n, 0], [B, T, C]), [B * T, C]) as tf.Tensor2D) : x;

@@ -45,6 +45,11 @@ export interface ForwardOptions {
   adapters?: AdapterHooks | null;
   /** Enables dropout in the adapters (the frozen base model has none at fine-tuning time). */
   training?: boolean;
+  /**
+   * Training only: recompute each transformer block's activations in the backward pass instead of
+   * keeping them (kernels/recompute.ts); the trainable variables the blocks may read. Ignored with a KV cache.
+   */
+  recompute?: readonly tf.Variable[] | null;
   /** Added to every input token embedding [hidden] (bias-aware LoRA's adversarial b_bias); gradients flow to it. */
   inputEmbeddingOffset?: tf.Tensor1D | null;
 }

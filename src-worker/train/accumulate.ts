@@ -28,6 +28,8 @@ export interface StepOptions {
   microBatchSize?: number | null;
   /** Tokens per chunk of the fused LM head + cross-entropy (kernels/head-cross-entropy.ts). */
   logitsChunkTokens?: number;
+  /** Recompute each block's activations in the backward pass (kernels/recompute.ts) instead of keeping them. */
+  recompute?: boolean;
 }
 
 /** Rows of the batch, [r0, r1) per micro-batch. */
@@ -87,7 +89,7 @@ export async function trainStep(
       const kept: tfc.Scalar[] = [];
       const keptTerms: { name: string; value: tfc.Scalar }[] = [];
       const result = tf.variableGrads(() => {
-        const term = causalLossTerm(model, ids, mask, shiftedTargets(batch, r0, r1, divisor), { adapters: adapter, training: true }, options.logitsChunkTokens);
+        const term = causalLossTerm(model, ids, mask, shiftedTargets(batch, r0, r1, divisor), { adapters: adapter, training: true, recompute: options.recompute ? variables : null }, options.logitsChunkTokens);
         kept.push(tf.keep(term.loss));
         let sum: tfc.Scalar = term.loss;
         const batchView = {

@@ -98,6 +98,11 @@ export interface MemoryPlanRequest {
   /** QLoRA: how many base parameters are held quantized (in JavaScript, outside the backend) and the largest module, dequantized per use. */
   quantized: { params: number; largestModuleParams: number } | null;
   limits: BackendLimits;
+  /**
+   * False when recomputation would cost more than it saves: methods that train the base weights
+   * (every block would return a zero gradient for every other block's weights).
+   */
+  allowRecompute?: boolean;
 }
 
 export interface MemoryFigures {
@@ -118,11 +123,22 @@ export interface MemoryFigures {
 
 export type WasmPacking = 'cached' | 'per-call';
 
+/** How a step runs: XNNPACK's packing on wasm ('none' elsewhere), and whether blocks are recomputed. */
+export interface StepMode {
+  packing: WasmPacking | 'none';
+  recompute: boolean;
+}
+
+/** Floats per unit of hidden size per layer that recomputation keeps: each block's input, its gradient and slack. */
+const RECOMPUTE_HIDDEN_FLOATS = 4;
+
 export interface MemoryPlan {
   fits: boolean;
   microBatchSize: number;
   /** wasm: whether XNNPACK keeps a packed copy of every weight (fast) or packs per call (weights held once). */
   wasmPacking: WasmPacking;
+  /** Recompute each block's activations in the backward pass (kernels/recompute.ts): on when nothing fits without it. */
+  recompute: boolean;
   logitsChunkTokens: number;
   figures: MemoryFigures;
   limits: BackendLimits;
@@ -139,7 +155,8 @@ function activationFloatsPerToken(shape: ArchitectureShape, T: number): number {
 }
 
 /** The figures of one pass of m rows of T tokens (what inspect-model.ts's estimate shows too). */
-export function runFigures(req: Pick<MemoryPlanRequest, 'shape' | 'parameterCount' | 'trainableParams' | 'quantized'>, m: number, T: number, chunkTokens: number, packing: WasmPacking | 'none' = 'none'): MemoryFigures {
+export function runFigures(req: Pick<MemoryPlanRequest, 'shape' | 'parameterCount' | 'trainableParams' | 'quantized'>, m: number, T: number, chunkTokens: number, mode: StepMode = { packing: 'none', recompute: false }): MemoryFigures {
+  const { packing } = mode;
   const { shape } = req;
   const quantizedParams = req.quantized?.params ?? 0;
   const held = (req.parameterCount - quantizedParams) * F32;
@@ -149,7 +166,10 @@ export function runFigures(req: Pick<MemoryPlanRequest, 'shape' | 'parameterCoun
   const weights = held + (req.quantized?.largestModuleParams ?? 0) * F32 + packed;
   const loadPeak = req.parameterCount * F32;
   const adapter = req.trainableParams * ADAPTER_FLOATS_PER_PARAM * F32;
-  const activations = F32 * m * T * activationFloatsPerToken(shape, T);
+  // Recomputed: the blocks' inputs (and their gradients) stay, and one block's activations at a time.
+  const activations = mode.recompute
+    ? F32 * m * T * (shape.layers * RECOMPUTE_HIDDEN_FLOATS * shape.hiddenSize + activationFloatsPerToken(shape, T) / shape.layers)
+    : F32 * m * T * activationFloatsPerToken(shape, T);
   // A chunk keeps about four [chunk, V] tensors alive (logits, softmax, one-hot, their difference), plus dh [m T, C].
   const logitsChunk = F32 * (4 * Math.min(chunkTokens, m * T) * shape.vocabSize + m * T * shape.hiddenSize);
   return { weights, loadPeak, adapter, activations, logitsChunk, total: Math.max(loadPeak, weights + adapter + activations + logitsChunk) };
@@ -162,8 +182,13 @@ function largestTensorBytes(shape: ArchitectureShape, m: number, T: number, chun
 
 const gb = (bytes: number) => `${(bytes / GB).toFixed(2)} GB`;
 
-function fitsIn(req: MemoryPlanRequest, m: number, T: number, chunkTokens: number, packing: WasmPacking = 'per-call'): boolean {
-  const f = runFigures(req, m, T, chunkTokens, req.limits.backend === 'wasm' ? packing : 'none');
+/** The mode that needs the least memory on the request's backend. */
+function leanest(req: MemoryPlanRequest): StepMode {
+  return { packing: req.limits.backend === 'wasm' ? 'per-call' : 'none', recompute: true };
+}
+
+function fitsIn(req: MemoryPlanRequest, m: number, T: number, chunkTokens: number, mode: StepMode = leanest(req)): boolean {
+  const f = runFigures(req, m, T, chunkTokens, mode);
   const { limits } = req;
   if (f.total > limits.poolBytes * USABLE_SHARE) return false;
   // Outside a wasm heap the weights' JSON-free loading still passes through JS arrays once.
@@ -184,7 +209,7 @@ export function planMemory(req: MemoryPlanRequest): MemoryPlan {
   const B = req.batchSize;
   const chunkTokens = chunkTokensFor(req);
   const wasm = req.limits.backend === 'wasm';
-  const largestFitting = (mode: WasmPacking): number | null => {
+  const largestFitting = (mode: StepMode): number | null => {
     if (req.microBatchSize !== null) {
       const asked = Math.min(req.microBatchSize, B);
       return fitsIn(req, asked, T, chunkTokens, mode) ? asked : null;
@@ -195,21 +220,31 @@ export function planMemory(req: MemoryPlanRequest): MemoryPlan {
     }
     return null;
   };
-  // wasm: XNNPACK's cached packing whenever it fits at all (repacking per call costs about as much as
-  // a pass's products), else the weights held once.
-  const cached = wasm ? largestFitting('cached') : null;
-  const packing: WasmPacking = cached !== null ? 'cached' : 'per-call';
-  const m = cached ?? largestFitting('per-call');
+  // Fastest first: on wasm XNNPACK's cached packing (repacking per call costs about as much as a
+  // pass's products), then recomputation (one more forward), then the weights held once.
+  const modes: StepMode[] = wasm
+    ? [{ packing: 'cached', recompute: false }, { packing: 'cached', recompute: true }, { packing: 'per-call', recompute: false }, { packing: 'per-call', recompute: true }]
+    : [{ packing: 'none', recompute: false }, { packing: 'none', recompute: true }];
+  let m: number | null = null;
+  let mode = leanest(req);
+  for (const candidate of modes.filter((c) => req.allowRecompute !== false || !c.recompute)) {
+    m = largestFitting(candidate);
+    if (m !== null) {
+      mode = candidate;
+      break;
+    }
+  }
   const chosen = m ?? Math.min(req.microBatchSize ?? 1, B);
-  const figures = runFigures(req, chosen, T, chunkTokens, wasm ? packing : 'none');
+  const figures = runFigures(req, chosen, T, chunkTokens, mode);
+  const packing: WasmPacking = mode.packing === 'cached' ? 'cached' : 'per-call';
   const { limits } = req;
-  const parts = `weights ${gb(figures.weights)}${wasm ? (packing === 'cached' ? ' (with XNNPACK\'s packed copies)' : ' (held once, packed per call)') : ''}, adapter and optimizer ${gb(figures.adapter)}, activations of a micro-batch of ${chosen} row${chosen === 1 ? '' : 's'} ${gb(figures.activations)}, largest temporary (a chunk of ${chunkTokens} tokens' logits) ${gb(figures.logitsChunk)}`;
+  const parts = `weights ${gb(figures.weights)}${wasm ? (packing === 'cached' ? ' (with XNNPACK\'s packed copies)' : ' (held once, packed per call)') : ''}, adapter and optimizer ${gb(figures.adapter)}, activations of a micro-batch of ${chosen} row${chosen === 1 ? '' : 's'}${mode.recompute ? ' with blocks recomputed' : ''} ${gb(figures.activations)}, largest temporary (a chunk of ${chunkTokens} tokens' logits) ${gb(figures.logitsChunk)}`;
   const passes = Math.ceil(B / chosen);
   if (m !== null) {
     const summary = `Memory plan (${limits.backend}): ${gb(figures.total)} of ${gb(limits.poolBytes)} (${limits.poolLabel}): ${parts}; batch ${B} x ${T} tokens in ${passes} pass${passes === 1 ? '' : 'es'} of ${chosen} row${chosen === 1 ? '' : 's'}.`;
-    return { fits: true, microBatchSize: chosen, wasmPacking: packing, logitsChunkTokens: chunkTokens, figures, limits, summary, refusal: null };
+    return { fits: true, microBatchSize: chosen, wasmPacking: packing, recompute: mode.recompute, logitsChunkTokens: chunkTokens, figures, limits, summary, refusal: null };
   }
-  return { fits: false, microBatchSize: chosen, wasmPacking: packing, logitsChunkTokens: chunkTokens, figures, limits, summary: '', refusal: refusalMessage(req, chosen, chunkTokens, figures, parts) };
+  return { fits: false, microBatchSize: chosen, wasmPacking: packing, recompute: mode.recompute, logitsChunkTokens: chunkTokens, figures, limits, summary: '', refusal: refusalMessage(req, chosen, chunkTokens, figures, parts) };
 }
 
 function refusalMessage(req: MemoryPlanRequest, m: number, chunkTokens: number, figures: MemoryFigures, parts: string): string {

@@ -48,6 +48,7 @@ export function planRun(context: PlanContext, adapter: Pick<AdapterModel, 'train
     trainableParams: adapter.trainsBaseParameters ? (adapter.trainableParamCount() * 3) / ADAPTER_FLOATS_PER_PARAM : adapter.trainableParamCount(),
     quantized: quantizedSizes.length ? { params: quantizedSizes.reduce((a, b) => a + b, 0), largestModuleParams: Math.max(...quantizedSizes) } : null,
     limits,
+    allowRecompute: !adapter.trainsBaseParameters,
   });
   assertPlanFits(plan);
   if (limits.backend === 'wasm') setWasmWeightPacking(plan.wasmPacking);

@@ -1,5 +1,6 @@
-// Gradient accumulation (train/accumulate.ts): a step over micro-batches equals the step over the whole
-// batch (loss, gradient norm, adapter after AdamW), and both equal the unchunked reference (full logits,
+// Gradient accumulation (train/accumulate.ts) and activation recomputation (kernels/recompute.ts): a step
+// over micro-batches, recomputed or not, equals the step over the whole batch (loss, gradient norm,
+// adapter after AdamW), and all equal the unchunked reference (full logits,
 // train/loss.ts) in loss and gradients, on the GPT-2 and Qwen2 fixtures, with rows of unequal target counts.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -53,7 +54,7 @@ describe('microBatchRanges', () => {
 });
 
 describe.each(CASES)('gradient accumulation on $name', ({ name, targetModules }) => {
-  it('micro-batches give the whole batch loss, gradients and update; both equal the unchunked loss', async () => {
+  it('micro-batches, with or without recomputation, give the whole batch loss, gradients and update; all equal the unchunked loss', async () => {
     const { model, adapter, batch, initial } = await setup(name, targetModules);
     const params = adapter.trainable();
     const variables = params.map((p) => p.variable);
@@ -68,11 +69,12 @@ describe.each(CASES)('gradient accumulation on $name', ({ name, targetModules })
     for (const g of Object.values(ref.grads)) refNormSq += tf.sum(tf.square(g)).dataSync()[0]!;
 
     const results: { loss: number; gradNorm: number; after: Map<string, Float32Array> }[] = [];
-    for (const microBatchSize of [null, 1, 2]) {
+    // The last run also recomputes every block's activations in the backward pass (kernels/recompute.ts).
+    for (const { microBatchSize, recompute } of [{ microBatchSize: null, recompute: false }, { microBatchSize: 1, recompute: false }, { microBatchSize: 2, recompute: false }, { microBatchSize: 3, recompute: true }]) {
       adapter.loadStateDict(initial);
       const optimizer = new AdamW([{ name: 'all', lr: 1e-2, weightDecay: 0, params: params.map(({ name: n, variable }) => ({ name: n, variable })) }]);
       // A clip far above the norm: the update shows the unclipped gradients.
-      const r = await trainStep(model, adapter, optimizer, batch, 1e6, nameOf, variables, 1, undefined, { microBatchSize, logitsChunkTokens: 5 });
+      const r = await trainStep(model, adapter, optimizer, batch, 1e6, nameOf, variables, 1, undefined, { microBatchSize, recompute, logitsChunkTokens: 5 });
       results.push({ ...r, after: new Map(params.map((p) => [p.name, p.variable.dataSync() as Float32Array])) });
       optimizer.dispose();
     }

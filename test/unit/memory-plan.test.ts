@@ -13,7 +13,8 @@ import { getMethod } from '../../src-worker/methods/index.ts';
 import { tf } from '../../src-worker/tf.ts';
 import { AdamW } from '../../src-worker/train/adamw.ts';
 import { trainStep } from '../../src-worker/train/accumulate.ts';
-import { backendLimits, planMemory, type MemoryPlanRequest } from '../../src-worker/train/memory-plan.ts';
+import { causalLossTerm, shiftedTargets } from '../../src-worker/train/causal-loss.ts';
+import { backendLimits, planMemory, runFigures, type MemoryPlanRequest } from '../../src-worker/train/memory-plan.ts';
 import { classifyStepError, isOutOfMemory } from '../../src-worker/train/out-of-memory.ts';
 
 const GiB = 2 ** 30;
@@ -38,14 +39,16 @@ describe('planMemory', () => {
     expect(plan.microBatchSize).toBeGreaterThanOrEqual(1);
     expect(plan.figures.total).toBeLessThan(4 * GiB * 0.85);
     expect(plan.summary).toMatch(/Memory plan \(wasm\): .* of 4\.29 GB .*batch 8 x 256 tokens in \d+ pass/);
-    // The whole batch in one pass would not fit the heap: the plan did split it.
-    const whole = planMemory(request({ microBatchSize: 8 }));
+    // The whole batch in one pass with its activations kept would not fit the heap: the plan did split
+    // it or recompute; at 1024 tokens even recomputed passes of 8 rows do not fit.
+    expect(plan.microBatchSize < 8 || plan.recompute).toBe(true);
+    const whole = planMemory(request({ microBatchSize: 8, seqLen: 1024 }));
     expect(whole.fits).toBe(false);
     expect(whole.refusal).toMatch(/needs \d+\.\d\d GB on the wasm backend .*wasm32's 4 GiB heap holds 4\.29 GB/);
-    expect(whole.refusal).toMatch(new RegExp(`training\\.microBatchSize ${plan.microBatchSize} or less`));
+    expect(whole.refusal).toMatch(/Settings that would fit: (training\.microBatchSize \d+ or less|training\.maxSeqLen \d+ or less)/);
     expect(whole.refusal).toMatch(/the PyTorch engine/);
-    // Too long for even one row: the advice is a shorter sequence.
-    const long = planMemory(request({ seqLen: 1024 }));
+    // Too long for even one recomputed row: the advice is a shorter sequence.
+    const long = planMemory(request({ seqLen: 4096, shape: { ...gpt2_124m, maxPositions: 8192 } }));
     expect(long.fits).toBe(false);
     expect(long.refusal).toMatch(/training\.maxSeqLen \d+ or less, at microBatchSize 1/);
   });
@@ -75,7 +78,7 @@ describe('planMemory', () => {
     expect(roomy.logitsChunkTokens * 50257 * 4).toBeLessThanOrEqual(200 * 2 ** 20);
   });
 
-  it('estimates a micro-batched step of gpt2-tiny within 1.3x of the measured peak (cpu)', async () => {
+  it('estimates a micro-batched step of gpt2-tiny within 1.3x of the measured peak, with and without recomputation (cpu)', async () => {
     await initBackend('cpu');
     const dir = path.join(import.meta.dirname, '..', 'fixtures', 'gpt2-tiny');
     const { shape, parameterCount } = await readArchitecture(dir);
@@ -95,6 +98,25 @@ describe('planMemory', () => {
     const ratio = plan.figures.total / profile.peakBytes;
     expect(ratio).toBeGreaterThan(1 / 1.3);
     expect(ratio).toBeLessThan(1.3);
+    // And with every block recomputed in the backward pass: the forward and backward of the whole batch
+    // in one pass, where the activations make the peak.
+    const ids = tf.tensor2d(batch.inputIds, [B, T], 'int32');
+    const mask = tf.tensor2d(batch.lossMask, [B, T]);
+    const variables = params.map((p) => p.variable);
+    const passPeak = async (recompute: boolean) => {
+      const profile = await tf.profile(() => {
+        const r = tf.variableGrads(() => causalLossTerm(model, ids, mask, shiftedTargets(batch, 0, B, B * T), { adapters: adapter, training: true, recompute: recompute ? variables : null }).loss, variables);
+        return [r.value, ...Object.values(r.grads)];
+      });
+      return profile.peakBytes;
+    };
+    const keptPeak = await passPeak(false);
+    const recomputedPeak = await passPeak(true);
+    expect(recomputedPeak).toBeLessThan(0.8 * keptPeak);
+    const recomputedFigures = runFigures({ shape, parameterCount, trainableParams: adapter.trainableParamCount(), quantized: null }, B, T, plan.logitsChunkTokens, { packing: 'none', recompute: true });
+    expect(recomputedFigures.total / recomputedPeak).toBeGreaterThan(1 / 1.3);
+    expect(recomputedFigures.total / recomputedPeak).toBeLessThan(1.3);
+    tf.dispose([ids, mask]);
     optimizer.dispose();
     adapter.dispose();
     model.dispose();

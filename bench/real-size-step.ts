@@ -9,8 +9,8 @@ import { initBackend } from '../src-worker/backend.ts';
 import type { Batch } from '../src-worker/data/batcher.ts';
 import type { ArchitectureShape } from '../src-worker/inspect-model.ts';
 import { getMethod } from '../src-worker/methods/index.ts';
-import { createGPT2, gpt2ConfigFromHF, randomGPT2Weights } from '../src-worker/models/gpt2.ts';
-import { createLlama, llamaConfigFromHF, randomLlamaWeights } from '../src-worker/models/llama.ts';
+import { createGPT2, gpt2ConfigFromHF, gpt2ParameterShapes, randomGPT2Weights } from '../src-worker/models/gpt2.ts';
+import { createLlama, llamaConfigFromHF, llamaParameterShapes, randomLlamaWeights } from '../src-worker/models/llama.ts';
 import { setWasmWeightPacking } from '../src-worker/models/ops.ts';
 import type { CausalLM } from '../src-worker/models/types.ts';
 import { tf } from '../src-worker/tf.ts';
@@ -61,15 +61,16 @@ const targetModules = isGpt2 ? ['c_attn', 'c_proj'] : ['q_proj', 'v_proj'];
 let model: CausalLM;
 {
   // Scoped so that the JavaScript copies of the random weights can be collected once the model holds them.
-  const weights = isGpt2 ? randomGPT2Weights(gpt2!, 0) : randomLlamaWeights(llama!, 0);
+  // As in a run, the plan sees the parameter count before any weight exists (TinyLlama's would not load).
   let parameterCount = 0;
-  for (const w of weights.values()) parameterCount += w.data.length;
+  for (const dims of (isGpt2 ? gpt2ParameterShapes(gpt2!) : llamaParameterShapes(llama!)).values()) parameterCount += dims.reduce((p, d) => p * d, 1);
   const limits = backendLimits(backend, null, os.freemem());
-  const preload = planMemory({ shape, parameterCount, batchSize: 1, seqLen: 8, microBatchSize: 1, trainableParams: 0, quantized: null, limits });
+  const preload = planMemory({ shape, parameterCount, batchSize: B, seqLen: T, microBatchSize: null, trainableParams: 0, quantized: null, limits });
   if (!preload.fits) {
     console.log(JSON.stringify({ family, backend: info.name, refused: preload.refusal }));
     process.exit(0);
   }
+  const weights = isGpt2 ? randomGPT2Weights(gpt2!, 0) : randomLlamaWeights(llama!, 0);
   model = isGpt2 ? createGPT2(gpt2!, weights) : createLlama(llama!, weights);
 }
 const method = getMethod(String(values.method));

@@ -29,7 +29,7 @@ export async function planBeforeLoad(modelDir: string, backend: BackendName, tra
   const limits = backendLimits(backend, gpuLimits(backend));
   const seqLen = Math.min(training.maxSeqLen, shape.maxPositions || training.maxSeqLen);
   // The adapter is not known yet: with none, a run that fails here fails whatever the method.
-  assertPlanFits(planMemory({ shape, parameterCount, batchSize: 1, seqLen: Math.min(seqLen, 8), microBatchSize: 1, trainableParams: 0, quantized: null, limits }));
+  assertPlanFits(planMemory({ shape, parameterCount, batchSize: training.batchSize, seqLen, microBatchSize: training.microBatchSize, trainableParams: 0, quantized: null, limits }));
   return { shape, parameterCount, limits };
 }
 

@@ -130,3 +130,24 @@ export function headCrossEntropy(h: tf.Tensor2D, w: tf.Tensor2D, t: TokenTargets
   });
   return (trained ? f(h, w) : f(h)) as tf.Scalar;
 }
+
+/**
+ * For scoring: log p(targets[i]) and the argmax token of each row of h [K, C] under the head W, chunk
+ * by chunk (no [K, V] tensor): [K] float32 and [K] int32.
+ */
+export function headTargetLogProbs(h: tf.Tensor2D, w: tf.Tensor2D, targets: Int32Array, chunkTokens = defaultChunkTokens(w.shape[0])): { logProbs: tf.Tensor1D; argmax: tf.Tensor1D } {
+  const V = w.shape[0];
+  const parts = chunkStarts(h.shape[0], chunkTokens).map(([start, n]) =>
+    tf.tidy(() => {
+      const logits = headLogitsValue(tf.slice(h, [start, 0], [n, h.shape[1]]), w);
+      const flat = Int32Array.from(targets.subarray(start, start + n), (token, i) => i * V + token);
+      const picked = tf.gather(tf.reshape(logits, [n * V]), tf.tensor1d(flat, 'int32'));
+      return { lp: tf.sub(picked, tf.reshape(tf.logSumExp(logits, 1), [n])) as tf.Tensor1D, am: tf.argMax(logits, 1) as tf.Tensor1D };
+    }),
+  );
+  const join = (ts: tf.Tensor1D[]) => (ts.length === 1 ? ts[0]! : (tf.concat(ts) as tf.Tensor1D));
+  const logProbs = join(parts.map((p) => p.lp));
+  const argmax = join(parts.map((p) => p.am));
+  if (parts.length > 1) tf.dispose(parts.flatMap((p) => [p.lp, p.am]));
+  return { logProbs, argmax };
+}

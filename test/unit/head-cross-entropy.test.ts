@@ -3,7 +3,7 @@
 // states and a trained head, on cpu and wasm, with chunks that do and do not divide the token count.
 import { describe, expect, it } from 'vitest';
 import { initBackend } from '../../src-worker/backend.ts';
-import { headCrossEntropy, headCrossEntropySum } from '../../src-worker/kernels/head-cross-entropy.ts';
+import { headCrossEntropy, headCrossEntropySum, headTargetLogProbs } from '../../src-worker/kernels/head-cross-entropy.ts';
 import { headProduct } from '../../src-worker/kernels/head-product.ts';
 import { tf } from '../../src-worker/tf.ts';
 import { testBackends, valuesOf } from '../helpers/backends.ts';
@@ -55,6 +55,18 @@ describe.each(testBackends(['cpu', 'wasm']))('head cross-entropy on %s', (backen
       await expectClose(trained.grads[wVar.name]!, dwRef!, 1e-5);
     }
     wVar.dispose();
+  });
+
+  it(`headTargetLogProbs gives each row's target log-probability and argmax in chunks, on ${backend}`, async () => {
+    await initBackend(backend);
+    const { h, w, targets } = inputs();
+    const logp = tf.logSoftmax(tf.matMul(h, w, false, true));
+    const expected = tf.sum(tf.mul(logp, tf.cast(tf.oneHot(tf.tensor1d(targets, 'int32'), V), 'float32')), 1);
+    for (const chunkTokens of [1, 3, 64]) {
+      const { logProbs, argmax } = headTargetLogProbs(h, w, targets, chunkTokens);
+      await expectClose(logProbs, expected, 1e-5);
+      expect(Array.from(await argmax.data())).toEqual(Array.from(await tf.argMax(logp, 1).data()));
+    }
   });
 
   it(`headProduct equals h W^T with gradients to h and a trained W, on ${backend}`, async () => {

@@ -10,6 +10,7 @@ import { backendNames, type BackendChoice, type BackendName } from '../src-share
 import type { BackendInfo } from '../src-shared/runs.ts';
 import { WorkbenchError } from '../src-shared/errors.ts';
 import { registerWasmSliceKernels } from './kernels/wasm-slice.ts';
+import { installWasmWarningHook } from './train/out-of-memory.ts';
 import { tf } from './tf.ts';
 
 const require = createRequire(import.meta.url);
@@ -156,6 +157,7 @@ async function initWasm(): Promise<BackendInfo> {
     wasm.setWasmPaths(dist + path.sep);
     wasmPathsSet = true;
   }
+  installWasmWarningHook();
   await activate('wasm');
   registerWasmSliceKernels();
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');

@@ -28,7 +28,7 @@ import { trainStep } from './accumulate.ts';
 import { causalLossSum } from './causal-loss.ts';
 import type { MemoryPlan } from './memory-plan.ts';
 import { planBeforeLoad, planRun } from './run-plan.ts';
-import { classifyStepError, watchWasmWarnings } from './out-of-memory.ts';
+import { classifyStepError, throwOnXnnWarning } from './out-of-memory.ts';
 import { loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.ts';
 import { learningRateAt } from './schedule.ts';
 
@@ -183,8 +183,6 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
   }
   const plan: MemoryPlan = planRun(planContext, adapter, t);
   log('info', plan.summary);
-  const wasmWarnings = backend.name === 'wasm' ? watchWasmWarnings() : null;
-  if (wasmWarnings) disposables.push(wasmWarnings);
   io.emit({ type: 'started', backend, trainableParams, totalParams });
 
   const sidecar = (step: number): AdapterSidecar => ({
@@ -250,7 +248,7 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
     const batch = collate(rows, tokenizer.padTokenId, maxSeqLen);
     if (mixture) adapter.selectTask?.(mixture.batcher.lastTask);
     const { loss, gradNorm, regularizers } = await trainStep(model, adapter, optimizer, batch, t.gradClip, nameOf, variables, step, rows.map(promptOf), plan)
-      .then((result) => (wasmWarnings?.check(), result))
+      .then((result) => (throwOnXnnWarning(), result))
       .catch((error: unknown) => Promise.reject(classifyStepError(error, plan)))
       .finally(() => adapter.selectTask?.(null));
     const stepTimeMs = performance.now() - began;

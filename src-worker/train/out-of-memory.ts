@@ -40,24 +40,28 @@ export function classifyStepError(error: unknown, plan: MemoryPlan | null): unkn
   );
 }
 
+let lastXnnWarning: string | null = null;
+let hookInstalled = false;
+
 /**
- * tfjs-backend-wasm reports a failed XNNPACK allocation with a console warning and carries on with an
- * unwritten output. While installed, such a warning is remembered, and `check` throws it as an error.
+ * tfjs-backend-wasm reports a failed XNNPACK allocation (status 6) with a warning and carries on with
+ * an unwritten output. Its Emscripten module binds console.warn when it initializes, so this hook must
+ * be installed before the wasm backend starts (backend.ts): it remembers the last XNNPACK warning.
  */
-export function watchWasmWarnings(): { check(): void; dispose(): void } {
+export function installWasmWarningHook(): void {
+  if (hookInstalled) return;
+  hookInstalled = true;
   const original = console.warn;
-  let seen: string | null = null;
   console.warn = (...args: unknown[]) => {
     const text = args.map(String).join(' ');
-    if (/\bXNN status\b/i.test(text)) seen ??= text;
+    if (/\bXNN status\b/i.test(text)) lastXnnWarning = text;
     original.apply(console, args);
   };
-  return {
-    check() {
-      if (seen) throw new Error(seen);
-    },
-    dispose() {
-      console.warn = original;
-    },
-  };
+}
+
+/** Throws the XNNPACK warning seen since the last call, if any (after a step: its results are not to be trusted). */
+export function throwOnXnnWarning(): void {
+  const warning = lastXnnWarning;
+  lastXnnWarning = null;
+  if (warning) throw new Error(warning);
 }

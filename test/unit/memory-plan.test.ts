@@ -2,7 +2,7 @@
 // figures and the settings that would fit (TinyLlama's f32 weights, WebGPU's binding limit), the estimate
 // of a micro-batched step against the measured peak, and out-of-memory errors told apart from others.
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import { initBackend } from '../../src-worker/backend.ts';
 import type { Batch } from '../../src-worker/data/batcher.ts';
@@ -15,7 +15,7 @@ import { AdamW } from '../../src-worker/train/adamw.ts';
 import { trainStep } from '../../src-worker/train/accumulate.ts';
 import { causalLossTerm, shiftedTargets } from '../../src-worker/train/causal-loss.ts';
 import { backendLimits, planMemory, runFigures, type MemoryPlanRequest } from '../../src-worker/train/memory-plan.ts';
-import { classifyStepError, isOutOfMemory } from '../../src-worker/train/out-of-memory.ts';
+import { classifyStepError, installWasmWarningHook, isOutOfMemory, throwOnXnnWarning } from '../../src-worker/train/out-of-memory.ts';
 
 const GiB = 2 ** 30;
 const gpt2_124m: ArchitectureShape = {
@@ -135,6 +135,22 @@ describe('out-of-memory errors', () => {
       expect(classified.code).toBe('out_of_memory');
       expect(classified.message).toMatch(/The wasm backend ran out of memory .*The plan counted .* at micro-batch \d+\. Lower training\.microBatchSize or training\.maxSeqLen, use QLoRA/);
     }
+  });
+
+  it('turns an XNNPACK warning seen during a step into an out-of-memory error after it', () => {
+    installWasmWarningHook();
+    expect(() => throwOnXnnWarning()).not.toThrow();
+    const quiet = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    console.warn('XNN status for xnn_create_fully_connected_nc_f32 is not successful. Got status 6. Use -c dbg to see XNN logs.');
+    quiet.mockRestore();
+    let thrown: unknown = null;
+    try {
+      throwOnXnnWarning();
+    } catch (error) {
+      thrown = error;
+    }
+    expect((classifyStepError(thrown, plan) as WorkbenchError).code).toBe('out_of_memory');
+    expect(() => throwOnXnnWarning()).not.toThrow();
   });
 
   it('leaves other errors alone, paths with "room" or "bloom" included', () => {

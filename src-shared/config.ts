@@ -146,6 +146,11 @@ export type MethodId = (typeof methodIds)[number];
 export const TrainingSettingsSchema = strictObject({
   learningRate: z.number().positive().max(1).default(2e-3),
   batchSize: z.number().int().min(1).max(1024).default(8),
+  /**
+   * Rows per forward/backward pass; the gradients of ceil(batchSize / microBatchSize) passes are summed
+   * into one optimizer step of batchSize rows. null: the memory plan picks it (the whole batch when it fits).
+   */
+  microBatchSize: z.number().int().min(1).max(1024).nullable().default(null),
   maxSteps: z.number().int().min(1).max(1_000_000).default(120),
   /** Longer examples are truncated (the prompt side first) to this many tokens. */
   maxSeqLen: z.number().int().min(8).max(32768).default(96),

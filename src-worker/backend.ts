@@ -10,6 +10,8 @@ import { backendNames, type BackendChoice, type BackendName } from '../src-share
 import type { BackendInfo } from '../src-shared/runs.ts';
 import { WorkbenchError } from '../src-shared/errors.ts';
 import { installedBackends as sharedInstalledBackends, type PackageProbe } from '../src-shared/backends.ts';
+import { registerWasmSliceKernels } from './kernels/wasm-slice.ts';
+import { installWasmWarningHook } from './train/out-of-memory.ts';
 import { tf } from './tf.ts';
 
 const require = createRequire(import.meta.url);
@@ -138,7 +140,9 @@ async function initWasm(): Promise<BackendInfo> {
     wasm.setWasmPaths(dist + path.sep);
     wasmPathsSet = true;
   }
+  installWasmWarningHook();
   await activate('wasm');
+  registerWasmSliceKernels();
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
   const threads = await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT');
   return { name: 'wasm', adapter: `XNNPACK (wasm${simd ? ' SIMD' : ''}${threads ? ', threads' : ''})` };

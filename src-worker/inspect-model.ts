@@ -12,23 +12,9 @@ import { readSafetensorsHeader } from './formats/safetensors.ts';
 import { bertConfigFromHF } from './models/bert.ts';
 import { gpt2ConfigFromHF } from './models/gpt2.ts';
 import { llamaConfigFromHF, llamaModelTypes } from './models/llama.ts';
-
-type Family = 'gpt2' | 'llama' | 'bert';
-
-/** What the estimate and the UI need of one architecture, whatever the family calls its fields. */
-export interface ArchitectureShape {
-  family: Family | null;
-  layers: number;
-  hiddenSize: number;
-  heads: number;
-  kvHeads: number;
-  vocabSize: number;
-  maxPositions: number;
-  /** The MLP's hidden width (GPT-2 n_inner, Llama/BERT intermediate_size). */
-  intermediateSize: number;
-  /** [in, out] of each linear layer the family's default LoRA targets adapt, in one transformer layer. */
-  defaultTargetShapes: [number, number][];
-}
+import { defaultChunkTokens } from './kernels/head-cross-entropy.ts';
+import { runFigures } from './train/memory-plan.ts';
+import type { ArchitectureShape, Family } from './models/architecture.ts';
 
 /** The module names LoRA's targetModules can match in each family (src-worker/methods/lora.ts selectTargets). */
 export const familyTargetModules: Record<Family, string[]> = {
@@ -38,59 +24,20 @@ export const familyTargetModules: Record<Family, string[]> = {
 };
 
 /**
- * Floats kept per token during one training step on the tfjs backends, per unit of each dimension
- * (src-worker/train/loop.ts trainStep). tfjs has no fused kernels and no activation checkpointing:
- * variableGrads keeps every op output of the forward pass on its tape, and the backward pass makes a
- * gradient of the same size for each of them inside the same tidy, released only when the step ends.
- * So every count below is (op outputs in the forward) x 2.
- *
- * - HIDDEN, per layer per unit of hidden size: two LayerNorms (mean, centred, square, variance,
- *   rsqrt, normalised, scaled, shifted: ~8 each), attention (c_attn and its bias 6, q/k/v split and
- *   head transposes 6, merged heads 2, c_proj and bias 2, residual 1), MLP c_proj, bias and residual 3,
- *   LoRA on the default targets (dropout mask and output, x A, (x A) B, scaling, sum: ~15) and the
- *   embeddings: ~55 outputs, 110 floats.
- * - MLP, per layer per unit of the MLP width: GELU's tanh form 0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3)))
- *   is 8 element-wise ops after c_fc and its bias: 10 outputs, 20 floats. SwiGLU (gate, up, sigmoid,
- *   silu, product) is 5 outputs, 10 floats; BERT's exact GELU (dense+bias, /sqrt 2, erf, +1, x, 0.5) 6, 12.
- * - ATTENTION, per layer per head per key position: scores, scaled, masked, softmax (exp, sum, divide):
- *   ~4 outputs of [B, heads, T, T], 8 floats.
- * - LOGITS, per vocabulary entry: logits, log-softmax (shifted, exp, log-sum, subtracted), the one-hot
- *   targets and their product: ~7 outputs of [B, T, V], 14 floats.
- *
- * The counts were checked against tf.profile's peakBytes on the cpu backend for GPT-2 shapes varying
- * hidden size, layers, MLP width, vocabulary and sequence length (test/unit/inspect-model.test.ts
- * checks the gpt2-tiny and llama-tiny fixtures); they hold within a few percent there.
- */
-export const ACTIVATION_FLOATS = {
-  hidden: 110,
-  mlp: { gpt2: 20, llama: 10, bert: 12 } satisfies Record<Family, number>,
-  attention: 8,
-  logits: 14,
-} as const;
-
-/** param + gradient + AdamW's first and second moments, each an f32. */
-export const ADAPTER_FLOATS_PER_PARAM = 4;
-const F32_BYTES = 4;
-
-/**
- * Bytes a LoRA run needs at `batchSize` x `maxSeqLen` with rank `r` on the family's default targets:
+ * Bytes a LoRA run needs at `batchSize` x `maxSeqLen` with rank `r` on the family's default targets,
+ * with the whole batch in one pass (train/memory-plan.ts runFigures, which the run's plan also uses):
  *   weights     = parameterCount x 4                      (f32: every backend computes in f32, f16/bf16 are widened)
  *   adapter     = r x sum(in + out) x layers x 4 x 4      (A [r, in] and B [out, r]; param, grad, Adam m and v)
- *   activations = 4 x B x T x (layers x (110 C + k_mlp I + 8 heads T) + 14 V)   (see ACTIVATION_FLOATS)
+ *   activations = kept for the backward pass, plus the largest temporary: one chunk of the fused LM head's logits
  */
 export function estimateMemory(shape: ArchitectureShape, parameterCount: number, run: { batchSize: number; maxSeqLen: number; r: number }): MemoryEstimate {
   const { batchSize, r } = run;
   // A run never sees more positions than the model has.
   const T = Math.min(run.maxSeqLen, shape.maxPositions || run.maxSeqLen);
-  const weightsBytes = parameterCount * F32_BYTES;
   const adapterParams = shape.layers * shape.defaultTargetShapes.reduce((sum, [inF, outF]) => sum + r * (inF + outF), 0);
-  const adapterBytes = adapterParams * ADAPTER_FLOATS_PER_PARAM * F32_BYTES;
-  const mlp = ACTIVATION_FLOATS.mlp[shape.family ?? 'gpt2'];
-  const perToken =
-    shape.layers * (ACTIVATION_FLOATS.hidden * shape.hiddenSize + mlp * shape.intermediateSize + ACTIVATION_FLOATS.attention * shape.heads * T) +
-    ACTIVATION_FLOATS.logits * shape.vocabSize;
-  const activationsBytes = F32_BYTES * batchSize * T * perToken;
-  return { weightsBytes, adapterBytes, activationsBytes, totalBytes: weightsBytes + adapterBytes + activationsBytes, batchSize, maxSeqLen: run.maxSeqLen, r };
+  const f = runFigures({ shape, parameterCount, trainableParams: adapterParams, quantized: null }, batchSize, T, defaultChunkTokens(shape.vocabSize));
+  const activationsBytes = f.activations + f.logitsChunk;
+  return { weightsBytes: f.weights, adapterBytes: f.adapter, activationsBytes, totalBytes: f.weights + f.adapter + activationsBytes, batchSize, maxSeqLen: run.maxSeqLen, r };
 }
 
 /** The shape of a supported family, read by that family's own config reader (so its errors name the bad field). */
@@ -146,6 +93,13 @@ function genericShape(config: Record<string, unknown>): ArchitectureShape {
     intermediateSize: int('intermediate_size', 'n_inner', 'ffn_dim') || 4 * hiddenSize,
     defaultTargetShapes: [],
   };
+}
+
+/** The architecture and parameter count of a model folder, from config.json and the safetensors headers (the memory plan's input). */
+export async function readArchitecture(modelDir: string): Promise<{ shape: ArchitectureShape; parameterCount: number }> {
+  const info = await inspectModelFolder(modelDir);
+  const shape = familyShape(info.modelType, info.config, path.join(modelDir, 'config.json')) ?? genericShape(info.config);
+  return { shape, parameterCount: info.parameterCount };
 }
 
 export async function inspectModel(job: Pick<InspectModelJob, 'modelDir' | 'batchSize' | 'maxSeqLen' | 'r'>): Promise<ModelInspection> {

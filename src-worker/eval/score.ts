@@ -7,6 +7,7 @@ import { WorkbenchError } from '../../src-shared/errors.ts';
 import type { TextTokenizer } from '../formats/tokenizer.ts';
 import type { AdapterModel } from '../methods/types.ts';
 import type { CausalLM } from '../models/types.ts';
+import { headTargetLogProbs } from '../kernels/head-cross-entropy.ts';
 import { tf } from '../tf.ts';
 
 export interface ScoreOptions {
@@ -102,7 +103,16 @@ export async function scoreRequests(model: CausalLM, requests: readonly ScoreReq
     }
     const [logProbs, argmaxes] = tf.tidy(() => {
       const input = tf.tensor2d(ids, [B, T], 'int32');
-      const logits = model.forward(input, { adapters: options.adapters ?? null, training: false });
+      const forwardOptions = { adapters: options.adapters ?? null, training: false };
+      if (model.headWeight) {
+        // Only the K scored positions go through the head, in chunks (kernels/head-cross-entropy.ts).
+        const hidden = tf.reshape(model.hiddenStates(input, forwardOptions), [B * T, -1]) as tf.Tensor2D;
+        const scored = tf.gather(hidden, tf.tensor1d(positionIdx, 'int32'));
+        const targets = Int32Array.from(gatherIdx, (flat, k) => flat - k * vocabSize);
+        const { logProbs: lp, argmax } = headTargetLogProbs(scored, model.headWeight(forwardOptions.adapters), targets);
+        return [lp, argmax];
+      }
+      const logits = model.forward(input, forwardOptions);
       // Only the K scored positions go through log-softmax; k * V + token then indexes [K, V] safely in int32.
       const rows = tf.gather(tf.reshape(logits, [B * T, vocabSize]), tf.tensor1d(positionIdx, 'int32'));
       const lp = tf.reshape(tf.logSoftmax(rows), [gatherIdx.length * vocabSize]);

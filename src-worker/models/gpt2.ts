@@ -10,7 +10,9 @@ linear layer (Conv1D) consults through ForwardOptions.adapters.
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import { tf } from '../tf.ts';
 import type { KVCache } from './kv-cache.ts';
-import { frozenLinear, hookedLinear, matMul, trainableGather } from './ops.ts';
+import { hookedLinear, matMul } from './ops.ts';
+import { LMHead } from './lm-head.ts';
+import { recomputed } from '../kernels/recompute.ts';
 import type { AdapterHooks, CausalLM, ForwardOptions, LinearModule, ModelConfigSummary, NamedParameter } from './types.ts';
 import { randomWeights, type WeightData } from './random-weights.ts';
 import { LayerNorm } from './layer-norm.ts';
@@ -221,15 +223,16 @@ export class GPT2 implements CausalLM {
   private readonly modules: Conv1D[];
   /** Per sequence length: the causal mask and the position embeddings, built once, kept across steps. */
   private readonly perLength = new Map<number, { mask: tf.Tensor2D; positions: tf.Tensor2D }>();
-  /** The head as [C, V], made on first use on wasm, where products with a transposed operand are slow (ops.ts). */
-  private lmHeadT: tf.Tensor2D | null = null;
+  /** The embedding and the head (tied to it unless the checkpoint has lm_head.weight). */
+  readonly head: LMHead;
 
   constructor(
     readonly gpt2Config: GPT2Config,
     private readonly params: Map<string, tf.Tensor>,
-    private readonly lmHead: tf.Tensor2D, // [V, C]; transformer.wte.weight itself when tied
+    untiedHead: tf.Tensor2D | null, // lm_head.weight [V, C] when it differs from transformer.wte.weight
   ) {
     const c = gpt2Config;
+    this.head = new LMHead('transformer.wte.weight', params.get('transformer.wte.weight') as tf.Tensor2D, untiedHead);
     const p = <T extends tf.Tensor>(key: string) => params.get(key) as T;
     const linear = (path: string) => new Conv1D(path, p(`${path}.weight`), p(`${path}.bias`));
     const norm = (path: string) => new LayerNorm(p(`${path}.weight`), p(`${path}.bias`), c.layerNormEpsilon, path);
@@ -313,33 +316,24 @@ export class GPT2 implements CausalLM {
     const wpe = hooks?.parameter?.('transformer.wpe.weight');
     const positions = wpe ? tf.slice(wpe, [past, 0], [L, C]) : storedPositions;
     const ids = tf.reshape(inputIds.dtype === 'int32' ? inputIds : tf.cast(inputIds, 'int32'), [B * T]) as tf.Tensor1D;
-    const wte = this.embedding(hooks);
-    let e = (wte instanceof tf.Variable ? trainableGather(wte, ids) : tf.gather(wte, ids)) as tf.Tensor2D;
+    let e = this.head.lookup(ids, hooks);
     if (opts.inputEmbeddingOffset) e = tf.add(e, opts.inputEmbeddingOffset);
     let e3 = tf.reshape(e, [B, T, C]) as tf.Tensor3D;
     if (prefix) e3 = tf.concat([tf.tile(tf.expandDims(prefix, 0), [B, 1, 1]) as tf.Tensor3D, e3], 1);
     let x = tf.reshape(tf.add(e3, positions), [B * L, C]) as tf.Tensor2D;
-    for (const block of this.blocks) x = block.apply(x, B, L, mask, opts, cache);
+    const variables = cache ? null : opts.recompute;
+    for (const block of this.blocks) x = variables ? recomputed((h, [m]) => block.apply(h, B, L, (m as tf.Tensor2D | undefined) ?? null, opts, null), x, variables, mask ? [mask] : []) : block.apply(x, B, L, mask, opts, cache);
     cache?.advance(L);
     x = this.lnF.apply(x, hooks);
     return n ? (tf.reshape(tf.slice(tf.reshape(x, [B, L, C]), [0, n, 0], [B, T, C]), [B * T, C]) as tf.Tensor2D) : x;
   }
 
-  private embedding(hooks: AdapterHooks | null | undefined): tf.Tensor2D {
-    return (hooks?.parameter?.('transformer.wte.weight') as tf.Tensor2D | null | undefined) ?? (this.params.get('transformer.wte.weight') as tf.Tensor2D);
-  }
-
-  private get tied(): boolean {
-    return this.lmHead === this.params.get('transformer.wte.weight');
-  }
-
   private logits(h: tf.Tensor2D, B: number, T: number, hooks?: AdapterHooks | null): tf.Tensor3D {
-    const head = this.tied ? this.embedding(hooks) : ((hooks?.parameter?.('lm_head.weight') as tf.Tensor2D | null | undefined) ?? this.lmHead);
-    const logits =
-      head instanceof tf.Variable
-        ? matMul(h, head, false, true)
-        : frozenLinear(h, tf.getBackend() === 'wasm' ? { w: head === this.lmHead ? this.headTransposed() : tf.transpose(head), wT: head } : { wT: head });
-    return tf.reshape(logits, [B, T, this.gpt2Config.vocabSize]) as tf.Tensor3D;
+    return tf.reshape(this.head.logits(h, hooks), [B, T, this.gpt2Config.vocabSize]) as tf.Tensor3D;
+  }
+
+  headWeight(adapters?: AdapterHooks | null): tf.Tensor2D {
+    return this.head.weight(adapters);
   }
 
   forward(inputIds: tf.Tensor2D, options: ForwardOptions = {}): tf.Tensor3D {
@@ -348,11 +342,6 @@ export class GPT2 implements CausalLM {
 
   forwardWithCache(inputIds: tf.Tensor2D, cache: KVCache, options: ForwardOptions = {}): tf.Tensor3D {
     return tf.tidy(() => this.logits(this.trunk(inputIds, options, cache), ...inputIds.shape, options.adapters));
-  }
-
-  private headTransposed(): tf.Tensor2D {
-    this.lmHeadT ??= tf.keep(tf.transpose(this.lmHead));
-    return this.lmHeadT;
   }
 
   hiddenStates(inputIds: tf.Tensor2D, options: ForwardOptions = {}): tf.Tensor3D {
@@ -365,19 +354,16 @@ export class GPT2 implements CausalLM {
   parameterCount(): number {
     let n = 0;
     for (const t of this.params.values()) n += t.size;
-    return this.lmHead === this.params.get('transformer.wte.weight') ? n : n + this.lmHead.size;
+    return n + this.head.extraParameterCount();
   }
 
   namedParameters(): NamedParameter[] {
-    const out = [...this.params].map(([key, tensor]) => ({ key, tensor, transposed: false }));
-    return this.tied ? out : [...out, { key: 'lm_head.weight', tensor: this.lmHead, transposed: false }];
+    return [...[...this.params].map(([key, tensor]) => ({ key, tensor, transposed: false })), ...this.head.namedParameters()];
   }
 
   dispose(): void {
     for (const t of this.params.values()) t.dispose();
-    if (!this.lmHead.isDisposed) this.lmHead.dispose();
-    this.lmHeadT?.dispose();
-    this.lmHeadT = null;
+    this.head.dispose();
     for (const { mask, positions } of this.perLength.values()) tf.dispose([mask, positions]);
     this.perLength.clear();
   }
@@ -424,9 +410,8 @@ export function createGPT2(config: GPT2Config, weights: Map<string, WeightData>,
     const w = byKey.get(key)!;
     params.set(key, tf.tensor(w.data, w.shape, 'float32'));
   }
-  const wte = params.get('transformer.wte.weight') as tf.Tensor2D;
   const tied = !lmHead || sameData(lmHead.data, byKey.get('transformer.wte.weight')!.data);
-  return new GPT2(config, params, tied ? wte : tf.tensor2d(lmHead!.data, [V, C]));
+  return new GPT2(config, params, tied ? null : tf.tensor2d(lmHead!.data, [V, C]));
 }
 
 /** Seeded random weights in GPT-2's layout (for tests and benchmarks): N(0, std) matrices, LayerNorm near identity. */

@@ -14,7 +14,9 @@ Linear weights are stored [out, in] in the checkpoint (nn.Linear); they are tran
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import { tf } from '../tf.ts';
 import type { KVCache } from './kv-cache.ts';
-import { frozenLinear, hookedLinear, matMul, trainableGather } from './ops.ts';
+import { hookedLinear, matMul } from './ops.ts';
+import { LMHead } from './lm-head.ts';
+import { recomputed } from '../kernels/recompute.ts';
 import type { AdapterHooks, CausalLM, ForwardOptions, LinearModule, ModelConfigSummary, NamedParameter } from './types.ts';
 import { randomWeights, type WeightData } from './random-weights.ts';
 import { positiveIntField } from './loading.ts';
@@ -385,15 +387,16 @@ export class Llama implements CausalLM {
   private readonly rotary: RotaryEmbedding;
   /** Causal masks for sequences starting at position 0, per length (what training uses), kept across steps. */
   private readonly masks = new Map<number, tf.Tensor2D>();
-  /** The head as [C, V], made on first use on wasm, where products with a transposed operand are slow (ops.ts). */
-  private lmHeadT: tf.Tensor2D | null = null;
+  /** The embedding and the head (tied to it with tie_word_embeddings). */
+  readonly head: LMHead;
 
   constructor(
     readonly llamaConfig: LlamaConfig,
     private readonly params: Map<string, tf.Tensor>, // linear weights already transposed to [in, out]
-    private readonly lmHead: tf.Tensor2D, // [V, C]; model.embed_tokens.weight itself when tied
+    untiedHead: tf.Tensor2D | null, // lm_head.weight [V, C] without tie_word_embeddings
   ) {
     const c = llamaConfig;
+    this.head = new LMHead('model.embed_tokens.weight', params.get('model.embed_tokens.weight') as tf.Tensor2D, untiedHead);
     const p = <T extends tf.Tensor>(key: string) => params.get(key) as T;
     const linear = (path: string) => new Linear(path, p(`${path}.weight`), params.has(`${path}.bias`) ? p<tf.Tensor1D>(`${path}.bias`) : null);
     const norm = (path: string) => new RMSNorm(p(`${path}.weight`), c.rmsNormEps, path);
@@ -466,32 +469,23 @@ export class Llama implements CausalLM {
     }
     cache?.assertFits(this.layers.length);
     const ids = tf.reshape(inputIds.dtype === 'int32' ? inputIds : tf.cast(inputIds, 'int32'), [B * T]) as tf.Tensor1D;
-    const embed = this.embedding(hooks);
-    let x = (embed instanceof tf.Variable ? trainableGather(embed, ids) : tf.gather(embed, ids)) as tf.Tensor2D;
+    let x = this.head.lookup(ids, hooks);
     if (opts.inputEmbeddingOffset) x = tf.add(x, opts.inputEmbeddingOffset);
     if (prefix) x = tf.reshape(tf.concat([tf.tile(tf.expandDims(prefix, 0), [B, 1, 1]), tf.reshape(x, [B, T, C])], 1), [B * L, C]);
     const ctx: AttentionContext = { B, T: L, ...this.rotary.slice(past, L), mask: this.maskFor(past, L), cache, opts };
-    for (const layer of this.layers) x = layer.apply(x, ctx);
+    const variables = cache ? null : opts.recompute;
+    for (const layer of this.layers) x = variables ? recomputed((h, [cos, sin, mask]) => layer.apply(h, { ...ctx, cos: cos as tf.Tensor2D, sin: sin as tf.Tensor2D, mask: (mask as tf.Tensor2D | undefined) ?? null }), x, variables, ctx.mask ? [ctx.cos, ctx.sin, ctx.mask] : [ctx.cos, ctx.sin]) : layer.apply(x, ctx);
     cache?.advance(L);
     x = this.norm.apply(x, hooks);
     return n ? (tf.reshape(tf.slice(tf.reshape(x, [B, L, C]), [0, n, 0], [B, T, C]), [B * T, C]) as tf.Tensor2D) : x;
   }
 
-  private embedding(hooks: AdapterHooks | null | undefined): tf.Tensor2D {
-    return (hooks?.parameter?.('model.embed_tokens.weight') as tf.Tensor2D | null | undefined) ?? (this.params.get('model.embed_tokens.weight') as tf.Tensor2D);
-  }
-
-  private get tied(): boolean {
-    return this.lmHead === this.params.get('model.embed_tokens.weight');
-  }
-
   private logits(h: tf.Tensor2D, B: number, T: number, hooks?: AdapterHooks | null): tf.Tensor3D {
-    const head = this.tied ? this.embedding(hooks) : ((hooks?.parameter?.('lm_head.weight') as tf.Tensor2D | null | undefined) ?? this.lmHead);
-    const logits =
-      head instanceof tf.Variable
-        ? matMul(h, head, false, true)
-        : frozenLinear(h, tf.getBackend() === 'wasm' ? { w: head === this.lmHead ? this.headTransposed() : tf.transpose(head), wT: head } : { wT: head });
-    return tf.reshape(logits, [B, T, this.llamaConfig.vocabSize]) as tf.Tensor3D;
+    return tf.reshape(this.head.logits(h, hooks), [B, T, this.llamaConfig.vocabSize]) as tf.Tensor3D;
+  }
+
+  headWeight(adapters?: AdapterHooks | null): tf.Tensor2D {
+    return this.head.weight(adapters);
   }
 
   forward(inputIds: tf.Tensor2D, options: ForwardOptions = {}): tf.Tensor3D {
@@ -500,11 +494,6 @@ export class Llama implements CausalLM {
 
   forwardWithCache(inputIds: tf.Tensor2D, cache: KVCache, options: ForwardOptions = {}): tf.Tensor3D {
     return tf.tidy(() => this.logits(this.trunk(inputIds, options, cache), ...inputIds.shape, options.adapters));
-  }
-
-  private headTransposed(): tf.Tensor2D {
-    this.lmHeadT ??= tf.keep(tf.transpose(this.lmHead));
-    return this.lmHeadT;
   }
 
   hiddenStates(inputIds: tf.Tensor2D, options: ForwardOptions = {}): tf.Tensor3D {
@@ -517,20 +506,18 @@ export class Llama implements CausalLM {
   parameterCount(): number {
     let n = 0;
     for (const t of this.params.values()) n += t.size;
-    return this.lmHead === this.params.get('model.embed_tokens.weight') ? n : n + this.lmHead.size;
+    return n + this.head.extraParameterCount();
   }
 
   namedParameters(): NamedParameter[] {
     // Linear weights were transposed at load (header); embeddings and norms were not.
     const out = [...this.params].map(([key, tensor]) => ({ key, tensor, transposed: tensor.rank === 2 && key !== 'model.embed_tokens.weight' }));
-    return this.tied ? out : [...out, { key: 'lm_head.weight', tensor: this.lmHead, transposed: false }];
+    return [...out, ...this.head.namedParameters()];
   }
 
   dispose(): void {
     for (const t of this.params.values()) t.dispose();
-    if (!this.lmHead.isDisposed) this.lmHead.dispose();
-    this.lmHeadT?.dispose();
-    this.lmHeadT = null;
+    this.head.dispose();
     this.rotary.dispose();
     for (const mask of this.masks.values()) mask.dispose();
     this.masks.clear();
@@ -578,7 +565,7 @@ export function createLlama(config: LlamaConfig, weights: Map<string, WeightData
     else if (shape.length === 2 && key !== 'model.embed_tokens.weight') params.set(key, tf.tidy(() => tf.transpose(tf.tensor2d(data, shape as [number, number]))));
     else params.set(key, tf.tensor(data, shape, 'float32'));
   }
-  return new Llama(config, params, lmHead ?? (params.get('model.embed_tokens.weight') as tf.Tensor2D));
+  return new Llama(config, params, lmHead);
 }
 
 /** Seeded random weights in LlamaForCausalLM's layout (for tests and benchmarks): N(0, std) matrices, norms near 1. */

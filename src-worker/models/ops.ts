@@ -10,6 +10,43 @@ import { tf } from '../tf.ts';
 
 const explicitTransposes = () => tf.getBackend() === 'wasm';
 
+/**
+ * XNNPACK keeps a packed copy of a product's right operand for as long as that tensor lives
+ * (tfjs-backend-wasm's batch_mat_mul_impl.cc caches the operator on b's id): a stored weight used
+ * directly is held twice for the run. Packing per call instead (a fresh copy each time) holds it once
+ * but repeats the packing, which at a few hundred tokens per pass costs about as much as the product
+ * itself (measured on GPT-2's head). The memory plan chooses: cached when the copies fit, per call
+ * when only one copy of the weights does (train/memory-plan.ts).
+ */
+let packWeightsPerCall = false;
+
+export function setWasmWeightPacking(mode: 'cached' | 'per-call'): void {
+  packWeightsPerCall = mode === 'per-call';
+}
+
+/** The right operand of a product with a stored weight on wasm (see setWasmWeightPacking). */
+function asRightOperand(w: tf.Tensor2D): tf.Tensor2D {
+  return packWeightsPerCall ? tf.add(w, 0) : w;
+}
+
+/**
+ * a b for rank > 2 on wasm: tfjs-backend-wasm sends batched products (batch > 1) to a naive loop
+ * 10-20x slower than XNNPACK, which only takes 2-D products. Attention's (B, heads, T, hs) products
+ * are split into 2-D ones, each through XNNPACK (its operand packed per call, freed with it).
+ */
+function batchedMatMul(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  const [M, K] = a.shape.slice(-2) as [number, number];
+  const N = b.shape[b.rank - 1]!;
+  const outer = a.shape.slice(0, -2);
+  const batch = outer.reduce((p, d) => p * d, 1);
+  if (batch === 1) return tf.reshape(tf.matMul(tf.reshape(a, [M, K]), tf.reshape(b, [K, N])), [...outer, M, N]);
+  return tf.tidy(() => {
+    const as = tf.unstack(tf.reshape(a, [batch, M, K]));
+    const bs = tf.unstack(tf.reshape(b, [batch, K, N]));
+    return tf.reshape(tf.stack(as.map((x, i) => tf.matMul(x as tf.Tensor2D, bs[i] as tf.Tensor2D))), [...outer, M, N]);
+  });
+}
+
 /** Swaps the last two axes. */
 export function transposeLast2<T extends tf.Tensor>(t: T): T {
   if (t.rank === 2) return tf.transpose(t) as T;
@@ -23,10 +60,11 @@ const plainMatMul = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => 
   const [a, b, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
   save([a, b]);
   return {
-    value: tf.matMul(a, b),
+    value: a.rank > 2 ? batchedMatMul(a, b) : tf.matMul(a, b),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [sa, sb] = saved as [tf.Tensor, tf.Tensor];
-      return [tf.matMul(dy, transposeLast2(sb)), tf.matMul(transposeLast2(sa), dy)];
+      const product = dy.rank > 2 ? batchedMatMul : tf.matMul;
+      return [product(dy, transposeLast2(sb)), product(transposeLast2(sa), dy)];
     },
   };
 });
@@ -55,8 +93,16 @@ export function frozenLinear(x: tf.Tensor2D, weight: { w?: tf.Tensor2D; wT?: tf.
     const save = args[1] as tf.GradSaveFunc;
     const b = bias ?? undefined;
     let value: tf.Tensor;
-    if (w) value = tf.fused.matMul({ a: input, b: w, bias: b });
-    else if (wasm) value = tf.fused.matMul({ a: input, b: tf.transpose(wT!), bias: b });
+    // On wasm the weight goes through asRightOperand (held once or packed once, as the plan chose),
+    // and the bias is added apart: fused, XNNPACK's operator cache would also key every per-call
+    // copy on the bias tensor and remember it for the run.
+    if (wasm) {
+      value = tf.tidy(() => {
+        const y = tf.matMul(input, w ? asRightOperand(w) : tf.transpose(wT!));
+        return b ? tf.add(y, b) : y;
+      });
+    }
+    else if (w) value = tf.fused.matMul({ a: input, b: w, bias: b });
     else value = tf.fused.matMul({ a: input, b: wT!, bias: b, transposeB: true });
     // Saved (a kept reference, not a copy) so that a weight made inside the forward's tidy (QLoRA's
     // dequantized weight) outlives it until the backward pass.

@@ -45,6 +45,11 @@ export interface ForwardOptions {
   adapters?: AdapterHooks | null;
   /** Enables dropout in the adapters (the frozen base model has none at fine-tuning time). */
   training?: boolean;
+  /**
+   * Training only: recompute each transformer block's activations in the backward pass instead of
+   * keeping them (kernels/recompute.ts); the trainable variables the blocks may read. Ignored with a KV cache.
+   */
+  recompute?: readonly tf.Variable[] | null;
   /** Added to every input token embedding [hidden] (bias-aware LoRA's adversarial b_bias); gradients flow to it. */
   inputEmbeddingOffset?: tf.Tensor1D | null;
 }
@@ -71,6 +76,12 @@ export interface CausalLM {
    * For decoding only: no gradient flows through the cache.
    */
   forwardWithCache(inputIds: tf.Tensor2D, cache: KVCache, options?: ForwardOptions): tf.Tensor3D;
+  /**
+   * The LM head's weight [V, hidden] as the forward uses it (the embedding when tied; a method's
+   * replacement when it trains or dequantizes base weights). With hiddenStates it lets the loss run
+   * the head in chunks of tokens (kernels/head-cross-entropy.ts) instead of asking for [B, T, V] logits.
+   */
+  headWeight?(adapters?: AdapterHooks | null): tf.Tensor2D;
   /** Pooled representation used by semantic and bias methods: final hidden states [B, T, hidden]. */
   hiddenStates(inputIds: tf.Tensor2D, options?: ForwardOptions): tf.Tensor3D;
   parameterCount(): number;

@@ -5,12 +5,11 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type * as tfc from '@tensorflow/tfjs-core';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import type { BackendInfo, MetricPoint } from '../../src-shared/runs.ts';
 import type { TrainJob, WorkerToMain } from '../../src-shared/worker-protocol.ts';
 import { initBackend } from '../backend.ts';
-import { Batcher, collate, type Batch } from '../data/batcher.ts';
+import { Batcher, collate } from '../data/batcher.ts';
 import { createTaskMixtureBatcher } from '../data/task-mixture.ts';
 import { readInstructionDataset, type InstructionExample } from '../data/dataset.ts';
 import { splitTrainValidation } from '../data/split.ts';
@@ -26,9 +25,13 @@ import type { AdapterModel } from '../methods/types.ts';
 import type { CausalLM } from '../models/types.ts';
 import { methodSettingsOf } from '../../src-shared/methods.ts';
 import { tf } from '../tf.ts';
-import { AdamW, clipByGlobalNorm } from './adamw.ts';
+import { AdamW } from './adamw.ts';
+import { trainStep } from './accumulate.ts';
+import { causalLossSum } from './causal-loss.ts';
+import type { MemoryPlan } from './memory-plan.ts';
+import { planBeforeLoad, planRun } from './run-plan.ts';
+import { classifyStepError, throwOnXnnWarning } from './out-of-memory.ts';
 import { loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.ts';
-import { causalLMLoss, causalLMLossSum } from './loss.ts';
 import { learningRateAt } from './schedule.ts';
 
 export interface TrainIO {
@@ -67,81 +70,22 @@ async function validationLoss(model: CausalLM, adapter: AdapterModel, examples: 
     const rows = indices.slice(b * batchSize, (b + 1) * batchSize).map((i) => examples[i]!);
     const batch = collate(rows, padTokenId, maxSeqLen);
     adapter.prepare?.(model, rows.map(promptOf));
-    const result = tf.tidy(() => {
-      const ids = tf.tensor2d(batch.inputIds, [batch.batchSize, batch.seqLen], 'int32');
-      const mask = tf.tensor2d(batch.lossMask, [batch.batchSize, batch.seqLen]);
-      const { sum, count } = causalLMLossSum(model.forward(ids, { adapters: adapter, training: false }), ids, mask);
-      return tf.stack([sum, count]);
-    });
-    const [s, c] = (await result.data()) as Float32Array;
-    result.dispose();
-    sum += s!;
-    count += c!;
+    const result = causalLossSum(model, batch, { adapters: adapter, training: false });
+    sum += (await result.sum.data())[0]!;
+    result.sum.dispose();
+    count += result.count;
   }
   return count > 0 ? sum / count : NaN;
 }
 
-export interface StepResult {
-  /** The task loss (cross-entropy), comparable across methods; the optimized loss adds the regularizers. */
-  loss: number;
-  gradNorm: number;
-  /** Each regularizer's unweighted value, by name (logged as loss/<name>). */
-  regularizers: Record<string, number>;
-}
-
-/**
- * One optimizer step on one batch: forward with adapter dropout, backward to the adapter variables
- * only, global-norm clipping, AdamW. Every tensor it makes is disposed before it returns (the
- * benchmark in bench/ times exactly this function).
- */
-export async function trainStep(model: CausalLM, adapter: AdapterModel, optimizer: AdamW, batch: Batch, gradClip: number, nameOf: Map<string, string>, variables: tfc.Variable[], step: number, prompts?: number[][]): Promise<StepResult> {
-  if (prompts) adapter.prepare?.(model, prompts, true);
-  const ids = tf.tensor2d(batch.inputIds, [batch.batchSize, batch.seqLen], 'int32');
-  const mask = tf.tensor2d(batch.lossMask, [batch.batchSize, batch.seqLen]);
-  // The task loss and each regularizer are kept out of the tape's tidy to be read after it.
-  const kept: tfc.Scalar[] = [];
-  const terms: { name: string; value: tfc.Scalar }[] = [];
-  const { value, grads } = tf.variableGrads(() => {
-    const logits = model.forward(ids, { adapters: adapter, training: true });
-    const task = causalLMLoss(logits, ids, mask);
-    kept.push(tf.keep(task));
-    let total: tfc.Scalar = task;
-    for (const term of adapter.regularizers?.({ inputIds: ids, lossMask: mask, logits }) ?? []) {
-      terms.push({ name: term.name, value: tf.keep(term.value) });
-      if (term.weight !== 0) total = tf.add(total, tf.mul(term.value, term.weight));
-    }
-    return total;
-  }, variables);
-  const named = new Map(Object.entries(grads).map(([variableName, g]) => [nameOf.get(variableName)!, g]));
-  const clipped = clipByGlobalNorm(named, gradClip);
-  try {
-    const [lossData, totalData, normData, ...termData] = await Promise.all([kept[0]!.data(), value.data(), clipped.norm.data(), ...terms.map((term) => term.value.data())]);
-    const loss = lossData[0]!;
-    const gradNorm = normData[0]!;
-    const regularizers = Object.fromEntries(terms.map((term, k) => [term.name, termData[k]![0]!]));
-    if (!Number.isFinite(totalData[0]!) && Number.isFinite(loss)) {
-      throw new WorkbenchError('internal', `Training diverged at step ${step}: a regularizer is not finite (${JSON.stringify(regularizers)}). Lower its weight or the learning rate and start again.`, { step, regularizers });
-    }
-    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
-      throw new WorkbenchError(
-        'internal',
-        `Training diverged at step ${step}: the loss is ${loss} and the gradient norm ${gradNorm}. Lower the learning rate or the gradient clip and start again (or resume from the last checkpoint with a lower rate).`,
-        { step, loss, gradNorm },
-      );
-    }
-    optimizer.step(clipped.grads);
-    return { loss, gradNorm, regularizers };
-  } finally {
-    tf.dispose([ids, mask, value, clipped.norm, ...kept, ...terms.map((term) => term.value), ...Object.values(grads), ...clipped.grads.values()]);
-  }
-}
+export { trainStep, type StepResult } from './accumulate.ts';
 
 export async function runTraining(job: TrainJob, io: TrainIO): Promise<void> {
   const disposables: { dispose(): void }[] = [];
   try {
     await train(job, io, disposables);
   } catch (error) {
-    io.emit({ type: 'failed', error: WorkbenchError.from(error).toJSON() });
+    io.emit({ type: 'failed', error: WorkbenchError.from(classifyStepError(error, null)).toJSON() });
   } finally {
     for (const d of disposables.reverse()) d.dispose();
   }
@@ -153,6 +97,7 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
   const log = (level: 'info' | 'warn' | 'error', message: string) => io.emit({ type: 'log', level, message });
 
   const backend: BackendInfo = await initBackend(config.backend, (m) => log('info', m));
+  const planContext = await planBeforeLoad(job.modelDir, backend.name, t);
   const model = await loadCausalLM(job.modelDir);
   disposables.push(model);
   const tokenizer = await loadTokenizer(job.modelDir);
@@ -173,8 +118,8 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
   const split = splitTrainValidation(rows.length, t.validationFraction, t.seed);
   const { method, settings } = methodOf(config);
   // A multi-task method trains one adapter per task on batches drawn by the task mixture.
-  const plan = method.capabilities.batcher(settings);
-  const mixture = plan.kind === 'task-mixture' ? createTaskMixtureBatcher(rows, split.train, plan.tasks, plan.ratios, t.batchSize, t.seed) : null;
+  const batching = method.capabilities.batcher(settings);
+  const mixture = batching.kind === 'task-mixture' ? createTaskMixtureBatcher(rows, split.train, batching.tasks, batching.ratios, t.batchSize, t.seed) : null;
   const batcher = mixture?.batcher ?? new Batcher(split.train, t.batchSize, t.seed);
   log('info', `Dataset: ${rows.length} rows, ${split.train.length} for training, ${split.validation.length} for validation.`);
 
@@ -239,6 +184,8 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
     const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(2);
     log('info', `Tensor memory in this worker after freeing the float32 copies of the quantized weights: ${mb(tf.memory().numBytes)} MB (was ${mb(before)} MB).`);
   }
+  const plan: MemoryPlan = planRun(planContext, adapter, t);
+  log('info', plan.summary);
   io.emit({ type: 'started', backend, trainableParams, totalParams });
 
   const sidecar = (step: number): AdapterSidecar => ({
@@ -304,7 +251,10 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
     const rows = batcher.next().map((i) => examples[i]!);
     const batch = collate(rows, tokenizer.padTokenId, maxSeqLen);
     if (mixture) adapter.selectTask?.(mixture.batcher.lastTask);
-    const { loss, gradNorm, regularizers } = await trainStep(model, adapter, optimizer, batch, t.gradClip, nameOf, variables, step, rows.map(promptOf)).finally(() => adapter.selectTask?.(null));
+    const { loss, gradNorm, regularizers } = await trainStep(model, adapter, optimizer, batch, t.gradClip, nameOf, variables, step, rows.map(promptOf), plan)
+      .then((result) => (throwOnXnnWarning(), result))
+      .catch((error: unknown) => Promise.reject(classifyStepError(error, plan)))
+      .finally(() => adapter.selectTask?.(null));
     const stepTimeMs = performance.now() - began;
     stepTimeEma = stepTimeEma === null ? stepTimeMs : 0.9 * stepTimeEma + 0.1 * stepTimeMs;
     const tokensPerSecond = batch.tokenCount / (stepTimeMs / 1000);

@@ -55,8 +55,9 @@ describe('inspectModel', () => {
     expect(m.weightsBytes).toBe(34944 * 4);
     // LoRA r=8 on c_attn (32->96), attn.c_proj (32->32), mlp.c_proj (128->32) in 2 layers; x4 floats (param, grad, m, v) x4 bytes.
     expect(m.adapterBytes).toBe(2 * 8 * (32 + 96 + 32 + 32 + 128 + 32) * 16);
-    // 4 bytes x B 8 x T 32 x (2 layers x (110 x 32 + 20 x 128 + 8 x 4 heads x 32) + 14 x 264)
-    expect(m.activationsBytes).toBe(4 * 8 * 32 * (2 * (110 * 32 + 20 * 128 + 8 * 4 * 32) + 14 * 264));
+    // 4 bytes x B 8 x T 32 x 2 layers x (110 x 32 + 20 x 128 + 8 x 4 heads x 32), plus the fused head's
+    // one chunk (all 256 tokens at this vocabulary): 4 [256, 264] temporaries and dh [256, 32].
+    expect(m.activationsBytes).toBe(4 * 8 * 32 * 2 * (110 * 32 + 20 * 128 + 8 * 4 * 32) + 4 * (4 * 256 * 264 + 256 * 32));
     expect(m.totalBytes).toBe(m.weightsBytes + m.adapterBytes + m.activationsBytes);
     expect({ batchSize: m.batchSize, maxSeqLen: m.maxSeqLen, r: m.r }).toEqual(run);
   });
@@ -64,7 +65,7 @@ describe('inspectModel', () => {
   it('grows the estimate with batch, sequence length and rank, and caps sequences at the model positions', async () => {
     const base = (await inspectModel({ modelDir: gpt2Dir, ...run })).memory;
     const doubleBatch = (await inspectModel({ modelDir: gpt2Dir, ...run, batchSize: 16 })).memory;
-    expect(doubleBatch.activationsBytes).toBe(2 * base.activationsBytes);
+    expect(doubleBatch.activationsBytes).toBeGreaterThan(1.9 * base.activationsBytes);
     const doubleRank = (await inspectModel({ modelDir: gpt2Dir, ...run, r: 16 })).memory;
     expect(doubleRank.adapterBytes).toBe(2 * base.adapterBytes);
     // gpt2-tiny has 32 positions: asking for 512 costs what 32 does.
@@ -159,19 +160,18 @@ async function measuredPeak(modelDir: string, targetModules: string[]): Promise<
 }
 
 describe('the memory estimate against a real training step (cpu backend)', () => {
-  // Calibrated on GPT-2 shapes: within 0.8x-1.25x of the measured peak. Llama's counts are reasoned, not
-  // fitted (RMSNorm, RoPE and GQA differ from GPT-2's ops): within 0.5x-2x.
-  it('gpt2-tiny: estimate within 0.8x-1.25x of the peak', async () => {
+  // The issue's bar: within 1.3x either way of tf.profile's peak (train/memory-plan.ts runFigures).
+  it('gpt2-tiny: estimate within 1.3x of the peak', async () => {
     const estimate = (await inspectModel({ modelDir: gpt2Dir, ...run })).memory.totalBytes;
     const peak = await measuredPeak(gpt2Dir, ['c_attn', 'c_proj']);
-    expect(estimate / peak).toBeGreaterThan(0.8);
-    expect(estimate / peak).toBeLessThan(1.25);
+    expect(estimate / peak).toBeGreaterThan(1 / 1.3);
+    expect(estimate / peak).toBeLessThan(1.3);
   });
 
-  it('llama-tiny: estimate within 0.5x-2x of the peak', async () => {
+  it('llama-tiny: estimate within 1.3x of the peak', async () => {
     const estimate = (await inspectModel({ modelDir: llamaDir, ...run })).memory.totalBytes;
     const peak = await measuredPeak(llamaDir, ['q_proj', 'v_proj']);
-    expect(estimate / peak).toBeGreaterThan(0.5);
-    expect(estimate / peak).toBeLessThan(2);
+    expect(estimate / peak).toBeGreaterThan(1 / 1.3);
+    expect(estimate / peak).toBeLessThan(1.3);
   });
 });

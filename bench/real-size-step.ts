@@ -1,0 +1,115 @@
+// One model of a real shape with random weights, one backend, one process: the memory plan
+// (train/memory-plan.ts) for the batch, then LoRA training steps through trainStep with the plan's
+// micro-batches, and one JSON line: tokens/s, peak RSS, the wasm heap, or the plan's refusal.
+// bench/real-sizes.ts runs it next to bench/peft_lora_step.py (transformers + PEFT on torch CPU).
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import type { BackendName } from '../src-shared/config.ts';
+import { initBackend } from '../src-worker/backend.ts';
+import type { Batch } from '../src-worker/data/batcher.ts';
+import type { ArchitectureShape } from '../src-worker/models/architecture.ts';
+import { getMethod } from '../src-worker/methods/index.ts';
+import { createGPT2, gpt2ConfigFromHF, gpt2ParameterShapes, randomGPT2Weights } from '../src-worker/models/gpt2.ts';
+import { createLlama, llamaConfigFromHF, llamaParameterShapes, randomLlamaWeights } from '../src-worker/models/llama.ts';
+import { setWasmWeightPacking } from '../src-worker/models/ops.ts';
+import type { CausalLM } from '../src-worker/models/types.ts';
+import { tf } from '../src-worker/tf.ts';
+import { AdamW } from '../src-worker/train/adamw.ts';
+import { trainStep } from '../src-worker/train/accumulate.ts';
+import { backendLimits, planMemory } from '../src-worker/train/memory-plan.ts';
+
+/** The shapes of the issue's models, as their config.json files give them. */
+const SHAPES: Record<string, Record<string, unknown>> = {
+  gpt2: { model_type: 'gpt2', n_embd: 768, n_layer: 12, n_head: 12, vocab_size: 50257, n_positions: 1024 },
+  smollm2: { model_type: 'llama', hidden_size: 576, num_hidden_layers: 30, num_attention_heads: 9, num_key_value_heads: 3, intermediate_size: 1536, vocab_size: 49152, tie_word_embeddings: true, max_position_embeddings: 2048, rms_norm_eps: 1e-5 },
+  qwen2: { model_type: 'qwen2', hidden_size: 896, num_hidden_layers: 24, num_attention_heads: 14, num_key_value_heads: 2, intermediate_size: 4864, vocab_size: 151936, tie_word_embeddings: true, max_position_embeddings: 32768 },
+  tinyllama: { model_type: 'llama', hidden_size: 2048, num_hidden_layers: 22, num_attention_heads: 32, num_key_value_heads: 4, intermediate_size: 5632, vocab_size: 32000, max_position_embeddings: 2048 },
+};
+
+const { values } = parseArgs({
+  options: {
+    family: { type: 'string', default: 'gpt2' },
+    backend: { type: 'string', default: 'wasm' },
+    method: { type: 'string', default: 'lora' },
+    batch: { type: 'string', default: '8' },
+    seq: { type: 'string', default: '256' },
+    steps: { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '1' },
+  },
+});
+const int = (key: 'batch' | 'seq' | 'steps' | 'warmup') => Number.parseInt(String(values[key]), 10);
+const family = String(values.family);
+const json = SHAPES[family];
+if (!json) throw new Error(`--family must be one of ${Object.keys(SHAPES).join(', ')}`);
+const backend = values.backend as BackendName;
+const info = await initBackend(backend);
+const [B, T] = [int('batch'), int('seq')];
+
+const isGpt2 = json.model_type === 'gpt2';
+const gpt2 = isGpt2 ? gpt2ConfigFromHF(json) : null;
+const llama = isGpt2 ? null : llamaConfigFromHF(json);
+const C = gpt2?.nEmbd ?? llama!.hiddenSize;
+const I = gpt2?.nInner ?? llama!.intermediateSize;
+const V = gpt2?.vocabSize ?? llama!.vocabSize;
+const heads = gpt2?.nHead ?? llama!.numAttentionHeads;
+const layers = gpt2?.nLayer ?? llama!.numHiddenLayers;
+const shape: ArchitectureShape = {
+  family: isGpt2 ? 'gpt2' : 'llama', layers, hiddenSize: C, heads, kvHeads: llama?.numKeyValueHeads ?? heads, vocabSize: V,
+  maxPositions: gpt2?.nPositions ?? llama!.maxPositionEmbeddings, intermediateSize: I, defaultTargetShapes: [],
+};
+const targetModules = isGpt2 ? ['c_attn', 'c_proj'] : ['q_proj', 'v_proj'];
+let model: CausalLM;
+{
+  // Scoped so that the JavaScript copies of the random weights can be collected once the model holds them.
+  // As in a run, the plan sees the parameter count before any weight exists (TinyLlama's would not load).
+  let parameterCount = 0;
+  for (const dims of (isGpt2 ? gpt2ParameterShapes(gpt2!) : llamaParameterShapes(llama!)).values()) parameterCount += dims.reduce((p, d) => p * d, 1);
+  const limits = backendLimits(backend, null, os.freemem());
+  const preload = planMemory({ shape, parameterCount, batchSize: B, seqLen: T, microBatchSize: null, trainableParams: 0, quantized: null, limits });
+  if (!preload.fits) {
+    console.log(JSON.stringify({ family, backend: info.name, refused: preload.refusal }));
+    process.exit(0);
+  }
+  const weights = isGpt2 ? randomGPT2Weights(gpt2!, 0) : randomLlamaWeights(llama!, 0);
+  model = isGpt2 ? createGPT2(gpt2!, weights) : createLlama(llama!, weights);
+}
+const method = getMethod(String(values.method));
+const adapter = method.create(model, method.parseSettings({ r: 8, alpha: 16, dropout: 0.05, targetModules }), 0);
+adapter.releaseFloatWeights?.();
+const quantizedSizes = adapter.releaseFloatWeights ? adapter.targets.map((t) => t.inFeatures * t.outFeatures) : [];
+const plan = planMemory({
+  shape, parameterCount: model.parameterCount(), batchSize: B, seqLen: T, microBatchSize: null, trainableParams: adapter.trainableParamCount(),
+  quantized: quantizedSizes.length ? { params: quantizedSizes.reduce((a, b) => a + b, 0), largestModuleParams: Math.max(...quantizedSizes) } : null,
+  limits: backendLimits(backend, null, os.freemem()),
+});
+if (!plan.fits) {
+  console.log(JSON.stringify({ family, backend: info.name, refused: plan.refusal }));
+  process.exit(0);
+}
+setWasmWeightPacking(plan.wasmPacking);
+console.error(plan.summary);
+const params = adapter.trainable();
+const optimizer = new AdamW([{ name: 'all', lr: 2e-3, weightDecay: 0, params: params.map(({ name, variable }) => ({ name, variable })) }]);
+const nameOf = new Map(params.map((p) => [p.variable.name, p.name]));
+let state = 12345;
+const inputIds = Int32Array.from({ length: B * T }, () => (state = (state * 1103515245 + 12345) % 2 ** 31) % V);
+const batch: Batch = { inputIds, lossMask: new Float32Array(B * T).fill(1), batchSize: B, seqLen: T, tokenCount: B * T };
+const heap = () => (tf.backend() as { wasm?: { HEAPU8: Uint8Array } }).wasm?.HEAPU8.length ?? 0;
+
+let peakRss = process.memoryUsage().rss;
+const times: number[] = [];
+for (let step = 0; step < int('warmup') + int('steps'); step++) {
+  const start = performance.now();
+  await trainStep(model, adapter, optimizer, batch, 1, nameOf, params.map((p) => p.variable), step + 1, undefined, plan);
+  const elapsed = performance.now() - start;
+  if (step >= int('warmup')) times.push(elapsed);
+  peakRss = Math.max(peakRss, process.memoryUsage().rss);
+  console.error(`step ${step}: ${elapsed.toFixed(0)} ms, rss ${(peakRss / 2 ** 20).toFixed(0)} MiB, wasm heap ${(heap() / 2 ** 20).toFixed(0)} MiB`);
+}
+times.sort((a, b) => a - b);
+const median = times[Math.floor(times.length / 2)]!;
+console.log(JSON.stringify({
+  family, backend: info.name, adapter: info.adapter, method: values.method, batch: B, seq: T, micro_batch: plan.microBatchSize, packing: plan.wasmPacking,
+  step_ms: median, tokens_per_s: (B * T * 1000) / median, peak_rss_mb: peakRss / 2 ** 20, wasm_heap_mb: heap() / 2 ** 20,
+  plan_total_mb: plan.figures.total / 2 ** 20, base_params: model.parameterCount(), trainable_params: adapter.trainableParamCount(),
+}));

@@ -1,0 +1,292 @@
+// The memory plan of a training run, made before the model loads: what the weights, the adapter and
+// its optimizer state, the activations of one micro-batch and the largest temporary (a chunk of
+// logits) take on the chosen backend, against that backend's real limits: wasm32's 4 GiB heap
+// (every tensor of the wasm backend lives in it), WebGPU's maxBufferSize and
+// maxStorageBufferBindingSize (the largest single tensor), and the machine's RAM. It picks the
+// micro-batch (gradient accumulation, train/accumulate.ts) when the run does not set one, and a run
+// that cannot fit is refused before it starts, with the figures and the settings that would fit.
+import os from 'node:os';
+import type { BackendName } from '../../src-shared/config.ts';
+import { WorkbenchError } from '../../src-shared/errors.ts';
+import type { ArchitectureShape, Family } from '../models/architecture.ts';
+import { defaultChunkTokens } from '../kernels/head-cross-entropy.ts';
+
+const F32 = 4;
+
+/**
+ * Floats kept per token during one training step on the tfjs backends, per unit of each dimension
+ * (train/accumulate.ts trainStep). tfjs has no fused kernels and no activation checkpointing:
+ * variableGrads keeps every op output of the forward pass on its tape, and the backward pass makes a
+ * gradient of the same size for each of them inside the same tidy, released only when the step ends.
+ * So every count below is (op outputs in the forward) x 2.
+ *
+ * - HIDDEN, per layer per unit of hidden size: two LayerNorms (mean, centred, square, variance,
+ *   rsqrt, normalised, scaled, shifted: ~8 each), attention (c_attn and its bias 6, q/k/v split and
+ *   head transposes 6, merged heads 2, c_proj and bias 2, residual 1), MLP c_proj, bias and residual 3,
+ *   LoRA on the default targets (dropout mask and output, x A, (x A) B, scaling, sum: ~15) and the
+ *   embeddings: ~55 outputs, 110 floats.
+ * - MLP, per layer per unit of the MLP width: GELU's tanh form 0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3)))
+ *   is 8 element-wise ops after c_fc and its bias: 10 outputs, 20 floats. SwiGLU (gate, up, sigmoid,
+ *   silu, product) is 5 outputs, 10 floats; BERT's exact GELU (dense+bias, /sqrt 2, erf, +1, x, 0.5) 6, 12.
+ * - ATTENTION, per layer per head per key position: scores, scaled, masked, softmax (exp, sum, divide):
+ *   ~4 outputs of [B, heads, T, T], 8 floats.
+ * - No logits: the LM head and the cross-entropy run fused in chunks of tokens (kernels/
+ *   head-cross-entropy.ts); a chunk's temporaries are counted apart (runFigures' logitsChunk).
+ *
+ * The counts were checked against tf.profile's peakBytes on the cpu backend for GPT-2 shapes varying
+ * hidden size, layers, MLP width, vocabulary and sequence length (test/unit/inspect-model.test.ts
+ * checks the gpt2-tiny and llama-tiny fixtures); they hold within a few percent there.
+ */
+export const ACTIVATION_FLOATS = {
+  hidden: 110,
+  mlp: { gpt2: 20, llama: 10, bert: 12 } satisfies Record<Family, number>,
+  attention: 8,
+} as const;
+
+/** param + gradient + AdamW's first and second moments, each an f32. */
+export const ADAPTER_FLOATS_PER_PARAM = 4;
+
+const GB = 1e9;
+/** wasm32 addresses 4 GiB; tfjs-backend-wasm's module is built to grow to exactly that. */
+export const WASM_HEAP_BYTES = 2 ** 32;
+/** The share of a pool a plan may fill: allocator fragmentation and what the estimate leaves out need the rest. */
+const USABLE_SHARE = 0.85;
+/**
+ * The wasm heap a step grows to, per byte of tensors the plan counts: the heap never shrinks, and
+ * emscripten's allocator fragments between the passes' differently sized temporaries. Measured on
+ * GPT-2 124M at 8 passes of 1 x 256 tokens: 4066 MiB of heap for a plan of 3090 MiB (1.32).
+ */
+export const WASM_HEAP_PER_TENSOR_BYTE = 1.35;
+/** Node, V8 and the libraries before any tensor: measured ~250-350 MB RSS for a worker with tfjs loaded. */
+const PROCESS_BASELINE_BYTES = 350 * 2 ** 20;
+
+export interface BackendLimits {
+  backend: BackendName;
+  /** Bytes every tensor of the backend shares (wasm: the heap; cpu, tensorflow, webgpu: RAM). */
+  poolBytes: number;
+  poolLabel: string;
+  /** The largest single tensor the backend can hold (webgpu's binding and buffer limits); null: no limit below the pool. */
+  maxTensorBytes: number | null;
+  maxTensorLabel: string | null;
+  /** The machine's available RAM, for what lives outside the backend's pool. */
+  ramBytes: number;
+}
+
+export interface DeviceLimits {
+  maxBufferSize?: number;
+  maxStorageBufferBindingSize?: number;
+}
+
+/** The limits of `backend`; webgpu's come from the device tfjs opened (pass its `limits`). */
+export function backendLimits(backend: BackendName, gpuLimits: DeviceLimits | null = null, ramBytes = os.freemem()): BackendLimits {
+  if (backend === 'wasm') {
+    return { backend, poolBytes: Math.min(WASM_HEAP_BYTES, ramBytes), poolLabel: ramBytes < WASM_HEAP_BYTES ? 'the available RAM' : "wasm32's 4 GiB heap", maxTensorBytes: null, maxTensorLabel: null, ramBytes };
+  }
+  if (backend === 'webgpu' && gpuLimits) {
+    const binding = gpuLimits.maxStorageBufferBindingSize ?? Infinity;
+    const buffer = gpuLimits.maxBufferSize ?? Infinity;
+    const maxTensorBytes = Math.min(binding, buffer);
+    const label = binding <= buffer ? 'the adapter\'s maxStorageBufferBindingSize' : 'the adapter\'s maxBufferSize';
+    return { backend, poolBytes: ramBytes, poolLabel: 'the available RAM', maxTensorBytes: Number.isFinite(maxTensorBytes) ? maxTensorBytes : null, maxTensorLabel: label, ramBytes };
+  }
+  return { backend, poolBytes: ramBytes, poolLabel: 'the available RAM', maxTensorBytes: null, maxTensorLabel: null, ramBytes };
+}
+
+export interface MemoryPlanRequest {
+  shape: ArchitectureShape;
+  parameterCount: number;
+  batchSize: number;
+  /** The run's sequence length, already capped at the model's positions. */
+  seqLen: number;
+  /** training.microBatchSize; null lets the plan choose. */
+  microBatchSize: number | null;
+  trainableParams: number;
+  /** QLoRA: how many base parameters are held quantized (in JavaScript, outside the backend) and the largest module, dequantized per use. */
+  quantized: { params: number; largestModuleParams: number } | null;
+  limits: BackendLimits;
+  /**
+   * False when recomputation would cost more than it saves: methods that train the base weights
+   * (every block would return a zero gradient for every other block's weights).
+   */
+  allowRecompute?: boolean;
+}
+
+export interface MemoryFigures {
+  /**
+   * Base weights in the backend (f32), the quantized ones excepted (one of them dequantized at a
+   * time); on wasm with cached packing also XNNPACK's packed copy of each (models/ops.ts).
+   */
+  weights: number;
+  /** Loading widens every weight to f32 in the backend before QLoRA quantizes them. */
+  loadPeak: number;
+  adapter: number;
+  /** Kept for the backward pass, per micro-batch. */
+  activations: number;
+  /** The largest temporary: a chunk of logits and its softmax gradient. */
+  logitsChunk: number;
+  total: number;
+}
+
+export type WasmPacking = 'cached' | 'per-call';
+
+/** How a step runs: XNNPACK's packing on wasm ('none' elsewhere), and whether blocks are recomputed. */
+export interface StepMode {
+  packing: WasmPacking | 'none';
+  recompute: boolean;
+}
+
+/** Floats per unit of hidden size per layer that recomputation keeps: each block's input, its gradient and slack. */
+const RECOMPUTE_HIDDEN_FLOATS = 4;
+
+export interface MemoryPlan {
+  fits: boolean;
+  microBatchSize: number;
+  /** wasm: whether XNNPACK keeps a packed copy of every weight (fast) or packs per call (weights held once). */
+  wasmPacking: WasmPacking;
+  /** Recompute each block's activations in the backward pass (kernels/recompute.ts): on when nothing fits without it. */
+  recompute: boolean;
+  logitsChunkTokens: number;
+  figures: MemoryFigures;
+  limits: BackendLimits;
+  /** One line for the run's log. */
+  summary: string;
+  /** Why the run cannot fit and what would, when it does not. */
+  refusal: string | null;
+}
+
+/** Activation floats kept per token of a micro-batch at sequence length T (inspect-model.ts ACTIVATION_FLOATS, without the logits: the head runs in chunks). */
+function activationFloatsPerToken(shape: ArchitectureShape, T: number): number {
+  const mlp = ACTIVATION_FLOATS.mlp[shape.family ?? 'gpt2'];
+  return shape.layers * (ACTIVATION_FLOATS.hidden * shape.hiddenSize + mlp * shape.intermediateSize + ACTIVATION_FLOATS.attention * shape.heads * T);
+}
+
+/** The figures of one pass of m rows of T tokens (what inspect-model.ts's estimate shows too). */
+export function runFigures(req: Pick<MemoryPlanRequest, 'shape' | 'parameterCount' | 'trainableParams' | 'quantized'>, m: number, T: number, chunkTokens: number, mode: StepMode = { packing: 'none', recompute: false }): MemoryFigures {
+  const { packing } = mode;
+  const { shape } = req;
+  const quantizedParams = req.quantized?.params ?? 0;
+  const held = (req.parameterCount - quantizedParams) * F32;
+  // Packed copies: every stored weight once more (the head's packing takes the embedding's place);
+  // per-call packing still keeps the head's one copy (kernels/head-product.ts) and one layer's.
+  const packed = packing === 'cached' ? held : packing === 'per-call' ? F32 * shape.vocabSize * shape.hiddenSize : 0;
+  const weights = held + (req.quantized?.largestModuleParams ?? 0) * F32 + packed;
+  const loadPeak = req.parameterCount * F32;
+  const adapter = req.trainableParams * ADAPTER_FLOATS_PER_PARAM * F32;
+  // Recomputed: the blocks' inputs (and their gradients) stay, and one block's activations at a time.
+  const activations = mode.recompute
+    ? F32 * m * T * (shape.layers * RECOMPUTE_HIDDEN_FLOATS * shape.hiddenSize + activationFloatsPerToken(shape, T) / shape.layers)
+    : F32 * m * T * activationFloatsPerToken(shape, T);
+  // A chunk keeps about four [chunk, V] tensors alive (logits, softmax, one-hot, their difference), plus dh [m T, C].
+  const logitsChunk = F32 * (4 * Math.min(chunkTokens, m * T) * shape.vocabSize + m * T * shape.hiddenSize);
+  return { weights, loadPeak, adapter, activations, logitsChunk, total: Math.max(loadPeak, weights + adapter + activations + logitsChunk) };
+}
+
+/** The largest single tensor of a step (webgpu binds each tensor as one buffer). */
+function largestTensorBytes(shape: ArchitectureShape, m: number, T: number, chunkTokens: number): number {
+  return F32 * Math.max(shape.vocabSize * shape.hiddenSize, chunkTokens * shape.vocabSize, m * shape.heads * T * T, m * T * shape.intermediateSize);
+}
+
+const gb = (bytes: number) => `${(bytes / GB).toFixed(2)} GB`;
+
+/** The mode that needs the least memory on the request's backend. */
+function leanest(req: MemoryPlanRequest): StepMode {
+  return { packing: req.limits.backend === 'wasm' ? 'per-call' : 'none', recompute: true };
+}
+
+function fitsIn(req: MemoryPlanRequest, m: number, T: number, chunkTokens: number, mode: StepMode = leanest(req)): boolean {
+  const f = runFigures(req, m, T, chunkTokens, mode);
+  const { limits } = req;
+  if (f.total * (limits.backend === 'wasm' ? WASM_HEAP_PER_TENSOR_BYTE : 1) > limits.poolBytes * USABLE_SHARE) return false;
+  // Outside a wasm heap the weights' JSON-free loading still passes through JS arrays once.
+  if (f.total + PROCESS_BASELINE_BYTES > limits.ramBytes) return false;
+  return limits.maxTensorBytes === null || largestTensorBytes(req.shape, m, T, chunkTokens) <= limits.maxTensorBytes;
+}
+
+/** Chunk tokens so that one [chunk, V] tensor also stays within a webgpu binding. */
+function chunkTokensFor(req: MemoryPlanRequest): number {
+  const byBudget = defaultChunkTokens(req.shape.vocabSize);
+  const max = req.limits.maxTensorBytes;
+  return max === null ? byBudget : Math.max(1, Math.min(byBudget, Math.floor(max / (F32 * req.shape.vocabSize))));
+}
+
+/** The plan for `req`: the largest micro-batch that fits (balanced over the passes), or a refusal with figures and advice. */
+export function planMemory(req: MemoryPlanRequest): MemoryPlan {
+  const T = req.seqLen;
+  const B = req.batchSize;
+  const chunkTokens = chunkTokensFor(req);
+  const wasm = req.limits.backend === 'wasm';
+  const largestFitting = (mode: StepMode): number | null => {
+    if (req.microBatchSize !== null) {
+      const asked = Math.min(req.microBatchSize, B);
+      return fitsIn(req, asked, T, chunkTokens, mode) ? asked : null;
+    }
+    for (let candidate = B; candidate >= 1; candidate--) {
+      // Equal passes: 8 rows that fit 3 at a time run as 3 + 3 + 2, 7 that fit 6 as 4 + 3.
+      if (fitsIn(req, candidate, T, chunkTokens, mode)) return Math.ceil(B / Math.ceil(B / candidate));
+    }
+    return null;
+  };
+  // Fastest first: on wasm XNNPACK's cached packing (repacking per call costs about as much as a
+  // pass's products), then recomputation (one more forward), then the weights held once.
+  const modes: StepMode[] = wasm
+    ? [{ packing: 'cached', recompute: false }, { packing: 'cached', recompute: true }, { packing: 'per-call', recompute: false }, { packing: 'per-call', recompute: true }]
+    : [{ packing: 'none', recompute: false }, { packing: 'none', recompute: true }];
+  let m: number | null = null;
+  let mode = leanest(req);
+  for (const candidate of modes.filter((c) => req.allowRecompute !== false || !c.recompute)) {
+    m = largestFitting(candidate);
+    if (m !== null) {
+      mode = candidate;
+      break;
+    }
+  }
+  const chosen = m ?? Math.min(req.microBatchSize ?? 1, B);
+  const figures = runFigures(req, chosen, T, chunkTokens, mode);
+  const packing: WasmPacking = mode.packing === 'cached' ? 'cached' : 'per-call';
+  const { limits } = req;
+  const parts = `weights ${gb(figures.weights)}${wasm ? (packing === 'cached' ? ' (with XNNPACK\'s packed copies)' : ' (held once, packed per call)') : ''}, adapter and optimizer ${gb(figures.adapter)}, activations of a micro-batch of ${chosen} row${chosen === 1 ? '' : 's'}${mode.recompute ? ' with blocks recomputed' : ''} ${gb(figures.activations)}, largest temporary (a chunk of ${chunkTokens} tokens' logits) ${gb(figures.logitsChunk)}`;
+  const passes = Math.ceil(B / chosen);
+  if (m !== null) {
+    const heap = wasm ? ` (a heap of about ${gb(figures.total * WASM_HEAP_PER_TENSOR_BYTE)} with the allocator's slack)` : '';
+    const summary = `Memory plan (${limits.backend}): ${gb(figures.total)}${heap} of ${gb(limits.poolBytes)} (${limits.poolLabel}): ${parts}; batch ${B} x ${T} tokens in ${passes} pass${passes === 1 ? '' : 'es'} of ${chosen} row${chosen === 1 ? '' : 's'}.`;
+    return { fits: true, microBatchSize: chosen, wasmPacking: packing, recompute: mode.recompute, logitsChunkTokens: chunkTokens, figures, limits, summary, refusal: null };
+  }
+  return { fits: false, microBatchSize: chosen, wasmPacking: packing, recompute: mode.recompute, logitsChunkTokens: chunkTokens, figures, limits, summary: '', refusal: refusalMessage(req, chosen, chunkTokens, figures, parts) };
+}
+
+function refusalMessage(req: MemoryPlanRequest, m: number, chunkTokens: number, figures: MemoryFigures, parts: string): string {
+  const { limits, shape } = req;
+  const T = req.seqLen;
+  const need = `${shape.family ?? 'The model'} with ${(req.parameterCount / 1e6).toFixed(0)}M parameters at batch ${req.batchSize} x ${T} tokens needs ${gb(figures.total)} on the ${limits.backend} backend (${parts}${figures.loadPeak > figures.weights ? `; loading widens every weight to f32 first: ${gb(figures.loadPeak)}` : ''})`;
+  const tensorLimit = limits.maxTensorBytes !== null && largestTensorBytes(shape, m, T, chunkTokens) > limits.maxTensorBytes;
+  const limit = tensorLimit
+    ? `its largest tensor (${gb(largestTensorBytes(shape, m, T, chunkTokens))}) exceeds ${limits.maxTensorLabel} (${gb(limits.maxTensorBytes!)})`
+    : `${limits.poolLabel} holds ${gb(limits.poolBytes)} (${Math.round(USABLE_SHARE * 100)}% of it is planned for tensors)`;
+  const advice: string[] = [];
+  let smallest: number | null = null;
+  for (let k = Math.min(m, req.batchSize); k >= 1; k--) if (fitsIn(req, k, T, chunkTokens)) { smallest = k; break; }
+  if (smallest !== null) advice.push(`training.microBatchSize ${smallest} or less (or leave it unset and the plan picks it)`);
+  let longest = 0;
+  for (let lo = 8, hi = T; lo <= hi; ) {
+    const mid = (lo + hi) >> 1;
+    if (fitsIn(req, 1, mid, chunkTokens)) {
+      longest = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  if (smallest === null && longest >= 8) advice.push(`training.maxSeqLen ${longest} or less, at microBatchSize 1`);
+  if (!req.quantized && figures.loadPeak < limits.poolBytes * USABLE_SHARE && figures.weights > figures.activations) {
+    advice.push('QLoRA (method qlora, NF4): the adapted layers\' weights are held at 4 bits outside the backend');
+  }
+  if (limits.backend === 'wasm' && figures.total + PROCESS_BASELINE_BYTES < limits.ramBytes) {
+    advice.push(`the cpu or tensorflow backend, which are limited by the machine's RAM (${gb(limits.ramBytes)} available) rather than the 4 GiB heap`);
+  }
+  advice.push('the PyTorch engine');
+  return `${need}, but ${limit}. Settings that would fit: ${advice.join('; ')}.`;
+}
+
+/** Throws the plan's refusal as an out_of_memory error (before the model loads). */
+export function assertPlanFits(plan: MemoryPlan): void {
+  if (!plan.fits) throw new WorkbenchError('out_of_memory', plan.refusal!, { figures: plan.figures, limits: plan.limits });
+}
+

@@ -1,0 +1,56 @@
+// The memory plan (train/memory-plan.ts) at the two points of a run where it can refuse: before the
+// model loads (its weights must fit at all) and after the adapter is attached, before step 1.
+import type { BackendName } from '../../src-shared/config.ts';
+import { readArchitecture } from '../inspect-model.ts';
+import type { AdapterModel } from '../methods/types.ts';
+import { setWasmWeightPacking } from '../models/ops.ts';
+import { tf } from '../tf.ts';
+import { ADAPTER_FLOATS_PER_PARAM, assertPlanFits, backendLimits, planMemory, type BackendLimits, type DeviceLimits, type MemoryPlan } from './memory-plan.ts';
+import type { ArchitectureShape } from '../models/architecture.ts';
+
+/** webgpu's device limits, when the active backend is webgpu. */
+function gpuLimits(backend: BackendName): DeviceLimits | null {
+  if (backend !== 'webgpu') return null;
+  return (tf.backend() as unknown as { device?: { limits?: DeviceLimits } }).device?.limits ?? null;
+}
+
+export interface PlanContext {
+  shape: ArchitectureShape;
+  parameterCount: number;
+  limits: BackendLimits;
+}
+
+/**
+ * Before the model loads: its weights, widened to f32, must fit the backend (TinyLlama-1.1B's 4.4 GB
+ * do not fit wasm's heap even with QLoRA, which quantizes after loading). Refuses with the figures.
+ */
+export async function planBeforeLoad(modelDir: string, backend: BackendName, training: { batchSize: number; maxSeqLen: number; microBatchSize: number | null }): Promise<PlanContext> {
+  const { shape, parameterCount } = await readArchitecture(modelDir);
+  const limits = backendLimits(backend, gpuLimits(backend));
+  const seqLen = Math.min(training.maxSeqLen, shape.maxPositions || training.maxSeqLen);
+  // The adapter is not known yet: with none, a run that fails here fails whatever the method.
+  assertPlanFits(planMemory({ shape, parameterCount, batchSize: training.batchSize, seqLen, microBatchSize: training.microBatchSize, trainableParams: 0, quantized: null, limits }));
+  return { shape, parameterCount, limits };
+}
+
+/** After the adapter is attached: the whole plan, refused before step 1 when it cannot fit. */
+export function planRun(context: PlanContext, adapter: Pick<AdapterModel, 'trainableParamCount' | 'targets' | 'releaseFloatWeights' | 'trainsBaseParameters'>, training: { batchSize: number; maxSeqLen: number; microBatchSize: number | null }): MemoryPlan {
+  const { shape, parameterCount, limits } = context;
+  // QLoRA's adapted layers are held quantized in JavaScript and dequantized one at a time.
+  const quantizedSizes = adapter.releaseFloatWeights ? adapter.targets.map((t) => t.inFeatures * t.outFeatures) : [];
+  const plan = planMemory({
+    shape,
+    parameterCount,
+    batchSize: training.batchSize,
+    seqLen: Math.min(training.maxSeqLen, shape.maxPositions || training.maxSeqLen),
+    microBatchSize: training.microBatchSize,
+    // Full fine-tuning's trainable parameters are the weights: only their gradient and moments are extra.
+    trainableParams: adapter.trainsBaseParameters ? (adapter.trainableParamCount() * 3) / ADAPTER_FLOATS_PER_PARAM : adapter.trainableParamCount(),
+    quantized: quantizedSizes.length ? { params: quantizedSizes.reduce((a, b) => a + b, 0), largestModuleParams: Math.max(...quantizedSizes) } : null,
+    limits,
+    allowRecompute: !adapter.trainsBaseParameters,
+  });
+  assertPlanFits(plan);
+  if (limits.backend === 'wasm') setWasmWeightPacking(plan.wasmPacking);
+  return plan;
+}

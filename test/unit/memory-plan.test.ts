@@ -1,0 +1,163 @@
+// The memory plan (train/memory-plan.ts): micro-batches chosen to fit wasm32's heap, refusals with the
+// figures and the settings that would fit (TinyLlama's f32 weights, WebGPU's binding limit), the estimate
+// of a micro-batched step against the measured peak, and out-of-memory errors told apart from others.
+import path from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
+import { WorkbenchError } from '../../src-shared/errors.ts';
+import { initBackend } from '../../src-worker/backend.ts';
+import type { Batch } from '../../src-worker/data/batcher.ts';
+import { loadCausalLM } from '../../src-worker/formats/model-folder.ts';
+import type { ArchitectureShape } from '../../src-worker/models/architecture.ts';
+import { readArchitecture } from '../../src-worker/inspect-model.ts';
+import { getMethod } from '../../src-worker/methods/index.ts';
+import { tf } from '../../src-worker/tf.ts';
+import { AdamW } from '../../src-worker/train/adamw.ts';
+import { trainStep } from '../../src-worker/train/accumulate.ts';
+import { causalLossTerm, shiftedTargets } from '../../src-worker/train/causal-loss.ts';
+import { backendLimits, planMemory, runFigures, type MemoryPlanRequest } from '../../src-worker/train/memory-plan.ts';
+import { classifyStepError, installWasmWarningHook, isOutOfMemory, throwOnXnnWarning } from '../../src-worker/train/out-of-memory.ts';
+
+const GiB = 2 ** 30;
+const gpt2_124m: ArchitectureShape = {
+  family: 'gpt2', layers: 12, hiddenSize: 768, heads: 12, kvHeads: 12, vocabSize: 50257, maxPositions: 1024, intermediateSize: 3072,
+  defaultTargetShapes: [[768, 2304], [768, 768], [3072, 768]],
+};
+const tinyLlama: ArchitectureShape = {
+  family: 'llama', layers: 22, hiddenSize: 2048, heads: 32, kvHeads: 4, vocabSize: 32000, maxPositions: 2048, intermediateSize: 5632,
+  defaultTargetShapes: [[2048, 2048], [2048, 256]],
+};
+const wasmLimits = backendLimits('wasm', null, 20 * GiB);
+
+function request(overrides: Partial<MemoryPlanRequest>): MemoryPlanRequest {
+  return { shape: gpt2_124m, parameterCount: 124_439_808, batchSize: 8, seqLen: 256, microBatchSize: null, trainableParams: 811_008, quantized: null, limits: wasmLimits, ...overrides };
+}
+
+describe('planMemory', () => {
+  it('fits GPT-2 124M at batch 8 x 256 on wasm by choosing micro-batches, within the heap', () => {
+    const plan = planMemory(request({}));
+    expect(plan.fits).toBe(true);
+    expect(plan.microBatchSize).toBeGreaterThanOrEqual(1);
+    expect(plan.figures.total).toBeLessThan(4 * GiB * 0.85);
+    expect(plan.summary).toMatch(/Memory plan \(wasm\): .* of 4\.29 GB .*batch 8 x 256 tokens in \d+ pass/);
+    // The whole batch in one pass with its activations kept would not fit the heap: the plan did split
+    // it or recompute; at 1024 tokens even recomputed passes of 8 rows do not fit.
+    expect(plan.microBatchSize < 8 || plan.recompute).toBe(true);
+    const whole = planMemory(request({ microBatchSize: 8, seqLen: 1024 }));
+    expect(whole.fits).toBe(false);
+    expect(whole.refusal).toMatch(/needs \d+\.\d\d GB on the wasm backend .*wasm32's 4 GiB heap holds 4\.29 GB/);
+    expect(whole.refusal).toMatch(/Settings that would fit: (training\.microBatchSize \d+ or less|training\.maxSeqLen \d+ or less)/);
+    expect(whole.refusal).toMatch(/the PyTorch engine/);
+    // Too long for even one recomputed row: the advice is a shorter sequence.
+    const long = planMemory(request({ seqLen: 4096, shape: { ...gpt2_124m, maxPositions: 8192 } }));
+    expect(long.fits).toBe(false);
+    expect(long.refusal).toMatch(/training\.maxSeqLen \d+ or less, at microBatchSize 1/);
+  });
+
+  it('on a backend with room to spare, runs the whole batch in one pass and keeps packed copies on wasm', () => {
+    const small = planMemory(request({ batchSize: 2, seqLen: 64 }));
+    expect(small.microBatchSize).toBe(2);
+    expect(small.wasmPacking).toBe('cached');
+  });
+
+  it('refuses TinyLlama 1.1B on wasm before loading: its f32 weights alone exceed the heap', () => {
+    const plan = planMemory(request({ shape: tinyLlama, parameterCount: 1_100_048_384, batchSize: 4, seqLen: 256, quantized: { params: 22 * (2048 * 2048 * 2 + 2048 * 256 * 2), largestModuleParams: 2048 * 5632 } }));
+    expect(plan.fits).toBe(false);
+    expect(plan.refusal).toMatch(/loading widens every weight to f32 first: 4\.40 GB/);
+    expect(plan.refusal).toMatch(/the cpu or tensorflow backend/);
+    expect(plan.refusal).toMatch(/the PyTorch engine/);
+  });
+
+  it('refuses on webgpu when the embedding exceeds maxStorageBufferBindingSize, naming the limit', () => {
+    const limits = backendLimits('webgpu', { maxStorageBufferBindingSize: 128 * 2 ** 20, maxBufferSize: 256 * 2 ** 20 }, 20 * GiB);
+    const plan = planMemory(request({ limits }));
+    expect(plan.fits).toBe(false);
+    expect(plan.refusal).toMatch(/largest tensor \(0\.15 GB\) exceeds the adapter's maxStorageBufferBindingSize \(0\.13 GB\)/);
+    // With a binding limit above the embedding, the logits chunk is sized to stay under it.
+    const roomy = planMemory(request({ limits: backendLimits('webgpu', { maxStorageBufferBindingSize: 200 * 2 ** 20, maxBufferSize: 2 ** 31 }, 20 * GiB) }));
+    expect(roomy.fits).toBe(true);
+    expect(roomy.logitsChunkTokens * 50257 * 4).toBeLessThanOrEqual(200 * 2 ** 20);
+  });
+
+  it('estimates a micro-batched step of gpt2-tiny within 1.3x of the measured peak, with and without recomputation (cpu)', async () => {
+    await initBackend('cpu');
+    const dir = path.join(import.meta.dirname, '..', 'fixtures', 'gpt2-tiny');
+    const { shape, parameterCount } = await readArchitecture(dir);
+    const model = await loadCausalLM(dir);
+    const method = getMethod('lora');
+    const adapter = method.create(model, method.parseSettings({ r: 8, alpha: 16, dropout: 0.05, targetModules: ['c_attn', 'c_proj'] }), 0);
+    const params = adapter.trainable();
+    const optimizer = new AdamW([{ name: 'all', lr: 1e-3, weightDecay: 0, params: params.map(({ name, variable }) => ({ name, variable })) }]);
+    const [B, T] = [8, 32];
+    const batch: Batch = { inputIds: Int32Array.from({ length: B * T }, (_, i) => (i * 7) % 264), lossMask: new Float32Array(B * T).fill(1), batchSize: B, seqLen: T, tokenCount: B * T };
+    const plan = planMemory({ shape, parameterCount, batchSize: B, seqLen: T, microBatchSize: 2, trainableParams: adapter.trainableParamCount(), quantized: null, limits: backendLimits('cpu', null, 20 * GiB) });
+    expect(plan.microBatchSize).toBe(2);
+    const profile = await tf.profile(async () => {
+      await trainStep(model, adapter, optimizer, batch, 1, new Map(params.map((p) => [p.variable.name, p.name])), params.map((p) => p.variable), 1, undefined, plan);
+      return [];
+    });
+    const ratio = plan.figures.total / profile.peakBytes;
+    expect(ratio).toBeGreaterThan(1 / 1.3);
+    expect(ratio).toBeLessThan(1.3);
+    // And with every block recomputed in the backward pass: the forward and backward of the whole batch
+    // in one pass, where the activations make the peak.
+    const ids = tf.tensor2d(batch.inputIds, [B, T], 'int32');
+    const mask = tf.tensor2d(batch.lossMask, [B, T]);
+    const variables = params.map((p) => p.variable);
+    const passPeak = async (recompute: boolean) => {
+      const profile = await tf.profile(() => {
+        const r = tf.variableGrads(() => causalLossTerm(model, ids, mask, shiftedTargets(batch, 0, B, B * T), { adapters: adapter, training: true, recompute: recompute ? variables : null }).loss, variables);
+        return [r.value, ...Object.values(r.grads)];
+      });
+      return profile.peakBytes;
+    };
+    const keptPeak = await passPeak(false);
+    const recomputedPeak = await passPeak(true);
+    expect(recomputedPeak).toBeLessThan(0.8 * keptPeak);
+    const recomputedFigures = runFigures({ shape, parameterCount, trainableParams: adapter.trainableParamCount(), quantized: null }, B, T, plan.logitsChunkTokens, { packing: 'none', recompute: true });
+    expect(recomputedFigures.total / recomputedPeak).toBeGreaterThan(1 / 1.3);
+    expect(recomputedFigures.total / recomputedPeak).toBeLessThan(1.3);
+    tf.dispose([ids, mask]);
+    optimizer.dispose();
+    adapter.dispose();
+    model.dispose();
+  });
+});
+
+describe('out-of-memory errors', () => {
+  const plan = planMemory(request({}));
+
+  it('reports wasm aborts and XNNPACK status 6 as out_of_memory with the advice', () => {
+    for (const message of ['memory access out of bounds', 'XNN status for xnn_create_fully_connected_nc_f32 is not successful. Got status 6. Use -c dbg to see XNN logs.', 'Aborted(OOM)', 'WebAssembly.Memory.grow(): Maximum memory size exceeded']) {
+      const error = message.startsWith('memory') ? Object.assign(new Error(message), { name: 'RuntimeError' }) : new Error(message);
+      expect(isOutOfMemory(error)).toBe(true);
+      const classified = classifyStepError(error, plan) as WorkbenchError;
+      expect(classified).toBeInstanceOf(WorkbenchError);
+      expect(classified.code).toBe('out_of_memory');
+      expect(classified.message).toMatch(/The wasm backend ran out of memory .*The plan counted .* at micro-batch \d+\. Lower training\.microBatchSize or training\.maxSeqLen, use QLoRA/);
+    }
+  });
+
+  it('turns an XNNPACK warning seen during a step into an out-of-memory error after it', () => {
+    installWasmWarningHook();
+    expect(() => throwOnXnnWarning()).not.toThrow();
+    const quiet = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    console.warn('XNN status for xnn_create_fully_connected_nc_f32 is not successful. Got status 6. Use -c dbg to see XNN logs.');
+    quiet.mockRestore();
+    let thrown: unknown = null;
+    try {
+      throwOnXnnWarning();
+    } catch (error) {
+      thrown = error;
+    }
+    expect((classifyStepError(thrown, plan) as WorkbenchError).code).toBe('out_of_memory');
+    expect(() => throwOnXnnWarning()).not.toThrow();
+  });
+
+  it('leaves other errors alone, paths with "room" or "bloom" included', () => {
+    for (const message of ["ENOENT: no such file or directory, open '/home/u/room/bloom-oom.json'", 'Training diverged at step 3']) {
+      const error = new Error(message);
+      expect(isOutOfMemory(error)).toBe(false);
+      expect(classifyStepError(error, plan)).toBe(error);
+    }
+  });
+});

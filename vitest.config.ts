@@ -9,6 +9,8 @@ export default defineConfig({
       { test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 60_000 } },
       { test: { name: 'integration', include: ['test/integration/**/*.test.ts'], testTimeout: 600_000, hookTimeout: 120_000, fileParallelism: false } },
       { test: { name: 'shared', include: ['test/shared/**/*.test.ts'], testTimeout: 600_000 } },
+      // `npm run test:torch`: the pytorch engine's TypeScript side and its parity with tfjs (needs .venv with torch).
+      { test: { name: 'torch', include: ['test/torch/**/*.test.ts'], testTimeout: 600_000, hookTimeout: 120_000, fileParallelism: false } },
       // `npm run test:webgpu`: the parity blocks of these files on Dawn (test/helpers/backends.ts). Only
       // tests named "... on webgpu" run; the setup file fails every file when no adapter starts.
       {

@@ -126,6 +126,18 @@ export const TrainingSettingsSchema = z.object({
 });
 export type TrainingSettings = z.infer<typeof TrainingSettingsSchema>;
 
+/** Which engine computes a run (../shared/design/ENGINES.md): TensorFlow.js in a worker thread, or PyTorch + PEFT in a Python child. */
+export const engineNames = ['tfjs', 'pytorch'] as const;
+export type EngineName = (typeof engineNames)[number];
+export const distributedLaunchers = ['torchrun', 'accelerate'] as const;
+
+/** Data-parallel processes of a pytorch run on one machine: each takes an equal share of every batch; rank 0 reports and writes. */
+export const DistributedSettingsSchema = z.object({
+  processes: z.number().int().min(1).max(64).default(1),
+  launcher: z.enum(distributedLaunchers).default('torchrun'),
+});
+export type DistributedSettings = z.infer<typeof DistributedSettingsSchema>;
+
 export const RunConfigSchema = z.object({
   name: z.string().max(200).default(''),
   model: z.string().min(1).default(DEFAULT_MODEL),
@@ -143,6 +155,8 @@ export const RunConfigSchema = z.object({
   qlora: QloraSettingsSchema.default(QloraSettingsSchema.parse({})),
   training: TrainingSettingsSchema.default(TrainingSettingsSchema.parse({})),
   backend: BackendChoiceSchema.default('auto'),
+  engine: z.enum(engineNames).default('tfjs'),
+  distributed: DistributedSettingsSchema.default(DistributedSettingsSchema.parse({})),
 });
 export type RunConfig = z.infer<typeof RunConfigSchema>;
 /** What a caller may send: every field optional, defaults filled in by RunConfigSchema.parse. */

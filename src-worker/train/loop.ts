@@ -42,7 +42,7 @@ export const FINAL_ADAPTER_DIR = 'adapter';
 /** Lets queued messages (a `stop`) reach the worker between steps: awaiting tensor data alone does not. */
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-function datasetFingerprint(rows: InstructionExample[]): string {
+export function datasetFingerprint(rows: InstructionExample[]): string {
   const hash = createHash('sha256');
   for (const row of rows) hash.update(JSON.stringify([row.prompt, row.completion]));
   return hash.digest('hex');

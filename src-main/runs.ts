@@ -12,6 +12,7 @@ import { WorkerToMainSchema, type ExportJob, type MainToWorker, type TrainJob, t
 import { ensureDataDirs, type WorkbenchPaths } from './paths.ts';
 import type { Store } from './store/index.ts';
 import { OneShotJobs, startEngineWorker, stopWorkerJob, type WorkerJob } from './worker-thread.ts';
+import { engineWorkerFor, isKilledEngineExit, pytorchEngineOptions } from './engines/pytorch-engine.ts';
 
 export interface RunManagerOptions {
   store: Store;
@@ -32,6 +33,9 @@ const INTERRUPTED_AT_START =
   'Interrupted: the process training this run ended before the run finished. Resume it to continue from its last checkpoint.';
 const INTERRUPTED_AT_CLOSE =
   'Interrupted: the workbench closed while this run was training. Resume it to continue from its last checkpoint.';
+
+const INTERRUPTED_ENGINE_KILLED =
+  'Interrupted: the engine process was killed while this run was training. Resume it to continue from its last checkpoint.';
 
 const nowIso = () => new Date().toISOString();
 
@@ -273,7 +277,8 @@ export class RunManager {
     mkdirSync(runDir, { recursive: true });
     let worker: Worker;
     try {
-      worker = this.createWorker();
+      // A pytorch run's engine is a Python child behind the same Worker surface (src-main/engines/pytorch-engine.ts).
+      worker = engineWorkerFor(run.config, this.createWorker, pytorchEngineOptions(this.paths)) as Worker;
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       this.store.runs.update(run.id, { status: 'failed', error: message, finishedAt: nowIso(), ownerPid: null });
@@ -378,7 +383,7 @@ export class RunManager {
   }
 
   /** Records the run's final state and ends its worker. */
-  private settle(active: ActiveRun, outcome: { status: 'completed' | 'stopped' | 'failed'; error: string | null }): void {
+  private settle(active: ActiveRun, outcome: { status: 'completed' | 'stopped' | 'failed' | 'interrupted'; error: string | null }): void {
     if (active.settled) return;
     active.settled = true;
     this.flushMetrics();
@@ -393,6 +398,9 @@ export class RunManager {
         if (active.stopRequested) {
           // Terminated after not answering stop in time: its last checkpoint is still there to resume.
           this.settle(active, { status: 'stopped', error: null });
+        } else if (isKilledEngineExit(code)) {
+          // Killed from outside (kill -9 of the pytorch engine): like a workbench that died, not a failed run.
+          this.settle(active, { status: 'interrupted', error: INTERRUPTED_ENGINE_KILLED });
         } else {
           const message = new WorkbenchError(
             'worker_failed',

@@ -13,7 +13,7 @@ import { createInterface } from 'node:readline';
 import type { RunConfig } from '../../src-shared/config.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import { MainToWorkerSchema, WorkerToMainSchema, type TrainJob, type WorkerToMain } from '../../src-shared/worker-protocol.ts';
-import { findAppRoot } from '../paths.ts';
+import { findAppRoot, type WorkbenchPaths } from '../paths.ts';
 import { buildDataPlan, DATA_PLAN_FILE, writeDataPlan } from './data-plan.ts';
 
 export const ENGINE_DIR = 'engine';
@@ -30,7 +30,7 @@ export function enginePackageRoot(appRoot: string = findAppRoot()): string {
  * .venv (development and tests). None of them: a clear error saying what to run.
  */
 export function resolveEnginePython(envPython: string | null = null, appRoot: string = findAppRoot()): string {
-  const candidates = [process.env.LORA_WORKBENCH_TORCH_PYTHON, envPython, path.join(appRoot, '.venv', process.platform === 'win32' ? 'Scripts/python.exe' : 'bin/python')];
+  const candidates = [process.env.LORA_WORKBENCH_TORCH_PYTHON, envPython, venvPython(path.join(appRoot, '.venv'))];
   for (const candidate of candidates) if (candidate && existsSync(candidate)) return candidate;
   throw new WorkbenchError('backend_unavailable', 'The pytorch engine has no Python environment yet. Run `lora-workbench engine setup pytorch` (or the Set up button on the New run page), then start the run again.');
 }
@@ -46,6 +46,27 @@ export function engineCommand(python: string, config: Pick<RunConfig, 'distribut
 
 type Listener = (...args: unknown[]) => void;
 
+/** The exit code relayed for an engine killed by SIGKILL (as a shell reports 128 + 9). */
+export const KILLED_EXIT_CODE = 137;
+
+export function isKilledEngineExit(code: number): boolean {
+  return code === KILLED_EXIT_CODE;
+}
+
+/** Where `lora-workbench engine setup pytorch` puts the engine's virtual environment. */
+export function pytorchEnvDir(paths: Pick<WorkbenchPaths, 'dataDir'>): string {
+  return path.join(paths.dataDir, 'engines', 'pytorch');
+}
+
+export function pytorchEngineOptions(paths: Pick<WorkbenchPaths, 'dataDir' | 'appRoot'>): PytorchEngineOptions {
+  return { appRoot: paths.appRoot, envPython: venvPython(pytorchEnvDir(paths)) };
+}
+
+/** The interpreter inside a virtual environment folder. */
+export function venvPython(dir: string): string {
+  return process.platform === 'win32' ? path.join(dir, 'Scripts', 'python.exe') : path.join(dir, 'bin', 'python');
+}
+
 /** The Worker surface RunManager uses; the tfjs worker_threads Worker has the same. */
 export interface EngineWorker {
   postMessage(message: unknown): void;
@@ -54,7 +75,10 @@ export interface EngineWorker {
 }
 
 export interface PytorchEngineOptions {
+  /** The interpreter; absent: resolveEnginePython(envPython). */
   python?: string;
+  /** The environment `engine setup pytorch` made, when it exists. */
+  envPython?: string | null;
   appRoot?: string;
   /** Extra environment for the child (tests set the device, or CUDA_VISIBLE_DEVICES). */
   env?: NodeJS.ProcessEnv;
@@ -105,7 +129,7 @@ export class PytorchEngineWorker extends EventEmitter implements EngineWorker {
 
   private async start(job: TrainJob): Promise<void> {
     const appRoot = this.options.appRoot ?? findAppRoot();
-    const python = this.options.python ?? resolveEnginePython(null, appRoot);
+    const python = this.options.python ?? resolveEnginePython(this.options.envPython ?? null, appRoot);
     this.runDir = job.runDir;
     const folder = path.join(job.runDir, ENGINE_DIR);
     mkdirSync(folder, { recursive: true });
@@ -131,7 +155,7 @@ export class PytorchEngineWorker extends EventEmitter implements EngineWorker {
     });
     createInterface({ input: child.stdout! }).on('line', (line) => this.relay(line));
     createInterface({ input: child.stderr! }).on('line', (line) => this.toRunLog(line));
-    child.on('exit', (code, signal) => this.finish(code ?? (signal ? 128 + 9 : 1)));
+    child.on('exit', (code, signal) => this.finish(code ?? (signal === 'SIGKILL' ? KILLED_EXIT_CODE : 1)));
     if (this.stopPending) child.stdin!.write(`${JSON.stringify({ type: 'stop' })}\n`);
   }
 

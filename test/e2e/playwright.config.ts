@@ -1,13 +1,16 @@
-// End-to-end tests in Debian's Chromium (never a downloaded browser: `npx playwright install` is not used).
+// End-to-end tests in the Chromium that scripts/setup/chromium.ts finds (CHROMIUM_PATH, Playwright's cache, the system's).
 // ui.spec.ts drives the renderer against an in-page fake API; workbench.spec.ts drives the real
 // `lora-workbench serve` with real training. Both need `npm run build:renderer` first (npm run test:e2e does it).
-import { existsSync } from 'node:fs';
 import { defineConfig } from '@playwright/test';
+import { chromiumVersion, findChromium, manualInstallCommand } from '../../scripts/setup/chromium.ts';
 
-const chromium = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-if (!existsSync(chromium)) {
-  throw new Error(`No Chromium at ${chromium}: install it with \`apt-get install -y chromium\` or set CHROMIUM_PATH.`);
+// `npm test` runs scripts/setup first, which installs a browser where none is found; this is the same search.
+const browser = findChromium();
+if (!browser) {
+  throw new Error(`No Chromium or Chrome found: run \`npm run pretest\`, or \`${manualInstallCommand()}\`, or set CHROMIUM_PATH.`);
 }
+console.log(`End-to-end tests drive ${browser.path} (${chromiumVersion(browser.path)})`);
+const chromium = browser.path;
 
 export default defineConfig({
   testDir: '.',

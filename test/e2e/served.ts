@@ -17,13 +17,17 @@ export interface Served {
   output: string[];
 }
 
-export async function serve(): Promise<Served> {
+/**
+ * `via: 'serve'` runs `lora-workbench serve`; `via: 'npm-start'` runs what `npm start -- --no-open` runs
+ * (scripts/start.mjs: browser mode where Electron's binary is missing, as here).
+ */
+export async function serve(via: 'serve' | 'npm-start' = 'serve'): Promise<Served> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'lora-workbench-e2e-'));
-  const child = spawn(
-    process.execPath,
-    ['bin/lora-workbench.mjs', 'serve', '--port', '0', '--no-open', '--data-dir', dataDir],
-    { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const entry = via === 'serve' ? ['bin/lora-workbench.mjs', 'serve'] : ['scripts/start.mjs'];
+  const child = spawn(process.execPath, [...entry, '--port', '0', '--no-open', '--data-dir', dataDir], {
+    cwd: repo,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const output: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (line) => output.push(line));
   const url = await new Promise<string>((resolve, reject) => {

@@ -11,6 +11,7 @@ import { methodDescriptors } from '../src-shared/methods.ts';
 import type { ExportReport, Run } from '../src-shared/runs.ts';
 import { call, DATA_DIR_HELP, openSession, parse, processIo, UsageError, type CliIo, type Session } from './cli/common.ts';
 import { datasetsCommand } from './cli/datasets.ts';
+import { engineCommand } from './cli/engine.ts';
 import { evalCommand } from './cli/eval.ts';
 import { importLlama2cCommand } from './cli/import-llama2c.ts';
 import { isDatasetId } from './datasets.ts';
@@ -30,6 +31,8 @@ Commands:
   datasets list|add|remove  register your own JSONL/CSV/TSV file as a dataset, list or remove them
   import-llama2c MODEL.bin TOKENIZER.bin --out DIR
                             convert a llama2.c checkpoint into a Hugging Face Llama folder
+  engine setup pytorch|status
+                            set up the pytorch engine's Python environment, or show the engines
 
 Options:
   -h, --help        show help; \`lora-workbench <command> --help\` shows a command's options
@@ -323,7 +326,7 @@ async function runs(args: string[], io: CliIo): Promise<number> {
 }
 
 const commands: Record<string, (args: string[], io: CliIo) => Promise<number>> = {
-  train, resume, export: exportCommand, serve, runs, eval: evalCommand, datasets: datasetsCommand, 'import-llama2c': importLlama2cCommand,
+  train, resume, export: exportCommand, serve, runs, eval: evalCommand, datasets: datasetsCommand, 'import-llama2c': importLlama2cCommand, engine: engineCommand,
 };
 
 export async function runCli(argv: string[], io: CliIo = processIo): Promise<number> {

@@ -131,6 +131,12 @@ export const engineNames = ['tfjs', 'pytorch'] as const;
 export type EngineName = (typeof engineNames)[number];
 export const distributedLaunchers = ['torchrun', 'accelerate'] as const;
 
+/** The methods each engine trains (the pytorch engine's list is engine-torch/workbench_torch/methods/__init__.py's SUPPORTED_METHODS). */
+export const engineMethods: Record<EngineName, readonly MethodId[]> = {
+  tfjs: methodIds,
+  pytorch: ['lora', 'lora-plus', 'full', 'bitfit'],
+};
+
 /** Data-parallel processes of a pytorch run on one machine: each takes an equal share of every batch; rank 0 reports and writes. */
 export const DistributedSettingsSchema = z.object({
   processes: z.number().int().min(1).max(64).default(1),

@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events';
 import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import type { RunConfig } from '../../src-shared/config.ts';
+import { engineMethods, type RunConfig } from '../../src-shared/config.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import { MainToWorkerSchema, WorkerToMainSchema, type TrainJob, type WorkerToMain } from '../../src-shared/worker-protocol.ts';
 import { findAppRoot, type WorkbenchPaths } from '../paths.ts';
@@ -128,6 +128,9 @@ export class PytorchEngineWorker extends EventEmitter implements EngineWorker {
   }
 
   private async start(job: TrainJob): Promise<void> {
+    if (!engineMethods.pytorch.includes(job.config.method)) {
+      throw new WorkbenchError('invalid_input', `The pytorch engine does not train ${job.config.method} yet; it offers ${engineMethods.pytorch.join(', ')}. Choose the tfjs engine for ${job.config.method}.`, { field: 'method' });
+    }
     const appRoot = this.options.appRoot ?? findAppRoot();
     const python = this.options.python ?? resolveEnginePython(this.options.envPython ?? null, appRoot);
     this.runDir = job.runDir;

@@ -11,7 +11,7 @@ import { methodDescriptors } from '../src-shared/methods.ts';
 import type { ExportReport, Run } from '../src-shared/runs.ts';
 import { call, DATA_DIR_HELP, openSession, parse, processIo, UsageError, type CliIo, type Session } from './cli/common.ts';
 import { datasetsCommand } from './cli/datasets.ts';
-import { engineCommand } from './cli/engine.ts';
+import { engineCommand, exportJobCommand, importRunCommand } from './cli/engine.ts';
 import { evalCommand } from './cli/eval.ts';
 import { importLlama2cCommand } from './cli/import-llama2c.ts';
 import { isDatasetId } from './datasets.ts';
@@ -33,6 +33,9 @@ Commands:
                             convert a llama2.c checkpoint into a Hugging Face Llama folder
   engine setup pytorch|status
                             set up the pytorch engine's Python environment, or show the engines
+  export-job RUN_CONFIG --out DIR [--launcher torchrun|accelerate|slurm]
+                            write a folder that trains the run on a cluster node
+  import-run DIR            bring an exported job's metrics, checkpoints and adapter back as a run
 
 Options:
   -h, --help        show help; \`lora-workbench <command> --help\` shows a command's options
@@ -326,7 +329,7 @@ async function runs(args: string[], io: CliIo): Promise<number> {
 }
 
 const commands: Record<string, (args: string[], io: CliIo) => Promise<number>> = {
-  train, resume, export: exportCommand, serve, runs, eval: evalCommand, datasets: datasetsCommand, 'import-llama2c': importLlama2cCommand, engine: engineCommand,
+  train, resume, export: exportCommand, serve, runs, eval: evalCommand, datasets: datasetsCommand, 'import-llama2c': importLlama2cCommand, engine: engineCommand, 'export-job': exportJobCommand, 'import-run': importRunCommand,
 };
 
 export async function runCli(argv: string[], io: CliIo = processIo): Promise<number> {

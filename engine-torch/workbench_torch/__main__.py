@@ -44,7 +44,7 @@ def info() -> dict[str, Any]:
     }
 
 
-def train(job_file: str, plan_file: str, listen: bool) -> int:
+def train(job_file: str, plan_file: str, listen: bool, model_dir: str | None = None) -> int:
     from .distributed import close_world, init_world
     from .models import pick_device
     from .plan import read_plan
@@ -61,6 +61,8 @@ def train(job_file: str, plan_file: str, listen: bool) -> int:
     try:
         job = json.loads(Path(job_file).read_text())
         validate("train-job", job)
+        if model_dir:
+            job["modelDir"] = model_dir
         plan = read_plan(plan_file)
         stop = StopListener(sys.stdin) if listen and world.is_main else NeverStop()
         Trainer(job, plan, emitter, stop, world, device).run()
@@ -87,12 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--job", required=True, help="the TrainJob as JSON")
     run.add_argument("--plan", required=True, help="the data plan (src-main/engines/data-plan.ts)")
     run.add_argument("--no-stdin", action="store_true", help="do not read stop requests from stdin (cluster jobs)")
+    run.add_argument("--model-dir", help="the base model folder on this machine, in place of the job's (exported job folders)")
     commands.add_parser("info", help="versions and accelerator as JSON")
     args = parser.parse_args(argv)
     if args.command == "info":
         print(json.dumps(info()))
         return 0
-    return train(args.job, args.plan, not args.no_stdin)
+    return train(args.job, args.plan, not args.no_stdin, args.model_dir)
 
 
 if __name__ == "__main__":

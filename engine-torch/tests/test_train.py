@@ -16,6 +16,7 @@ from conftest import REPO, Collector, make_job, make_plan
 from workbench_torch.distributed import World
 from workbench_torch.protocol import Emitter, NeverStop
 from workbench_torch.train import Trainer
+from workbench_torch.verify import verify_with_peft
 
 
 class StopBeforeStep:
@@ -56,6 +57,9 @@ def test_a_run_writes_the_workbench_layout(tmp_path: Path, collector: Collector)
     assert (checkpoint / "engine_rng_state.safetensors").exists()
     names = {p["name"] for m in collector.messages() if m["type"] == "metrics" for p in m["points"]}
     assert {"train/loss", "val/loss", "lr/lora_A", "lr/lora_B", "grad_norm", "tokens_per_s", "memory_mb"} <= names
+    # PEFT itself loads the folder and reproduces the trainer's probe logits.
+    report = verify_with_peft(str(adapter), job["modelDir"])
+    assert report["passed"] and report["maxAbsDiffToTrained"] <= 1e-5, report
 
 
 def test_stop_then_resume_gives_the_uninterrupted_losses_with_dropout_on(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """Entry point: `python -m workbench_torch train --job JOB.json --plan PLAN.json` runs one TrainJob
 (src-shared/worker-protocol.ts), answering with WorkerToMain messages, one JSON object a line on
 stdout; a {"type":"stop"} line on stdin makes it checkpoint and answer `stopped`; its own diagnostics go
-to stderr (the run log). `python -m workbench_torch info` prints the versions and the accelerator as JSON.
+to stderr (the run log). `python -m workbench_torch info` prints the versions and the accelerator as JSON;
+`verify --adapter DIR --model DIR` checks an adapter folder with PEFT itself (families the tfjs export cannot load: T5).
 Under torchrun / accelerate every rank runs this; rank 0 alone speaks and writes."""
 
 from __future__ import annotations
@@ -91,10 +92,19 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--no-stdin", action="store_true", help="do not read stop requests from stdin (cluster jobs)")
     run.add_argument("--model-dir", help="the base model folder on this machine, in place of the job's (exported job folders)")
     commands.add_parser("info", help="versions and accelerator as JSON")
+    check = commands.add_parser("verify", help="load an adapter folder with PEFT and compare its logits with the trainer's probe (JSON)")
+    check.add_argument("--adapter", required=True)
+    check.add_argument("--model", required=True)
     args = parser.parse_args(argv)
     if args.command == "info":
         print(json.dumps(info()))
         return 0
+    if args.command == "verify":
+        from .verify import verify_with_peft
+
+        report = verify_with_peft(args.adapter, args.model)
+        print(json.dumps(report))
+        return 0 if report["passed"] else 1
     return train(args.job, args.plan, not args.no_stdin, args.model_dir)
 
 

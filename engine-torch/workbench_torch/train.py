@@ -56,6 +56,22 @@ def masked_loss_sum(logits: torch.Tensor, input_ids: torch.Tensor, loss_mask: to
     return (nll * weights).sum(), weights.sum()
 
 
+def seq2seq_tensors(batch: Batch, pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """An encoder-decoder reads the example as prompt -> completion: the encoder gets the prompt tokens
+    (a lone pad for rows without a prompt), the decoder learns the target tokens (mask 1: completion and
+    EOS). Returns encoder ids, their attention mask, and labels with -100 on padding."""
+    prompts = [p if p else [pad_token_id] for p in batch.prompts]
+    targets = [row[mask == 1].tolist() for row, mask in zip(batch.input_ids, batch.loss_mask)]
+    enc = torch.full((len(prompts), max(len(p) for p in prompts)), pad_token_id, dtype=torch.long)
+    enc_mask = torch.zeros(enc.shape, dtype=torch.long)
+    labels = torch.full((len(targets), max(1, *(len(t) for t in targets))), -100, dtype=torch.long)
+    for b, (p, t) in enumerate(zip(prompts, targets)):
+        enc[b, : len(p)] = torch.tensor(p)
+        enc_mask[b, : len(p)] = 1
+        labels[b, : len(t)] = torch.tensor(t, dtype=torch.long)
+    return enc, enc_mask, labels
+
+
 def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -91,6 +107,8 @@ class Trainer:
         self.world = world
         self.device = device or pick_device()
         self.run_dir = Path(job["runDir"])
+        #: 'causal' or 'seq2seq', known once the model is loaded.
+        self.kind = "causal"
         self.backend = {"name": "pytorch", "adapter": device_description(self.device)}
         self.points: list[dict[str, Any]] = []
         self.last_flush = time.monotonic()
@@ -127,6 +145,20 @@ class Trainer:
         whole = collate(self.plan, rows)
         return shard(whole, self.world.rank, self.world.size) if self.world.active else whole
 
+    def batch_loss(self, method: AdapterMethod, batch: Batch, training: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sum of the target tokens' losses, their count, the logits, and the ids and mask regularizers read."""
+        ids = batch.input_ids.to(self.device)
+        mask = batch.loss_mask.to(self.device)
+        method.prepare(batch, training)
+        if self.kind == "causal":
+            logits = method.forward(ids, training)
+            total, count = masked_loss_sum(logits, ids, mask)
+            return total, count, logits, ids, mask
+        enc, enc_mask, labels = (t.to(self.device) for t in seq2seq_tensors(batch, int(self.plan["padTokenId"])))
+        logits = method.forward(enc, training, attention_mask=enc_mask, labels=labels)
+        total = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100, reduction="sum")
+        return total, (labels != -100).sum().to(torch.float32), logits, ids, mask
+
     def validation_loss(self, method: AdapterMethod) -> float:
         """Token-weighted mean over the first evalBatches validation batches, without dropout (validationLoss in loop.ts)."""
         indices: list[int] = self.plan["validation"]
@@ -138,10 +170,7 @@ class Trainer:
                 rows = indices[b * size : (b + 1) * size]
                 if not rows:
                     break
-                batch = collate(self.plan, rows)
-                method.prepare(batch, False)
-                ids = batch.input_ids.to(self.device)
-                s, c = masked_loss_sum(method.forward(ids, False), ids, batch.loss_mask.to(self.device))
+                s, c, _, _, _ = self.batch_loss(method, collate(self.plan, rows), False)
                 total += s.double().cpu()
                 count += c.double().cpu()
         return float(total / count) if count > 0 else math.nan
@@ -152,13 +181,16 @@ class Trainer:
         with torch.no_grad():
             probe = Batch(ids.cpu(), torch.zeros(ids.shape), 0, [list(r) for r in self.plan["probeInputIds"]])
             method.prepare(probe, False)
-            return method.forward(ids, False)[:, ids.shape[1] - k :, :].float().cpu()
+            # An encoder-decoder reads the probe on both sides (teacher-forced), which PEFT's verification repeats.
+            extra = {"decoder_input_ids": ids} if self.kind == "seq2seq" else {}
+            return method.forward(ids, False, **extra)[:, ids.shape[1] - k :, :].float().cpu()
 
     # -- the run ----------------------------------------------------------------------------
     def run(self) -> None:
         t = self.t
         torch.manual_seed(int(t["seed"]) + self.world.rank)
         loaded: LoadedModel = load_model(self.job["modelDir"], self.device, training_dtype(self.device))
+        self.kind = loaded.kind
         base_params = parameter_count(loaded.model)
         method = create_method(loaded, self.config)
         trainable = method.trainable()
@@ -249,11 +281,7 @@ class Trainer:
             self.emitter.emit({"type": "trained", "adapterDir": str(adapter_dir), "step": max_steps, "trainableParams": self.trainable_params})
 
     def train_step(self, method: AdapterMethod, optimizer: torch.optim.Optimizer, parameters: list[torch.nn.Parameter], batch: Batch, step: int) -> tuple[float, float, dict[str, float]]:
-        ids = batch.input_ids.to(self.device)
-        mask = batch.loss_mask.to(self.device)
-        method.prepare(batch, True)
-        logits = method.forward(ids, True)
-        local_sum, local_count = masked_loss_sum(logits, ids, mask)
+        local_sum, local_count, logits, ids, mask = self.batch_loss(method, batch, True)
         # Every rank divides by the whole batch's target count, so summed gradients are the whole batch's.
         count = all_sum(self.world, local_count).clamp(min=1)
         objective = local_sum / count

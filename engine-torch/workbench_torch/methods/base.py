@@ -36,8 +36,9 @@ class AdapterMethod:
     def trainable(self) -> list[Trainable]:
         raise NotImplementedError
 
-    def forward(self, input_ids: torch.Tensor, training: bool) -> torch.Tensor:
-        """Logits [B, T, V] of the adapted model; `training` turns the adapter's dropout on."""
+    def forward(self, input_ids: torch.Tensor, training: bool, **extra: torch.Tensor) -> torch.Tensor:
+        """Logits [B, T, V] of the adapted model; `training` turns the adapter's dropout on; `extra`: an
+        encoder-decoder's attention_mask and labels (or decoder_input_ids)."""
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, torch.Tensor]:

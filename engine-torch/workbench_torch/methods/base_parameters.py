@@ -34,8 +34,8 @@ class BaseParameterMethod(AdapterMethod):
     def trainable(self) -> list[Trainable]:
         return self._trained
 
-    def forward(self, input_ids: torch.Tensor, training: bool) -> torch.Tensor:
-        logits: torch.Tensor = self.model(input_ids=input_ids).logits
+    def forward(self, input_ids: torch.Tensor, training: bool, **extra: torch.Tensor) -> torch.Tensor:
+        logits: torch.Tensor = self.model(input_ids=input_ids, **extra).logits
         return logits
 
 

@@ -102,10 +102,10 @@ class LoraMethod(AdapterMethod):
             out.append(Trainable(f"{_key_prefix(path)}.lora_B.weight", "lora_B", b))
         return out
 
-    def forward(self, input_ids: torch.Tensor, training: bool) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, training: bool, **extra: torch.Tensor) -> torch.Tensor:
         for dropout in self._dropouts:
             dropout.train(training)
-        logits: torch.Tensor = self.model(input_ids=input_ids).logits
+        logits: torch.Tensor = self.model(input_ids=input_ids, **extra).logits
         return logits
 
     def peft_config(self, base_model_name_or_path: str) -> dict[str, Any] | None:

@@ -49,10 +49,12 @@ def learning_rate_at(step: int, peak: float, warmup_steps: int, max_steps: int, 
 
 def masked_loss_sum(logits: torch.Tensor, input_ids: torch.Tensor, loss_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Sum over target tokens of -log p(token_{t+1} | tokens_{<=t}), and the number of targets (loss.ts)."""
+    # The targets and weights move left, not the logits (as loss.ts and transformers do): slicing [B, T, V]
+    # would copy the largest tensor of the step. The last position predicts nothing (weight 0).
     vocab = logits.shape[-1]
-    targets = input_ids[:, 1:]
-    weights = loss_mask[:, 1:].to(torch.float32)
-    nll = F.cross_entropy(logits[:, :-1].reshape(-1, vocab).float(), targets.reshape(-1), reduction="none").view_as(weights)
+    targets = F.pad(input_ids[:, 1:], (0, 1), value=0)
+    weights = F.pad(loss_mask[:, 1:].to(torch.float32), (0, 1), value=0.0)
+    nll = F.cross_entropy(logits.reshape(-1, vocab).float(), targets.reshape(-1), reduction="none").view_as(weights)
     return (nll * weights).sum(), weights.sum()
 
 

@@ -36,7 +36,8 @@ function launchScript(launcher: JobLauncher, name: string, modelDir: string, pro
   const torchrun = `"$PYTHON" -m torch.distributed.run --standalone --nproc-per-node="$NPROC" ${train}`;
   const command = {
     torchrun,
-    accelerate: `"$PYTHON" -m accelerate.commands.launch --num_processes="$NPROC" ${train}`,
+    // --multi_gpu: accelerate's torch.distributed launcher (it needs NPROC >= 2); one process needs no launcher.
+    accelerate: `if [ "$NPROC" -gt 1 ]; then "$PYTHON" -m accelerate.commands.launch --multi_gpu --num_machines=1 --num_processes="$NPROC" --mixed_precision=no --dynamo_backend=no ${train}; else "$PYTHON" ${train}; fi`,
     // One node, one task that starts NPROC processes (one per GPU) with torchrun.
     slurm: `srun ${torchrun}`,
   }[launcher];

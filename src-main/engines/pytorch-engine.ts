@@ -41,7 +41,8 @@ export function engineCommand(python: string, config: Pick<RunConfig, 'distribut
   const { processes, launcher } = config.distributed;
   if (processes <= 1) return [python, ...entry];
   if (launcher === 'torchrun') return [python, '-m', 'torch.distributed.run', '--standalone', `--nproc-per-node=${processes}`, ...entry];
-  return [python, '-m', 'accelerate.commands.launch', `--num_processes=${processes}`, ...entry];
+  // --multi_gpu is accelerate's torch.distributed launcher (without it, several CPU processes need mpirun); the engine picks gloo on CPUs itself.
+  return [python, '-m', 'accelerate.commands.launch', '--multi_gpu', '--num_machines=1', `--num_processes=${processes}`, '--mixed_precision=no', '--dynamo_backend=no', ...entry];
 }
 
 type Listener = (...args: unknown[]) => void;

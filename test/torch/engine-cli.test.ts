@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { engineMethods } from '../../src-shared/config.ts';
 import { runCli } from '../../src-main/cli.ts';
-import { pytorchEnvDir, resolveEnginePython } from '../../src-main/engines/pytorch-engine.ts';
+import { engineCommand, pytorchEnvDir, resolveEnginePython } from '../../src-main/engines/pytorch-engine.ts';
 import { root } from './engine-run.ts';
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-engine-cli-'));
@@ -42,6 +42,16 @@ describe('lora-workbench engine', () => {
     const c = capture();
     expect(await runCli(['engine', 'setup', 'jax', '--data-dir', dataDir], c.io)).toBe(2);
     expect(c.err.join('\n')).toMatch(/pytorch \(tfjs is built in\), not "jax"/);
+  });
+
+  it('starts one process, or N under torchrun or accelerate, with the same entry point', () => {
+    const entry = ['-m', 'workbench_torch', 'train', '--job', 'j.json', '--plan', 'p.json'];
+    expect(engineCommand('py', { distributed: { processes: 1, launcher: 'torchrun' } }, 'j.json', 'p.json')).toEqual(['py', ...entry]);
+    expect(engineCommand('py', { distributed: { processes: 4, launcher: 'torchrun' } }, 'j.json', 'p.json')).toEqual(['py', '-m', 'torch.distributed.run', '--standalone', '--nproc-per-node=4', ...entry]);
+    const accelerate = engineCommand('py', { distributed: { processes: 2, launcher: 'accelerate' } }, 'j.json', 'p.json');
+    expect(accelerate.slice(0, 4)).toEqual(['py', '-m', 'accelerate.commands.launch', '--multi_gpu']);
+    expect(accelerate).toContain('--num_processes=2');
+    expect(accelerate.slice(-entry.length)).toEqual(entry);
   });
 
   it("the engine's info lists the methods the TypeScript side offers for it", () => {

@@ -75,6 +75,23 @@ describe.skipIf(process.platform !== 'linux')('pytorch runs in the RunManager', 
     expect(fs.existsSync(path.join(report.outDir, 'adapter_config.json'))).toBe(true);
   });
 
+  it('Stop reaches the engine on its stdin: it checkpoints and the run is stopped, resumable', async () => {
+    const run = await manager.start({ ...config('stopped'), training: { ...config('stopped').training, maxSteps: 200, checkpointEvery: 1000 } });
+    await new Promise<void>((resolve) => {
+      const unsubscribe = manager.subscribe((event) => {
+        if (event.kind === 'run' && event.run.id === run.id && (event.run.progress?.step ?? 0) >= 2) {
+          unsubscribe();
+          void manager.stop(run.id).then(() => resolve());
+        }
+      });
+    });
+    const stopped = await manager.waitForRun(run.id);
+    expect(stopped.status).toBe('stopped');
+    expect(stopped.lastCheckpointStep).toBeGreaterThanOrEqual(2);
+    expect(stopped.lastCheckpointStep).toBeLessThan(200);
+    expect(fs.existsSync(path.join(paths.runDir(run.id), 'checkpoints', `step-${String(stopped.lastCheckpointStep).padStart(6, '0')}`, 'trainer_state.json'))).toBe(true);
+  });
+
   it('kill -9 of the engine leaves the run interrupted; resume gives the uninterrupted losses', async () => {
     const run = await manager.start(config('killed'));
     const runDir = paths.runDir(run.id);

@@ -50,7 +50,8 @@ class Emitter:
 
 
 class StopListener:
-    """Reads stdin on a daemon thread; a {"type":"stop"} line (or stdin closing: the main process is gone) asks the loop to stop."""
+    """Reads stdin on a daemon thread; a {"type":"stop"} line asks the loop to stop. stdin ending is not a
+    stop: a launcher (torchrun) may give the ranks no stdin at all, and a main process that dies kills its child."""
 
     def __init__(self, source: TextIO) -> None:
         self._event = threading.Event()

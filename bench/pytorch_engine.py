@@ -152,6 +152,24 @@ def measure_engine(args: argparse.Namespace) -> dict[str, Any]:
     return {"step_s": statistics.median([steps[s] for s in range(args.warmup + 1, total + 1)]), "trainable": started["trainableParams"]}
 
 
+def bookkeeping_ms(plan: dict[str, Any], steps: int = 200) -> float:
+    """What the engine does per step besides the model's compute: collate the step's rows, validate and
+    write its progress and metrics messages. A figure that load on a shared machine barely moves."""
+    import io
+
+    from workbench_torch.plan import collate
+    from workbench_torch.protocol import Emitter
+
+    emitter = Emitter(io.StringIO())
+    names = ["train/loss", "lr/lora_A", "lr/lora_B", "grad_norm", "tokens_per_s", "step_time_ms", "memory_mb"]
+    began = time.perf_counter()
+    for step in range(steps):
+        collate(plan, plan["steps"][step % len(plan["steps"])]["rows"])
+        emitter.emit({"type": "progress", "progress": {"step": step + 1, "maxSteps": steps, "tokensPerSecond": 1.0, "stepTimeMs": 1.0, "etaSeconds": 1.0}})
+        emitter.emit({"type": "metrics", "points": [{"step": step + 1, "name": n, "value": 1.0, "time": 0} for n in names]})
+    return 1000 * (time.perf_counter() - began) / steps
+
+
 def child(args: argparse.Namespace) -> None:
     import torch
 
@@ -184,6 +202,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="append the section to bench/RESULTS.md")
     parser.add_argument("--peak-tflops", type=float, default=None, help="the GPU's dense bf16 peak, for MFU, when its name is not in the table")
     parser.add_argument("--child", choices=["plain", "engine"])
+    parser.add_argument("--bookkeeping-only", action="store_true", help="only the engine's per-step work outside the model (collation, messages), in ms")
     for name in ("--model", "--model-name", "--plan", "--dtype", "--device"):
         parser.add_argument(name)
     for name in ("--batch", "--seq", "--r", "--warmup", "--steps"):
@@ -196,11 +215,16 @@ def main() -> None:
         return
     import torch
 
+    preset = PRESETS[args.preset]
+    if args.bookkeeping_only:
+        plan = make_plan(preset["batch"], preset["seq"], 8, SHAPES[preset["models"][0]]["config"]["vocab_size"])
+        print(json.dumps({"preset": args.preset, "batch": preset["batch"], "seq": preset["seq"], "bookkeeping_ms_per_step": round(bookkeeping_ms(plan), 3)}))
+        return
     args.device = "cuda" if args.preset == "cuda" else "cpu"
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("The cuda preset needs an NVIDIA GPU with a CUDA build of torch; this machine has none.")
-    preset = PRESETS[args.preset]
     rows = []
+    plan_files: dict[str, Path] = {}
     with tempfile.TemporaryDirectory() as work:
         for name in preset["models"]:
             folder = Path(work) / name
@@ -215,10 +239,11 @@ def main() -> None:
                     results[which].append(run_child(args, which, folder, name, plan, targets))
                     print(f"{name} {which}: {results[which][-1]}", file=sys.stderr)
             rows.append((name, targets, results))
-    write_section(args, preset, rows)
+            plan_files[name] = plan
+        write_section(args, preset, rows, plan_files)
 
 
-def write_section(args: argparse.Namespace, preset: dict[str, Any], rows: list[Any]) -> None:
+def write_section(args: argparse.Namespace, preset: dict[str, Any], rows: list[Any], plan_files: dict[str, Path]) -> None:
     tokens = preset["batch"] * preset["seq"]
     lines = []
     for name, targets, results in rows:
@@ -237,7 +262,7 @@ def write_section(args: argparse.Namespace, preset: dict[str, Any], rows: list[A
             lines.append(cells)
         overhead_tps = best["engine"]["step_s"] / best["plain"]["step_s"] - 1
         overhead_mem = peak["engine"] / peak["plain"] - 1
-        lines.append([name, f"engine overhead: {100 * overhead_tps:+.1f}% step time, {100 * overhead_mem:+.1f}% peak RSS", "", "", "", *([""] * (2 if args.device == "cuda" else 0)), ""])
+        lines.append([name, f"engine overhead: {100 * overhead_tps:+.1f}% step time, {100 * overhead_mem:+.1f}% peak RSS; bookkeeping {bookkeeping_ms(json.loads(Path(plan_files[name]).read_text())):.2f} ms/step", "", "", "", *([""] * (2 if args.device == "cuda" else 0)), ""])
     header = ["model", "implementation", "tokens/s", "step (ms)", "peak RSS (MiB)", *(["GPU peak (MiB)", "MFU"] if args.device == "cuda" else []), "tokens/s ÷ plain"]
     gpu = rows[0][2]["plain"][0].get("gpu_name") if args.device == "cuda" else None
     first = rows[0][2]["plain"][0]

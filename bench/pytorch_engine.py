@@ -134,7 +134,7 @@ def measure_engine(args: argparse.Namespace) -> dict[str, Any]:
     from workbench_torch.protocol import Emitter, NeverStop
     from workbench_torch.train import Trainer
 
-    defaults = json.loads((ROOT / "engine-torch" / "tests" / "default-run-config.json").read_text())
+    defaults = json.loads((ROOT / "engine-torch" / "tests" / "default-run-configs.json").read_text())["lora"]
     total = args.warmup + args.steps
     config = {**defaults, "engine": "pytorch", "model": args.model, "dataset": "bench", "method": "lora",
               "lora": {**defaults["lora"], "r": args.r, "alpha": 2 * args.r, "dropout": 0.05, "targetModules": args.targets},

@@ -9,12 +9,12 @@
 import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
-import { DEFAULT_MODEL, RunConfigSchema } from '../src-shared/config.ts';
+import { commonSettingsOf, DEFAULT_MODEL, defaultRunConfig, RunConfigSchema } from '../src-shared/config.ts';
 import { validate, WorkbenchError } from '../src-shared/errors.ts';
 import type { Adapter } from '../src-shared/runs.ts';
 import { AdapterDescribeRequestSchema, AdapterGenerateRequestSchema, type AdapterGenerateReport, type AdapterGenerateRequestInput } from '../src-shared/sg-lora.ts';
 import { ensureDataDirs, type WorkbenchPaths } from './paths.ts';
-import { newId } from './runs.ts';
+import { newId } from './jobs.ts';
 import type { Store } from './store/index.ts';
 import { OneShotJobs, startEngineWorker } from './worker-thread.ts';
 
@@ -87,11 +87,12 @@ export class AdapterBank {
       throw error;
     }
     const top = experts[message.experts.reduce((best, e, i, all) => (e.weight > all[best]!.weight ? i : best), 0)]!;
+    const topConfig = this.store.runs.require(top.runId).config;
     const config = RunConfigSchema.parse({
-      ...this.store.runs.require(top.runId).config,
+      ...commonSettingsOf(topConfig),
       name: request.name,
       method: 'lora',
-      lora: { r: request.r, alpha: request.r, dropout: 0, targetModules: this.store.runs.require(top.runId).config.lora.targetModules, useRslora: false },
+      lora: { r: request.r, alpha: request.r, dropout: 0, targetModules: 'lora' in topConfig ? topConfig.lora.targetModules : defaultRunConfig().lora.targetModules, useRslora: false },
       backend: request.backend,
     });
     const now = new Date().toISOString();

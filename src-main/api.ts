@@ -5,12 +5,15 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import type { Catalog, CatalogEntry, SystemInfo, WorkbenchApi } from '../src-shared/api.ts';
 import { DEFAULT_MODEL, SAMPLE_DATASET, defaultRunConfig, type BackendName } from '../src-shared/config.ts';
+import { installedBackends as sharedInstalledBackends, packageInstalled, type PackageProbe } from '../src-shared/backends.ts';
 import { methodDescriptors } from '../src-shared/methods.ts';
+import { WorkbenchError } from '../src-shared/errors.ts';
 import { packageVersion, type WorkbenchPaths } from './paths.ts';
 import { catalogEntry } from './datasets.ts';
 import type { EvalManager } from './evals.ts';
 import { modelFoldersOfRuns } from './models.ts';
 import type { RunManager } from './runs.ts';
+import type { StudyService } from './studies.ts';
 
 export interface WorkbenchApiOptions {
   manager: RunManager;
@@ -22,35 +25,26 @@ export interface WorkbenchApiOptions {
   adapterBank: Pick<WorkbenchApi['adapters'], 'describe' | 'generate'>;
   paths: WorkbenchPaths;
   mode: SystemInfo['mode'];
+  /** Studies; absent where a caller builds a partial API (some tests), whose studies calls then say so. */
+  studies?: StudyService;
 }
 
-/** The packages each backend needs; any one of the alternatives is enough. */
-const backendPackages: Record<BackendName, string[][]> = {
-  tensorflow: [['@tensorflow/tfjs-node-gpu'], ['@tensorflow/tfjs-node']],
-  webgpu: [['@tensorflow/tfjs-backend-webgpu', 'webgpu']],
-  wasm: [['@tensorflow/tfjs-backend-wasm']],
-  cpu: [['@tensorflow/tfjs-backend-cpu']],
+/** Node's module resolution, for the installed-backends rule in src-shared/backends.ts (the worker applies the same). */
+const probe: PackageProbe = {
+  resolve: (specifier) => {
+    try {
+      return createRequire(import.meta.url).resolve(specifier);
+    } catch {
+      return null;
+    }
+  },
+  exists: existsSync,
+  platform: process.platform,
+  arch: process.arch,
 };
 
-function resolvable(specifier: string): boolean {
-  // Resolving finds the package without running it: loading tfjs-node would pull in libtensorflow.
-  try {
-    createRequire(import.meta.url).resolve(`${specifier}/package.json`);
-    return true;
-  } catch {
-    try {
-      import.meta.resolve(specifier);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-}
-
-export function installedBackends(isInstalled: (specifier: string) => boolean = resolvable): BackendName[] {
-  return (Object.keys(backendPackages) as BackendName[]).filter((name) =>
-    backendPackages[name].some((alternative) => alternative.every(isInstalled)),
-  );
+export function installedBackends(isInstalled: (specifier: string) => boolean = packageInstalled(probe)): BackendName[] {
+  return sharedInstalledBackends(probe, isInstalled);
 }
 
 function readJson(file: string): Record<string, unknown> | null {
@@ -89,9 +83,13 @@ function embeddedDataset(paths: WorkbenchPaths): CatalogEntry | null {
   };
 }
 
-export function createWorkbenchApi({ manager, evals, models, datasets, adapterBank, paths, mode }: WorkbenchApiOptions): WorkbenchApi {
+export function createWorkbenchApi({ manager, evals, models, datasets, adapterBank, paths, mode, studies }: WorkbenchApiOptions): WorkbenchApi {
   const version = packageVersion(paths);
-  return {
+  const study = (): StudyService => {
+    if (!studies) throw new WorkbenchError('internal', 'This workbench was built without the study service.');
+    return studies;
+  };
+  const api: WorkbenchApi = {
     system: {
       info: async () => ({
         version,
@@ -145,9 +143,19 @@ export function createWorkbenchApi({ manager, evals, models, datasets, adapterBa
       stop: async (id) => evals.stop(id),
       result: async (id) => evals.result(id),
     },
+    studies: {
+      list: async () => study().list(),
+      get: async (id) => study().detail(id),
+      start: async (request) => study().start(request),
+      resume: async (id) => study().resume(id),
+      stop: async (id) => study().stop(id),
+      recipes: async () => study().recipes(),
+    },
     onRunEvent: (listener) => {
       const unsubscribers = [manager.subscribe(listener), evals.subscribe(listener)];
       return () => unsubscribers.forEach((unsubscribe) => unsubscribe());
     },
   };
+  studies?.connect(api);
+  return api;
 }

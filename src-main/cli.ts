@@ -14,6 +14,7 @@ import { datasetsCommand } from './cli/datasets.ts';
 import { engineCommand, exportJobCommand, importRunCommand } from './cli/engine.ts';
 import { evalCommand } from './cli/eval.ts';
 import { importLlama2cCommand } from './cli/import-llama2c.ts';
+import { studyCommand } from './cli/study.ts';
 import { isDatasetId } from './datasets.ts';
 import { startServer } from './server/index.ts';
 
@@ -36,6 +37,8 @@ Commands:
   export-job RUN_CONFIG --out DIR [--launcher torchrun|accelerate|slurm]
                             write a folder that trains the run on a cluster node
   import-run DIR            bring an exported job's metrics, checkpoints and adapter back as a run
+  study run|status|show|export RECIPE
+                            run a study recipe's grid of runs and evaluations, redraw its figures
 
 Options:
   -h, --help        show help; \`lora-workbench <command> --help\` shows a command's options
@@ -329,7 +332,7 @@ async function runs(args: string[], io: CliIo): Promise<number> {
 }
 
 const commands: Record<string, (args: string[], io: CliIo) => Promise<number>> = {
-  train, resume, export: exportCommand, serve, runs, eval: evalCommand, datasets: datasetsCommand, 'import-llama2c': importLlama2cCommand, engine: engineCommand, 'export-job': exportJobCommand, 'import-run': importRunCommand,
+  train, resume, export: exportCommand, serve, runs, eval: evalCommand, datasets: datasetsCommand, 'import-llama2c': importLlama2cCommand, study: studyCommand, engine: engineCommand, 'export-job': exportJobCommand, 'import-run': importRunCommand,
 };
 
 export async function runCli(argv: string[], io: CliIo = processIo): Promise<number> {

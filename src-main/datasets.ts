@@ -13,7 +13,7 @@ import {
 import { validate, WorkbenchError } from '../src-shared/errors.ts';
 import type { InspectDatasetJob } from '../src-shared/worker-protocol.ts';
 import type { WorkbenchPaths } from './paths.ts';
-import { newId } from './runs.ts';
+import { newId } from './jobs.ts';
 import type { StoredDataset, Store } from './store/index.ts';
 import { OneShotJobs, startEngineWorker } from './worker-thread.ts';
 

@@ -10,12 +10,12 @@ import {
   EvalJobSchema, EvalResultSchema, EvalStartRequestSchema,
   type EvalDatasets, type EvalJob, type EvalResult, type EvalStartRequestInput, type Evaluation, type EvaluationStatus,
 } from '../src-shared/eval.ts';
-import { WorkerToMainSchema, type MainToWorker, type WorkerToMain } from '../src-shared/worker-protocol.ts';
+import type { WorkerToMain } from '../src-shared/worker-protocol.ts';
 import { ensureDataDirs, type WorkbenchPaths } from './paths.ts';
 import { resolveAdapterAndModel } from './model-resolution.ts';
-import { isProcessAlive, newId } from './runs.ts';
+import { isProcessAlive, Listeners, newId, nowIso, type TrackedJob, WorkerJobs } from './jobs.ts';
 import type { Store } from './store/index.ts';
-import { startEngineWorker, stopWorkerJob, type WorkerJob } from './worker-thread.ts';
+import { startEngineWorker } from './worker-thread.ts';
 
 export interface EvalManagerOptions {
   store: Store;
@@ -27,8 +27,7 @@ export interface EvalManagerOptions {
   createWorker?: () => Worker;
 }
 
-interface ActiveEval extends WorkerJob {
-  id: string;
+interface ActiveEval extends TrackedJob {
   progress: { done: number; total: number } | null;
   /** The row says 'running' (set by the first progress message). */
   running: boolean;
@@ -37,8 +36,6 @@ interface ActiveEval extends WorkerJob {
 
 const INTERRUPTED_AT_START = 'Interrupted: the process running this evaluation ended before it finished. Start it again.';
 const INTERRUPTED_AT_CLOSE = 'Interrupted: the workbench closed while this evaluation was running. Start it again.';
-
-const nowIso = () => new Date().toISOString();
 
 /** Per-item arrays stay in the result file; the summary holds only aggregate figures. */
 const PER_ITEM = new Set(['items', 'changes']);
@@ -78,9 +75,8 @@ export class EvalManager {
   private readonly paths: WorkbenchPaths;
   private readonly stopTimeoutMs: number;
   private readonly progressWriteMs: number;
-  private readonly createWorker: () => Worker;
-  private readonly listeners = new Set<RunEventListener>();
-  private readonly active = new Map<string, ActiveEval>();
+  private readonly listeners = new Listeners<RunEvent>();
+  private readonly jobs: WorkerJobs<ActiveEval>;
   readonly evalsDir: string;
   private closed = false;
 
@@ -89,7 +85,16 @@ export class EvalManager {
     this.paths = options.paths;
     this.stopTimeoutMs = options.stopTimeoutMs ?? 30_000;
     this.progressWriteMs = options.progressWriteMs ?? 1000;
-    this.createWorker = options.createWorker ?? startEngineWorker;
+    this.jobs = new WorkerJobs<ActiveEval>(options.createWorker ?? startEngineWorker, {
+      noun: 'evaluation',
+      afterCrash: 'Start the evaluation again.',
+      handle: (active, message) => this.handle(active, message),
+      end: (active, outcome) => this.record(active, outcome.status, { error: outcome.error }),
+      notRunning: (id) => {
+        const { status } = this.get(id);
+        return new WorkbenchError('conflict', `Evaluation ${id} is not running (it is ${status}); there is nothing to stop.`, { status });
+      },
+    });
     this.evalsDir = path.join(this.paths.dataDir, 'evals');
     ensureDataDirs(this.paths);
     mkdirSync(this.evalsDir, { recursive: true });
@@ -98,8 +103,7 @@ export class EvalManager {
   }
 
   subscribe(listener: RunEventListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.listeners.subscribe(listener);
   }
 
   list(): Evaluation[] {
@@ -127,7 +131,7 @@ export class EvalManager {
 
   /** Resolves with the evaluation once its worker is gone. */
   async waitFor(id: string): Promise<Evaluation> {
-    await this.active.get(id)?.done;
+    await this.jobs.active.get(id)?.done;
     return this.get(id);
   }
 
@@ -167,12 +171,7 @@ export class EvalManager {
   }
 
   async stop(id: string): Promise<Evaluation> {
-    const active = this.active.get(id);
-    if (!active) {
-      const evaluation = this.get(id);
-      throw new WorkbenchError('conflict', `Evaluation ${id} is not running (it is ${evaluation.status}); there is nothing to stop.`, { status: evaluation.status });
-    }
-    await stopWorkerJob(active, this.stopTimeoutMs);
+    await this.jobs.stop(id, this.stopTimeoutMs);
     return this.get(id);
   }
 
@@ -180,13 +179,7 @@ export class EvalManager {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const terminations: Promise<unknown>[] = [];
-    for (const active of this.active.values()) {
-      active.closing = true;
-      this.emit(this.store.evaluations.update(active.id, { status: 'failed', error: INTERRUPTED_AT_CLOSE, finishedAt: nowIso(), ownerPid: null }));
-      terminations.push(active.worker.terminate(), active.done);
-    }
-    await Promise.allSettled(terminations);
+    await this.jobs.close((active) => this.emit(this.store.evaluations.update(active.id, { status: 'failed', error: INTERRUPTED_AT_CLOSE, finishedAt: nowIso(), ownerPid: null })));
   }
 
   private assertOpen(): void {
@@ -194,49 +187,14 @@ export class EvalManager {
   }
 
   private withLiveProgress(evaluation: Evaluation): Evaluation {
-    const progress = this.active.get(evaluation.id)?.progress;
+    const progress = this.jobs.active.get(evaluation.id)?.progress;
     return progress ? { ...evaluation, progress } : evaluation;
   }
 
   private launch(evaluation: Evaluation, job: EvalJob): void {
-    let worker: Worker;
-    try {
-      worker = this.createWorker();
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      this.store.evaluations.update(evaluation.id, { status: 'failed', error: message, finishedAt: nowIso(), ownerPid: null });
-      throw new WorkbenchError('worker_failed', message);
-    }
-    let resolveDone!: () => void;
-    const done = new Promise<void>((resolve) => (resolveDone = resolve));
-    const active: ActiveEval = {
-      id: evaluation.id, worker, settled: false, stopRequested: false, closing: false, crash: null, progress: null, running: false, progressWrittenAt: 0, done, resolveDone,
-    };
-    this.active.set(evaluation.id, active);
-    worker.on('message', (raw: unknown) => this.onWorkerMessage(active, raw));
-    worker.on('error', (error) => {
-      active.crash = error.message;
+    this.jobs.launch((base) => ({ ...base, id: evaluation.id, progress: null, running: false, progressWrittenAt: 0 }), job, (error) => {
+      this.store.evaluations.update(evaluation.id, { status: 'failed', error, finishedAt: nowIso(), ownerPid: null });
     });
-    worker.on('exit', (code) => this.onWorkerExit(active, code));
-    this.post(worker, job);
-  }
-
-  private post(worker: Worker, message: MainToWorker): void {
-    worker.postMessage(message);
-  }
-
-  private onWorkerMessage(active: ActiveEval, raw: unknown): void {
-    if (active.closing || active.settled) return;
-    const parsed = WorkerToMainSchema.safeParse(raw);
-    if (!parsed.success) {
-      this.settle(active, 'failed', { error: `The evaluation worker sent an invalid message (${parsed.error.message}). This is a bug in the engine.` });
-      return;
-    }
-    try {
-      this.handle(active, parsed.data);
-    } catch (error) {
-      this.settle(active, 'failed', { error: `Could not record the evaluation: ${error instanceof Error ? error.message : String(error)}` });
-    }
   }
 
   private handle(active: ActiveEval, message: WorkerToMain): void {
@@ -277,43 +235,14 @@ export class EvalManager {
   }
 
   private settle(active: ActiveEval, status: Exclude<EvaluationStatus, 'queued' | 'running'>, patch: Parameters<Store['evaluations']['update']>[1]): void {
-    if (active.settled) return;
-    active.settled = true;
-    const evaluation = this.store.evaluations.update(active.id, {
-      ...patch, status, progress: active.progress, finishedAt: nowIso(), ownerPid: null,
-    });
-    this.emit(evaluation);
-    void active.worker.terminate();
+    this.jobs.settle(active, () => this.record(active, status, patch));
   }
 
-  private onWorkerExit(active: ActiveEval, code: number): void {
-    if (!active.settled && !active.closing) {
-      try {
-        if (active.stopRequested) this.settle(active, 'stopped', { error: null });
-        else {
-          this.settle(active, 'failed', {
-            error: new WorkbenchError(
-              'worker_failed',
-              `The evaluation worker exited unexpectedly (exit code ${code})${active.crash ? `: ${active.crash}` : ''}. Start the evaluation again.`,
-            ).message,
-          });
-        }
-      } catch {
-        // The store is already closed; the next start marks the evaluation failed.
-      }
-    }
-    this.active.delete(active.id);
-    active.resolveDone();
+  private record(active: ActiveEval, status: Exclude<EvaluationStatus, 'queued' | 'running'>, patch: Parameters<Store['evaluations']['update']>[1]): void {
+    this.emit(this.store.evaluations.update(active.id, { ...patch, status, progress: active.progress, finishedAt: nowIso(), ownerPid: null }));
   }
 
   private emit(evaluation: Evaluation, log?: { level: 'info' | 'warn' | 'error'; message: string }): void {
-    const event: RunEvent = { kind: 'eval', evaluation, ...(log ? { log } : {}) };
-    for (const listener of this.listeners) {
-      try {
-        listener(event);
-      } catch {
-        // One broken subscriber must not starve the others.
-      }
-    }
+    this.listeners.emit({ kind: 'eval', evaluation, ...(log ? { log } : {}) });
   }
 }

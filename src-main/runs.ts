@@ -1,6 +1,5 @@
 // RunManager: starts, stops and resumes training workers, persists what they report, and fans it out.
 // The worker owns the tensors; this object owns the database rows of every run it started.
-import { randomBytes } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
@@ -8,11 +7,12 @@ import { ExportRequestSchema, type ExportRequestInput, type RunEvent, type RunEv
 import { DEFAULT_MODEL, RunConfigSchema, SAMPLE_DATASET, type RunConfig, type RunConfigInput } from '../src-shared/config.ts';
 import { validate, WorkbenchError } from '../src-shared/errors.ts';
 import { resumableStatuses, type Adapter, type ExportReport, type MetricPoint, type Run } from '../src-shared/runs.ts';
-import { WorkerToMainSchema, type ExportJob, type MainToWorker, type TrainJob, type WorkerToMain } from '../src-shared/worker-protocol.ts';
+import type { ExportJob, TrainJob, WorkerToMain } from '../src-shared/worker-protocol.ts';
 import { ensureDataDirs, type WorkbenchPaths } from './paths.ts';
 import type { Store } from './store/index.ts';
-import { OneShotJobs, startEngineWorker, stopWorkerJob, type WorkerJob } from './worker-thread.ts';
-import { engineWorkerFor, isKilledEngineExit, pytorchEngineOptions } from './engines/pytorch-engine.ts';
+import { isProcessAlive, Listeners, newId, nowIso, type TrackedJob, WorkerJobs } from './jobs.ts';
+import { OneShotJobs, startEngineWorker } from './worker-thread.ts';
+import { engineWorkerFor, isKilledEngineCrash, pytorchEngineOptions } from './engines/pytorch-engine.ts';
 
 export interface RunManagerOptions {
   store: Store;
@@ -24,8 +24,7 @@ export interface RunManagerOptions {
   createWorker?: () => Worker;
 }
 
-interface ActiveRun extends WorkerJob {
-  runId: string;
+interface ActiveRun extends TrackedJob {
   runDir: string;
 }
 
@@ -33,27 +32,8 @@ const INTERRUPTED_AT_START =
   'Interrupted: the process training this run ended before the run finished. Resume it to continue from its last checkpoint.';
 const INTERRUPTED_AT_CLOSE =
   'Interrupted: the workbench closed while this run was training. Resume it to continue from its last checkpoint.';
-
 const INTERRUPTED_ENGINE_KILLED =
   'Interrupted: the engine process was killed while this run was training. Resume it to continue from its last checkpoint.';
-
-const nowIso = () => new Date().toISOString();
-
-/** Sortable, readable and safe as a folder name: 20250101-120000-a1b2c3. */
-export function newId(prefix = ''): string {
-  const stamp = nowIso().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  return `${prefix}${stamp}-${randomBytes(3).toString('hex')}`;
-}
-
-export function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: the process exists but belongs to someone else.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function slug(text: string): string {
   return text.trim().replace(/[^\w.-]+/g, '-').replace(/^[-.]+|-+$/g, '').slice(0, 80);
@@ -63,10 +43,10 @@ export class RunManager {
   private readonly store: Store;
   private readonly paths: WorkbenchPaths;
   private readonly stopTimeoutMs: number;
-  private readonly createWorker: () => Worker;
   private readonly oneShot: OneShotJobs;
-  private readonly listeners = new Set<RunEventListener>();
-  private readonly active = new Map<string, ActiveRun>();
+  private readonly listeners = new Listeners<RunEvent>();
+  private readonly jobs: WorkerJobs<ActiveRun>;
+  private readonly createTfjsWorker: () => Worker;
   private readonly pendingMetrics = new Map<string, MetricPoint[]>();
   private readonly flushTimer: NodeJS.Timeout;
   private closed = false;
@@ -75,8 +55,24 @@ export class RunManager {
     this.store = options.store;
     this.paths = options.paths;
     this.stopTimeoutMs = options.stopTimeoutMs ?? 120_000;
-    this.createWorker = options.createWorker ?? startEngineWorker;
-    this.oneShot = new OneShotJobs(this.createWorker);
+    const createWorker = options.createWorker ?? startEngineWorker;
+    this.createTfjsWorker = createWorker;
+    this.oneShot = new OneShotJobs(createWorker);
+    this.jobs = new WorkerJobs<ActiveRun>(createWorker, {
+      noun: 'training',
+      afterCrash: 'Resume the run from its last checkpoint, or start it again.',
+      handle: (active, message) => this.handle(active, message),
+      end: (active, outcome) => {
+        // A pytorch engine killed from outside (kill -9) leaves the run interrupted, as a workbench that died does.
+        if (outcome.status === 'failed' && isKilledEngineCrash(active.crash)) return this.record(active, { status: 'interrupted', error: INTERRUPTED_ENGINE_KILLED });
+        if (outcome.status === 'failed') this.log(active, 'error', outcome.error!);
+        this.record(active, outcome);
+      },
+      notRunning: (id) => {
+        const { status } = this.get(id);
+        return new WorkbenchError('conflict', `Run ${id} is not training (it is ${status}); there is nothing to stop.`, { status });
+      },
+    });
     ensureDataDirs(this.paths);
     // A run still 'running' under this pid was left by an earlier manager in this process that
     // never closed; under a dead pid, by a killed process. Runs of another live process stay as they are.
@@ -89,8 +85,7 @@ export class RunManager {
   }
 
   subscribe(listener: RunEventListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.listeners.subscribe(listener);
   }
 
   list(): Run[] {
@@ -112,12 +107,12 @@ export class RunManager {
   }
 
   isActive(id: string): boolean {
-    return this.active.has(id);
+    return this.jobs.active.has(id);
   }
 
   /** Resolves with the run once its worker is gone (completed, stopped, failed or interrupted). */
   async waitForRun(id: string): Promise<Run> {
-    await this.active.get(id)?.done;
+    await this.jobs.active.get(id)?.done;
     return this.get(id);
   }
 
@@ -142,19 +137,13 @@ export class RunManager {
   }
 
   async stop(id: string): Promise<Run> {
-    const active = this.active.get(id);
-    if (!active) {
-      const run = this.get(id);
-      throw new WorkbenchError('conflict', `Run ${id} is not training (it is ${run.status}); there is nothing to stop.`, { status: run.status });
-    }
-    // The worker answers `stopped` after writing a checkpoint; a worker that hangs is ended anyway.
-    await stopWorkerJob(active, this.stopTimeoutMs);
+    await this.jobs.stop(id, this.stopTimeoutMs);
     return this.get(id);
   }
 
   async resume(id: string): Promise<Run> {
     this.assertOpen();
-    if (this.active.has(id)) throw new WorkbenchError('conflict', `Run ${id} is already training.`);
+    if (this.jobs.active.has(id)) throw new WorkbenchError('conflict', `Run ${id} is already training.`);
     const run = this.get(id);
     if (!resumableStatuses.includes(run.status)) {
       throw new WorkbenchError(
@@ -201,15 +190,10 @@ export class RunManager {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.flushTimer);
-    const terminations: Promise<unknown>[] = [];
-    for (const active of this.active.values()) {
-      active.closing = true;
-      const run = this.store.runs.update(active.runId, { status: 'interrupted', error: INTERRUPTED_AT_CLOSE, ownerPid: null });
-      this.emit({ kind: 'run', run });
-      terminations.push(active.worker.terminate(), active.done);
-    }
-    terminations.push(this.oneShot.close());
-    await Promise.allSettled(terminations);
+    await Promise.allSettled([
+      this.jobs.close((active) => this.emit({ kind: 'run', run: this.store.runs.update(active.id, { status: 'interrupted', error: INTERRUPTED_AT_CLOSE, ownerPid: null }) })),
+      this.oneShot.close(),
+    ]);
     this.flushMetrics();
   }
 
@@ -275,51 +259,15 @@ export class RunManager {
     const { modelDir, datasetPath } = this.resolveInputs(run.config);
     const runDir = this.paths.runDir(run.id);
     mkdirSync(runDir, { recursive: true });
-    let worker: Worker;
-    try {
-      // A pytorch run's engine is a Python child behind the same Worker surface (src-main/engines/pytorch-engine.ts).
-      worker = engineWorkerFor(run.config, this.createWorker, pytorchEngineOptions(this.paths)) as Worker;
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      this.store.runs.update(run.id, { status: 'failed', error: message, finishedAt: nowIso(), ownerPid: null });
-      throw new WorkbenchError('worker_failed', message);
-    }
-    let resolveDone!: () => void;
-    const done = new Promise<void>((resolve) => (resolveDone = resolve));
-    const active: ActiveRun = {
-      runId: run.id, worker, runDir, settled: false, stopRequested: false, closing: false, crash: null, done, resolveDone,
-    };
-    this.active.set(run.id, active);
-    worker.on('message', (raw: unknown) => this.onWorkerMessage(active, raw));
-    worker.on('error', (error) => {
-      active.crash = error.message;
-    });
-    worker.on('exit', (code) => this.onWorkerExit(active, code));
     const job: TrainJob = { type: 'train', runId: run.id, config: run.config, modelDir, datasetPath, runDir, resumeFrom };
-    this.post(worker, job);
-  }
-
-  private post(worker: Worker, message: MainToWorker): void {
-    worker.postMessage(message);
-  }
-
-  private onWorkerMessage(active: ActiveRun, raw: unknown): void {
-    if (active.closing || active.settled) return;
-    const parsed = WorkerToMainSchema.safeParse(raw);
-    if (!parsed.success) {
-      this.settle(active, { status: 'failed', error: `The training worker sent an invalid message (${parsed.error.message}). This is a bug in the engine.` });
-      return;
-    }
-    try {
-      this.handle(active, parsed.data);
-    } catch (error) {
-      // A database error here must not leave a worker training into the void.
-      this.settle(active, { status: 'failed', error: `Could not record the run's progress: ${error instanceof Error ? error.message : String(error)}` });
-    }
+    // A pytorch run's engine is a Python child behind the same Worker surface (src-main/engines/pytorch-engine.ts).
+    this.jobs.launch((base) => ({ ...base, id: run.id, runDir }), job, (error) => {
+      this.store.runs.update(run.id, { status: 'failed', error, finishedAt: nowIso(), ownerPid: null });
+    }, () => engineWorkerFor(run.config, this.createTfjsWorker, pytorchEngineOptions(this.paths)) as Worker);
   }
 
   private handle(active: ActiveRun, message: WorkerToMain): void {
-    const id = active.runId;
+    const { id } = active;
     switch (message.type) {
       case 'started': {
         const before = this.get(id);
@@ -383,38 +331,13 @@ export class RunManager {
   }
 
   /** Records the run's final state and ends its worker. */
-  private settle(active: ActiveRun, outcome: { status: 'completed' | 'stopped' | 'failed' | 'interrupted'; error: string | null }): void {
-    if (active.settled) return;
-    active.settled = true;
-    this.flushMetrics();
-    const run = this.store.runs.update(active.runId, { ...outcome, finishedAt: nowIso(), ownerPid: null });
-    this.emit({ kind: 'run', run });
-    void active.worker.terminate();
+  private settle(active: ActiveRun, outcome: { status: 'completed' | 'stopped' | 'failed'; error: string | null }): void {
+    this.jobs.settle(active, () => this.record(active, outcome));
   }
 
-  private onWorkerExit(active: ActiveRun, code: number): void {
-    if (!active.settled && !active.closing) {
-      try {
-        if (active.stopRequested) {
-          // Terminated after not answering stop in time: its last checkpoint is still there to resume.
-          this.settle(active, { status: 'stopped', error: null });
-        } else if (isKilledEngineExit(code)) {
-          // Killed from outside (kill -9 of the pytorch engine): like a workbench that died, not a failed run.
-          this.settle(active, { status: 'interrupted', error: INTERRUPTED_ENGINE_KILLED });
-        } else {
-          const message = new WorkbenchError(
-            'worker_failed',
-            `The training worker exited unexpectedly (exit code ${code})${active.crash ? `: ${active.crash}` : ''}. Resume the run from its last checkpoint, or start it again.`,
-          ).message;
-          this.log(active, 'error', message);
-          this.settle(active, { status: 'failed', error: message });
-        }
-      } catch {
-        // The store is already closed (process shutting down); the next start marks the run interrupted.
-      }
-    }
-    this.active.delete(active.runId);
-    active.resolveDone();
+  private record(active: ActiveRun, outcome: { status: 'completed' | 'stopped' | 'failed' | 'interrupted'; error: string | null }): void {
+    this.flushMetrics();
+    this.emit({ kind: 'run', run: this.store.runs.update(active.id, { ...outcome, finishedAt: nowIso(), ownerPid: null }) });
   }
 
   private log(active: ActiveRun, level: 'info' | 'warn' | 'error', message: string): void {
@@ -423,7 +346,7 @@ export class RunManager {
     } catch {
       // The log file is a convenience; the event below still reaches the view.
     }
-    this.emit({ kind: 'log', runId: active.runId, level, message });
+    this.emit({ kind: 'log', runId: active.id, level, message });
   }
 
   private flushMetrics(): void {
@@ -442,12 +365,6 @@ export class RunManager {
   }
 
   private emit(event: RunEvent): void {
-    for (const listener of this.listeners) {
-      try {
-        listener(event);
-      } catch {
-        // One broken subscriber (a closed socket) must not starve the others.
-      }
-    }
+    this.listeners.emit(event);
   }
 }

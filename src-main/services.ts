@@ -7,6 +7,7 @@ import { EvalManager } from './evals.ts';
 import { ModelService } from './models.ts';
 import type { WorkbenchPaths } from './paths.ts';
 import { RunManager } from './runs.ts';
+import { StudyService } from './studies.ts';
 import type { Store } from './store/index.ts';
 
 export interface ServiceOptions {
@@ -22,6 +23,8 @@ export interface Services {
   models: ModelService;
   datasets: DatasetRegistry;
   adapterBank: AdapterBank;
+  /** Connected to the WorkbenchApi by createWorkbenchApi: its cells run through the same calls as the UI's. */
+  studies: StudyService;
   /** Ends every worker (runs become resumable) and leaves the store open for its owner to close. */
   close(): Promise<void>;
 }
@@ -32,10 +35,12 @@ export function createServices(options: ServiceOptions): Services {
   const models = new ModelService(options);
   const datasets = new DatasetRegistry(options);
   const adapterBank = new AdapterBank(options);
+  const studies = new StudyService(options);
   return {
-    manager, evals, models, datasets, adapterBank,
+    manager, evals, models, datasets, adapterBank, studies,
     close: async () => {
-      await Promise.allSettled([manager.close(), evals.close(), models.close(), datasets.close(), adapterBank.close()]);
+      // studies first: it marks its studies interrupted before the managers interrupt their runs.
+      await Promise.allSettled([studies.close(), manager.close(), evals.close(), models.close(), datasets.close(), adapterBank.close()]);
     },
   };
 }

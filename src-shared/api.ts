@@ -1,16 +1,17 @@
 // WorkbenchApi: the one contract between the view and the services. Every front door (Electron IPC,
 // the loopback WebSocket, the CLI) calls one implementation of it; both ends validate with apiSpec.
 import { z } from 'zod';
-import { methodIds, RunConfigSchema } from './config.ts';
-import { AdapterSchema, ExportReportSchema, MetricPointSchema, RunSchema } from './runs.ts';
+import { methodIds, methodSettingsKeys, RunConfigSchema } from './config.ts';
+import { AdapterSchema, ExportReportSchema, exportFormats, MetricPointSchema, RunSchema } from './runs.ts';
 import { EvalResultSchema, EvalStartRequestSchema, EvaluationSchema } from './eval.ts';
 import { DatasetPreviewRequestSchema, DatasetPreviewSchema, DatasetRegisterRequestSchema, DatasetSchema } from './datasets.ts';
 import {
   GenerateRequestSchema, GenerateResultSchema, ModelImportRequestSchema, ModelImportResultSchema, ModelInspectionSchema, ModelInspectRequestSchema,
 } from './models.ts';
 import { AdapterDescribeRequestSchema, AdapterGenerateReportSchema, AdapterGenerateRequestSchema } from './sg-lora.ts';
+import { BuiltInRecipeSchema, StudyDetailSchema, StudySchema, StudyStartRequestSchema } from './studies.ts';
 import { validate, WorkbenchError } from './errors.ts';
-import { methodSettingsKeys, type MethodDescriptor } from './methods.ts';
+import type { MethodDescriptor } from './methods.ts';
 
 export const SystemInfoSchema = z.object({
   version: z.string(),
@@ -36,6 +37,7 @@ const FieldDescriptorSchema = z.union([
     label: z.string(),
     kind: z.enum(['int', 'number', 'boolean', 'string-list', 'text']),
     min: z.number().optional(),
+    minExclusive: z.boolean().optional(),
     max: z.number().optional(),
     step: z.number().optional(),
     help: z.string(),
@@ -68,13 +70,8 @@ export const ExportRequestSchema = z
     runId: z.string().optional(),
     /** Defaults to <dataDir>/exports/<name>. */
     outDir: z.string().optional(),
-    /**
-     * peft: adapter_model.safetensors + adapter_config.json as PEFT loads them (the method's native
-     * layout where PEFT has none, with a sidecar); flattened: a plain PEFT LoRA of an adapter PEFT cannot
-     * load as is (SeLoRA at the mean semantic vector), with the accuracy it costs; merged: the adapter
-     * folded into the base weights, written as a full Hugging Face model folder.
-     */
-    format: z.enum(['peft', 'flattened', 'merged']).default('peft'),
+    /** See exportFormats in runs.ts. */
+    format: z.enum(exportFormats).default('peft'),
   })
   .refine((r) => Boolean(r.adapterId) !== Boolean(r.runId), { message: 'give exactly one of adapterId or runId' });
 export type ExportRequest = z.infer<typeof ExportRequestSchema>;
@@ -126,6 +123,16 @@ export const apiSpec = {
   'evals.stop': { input: Id, output: EvaluationSchema },
   /** The whole stored result of a completed evaluation, with every item (for drill-downs). */
   'evals.result': { input: Id, output: EvalResultSchema },
+  // Studies (src-shared/studies.ts): a recipe's grid of ordinary runs and evaluations, and its figures.
+  'studies.list': { input: None, output: z.array(StudySchema) },
+  /** The study, its cells and its figure data (mean and spread over seeds) from the stored results. */
+  'studies.get': { input: Id, output: StudyDetailSchema },
+  /** Starts a recipe, or continues its unfinished study: finished cells are not redone. */
+  'studies.start': { input: StudyStartRequestSchema, output: StudySchema },
+  'studies.resume': { input: Id, output: StudySchema },
+  'studies.stop': { input: Id, output: StudySchema },
+  /** The recipes shipped in resources/studies. */
+  'studies.recipes': { input: None, output: z.array(BuiltInRecipeSchema) },
 } as const;
 export type ApiMethod = keyof typeof apiSpec;
 export const apiMethods = Object.keys(apiSpec) as ApiMethod[];

@@ -66,6 +66,20 @@ export const AdapterSchema = z.object({
 });
 export type Adapter = z.infer<typeof AdapterSchema>;
 
+/**
+ * peft: a folder PEFT loads as it is (adapter_config.json + adapter_model.safetensors): the adapter
+ * itself where PEFT can represent it, else its flattened plain LoRA with what flattening costs (SeLoRA,
+ * a multi-task bias-aware run), else (Houlsby, BitFit, full fine-tuning: no PEFT type) the native
+ * tensors with the sidecar only; workbench: the native adapter as the workbench trained it, with
+ * adapter_config.json only where PEFT represents it as it is; flattened: the flattened plain LoRA;
+ * merged: the adapter folded into the base weights, a full Hugging Face model folder.
+ */
+export const exportFormats = ['peft', 'workbench', 'flattened', 'merged'] as const;
+export type ExportFormat = (typeof exportFormats)[number];
+
+/** Loaders an export was checked with: the workbench's own (always), real PEFT (when the Python environment exists). */
+export const exportVerifiers = ['workbench', 'peft'] as const;
+
 export const ExportReportSchema = z.object({
   outDir: z.string(),
   files: z.array(z.object({ name: z.string(), bytes: z.number().int() })),
@@ -76,12 +90,14 @@ export const ExportReportSchema = z.object({
     /** max |logits(exported adapter) - logits(base model)|: must be clearly > 0. */
     maxAbsDiffToBase: z.number(),
     passed: z.boolean(),
+    /** What read the written files back: the workbench's loader; 'peft' is added where real PEFT loaded them too. */
+    verifiedWith: z.array(z.enum(exportVerifiers)).optional(),
   }),
   /** False for methods PEFT has no adapter type for (Houlsby, BitFit, full fine-tuning): no adapter_config.json is written. */
   peftLoadable: z.boolean().optional(),
   /** What the folder can be loaded with, when that is not PEFT. */
   note: z.string().optional(),
-  /** format 'flattened': what flattening costs (SeLoRA at the mean semantic vector; a multi-task run's mixture) on the verification probe. */
+  /** The flattened form was written (format 'flattened', or 'peft' of an adapter PEFT cannot represent): what flattening costs (SeLoRA at the mean semantic vector; a multi-task run's mixture) on the verification probe. */
   flattening: z.object({ fromMethod: z.string(), maxAbsLogitDiffToNative: z.number() }).optional(),
 });
 export type ExportReport = z.infer<typeof ExportReportSchema>;

@@ -1,8 +1,8 @@
 // Messages between the main process (RunManager) and a training worker. Both sides validate
 // every message with these schemas: the worker owns tensors, the main process owns the database.
 import { z } from 'zod';
-import { RunConfigSchema } from './config.ts';
-import { BackendInfoSchema, ExportReportSchema, MetricPointSchema, ProgressSchema } from './runs.ts';
+import { BackendChoiceSchema, RunConfigSchema } from './config.ts';
+import { BackendInfoSchema, ExportReportSchema, exportFormats, MetricPointSchema, ProgressSchema } from './runs.ts';
 import { WorkbenchErrorSchema } from './errors.ts';
 import { EvalJobSchema, EvalResultSchema } from './eval.ts';
 import { ColumnMappingSchema, DatasetPreviewSchema, datasetFormats } from './datasets.ts';
@@ -29,9 +29,9 @@ export const ExportJobSchema = z.object({
   sourceDir: z.string(),
   modelDir: z.string(),
   outDir: z.string(),
-  backend: RunConfigSchema.shape.backend,
+  backend: BackendChoiceSchema,
   /** See ExportRequestSchema in api.ts. */
-  format: z.enum(['peft', 'flattened', 'merged']).default('peft'),
+  format: z.enum(exportFormats).default('peft'),
 });
 export type ExportJob = z.infer<typeof ExportJobSchema>;
 
@@ -63,7 +63,7 @@ export const GenerateJobSchema = z.object({
   prompt: z.string(),
   useChatTemplate: z.boolean(),
   sampling: SamplingSettingsSchema,
-  backend: RunConfigSchema.shape.backend,
+  backend: BackendChoiceSchema,
 });
 export type GenerateJob = z.infer<typeof GenerateJobSchema>;
 

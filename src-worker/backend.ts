@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { backendNames, type BackendChoice, type BackendName } from '../src-shared/config.ts';
 import type { BackendInfo } from '../src-shared/runs.ts';
 import { WorkbenchError } from '../src-shared/errors.ts';
+import { installedBackends as sharedInstalledBackends, type PackageProbe } from '../src-shared/backends.ts';
 import { tf } from './tf.ts';
 
 const require = createRequire(import.meta.url);
@@ -23,41 +24,23 @@ const INSTALL_HINTS: Record<BackendName, string> = {
   cpu: 'Reinstall @tensorflow/tfjs-backend-cpu (npm install).',
 };
 
-function resolves(specifier: string): string | null {
-  try {
-    return require.resolve(specifier);
-  } catch {
-    return null;
-  }
-}
-
-function packageDir(name: string): string | null {
-  const pkg = resolves(`${name}/package.json`);
-  if (pkg) return path.dirname(pkg);
-  const main = resolves(name);
-  if (!main) return null;
-  // Packages whose `exports` hide package.json: walk up from the entry point to the package root.
-  let dir = path.dirname(main);
-  while (dir !== path.dirname(dir) && !fs.existsSync(path.join(dir, 'package.json'))) dir = path.dirname(dir);
-  return dir;
-}
-
-/** Dawn ships one native binary per platform; a package without ours cannot run here. */
-function dawnBinaryExists(): boolean {
-  const dir = packageDir('webgpu');
-  if (!dir) return false;
-  const arch = process.platform === 'darwin' ? 'universal' : process.arch;
-  return fs.existsSync(path.join(dir, 'dist', `${process.platform}-${arch}`, 'dawn.node'));
-}
+/** Node's module resolution, for the installed-backends rule in src-shared/backends.ts (the main process applies the same). */
+const probe: PackageProbe = {
+  resolve: (specifier) => {
+    try {
+      return require.resolve(specifier);
+    } catch {
+      return null;
+    }
+  },
+  exists: fs.existsSync,
+  platform: process.platform,
+  arch: process.arch,
+};
 
 /** Backends whose packages are installed, found by resolving them without loading any native code. */
 export function installedBackends(): BackendName[] {
-  const found: BackendName[] = [];
-  if (resolves('@tensorflow/tfjs-node-gpu') || resolves('@tensorflow/tfjs-node')) found.push('tensorflow');
-  if (resolves('@tensorflow/tfjs-backend-webgpu') && dawnBinaryExists()) found.push('webgpu');
-  if (resolves('@tensorflow/tfjs-backend-wasm')) found.push('wasm');
-  found.push('cpu');
-  return found;
+  return sharedInstalledBackends(probe);
 }
 
 function withTimeout<T>(promise: Promise<T>, what: string, ms = STEP_TIMEOUT_MS): Promise<T> {
@@ -148,7 +131,7 @@ async function initWasm(): Promise<BackendInfo> {
   const wasm = (await withTimeout(import('@tensorflow/tfjs-backend-wasm'), 'Loading @tensorflow/tfjs-backend-wasm')) as typeof import('@tensorflow/tfjs-backend-wasm');
   if (!wasmPathsSet) {
     // The .wasm binaries sit next to the package's entry point; resolving it makes this work from any cwd.
-    const entry = resolves('@tensorflow/tfjs-backend-wasm');
+    const entry = probe.resolve('@tensorflow/tfjs-backend-wasm');
     if (!entry) throw new Error('@tensorflow/tfjs-backend-wasm cannot be resolved');
     const dist = path.dirname(entry);
     if (!fs.existsSync(path.join(dist, 'tfjs-backend-wasm.wasm'))) throw new Error(`no .wasm binaries in ${dist}`);

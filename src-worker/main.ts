@@ -8,7 +8,7 @@ import type { EvalJob } from '../src-shared/eval.ts';
 import type { ImportModelJob, InspectDatasetJob } from '../src-shared/worker-protocol.ts';
 import { MainToWorkerSchema, WorkerToMainSchema, type ExportJob, type GenerateAdapterJob, type MainToWorker, type TrainJob, type WorkerToMain } from '../src-shared/worker-protocol.ts';
 import { runEvalJob, ScoringStopped } from './eval/job.ts';
-import { exportAdapter } from './export/peft.ts';
+import { exportAdapter } from './export/index.ts';
 import { inspectDataset } from './data/inspect-dataset.ts';
 import { runTraining } from './train/loop.ts';
 import { importModel, inspectModel } from './inspect-model.ts';
@@ -16,7 +16,7 @@ import { runGenerateJob } from './playground.ts';
 import type { GenerateJob, InspectModelJob } from '../src-shared/worker-protocol.ts';
 import { generateAdapter } from './sg-lora/generate.ts';
 
-if (!parentPort) throw new Error('src-worker/main.ts must run as a worker thread (new Worker(...)); the CLI calls runTraining directly.');
+if (!parentPort) throw new Error('src-worker/main.ts must run as a worker thread (new Worker(...)); every front door (the app, the server, the CLI) starts it through src-main/worker-thread.ts.');
 const port = parentPort;
 
 const TERMINAL: ReadonlySet<WorkerToMain['type']> = new Set([

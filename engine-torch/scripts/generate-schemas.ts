@@ -5,13 +5,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { defaultRunConfig } from '../../src-shared/config.ts';
+import { methodIds, RunConfigSchema } from '../../src-shared/config.ts';
 import { TrainJobSchema, WorkerToMainSchema } from '../../src-shared/worker-protocol.ts';
 import { DataPlanSchema } from '../../src-main/engines/data-plan.ts';
 
 const PACKAGE_ROOT = path.join(import.meta.dirname, '..');
 
-/** File (relative to engine-torch/) -> content. The default RunConfig serves the package's tests. */
+/** File (relative to engine-torch/) -> content. The default RunConfigs serve the package's tests and bench. */
 export function generatedFiles(): Record<string, string> {
   const render = (value: unknown) => `${JSON.stringify(value, null, 1)}\n`;
   const schema = (s: z.ZodType) => render(z.toJSONSchema(s, { io: 'output' }));
@@ -19,7 +19,8 @@ export function generatedFiles(): Record<string, string> {
     'workbench_torch/schemas/train-job.schema.json': schema(TrainJobSchema),
     'workbench_torch/schemas/worker-to-main.schema.json': schema(WorkerToMainSchema),
     'workbench_torch/schemas/data-plan.schema.json': schema(DataPlanSchema),
-    'tests/default-run-config.json': render(defaultRunConfig()),
+    // Each method's configuration with its defaults (RunConfig is a union on method: each carries only its sections).
+    'tests/default-run-configs.json': render(Object.fromEntries(methodIds.map((method) => [method, RunConfigSchema.parse({ method })]))),
   };
 }
 

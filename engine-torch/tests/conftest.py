@@ -50,9 +50,10 @@ def make_plan(*, rows: int = 12, batch_size: int = 4, steps: int = 6, vocab: int
 
 
 def make_job(run_dir: Path, model: str, method: str = "lora", *, steps: int = 6, dropout: float = 0.0, checkpoint_every: int = 3, batch_size: int = 4, resume_from: str | None = None, target_modules: list[str] | None = None) -> dict[str, Any]:
-    defaults = json.loads((REPO / "engine-torch" / "tests" / "default-run-config.json").read_text())
-    config = {**defaults, "method": method, "model": model, "dataset": "synthetic", "backend": "cpu", "engine": "pytorch"}
-    config["lora"] = {**defaults["lora"], "r": 2, "alpha": 4, "dropout": dropout, "targetModules": target_modules or ["c_attn"]}
+    defaults = json.loads((REPO / "engine-torch" / "tests" / "default-run-configs.json").read_text())[method]
+    config = {**defaults, "model": model, "dataset": "synthetic", "backend": "cpu", "engine": "pytorch"}
+    if "lora" in config:
+        config["lora"] = {**defaults["lora"], "r": 2, "alpha": 4, "dropout": dropout, "targetModules": target_modules or ["c_attn"]}
     config["training"] = {**defaults["training"], "learningRate": 1e-2, "batchSize": batch_size, "maxSteps": steps, "maxSeqLen": 16, "warmupSteps": 1, "evalEvery": 3, "evalBatches": 1, "checkpointEvery": checkpoint_every, "seed": 5}
     job = {"type": "train", "runId": run_dir.name, "config": config, "modelDir": str(FIXTURES / model), "datasetPath": "synthetic.jsonl", "runDir": str(run_dir), "resumeFrom": resume_from}
     validate("train-job", job)

@@ -7,7 +7,7 @@ import { DEFAULT_MODEL, engineMethods, engineNames, RunConfigSchema, SAMPLE_DATA
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import { isDatasetId } from '../datasets.ts';
 import { exportJobFolder, importRunFolder, jobLaunchers, LAUNCH_SCRIPT, type JobLauncher } from '../engines/job-folder.ts';
-import { newId } from '../runs.ts';
+import { newId } from '../jobs.ts';
 import { Store } from '../store/index.ts';
 import { describePythonEnv, ensurePythonEnv, PythonEnvError, type PythonEnvReport } from '../engines/python-env.ts';
 import { enginePackageRoot, pytorchEnvDir } from '../engines/pytorch-engine.ts';

@@ -14,7 +14,7 @@ import { readInstructionDataset } from '../../src-worker/data/dataset.ts';
 import { splitTrainValidation } from '../../src-worker/data/split.ts';
 import { createTaskMixtureBatcher } from '../../src-worker/data/task-mixture.ts';
 import { tokenizeExample } from '../../src-worker/data/tokenize.ts';
-import { baseModelFingerprint } from '../../src-worker/export/peft.ts';
+import { baseModelFingerprint } from '../../src-worker/formats/adapter-folder.ts';
 import { makeProbe } from '../../src-worker/export/probe.ts';
 import { loadTokenizer } from '../../src-worker/formats/tokenizer.ts';
 import { datasetFingerprint, promptOf } from '../../src-worker/train/loop.ts';
@@ -69,8 +69,9 @@ export async function buildDataPlan(job: Pick<TrainJob, 'config' | 'modelDir' | 
   const maxSeqLen = Math.min(t.maxSeqLen, maxPositionsOf(job.modelDir));
   const examples = rows.map((row) => tokenizeExample(tokenizer, row, maxSeqLen));
   const split = splitTrainValidation(rows.length, t.validationFraction, t.seed);
-  const tasks = job.config.method === 'bias-aware' ? job.config.biasAware.tasks : [];
-  const mixture = tasks.length >= 2 ? createTaskMixtureBatcher(rows, split.train, tasks, job.config.biasAware.taskMixture, t.batchSize, t.seed) : null;
+  const biasAware = job.config.method === 'bias-aware' ? job.config.biasAware : null;
+  const tasks = biasAware?.tasks ?? [];
+  const mixture = biasAware && tasks.length >= 2 ? createTaskMixtureBatcher(rows, split.train, tasks, biasAware.taskMixture, t.batchSize, t.seed) : null;
   const batcher = mixture?.batcher ?? new Batcher(split.train, t.batchSize, t.seed);
   const steps: DataPlan['steps'] = [];
   for (let step = 1; step <= t.maxSteps; step++) {

@@ -50,8 +50,12 @@ type Listener = (...args: unknown[]) => void;
 /** The exit code relayed for an engine killed by SIGKILL (as a shell reports 128 + 9). */
 export const KILLED_EXIT_CODE = 137;
 
-export function isKilledEngineExit(code: number): boolean {
-  return code === KILLED_EXIT_CODE;
+/** The crash the engine reports when its process was killed by SIGKILL (kill -9, the OOM killer). */
+export const ENGINE_KILLED_MESSAGE = 'The pytorch engine process was killed (SIGKILL).';
+
+/** True for the crash of an engine killed from outside: the run is interrupted, not failed. */
+export function isKilledEngineCrash(crash: string | null): boolean {
+  return crash === ENGINE_KILLED_MESSAGE;
 }
 
 /** Where `lora-workbench engine setup pytorch` puts the engine's virtual environment. */
@@ -91,6 +95,8 @@ export class PytorchEngineWorker extends EventEmitter implements EngineWorker {
   private exitCode = 0;
   private stopPending = false;
   private runDir: string | null = null;
+  /** terminate() was called: a SIGKILL after it is ours, not a kill from outside. */
+  private terminating = false;
 
   constructor(private readonly options: PytorchEngineOptions = {}) {
     super();
@@ -159,7 +165,10 @@ export class PytorchEngineWorker extends EventEmitter implements EngineWorker {
     });
     createInterface({ input: child.stdout! }).on('line', (line) => this.relay(line));
     createInterface({ input: child.stderr! }).on('line', (line) => this.toRunLog(line));
-    child.on('exit', (code, signal) => this.finish(code ?? (signal === 'SIGKILL' ? KILLED_EXIT_CODE : 1)));
+    child.on('exit', (code, signal) => {
+      if (signal === 'SIGKILL' && !this.terminating) this.emit('error', new Error(ENGINE_KILLED_MESSAGE));
+      this.finish(code ?? (signal === 'SIGKILL' ? KILLED_EXIT_CODE : 1));
+    });
     if (this.stopPending) child.stdin!.write(`${JSON.stringify({ type: 'stop' })}\n`);
   }
 
@@ -194,7 +203,8 @@ export class PytorchEngineWorker extends EventEmitter implements EngineWorker {
       this.finish(1);
       return 1;
     }
-    // The process group under torchrun: its workers go with it.
+    this.terminating = true;
+    // torchrun ends its workers when it is terminated.
     await new Promise<void>((resolve) => {
       child.once('exit', () => resolve());
       child.kill('SIGTERM');

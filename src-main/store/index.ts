@@ -7,6 +7,7 @@ import { DatasetRepository } from './datasets-repo.ts';
 import { EvaluationRepository } from './evals-repo.ts';
 import { migrate } from './migrations.ts';
 import { RunRepository } from './runs-repo.ts';
+import { StudyRepository } from './studies-repo.ts';
 
 export { latestVersion, migrations, migrate, schemaVersion } from './migrations.ts';
 export type { Checkpoint } from './artifacts-repo.ts';
@@ -34,6 +35,7 @@ export class Store {
   readonly adapters: AdapterRepository;
   readonly evaluations: EvaluationRepository;
   readonly datasets: DatasetRepository;
+  readonly studies: StudyRepository;
 
   private constructor(readonly db: Database.Database) {
     this.runs = new RunRepository(db);
@@ -42,6 +44,7 @@ export class Store {
     this.adapters = new AdapterRepository(db);
     this.evaluations = new EvaluationRepository(db);
     this.datasets = new DatasetRepository(db);
+    this.studies = new StudyRepository(db);
   }
 
   static open(file: string): Store {

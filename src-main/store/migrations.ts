@@ -1,11 +1,26 @@
 // Versioned schema. Step N takes a database at user_version N-1 to N; steps are append-only:
 // a released step is never edited, a change is a new step.
 import type Database from 'better-sqlite3';
+import { migrateStoredRunConfig } from '../../src-shared/config.ts';
 
 export interface Migration {
   version: number;
   description: string;
   sql: string;
+  /** Row rewrites SQL cannot express, run after `sql` in the same transaction. */
+  rewrite?: (db: Database.Database) => void;
+}
+
+/**
+ * Run configurations stored before they were shaped by their method held every method's settings
+ * section; keep the sections of each run's own method (the worker reads nothing else).
+ */
+function shapeStoredRunConfigs(db: Database.Database): void {
+  const update = db.prepare('UPDATE runs SET config = ? WHERE id = ?');
+  for (const row of db.prepare('SELECT id, config FROM runs').all() as { id: string; config: string }[]) {
+    const rewritten = JSON.stringify(migrateStoredRunConfig(JSON.parse(row.config)));
+    if (rewritten !== row.config) update.run(rewritten, row.id);
+  }
 }
 
 export const migrations: readonly Migration[] = [
@@ -134,6 +149,51 @@ export const migrations: readonly Migration[] = [
       ALTER TABLE adapters ADD COLUMN description TEXT;
     `,
   },
+  {
+    version: 6,
+    description: 'run configurations carry only their method\'s settings',
+    sql: '',
+    rewrite: shapeStoredRunConfigs,
+  },
+  {
+    version: 7,
+    description: 'studies: a recipe expanded into cells, each an ordinary run and its evaluations',
+    sql: `
+      -- recipe is the study as run (variables replaced, scaled); digest identifies it, so running the
+      -- same recipe again continues its unfinished study instead of starting over.
+      CREATE TABLE studies (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        title TEXT NOT NULL,
+        recipe TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        source TEXT,
+        status TEXT NOT NULL,
+        error TEXT,
+        owner_pid INTEGER,
+        created_at TEXT NOT NULL,
+        finished_at TEXT
+      );
+      CREATE INDEX studies_digest ON studies (digest);
+
+      -- The tag: which runs and evaluations belong to which study, and at which point of its grid.
+      CREATE TABLE study_cells (
+        study_id TEXT NOT NULL REFERENCES studies (id) ON DELETE CASCADE,
+        cell_key TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        levels TEXT NOT NULL,                 -- axis name -> level label, as JSON
+        seed INTEGER NOT NULL,
+        status TEXT NOT NULL,                 -- pending, training, evaluating, completed, failed
+        run_id TEXT REFERENCES runs (id) ON DELETE SET NULL,
+        evaluations TEXT NOT NULL DEFAULT '{}', -- recipe evaluation id -> evaluation id, as JSON
+        error TEXT,
+        started_at TEXT,
+        finished_at TEXT,
+        PRIMARY KEY (study_id, cell_key)
+      );
+      CREATE INDEX study_cells_run ON study_cells (run_id);
+    `,
+  },
 ];
 
 export const latestVersion = migrations[migrations.length - 1]!.version;
@@ -155,6 +215,7 @@ export function migrate(db: Database.Database, upTo: number = latestVersion): nu
     if (step.version <= from || step.version > upTo) continue;
     db.transaction(() => {
       db.exec(step.sql);
+      step.rewrite?.(db);
       db.pragma(`user_version = ${step.version}`);
     })();
     applied.push(step.version);

@@ -1,6 +1,6 @@
 // The runs table, mapped to src-shared's Run.
 import type Database from 'better-sqlite3';
-import { RunConfigSchema, type RunConfig } from '../../src-shared/config.ts';
+import { type RunConfig, StoredRunConfigSchema } from '../../src-shared/config.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import { ProgressSchema, type BackendInfo, type Progress, type Run, type RunStatus } from '../../src-shared/runs.ts';
 
@@ -42,7 +42,7 @@ function toRun(row: RunRow): Run {
     id: row.id,
     name: row.name,
     // Parsing (not casting) fills in settings added to RunConfig after the run was stored.
-    config: RunConfigSchema.parse(JSON.parse(row.config)),
+    config: StoredRunConfigSchema.parse(JSON.parse(row.config)),
     status: row.status,
     backend: row.backend_name ? { name: row.backend_name, adapter: row.backend_adapter ?? '' } : null,
     createdAt: row.created_at,

@@ -1,7 +1,8 @@
 // The compare table: runs as columns, every stored figure as a row (last metric values, the config, the
 // adapter's size, each evaluation summary figure of the run's adapter), with the rows that differ marked.
 // Pure so test/unit/compare.test.ts can check it.
-import { methodSettingsKeys, settingsSectionsOf } from '../../src-shared/methods.ts';
+import { methodSettingsKeys } from '../../src-shared/config.ts';
+import { settingsSectionsOf } from '../../src-shared/methods.ts';
 import type { Evaluation } from '../../src-shared/eval.ts';
 import { headlineFigures } from './eval-view.ts';
 import type { Adapter, MetricPoint, Run } from '../../src-shared/runs.ts';

@@ -11,6 +11,7 @@ export type Route =
   | { page: 'eval-robustness'; ids: string[] }
   | { page: 'compare'; runs: string[] }
   | { page: 'playground'; adapter: string | null }
+  | { page: 'studies'; id: string | null }
   | { page: 'not-found'; path: string };
 
 export function parseRoute(hash: string): Route {
@@ -32,6 +33,7 @@ export function parseRoute(hash: string): Route {
   if (parts[0] === 'evals' && parts[1] === 'bias' && parts.length === 2) return { page: 'eval-bias', ids: list('ids') };
   if (parts[0] === 'evals' && parts[1] === 'robustness' && parts.length === 2) return { page: 'eval-robustness', ids: list('ids') };
   if (parts[0] === 'compare' && parts.length === 1) return { page: 'compare', runs: list('runs') };
+  if (parts[0] === 'studies' && parts.length <= 2) return { page: 'studies', id: parts[1] ?? null };
   if (parts[0] === 'playground' && parts.length === 1) return { page: 'playground', adapter: new URLSearchParams(query).get('adapter') || null };
   return { page: 'not-found', path };
 }
@@ -47,6 +49,8 @@ export const paths = {
   biasPanel: (ids: readonly string[]) => `#/evals/bias?ids=${ids.map(encodeURIComponent).join(',')}`,
   robustnessPanel: (ids: readonly string[]) => `#/evals/robustness?ids=${ids.map(encodeURIComponent).join(',')}`,
   compare: (runIds: readonly string[]) => `#/compare?runs=${runIds.map(encodeURIComponent).join(',')}`,
+  studies: '#/studies',
+  study: (id: string) => `#/studies/${encodeURIComponent(id)}`,
   playground: (adapterId?: string) => (adapterId ? `#/playground?adapter=${encodeURIComponent(adapterId)}` : '#/playground'),
 };
 

@@ -2,28 +2,46 @@
 // API validates with, so the errors under the fields are the ones the server would answer.
 import type { z } from 'zod';
 import type { Catalog } from '../../src-shared/api.ts';
-import { RunConfigSchema, type RunConfig } from '../../src-shared/config.ts';
-import { settingsSectionsOf, type FieldDescriptor, type MethodDescriptor, type MethodSettingsKey } from '../../src-shared/methods.ts';
+import { type MethodSettingsKey, methodSettingsKeys, type RunConfig, RunConfigSchema, sectionKeysOf, settingsSchemas, TrainingSettingsSchema } from '../../src-shared/config.ts';
+import { describeFields, type FieldDescriptor, type MethodDescriptor, settingsSectionsOf } from '../../src-shared/methods.ts';
 
 /** The training settings the form shows, described like a method's fields so the same inputs render them. */
-export const trainingFields: FieldDescriptor[] = [
-  { key: 'learningRate', label: 'Learning rate', kind: 'number', min: 0, max: 1, step: 0.0001, help: 'Peak learning rate after warmup (AdamW).' },
-  { key: 'batchSize', label: 'Batch size', kind: 'int', min: 1, max: 1024, help: 'Sequences per optimizer step.' },
-  { key: 'maxSteps', label: 'Max steps', kind: 'int', min: 1, help: 'Optimizer steps to train for.' },
-  { key: 'maxSeqLen', label: 'Max sequence length', kind: 'int', min: 8, max: 32768, help: 'Longer examples are truncated, prompt side first.' },
-  { key: 'warmupSteps', label: 'Warmup steps', kind: 'int', min: 0, help: 'Linear warmup from 0 to the learning rate.' },
-  { key: 'seed', label: 'Seed', kind: 'int', min: 0, help: 'Seeds adapter initialisation, data order and dropout.' },
-  { key: 'evalEvery', label: 'Evaluate every', kind: 'int', min: 1, help: 'Steps between validation-loss evaluations.' },
-  { key: 'checkpointEvery', label: 'Checkpoint every', kind: 'int', min: 1, help: 'Steps between checkpoints (a stopped run resumes from the last one).' },
-];
+export const trainingFields: FieldDescriptor[] = describeFields(TrainingSettingsSchema, [
+  { key: 'learningRate', label: 'Learning rate', step: 0.0001, help: 'Peak learning rate after warmup (AdamW).' },
+  { key: 'batchSize', label: 'Batch size', help: 'Sequences per optimizer step.' },
+  { key: 'maxSteps', label: 'Max steps', help: 'Optimizer steps to train for.' },
+  { key: 'maxSeqLen', label: 'Max sequence length', help: 'Longer examples are truncated, prompt side first.' },
+  { key: 'warmupSteps', label: 'Warmup steps', help: 'Linear warmup from 0 to the learning rate.' },
+  { key: 'seed', label: 'Seed', help: 'Seeds adapter initialisation, data order and dropout.' },
+  { key: 'evalEvery', label: 'Evaluate every', help: 'Steps between validation-loss evaluations.' },
+  { key: 'checkpointEvery', label: 'Checkpoint every', help: 'Steps between checkpoints (a stopped run resumes from the last one).' },
+]);
 
 /** Less often changed; shown folded. */
-export const moreTrainingFields: FieldDescriptor[] = [
-  { key: 'weightDecay', label: 'Weight decay', kind: 'number', min: 0, step: 0.01, help: 'Decoupled weight decay on the adapter weights.' },
-  { key: 'gradClip', label: 'Gradient clip', kind: 'number', min: 0, step: 0.1, help: 'Clips the global gradient norm to this value.' },
-  { key: 'evalBatches', label: 'Eval batches', kind: 'int', min: 1, help: 'Validation batches per evaluation.' },
-  { key: 'validationFraction', label: 'Validation fraction', kind: 'number', min: 0, max: 0.5, step: 0.01, help: 'Share of the dataset held out for validation loss.' },
-];
+export const moreTrainingFields: FieldDescriptor[] = describeFields(TrainingSettingsSchema, [
+  { key: 'weightDecay', label: 'Weight decay', step: 0.01, help: 'Decoupled weight decay on the adapter weights.' },
+  { key: 'gradClip', label: 'Gradient clip', step: 0.1, help: 'Clips the global gradient norm to this value.' },
+  { key: 'evalBatches', label: 'Eval batches', help: 'Validation batches per evaluation.' },
+  { key: 'validationFraction', label: 'Validation fraction', step: 0.01, help: 'Share of the dataset held out for validation loss.' },
+]);
+
+/**
+ * The form's state: the common settings, the chosen method, and every method's settings section, so
+ * that switching methods and back keeps what was typed. What is sent keeps the chosen method's sections only.
+ */
+export type RunConfigDraft = Omit<RunConfig, 'method' | MethodSettingsKey> & { method: RunConfig['method'] } & { [K in MethodSettingsKey]: z.infer<(typeof settingsSchemas)[K]> };
+
+/** A draft from a configuration: its own sections, every other section at its defaults. */
+export function draftOf(config: RunConfig): RunConfigDraft {
+  const sections = Object.fromEntries(methodSettingsKeys.map((key) => [key, settingsSchemas[key].parse({})]));
+  return { ...sections, ...structuredClone(config) } as RunConfigDraft;
+}
+
+/** The configuration a draft stands for: its method's sections only. */
+export function configOfDraft(draft: RunConfigDraft): unknown {
+  const keep = new Set<string>(sectionKeysOf(draft.method));
+  return Object.fromEntries(Object.entries(draft).filter(([key]) => keep.has(key) || !(methodSettingsKeys as readonly string[]).includes(key)));
+}
 
 export type FieldValue = number | boolean | string | string[] | null;
 
@@ -57,15 +75,15 @@ export function fieldErrors(issues: readonly z.core.$ZodIssue[]): Record<string,
 }
 
 export class RunForm {
-  config: RunConfig = $state()!;
+  config: RunConfigDraft = $state()!;
   readonly methods: MethodDescriptor[];
-  readonly #parsed = $derived(RunConfigSchema.safeParse(this.config));
+  readonly #parsed = $derived(RunConfigSchema.safeParse(configOfDraft(this.config)));
   readonly errors: Record<string, string> = $derived(this.#parsed.success ? {} : fieldErrors(this.#parsed.error.issues));
   readonly valid = $derived(this.#parsed.success);
   readonly method = $derived(this.#methodOf(this.config.method));
 
   constructor(catalog: Catalog) {
-    this.config = structuredClone(catalog.defaults);
+    this.config = draftOf(catalog.defaults);
     this.methods = catalog.methods;
   }
 

@@ -2,7 +2,7 @@
 // current from run events. Events that arrive while the initial load is in flight are held back and
 // replayed after it, so nothing is lost between runs.metrics(id) and the first live point.
 import type { RunEvent } from '../../src-shared/api.ts';
-import { resumableStatuses, type ExportReport, type Run } from '../../src-shared/runs.ts';
+import { resumableStatuses, type ExportFormat, type ExportReport, type Run } from '../../src-shared/runs.ts';
 import { MetricStore } from './metrics.svelte.ts';
 import { workbench } from './workbench.ts';
 
@@ -26,8 +26,8 @@ export class RunView {
   busy: Action | null = $state(null);
   actionError: unknown = $state(null);
   report: ExportReport | null = $state.raw(null);
-  /** peft, flattened (SeLoRA's plain LoRA) or merged (a full model folder): the select beside the export button. */
-  exportFormat: 'peft' | 'flattened' | 'merged' = $state('peft');
+  /** One of exportFormats (runs.ts): the select beside the export button. */
+  exportFormat: ExportFormat = $state('peft');
 
   readonly canStop = $derived(this.run?.status === 'running' || this.run?.status === 'queued');
   readonly canResume = $derived(

@@ -15,11 +15,11 @@ import { getDataset } from '../data/readers/index.ts';
 import type { QqpPair } from '../data/readers/qqp.ts';
 import type { StereoSetExample } from '../data/readers/stereoset.ts';
 import type { TextDocument } from '../data/readers/text-corpus.ts';
-import { ADAPTER_WEIGHTS_FILE, methodSettingsOf, readSidecar } from '../export/peft.ts';
+import { ADAPTER_WEIGHTS_FILE, readSidecar } from '../formats/adapter-folder.ts';
 import { inspectModelFolder, loadCausalLM } from '../formats/model-folder.ts';
 import { readSafetensorsFile } from '../formats/safetensors.ts';
 import { loadTokenizer } from '../formats/tokenizer.ts';
-import { getMethod } from '../methods/index.ts';
+import { methodOf } from '../methods/index.ts';
 import type { AdapterModel } from '../methods/types.ts';
 import type { CausalLM } from '../models/types.ts';
 import { parameterOverhead } from './bias-metrics.ts';
@@ -35,11 +35,10 @@ export interface EvalCallbacks {
   shouldStop?: () => boolean;
 }
 
-/** An adapter folder read back onto `model` the way export/peft.ts verifies one. */
+/** An adapter folder read back onto `model` the way the export verifies one. */
 export async function loadAdapter(model: CausalLM, dir: string): Promise<{ adapter: AdapterModel; info: NonNullable<EvalResult['adapter']> }> {
   const sidecar = await readSidecar(dir);
-  const method = getMethod(sidecar.method);
-  const settings = method.parseSettings(methodSettingsOf(sidecar.config));
+  const { method, settings } = methodOf(sidecar.config);
   const { tensors } = await readSafetensorsFile(path.join(dir, ADAPTER_WEIGHTS_FILE));
   const adapter = method.create(model, settings, sidecar.config.training.seed);
   try {

@@ -7,11 +7,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import type { ExportReport } from '../../src-shared/runs.ts';
+import type { WrittenFile } from '../formats/adapter-folder.ts';
 import { inspectModelFolder, loadCausalLM } from '../formats/model-folder.ts';
 import { readSafetensorsFile, serializeSafetensors, writeFileAtomic, type SafetensorsDtype } from '../formats/safetensors.ts';
 import type { AdapterHooks, CausalLM } from '../models/types.ts';
 import { readExpert } from '../sg-lora/merge.ts';
-import type { WrittenFile } from './peft.ts';
 import { maxAbsDiff, probeLogits, type Probe } from './probe.ts';
 
 /** Largest |logit| difference allowed between the merged model and base + adapter, for float32 weights. */
@@ -105,7 +105,7 @@ export async function exportMerged(
         { maxAbsDiffToTrained, maxAbsDiffToBase },
       );
     }
-    return { outDir: job.outDir, files, verification: { maxAbsDiffToTrained, maxAbsDiffToBase, passed: true } };
+    return { outDir: job.outDir, files, verification: { maxAbsDiffToTrained, maxAbsDiffToBase, passed: true, verifiedWith: ['workbench'] } };
   } catch (error) {
     await Promise.all(files.map((f) => fs.promises.rm(path.join(job.outDir, f.name), { force: true })));
     throw error;

@@ -91,8 +91,7 @@ export class BaseParameterModel implements AdapterModel {
     }
   }
 
-  /** PEFT has no adapter type for this method (peftLoadable false): nothing for adapter_config.json. */
-  readonly peftLoadable = false;
+  /** PEFT has no adapter type for this method (its peftForm is 'none'): never called. */
   peftConfig(): Record<string, unknown> {
     return {};
   }
@@ -141,10 +140,12 @@ export const full: MethodImplementation<FullSettings> = {
   id: 'full',
   parseSettings: (raw) => validate(FullSettingsSchema, raw ?? {}, 'Full fine-tuning settings'),
   create: (model, settings) => createFullFineTuning(model, settings),
+  capabilities: { peftForm: () => 'none', mergeable: false, batcher: () => ({ kind: 'shuffled' }), hooks: [] },
 };
 
 export const bitfit: MethodImplementation<BitFitSettings> = {
   id: 'bitfit',
   parseSettings: (raw) => validate(BitFitSettingsSchema, raw ?? {}, 'BitFit settings'),
   create: (model, settings) => createBitFit(model, settings),
+  capabilities: { peftForm: () => 'none', mergeable: false, batcher: () => ({ kind: 'shuffled' }), hooks: [] },
 };

@@ -24,7 +24,7 @@ import { tf } from '../tf.ts';
 import { matMul } from '../models/ops.ts';
 import { alignLossOverModules } from './align.ts';
 import { keyPrefix, LoraModel, type LoraLayer } from './lora.ts';
-import type { AdapterModel, MethodImplementation, RegularizerBatch } from './types.ts';
+import type { FlatLora, MethodImplementation, RegularizerBatch } from './types.ts';
 
 /** Key of the mixture probabilities in a multi-task adapter's state. */
 export const TASK_MIXTURE_KEY = 'base_model.model.align_task_mixture';
@@ -36,6 +36,9 @@ export interface BiasAwareConfig {
 }
 
 const keyOf = (ids: readonly number[]) => ids.join(',');
+
+/** Two or more tasks: one adapter per task, batches drawn by the task mixture, and L_align between them. */
+const isMultiTask = (settings: BiasAwareSettings) => settings.tasks.length >= 2;
 
 /**
  * Mean-pooled final hidden states [N, hidden] of `rows` (each at least one token), with the adapter on
@@ -85,7 +88,7 @@ export class BiasAwareModel extends LoraModel {
   private activeTask: number | null = null;
   readonly extraStateKeys?: ReadonlySet<string>;
   /** Set with two or more tasks only: a single-task adapter is a plain LoRA and needs no flattening. */
-  flattened?: () => Promise<AdapterModel>;
+  flattened?: () => Promise<FlatLora>;
   private readonly owner: CausalLM;
 
   constructor(
@@ -98,7 +101,7 @@ export class BiasAwareModel extends LoraModel {
     this.owner = model;
     this.maxPositions = model.config.maxPositions;
     const T = bias.tasks.length;
-    if (T >= 2) {
+    if (isMultiTask(bias)) {
       const extra = new Set<string>([TASK_MIXTURE_KEY]);
       for (let task = 1; task < T; task++) {
         const layers = new Map<string, LoraLayer>();
@@ -196,7 +199,7 @@ export class BiasAwareModel extends LoraModel {
    * A multi-task adapter as the plain LoRA it applies outside training: sum_t pi_t s B_t A_t, exactly, as
    * rank T r factors B_cat = [pi_0 B_0 | pi_1 B_1 | ...], A_cat = [A_0; A_1; ...] (scale kept: alpha = s T r).
    */
-  async flattenTasks(): Promise<AdapterModel> {
+  async flattenTasks(): Promise<FlatLora> {
     if (!this.mixture) throw new Error('flattened: a single-task bias-aware adapter is a plain LoRA already');
     const T = this.bias.tasks.length;
     const r = this.settings.r;
@@ -332,4 +335,11 @@ export const biasAware: MethodImplementation<BiasAwareConfig> = {
     };
   },
   create: (model, settings, seed) => new BiasAwareModel(model, settings.biasAware, settings.lora, seed),
+  capabilities: {
+    // With two or more tasks the adapter is one LoRA per task plus their mixture: PEFT holds only the merged mixture.
+    peftForm: (settings) => (isMultiTask(settings.biasAware) ? 'flattened' : 'native'),
+    mergeable: true,
+    batcher: (settings) => (isMultiTask(settings.biasAware) ? { kind: 'task-mixture', tasks: settings.biasAware.tasks, ratios: settings.biasAware.taskMixture } : { kind: 'shuffled' }),
+    hooks: ['fit', 'prepare', 'regularizers', 'flattened', 'selectTask', 'setTaskMixture'],
+  },
 };

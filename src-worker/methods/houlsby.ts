@@ -124,8 +124,7 @@ export class HoulsbyModel implements AdapterModel {
     }
   }
 
-  /** PEFT has no adapter type for this method (peftLoadable false): nothing for adapter_config.json. */
-  readonly peftLoadable = false;
+  /** PEFT has no adapter type for this method (its peftForm is 'none'): never called. */
   peftConfig(): Record<string, unknown> {
     return {};
   }
@@ -140,4 +139,5 @@ export const houlsby: MethodImplementation<HoulsbySettings> = {
   id: 'houlsby',
   parseSettings: (raw) => validate(HoulsbySettingsSchema, raw ?? {}, 'Houlsby settings'),
   create: (model, settings, seed) => new HoulsbyModel(model, settings, seed),
+  capabilities: { peftForm: () => 'none', mergeable: false, batcher: () => ({ kind: 'shuffled' }), hooks: [] },
 };

@@ -1,7 +1,8 @@
 // The method registry (after PEFT's register_peft_method): one register line per method, keyed by the
 // id src-shared/methods.ts describes to the UI and the CLI.
 import { WorkbenchError } from '../../src-shared/errors.ts';
-import { methodDescriptors } from '../../src-shared/methods.ts';
+import type { RunConfig } from '../../src-shared/config.ts';
+import { methodDescriptors, methodSettingsOf } from '../../src-shared/methods.ts';
 import { bitfit, full } from './base-parameters.ts';
 import { biasAware } from './bias-aware.ts';
 import { houlsby } from './houlsby.ts';
@@ -26,6 +27,12 @@ export function getMethod(id: string): MethodImplementation<unknown> {
   const impl = registry.get(id);
   if (!impl) throw new WorkbenchError('invalid_input', `Unknown method "${id}"; known methods: ${[...registry.keys()].join(', ')}.`, { method: id });
   return impl;
+}
+
+/** A configuration's method and its parsed settings (field-named errors for bad ones). */
+export function methodOf(config: RunConfig): { method: MethodImplementation<unknown>; settings: unknown } {
+  const method = getMethod(config.method);
+  return { method, settings: method.parseSettings(methodSettingsOf(config)) };
 }
 
 export function methodIds(): string[] {

@@ -44,4 +44,5 @@ export const loraPlus: MethodImplementation<LoraPlusConfig> = {
     };
   },
   create: (model, settings, seed) => new LoraPlusModel(model, settings.loraPlus, settings.lora, seed),
+  capabilities: { peftForm: () => 'native', mergeable: true, batcher: () => ({ kind: 'shuffled' }), hooks: ['learningRateScale'] },
 };

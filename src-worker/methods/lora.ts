@@ -197,7 +197,7 @@ export class LoraModel implements AdapterModel {
       lora_alpha: this.settings.alpha,
       lora_dropout: this.settings.dropout,
       target_modules: this.peftTargetModules,
-      // Every model family so far stores its linear weights [in, out] (GPT-2's Conv1D).
+      // True only when every target stores its weight [in, out] (GPT-2's Conv1D); Llama and BERT store nn.Linear's [out, in].
       fan_in_fan_out: this.targets.every((t) => t.fanInFanOut),
       bias: 'none',
       use_rslora: this.settings.useRslora,
@@ -224,4 +224,5 @@ export const lora: MethodImplementation<LoraSettings> = {
   id: 'lora',
   parseSettings: (raw) => validate(LoraSettingsSchema, raw ?? {}, 'LoRA settings'),
   create: (model, settings, seed) => new LoraModel(model, settings, seed),
+  capabilities: { peftForm: () => 'native', mergeable: true, batcher: () => ({ kind: 'shuffled' }), hooks: [] },
 };

@@ -147,4 +147,5 @@ export const promptTuning: MethodImplementation<PromptTuningSettings> = {
     return settings;
   },
   create: (model, settings, seed) => new PromptTuningModel(model, settings, seed),
+  capabilities: { peftForm: () => 'native', mergeable: false, batcher: () => ({ kind: 'shuffled' }), hooks: ['fit'] },
 };

@@ -106,4 +106,5 @@ export const qlora: MethodImplementation<QloraConfig> = {
     };
   },
   create: (model, settings, seed) => new QloraModel(model, settings.qlora, settings.lora, seed),
+  capabilities: { peftForm: () => 'native', mergeable: true, batcher: () => ({ kind: 'shuffled' }), hooks: ['startupNotes', 'releaseFloatWeights'] },
 };

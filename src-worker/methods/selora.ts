@@ -274,4 +274,11 @@ export const selora: MethodImplementation<SeloraConfig> = {
     };
   },
   create: (model, settings, seed) => new SeloraModel(model, settings.selora, settings.lora, seed),
+  capabilities: {
+    // Delta W depends on the prompt through g(s): PEFT's LoRA cannot hold that, only the flattened B M(s_bar) A.
+    peftForm: () => 'flattened',
+    mergeable: true,
+    batcher: () => ({ kind: 'shuffled' }),
+    hooks: ['fit', 'prepare', 'regularizers', 'flattened'],
+  },
 };

@@ -62,16 +62,3 @@ export function clampedPairCosines(s: tf.Tensor2D): tf.Tensor1D {
     return tf.relu(tf.gather(cosines, tf.tensor1d(upper, 'int32'))) as tf.Tensor1D;
   });
 }
-
-/** Cosine similarity of two vectors (0 when either is zero). */
-export function cosine(a: Float32Array, b: Float32Array): number {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
-  }
-  return na > 0 && nb > 0 ? dot / Math.sqrt(na * nb) : 0;
-}

@@ -1,6 +1,6 @@
 // The shape of an adapter method, after PEFT's tuners: a config, a layer, one registry entry.
 import type * as tf from '@tensorflow/tfjs-core';
-import type { MethodId } from '../../src-shared/config.ts';
+import type { LoraSettings, MethodId } from '../../src-shared/config.ts';
 import type { TextTokenizer } from '../formats/tokenizer.ts';
 import type { AdapterHooks, CausalLM, LinearModule } from '../models/types.ts';
 
@@ -11,6 +11,9 @@ export interface RegularizerBatch {
   /** The adapted forward's logits [B, T, V], inside the gradient tape. */
   logits: tf.Tensor3D;
 }
+
+/** A flattened adapter: a plain LoRA with its own settings (a multi-task merge has rank T r, not the run's r). */
+export type FlatLora = AdapterModel & { readonly settings: LoraSettings };
 
 /** One method instance attached to one model. */
 export interface AdapterModel extends AdapterHooks {
@@ -27,13 +30,11 @@ export interface AdapterModel extends AdapterHooks {
   stateDict(): Map<string, tf.Tensor>;
   /** Loads tensors saved by stateDict (validating names and shapes). */
   loadStateDict(tensors: Map<string, { shape: number[]; data: Float32Array }>): void;
-  /** adapter_config.json content: only keys PEFT knows for its peft_type (LORA, PROMPT_TUNING). */
-  peftConfig(baseModelNameOrPath: string): Record<string, unknown>;
   /**
-   * False for methods PEFT has no adapter type for (Houlsby, BitFit, full fine-tuning): no
-   * adapter_config.json is written (peftConfig is not called), so PEFT cannot misread the folder.
+   * adapter_config.json content: only keys PEFT knows for its peft_type (LORA, PROMPT_TUNING). Called
+   * only when the method's capabilities say PEFT holds the adapter as it is (peftForm 'native').
    */
-  readonly peftLoadable?: boolean;
+  peftConfig(baseModelNameOrPath: string): Record<string, unknown>;
   /** True when the trainable parameters are base parameters (full fine-tuning, BitFit): they add nothing to the model's size. */
   readonly trainsBaseParameters?: boolean;
   /** Lines logged when a run starts (QLoRA: the memory its quantized base occupies). */
@@ -65,7 +66,7 @@ export interface AdapterModel extends AdapterHooks {
    * For adapters PEFT cannot load as they are (SeLoRA): the plain LoRA closest to this one (SeLoRA at
    * the training set's mean semantic vector). Training writes it beside the native adapter. The caller disposes it.
    */
-  flattened?(): Promise<AdapterModel>;
+  flattened?(): Promise<FlatLora>;
   /**
    * Multi-task methods (bias-aware LoRA with L_align): the task whose adapter the next training step
    * trains (an index into the run's tasks), or null for the mixture every other forward uses.
@@ -83,9 +84,37 @@ export interface AdapterModel extends AdapterHooks {
   dispose(): void;
 }
 
+/**
+ * How PEFT can hold a method's adapter: as it is ('native'), only through the plain LoRA that
+ * `flattened()` writes beside it ('flattened': the native form has tensors or an input dependence PEFT
+ * has no type for), or not at all ('none': PEFT has no adapter type for the method).
+ */
+export type PeftForm = 'native' | 'flattened' | 'none';
+
+/** The optional AdapterModel hooks, by name, as a method declares the ones its adapters implement. */
+export const adapterHooks = ['fit', 'prepare', 'regularizers', 'flattened', 'learningRateScale', 'selectTask', 'setTaskMixture', 'startupNotes', 'releaseFloatWeights'] as const;
+export type AdapterHook = (typeof adapterHooks)[number];
+
+/** The rows a training step draws: a shuffled pass over all rows, or one task's rows at a time by a mixture. */
+export type BatcherPlan = { kind: 'shuffled' } | { kind: 'task-mixture'; tasks: string[]; ratios: number[] };
+
+/** What a method can do, declared beside its implementation: the training loop and the export read these, never the method's name. */
+export interface MethodCapabilities<Settings> {
+  peftForm(settings: Settings): PeftForm;
+  /** The adapter (or its flattened form) folds into the base weights as W + s B A: the 'merged' export. */
+  mergeable: boolean;
+  batcher(settings: Settings): BatcherPlan;
+  /**
+   * The optional hooks its adapters implement (a test checks the declaration against the instances);
+   * its losses are the `regularizers` hook's terms.
+   */
+  hooks: readonly AdapterHook[];
+}
+
 export interface MethodImplementation<Settings> {
   id: MethodId;
   /** Parses and checks settings, throwing field-named errors. */
   parseSettings(raw: unknown): Settings;
   create(model: CausalLM, settings: Settings, seed: number): AdapterModel;
+  capabilities: MethodCapabilities<Settings>;
 }

@@ -17,6 +17,8 @@ import { geluNew } from './gpt2.ts';
 import { frozenLinear, matMul } from './ops.ts';
 import type { AdapterHooks, ForwardOptions, LinearModule } from './types.ts';
 import { LayerNorm } from './layer-norm.ts';
+import { positiveIntField, sameData } from './loading.ts';
+import { randomWeights } from './random-weights.ts';
 
 const activations = ['gelu', 'gelu_new', 'relu'] as const;
 export type BertActivation = (typeof activations)[number];
@@ -38,11 +40,7 @@ export function bertConfigFromHF(json: Record<string, unknown>, source = 'config
   const bad = (field: string, message: string): never => {
     throw new WorkbenchError('model_invalid', `${source}: ${message}`, { file: source, field });
   };
-  const int = (key: string, fallback?: number): number => {
-    const value = json[key] ?? fallback;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) bad(key, `"${key}" is ${JSON.stringify(value)}, expected a positive integer`);
-    return value as number;
-  };
+  const int = positiveIntField(json, source);
   if (json.model_type !== 'bert') bad('model_type', `model_type "${String(json.model_type)}" is not a BERT encoder (bert)`);
   const hiddenSize = int('hidden_size');
   const numAttentionHeads = int('num_attention_heads');
@@ -398,12 +396,6 @@ export class BertEncoder {
   }
 }
 
-function sameData(a: Float32Array, b: Float32Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 /**
  * Builds a BERT encoder from weights keyed as BertForMaskedLM (`bert.` prefix, cls.predictions head),
  * BertModel or sentence-transformers (no prefix, no head) save them. The encoder's keys are all required;
@@ -497,22 +489,7 @@ export async function pseudoLogLikelihood(encoder: BertEncoder, tokenizer: Maske
 
 /** Seeded random weights in BertForMaskedLM's layout (for tests and benchmarks): N(0, std) matrices, LayerNorm near identity. */
 export function randomBertWeights(config: BertConfig, seed: number, std = 0.02): Map<string, WeightData> {
-  let state = seed >>> 0 || 1;
-  const uniform = () => {
-    // xorshift32: the same on every backend (tf.random* depends on the backend).
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return ((state >>> 0) + 0.5) / 4294967296;
-  };
-  const normal = () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
   const { encoder, pooler, mlmHead } = bertParameterShapes(config);
-  const weights = new Map<string, WeightData>();
-  for (const [key, shape] of [...encoder, ...pooler, ...mlmHead]) {
-    const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
-    const isNormScale = key.endsWith('LayerNorm.weight');
-    for (let i = 0; i < data.length; i++) data[i] = (isNormScale ? 1 : 0) + std * normal();
-    weights.set(key.startsWith('cls.') ? key : `bert.${key}`, { shape, data });
-  }
-  return weights;
+  const weights = randomWeights(new Map([...encoder, ...pooler, ...mlmHead]), seed, std, (key) => key.endsWith('LayerNorm.weight'));
+  return new Map([...weights].map(([key, w]) => [key.startsWith('cls.') ? key : `bert.${key}`, w]));
 }

@@ -14,6 +14,7 @@ import { frozenLinear, hookedLinear, matMul, trainableGather } from './ops.ts';
 import type { AdapterHooks, CausalLM, ForwardOptions, LinearModule, ModelConfigSummary, NamedParameter } from './types.ts';
 import { randomWeights, type WeightData } from './random-weights.ts';
 import { LayerNorm } from './layer-norm.ts';
+import { positiveIntField, sameData } from './loading.ts';
 export type { WeightData };
 
 export interface GPT2Config {
@@ -33,13 +34,7 @@ export type GPT2Activation = (typeof activations)[number];
 
 /** Reads Hugging Face's GPT2Config (config.json); names the field that is missing or unsupported. */
 export function gpt2ConfigFromHF(json: Record<string, unknown>, source = 'config.json'): GPT2Config {
-  const int = (key: string, fallback?: number): number => {
-    const value = json[key] ?? fallback;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
-      throw new WorkbenchError('model_invalid', `${source}: "${key}" is ${JSON.stringify(value)}, expected a positive integer`, { file: source, field: key });
-    }
-    return value;
-  };
+  const int = positiveIntField(json, source);
   const nEmbd = int('n_embd');
   const nHead = int('n_head');
   if (nEmbd % nHead !== 0) {
@@ -386,12 +381,6 @@ export class GPT2 implements CausalLM {
     for (const { mask, positions } of this.perLength.values()) tf.dispose([mask, positions]);
     this.perLength.clear();
   }
-}
-
-function sameData(a: Float32Array, b: Float32Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /**

@@ -17,6 +17,7 @@ import type { KVCache } from './kv-cache.ts';
 import { frozenLinear, hookedLinear, matMul, trainableGather } from './ops.ts';
 import type { AdapterHooks, CausalLM, ForwardOptions, LinearModule, ModelConfigSummary, NamedParameter } from './types.ts';
 import { randomWeights, type WeightData } from './random-weights.ts';
+import { positiveIntField } from './loading.ts';
 export type { WeightData };
 
 export const llamaModelTypes = ['llama', 'qwen2', 'mistral'] as const;
@@ -50,11 +51,7 @@ export function llamaConfigFromHF(json: Record<string, unknown>, source = 'confi
   const bad = (field: string, message: string): never => {
     throw new WorkbenchError('model_invalid', `${source}: ${message}`, { file: source, field });
   };
-  const int = (key: string, fallback?: number): number => {
-    const value = json[key] ?? fallback;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) bad(key, `"${key}" is ${JSON.stringify(value)}, expected a positive integer`);
-    return value as number;
-  };
+  const int = positiveIntField(json, source);
   const positive = (key: string, fallback?: number, from: Record<string, unknown> = json, prefix = ''): number => {
     const value = from[key] ?? fallback;
     if (typeof value !== 'number' || !(value > 0)) bad(prefix + key, `"${prefix}${key}" is ${JSON.stringify(value)}, expected a positive number`);

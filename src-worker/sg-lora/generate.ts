@@ -4,16 +4,18 @@
 // evaluation and the Playground treat it as any other adapter.
 import fs from 'node:fs';
 import path from 'node:path';
-import { RunConfigSchema, type RunConfig } from '../../src-shared/config.ts';
+import { commonSettingsOf, RunConfigSchema, type RunConfig } from '../../src-shared/config.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import type { GenerateAdapterJob, WorkerToMain } from '../../src-shared/worker-protocol.ts';
 import { initBackend } from '../backend.ts';
-import { baseModelFingerprint, readSidecar, writePeftAdapter } from '../export/peft.ts';
+import { writeAdapter } from '../export/write-adapter.ts';
+import { baseModelFingerprint, readSidecar } from '../formats/adapter-folder.ts';
 import { probeLogits, readProbe, writeProbe, type Probe } from '../export/probe.ts';
 import { loadCausalLM } from '../formats/model-folder.ts';
 import { loadTokenizer } from '../formats/tokenizer.ts';
 import { LoraModel } from '../methods/lora.ts';
-import { cosine, pooledPromptVectors } from '../methods/semantic.ts';
+import { cosineSimilarity } from '../eval/metrics.ts';
+import { pooledPromptVectors } from '../methods/semantic.ts';
 import type { CausalLM } from '../models/types.ts';
 import { compressBank, decodeToAdapter, defaultCvaeOptions, trainAndSampleCvae } from './cvae.ts';
 import { readExpert, semanticMerge, topKSoftmax, type ExpertFactors, type MergedModule } from './merge.ts';
@@ -34,7 +36,7 @@ async function writeGenerated(model: CausalLM, job: GenerateAdapterJob, merged: 
   const r = job.request.r;
   // alpha = r: scale 1, the factors carry Delta W* as the SVD split it.
   const lora = { r, alpha: r, dropout: 0, targetModules: merged.map((m) => m.module), useRslora: false };
-  const config = RunConfigSchema.parse({ ...top.config, name: job.request.name, method: 'lora', lora, backend: job.request.backend });
+  const config = RunConfigSchema.parse({ ...commonSettingsOf(top.config), name: job.request.name, method: 'lora', lora, backend: job.request.backend });
   const adapter = new LoraModel(model, lora, job.request.seed);
   try {
     adapter.loadStateDict(new Map(merged.flatMap(({ module, a, b }) => [
@@ -47,7 +49,7 @@ async function writeGenerated(model: CausalLM, job: GenerateAdapterJob, merged: 
     await fs.promises.rm(tmp, { recursive: true, force: true });
     await fs.promises.mkdir(tmp, { recursive: true });
     try {
-      await writePeftAdapter(adapter, tmp, {
+      await writeAdapter(adapter, tmp, {
         baseModelNameOrPath: job.modelDir,
         sidecar: {
           format: 'lora-workbench-adapter', version: 1, method: 'lora', runId: job.runId, step: 0,
@@ -82,7 +84,7 @@ export async function generateAdapter(job: GenerateAdapterJob, log: (message: st
       throw new WorkbenchError('invalid_input', `Experts ${foreign.map((e) => `"${e.name}"`).join(', ')} were trained on another base model than ${job.modelDir}; a bank must share one base model.`, { experts: foreign.map((e) => e.adapterId) });
     }
     const [target, ...embeddings] = await embedDescriptions(model, job.modelDir, [request.description, ...experts.map((e) => e.description)]);
-    const cosines = embeddings.map((e) => cosine(target!, e));
+    const cosines = embeddings.map((e) => cosineSimilarity(target!, e));
     const weights = topKSoftmax(cosines, request.topK, request.temperature);
     const weighted = experts.map((e, i) => ({ weight: weights[i]!, factors: e.factors }));
     log(`Expert weights: ${experts.map((e, i) => `${e.name} ${weights[i]!.toFixed(3)} (cos ${cosines[i]!.toFixed(3)})`).join(', ')}.`);

@@ -6,9 +6,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { WorkbenchError } from '../../src-shared/errors.ts';
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, readSidecar } from '../export/peft.ts';
-import { FLATTENED_ADAPTER_DIR } from '../export/flatten.ts';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, FLATTENED_ADAPTER_DIR, readSidecar } from '../formats/adapter-folder.ts';
 import { readSafetensorsFile } from '../formats/safetensors.ts';
+import { methodOf } from '../methods/index.ts';
 import { lowRankSvd, mat, type Mat } from './linalg.ts';
 
 /** One adapted module of an expert: B already multiplied by the adapter's scale s (alpha / r or alpha / sqrt r). */
@@ -36,10 +36,11 @@ export async function readExpert(dir: string): Promise<ExpertFactors> {
   let source = dir;
   // An adapter with a flattened form (SeLoRA, whose Delta W depends on the input; a multi-task bias-aware
   // run, whose tasks mix) is the weight-space adapter that form describes.
-  if (sidecar.method === 'selora' || fs.existsSync(path.join(dir, FLATTENED_ADAPTER_DIR, ADAPTER_WEIGHTS_FILE))) {
+  const { method, settings } = methodOf(sidecar.config);
+  if (method.capabilities.peftForm(settings) === 'flattened' || fs.existsSync(path.join(dir, FLATTENED_ADAPTER_DIR, ADAPTER_WEIGHTS_FILE))) {
     source = path.join(dir, FLATTENED_ADAPTER_DIR);
     if (!fs.existsSync(path.join(source, ADAPTER_WEIGHTS_FILE))) {
-      throw new WorkbenchError('not_found', `The SeLoRA adapter in ${dir} has no ${FLATTENED_ADAPTER_DIR}/ LoRA to merge; retrain it with this version of the workbench.`, { dir });
+      throw new WorkbenchError('not_found', `The ${sidecar.method} adapter in ${dir} has no ${FLATTENED_ADAPTER_DIR}/ LoRA to merge; retrain it with this version of the workbench.`, { dir });
     }
   }
   const config = JSON.parse(await fs.promises.readFile(path.join(source, ADAPTER_CONFIG_FILE), 'utf8')) as {

@@ -1,5 +1,5 @@
 // Checkpoints: <runDir>/checkpoints/step-000040/ holding
-//   adapter_model.safetensors, adapter_config.json, workbench_adapter.json   (PEFT layout, see export/peft.ts)
+//   adapter_model.safetensors, adapter_config.json, workbench_adapter.json   (PEFT layout, see formats/adapter-folder.ts)
 //   optimizer.safetensors                                                     (AdamW moments per parameter)
 //   trainer_state.json                                                        (step, batcher state, config, …)
 // A checkpoint is written into a temporary folder and renamed into place, so a crash at any moment
@@ -8,11 +8,12 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { RunConfigSchema } from '../../src-shared/config.ts';
-import { WorkbenchError } from '../../src-shared/errors.ts';
+import { StoredRunConfigSchema } from '../../src-shared/config.ts';
+import { readCheckedJson } from '../formats/json-file.ts';
 import { readSafetensorsFile, serializeSafetensors, writeFileAtomic } from '../formats/safetensors.ts';
 import type { AdapterModel } from '../methods/types.ts';
-import { ADAPTER_WEIGHTS_FILE, writePeftAdapter, type AdapterSidecar } from '../export/peft.ts';
+import { writeAdapter } from '../export/write-adapter.ts';
+import { ADAPTER_WEIGHTS_FILE, type AdapterSidecar } from '../formats/adapter-folder.ts';
 import type { AdamW } from './adamw.ts';
 
 export const CHECKPOINTS_DIR = 'checkpoints';
@@ -35,7 +36,7 @@ export const TrainerStateSchema = z.object({
   dataset: z.object({ rows: z.number().int(), trainRows: z.number().int(), validationRows: z.number().int(), fingerprint: z.string() }),
   /** Token ids an export of this checkpoint is verified on. */
   probeInputIds: z.array(z.array(z.number().int())),
-  config: RunConfigSchema,
+  config: StoredRunConfigSchema,
   savedAt: z.string(),
 });
 export type TrainerState = z.infer<typeof TrainerStateSchema>;
@@ -117,7 +118,7 @@ export async function saveCheckpoint(runDir: string, content: CheckpointContent,
     runDir,
     state.step,
     async (dir) => {
-      await writePeftAdapter(content.adapter, dir, { baseModelNameOrPath: content.baseModelNameOrPath, sidecar: content.sidecar });
+      await writeAdapter(content.adapter, dir, { baseModelNameOrPath: content.baseModelNameOrPath, sidecar: content.sidecar });
       // The optimizer's tensors stay alive (they are its state): copy them out without disposing.
       const moments = new Map<string, { shape: number[]; data: Float32Array }>();
       for (const [name, t] of content.optimizer.stateDict()) moments.set(name, { shape: [...t.shape], data: Float32Array.from((await t.data()) as Float32Array) });
@@ -129,24 +130,10 @@ export async function saveCheckpoint(runDir: string, content: CheckpointContent,
   );
 }
 
-export async function readTrainerState(dir: string): Promise<TrainerState> {
-  const file = path.join(dir, TRAINER_STATE_FILE);
-  let json: unknown;
-  try {
-    json = JSON.parse(await fs.promises.readFile(file, 'utf8'));
-  } catch (e) {
-    const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
-    throw new WorkbenchError(
-      missing ? 'not_found' : 'format_invalid',
-      missing ? `${dir} is not a complete checkpoint (no ${TRAINER_STATE_FILE}); resume from an earlier one.` : `${file} is not valid JSON: ${(e as Error).message}`,
-      { file },
-    );
-  }
-  const parsed = TrainerStateSchema.safeParse(json);
-  if (!parsed.success) {
-    throw new WorkbenchError('format_invalid', `${file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, { file });
-  }
-  return parsed.data;
+export function readTrainerState(dir: string): Promise<TrainerState> {
+  return readCheckedJson(path.join(dir, TRAINER_STATE_FILE), TrainerStateSchema, {
+    whenMissing: `${dir} is not a complete checkpoint (no ${TRAINER_STATE_FILE}); resume from an earlier one.`,
+  });
 }
 
 export interface LoadedCheckpoint {

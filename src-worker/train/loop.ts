@@ -1,4 +1,4 @@
-// The training loop of one run (ARCHITECTURE.md, "Data flow of one run"): load model, tokenizer and
+// The training loop of one run (docs/ARCHITECTURE.md, "Data flow of one run"): load model, tokenizer and
 // data; attach the method's adapter; AdamW over the adapter's parameter groups with warmup + cosine
 // schedule and global-norm clipping; progress every step, metrics batched, validation loss,
 // atomic checkpoints, stop and resume; at the end the adapter in PEFT layout plus its probe.
@@ -15,14 +15,16 @@ import { createTaskMixtureBatcher } from '../data/task-mixture.ts';
 import { readInstructionDataset, type InstructionExample } from '../data/dataset.ts';
 import { splitTrainValidation } from '../data/split.ts';
 import { targetCount, tokenizeExample, type TokenizedExample } from '../data/tokenize.ts';
-import { baseModelFingerprint, methodSettingsOf, writePeftAdapter, type AdapterSidecar } from '../export/peft.ts';
+import { writeAdapter } from '../export/write-adapter.ts';
+import { type AdapterSidecar, baseModelFingerprint, FLATTENED_ADAPTER_DIR } from '../formats/adapter-folder.ts';
 import { makeProbe, probeLogits, writeProbe, type Probe } from '../export/probe.ts';
 import { loadCausalLM } from '../formats/model-folder.ts';
 import { loadTokenizer } from '../formats/tokenizer.ts';
-import { getMethod } from '../methods/index.ts';
-import { FLATTENED_ADAPTER_DIR, writeFlattenedAdapter } from '../export/flatten.ts';
+import { methodOf } from '../methods/index.ts';
+import { writeFlattenedAdapter } from '../export/flatten.ts';
 import type { AdapterModel } from '../methods/types.ts';
 import type { CausalLM } from '../models/types.ts';
+import { methodSettingsOf } from '../../src-shared/methods.ts';
 import { tf } from '../tf.ts';
 import { AdamW, clipByGlobalNorm } from './adamw.ts';
 import { loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.ts';
@@ -169,14 +171,14 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
   if (empty > 0) log('warn', `${empty} examples have no completion token to learn from after truncation; raise maxSeqLen.`);
 
   const split = splitTrainValidation(rows.length, t.validationFraction, t.seed);
-  // Bias-aware LoRA with two or more tasks trains one adapter per task on batches drawn by the task mixture.
-  const tasks = config.method === 'bias-aware' ? config.biasAware.tasks : [];
-  const mixture = tasks.length >= 2 ? createTaskMixtureBatcher(rows, split.train, tasks, config.biasAware.taskMixture, t.batchSize, t.seed) : null;
+  const { method, settings } = methodOf(config);
+  // A multi-task method trains one adapter per task on batches drawn by the task mixture.
+  const plan = method.capabilities.batcher(settings);
+  const mixture = plan.kind === 'task-mixture' ? createTaskMixtureBatcher(rows, split.train, plan.tasks, plan.ratios, t.batchSize, t.seed) : null;
   const batcher = mixture?.batcher ?? new Batcher(split.train, t.batchSize, t.seed);
   log('info', `Dataset: ${rows.length} rows, ${split.train.length} for training, ${split.validation.length} for validation.`);
 
-  const method = getMethod(config.method);
-  const adapter = method.create(model, method.parseSettings(methodSettingsOf(config)), t.seed);
+  const adapter = method.create(model, settings, t.seed);
   disposables.push(adapter);
   adapter.fit?.(model, split.train.map((i) => promptOf(examples[i]!)), tokenizer);
   if (mixture) adapter.setTaskMixture?.(mixture.probabilities);
@@ -325,7 +327,7 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
 
   const adapterDir = path.join(job.runDir, FINAL_ADAPTER_DIR);
   await writeFinalAdapter(adapterDir, async (dir) => {
-    await writePeftAdapter(adapter, dir, { baseModelNameOrPath: job.modelDir, sidecar: sidecar(t.maxSteps) });
+    await writeAdapter(adapter, dir, { baseModelNameOrPath: job.modelDir, sidecar: sidecar(t.maxSteps) });
     const nativeLogits = await probeLogits(model, adapter, probe);
     await writeProbe(dir, probe, nativeLogits, backend.name);
     const flat = await adapter.flattened?.();

@@ -198,6 +198,15 @@ export function installFakeWorkbench(seed: FakeSeed): void {
       import: async () => { throw error('conflict', 'The UI test stand-in does not import models.'); },
     },
     playground: { generate: async () => { throw error('conflict', 'The UI test stand-in does not generate text.'); } },
+    // Studies are tested against the real product (studies.spec.ts).
+    studies: {
+      list: () => reply([]),
+      recipes: () => reply([]),
+      get: async () => { throw error('conflict', 'The UI test stand-in does not run studies.'); },
+      start: async () => { throw error('conflict', 'The UI test stand-in does not run studies.'); },
+      resume: async () => { throw error('conflict', 'The UI test stand-in does not run studies.'); },
+      stop: async () => { throw error('conflict', 'The UI test stand-in does not run studies.'); },
+    },
     datasets: {
       list: () => reply([]),
       preview: async () => { throw error('conflict', 'The UI test stand-in does not read datasets.'); },

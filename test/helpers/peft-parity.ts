@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { RunConfigSchema, type RunConfigInput } from '../../src-shared/config.ts';
 import type { ExportReport } from '../../src-shared/runs.ts';
-import { exportAdapter } from '../../src-worker/export/peft.ts';
+import { exportAdapter } from '../../src-worker/export/index.ts';
 import { runTraining } from '../../src-worker/train/loop.ts';
 
 export const PARITY_DIR = path.join('test', 'fixtures', 'peft-parity');
@@ -17,7 +17,9 @@ function settings(family: (typeof families)[number], method: (typeof parityMetho
   const lora = family === 'gpt2-tiny'
     ? { r: 2, alpha: 4, dropout: 0.05, targetModules: ['c_attn'], useRslora: false }
     : { r: 2, alpha: 4, dropout: 0.05, targetModules: ['q_proj', 'v_proj'], useRslora: method !== 'lora' };
-  return { method, lora, loraPlus: { ratio: 4 }, biasAware: { lambdaBias: 0.1, lambdaKl: 0.1 } };
+  if (method === 'lora-plus') return { method, lora, loraPlus: { ratio: 4 } };
+  if (method === 'bias-aware') return { method, lora, biasAware: { lambdaBias: 0.1, lambdaKl: 0.1 } };
+  return { method, lora };
 }
 
 /**

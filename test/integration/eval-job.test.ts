@@ -9,7 +9,7 @@ import { EvalJobSchema, type EvalJobInput } from '../../src-shared/eval.ts';
 import { WorkerToMainSchema, type MainToWorker, type WorkerToMain } from '../../src-shared/worker-protocol.ts';
 import { startEngineWorker } from '../../src-main/worker-thread.ts';
 import { hashDatasetPath } from '../../src-worker/eval/job.ts';
-import { AdapterSidecarSchema, SIDECAR_FILE } from '../../src-worker/export/peft.ts';
+import { AdapterSidecarSchema, SIDECAR_FILE } from '../../src-worker/formats/adapter-folder.ts';
 
 const fixtures = path.join(import.meta.dirname, '..', 'fixtures');
 const modelDir = path.join(fixtures, 'gpt2-tiny');

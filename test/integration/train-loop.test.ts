@@ -4,11 +4,11 @@ import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RunConfigSchema, type RunConfig } from '../../src-shared/config.ts';
+import { RunConfigSchema, type RunConfig, type RunConfigOf } from '../../src-shared/config.ts';
 import type { MetricPoint } from '../../src-shared/runs.ts';
 import { WorkerToMainSchema, type ExportJob, type MainToWorker, type TrainJob, type WorkerToMain } from '../../src-shared/worker-protocol.ts';
 import { startEngineWorker } from '../../src-main/worker-thread.ts';
-import { writePeftAdapter } from '../../src-worker/export/peft.ts';
+import { writeAdapter } from '../../src-worker/export/write-adapter.ts';
 import { makeProbe, probeLogits, writeProbe } from '../../src-worker/export/probe.ts';
 import { serializeSafetensors } from '../../src-worker/formats/safetensors.ts';
 import { loadCausalLM } from '../../src-worker/formats/model-folder.ts';
@@ -48,7 +48,7 @@ function writeFixtures(): void {
   fs.writeFileSync(datasetPath, `${rows.join('\n')}\n`);
 }
 
-const config: RunConfig = RunConfigSchema.parse({
+const config = <RunConfigOf<'lora'>>RunConfigSchema.parse({
   model: modelDir,
   dataset: datasetPath,
   backend: 'cpu',
@@ -182,7 +182,7 @@ describe('training worker', () => {
     const lora = getMethod('lora');
     const adapter = lora.create(model, lora.parseSettings(config.lora), 1);
     const sourceDir = path.join(root, 'untrained');
-    await writePeftAdapter(adapter, sourceDir, {
+    await writeAdapter(adapter, sourceDir, {
       baseModelNameOrPath: modelDir,
       sidecar: { format: 'lora-workbench-adapter', version: 1, method: 'lora', runId: 'untrained', step: 0, trainableParams: adapter.trainableParamCount(), config, backend: null, baseModel: { path: modelDir, fingerprint: null }, createdAt: new Date().toISOString() },
     });

@@ -19,7 +19,9 @@ const targets: Record<string, string[]> = { 'gpt2-tiny': ['c_attn', 'c_proj'], '
 function settings(family: string, method: string): RunConfigInput {
   const lora = { r: 4, alpha: 8, dropout: 0, targetModules: targets[family], useRslora: family !== 'gpt2-tiny' };
   const learningRate = method === 'full' ? 1e-3 : 1e-2;
-  return { method: method as RunConfigInput['method'], lora, loraPlus: { ratio: 4 }, training: { ...training, learningRate } };
+  // Each method's configuration carries only its own sections.
+  const sections = method === 'lora' ? { lora } : method === 'lora-plus' ? { lora, loraPlus: { ratio: 4 } } : {};
+  return { method, ...sections, training: { ...training, learningRate } } as RunConfigInput;
 }
 
 const cases: [string, string][] = [

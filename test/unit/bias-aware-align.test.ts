@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RunConfigSchema, type RunConfigInput } from '../../src-shared/config.ts';
 import type { WorkerToMain } from '../../src-shared/worker-protocol.ts';
-import { exportAdapter } from '../../src-worker/export/peft.ts';
+import { exportAdapter } from '../../src-worker/export/index.ts';
 import { maxAbsDiff, probeLogits, readProbe } from '../../src-worker/export/probe.ts';
 import { loadCausalLM } from '../../src-worker/formats/model-folder.ts';
 import { BiasAwareModel } from '../../src-worker/methods/bias-aware.ts';

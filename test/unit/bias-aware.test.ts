@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BiasAwareSettingsSchema, LoraSettingsSchema, type BiasAwareSettings } from '../../src-shared/config.ts';
 import { initBackend } from '../../src-worker/backend.ts';
 import { collate } from '../../src-worker/data/batcher.ts';
-import { ADAPTER_CONFIG_FILE, SIDECAR_FILE } from '../../src-worker/export/peft.ts';
+import { ADAPTER_CONFIG_FILE, SIDECAR_FILE } from '../../src-worker/formats/adapter-folder.ts';
 import { BiasAwareModel } from '../../src-worker/methods/bias-aware.ts';
 import { LoraModel } from '../../src-worker/methods/lora.ts';
 import type { AdapterModel } from '../../src-worker/methods/types.ts';

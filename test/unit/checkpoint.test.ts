@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaultRunConfig } from '../../src-shared/config.ts';
-import type { AdapterSidecar } from '../../src-worker/export/peft.ts';
+import type { AdapterSidecar } from '../../src-worker/formats/adapter-folder.ts';
 import { getMethod } from '../../src-worker/methods/index.ts';
 import { createGPT2, gpt2ConfigFromHF, randomGPT2Weights } from '../../src-worker/models/gpt2.ts';
 import { tf } from '../../src-worker/tf.ts';

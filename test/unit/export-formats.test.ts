@@ -4,13 +4,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RunConfigSchema, type RunConfigInput } from '../../src-shared/config.ts';
-import { exportAdapter, readSidecar } from '../../src-worker/export/peft.ts';
+import { exportAdapter } from '../../src-worker/export/index.ts';
+import { readSidecar } from '../../src-worker/formats/adapter-folder.ts';
 import { probeLogits, readProbe, maxAbsDiff } from '../../src-worker/export/probe.ts';
 import { loadCausalLM } from '../../src-worker/formats/model-folder.ts';
 import { readSafetensorsFile } from '../../src-worker/formats/safetensors.ts';
 import { runTraining } from '../../src-worker/train/loop.ts';
 import { getMethod } from '../../src-worker/methods/index.ts';
-import { methodSettingsOf } from '../../src-worker/export/peft.ts';
+import { methodSettingsOf } from '../../src-shared/methods.ts';
 import { tempRoot } from './method-run.ts';
 
 const fixtures = path.join(import.meta.dirname, '..', 'fixtures');

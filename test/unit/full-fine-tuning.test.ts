@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { WorkbenchError } from '../../src-shared/errors.ts';
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, SIDECAR_FILE } from '../../src-worker/export/peft.ts';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, SIDECAR_FILE } from '../../src-worker/formats/adapter-folder.ts';
 import { initBackend } from '../../src-worker/backend.ts';
 import { readSafetensorsFile } from '../../src-worker/formats/safetensors.ts';
 import { bitfit, createBitFit, createFullFineTuning, full, FULL_FINE_TUNING_MAX_PARAMS } from '../../src-worker/methods/base-parameters.ts';

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, readSidecar } from '../../src-worker/export/peft.ts';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, readSidecar } from '../../src-worker/formats/adapter-folder.ts';
 import { initBackend } from '../../src-worker/backend.ts';
 import { readSafetensorsFile } from '../../src-worker/formats/safetensors.ts';
 import { houlsby, HoulsbyModel } from '../../src-worker/methods/houlsby.ts';

@@ -3,10 +3,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defaultRunConfig, LoraSettingsSchema, RunConfigSchema } from '../../src-shared/config.ts';
+import { defaultRunConfig, LoraSettingsSchema, RunConfigSchema, type RunConfigOf, StoredRunConfigSchema } from '../../src-shared/config.ts';
 import { settingsSectionsOf } from '../../src-shared/methods.ts';
 import { initBackend } from '../../src-worker/backend.ts';
-import { ADAPTER_CONFIG_FILE, methodSettingsOf, SIDECAR_FILE } from '../../src-worker/export/peft.ts';
+import { ADAPTER_CONFIG_FILE, SIDECAR_FILE } from '../../src-worker/formats/adapter-folder.ts';
+import { methodSettingsOf } from '../../src-shared/methods.ts';
 import { getMethod } from '../../src-worker/methods/index.ts';
 import { lora } from '../../src-worker/methods/lora.ts';
 import { loraPlus, LoraPlusModel } from '../../src-worker/methods/lora-plus.ts';
@@ -26,15 +27,15 @@ afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 describe('LoRA+ settings and registry', () => {
   it('is registered, reads the lora and loraPlus sections, and names a bad field', () => {
     expect(getMethod('lora-plus')).toBe(loraPlus);
-    const config = RunConfigSchema.parse({ method: 'lora-plus', lora: { r: 4 }, loraPlus: { ratio: 8 } });
+    const config = <RunConfigOf<'lora-plus'>>RunConfigSchema.parse({ method: 'lora-plus', lora: { r: 4 }, loraPlus: { ratio: 8 } });
     expect(settingsSectionsOf('lora-plus').map((s) => s.settingsKey)).toEqual(['lora', 'loraPlus']);
     expect(methodSettingsOf(config)).toEqual({ lora: config.lora, loraPlus: { ratio: 8, learningRateB: null } });
     // LoRA's own settings are still the bare section, so LoRA checkpoints written before compare equal.
     expect(methodSettingsOf(defaultRunConfig())).toEqual(defaultRunConfig().lora);
     expect(() => loraPlus.parseSettings({ lora: {}, loraPlus: { ratio: 0 } })).toThrow(/LoRA\+ settings: ratio:/);
     expect(RunConfigSchema.safeParse({ method: 'dora' }).success).toBe(false);
-    // A configuration stored before the other methods existed still parses, with their defaults.
-    const old = RunConfigSchema.parse({ method: 'lora', lora: { r: 2, alpha: 4, dropout: 0, targetModules: ['c_attn'], useRslora: false } });
+    // A configuration stored before the other methods existed still parses, with its method's defaults.
+    const old = <RunConfigOf<'lora-plus'>>StoredRunConfigSchema.parse({ method: 'lora-plus', lora: { r: 2, alpha: 4, dropout: 0, targetModules: ['c_attn'], useRslora: false } });
     expect(old.loraPlus.ratio).toBe(16);
   });
 

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RunConfigSchema, type BackendName, type RunConfigInput } from '../../src-shared/config.ts';
 import type { WorkerToMain } from '../../src-shared/worker-protocol.ts';
 import { initBackend } from '../../src-worker/backend.ts';
-import { exportAdapter } from '../../src-worker/export/peft.ts';
+import { exportAdapter } from '../../src-worker/export/index.ts';
 import { runTraining } from '../../src-worker/train/loop.ts';
 import { testBackends } from '../helpers/backends.ts';
 

@@ -3,7 +3,7 @@
 // the values its zod enum accepts, and every descriptor has a registered method (and the reverse).
 import { describe, expect, it } from 'vitest';
 import { MethodDescriptorSchema } from '../../src-shared/api.ts';
-import { RunConfigSchema, defaultRunConfig } from '../../src-shared/config.ts';
+import { RunConfigSchema, settingsSchemas } from '../../src-shared/config.ts';
 import { methodDescriptors } from '../../src-shared/methods.ts';
 import { methodIds } from '../../src-worker/methods/index.ts';
 
@@ -13,8 +13,8 @@ describe('method descriptors', () => {
     for (const d of methodDescriptors) expect(MethodDescriptorSchema.safeParse(d).success, d.id).toBe(true);
   });
 
-  it.each(methodDescriptors.flatMap((d) => d.fields.map((f) => [`${d.settingsKey}.${f.key}`, d.settingsKey, f] as const)))('%s names a setting of its kind', (_path, settingsKey, field) => {
-    const defaults = defaultRunConfig()[settingsKey] as Record<string, unknown>;
+  it.each(methodDescriptors.flatMap((d) => d.fields.map((f) => [`${d.settingsKey}.${f.key}`, d.settingsKey, f, d.id] as const)))('%s names a setting of its kind', (_path, settingsKey, field, method) => {
+    const defaults = settingsSchemas[settingsKey].parse({}) as Record<string, unknown>;
     expect(Object.keys(defaults)).toContain(field.key);
     const value = defaults[field.key];
     switch (field.kind) {
@@ -35,8 +35,8 @@ describe('method descriptors', () => {
       case 'choice': {
         expect(field.options).toContain(value);
         // Every option is accepted and nothing else is.
-        for (const option of field.options) expect(RunConfigSchema.safeParse({ [settingsKey]: { [field.key]: option } }).success, option).toBe(true);
-        expect(RunConfigSchema.safeParse({ [settingsKey]: { [field.key]: 'not-an-option' } }).success).toBe(false);
+        for (const option of field.options) expect(RunConfigSchema.safeParse({ method, [settingsKey]: { [field.key]: option } }).success, option).toBe(true);
+        expect(RunConfigSchema.safeParse({ method, [settingsKey]: { [field.key]: 'not-an-option' } }).success).toBe(false);
         break;
       }
     }

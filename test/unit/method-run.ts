@@ -6,7 +6,7 @@ import path from 'node:path';
 import { RunConfigSchema, type RunConfigInput } from '../../src-shared/config.ts';
 import type { ExportReport, MetricPoint } from '../../src-shared/runs.ts';
 import type { WorkerToMain } from '../../src-shared/worker-protocol.ts';
-import { exportAdapter } from '../../src-worker/export/peft.ts';
+import { exportAdapter } from '../../src-worker/export/index.ts';
 import { runTraining } from '../../src-worker/train/loop.ts';
 
 export const fixtureModelDir = path.join(import.meta.dirname, '..', 'fixtures', 'gpt2-tiny');

@@ -2,9 +2,11 @@ import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { defaultRunConfig, type RunConfig } from '../../src-shared/config.ts';
+import { defaultRunConfig } from '../../src-shared/config.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
-import { exportAdapter, writePeftAdapter, type AdapterSidecar } from '../../src-worker/export/peft.ts';
+import { exportAdapter } from '../../src-worker/export/index.ts';
+import { writeAdapter } from '../../src-worker/export/write-adapter.ts';
+import { type AdapterSidecar } from '../../src-worker/formats/adapter-folder.ts';
 import { makeProbe, probeLogits, writeProbe } from '../../src-worker/export/probe.ts';
 import { parseSafetensors, serializeSafetensors } from '../../src-worker/formats/safetensors.ts';
 import { loadCausalLM } from '../../src-worker/formats/model-folder.ts';
@@ -36,7 +38,7 @@ function writeTinyModel(dir: string): void {
   for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(fixtures, f), path.join(dir, f));
 }
 
-const config: RunConfig = { ...defaultRunConfig(), lora: { r: 4, alpha: 8, dropout: 0, targetModules: ['c_attn', 'c_proj'], useRslora: false } };
+const config = { ...defaultRunConfig(), lora: { r: 4, alpha: 8, dropout: 0, targetModules: ['c_attn', 'c_proj'], useRslora: false } };
 
 function sidecar(step: number, trainableParams: number): AdapterSidecar {
   return {
@@ -80,16 +82,16 @@ function createAdapter(): AdapterModel {
 
 /** Writes an adapter folder the way the training loop's final step does (adapter + probe). */
 async function writeTrainedFolder(adapter: AdapterModel, dir: string): Promise<void> {
-  await writePeftAdapter(adapter, dir, { baseModelNameOrPath: modelDir, sidecar: sidecar(30, adapter.trainableParamCount()) });
+  await writeAdapter(adapter, dir, { baseModelNameOrPath: modelDir, sidecar: sidecar(30, adapter.trainableParamCount()) });
   const probe = makeProbe([[10, 20, 30, 40, 50], [60, 70, 80]], 263);
   await writeProbe(dir, probe, await probeLogits(model, adapter, probe), 'cpu');
 }
 
-describe('writePeftAdapter', () => {
+describe('writeAdapter', () => {
   it('writes PEFT key names, shapes, metadata and a LoraConfig with known fields only', async () => {
     const adapter = createAdapter();
     const dir = tmp('lw-peft-');
-    const files = await writePeftAdapter(adapter, dir, { baseModelNameOrPath: 'gpt2-tiny', sidecar: sidecar(30, adapter.trainableParamCount()) });
+    const files = await writeAdapter(adapter, dir, { baseModelNameOrPath: 'gpt2-tiny', sidecar: sidecar(30, adapter.trainableParamCount()) });
     expect(files.map((f) => f.name).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'workbench_adapter.json']);
     expect(files.every((f) => f.bytes === fs.statSync(path.join(dir, f.name)).size)).toBe(true);
 
@@ -162,7 +164,7 @@ describe('exportAdapter', () => {
     await writeTrainedFolder(adapter, source);
     // Simulate weights that drifted from what the probe recorded (a broken save): perturb B again and rewrite the tensors only.
     perturbB(adapter, 0.06);
-    await writePeftAdapter(adapter, source, { baseModelNameOrPath: modelDir, sidecar: sidecar(30, adapter.trainableParamCount()) });
+    await writeAdapter(adapter, source, { baseModelNameOrPath: modelDir, sidecar: sidecar(30, adapter.trainableParamCount()) });
     const error = await exportAdapter({ type: 'export', sourceDir: source, modelDir, outDir: tmp('lw-out-'), backend: 'cpu', format: 'peft' }).catch((e: unknown) => e);
     expect((error as WorkbenchError).code).toBe('export_mismatch');
     expect((error as WorkbenchError).message).toMatch(/does not reproduce the trained model/);
@@ -173,7 +175,7 @@ describe('exportAdapter', () => {
     const adapter = createAdapter();
     perturbB(adapter, 0.05);
     const source = tmp('lw-ckpt-');
-    await writePeftAdapter(adapter, source, { baseModelNameOrPath: modelDir, sidecar: sidecar(20, adapter.trainableParamCount()) });
+    await writeAdapter(adapter, source, { baseModelNameOrPath: modelDir, sidecar: sidecar(20, adapter.trainableParamCount()) });
     fs.writeFileSync(path.join(source, 'trainer_state.json'), JSON.stringify({ probeInputIds: [[5, 6, 7, 8]] }));
     const report = await exportAdapter({ type: 'export', sourceDir: source, modelDir, outDir: tmp('lw-out-'), backend: 'cpu', format: 'peft' });
     expect(report.verification.maxAbsDiffToTrained).toBe(0);

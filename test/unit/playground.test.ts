@@ -5,12 +5,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RunConfigSchema } from '../../src-shared/config.ts';
+import { RunConfigSchema, type RunConfigOf } from '../../src-shared/config.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import { SamplingSettingsSchema } from '../../src-shared/models.ts';
 import type { GenerateJob } from '../../src-shared/worker-protocol.ts';
 import { initBackend } from '../../src-worker/backend.ts';
-import { writePeftAdapter } from '../../src-worker/export/peft.ts';
+import { writeAdapter as saveAdapter } from '../../src-worker/export/write-adapter.ts';
 import { loadCausalLM } from '../../src-worker/formats/model-folder.ts';
 import { loadTokenizer } from '../../src-worker/formats/tokenizer.ts';
 import { getMethod } from '../../src-worker/methods/index.ts';
@@ -25,7 +25,7 @@ let trainedAdapter: string;
 
 /** A workbench adapter folder for gpt2-tiny; `scaleB` > 0 fills lora_B with noise of that size (as training would move it). */
 async function writeAdapter(dir: string, scaleB: number): Promise<string> {
-  const config = RunConfigSchema.parse({ model: modelDir, backend: 'cpu', lora: { r: 4, alpha: 8, dropout: 0, targetModules: ['c_attn', 'c_proj'] } });
+  const config = <RunConfigOf<'lora'>>RunConfigSchema.parse({ model: modelDir, backend: 'cpu', lora: { r: 4, alpha: 8, dropout: 0, targetModules: ['c_attn', 'c_proj'] } });
   const model = await loadCausalLM(modelDir);
   const method = getMethod('lora');
   const adapter = method.create(model, method.parseSettings(config.lora), 0);
@@ -40,7 +40,7 @@ async function writeAdapter(dir: string, scaleB: number): Promise<string> {
       adapter.loadStateDict(new Map([...changed].map(([name, t]) => [name, { shape: [...t.shape], data: t.dataSync() as Float32Array }])));
       tf.dispose([...state.values(), ...changed.values()]);
     }
-    await writePeftAdapter(adapter, dir, {
+    await saveAdapter(adapter, dir, {
       baseModelNameOrPath: modelDir,
       sidecar: {
         format: 'lora-workbench-adapter', version: 1, method: 'lora', runId: 'test', step: 1, trainableParams: adapter.trainableParamCount(),

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PromptTuningSettingsSchema } from '../../src-shared/config.ts';
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, PEFT_PROMPT_TUNING_CONFIG_FIELDS } from '../../src-worker/export/peft.ts';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, PEFT_PROMPT_TUNING_CONFIG_FIELDS } from '../../src-worker/formats/adapter-folder.ts';
 import { initBackend } from '../../src-worker/backend.ts';
 import { readSafetensorsFile } from '../../src-worker/formats/safetensors.ts';
 import { generate } from '../../src-worker/generate.ts';

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LoraSettingsSchema } from '../../src-shared/config.ts';
-import { ADAPTER_CONFIG_FILE } from '../../src-worker/export/peft.ts';
+import { ADAPTER_CONFIG_FILE } from '../../src-worker/formats/adapter-folder.ts';
 import { initBackend } from '../../src-worker/backend.ts';
 import { QloraModel } from '../../src-worker/methods/qlora.ts';
 import { dequantize, errorBoundPerAbsmax, NF4_LEVELS, quantize, quantizedBytes, type QuantizationFormat } from '../../src-worker/methods/quantize.ts';

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { defaultRunConfig } from '../../src-shared/config.ts';
+import { defaultRunConfig, type RunConfigOf } from '../../src-shared/config.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import { resolvePaths } from '../../src-main/paths.ts';
 import { RunManager } from '../../src-main/runs.ts';
@@ -55,7 +55,7 @@ describe('migrations', () => {
     expect(run).toMatchObject({ name: 'from v1', status: 'completed', lastCheckpointStep: 20, adapterId: null });
     // The stored partial config is read back with today's defaults filled in.
     expect(run.config.training.maxSteps).toBe(40);
-    expect(run.config.lora.r).toBe(defaultRunConfig().lora.r);
+    expect((run.config as RunConfigOf<'lora'>).lora.r).toBe(defaultRunConfig().lora.r);
     expect(store.metrics.list('old')).toEqual([{ step: 1, name: 'train/loss', value: 2.5, time: 1 }]);
     store.adapters.create({
       id: 'a1', runId: 'old', name: 'from v1', method: 'lora', baseModel: 'default', path: '/x', step: 40, trainableParams: 10, createdAt: '2024-01-02T00:00:00Z',

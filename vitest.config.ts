@@ -12,6 +12,8 @@ export default defineConfig({
       // `npm run test:interop`: real PyTorch, transformers, PEFT and lm-evaluation-harness as referees, in the
       // Python environment LORA_WORKBENCH_PYTHON names (default: the repo's .venv); fails naming what is missing.
       { test: { name: 'interop', include: ['test/interop/**/*.test.ts'], testTimeout: 600_000, hookTimeout: 1_800_000, fileParallelism: false } },
+      // `npm run test:torch`: the pytorch engine's TypeScript side and its parity with tfjs (needs .venv with torch).
+      { test: { name: 'torch', include: ['test/torch/**/*.test.ts'], testTimeout: 600_000, hookTimeout: 120_000, fileParallelism: false } },
       // `npm run test:webgpu`: the parity blocks of these files on Dawn (test/helpers/backends.ts). Only
       // tests named "... on webgpu" run; the setup file fails every file when no adapter starts.
       {

@@ -13,6 +13,7 @@ import type { ExportReport, Run } from '../src-shared/runs.ts';
 import { call, DATA_DIR_HELP, ignoreClosedStdout, openSession, parse, processIo, UsageError, type CliIo, type Session } from './cli/common.ts';
 import { datasetsCommand } from './cli/datasets.ts';
 import { deleteCommand, usageCommand } from './cli/delete.ts';
+import { engineCommand, exportJobCommand, importRunCommand } from './cli/engine.ts';
 import { evalCommand } from './cli/eval.ts';
 import { importLlama2cCommand } from './cli/import-llama2c.ts';
 import { adaptersCommand } from './cli/adapters.ts';
@@ -35,6 +36,11 @@ Commands:
   datasets list|add|remove  register your own JSONL/CSV/TSV file as a dataset, list or remove them
   import-llama2c MODEL.bin TOKENIZER.bin --out DIR
                             convert a llama2.c checkpoint into a Hugging Face Llama folder
+  engine setup pytorch|status
+                            set up the pytorch engine's Python environment, or show the engines
+  export-job RUN_CONFIG --out DIR [--launcher torchrun|accelerate|slurm]
+                            write a folder that trains the run on a cluster node
+  import-run DIR            bring an exported job's metrics, checkpoints and adapter back as a run
   study run|status|show|export RECIPE
                             run a study recipe's grid of runs and evaluations, redraw its figures
   delete run|adapter|evaluation ID --yes
@@ -363,6 +369,7 @@ const commands: Record<string, (args: string[], io: CliIo) => Promise<number>> =
   train, resume, export: exportCommand, serve, runs, eval: evalCommand, datasets: datasetsCommand, 'import-llama2c': importLlama2cCommand, study: studyCommand,
   delete: deleteCommand, usage: usageCommand,
   adapters: adaptersCommand,
+  engine: engineCommand, 'export-job': exportJobCommand, 'import-run': importRunCommand,
 };
 
 export async function runCli(argv: string[], io: CliIo = processIo): Promise<number> {

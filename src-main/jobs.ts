@@ -73,13 +73,13 @@ export class WorkerJobs<Job extends TrackedJob> {
   ) {}
 
   /**
-   * Starts a worker for the job `track` describes and posts `message` to it. When no worker can start,
+   * Starts a worker (`createWorker`, else the manager's) for the job `track` describes and posts `message` to it. When no worker can start,
    * `failedToStart` records it and a worker_failed error is thrown.
    */
-  launch(track: (job: WorkerJob) => Job, message: MainToWorker, failedToStart: (message: string) => void): Job {
+  launch(track: (job: WorkerJob) => Job, message: MainToWorker, failedToStart: (message: string) => void, createWorker: () => Worker = this.createWorker): Job {
     let worker: Worker;
     try {
-      worker = this.createWorker();
+      worker = createWorker();
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       failedToStart(reason);

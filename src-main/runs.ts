@@ -13,6 +13,7 @@ import { ensureDataDirs, type WorkbenchPaths } from './paths.ts';
 import type { Store } from './store/index.ts';
 import { isProcessAlive, Listeners, newId, nowIso, type TrackedJob, WorkerJobs } from './jobs.ts';
 import { OneShotJobs, startEngineWorker } from './worker-thread.ts';
+import { engineWorkerFor, isKilledEngineCrash, pytorchEngineOptions } from './engines/pytorch-engine.ts';
 
 export interface RunManagerOptions {
   store: Store;
@@ -32,6 +33,8 @@ const INTERRUPTED_AT_START =
   'Interrupted: the process training this run ended before the run finished. Resume it to continue from its last checkpoint.';
 const INTERRUPTED_AT_CLOSE =
   'Interrupted: the workbench closed while this run was training. Resume it to continue from its last checkpoint.';
+const INTERRUPTED_ENGINE_KILLED =
+  'Interrupted: the engine process was killed while this run was training. Resume it to continue from its last checkpoint.';
 
 function slug(text: string): string {
   return text.trim().replace(/[^\w.-]+/g, '-').replace(/^[-.]+|-+$/g, '').slice(0, 80);
@@ -44,6 +47,7 @@ export class RunManager {
   private readonly oneShot: OneShotJobs;
   private readonly listeners = new Listeners<RunEvent>();
   private readonly jobs: WorkerJobs<ActiveRun>;
+  private readonly createTfjsWorker: () => Worker;
   private readonly pendingMetrics = new Map<string, MetricPoint[]>();
   private readonly flushTimer: NodeJS.Timeout;
   private closed = false;
@@ -53,12 +57,15 @@ export class RunManager {
     this.paths = options.paths;
     this.stopTimeoutMs = options.stopTimeoutMs ?? 120_000;
     const createWorker = options.createWorker ?? startEngineWorker;
+    this.createTfjsWorker = createWorker;
     this.oneShot = new OneShotJobs(createWorker);
     this.jobs = new WorkerJobs<ActiveRun>(createWorker, {
       noun: 'training',
       afterCrash: 'Resume the run from its last checkpoint, or start it again.',
       handle: (active, message) => this.handle(active, message),
       end: (active, outcome) => {
+        // A pytorch engine killed from outside (kill -9) leaves the run interrupted, as a workbench that died does.
+        if (outcome.status === 'failed' && isKilledEngineCrash(active.crash)) return this.record(active, { status: 'interrupted', error: INTERRUPTED_ENGINE_KILLED });
         if (outcome.status === 'failed') this.log(active, 'error', outcome.error!);
         this.record(active, outcome);
       },
@@ -254,9 +261,10 @@ export class RunManager {
     const runDir = this.paths.runDir(run.id);
     mkdirSync(runDir, { recursive: true });
     const job: TrainJob = { type: 'train', runId: run.id, config: run.config, modelDir, datasetPath, runDir, resumeFrom };
+    // A pytorch run's engine is a Python child behind the same Worker surface (src-main/engines/pytorch-engine.ts).
     this.jobs.launch((base) => ({ ...base, id: run.id, runDir }), job, (error) => {
       this.store.runs.update(run.id, { status: 'failed', error, finishedAt: nowIso(), ownerPid: null });
-    });
+    }, () => engineWorkerFor(run.config, this.createTfjsWorker, pytorchEngineOptions(this.paths)) as Worker);
   }
 
   private handle(active: ActiveRun, message: WorkerToMain): void {
@@ -328,7 +336,7 @@ export class RunManager {
     this.jobs.settle(active, () => this.record(active, outcome));
   }
 
-  private record(active: ActiveRun, outcome: { status: 'completed' | 'stopped' | 'failed'; error: string | null }): void {
+  private record(active: ActiveRun, outcome: { status: 'completed' | 'stopped' | 'failed' | 'interrupted'; error: string | null }): void {
     this.flushMetrics();
     this.emit({ kind: 'run', run: this.store.runs.update(active.id, { ...outcome, finishedAt: nowIso(), ownerPid: null }) });
   }

@@ -166,6 +166,24 @@ export const TrainingSettingsSchema = strictObject({
 });
 export type TrainingSettings = z.infer<typeof TrainingSettingsSchema>;
 
+/** Which engine computes a run (../shared/design/ENGINES.md): TensorFlow.js in a worker thread, or PyTorch + PEFT in a Python child. */
+export const engineNames = ['tfjs', 'pytorch'] as const;
+export type EngineName = (typeof engineNames)[number];
+export const distributedLaunchers = ['torchrun', 'accelerate'] as const;
+
+/** The methods each engine trains (the pytorch engine's list is engine-torch/workbench_torch/methods/__init__.py's SUPPORTED_METHODS). */
+export const engineMethods: Record<EngineName, readonly MethodId[]> = {
+  tfjs: methodIds,
+  pytorch: ['lora', 'lora-plus', 'full', 'bitfit'],
+};
+
+/** Data-parallel processes of a pytorch run on one machine: each takes an equal share of every batch; rank 0 reports and writes. */
+export const DistributedSettingsSchema = strictObject({
+  processes: z.number().int().min(1).max(64).default(1),
+  launcher: z.enum(distributedLaunchers).default('torchrun'),
+});
+export type DistributedSettings = z.infer<typeof DistributedSettingsSchema>;
+
 const withDefaults = <S extends z.ZodType>(schema: S) => schema.default(schema.parse({}) as never);
 
 /** The RunConfig sections that hold method settings. */
@@ -195,6 +213,8 @@ const commonShape = {
   dataset: z.string().min(1).default(SAMPLE_DATASET),
   training: withDefaults(TrainingSettingsSchema),
   backend: BackendChoiceSchema.default('auto'),
+  engine: z.enum(engineNames).default('tfjs'),
+  distributed: withDefaults(DistributedSettingsSchema),
 };
 
 /** A section key given to a method that does not read it: say which methods do. */

@@ -10,7 +10,8 @@ export type RunStatus = z.infer<typeof RunStatusSchema>;
 export const resumableStatuses: readonly RunStatus[] = ['interrupted', 'stopped', 'failed'];
 
 export const BackendInfoSchema = z.object({
-  name: z.enum(backendNames),
+  /** A tfjs backend, or 'pytorch' for the PyTorch engine (its adapter names the torch device). */
+  name: z.enum([...backendNames, 'pytorch']),
   /** What actually computes: GPU adapter name, "XNNPACK (wasm SIMD)", "JavaScript", … */
   adapter: z.string(),
 });

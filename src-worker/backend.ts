@@ -7,12 +7,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { backendNames, type BackendChoice, type BackendName } from '../src-shared/config.ts';
-import type { BackendInfo } from '../src-shared/runs.ts';
+import type { BackendInfo as RunBackendInfo } from '../src-shared/runs.ts';
+
 import { WorkbenchError } from '../src-shared/errors.ts';
 import { installedBackends as sharedInstalledBackends, type PackageProbe } from '../src-shared/backends.ts';
 import { registerWasmSliceKernels } from './kernels/wasm-slice.ts';
 import { installWasmWarningHook } from './train/out-of-memory.ts';
 import { tf } from './tf.ts';
+
+/** What a run records of its backend; in this worker always one of TensorFlow.js's (never the pytorch engine). */
+export type BackendInfo = RunBackendInfo & { name: BackendName };
 
 const require = createRequire(import.meta.url);
 const STEP_TIMEOUT_MS = 8000;

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { WorkbenchError } from '../../src-shared/errors.ts';
-import type { BackendInfo, MetricPoint } from '../../src-shared/runs.ts';
+import type { MetricPoint } from '../../src-shared/runs.ts';
 import type { TrainJob, WorkerToMain } from '../../src-shared/worker-protocol.ts';
 import { initBackend } from '../backend.ts';
 import { Batcher, collate } from '../data/batcher.ts';
@@ -47,7 +47,7 @@ export const FINAL_ADAPTER_DIR = 'adapter';
 /** Lets queued messages (a `stop`) reach the worker between steps: awaiting tensor data alone does not. */
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-function datasetFingerprint(rows: InstructionExample[]): string {
+export function datasetFingerprint(rows: InstructionExample[]): string {
   const hash = createHash('sha256');
   for (const row of rows) hash.update(JSON.stringify([row.prompt, row.completion]));
   return hash.digest('hex');
@@ -96,7 +96,7 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
   const t = config.training;
   const log = (level: 'info' | 'warn' | 'error', message: string) => io.emit({ type: 'log', level, message });
 
-  const backend: BackendInfo = await initBackend(config.backend, (m) => log('info', m));
+  const backend = await initBackend(config.backend, (m) => log('info', m));
   const planContext = await planBeforeLoad(job.modelDir, backend.name, t);
   const model = await loadCausalLM(job.modelDir);
   disposables.push(model);

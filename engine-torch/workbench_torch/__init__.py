@@ -1,0 +1,1 @@
+"""lora-workbench's PyTorch engine (../shared/design/ENGINES.md): the TrainJob contract on transformers + PEFT."""

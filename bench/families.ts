@@ -44,7 +44,11 @@ const { values } = parseArgs({
 const backend = values.backend as BackendName;
 if (!backendNames.includes(backend)) throw new Error(`--backend must be one of ${backendNames.join(', ')}`);
 const budgetMs = 1000 * Number(values['budget-s']);
-const [minSteps, maxSteps, warmup] = [values['min-steps'], values['max-steps'], values.warmup].map((v) => Number.parseInt(String(v), 10)) as [number, number, number];
+const [minSteps, maxSteps, warmup] = [values['min-steps'], values['max-steps'], values.warmup].map((v) => Number.parseInt(String(v), 10)) as [
+  number,
+  number,
+  number,
+];
 
 let info: BackendInfo;
 try {
@@ -75,7 +79,18 @@ async function time(step: () => Promise<void>): Promise<{ ms: number; steps: num
 }
 
 function report(family: string, mode: 'forward' | 'train', result: { ms: number; steps: number }, params: number): void {
-  console.log(JSON.stringify({ backend: info.name, adapter: info.adapter, family, mode, step_ms: result.ms, steps: result.steps, tokens_per_s: (B * T * 1000) / result.ms, params }));
+  console.log(
+    JSON.stringify({
+      backend: info.name,
+      adapter: info.adapter,
+      family,
+      mode,
+      step_ms: result.ms,
+      steps: result.steps,
+      tokens_per_s: (B * T * 1000) / result.ms,
+      params,
+    }),
+  );
 }
 
 function causalLM(family: string, spec: FamilySpec): CausalLM {
@@ -104,7 +119,12 @@ async function benchCausalLM(family: string, spec: FamilySpec): Promise<void> {
   const adapter = method.create(model, method.parseSettings({ r, alpha, dropout, targetModules: spec.loraTargets }), 0);
   const params = adapter.trainable();
   const optimizer = new AdamW(
-    ['lora_A', 'lora_B'].map((group) => ({ name: group, lr, weightDecay: 0, params: params.filter((p) => p.group === group).map(({ name, variable }) => ({ name, variable })) })),
+    ['lora_A', 'lora_B'].map((group) => ({
+      name: group,
+      lr,
+      weightDecay: 0,
+      params: params.filter((p) => p.group === group).map(({ name, variable }) => ({ name, variable })),
+    })),
   );
   const nameOf = new Map(params.map((p) => [p.variable.name, p.name]));
   const variables = params.map((p) => p.variable);

@@ -40,7 +40,13 @@ try {
   console.log(JSON.stringify({ backend, unavailable: (error as Error).message }));
   process.exit(0);
 }
-const config = gpt2ConfigFromHF({ n_embd: int('n-embd'), n_layer: int('n-layer'), n_head: int('n-head'), vocab_size: int('vocab'), n_positions: values['n-positions'] ? int('n-positions') : Math.max(256, int('seq')) });
+const config = gpt2ConfigFromHF({
+  n_embd: int('n-embd'),
+  n_layer: int('n-layer'),
+  n_head: int('n-head'),
+  vocab_size: int('vocab'),
+  n_positions: values['n-positions'] ? int('n-positions') : Math.max(256, int('seq')),
+});
 const model = createGPT2(config, randomGPT2Weights(config, 0));
 const method = getMethod('lora');
 const adapter = method.create(model, method.parseSettings({ r: int('rank'), alpha: 2 * int('rank'), dropout: 0.05, targetModules: ['c_attn', 'c_proj'] }), 0);
@@ -73,12 +79,17 @@ let peakTensorBytes = 0;
 const times: number[] = [];
 for (let step = 0; step < int('warmup') + int('steps'); step++) {
   const start = performance.now();
-  await trainStep(model, adapter, optimizer, batch, 1, nameOf, variables, step, undefined, { microBatchSize: values['micro-batch'] ? int('micro-batch') : null });
+  await trainStep(model, adapter, optimizer, batch, 1, nameOf, variables, step, undefined, {
+    microBatchSize: values['micro-batch'] ? int('micro-batch') : null,
+  });
   const elapsed = performance.now() - start;
   if (step >= int('warmup')) times.push(elapsed);
   peakRss = Math.max(peakRss, process.memoryUsage().rss);
   peakTensorBytes = Math.max(peakTensorBytes, tf.memory().numBytes);
-  if (process.env.BENCH_VERBOSE) console.error(`step ${step}: ${elapsed.toFixed(0)} ms, rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB, wasm heap ${(wasmHeapBytes() / 2 ** 20).toFixed(0)} MiB`);
+  if (process.env.BENCH_VERBOSE)
+    console.error(
+      `step ${step}: ${elapsed.toFixed(0)} ms, rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB, wasm heap ${(wasmHeapBytes() / 2 ** 20).toFixed(0)} MiB`,
+    );
 }
 times.sort((a, b) => a - b);
 const medianMs = times[Math.floor(times.length / 2)]!;

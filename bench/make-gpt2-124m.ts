@@ -12,11 +12,27 @@ import { gpt2ConfigFromHF, randomGPT2Weights } from '../src-worker/models/gpt2.t
 
 const { values } = parseArgs({ options: { out: { type: 'string' }, tokenizer: { type: 'string' }, seed: { type: 'string', default: '0' } } });
 if (!values.out || !values.tokenizer) throw new Error('usage: make-gpt2-124m.ts --out DIR --tokenizer DIR_WITH_TOKENIZER_JSON');
-const json = { model_type: 'gpt2', architectures: ['GPT2LMHeadModel'], n_embd: 768, n_layer: 12, n_head: 12, vocab_size: 50257, n_positions: 1024, n_ctx: 1024, activation_function: 'gelu_new', layer_norm_epsilon: 1e-5, bos_token_id: 50256, eos_token_id: 50256 };
+const json = {
+  model_type: 'gpt2',
+  architectures: ['GPT2LMHeadModel'],
+  n_embd: 768,
+  n_layer: 12,
+  n_head: 12,
+  vocab_size: 50257,
+  n_positions: 1024,
+  n_ctx: 1024,
+  activation_function: 'gelu_new',
+  layer_norm_epsilon: 1e-5,
+  bos_token_id: 50256,
+  eos_token_id: 50256,
+};
 const weights = randomGPT2Weights(gpt2ConfigFromHF(json), Number(values.seed));
 fs.mkdirSync(values.out, { recursive: true });
 fs.writeFileSync(path.join(values.out, 'config.json'), JSON.stringify(json, null, 2));
-fs.writeFileSync(path.join(values.out, 'model.safetensors'), serializeSafetensors(new Map([...weights].map(([k, w]) => [k, { shape: w.shape, data: w.data }]))));
+fs.writeFileSync(
+  path.join(values.out, 'model.safetensors'),
+  serializeSafetensors(new Map([...weights].map(([k, w]) => [k, { shape: w.shape, data: w.data }]))),
+);
 for (const file of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json']) {
   const from = path.join(values.tokenizer, file);
   if (fs.existsSync(from)) fs.copyFileSync(from, path.join(values.out, file));

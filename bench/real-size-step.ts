@@ -21,9 +21,39 @@ import { backendLimits, planMemory } from '../src-worker/train/memory-plan.ts';
 /** The shapes of the models, as their config.json files give them. */
 const SHAPES: Record<string, Record<string, unknown>> = {
   gpt2: { model_type: 'gpt2', n_embd: 768, n_layer: 12, n_head: 12, vocab_size: 50257, n_positions: 1024 },
-  smollm2: { model_type: 'llama', hidden_size: 576, num_hidden_layers: 30, num_attention_heads: 9, num_key_value_heads: 3, intermediate_size: 1536, vocab_size: 49152, tie_word_embeddings: true, max_position_embeddings: 2048, rms_norm_eps: 1e-5 },
-  qwen2: { model_type: 'qwen2', hidden_size: 896, num_hidden_layers: 24, num_attention_heads: 14, num_key_value_heads: 2, intermediate_size: 4864, vocab_size: 151936, tie_word_embeddings: true, max_position_embeddings: 32768 },
-  tinyllama: { model_type: 'llama', hidden_size: 2048, num_hidden_layers: 22, num_attention_heads: 32, num_key_value_heads: 4, intermediate_size: 5632, vocab_size: 32000, max_position_embeddings: 2048 },
+  smollm2: {
+    model_type: 'llama',
+    hidden_size: 576,
+    num_hidden_layers: 30,
+    num_attention_heads: 9,
+    num_key_value_heads: 3,
+    intermediate_size: 1536,
+    vocab_size: 49152,
+    tie_word_embeddings: true,
+    max_position_embeddings: 2048,
+    rms_norm_eps: 1e-5,
+  },
+  qwen2: {
+    model_type: 'qwen2',
+    hidden_size: 896,
+    num_hidden_layers: 24,
+    num_attention_heads: 14,
+    num_key_value_heads: 2,
+    intermediate_size: 4864,
+    vocab_size: 151936,
+    tie_word_embeddings: true,
+    max_position_embeddings: 32768,
+  },
+  tinyllama: {
+    model_type: 'llama',
+    hidden_size: 2048,
+    num_hidden_layers: 22,
+    num_attention_heads: 32,
+    num_key_value_heads: 4,
+    intermediate_size: 5632,
+    vocab_size: 32000,
+    max_position_embeddings: 2048,
+  },
 };
 
 const { values } = parseArgs({
@@ -54,8 +84,15 @@ const V = gpt2?.vocabSize ?? llama!.vocabSize;
 const heads = gpt2?.nHead ?? llama!.numAttentionHeads;
 const layers = gpt2?.nLayer ?? llama!.numHiddenLayers;
 const shape: ArchitectureShape = {
-  family: isGpt2 ? 'gpt2' : 'llama', layers, hiddenSize: C, heads, kvHeads: llama?.numKeyValueHeads ?? heads, vocabSize: V,
-  maxPositions: gpt2?.nPositions ?? llama!.maxPositionEmbeddings, intermediateSize: I, defaultTargetShapes: [],
+  family: isGpt2 ? 'gpt2' : 'llama',
+  layers,
+  hiddenSize: C,
+  heads,
+  kvHeads: llama?.numKeyValueHeads ?? heads,
+  vocabSize: V,
+  maxPositions: gpt2?.nPositions ?? llama!.maxPositionEmbeddings,
+  intermediateSize: I,
+  defaultTargetShapes: [],
 };
 const targetModules = isGpt2 ? ['c_attn', 'c_proj'] : ['q_proj', 'v_proj'];
 let model: CausalLM;
@@ -78,7 +115,12 @@ const adapter = method.create(model, method.parseSettings({ r: 8, alpha: 16, dro
 adapter.releaseFloatWeights?.();
 const quantizedSizes = adapter.releaseFloatWeights ? adapter.targets.map((t) => t.inFeatures * t.outFeatures) : [];
 const plan = planMemory({
-  shape, parameterCount: model.parameterCount(), batchSize: B, seqLen: T, microBatchSize: null, trainableParams: adapter.trainableParamCount(),
+  shape,
+  parameterCount: model.parameterCount(),
+  batchSize: B,
+  seqLen: T,
+  microBatchSize: null,
+  trainableParams: adapter.trainableParamCount(),
   quantized: quantizedSizes.length ? { params: quantizedSizes.reduce((a, b) => a + b, 0), largestModuleParams: Math.max(...quantizedSizes) } : null,
   limits: backendLimits(backend, null, os.freemem()),
 });
@@ -100,7 +142,18 @@ let peakRss = process.memoryUsage().rss;
 const times: number[] = [];
 for (let step = 0; step < int('warmup') + int('steps'); step++) {
   const start = performance.now();
-  await trainStep(model, adapter, optimizer, batch, 1, nameOf, params.map((p) => p.variable), step + 1, undefined, plan);
+  await trainStep(
+    model,
+    adapter,
+    optimizer,
+    batch,
+    1,
+    nameOf,
+    params.map((p) => p.variable),
+    step + 1,
+    undefined,
+    plan,
+  );
   const elapsed = performance.now() - start;
   if (step >= int('warmup')) times.push(elapsed);
   peakRss = Math.max(peakRss, process.memoryUsage().rss);
@@ -108,8 +161,22 @@ for (let step = 0; step < int('warmup') + int('steps'); step++) {
 }
 times.sort((a, b) => a - b);
 const median = times[Math.floor(times.length / 2)]!;
-console.log(JSON.stringify({
-  family, backend: info.name, adapter: info.adapter, method: values.method, batch: B, seq: T, micro_batch: plan.microBatchSize, packing: plan.wasmPacking,
-  step_ms: median, tokens_per_s: (B * T * 1000) / median, peak_rss_mb: peakRss / 2 ** 20, wasm_heap_mb: heap() / 2 ** 20,
-  plan_total_mb: plan.figures.total / 2 ** 20, base_params: model.parameterCount(), trainable_params: adapter.trainableParamCount(),
-}));
+console.log(
+  JSON.stringify({
+    family,
+    backend: info.name,
+    adapter: info.adapter,
+    method: values.method,
+    batch: B,
+    seq: T,
+    micro_batch: plan.microBatchSize,
+    packing: plan.wasmPacking,
+    step_ms: median,
+    tokens_per_s: (B * T * 1000) / median,
+    peak_rss_mb: peakRss / 2 ** 20,
+    wasm_heap_mb: heap() / 2 ** 20,
+    plan_total_mb: plan.figures.total / 2 ** 20,
+    base_params: model.parameterCount(),
+    trainable_params: adapter.trainableParamCount(),
+  }),
+);

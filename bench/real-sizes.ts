@@ -24,7 +24,11 @@ const ROWS: Record<string, { batch: number; peft: boolean; method: string; famil
 async function lastJson(command: string, args: string[]): Promise<Record<string, unknown>> {
   try {
     const { stdout } = await run(command, args, { maxBuffer: 16 << 20, timeout: 60 * 60_000 });
-    const line = stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+    const line = stdout
+      .trim()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .pop();
     return line ? (JSON.parse(line) as Record<string, unknown>) : { failed: 'no result printed' };
   } catch (error) {
     const e = error as { stderr?: string; message: string };
@@ -38,12 +42,32 @@ for (const name of String(values.rows).split(',')) {
   if (!row) throw new Error(`unknown row ${name}; rows: ${Object.keys(ROWS).join(', ')}`);
   const common = ['--batch', String(row.batch), '--seq', '256', '--steps', String(values.steps)];
   const peft = row.peft ? await lastJson(PYTHON, [join(here, 'peft_lora_step.py'), '--family', row.family, ...common]) : null;
-  const wb = await lastJson(process.execPath, ['--import', 'tsx', join(here, 'real-size-step.ts'), '--family', row.family, '--method', row.method, '--backend', 'wasm', ...common]);
+  const wb = await lastJson(process.execPath, [
+    '--import',
+    'tsx',
+    join(here, 'real-size-step.ts'),
+    '--family',
+    row.family,
+    '--method',
+    row.method,
+    '--backend',
+    'wasm',
+    ...common,
+  ]);
   const mb = (v: unknown) => (typeof v === 'number' ? v.toFixed(0) : '–');
   const ratio = (a: unknown, b: unknown) => (typeof a === 'number' && typeof b === 'number' ? (a / b).toFixed(2) : '–');
-  if (peft) lines.push(`| ${name} | transformers ${String(peft.transformers_version ?? '')} + PEFT ${String(peft.peft_version ?? '')}, torch ${String(peft.torch_version ?? '')} CPU | ${row.batch} x 256 | ${mb(peft.tokens_per_s)} | ${mb(peft.peak_rss_mb)} | 1 | 1 | ${String(peft.failed ?? '')} |`);
-  const note = wb.refused ? `refused by the memory plan: ${String(wb.refused)}` : wb.failed ? String(wb.failed) : `micro-batch ${String(wb.micro_batch)}, packing ${String(wb.packing)}, wasm heap ${mb(wb.wasm_heap_mb)} MiB, plan ${mb(wb.plan_total_mb)} MiB`;
-  lines.push(`| ${name} | workbench wasm (${row.method}) | ${row.batch} x 256 | ${mb(wb.tokens_per_s)} | ${mb(wb.peak_rss_mb)} | ${ratio(wb.tokens_per_s, peft?.tokens_per_s)} | ${ratio(wb.peak_rss_mb, peft?.peak_rss_mb)} | ${note} |`);
+  if (peft)
+    lines.push(
+      `| ${name} | transformers ${String(peft.transformers_version ?? '')} + PEFT ${String(peft.peft_version ?? '')}, torch ${String(peft.torch_version ?? '')} CPU | ${row.batch} x 256 | ${mb(peft.tokens_per_s)} | ${mb(peft.peak_rss_mb)} | 1 | 1 | ${String(peft.failed ?? '')} |`,
+    );
+  const note = wb.refused
+    ? `refused by the memory plan: ${String(wb.refused)}`
+    : wb.failed
+      ? String(wb.failed)
+      : `micro-batch ${String(wb.micro_batch)}, packing ${String(wb.packing)}, wasm heap ${mb(wb.wasm_heap_mb)} MiB, plan ${mb(wb.plan_total_mb)} MiB`;
+  lines.push(
+    `| ${name} | workbench wasm (${row.method}) | ${row.batch} x 256 | ${mb(wb.tokens_per_s)} | ${mb(wb.peak_rss_mb)} | ${ratio(wb.tokens_per_s, peft?.tokens_per_s)} | ${ratio(wb.peak_rss_mb, peft?.peak_rss_mb)} | ${note} |`,
+  );
   console.log(lines.slice(-2).join('\n'));
 }
 const section = [

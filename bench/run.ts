@@ -27,12 +27,19 @@ interface StepFigures {
 }
 
 function jsonLines(stdout: string): Record<string, unknown>[] {
-  return stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 async function lastJsonLine(command: string, args: string[]): Promise<Record<string, unknown>> {
   const { stdout } = await run(command, args, { maxBuffer: 16 << 20, timeout: 15 * 60_000 });
-  const line = stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+  const line = stdout
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .pop();
   if (!line) throw new Error(`${command} printed no result`);
   return JSON.parse(line) as Record<string, unknown>;
 }
@@ -43,7 +50,13 @@ const skipped: string[] = [];
 let torch: StepFigures | null = null;
 try {
   const r = await lastJsonLine('/usr/bin/python3', [join(here, 'torch_lora_step.py'), ...shapeArgs, '--steps', '10', '--threads', String(threads)]);
-  torch = { label: 'PyTorch (reference)', step_ms: Number(r.step_ms), tokens_per_s: Number(r.tokens_per_s), peak_rss_mb: Number(r.peak_rss_mb), note: `torch ${r.torch_version}, ${r.threads} threads, ${r.blas}` };
+  torch = {
+    label: 'PyTorch (reference)',
+    step_ms: Number(r.step_ms),
+    tokens_per_s: Number(r.tokens_per_s),
+    peak_rss_mb: Number(r.peak_rss_mb),
+    note: `torch ${r.torch_version}, ${r.threads} threads, ${r.blas}`,
+  };
 } catch (error) {
   skipped.push(`PyTorch reference: ${(error as Error).message.split('\n')[0]} (apt-get install python3-torch libopenblas0-pthread)`);
 }
@@ -55,7 +68,13 @@ for (const backend of [...backendNames]) {
       skipped.push(`${backend}: ${r.unavailable}`);
       continue;
     }
-    results.push({ label: `workbench ${backend}`, step_ms: Number(r.step_ms), tokens_per_s: Number(r.tokens_per_s), peak_rss_mb: Number(r.peak_rss_mb), note: String(r.adapter) });
+    results.push({
+      label: `workbench ${backend}`,
+      step_ms: Number(r.step_ms),
+      tokens_per_s: Number(r.tokens_per_s),
+      peak_rss_mb: Number(r.peak_rss_mb),
+      note: String(r.adapter),
+    });
   } catch (error) {
     skipped.push(`${backend}: the benchmark failed: ${(error as Error).message.split('\n')[0]}`);
   }
@@ -70,14 +89,20 @@ interface FamilyRow {
 const familyRows = new Map<string, FamilyRow[]>();
 const familyNotes: string[] = [];
 try {
-  const { stdout } = await run('/usr/bin/python3', [join(here, 'torch_families.py'), '--threads', String(threads)], { maxBuffer: 16 << 20, timeout: 15 * 60_000 });
+  const { stdout } = await run('/usr/bin/python3', [join(here, 'torch_families.py'), '--threads', String(threads)], {
+    maxBuffer: 16 << 20,
+    timeout: 15 * 60_000,
+  });
   familyRows.set('PyTorch', jsonLines(stdout) as unknown as FamilyRow[]);
 } catch (error) {
   familyNotes.push(`PyTorch per family: ${(error as Error).message.split('\n')[0]}`);
 }
 for (const backend of [...backendNames]) {
   try {
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', join(here, 'families.ts'), '--backend', backend], { maxBuffer: 16 << 20, timeout: 30 * 60_000 });
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', join(here, 'families.ts'), '--backend', backend], {
+      maxBuffer: 16 << 20,
+      timeout: 30 * 60_000,
+    });
     const lines = jsonLines(stdout);
     // Unavailable backends are already listed under the LoRA-step table, with the reason.
     if (lines.some((l) => typeof l.unavailable === 'string')) continue;
@@ -103,7 +128,9 @@ const cell = (impl: string, key: string): string => {
   const row = familyRows.get(impl)?.find((r) => `${r.family} ${r.mode}` === key);
   if (!row) return '–';
   const reference = pytorch.find((r) => `${r.family} ${r.mode}` === key);
-  return impl === 'PyTorch' || !reference ? row.tokens_per_s.toFixed(0) : `${row.tokens_per_s.toFixed(0)} (${(row.tokens_per_s / reference.tokens_per_s).toFixed(3)})`;
+  return impl === 'PyTorch' || !reference
+    ? row.tokens_per_s.toFixed(0)
+    : `${row.tokens_per_s.toFixed(0)} (${(row.tokens_per_s / reference.tokens_per_s).toFixed(3)})`;
 };
 const familyTable = [
   `| family | mode | ${implementations.map((i) => `${i} tokens/s${i === 'PyTorch' ? '' : ' (÷ PyTorch)'}`).join(' | ')} |`,
@@ -130,7 +157,14 @@ const section = [
   ...(skipped.length ? ['Not measured here:', ...skipped.map((s) => `- ${s}`), ''] : []),
   `### Per family, forward and LoRA train step`,
   '',
-  `Same run and machine. Shapes from bench/families.json: ${Object.keys(families.families).map(describeFamily).join('; ')}; vocab ${String(families.families.gpt2?.config.vocab_size)}, batch ${families.batch} × ${families.seq} tokens. Forward: logits of the batch (BERT: masked-LM logits), one number read back. Train: forward + loss + backward to LoRA r ${families.lora.r} (${Object.entries(families.families).filter(([, f]) => f.loraTargets.length).map(([name, f]) => `${name}: ${f.loraTargets.join(', ')}`).join('; ')}) + clipping + AdamW. Median of the steps timed in about 6 s, at least 3, after 1 warm-up step (PyTorch: about 3 s, at least 5, after 2); PyTorch runs the same shapes in float32 with ${threads} threads on the same CPU (bench/torch_families.py).`,
+  `Same run and machine. Shapes from bench/families.json: ${Object.keys(families.families).map(describeFamily).join('; ')}; vocab ${String(families.families.gpt2?.config.vocab_size)}, batch ${families.batch} × ${families.seq} tokens. Forward: logits of the batch (BERT: masked-LM logits), one number read back. Train: forward + loss + backward to LoRA r ${families.lora.r} (${Object.entries(
+    families.families,
+  )
+    .filter(([, f]) => f.loraTargets.length)
+    .map(([name, f]) => `${name}: ${f.loraTargets.join(', ')}`)
+    .join(
+      '; ',
+    )}) + clipping + AdamW. Median of the steps timed in about 6 s, at least 3, after 1 warm-up step (PyTorch: about 3 s, at least 5, after 2); PyTorch runs the same shapes in float32 with ${threads} threads on the same CPU (bench/torch_families.py).`,
   '',
   familyTable,
   '',

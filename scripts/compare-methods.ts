@@ -53,17 +53,30 @@ const quantile = (xs: number[], q: number) => {
 async function run(method: string, round: number): Promise<Row> {
   const messages: WorkerToMain[] = [];
   // Every method at its defaults and the default training settings; the same seed and data order for all.
-  const config = RunConfigSchema.parse({ method, model: modelDir, dataset: datasetPath, backend, training: { maxSteps: steps, seed, evalEvery: steps, checkpointEvery: steps } });
+  const config = RunConfigSchema.parse({
+    method,
+    model: modelDir,
+    dataset: datasetPath,
+    backend,
+    training: { maxSteps: steps, seed, evalEvery: steps, checkpointEvery: steps },
+  });
   const began = Date.now();
-  await runTraining({ type: 'train', runId: method, config, modelDir, datasetPath, runDir: path.join(root, `${method}-${round}`), resumeFrom: null }, { emit: (m) => messages.push(m), shouldStop: () => false });
+  await runTraining(
+    { type: 'train', runId: method, config, modelDir, datasetPath, runDir: path.join(root, `${method}-${round}`), resumeFrom: null },
+    { emit: (m) => messages.push(m), shouldStop: () => false },
+  );
   const points = (name: string): MetricPoint[] => messages.flatMap((m) => (m.type === 'metrics' ? m.points.filter((p) => p.name === name) : []));
   const failed = messages.find((m) => m.type === 'failed');
   const started = messages.find((m) => m.type === 'started');
   const baseLog = messages.find((m) => m.type === 'log' && m.message.startsWith('Trainable parameters:'));
   const base = baseLog?.type === 'log' ? Number((/base model's ([\d,]+)/.exec(baseLog.message)?.[1] ?? 'NaN').replaceAll(',', '')) : NaN;
   // The first steps compile kernels and warm caches: they are left out of the mean.
-  const stepTimes = points('step_time_ms').filter((p) => p.step > 5).map((p) => p.value);
-  process.stderr.write(`${method}: ${failed?.type === 'failed' ? `failed: ${failed.error.message}` : 'done'} in ${((Date.now() - began) / 1000).toFixed(1)} s\n`);
+  const stepTimes = points('step_time_ms')
+    .filter((p) => p.step > 5)
+    .map((p) => p.value);
+  process.stderr.write(
+    `${method}: ${failed?.type === 'failed' ? `failed: ${failed.error.message}` : 'done'} in ${((Date.now() - began) / 1000).toFixed(1)} s\n`,
+  );
   return {
     method,
     valLoss: points('val/loss').at(-1)?.value ?? NaN,
@@ -94,7 +107,9 @@ try {
 const lora = rows.get('lora');
 const fast = (r: Row) => quantile(r.stepTimes, 0.1);
 const fmt = (x: number, digits: number) => (Number.isFinite(x) ? x.toFixed(digits) : 'n/a');
-console.log(`Default model, sample data, ${backend}, seed ${seed}, ${steps} steps (${repeat} round${repeat > 1 ? 's' : ''}), default settings of every method.\n`);
+console.log(
+  `Default model, sample data, ${backend}, seed ${seed}, ${steps} steps (${repeat} round${repeat > 1 ? 's' : ''}), default settings of every method.\n`,
+);
 console.log('| method | final val loss | trainable params | trainable % of base | step time median / p10 (ms) | step time vs LoRA (p10) |');
 console.log('|---|---|---|---|---|---|');
 for (const r of rows.values()) {
@@ -103,5 +118,7 @@ for (const r of rows.values()) {
     continue;
   }
   const share = (100 * r.trainable) / r.base;
-  console.log(`| ${r.method} | ${fmt(r.valLoss, 4)} | ${r.trainable.toLocaleString('en-US')} | ${share >= 1 ? fmt(share, 1) : fmt(share, 3)}% | ${fmt(quantile(r.stepTimes, 0.5), 0)} / ${fmt(fast(r), 0)} | ${lora ? `${fmt(fast(r) / fast(lora), 2)}x` : 'n/a'} |`);
+  console.log(
+    `| ${r.method} | ${fmt(r.valLoss, 4)} | ${r.trainable.toLocaleString('en-US')} | ${share >= 1 ? fmt(share, 1) : fmt(share, 3)}% | ${fmt(quantile(r.stepTimes, 0.5), 0)} / ${fmt(fast(r), 0)} | ${lora ? `${fmt(fast(r) / fast(lora), 2)}x` : 'n/a'} |`,
+  );
 }

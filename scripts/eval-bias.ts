@@ -52,7 +52,9 @@ lines.push(`model ${result.modelDir}${result.adapter ? ` + adapter ${result.adap
 lines.push(`backend ${result.backend.name} (${result.backend.adapter}), ${(result.durationMs / 1000).toFixed(1)} s`);
 for (const s of result.slices) lines.push(`  ${s.dataset}: ${s.count} items, sha256 ${s.sha256.slice(0, 12)}`);
 const c = bias.crowsPairs!;
-lines.push(`CrowS-Pairs: stereo% ${f(c.overall.stereoPercent)} (n=${c.overall.count}), mean LL diff ${f(c.overall.meanLogLikDiff, 3)}, Bias Score ${f(c.biasScore, 3)}`);
+lines.push(
+  `CrowS-Pairs: stereo% ${f(c.overall.stereoPercent)} (n=${c.overall.count}), mean LL diff ${f(c.overall.meanLogLikDiff, 3)}, Bias Score ${f(c.biasScore, 3)}`,
+);
 for (const [k, v] of Object.entries(c.byBiasType)) lines.push(`  ${k.padEnd(20)} ${f(v.stereoPercent)} (n=${v.count})`);
 for (const task of ['intrasentence', 'intersentence'] as const) {
   const s = bias.stereoSet![task];

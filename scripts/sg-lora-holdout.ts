@@ -63,9 +63,18 @@ for (const task of tasks) {
   const runDir = path.join(root, `expert-${task}`);
   const datasetPath = path.join(root, `${task}.jsonl`);
   fs.writeFileSync(datasetPath, toJsonl(byTask.get(task)!.train));
-  const config = RunConfigSchema.parse({ method: 'lora', model: modelDir, dataset: datasetPath, backend, training: { maxSteps: steps, evalEvery: steps, checkpointEvery: steps, seed: 1 } });
+  const config = RunConfigSchema.parse({
+    method: 'lora',
+    model: modelDir,
+    dataset: datasetPath,
+    backend,
+    training: { maxSteps: steps, evalEvery: steps, checkpointEvery: steps, seed: 1 },
+  });
   const messages: WorkerToMain[] = [];
-  await runTraining({ type: 'train', runId: `expert-${task}`, config, modelDir, datasetPath, runDir, resumeFrom: null }, { emit: (m) => messages.push(m), shouldStop: () => false });
+  await runTraining(
+    { type: 'train', runId: `expert-${task}`, config, modelDir, datasetPath, runDir, resumeFrom: null },
+    { emit: (m) => messages.push(m), shouldStop: () => false },
+  );
   const failed = messages.find((m) => m.type === 'failed');
   if (failed) throw new Error(`expert ${task}: ${failed.error.message}`);
   expertDirs.set(task, path.join(runDir, 'adapter'));
@@ -77,7 +86,10 @@ for (const task of tasks) {
   const others = tasks.filter((t) => t !== task);
   const outDir = path.join(root, `generated-${task}`);
   const job = GenerateAdapterJobSchema.parse({
-    type: 'generate-adapter', modelDir, outDir, runId: `sg-${task}`,
+    type: 'generate-adapter',
+    modelDir,
+    outDir,
+    runId: `sg-${task}`,
     experts: others.map((t) => ({ adapterId: t, name: t, dir: expertDirs.get(t)!, description: DESCRIPTIONS[t] })),
     request: { name: `sg-${task}`, description: DESCRIPTIONS[task], generator, topK, backend },
   });
@@ -102,8 +114,12 @@ async function completionLoss(task: TaskName, dir: string | null): Promise<numbe
 }
 
 const f = (x: number) => x.toFixed(3);
-console.log(`SG-LoRA (${generator}, top ${topK}) leave-one-task-out: default model, sample data, ${steps}-step LoRA experts (r 8), ${backend}. Completion loss on each task's held-out 20% (nats per token; lower is better).\n`);
-console.log('| held-out task | rows | base | SG-LoRA from the other 9 | its top experts (weight) | mean of the other 9 experts | best other expert | own expert (oracle) |');
+console.log(
+  `SG-LoRA (${generator}, top ${topK}) leave-one-task-out: default model, sample data, ${steps}-step LoRA experts (r 8), ${backend}. Completion loss on each task's held-out 20% (nats per token; lower is better).\n`,
+);
+console.log(
+  '| held-out task | rows | base | SG-LoRA from the other 9 | its top experts (weight) | mean of the other 9 experts | best other expert | own expert (oracle) |',
+);
 console.log('|---|---|---|---|---|---|---|---|');
 const totals = { base: 0, generated: 0, mean: 0, best: 0, own: 0 };
 for (const task of tasks) {
@@ -115,7 +131,9 @@ for (const task of tasks) {
   const [bestTask, best] = others.reduce((a, b) => (b[1] < a[1] ? b : a));
   const own = await completionLoss(task, expertDirs.get(task)!);
   Object.entries({ base, generated: sg, mean, best, own }).forEach(([k, v]) => (totals[k as keyof typeof totals] += v / tasks.length));
-  console.log(`| ${task} | ${byTask.get(task)!.test.length} | ${f(base)} | ${f(sg)} | ${generated.get(task)!.weights} | ${f(mean)} | ${f(best)} (${bestTask}) | ${f(own)} |`);
+  console.log(
+    `| ${task} | ${byTask.get(task)!.test.length} | ${f(base)} | ${f(sg)} | ${generated.get(task)!.weights} | ${f(mean)} | ${f(best)} (${bestTask}) | ${f(own)} |`,
+  );
 }
 console.log(`| **mean over tasks** | | ${f(totals.base)} | ${f(totals.generated)} | | ${f(totals.mean)} | ${f(totals.best)} | ${f(totals.own)} |`);
 console.log(`\n${((Date.now() - t0) / 1000).toFixed(0)} s in all; working folder ${root}`);

@@ -12,7 +12,12 @@ import type { Worker } from 'node:worker_threads';
 import { commonSettingsOf, DEFAULT_MODEL, defaultRunConfig, RunConfigSchema } from '../src-shared/config.ts';
 import { validate, WorkbenchError } from '../src-shared/errors.ts';
 import type { Adapter } from '../src-shared/runs.ts';
-import { AdapterDescribeRequestSchema, AdapterGenerateRequestSchema, type AdapterGenerateReport, type AdapterGenerateRequestInput } from '../src-shared/sg-lora.ts';
+import {
+  AdapterDescribeRequestSchema,
+  AdapterGenerateRequestSchema,
+  type AdapterGenerateReport,
+  type AdapterGenerateRequestInput,
+} from '../src-shared/sg-lora.ts';
 import { ensureDataDirs, type WorkbenchPaths } from './paths.ts';
 import { newId } from './jobs.ts';
 import type { Store } from './store/index.ts';
@@ -42,19 +47,29 @@ export class AdapterBank {
 
   /** The experts a request names, or every described adapter; all must share one base model. */
   private experts(expertIds: string[] | undefined): Adapter[] {
-    const experts = expertIds
-      ? expertIds.map((id) => this.store.adapters.require(id))
-      : this.store.adapters.list().filter((a) => a.description !== null);
+    const experts = expertIds ? expertIds.map((id) => this.store.adapters.require(id)) : this.store.adapters.list().filter((a) => a.description !== null);
     if (experts.length === 0) {
-      throw new WorkbenchError('invalid_input', 'No adapter has a task description yet. Describe the adapters that should form the bank (Adapters page, or adapters.describe), then generate.', { field: 'expertIds' });
+      throw new WorkbenchError(
+        'invalid_input',
+        'No adapter has a task description yet. Describe the adapters that should form the bank (Adapters page, or adapters.describe), then generate.',
+        { field: 'expertIds' },
+      );
     }
     const undescribed = experts.filter((a) => a.description === null);
     if (undescribed.length) {
-      throw new WorkbenchError('invalid_input', `Adapters ${undescribed.map((a) => `"${a.name}"`).join(', ')} have no task description; describe them or leave them out of expertIds.`, { field: 'expertIds', adapters: undescribed.map((a) => a.id) });
+      throw new WorkbenchError(
+        'invalid_input',
+        `Adapters ${undescribed.map((a) => `"${a.name}"`).join(', ')} have no task description; describe them or leave them out of expertIds.`,
+        { field: 'expertIds', adapters: undescribed.map((a) => a.id) },
+      );
     }
     const bases = [...new Set(experts.map((a) => a.baseModel))];
     if (bases.length > 1) {
-      throw new WorkbenchError('invalid_input', `The described adapters belong to ${bases.length} base models (${bases.join(', ')}); a bank must share one. Pass expertIds with the adapters of one base model.`, { field: 'expertIds', baseModels: bases });
+      throw new WorkbenchError(
+        'invalid_input',
+        `The described adapters belong to ${bases.length} base models (${bases.join(', ')}); a bank must share one. Pass expertIds with the adapters of one base model.`,
+        { field: 'expertIds', baseModels: bases },
+      );
     }
     return experts;
   }
@@ -66,7 +81,11 @@ export class AdapterBank {
     const experts = this.experts(request.expertIds);
     const missing = experts.filter((a) => !existsSync(a.path));
     if (missing.length) {
-      throw new WorkbenchError('not_found', `The files of adapters ${missing.map((a) => `"${a.name}" (${a.path})`).join(', ')} are missing; leave them out of expertIds.`, { adapters: missing.map((a) => a.id) });
+      throw new WorkbenchError(
+        'not_found',
+        `The files of adapters ${missing.map((a) => `"${a.name}" (${a.path})`).join(', ')} are missing; leave them out of expertIds.`,
+        { adapters: missing.map((a) => a.id) },
+      );
     }
     const baseModel = experts[0]!.baseModel;
     const modelDir = baseModel === DEFAULT_MODEL ? this.paths.defaultModelDir : path.resolve(baseModel);
@@ -77,7 +96,11 @@ export class AdapterBank {
     try {
       message = await this.jobs.run(
         {
-          type: 'generate-adapter', modelDir, runId, outDir, request,
+          type: 'generate-adapter',
+          modelDir,
+          runId,
+          outDir,
+          request,
           experts: experts.map((a) => ({ adapterId: a.id, name: a.name, dir: a.path, description: a.description! })),
         },
         'adapter-generated',
@@ -92,7 +115,13 @@ export class AdapterBank {
       ...commonSettingsOf(topConfig),
       name: request.name,
       method: 'lora',
-      lora: { r: request.r, alpha: request.r, dropout: 0, targetModules: 'lora' in topConfig ? topConfig.lora.targetModules : defaultRunConfig().lora.targetModules, useRslora: false },
+      lora: {
+        r: request.r,
+        alpha: request.r,
+        dropout: 0,
+        targetModules: 'lora' in topConfig ? topConfig.lora.targetModules : defaultRunConfig().lora.targetModules,
+        useRslora: false,
+      },
       backend: request.backend,
     });
     const now = new Date().toISOString();
@@ -101,8 +130,16 @@ export class AdapterBank {
       this.store.runs.create({ id: runId, name: request.name, config, createdAt: now, ownerPid: null });
       this.store.runs.update(runId, { status: 'completed', startedAt: new Date(started).toISOString(), finishedAt: now, error: null });
       this.store.adapters.create({
-        id: adapterId, runId, name: request.name, method: SG_LORA_METHOD, baseModel, path: message.adapterDir, step: 0,
-        trainableParams: message.trainableParams, createdAt: now, description: request.description,
+        id: adapterId,
+        runId,
+        name: request.name,
+        method: SG_LORA_METHOD,
+        baseModel,
+        path: message.adapterDir,
+        step: 0,
+        trainableParams: message.trainableParams,
+        createdAt: now,
+        description: request.description,
       });
     })();
     const byId = new Map(experts.map((a) => [a.id, a]));

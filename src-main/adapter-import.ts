@@ -37,7 +37,11 @@ export class AdapterImporter {
     const request = validate(apiSpec['adapters.import'].input, input, 'adapter import request');
     const sourceDir = path.resolve(request.dir);
     if (!existsSync(sourceDir) || !statSync(sourceDir).isDirectory()) {
-      throw new WorkbenchError('not_found', `Adapter folder ${sourceDir} does not exist. Pick the folder PEFT's save_pretrained wrote (adapter_config.json + adapter_model.safetensors).`, { field: 'dir', path: sourceDir });
+      throw new WorkbenchError(
+        'not_found',
+        `Adapter folder ${sourceDir} does not exist. Pick the folder PEFT's save_pretrained wrote (adapter_config.json + adapter_model.safetensors).`,
+        { field: 'dir', path: sourceDir },
+      );
     }
     const baseModel = request.baseModel === DEFAULT_MODEL ? DEFAULT_MODEL : path.resolve(request.baseModel);
     const modelDir = resolveModelDir(this.paths, baseModel);
@@ -47,7 +51,10 @@ export class AdapterImporter {
     const runId = newId('imp-');
     const started = new Date().toISOString();
     const message = await this.jobs
-      .run({ type: 'import-adapter', sourceDir, modelDir, baseModel, name, runId, outDir: path.join(this.paths.runDir(runId), 'adapter'), backend }, 'adapter-imported')
+      .run(
+        { type: 'import-adapter', sourceDir, modelDir, baseModel, name, runId, outDir: path.join(this.paths.runDir(runId), 'adapter'), backend },
+        'adapter-imported',
+      )
       .catch((error: unknown) => {
         rmSync(this.paths.runDir(runId), { recursive: true, force: true });
         throw error;
@@ -59,8 +66,16 @@ export class AdapterImporter {
       this.store.runs.create({ id: runId, name, config, createdAt: now, ownerPid: null });
       this.store.runs.update(runId, { status: 'completed', startedAt: started, finishedAt: now, error: null });
       this.store.adapters.create({
-        id: adapterId, runId, name, method: IMPORTED_METHOD, baseModel, path: message.adapterDir, step: 0,
-        trainableParams: message.trainableParams, createdAt: now, description: null,
+        id: adapterId,
+        runId,
+        name,
+        method: IMPORTED_METHOD,
+        baseModel,
+        path: message.adapterDir,
+        step: 0,
+        trainableParams: message.trainableParams,
+        createdAt: now,
+        description: null,
       });
     })();
     return { adapter: this.store.adapters.require(adapterId), settings: message.settings, warnings: message.warnings };

@@ -85,7 +85,9 @@ function embeddedModel(paths: WorkbenchPaths): CatalogEntry | null {
 
 function embeddedDataset(paths: WorkbenchPaths): CatalogEntry | null {
   if (!existsSync(paths.sampleDatasetPath)) return null;
-  const examples = readFileSync(paths.sampleDatasetPath, 'utf8').split('\n').filter((line) => line.trim()).length;
+  const examples = readFileSync(paths.sampleDatasetPath, 'utf8')
+    .split('\n')
+    .filter((line) => line.trim()).length;
   return {
     id: SAMPLE_DATASET,
     name: 'Sample dataset',
@@ -94,7 +96,21 @@ function embeddedDataset(paths: WorkbenchPaths): CatalogEntry | null {
   };
 }
 
-export function createWorkbenchApi({ manager, evals, models, datasets, adapterBank, adapterImporter, paths, mode, studies, preflight, deletion, benchmarks, quickEval }: WorkbenchApiOptions): WorkbenchApi {
+export function createWorkbenchApi({
+  manager,
+  evals,
+  models,
+  datasets,
+  adapterBank,
+  adapterImporter,
+  paths,
+  mode,
+  studies,
+  preflight,
+  deletion,
+  benchmarks,
+  quickEval,
+}: WorkbenchApiOptions): WorkbenchApi {
   const version = packageVersion(paths);
   const study = (): StudyService => {
     if (!studies) throw new WorkbenchError('internal', 'This workbench was built without the study service.');

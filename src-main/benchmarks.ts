@@ -36,48 +36,95 @@ const raw = (repo: string, commit: string, file: string) => `https://raw.githubu
 
 export const benchmarks: Benchmark[] = [
   {
-    id: 'crows-pairs', label: 'CrowS-Pairs', datasetKey: 'crowsPairs', license: 'CC BY-SA 4.0', pathIs: 'file',
-    source: 'https://github.com/nyu-mll/crows-pairs', note: 'The whole benchmark: 1,508 sentence pairs over nine bias types.',
-    files: [{
-      name: 'crows_pairs_anonymized.csv', bytes: 437_764, sha256: 'dfb36986ce0502abbaf7055b9176da3d08d48e07df1251991b5dfbcbceab9d0c',
-      url: raw('nyu-mll/crows-pairs', '8aaac11c485473159ec9328a65253a5be9a479dc', 'data/crows_pairs_anonymized.csv'),
-    }],
-  },
-  {
-    id: 'stereoset', label: 'StereoSet', datasetKey: 'stereoSet', license: 'CC BY-SA 4.0', pathIs: 'folder',
-    source: 'https://github.com/moinnadeem/StereoSet',
-    note: 'The intrasentence dev examples for race (962) and religion (79), as redistributed by zjunlp/EditBias; gender, profession and the intersentence task are not included.',
+    id: 'crows-pairs',
+    label: 'CrowS-Pairs',
+    datasetKey: 'crowsPairs',
+    license: 'CC BY-SA 4.0',
+    pathIs: 'file',
+    source: 'https://github.com/nyu-mll/crows-pairs',
+    note: 'The whole benchmark: 1,508 sentence pairs over nine bias types.',
     files: [
-      { name: 'race_test.json', bytes: 1_993_382, sha256: '2973cdf2b9b66f0dd6b40263e6acaba4ac7d8f17832e6df2f8a105e1463e6a43', url: raw('zjunlp/EditBias', '5ecfebcf154a40107cf7e885ab0a3c8274378a5b', 'data/stereoset/race_test.json') },
-      { name: 'religion_test.json', bytes: 165_072, sha256: '07b8204e6b024c36fbbcae146bcd6cc3aa256db02e9cd50a13c45e467d9c4446', url: raw('zjunlp/EditBias', '5ecfebcf154a40107cf7e885ab0a3c8274378a5b', 'data/stereoset/religion_test.json') },
+      {
+        name: 'crows_pairs_anonymized.csv',
+        bytes: 437_764,
+        sha256: 'dfb36986ce0502abbaf7055b9176da3d08d48e07df1251991b5dfbcbceab9d0c',
+        url: raw('nyu-mll/crows-pairs', '8aaac11c485473159ec9328a65253a5be9a479dc', 'data/crows_pairs_anonymized.csv'),
+      },
     ],
   },
   {
-    id: 'bbq', label: 'BBQ', datasetKey: 'bbq', license: 'CC BY 4.0', pathIs: 'folder',
+    id: 'stereoset',
+    label: 'StereoSet',
+    datasetKey: 'stereoSet',
+    license: 'CC BY-SA 4.0',
+    pathIs: 'folder',
+    source: 'https://github.com/moinnadeem/StereoSet',
+    note: 'The intrasentence dev examples for race (962) and religion (79), as redistributed by zjunlp/EditBias; gender, profession and the intersentence task are not included.',
+    files: [
+      {
+        name: 'race_test.json',
+        bytes: 1_993_382,
+        sha256: '2973cdf2b9b66f0dd6b40263e6acaba4ac7d8f17832e6df2f8a105e1463e6a43',
+        url: raw('zjunlp/EditBias', '5ecfebcf154a40107cf7e885ab0a3c8274378a5b', 'data/stereoset/race_test.json'),
+      },
+      {
+        name: 'religion_test.json',
+        bytes: 165_072,
+        sha256: '07b8204e6b024c36fbbcae146bcd6cc3aa256db02e9cd50a13c45e467d9c4446',
+        url: raw('zjunlp/EditBias', '5ecfebcf154a40107cf7e885ab0a3c8274378a5b', 'data/stereoset/religion_test.json'),
+      },
+    ],
+  },
+  {
+    id: 'bbq',
+    label: 'BBQ',
+    datasetKey: 'bbq',
+    license: 'CC BY 4.0',
+    pathIs: 'folder',
     source: 'https://github.com/nyu-mll/BBQ',
     note: 'The Sexual_orientation category (864 questions); the other ten categories are not listed yet (their SHA-256 is not recorded here).',
-    files: [{
-      name: 'Sexual_orientation.jsonl', bytes: 729_010, sha256: '2c71036b9e7584fe589c42aef32c1a42bc01b9a5e9b1b8704342630cdb08cefd',
-      url: raw('nyu-mll/BBQ', 'bea11bd97d79217245b5871acd247b9d6eb24598', 'data/Sexual_orientation.jsonl'),
-    }],
+    files: [
+      {
+        name: 'Sexual_orientation.jsonl',
+        bytes: 729_010,
+        sha256: '2c71036b9e7584fe589c42aef32c1a42bc01b9a5e9b1b8704342630cdb08cefd',
+        url: raw('nyu-mll/BBQ', 'bea11bd97d79217245b5871acd247b9d6eb24598', 'data/Sexual_orientation.jsonl'),
+      },
+    ],
   },
   {
-    id: 'hotpotqa', label: 'HotpotQA', datasetKey: 'hotpotqa', license: 'CC BY-SA 4.0', pathIs: 'file',
+    id: 'hotpotqa',
+    label: 'HotpotQA',
+    datasetKey: 'hotpotqa',
+    license: 'CC BY-SA 4.0',
+    pathIs: 'file',
     source: 'https://hotpotqa.github.io',
     note: "IRCoT's 500-question subsample of the distractor dev set (StonyBrookNLP/ircot's processed_data), from a copy pinned by commit.",
-    files: [{
-      name: 'dev_subsampled.jsonl', bytes: 3_312_335, sha256: '837a919903fedf521211c4271f168ad5458488198e9c4d967bf5f3a579525ce8',
-      url: raw('xindili-cmu/anlp-project-multihop', '11ba72982918286f4bc602fb0cd87b5e2a145860', 'processed_data/hotpotqa/dev_subsampled.jsonl'),
-    }],
+    files: [
+      {
+        name: 'dev_subsampled.jsonl',
+        bytes: 3_312_335,
+        sha256: '837a919903fedf521211c4271f168ad5458488198e9c4d967bf5f3a579525ce8',
+        url: raw('xindili-cmu/anlp-project-multihop', '11ba72982918286f4bc602fb0cd87b5e2a145860', 'processed_data/hotpotqa/dev_subsampled.jsonl'),
+      },
+    ],
   },
   {
-    id: 'qqp', label: 'QQP', datasetKey: 'qqp', license: "Quora's terms (non-commercial research), via GLUE", pathIs: 'file',
+    id: 'qqp',
+    label: 'QQP',
+    datasetKey: 'qqp',
+    license: "Quora's terms (non-commercial research), via GLUE",
+    pathIs: 'file',
     source: 'https://gluebenchmark.com/tasks',
     note: '8,999 labelled GLUE-QQP training pairs sampled by the PowerfulPromptFT authors (not the GLUE dev set).',
-    files: [{
-      name: 'train.json', bytes: 1_861_637, sha256: '90d61eea319216f1968490fe1fcd3d3e3aba6003ad0b1792dba235c2909042c2',
-      url: raw('ZhengxiangShi/PowerfulPromptFT', 'd30afcc719deb8d148396b5f4c669cd1264465fb', 'data/glue_pretrain/QQP/train.json'),
-    }],
+    files: [
+      {
+        name: 'train.json',
+        bytes: 1_861_637,
+        sha256: '90d61eea319216f1968490fe1fcd3d3e3aba6003ad0b1792dba235c2909042c2',
+        url: raw('ZhengxiangShi/PowerfulPromptFT', 'd30afcc719deb8d148396b5f4c669cd1264465fb', 'data/glue_pretrain/QQP/train.json'),
+      },
+    ],
   },
 ];
 
@@ -111,7 +158,8 @@ export class BenchmarkStore {
   /** Downloads every file of the benchmark not yet kept, checks its SHA-256 and keeps it; answers where it is. */
   async fetch(id: string): Promise<BenchmarkStatus> {
     const benchmark = this.catalog.find((b) => b.id === id);
-    if (!benchmark) throw new WorkbenchError('not_found', `No benchmark "${id}"; the workbench can get ${this.catalog.map((b) => b.id).join(', ')}.`, { field: 'id' });
+    if (!benchmark)
+      throw new WorkbenchError('not_found', `No benchmark "${id}"; the workbench can get ${this.catalog.map((b) => b.id).join(', ')}.`, { field: 'id' });
     // Two clicks share one download.
     const running = this.inFlight.get(id) ?? this.download(benchmark).finally(() => this.inFlight.delete(id));
     this.inFlight.set(id, running);
@@ -129,7 +177,12 @@ export class BenchmarkStore {
       return existsSync(file) && existsSync(file + VERIFIED_SUFFIX) && readFileSync(file + VERIFIED_SUFFIX, 'utf8').trim() === f.sha256;
     });
     return {
-      id: benchmark.id, label: benchmark.label, datasetKey: benchmark.datasetKey, license: benchmark.license, source: benchmark.source, note: benchmark.note,
+      id: benchmark.id,
+      label: benchmark.label,
+      datasetKey: benchmark.datasetKey,
+      license: benchmark.license,
+      source: benchmark.source,
+      note: benchmark.note,
       files: benchmark.files.map((f) => ({ name: f.name, url: f.url, bytes: f.bytes, sha256: f.sha256 })),
       path: kept ? (benchmark.pathIs === 'folder' ? dir : path.join(dir, benchmark.files[0]!.name)) : null,
     };
@@ -156,17 +209,28 @@ export class BenchmarkStore {
       try {
         response = await fetch(url, { signal: AbortSignal.timeout(this.timeoutMs), redirect: 'follow' });
       } catch (error) {
-        throw new WorkbenchError('not_found', `Could not reach ${url} for ${benchmark.label}: ${(error as Error).message}. Check the connection and try again.`, { url });
+        throw new WorkbenchError(
+          'not_found',
+          `Could not reach ${url} for ${benchmark.label}: ${(error as Error).message}. Check the connection and try again.`,
+          { url },
+        );
       }
       if (!response.ok || !response.body) {
-        throw new WorkbenchError('not_found', `${url} answered HTTP ${response.status} for ${benchmark.label}'s ${file.name}. The source may have moved: see ${benchmark.source}.`, { url, status: response.status });
+        throw new WorkbenchError(
+          'not_found',
+          `${url} answered HTTP ${response.status} for ${benchmark.label}'s ${file.name}. The source may have moved: see ${benchmark.source}.`,
+          { url, status: response.status },
+        );
       }
       const body = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream);
       body.on('data', (chunk: Buffer) => {
         received += chunk.length;
         hash.update(chunk);
         // Never more than the file the SHA-256 was recorded for.
-        if (received > file.bytes) body.destroy(new WorkbenchError('format_invalid', `${url} sent more than the ${file.bytes} bytes of ${file.name}; it is not the recorded file.`, { url }));
+        if (received > file.bytes)
+          body.destroy(
+            new WorkbenchError('format_invalid', `${url} sent more than the ${file.bytes} bytes of ${file.name}; it is not the recorded file.`, { url }),
+          );
       });
       await pipeline(body, createWriteStream(partial));
       const sha256 = hash.digest('hex');
@@ -181,7 +245,9 @@ export class BenchmarkStore {
       writeFileSync(target + VERIFIED_SUFFIX, `${sha256}\n`);
     } catch (error) {
       rmSync(partial, { force: true });
-      throw error instanceof WorkbenchError ? error : new WorkbenchError('not_found', `Downloading ${file.name} from ${url} failed: ${(error as Error).message}`, { url });
+      throw error instanceof WorkbenchError
+        ? error
+        : new WorkbenchError('not_found', `Downloading ${file.name} from ${url} failed: ${(error as Error).message}`, { url });
     }
   }
 }

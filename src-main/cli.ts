@@ -56,7 +56,12 @@ Run \`npm start\` for the desktop app.`;
 
 function trainHelp(): string {
   const fields = methodDescriptors
-    .map((m) => [`  method "${m.id}" (${m.label})${m.extends ? `, also reads the ${m.extends} settings` : ''}:`, ...m.fields.map((f) => `    ${`${m.settingsKey}.${f.key}`.padEnd(24)} ${f.help}${f.kind === 'choice' ? ` One of: ${f.options.join(', ')}.` : ''}`)].join('\n'))
+    .map((m) =>
+      [
+        `  method "${m.id}" (${m.label})${m.extends ? `, also reads the ${m.extends} settings` : ''}:`,
+        ...m.fields.map((f) => `    ${`${m.settingsKey}.${f.key}`.padEnd(24)} ${f.help}${f.kind === 'choice' ? ` One of: ${f.options.join(', ')}.` : ''}`),
+      ].join('\n'),
+    )
     .join('\n');
   return `Usage: lora-workbench train --config run.json [--backend B] [--data-dir DIR]
 
@@ -199,7 +204,9 @@ export async function follow(session: Pick<Session, 'manager'>, run: Run, io: Cl
       case 'interrupted':
         io.err(
           `Run ${final.id} ${final.status}` +
-            (final.lastCheckpointStep !== null ? ` (last checkpoint: step ${final.lastCheckpointStep}); resume it with: lora-workbench resume ${final.id}` : ' before its first checkpoint.'),
+            (final.lastCheckpointStep !== null
+              ? ` (last checkpoint: step ${final.lastCheckpointStep}); resume it with: lora-workbench resume ${final.id}`
+              : ' before its first checkpoint.'),
         );
         return 130;
       default:
@@ -223,7 +230,10 @@ export function readRunConfig(argument: string): { config: Record<string, unknow
   try {
     config = JSON.parse(inline ? argument : readFileSync(source, 'utf8'));
   } catch (error) {
-    throw new WorkbenchError('invalid_input', inline ? `${source} does not parse: ${(error as Error).message}` : `Cannot read the run configuration ${source}: ${(error as Error).message}`);
+    throw new WorkbenchError(
+      'invalid_input',
+      inline ? `${source} does not parse: ${(error as Error).message}` : `Cannot read the run configuration ${source}: ${(error as Error).message}`,
+    );
   }
   if (!config || typeof config !== 'object' || Array.isArray(config)) {
     throw new WorkbenchError('invalid_input', `${source} must hold a JSON object (see lora-workbench train --help)`);
@@ -233,14 +243,15 @@ export function readRunConfig(argument: string): { config: Record<string, unknow
 
 async function train(args: string[], io: CliIo): Promise<number> {
   const { values } = parse(args, { config: { type: 'string' }, backend: { type: 'string' } }, 0);
-  if (values.help) return io.out(trainHelp()), 0;
+  if (values.help) return (io.out(trainHelp()), 0);
   if (typeof values.config !== 'string') throw new UsageError("train needs --config FILE or --config '{...}' (see lora-workbench train --help)");
   const backend = values.backend === undefined ? undefined : BackendChoiceSchema.safeParse(values.backend);
   if (backend && !backend.success) throw new UsageError(`--backend must be one of ${BackendChoiceSchema.options.join(', ')}`);
 
   const { config, base } = readRunConfig(values.config);
   if (typeof config.model === 'string' && config.model !== DEFAULT_MODEL) config.model = path.resolve(base, config.model);
-  if (typeof config.dataset === 'string' && config.dataset !== SAMPLE_DATASET && !isDatasetId(config.dataset)) config.dataset = path.resolve(base, config.dataset);
+  if (typeof config.dataset === 'string' && config.dataset !== SAMPLE_DATASET && !isDatasetId(config.dataset))
+    config.dataset = path.resolve(base, config.dataset);
   if (backend) config.backend = backend.data;
 
   const session = openSession(values['data-dir'] as string | undefined, 'headless');
@@ -255,7 +266,7 @@ async function train(args: string[], io: CliIo): Promise<number> {
 
 async function resume(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(args, {}, 1);
-  if (values.help) return io.out(RESUME_HELP), 0;
+  if (values.help) return (io.out(RESUME_HELP), 0);
   if (!positionals[0]) throw new UsageError('resume needs a RUN_ID (list them with lora-workbench runs)');
   const session = openSession(values['data-dir'] as string | undefined, 'headless');
   try {
@@ -269,7 +280,7 @@ async function resume(args: string[], io: CliIo): Promise<number> {
 
 async function exportCommand(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(args, { out: { type: 'string' }, format: { type: 'string' }, overwrite: { type: 'boolean' } }, 1);
-  if (values.help) return io.out(EXPORT_HELP), 0;
+  if (values.help) return (io.out(EXPORT_HELP), 0);
   const formats = ['peft', 'flattened', 'merged'];
   if (values.format !== undefined && !formats.includes(values.format as string)) throw new UsageError(`--format must be one of ${formats.join(', ')}`);
   const id = positionals[0];
@@ -290,7 +301,10 @@ async function exportCommand(args: string[], io: CliIo): Promise<number> {
     io.out(`Verification: max |logits difference| to the trained adapter ${v.maxAbsDiffToTrained.toExponential(3)} (must be ~0),`);
     io.out(`              to the base model ${v.maxAbsDiffToBase.toExponential(3)} (must be > 0): ${v.passed ? 'passed' : 'FAILED'}`);
     if (report.note) io.out(report.note);
-    if (report.flattening) io.out(`Flattening ${report.flattening.fromMethod} costs up to ${report.flattening.maxAbsLogitDiffToNative.toExponential(3)} in logits against the native adapter (verification probe).`);
+    if (report.flattening)
+      io.out(
+        `Flattening ${report.flattening.fromMethod} costs up to ${report.flattening.maxAbsLogitDiffToNative.toExponential(3)} in logits against the native adapter (verification probe).`,
+      );
     return v.passed ? 0 : 1;
   } finally {
     await session.close();
@@ -311,7 +325,7 @@ function openBrowser(url: string): void {
 
 async function serve(args: string[], io: CliIo): Promise<number> {
   const { values } = parse(args, { port: { type: 'string' }, host: { type: 'string' }, 'no-open': { type: 'boolean' } }, 0);
-  if (values.help) return io.out(SERVE_HELP), 0;
+  if (values.help) return (io.out(SERVE_HELP), 0);
   const port = values.port === undefined ? 0 : Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('--port must be an integer from 0 to 65535');
   const session = openSession(values['data-dir'] as string | undefined, 'browser');
@@ -339,12 +353,12 @@ async function serve(args: string[], io: CliIo): Promise<number> {
 
 async function runs(args: string[], io: CliIo): Promise<number> {
   const { values } = parse(args, { json: { type: 'boolean' } }, 0);
-  if (values.help) return io.out(RUNS_HELP), 0;
+  if (values.help) return (io.out(RUNS_HELP), 0);
   const session = openSession(values['data-dir'] as string | undefined, 'headless');
   try {
     const list = await call<Run[]>(session.api, 'runs.list');
-    if (values.json) return io.out(JSON.stringify(list, null, 2)), 0;
-    if (list.length === 0) return io.out(`No runs yet in ${session.paths.dataDir}.`), 0;
+    if (values.json) return (io.out(JSON.stringify(list, null, 2)), 0);
+    if (list.length === 0) return (io.out(`No runs yet in ${session.paths.dataDir}.`), 0);
     const rows = [
       ['ID', 'NAME', 'STATUS', 'STEP', 'CHECKPOINT', 'BACKEND', 'CREATED'],
       ...list.map((r) => [
@@ -358,7 +372,13 @@ async function runs(args: string[], io: CliIo): Promise<number> {
       ]),
     ];
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-    for (const row of rows) io.out(row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());
+    for (const row of rows)
+      io.out(
+        row
+          .map((cell, i) => cell.padEnd(widths[i]!))
+          .join('  ')
+          .trimEnd(),
+      );
     return 0;
   } finally {
     await session.close();
@@ -366,10 +386,21 @@ async function runs(args: string[], io: CliIo): Promise<number> {
 }
 
 const commands: Record<string, (args: string[], io: CliIo) => Promise<number>> = {
-  train, resume, export: exportCommand, serve, runs, eval: evalCommand, datasets: datasetsCommand, 'import-llama2c': importLlama2cCommand, study: studyCommand,
-  delete: deleteCommand, usage: usageCommand,
+  train,
+  resume,
+  export: exportCommand,
+  serve,
+  runs,
+  eval: evalCommand,
+  datasets: datasetsCommand,
+  'import-llama2c': importLlama2cCommand,
+  study: studyCommand,
+  delete: deleteCommand,
+  usage: usageCommand,
   adapters: adaptersCommand,
-  engine: engineCommand, 'export-job': exportJobCommand, 'import-run': importRunCommand,
+  engine: engineCommand,
+  'export-job': exportJobCommand,
+  'import-run': importRunCommand,
 };
 
 export async function runCli(argv: string[], io: CliIo = processIo): Promise<number> {

@@ -7,8 +7,13 @@ import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { DatasetUploadRequestSchema, type CatalogEntry, type DatasetUploadRequest } from '../src-shared/api.ts';
 import {
-  DatasetPreviewRequestSchema, DatasetRegisterRequestSchema,
-  type ColumnMapping, type Dataset, type DatasetPreview, type DatasetPreviewRequestInput, type DatasetRegisterRequest,
+  DatasetPreviewRequestSchema,
+  DatasetRegisterRequestSchema,
+  type ColumnMapping,
+  type Dataset,
+  type DatasetPreview,
+  type DatasetPreviewRequestInput,
+  type DatasetRegisterRequest,
 } from '../src-shared/datasets.ts';
 import { validate, WorkbenchError } from '../src-shared/errors.ts';
 import type { InspectDatasetJob } from '../src-shared/worker-protocol.ts';
@@ -109,7 +114,10 @@ export class DatasetRegistry {
     const written = result.normalized ?? 0;
     if (written === 0) {
       rmSync(normalizedPath, { force: true });
-      const shown = preview.errors.slice(0, 3).map((e) => `line ${e.line}: ${e.message}`).join('; ');
+      const shown = preview.errors
+        .slice(0, 3)
+        .map((e) => `line ${e.line}: ${e.message}`)
+        .join('; ');
       throw new WorkbenchError(
         'dataset_invalid',
         preview.rowCount === 0
@@ -121,8 +129,16 @@ export class DatasetRegistry {
     try {
       return publicDataset(
         this.store.datasets.create({
-          id, name, sourcePath, format: preview.format, mapping: request.mapping, sha256: result.sha256,
-          rowCount: written, skippedRows: preview.errorCount, normalizedPath, createdAt: new Date().toISOString(),
+          id,
+          name,
+          sourcePath,
+          format: preview.format,
+          mapping: request.mapping,
+          sha256: result.sha256,
+          rowCount: written,
+          skippedRows: preview.errorCount,
+          normalizedPath,
+          createdAt: new Date().toISOString(),
         }),
       );
     } catch (error) {
@@ -135,9 +151,14 @@ export class DatasetRegistry {
   async upload(input: DatasetUploadRequest): Promise<{ path: string }> {
     this.assertOpen();
     const request = validate(DatasetUploadRequestSchema, input, 'dataset upload');
-    const base = path.basename(request.name).replace(/[^\w.-]+/g, '-').replace(/^[.-]+/, '');
+    const base = path
+      .basename(request.name)
+      .replace(/[^\w.-]+/g, '-')
+      .replace(/^[.-]+/, '');
     if (!/\.(jsonl|ndjson|json|csv|tsv|tab)$/i.test(base)) {
-      throw new WorkbenchError('invalid_input', `${request.name} is not a dataset file the workbench reads: drop a .jsonl, .csv or .tsv file.`, { field: 'name' });
+      throw new WorkbenchError('invalid_input', `${request.name} is not a dataset file the workbench reads: drop a .jsonl, .csv or .tsv file.`, {
+        field: 'name',
+      });
     }
     const dir = path.join(this.paths.dataDir, 'uploads');
     mkdirSync(dir, { recursive: true });

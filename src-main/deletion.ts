@@ -45,7 +45,10 @@ export class Deletion {
       throw new WorkbenchError('conflict', `Run ${id} is ${run.status}; stop it before deleting it.`, { status: run.status });
     }
     const adapters = store.adapters.list().filter((a) => a.runId === id);
-    this.refuseIfEvaluating(adapters.map((a) => a.id), `run ${id}`);
+    this.refuseIfEvaluating(
+      adapters.map((a) => a.id),
+      `run ${id}`,
+    );
     store.runs.delete(id);
     for (const adapter of adapters) this.removeInsideDataDir(adapter.path);
     this.removeInsideDataDir(paths.runDir(id));
@@ -64,7 +67,8 @@ export class Deletion {
   async deleteEvaluation(id: string): Promise<Evaluation[]> {
     const { store } = this.options;
     const evaluation = store.evaluations.require(id);
-    if (busyEvaluation(evaluation)) throw new WorkbenchError('conflict', `Evaluation ${id} is ${evaluation.status}; stop it before deleting it.`, { status: evaluation.status });
+    if (busyEvaluation(evaluation))
+      throw new WorkbenchError('conflict', `Evaluation ${id} is ${evaluation.status}; stop it before deleting it.`, { status: evaluation.status });
     store.evaluations.delete(id);
     if (evaluation.resultPath) this.removeInsideDataDir(evaluation.resultPath);
     return store.evaluations.list();
@@ -85,7 +89,8 @@ export class Deletion {
 
   private refuseIfEvaluating(adapterIds: string[], what: string): void {
     const busy = this.options.store.evaluations.list().find((e) => busyEvaluation(e) && e.adapterId !== null && adapterIds.includes(e.adapterId));
-    if (busy) throw new WorkbenchError('conflict', `Evaluation ${busy.id} is scoring ${what}; stop it or wait for it before deleting.`, { evaluationId: busy.id });
+    if (busy)
+      throw new WorkbenchError('conflict', `Evaluation ${busy.id} is scoring ${what}; stop it or wait for it before deleting.`, { evaluationId: busy.id });
   }
 
   private removeInsideDataDir(target: string): void {
@@ -94,4 +99,3 @@ export class Deletion {
     rmSync(target, { recursive: true, force: true });
   }
 }
-

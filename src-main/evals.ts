@@ -7,8 +7,15 @@ import type { RunEvent, RunEventListener } from '../src-shared/api.ts';
 import { DEFAULT_MODEL } from '../src-shared/config.ts';
 import { validate, WorkbenchError } from '../src-shared/errors.ts';
 import {
-  EvalJobSchema, EvalResultSchema, EvalStartRequestSchema,
-  type EvalDatasets, type EvalJob, type EvalResult, type EvalStartRequestInput, type Evaluation, type EvaluationStatus,
+  EvalJobSchema,
+  EvalResultSchema,
+  EvalStartRequestSchema,
+  type EvalDatasets,
+  type EvalJob,
+  type EvalResult,
+  type EvalStartRequestInput,
+  type Evaluation,
+  type EvaluationStatus,
 } from '../src-shared/eval.ts';
 import type { WorkerToMain } from '../src-shared/worker-protocol.ts';
 import { ensureDataDirs, type WorkbenchPaths } from './paths.ts';
@@ -118,13 +125,18 @@ export class EvalManager {
   result(id: string): EvalResult {
     const evaluation = this.store.evaluations.require(id);
     if (evaluation.status !== 'completed' || !evaluation.resultPath) {
-      throw new WorkbenchError('conflict', `Evaluation ${id} is ${evaluation.status}; only a completed evaluation has a result.`, { id, status: evaluation.status });
+      throw new WorkbenchError('conflict', `Evaluation ${id} is ${evaluation.status}; only a completed evaluation has a result.`, {
+        id,
+        status: evaluation.status,
+      });
     }
     let raw: unknown;
     try {
       raw = JSON.parse(readFileSync(evaluation.resultPath, 'utf8'));
     } catch (error) {
-      throw new WorkbenchError('not_found', `The result file of evaluation ${id} cannot be read (${(error as Error).message}); run the evaluation again.`, { path: evaluation.resultPath });
+      throw new WorkbenchError('not_found', `The result file of evaluation ${id} cannot be read (${(error as Error).message}); run the evaluation again.`, {
+        path: evaluation.resultPath,
+      });
     }
     return validate(EvalResultSchema, raw, `result file ${evaluation.resultPath}`);
   }
@@ -145,25 +157,45 @@ export class EvalManager {
       if (!file) continue;
       const resolved = path.resolve(file);
       if (!existsSync(resolved)) {
-        throw new WorkbenchError('not_found', `The ${key} dataset ${resolved} does not exist. Download it (EVALUATION.md lists the sources) and pass its path.`, {
-          field: `datasets.${key}`, path: resolved,
-        });
+        throw new WorkbenchError(
+          'not_found',
+          `The ${key} dataset ${resolved} does not exist. Download it (EVALUATION.md lists the sources) and pass its path.`,
+          {
+            field: `datasets.${key}`,
+            path: resolved,
+          },
+        );
       }
       datasets[key] = resolved;
     }
     const job: EvalJob = validate(
       EvalJobSchema,
       {
-        type: 'eval', modelDir, adapterDir: adapter?.path ?? null, suite: request.suite, datasets,
-        limit: request.limit ?? null, seed: request.seed, backend: request.backend, robustness: request.robustness,
+        type: 'eval',
+        modelDir,
+        adapterDir: adapter?.path ?? null,
+        suite: request.suite,
+        datasets,
+        limit: request.limit ?? null,
+        seed: request.seed,
+        backend: request.backend,
+        robustness: request.robustness,
         encoderDir: request.encoderDir ? path.resolve(request.encoderDir) : undefined,
       },
       'evaluation',
     );
     const evaluation = this.store.evaluations.create({
-      id: newId('ev-'), runId: adapter?.runId ?? null, adapterId: adapter?.id ?? null, suite: job.suite,
-      model: model === DEFAULT_MODEL ? DEFAULT_MODEL : modelDir, backendChoice: job.backend, seed: job.seed, limit: job.limit,
-      datasets, createdAt: nowIso(), ownerPid: process.pid,
+      id: newId('ev-'),
+      runId: adapter?.runId ?? null,
+      adapterId: adapter?.id ?? null,
+      suite: job.suite,
+      model: model === DEFAULT_MODEL ? DEFAULT_MODEL : modelDir,
+      backendChoice: job.backend,
+      seed: job.seed,
+      limit: job.limit,
+      datasets,
+      createdAt: nowIso(),
+      ownerPid: process.pid,
     });
     this.launch(evaluation, job);
     this.emit(evaluation);
@@ -179,7 +211,9 @@ export class EvalManager {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.jobs.close((active) => this.emit(this.store.evaluations.update(active.id, { status: 'failed', error: INTERRUPTED_AT_CLOSE, finishedAt: nowIso(), ownerPid: null })));
+    await this.jobs.close((active) =>
+      this.emit(this.store.evaluations.update(active.id, { status: 'failed', error: INTERRUPTED_AT_CLOSE, finishedAt: nowIso(), ownerPid: null })),
+    );
   }
 
   private assertOpen(): void {
@@ -192,9 +226,13 @@ export class EvalManager {
   }
 
   private launch(evaluation: Evaluation, job: EvalJob): void {
-    this.jobs.launch((base) => ({ ...base, id: evaluation.id, progress: null, running: false, progressWrittenAt: 0 }), job, (error) => {
-      this.store.evaluations.update(evaluation.id, { status: 'failed', error, finishedAt: nowIso(), ownerPid: null });
-    });
+    this.jobs.launch(
+      (base) => ({ ...base, id: evaluation.id, progress: null, running: false, progressWrittenAt: 0 }),
+      job,
+      (error) => {
+        this.store.evaluations.update(evaluation.id, { status: 'failed', error, finishedAt: nowIso(), ownerPid: null });
+      },
+    );
   }
 
   private handle(active: ActiveEval, message: WorkerToMain): void {
@@ -218,7 +256,11 @@ export class EvalManager {
         const resultPath = path.join(this.evalsDir, `${active.id}.json`);
         writeFileSync(resultPath, JSON.stringify(message.result, null, 2));
         this.settle(active, 'completed', {
-          backend: message.result.backend, slices: message.result.slices, summary: summarize(message.result), resultPath, error: null,
+          backend: message.result.backend,
+          slices: message.result.slices,
+          summary: summarize(message.result),
+          resultPath,
+          error: null,
         });
         return;
       }

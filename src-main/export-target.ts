@@ -26,7 +26,11 @@ function filesystemError(dir: string, error: NodeJS.ErrnoException): WorkbenchEr
 /** Checks and creates the export folder; returns it. Throws a WorkbenchError naming `outDir` for every refusal. */
 export function prepareExportDir(outDir: string, overwrite: boolean): string {
   if (!path.isAbsolute(outDir)) {
-    throw new WorkbenchError('invalid_input', `The export folder must be an absolute path; "${outDir}" would be taken from the workbench's own working folder. Give the full path.`, { field });
+    throw new WorkbenchError(
+      'invalid_input',
+      `The export folder must be an absolute path; "${outDir}" would be taken from the workbench's own working folder. Give the full path.`,
+      { field },
+    );
   }
   const dir = path.resolve(outDir);
   let existing;

@@ -129,14 +129,21 @@ export class WorkerJobs<Job extends TrackedJob> {
     if (job.closing || job.settled) return;
     const parsed = WorkerToMainSchema.safeParse(raw);
     if (!parsed.success) {
-      this.settle(job, () => this.kind.end(job, { status: 'failed', error: `The ${this.kind.noun} worker sent an invalid message (${parsed.error.message}). This is a bug in the engine.` }));
+      this.settle(job, () =>
+        this.kind.end(job, {
+          status: 'failed',
+          error: `The ${this.kind.noun} worker sent an invalid message (${parsed.error.message}). This is a bug in the engine.`,
+        }),
+      );
       return;
     }
     try {
       this.kind.handle(job, parsed.data);
     } catch (error) {
       // A database error here must not leave a worker computing into the void.
-      this.settle(job, () => this.kind.end(job, { status: 'failed', error: `Could not record the ${this.kind.noun}: ${error instanceof Error ? error.message : String(error)}` }));
+      this.settle(job, () =>
+        this.kind.end(job, { status: 'failed', error: `Could not record the ${this.kind.noun}: ${error instanceof Error ? error.message : String(error)}` }),
+      );
     }
   }
 

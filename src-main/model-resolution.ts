@@ -32,7 +32,11 @@ export interface ResolvedModel {
 }
 
 /** An optional library adapter and the model to run it on (the adapter's own base model unless `model` is given). */
-export function resolveAdapterAndModel(store: Store, paths: Pick<WorkbenchPaths, 'defaultModelDir'>, request: { adapterId?: string | undefined; model?: string | undefined }): ResolvedModel {
+export function resolveAdapterAndModel(
+  store: Store,
+  paths: Pick<WorkbenchPaths, 'defaultModelDir'>,
+  request: { adapterId?: string | undefined; model?: string | undefined },
+): ResolvedModel {
   const adapter = request.adapterId ? store.adapters.require(request.adapterId) : null;
   if (adapter && !existsSync(adapter.path)) {
     throw new WorkbenchError('not_found', `The files of adapter ${adapter.id} are missing from ${adapter.path}.`, { path: adapter.path });

@@ -8,8 +8,15 @@ import type { CatalogEntry } from '../src-shared/api.ts';
 import { DEFAULT_MODEL, defaultRunConfig, type RunConfig } from '../src-shared/config.ts';
 import { validate, WorkbenchError } from '../src-shared/errors.ts';
 import {
-  GenerateRequestSchema, ModelImportRequestSchema, ModelInspectRequestSchema,
-  type GenerateRequestInput, type GenerateResult, type ModelImportRequest, type ModelImportResult, type ModelInspection, type ModelInspectRequest,
+  GenerateRequestSchema,
+  ModelImportRequestSchema,
+  ModelInspectRequestSchema,
+  type GenerateRequestInput,
+  type GenerateResult,
+  type ModelImportRequest,
+  type ModelImportResult,
+  type ModelInspection,
+  type ModelInspectRequest,
 } from '../src-shared/models.ts';
 import type { WorkbenchPaths } from './paths.ts';
 import { resolveAdapterAndModel, resolveModelDir } from './model-resolution.ts';
@@ -90,9 +97,16 @@ export class ModelService {
   async import(input: ModelImportRequest): Promise<ModelImportResult> {
     this.assertOpen();
     const request = validate(ModelImportRequestSchema, input, 'models.import input');
-    for (const [field, file] of [['checkpoint', request.checkpoint], ['tokenizer', request.tokenizer]] as const) {
+    for (const [field, file] of [
+      ['checkpoint', request.checkpoint],
+      ['tokenizer', request.tokenizer],
+    ] as const) {
       if (!existsSync(path.resolve(file)) || !statSync(path.resolve(file)).isFile()) {
-        throw new WorkbenchError('not_found', `The ${field} file ${path.resolve(file)} does not exist. Pick the llama2.c ${field === 'checkpoint' ? 'model .bin' : 'tokenizer .bin'} file.`, { field });
+        throw new WorkbenchError(
+          'not_found',
+          `The ${field} file ${path.resolve(file)} does not exist. Pick the llama2.c ${field === 'checkpoint' ? 'model .bin' : 'tokenizer .bin'} file.`,
+          { field },
+        );
       }
     }
     const defaults = defaultRunConfig();

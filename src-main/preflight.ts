@@ -26,7 +26,13 @@ export class RunPreflight {
     const { problems } = await pool.run({ type: 'check-run', config, modelDir, datasetPath }, 'run-checked', { timeoutMs: PREFLIGHT_TIMEOUT_MS });
     if (problems.length === 0) return;
     const first = problems[0]!;
-    const more = problems.length > 1 ? ` Also: ${problems.slice(1).map((p) => p.message).join(' ')}` : '';
+    const more =
+      problems.length > 1
+        ? ` Also: ${problems
+            .slice(1)
+            .map((p) => p.message)
+            .join(' ')}`
+        : '';
     throw new WorkbenchError(first.code, `${first.message}${more}`, { field: first.field, problems });
   }
 }

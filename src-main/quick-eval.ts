@@ -26,7 +26,10 @@ export class QuickEvaluation {
     const registered = store.datasets.get(config.dataset);
     const datasetPath = config.dataset === SAMPLE_DATASET ? paths.sampleDatasetPath : registered ? registered.normalizedPath : path.resolve(config.dataset);
     const { seed, validationFraction } = config.training;
-    const key = createHash('sha256').update(JSON.stringify([datasetPath, seed, validationFraction])).digest('hex').slice(0, 16);
+    const key = createHash('sha256')
+      .update(JSON.stringify([datasetPath, seed, validationFraction]))
+      .digest('hex')
+      .slice(0, 16);
     const outFile = path.join(paths.dataDir, 'builtin', `heldout-${key}.jsonl`);
     await pool.run({ type: 'write-heldout', datasetPath, seed, fraction: validationFraction, outFile }, 'heldout-written', { timeoutMs: HELDOUT_TIMEOUT_MS });
     const common = { suite: 'perplexity' as const, datasets: { text: outFile }, backend: request.backend };

@@ -29,15 +29,16 @@ interface ActiveRun extends TrackedJob {
   runDir: string;
 }
 
-const INTERRUPTED_AT_START =
-  'Interrupted: the process training this run ended before the run finished. Resume it to continue from its last checkpoint.';
-const INTERRUPTED_AT_CLOSE =
-  'Interrupted: the workbench closed while this run was training. Resume it to continue from its last checkpoint.';
-const INTERRUPTED_ENGINE_KILLED =
-  'Interrupted: the engine process was killed while this run was training. Resume it to continue from its last checkpoint.';
+const INTERRUPTED_AT_START = 'Interrupted: the process training this run ended before the run finished. Resume it to continue from its last checkpoint.';
+const INTERRUPTED_AT_CLOSE = 'Interrupted: the workbench closed while this run was training. Resume it to continue from its last checkpoint.';
+const INTERRUPTED_ENGINE_KILLED = 'Interrupted: the engine process was killed while this run was training. Resume it to continue from its last checkpoint.';
 
 function slug(text: string): string {
-  return text.trim().replace(/[^\w.-]+/g, '-').replace(/^[-.]+|-+$/g, '').slice(0, 80);
+  return text
+    .trim()
+    .replace(/[^\w.-]+/g, '-')
+    .replace(/^[-.]+|-+$/g, '')
+    .slice(0, 80);
 }
 
 export class RunManager {
@@ -65,7 +66,8 @@ export class RunManager {
       handle: (active, message) => this.handle(active, message),
       end: (active, outcome) => {
         // A pytorch engine killed from outside (kill -9) leaves the run interrupted, as a workbench that died does.
-        if (outcome.status === 'failed' && isKilledEngineCrash(active.crash)) return this.record(active, { status: 'interrupted', error: INTERRUPTED_ENGINE_KILLED });
+        if (outcome.status === 'failed' && isKilledEngineCrash(active.crash))
+          return this.record(active, { status: 'interrupted', error: INTERRUPTED_ENGINE_KILLED });
         if (outcome.status === 'failed') this.log(active, 'error', outcome.error!);
         this.record(active, outcome);
       },
@@ -77,10 +79,7 @@ export class RunManager {
     ensureDataDirs(this.paths);
     // A run still 'running' under this pid was left by an earlier manager in this process that
     // never closed; under a dead pid, by a killed process. Runs of another live process stay as they are.
-    this.store.runs.markInterrupted(
-      (pid) => pid === null || pid === process.pid || !isProcessAlive(pid),
-      INTERRUPTED_AT_START,
-    );
+    this.store.runs.markInterrupted((pid) => pid === null || pid === process.pid || !isProcessAlive(pid), INTERRUPTED_AT_START);
     this.flushTimer = setInterval(() => this.flushMetrics(), options.metricsFlushMs ?? 500);
     this.flushTimer.unref();
   }
@@ -162,7 +161,9 @@ export class RunManager {
       );
     }
     if (!existsSync(checkpoint.dir)) {
-      throw new WorkbenchError('not_found', `The checkpoint of run ${id} at step ${checkpoint.step} is missing from ${checkpoint.dir}.`, { dir: checkpoint.dir });
+      throw new WorkbenchError('not_found', `The checkpoint of run ${id} at step ${checkpoint.step} is missing from ${checkpoint.dir}.`, {
+        dir: checkpoint.dir,
+      });
     }
     this.resolveInputs(run.config);
     this.store.metrics.deleteAfter(id, checkpoint.step);
@@ -192,7 +193,9 @@ export class RunManager {
     this.closed = true;
     clearInterval(this.flushTimer);
     await Promise.allSettled([
-      this.jobs.close((active) => this.emit({ kind: 'run', run: this.store.runs.update(active.id, { status: 'interrupted', error: INTERRUPTED_AT_CLOSE, ownerPid: null }) })),
+      this.jobs.close((active) =>
+        this.emit({ kind: 'run', run: this.store.runs.update(active.id, { status: 'interrupted', error: INTERRUPTED_AT_CLOSE, ownerPid: null }) }),
+      ),
       this.oneShot.close(),
     ]);
     this.flushMetrics();
@@ -214,7 +217,8 @@ export class RunManager {
       );
     }
     const registered = config.dataset === SAMPLE_DATASET ? undefined : this.store.datasets.get(config.dataset);
-    const datasetPath = config.dataset === SAMPLE_DATASET ? this.paths.sampleDatasetPath : registered ? registered.normalizedPath : path.resolve(config.dataset);
+    const datasetPath =
+      config.dataset === SAMPLE_DATASET ? this.paths.sampleDatasetPath : registered ? registered.normalizedPath : path.resolve(config.dataset);
     if (options.datasetToo !== false && (!existsSync(datasetPath) || !statSync(datasetPath).isFile())) {
       throw new WorkbenchError(
         'not_found',
@@ -262,9 +266,14 @@ export class RunManager {
     mkdirSync(runDir, { recursive: true });
     const job: TrainJob = { type: 'train', runId: run.id, config: run.config, modelDir, datasetPath, runDir, resumeFrom };
     // A pytorch run's engine is a Python child behind the same Worker surface (src-main/engines/pytorch-engine.ts).
-    this.jobs.launch((base) => ({ ...base, id: run.id, runDir }), job, (error) => {
-      this.store.runs.update(run.id, { status: 'failed', error, finishedAt: nowIso(), ownerPid: null });
-    }, () => engineWorkerFor(run.config, this.createTfjsWorker, pytorchEngineOptions(this.paths)) as Worker);
+    this.jobs.launch(
+      (base) => ({ ...base, id: run.id, runDir }),
+      job,
+      (error) => {
+        this.store.runs.update(run.id, { status: 'failed', error, finishedAt: nowIso(), ownerPid: null });
+      },
+      () => engineWorkerFor(run.config, this.createTfjsWorker, pytorchEngineOptions(this.paths)) as Worker,
+    );
   }
 
   private handle(active: ActiveRun, message: WorkerToMain): void {
@@ -273,7 +282,11 @@ export class RunManager {
       case 'started': {
         const before = this.get(id);
         const run = this.store.runs.update(id, { status: 'running', backend: message.backend, startedAt: before.startedAt ?? nowIso() });
-        this.log(active, 'info', `Training on ${message.backend.name} (${message.backend.adapter}): ${message.trainableParams.toLocaleString('en-US')} trainable of ${message.totalParams.toLocaleString('en-US')} parameters.`);
+        this.log(
+          active,
+          'info',
+          `Training on ${message.backend.name} (${message.backend.adapter}): ${message.trainableParams.toLocaleString('en-US')} trainable of ${message.totalParams.toLocaleString('en-US')} parameters.`,
+        );
         this.emit({ kind: 'run', run });
         return;
       }

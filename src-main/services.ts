@@ -59,10 +59,28 @@ export function createServices(options: ServiceOptions): Services {
   const adapterImporter = new AdapterImporter(options);
   const studies = new StudyService(options);
   return {
-    manager, evals, models, datasets, adapterBank, adapterImporter, studies, preflight, deletion, benchmarks, quickEval,
+    manager,
+    evals,
+    models,
+    datasets,
+    adapterBank,
+    adapterImporter,
+    studies,
+    preflight,
+    deletion,
+    benchmarks,
+    quickEval,
     close: async () => {
       // studies first: it marks its studies interrupted before the managers interrupt their runs.
-      await Promise.allSettled([studies.close(), manager.close(), evals.close(), models.close(), datasets.close(), adapterBank.close(), adapterImporter.close()]);
+      await Promise.allSettled([
+        studies.close(),
+        manager.close(),
+        evals.close(),
+        models.close(),
+        datasets.close(),
+        adapterBank.close(),
+        adapterImporter.close(),
+      ]);
       await pool.close();
     },
   };

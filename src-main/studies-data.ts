@@ -14,14 +14,20 @@ function readJsonl(file: string): Row[] {
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new WorkbenchError('not_found', `The study's training data ${file} cannot be read (${(error as Error).message}). Check the data path (--data DIR).`, { field: 'data.source', path: file });
+    throw new WorkbenchError('not_found', `The study's training data ${file} cannot be read (${(error as Error).message}). Check the data path (--data DIR).`, {
+      field: 'data.source',
+      path: file,
+    });
   }
   return text.split('\n').flatMap((line, i) => {
     if (!line.trim()) return [];
     try {
       return [JSON.parse(line) as Row];
     } catch {
-      throw new WorkbenchError('dataset_invalid', `${file} line ${i + 1} is not JSON; the study's data.source must be a JSONL file.`, { field: 'data.source', line: i + 1 });
+      throw new WorkbenchError('dataset_invalid', `${file} line ${i + 1} is not JSON; the study's data.source must be a JSONL file.`, {
+        field: 'data.source',
+        line: i + 1,
+      });
     }
   });
 }
@@ -45,7 +51,12 @@ function fieldValue(row: Row, field: string): unknown {
 function render(template: string, row: Row, values: StudyData['values']): string {
   return template.replace(/\{([\w.]+)\}/g, (_, field: string) => {
     const raw = fieldValue(row, field);
-    if (raw === undefined) throw new WorkbenchError('dataset_invalid', `The template names {${field}}, which a data row does not have (its fields: ${Object.keys(row).join(', ')}).`, { field: 'data' });
+    if (raw === undefined)
+      throw new WorkbenchError(
+        'dataset_invalid',
+        `The template names {${field}}, which a data row does not have (its fields: ${Object.keys(row).join(', ')}).`,
+        { field: 'data' },
+      );
     const text = raw === null ? '' : typeof raw === 'string' ? raw : JSON.stringify(raw);
     return values[field]?.[text] ?? text;
   });
@@ -66,12 +77,17 @@ export function imbalance(rows: readonly Row[], spec: NonNullable<StudyData['imb
   const majority = byLabel.get(spec.majority) ?? [];
   const others = [...byLabel.entries()].filter(([label]) => label !== spec.majority).map(([, r]) => r);
   if (majority.length === 0 || others.length === 0) {
-    throw new WorkbenchError('dataset_invalid', `data.imbalance needs rows with ${spec.field} = ${spec.majority} and rows with another value; found labels: ${[...byLabel.keys()].join(', ')}.`, {
-      field: 'data.imbalance',
-    });
+    throw new WorkbenchError(
+      'dataset_invalid',
+      `data.imbalance needs rows with ${spec.field} = ${spec.majority} and rows with another value; found labels: ${[...byLabel.keys()].join(', ')}.`,
+      {
+        field: 'data.imbalance',
+      },
+    );
   }
   const perMinority = Math.min(Math.min(...others.map((r) => r.length)), Math.floor(majority.length / spec.ratio));
-  if (perMinority < 1) throw new WorkbenchError('dataset_invalid', `Too few rows labelled ${spec.majority} for the ratio ${spec.ratio}:1.`, { field: 'data.imbalance.ratio' });
+  if (perMinority < 1)
+    throw new WorkbenchError('dataset_invalid', `Too few rows labelled ${spec.majority} for the ratio ${spec.ratio}:1.`, { field: 'data.imbalance.ratio' });
   const kept = new Set([...spread(majority, Math.round(perMinority * spec.ratio)), ...others.flatMap((r) => spread(r, perMinority))]);
   return rows.filter((row) => kept.has(row));
 }

@@ -11,8 +11,20 @@ import type { Evaluation } from '../src-shared/eval.ts';
 import { resumableStatuses, type Run } from '../src-shared/runs.ts';
 import { figureData, metricId, neededMetrics, type StudyCellResult, type StudyDetail } from '../src-shared/study-figures.ts';
 import {
-  BuiltInRecipeSchema, expandGrid, parseRecipe, recipeVariables, scaleRecipe, StudyStartRequestSchema, substituteVariables,
-  type BuiltInRecipe, type Study, type StudyCell, type StudyCellPlan, type StudyProgress, type StudyRecipe, type StudyStartRequestInput,
+  BuiltInRecipeSchema,
+  expandGrid,
+  parseRecipe,
+  recipeVariables,
+  scaleRecipe,
+  StudyStartRequestSchema,
+  substituteVariables,
+  type BuiltInRecipe,
+  type Study,
+  type StudyCell,
+  type StudyCellPlan,
+  type StudyProgress,
+  type StudyRecipe,
+  type StudyStartRequestInput,
 } from '../src-shared/studies.ts';
 import type { WorkbenchPaths } from './paths.ts';
 import { isProcessAlive, newId } from './jobs.ts';
@@ -41,18 +53,31 @@ interface ActiveStudy {
   stopping: boolean;
   /** The process is closing: the study becomes 'interrupted', its run is left to the RunManager. */
   closing: boolean;
-  current: { cell: string; phase: 'training' | 'evaluating'; runId: string | null; evaluationId: string | null; evaluation: string | null; step: number | null; maxSteps: number | null } | null;
+  current: {
+    cell: string;
+    phase: 'training' | 'evaluating';
+    runId: string | null;
+    evaluationId: string | null;
+    evaluation: string | null;
+    step: number | null;
+    maxSteps: number | null;
+  } | null;
   done: Promise<void>;
 }
 
-const INTERRUPTED = 'Interrupted: the process running this study ended. Continue it (study run RECIPE again, or Continue on the Studies page): finished cells are kept.';
+const INTERRUPTED =
+  'Interrupted: the process running this study ended. Continue it (study run RECIPE again, or Continue on the Studies page): finished cells are kept.';
 const nowIso = () => new Date().toISOString();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** JSON with sorted keys: the same recipe always has the same digest. */
 function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value && typeof value === 'object') return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(',')}}`;
+  if (value && typeof value === 'object')
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
   return JSON.stringify(value);
 }
 
@@ -102,7 +127,9 @@ export class StudyService {
   recipes(): BuiltInRecipe[] {
     let files: string[];
     try {
-      files = readdirSync(this.recipesDir).filter((f) => f.endsWith('.json')).sort();
+      files = readdirSync(this.recipesDir)
+        .filter((f) => f.endsWith('.json'))
+        .sort();
     } catch {
       return [];
     }
@@ -110,9 +137,18 @@ export class StudyService {
       const full = path.join(this.recipesDir, file);
       const recipe = JSON.parse(readFileSync(full, 'utf8')) as Record<string, unknown>;
       const paper = recipe.paper as { redraws?: string } | undefined;
-      return validate(BuiltInRecipeSchema, {
-        file: full, name: recipe.name, title: recipe.title, redraws: paper?.redraws ?? null, recipe, variables: recipeVariables(recipe),
-      }, `built-in recipe ${full}`);
+      return validate(
+        BuiltInRecipeSchema,
+        {
+          file: full,
+          name: recipe.name,
+          title: recipe.title,
+          redraws: paper?.redraws ?? null,
+          recipe,
+          variables: recipeVariables(recipe),
+        },
+        `built-in recipe ${full}`,
+      );
     });
   }
 
@@ -147,7 +183,12 @@ export class StudyService {
     const study = this.store.studies.require(id);
     if (this.active.has(id)) return this.get(id);
     if (study.status === 'completed') return this.get(id);
-    if ((study.status === 'running' || study.status === 'queued') && study.ownerPid !== null && study.ownerPid !== process.pid && isProcessAlive(study.ownerPid)) {
+    if (
+      (study.status === 'running' || study.status === 'queued') &&
+      study.ownerPid !== null &&
+      study.ownerPid !== process.pid &&
+      isProcessAlive(study.ownerPid)
+    ) {
       throw new WorkbenchError('conflict', `Study ${id} is being run by process ${study.ownerPid}; stop it there first.`, { ownerPid: study.ownerPid });
     }
     this.store.studies.update(id, { status: 'queued', error: null, finishedAt: null, ownerPid: process.pid });
@@ -161,7 +202,11 @@ export class StudyService {
     if (!active) {
       const study = this.store.studies.require(id);
       if (study.status === 'running' && study.ownerPid !== null && study.ownerPid !== process.pid) {
-        throw new WorkbenchError('conflict', `Study ${id} is being run by another process (${study.ownerPid}, e.g. lora-workbench study run); stop it there (Ctrl-C).`, { ownerPid: study.ownerPid });
+        throw new WorkbenchError(
+          'conflict',
+          `Study ${id} is being run by another process (${study.ownerPid}, e.g. lora-workbench study run); stop it there (Ctrl-C).`,
+          { ownerPid: study.ownerPid },
+        );
       }
       throw new WorkbenchError('conflict', `Study ${id} is not running (it is ${study.status}); there is nothing to stop.`);
     }
@@ -231,7 +276,10 @@ export class StudyService {
       const failed = this.store.studies.cells(id).filter((c) => c.status === 'failed');
       this.store.studies.update(id, {
         status: active.stopping ? 'stopped' : failed.length > 0 ? 'failed' : 'completed',
-        error: failed.length > 0 ? `${failed.length} of ${plan.length} cells failed; the first: ${failed[0]!.key}: ${failed[0]!.error}. Continue the study to retry them.` : null,
+        error:
+          failed.length > 0
+            ? `${failed.length} of ${plan.length} cells failed; the first: ${failed[0]!.key}: ${failed[0]!.error}. Continue the study to retry them.`
+            : null,
         ownerPid: null,
         finishedAt: active.stopping ? null : nowIso(),
       });
@@ -263,10 +311,14 @@ export class StudyService {
         active.current.runId = run.id;
         // Stop was asked while the run was being started: it could not reach the run yet.
         if (active.stopping) await jobs.runs.stop(run.id).catch(() => undefined);
-        run = await this.poll(() => jobs.runs.get(run!.id), finishedRun, (r) => {
-          active.current!.step = r.progress?.step ?? null;
-          active.current!.maxSteps = r.config.training.maxSteps;
-        });
+        run = await this.poll(
+          () => jobs.runs.get(run!.id),
+          finishedRun,
+          (r) => {
+            active.current!.step = r.progress?.step ?? null;
+            active.current!.maxSteps = r.config.training.maxSteps;
+          },
+        );
         if (interrupted()) return;
         if (run.status !== 'completed' || !run.adapterId) return void fail(`run ${run.id} ${run.status}: ${run.error ?? 'no adapter'}`);
       }
@@ -282,10 +334,14 @@ export class StudyService {
         update({ evaluations });
         active.current = { ...active.current, phase: 'evaluating', evaluationId: started.id, evaluation: evaluationName, step: null, maxSteps: null };
         if (active.stopping) await jobs.evals.stop(started.id).catch(() => undefined);
-        const finished = await this.poll(() => jobs.evals.get(started.id), finishedEval, (e) => {
-          active.current!.step = e.progress?.done ?? null;
-          active.current!.maxSteps = e.progress?.total ?? null;
-        });
+        const finished = await this.poll(
+          () => jobs.evals.get(started.id),
+          finishedEval,
+          (e) => {
+            active.current!.step = e.progress?.done ?? null;
+            active.current!.maxSteps = e.progress?.total ?? null;
+          },
+        );
         if (interrupted()) return;
         if (finished.status !== 'completed') return void fail(`evaluation ${evaluationName} (${finished.id}) ${finished.status}: ${finished.error ?? ''}`);
       }
@@ -307,8 +363,16 @@ export class StudyService {
   private toStudy(stored: StoredStudy): Study {
     const cells = this.store.studies.cells(stored.id);
     return {
-      id: stored.id, name: stored.name, title: stored.title, status: stored.status, source: stored.source, recipe: stored.recipe,
-      progress: this.progress(stored.id, cells), error: stored.error, createdAt: stored.createdAt, finishedAt: stored.finishedAt,
+      id: stored.id,
+      name: stored.name,
+      title: stored.title,
+      status: stored.status,
+      source: stored.source,
+      recipe: stored.recipe,
+      progress: this.progress(stored.id, cells),
+      error: stored.error,
+      createdAt: stored.createdAt,
+      finishedAt: stored.finishedAt,
     };
   }
 

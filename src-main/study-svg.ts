@@ -53,7 +53,10 @@ export function figureSvg(figure: FigureData): string {
     s.points.forEach((p, i) => {
       if (!p) return;
       // A value of exactly 0 still shows as a 1-pixel bar, so it reads as measured, not missing.
-      if (figure.kind === 'bar') parts.push(`<rect x="${px(i) - barW / 2}" y="${Math.min(y(p.mean), y(0) - 1)}" width="${barW}" height="${Math.max(1, Math.abs(y(0) - y(p.mean)))}" fill="${color}" fill-opacity="0.8"/>`);
+      if (figure.kind === 'bar')
+        parts.push(
+          `<rect x="${px(i) - barW / 2}" y="${Math.min(y(p.mean), y(0) - 1)}" width="${barW}" height="${Math.max(1, Math.abs(y(0) - y(p.mean)))}" fill="${color}" fill-opacity="0.8"/>`,
+        );
       else line.push(`${px(i)},${y(p.mean)}`);
       const [lo, hi] = errorRange(p, figure.errorBars);
       if (hi > lo) parts.push(`<path d="M${px(i)} ${y(lo)}V${y(hi)}M${px(i) - 4} ${y(lo)}h8M${px(i) - 4} ${y(hi)}h8" stroke="#111827" fill="none"/>`);
@@ -62,7 +65,9 @@ export function figureSvg(figure: FigureData): string {
       parts.push(`<polyline points="${line.join(' ')}" fill="none" stroke="${color}" stroke-width="2"/>`);
       for (const pt of line) parts.push(`<circle cx="${pt.split(',')[0]}" cy="${pt.split(',')[1]}" r="3" fill="${color}"/>`);
     }
-    parts.push(`<rect x="${M.left + 8 + k * 120}" y="${H - 18}" width="10" height="10" fill="${color}"/><text x="${M.left + 22 + k * 120}" y="${H - 9}">${escapeXml(s.label)}</text>`);
+    parts.push(
+      `<rect x="${M.left + 8 + k * 120}" y="${H - 18}" width="10" height="10" fill="${color}"/><text x="${M.left + 22 + k * 120}" y="${H - 9}">${escapeXml(s.label)}</text>`,
+    );
   });
   parts.push('</svg>');
   return `${parts.join('\n')}\n`;

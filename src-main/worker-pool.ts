@@ -58,8 +58,7 @@ function keepProcessAlive(worker: Worker, keep: boolean): void {
   if (typeof method === 'function') method.call(worker);
 }
 
-const cancelled = (type: string) =>
-  new WorkbenchError('conflict', `The ${type} job was cancelled: the window or connection that asked for it went away.`);
+const cancelled = (type: string) => new WorkbenchError('conflict', `The ${type} job was cancelled: the window or connection that asked for it went away.`);
 
 export class WorkerPool {
   private readonly createWorker: () => Worker;
@@ -108,14 +107,25 @@ export class WorkerPool {
         else reject(outcome.error);
       };
       const timer = setTimeout(() => {
-        finish({ error: new WorkbenchError('worker_failed', `The ${job.type} job took longer than ${Math.round(options.timeoutMs / 1000)} s and was stopped. Try a smaller file or model.`) }, false);
+        finish(
+          {
+            error: new WorkbenchError(
+              'worker_failed',
+              `The ${job.type} job took longer than ${Math.round(options.timeoutMs / 1000)} s and was stopped. Try a smaller file or model.`,
+            ),
+          },
+          false,
+        );
       }, options.timeoutMs);
       const onAbort = () => finish({ error: cancelled(job.type) }, false);
       signal?.addEventListener('abort', onAbort, { once: true });
       slot.onMessage = (message, exitCode) => {
         if (message === null) {
           const crash = slot.crash ? `: ${slot.crash}` : '';
-          return finish({ error: new WorkbenchError('worker_failed', `The ${job.type} worker exited without a result (exit code ${exitCode})${crash}.`) }, false);
+          return finish(
+            { error: new WorkbenchError('worker_failed', `The ${job.type} worker exited without a result (exit code ${exitCode})${crash}.`) },
+            false,
+          );
         }
         if (message.type === 'log') options.onLog?.(message.level, message.message);
         else if (message.type === expect) finish({ message: message as Extract<WorkerToMain, { type: T }> }, true);

@@ -38,11 +38,7 @@ export function workerEntry(): { url: URL; typescript: boolean } {
  * registered from inside the worker instead (this works on every Node version).
  */
 function typescriptBootstrap(entry: URL): URL {
-  const code = [
-    `import { register } from ${JSON.stringify(tsxApiUrl())};`,
-    'register();',
-    `await import(${JSON.stringify(entry.href)});`,
-  ].join('\n');
+  const code = [`import { register } from ${JSON.stringify(tsxApiUrl())};`, 'register();', `await import(${JSON.stringify(entry.href)});`].join('\n');
   return new URL(`data:text/javascript,${encodeURIComponent(code)}`);
 }
 

@@ -6,7 +6,12 @@ import { AdapterSchema, ExportReportSchema, exportFormats, MetricPointSchema, Ru
 import { EvalResultSchema, EvalStartRequestSchema, EvaluationSchema } from './eval.ts';
 import { DatasetPreviewRequestSchema, DatasetPreviewSchema, DatasetRegisterRequestSchema, DatasetSchema } from './datasets.ts';
 import {
-  GenerateRequestSchema, GenerateResultSchema, ModelImportRequestSchema, ModelImportResultSchema, ModelInspectionSchema, ModelInspectRequestSchema,
+  GenerateRequestSchema,
+  GenerateResultSchema,
+  ModelImportRequestSchema,
+  ModelImportResultSchema,
+  ModelInspectionSchema,
+  ModelInspectRequestSchema,
 } from './models.ts';
 import { AdapterDescribeRequestSchema, AdapterGenerateReportSchema, AdapterGenerateRequestSchema } from './sg-lora.ts';
 import { BuiltInRecipeSchema, StudySchema, StudyStartRequestSchema } from './studies.ts';
@@ -219,9 +224,7 @@ export const apiMethods = Object.keys(apiSpec) as ApiMethod[];
 type Spec = typeof apiSpec;
 type InputOf<M extends ApiMethod> = z.input<Spec[M]['input']>;
 type OutputOf<M extends ApiMethod> = z.output<Spec[M]['output']>;
-type Call<M extends ApiMethod> = undefined extends InputOf<M>
-  ? (input?: InputOf<M>) => Promise<OutputOf<M>>
-  : (input: InputOf<M>) => Promise<OutputOf<M>>;
+type Call<M extends ApiMethod> = undefined extends InputOf<M> ? (input?: InputOf<M>) => Promise<OutputOf<M>> : (input: InputOf<M>) => Promise<OutputOf<M>>;
 
 type Namespaces = { [M in ApiMethod as M extends `${infer N}.${string}` ? N : never]: true };
 type NamespaceApi<N extends string> = {

@@ -16,7 +16,8 @@ export function closestKey(key: string, known: readonly string[]): string | null
     let row = Array.from({ length: b.length + 1 }, (_, j) => j);
     for (let i = 1; i <= a.length; i++) {
       const next = [i];
-      for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1));
+      for (let j = 1; j <= b.length; j++)
+        next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1));
       row = next;
     }
     return row[b.length]!;
@@ -221,14 +222,20 @@ const commonShape = {
 function sectionOfAnotherMethod(method: MethodId) {
   return (key: string) => {
     const readers = methodIds.filter((m) => (sectionKeysOf(m) as string[]).includes(key));
-    return readers.length ? `method "${method}" has no ${key} settings (${readers.map((m) => `"${m}"`).join(', ')} ${readers.length > 1 ? 'have' : 'has'})` : null;
+    return readers.length
+      ? `method "${method}" has no ${key} settings (${readers.map((m) => `"${m}"`).join(', ')} ${readers.length > 1 ? 'have' : 'has'})`
+      : null;
   };
 }
 
 /** Each method's settings sections, in the order its variant lists them (reused ones first). */
 const sectionsOfMethod = new Map<MethodId, MethodSettingsKey[]>();
 
-function variant<M extends MethodId, Discriminator extends z.ZodType<M>, Sections extends Partial<Record<MethodSettingsKey, z.ZodType>>>(method: M, discriminator: Discriminator, sections: Sections) {
+function variant<M extends MethodId, Discriminator extends z.ZodType<M>, Sections extends Partial<Record<MethodSettingsKey, z.ZodType>>>(
+  method: M,
+  discriminator: Discriminator,
+  sections: Sections,
+) {
   sectionsOfMethod.set(method, Object.keys(sections) as MethodSettingsKey[]);
   return strictObject({ ...commonShape, method: discriminator, ...sections }, sectionOfAnotherMethod(method));
 }
@@ -254,7 +261,12 @@ export const RunConfigSchema = z.discriminatedUnion(
     variant('houlsby', z.literal('houlsby'), { houlsby: withDefaults(HoulsbySettingsSchema) }),
     variant('qlora', z.literal('qlora'), { lora: loraSection, qlora: withDefaults(QloraSettingsSchema) }),
   ],
-  { error: (issue) => (issue.code === 'invalid_union' ? `Unknown method ${JSON.stringify((issue.input as { method?: unknown } | undefined)?.method)}; known methods: ${methodIds.join(', ')}.` : undefined) },
+  {
+    error: (issue) =>
+      issue.code === 'invalid_union'
+        ? `Unknown method ${JSON.stringify((issue.input as { method?: unknown } | undefined)?.method)}; known methods: ${methodIds.join(', ')}.`
+        : undefined,
+  },
 );
 
 /** The settings sections a method's configuration carries, reused ones first. */
@@ -286,7 +298,10 @@ export const StoredRunConfigSchema = z.preprocess(migrateStoredRunConfig, RunCon
 
 /** The settings every run has, without its method and the method's sections: to build another method's configuration on them. */
 export function commonSettingsOf(config: RunConfig): Omit<RunConfig, 'method' | MethodSettingsKey> {
-  return Object.fromEntries(Object.entries(config).filter(([key]) => key !== 'method' && !(methodSettingsKeys as readonly string[]).includes(key))) as Omit<RunConfig, 'method' | MethodSettingsKey>;
+  return Object.fromEntries(Object.entries(config).filter(([key]) => key !== 'method' && !(methodSettingsKeys as readonly string[]).includes(key))) as Omit<
+    RunConfig,
+    'method' | MethodSettingsKey
+  >;
 }
 
 /** The defaults of a LoRA run, the method a configuration that names none gets. */

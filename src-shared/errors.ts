@@ -3,16 +3,16 @@
 import { z } from 'zod';
 
 export const errorCodes = [
-  'invalid_input',      // a request or file failed validation; details name the field
-  'not_found',          // an id or path that does not exist
-  'conflict',           // the request is not allowed in the current state (e.g. resume a running run)
-  'model_invalid',      // a model folder is missing or has inconsistent files
-  'dataset_invalid',    // a dataset file has bad rows (details carry line numbers)
-  'format_invalid',     // a safetensors / tokenizer / config file is truncated or lies about itself
-  'backend_unavailable',// the requested compute backend could not be loaded
-  'out_of_memory',      // the backend ran out of memory; message says what to lower
-  'export_mismatch',    // an exported adapter failed its verification
-  'worker_failed',      // the training worker crashed
+  'invalid_input', // a request or file failed validation; details name the field
+  'not_found', // an id or path that does not exist
+  'conflict', // the request is not allowed in the current state (e.g. resume a running run)
+  'model_invalid', // a model folder is missing or has inconsistent files
+  'dataset_invalid', // a dataset file has bad rows (details carry line numbers)
+  'format_invalid', // a safetensors / tokenizer / config file is truncated or lies about itself
+  'backend_unavailable', // the requested compute backend could not be loaded
+  'out_of_memory', // the backend ran out of memory; message says what to lower
+  'export_mismatch', // an exported adapter failed its verification
+  'worker_failed', // the training worker crashed
   'internal',
 ] as const;
 export type ErrorCode = (typeof errorCodes)[number];

@@ -10,8 +10,22 @@ export type EvalSuite = z.infer<typeof EvalSuiteSchema>;
 
 /** Mirrors PERTURBATION_FAMILIES in src-worker/eval/perturb.ts (checked by a unit test). */
 export const perturbationFamilies = [
-  'typo', 'char-swap', 'char-drop', 'char-insert', 'char-keyboard', 'misspelling', 'word-dropout', 'word-swap',
-  'synonym', 'contraction', 'expansion', 'extra-space', 'filler', 'name-swap', 'demographic-swap', 'dialect',
+  'typo',
+  'char-swap',
+  'char-drop',
+  'char-insert',
+  'char-keyboard',
+  'misspelling',
+  'word-dropout',
+  'word-swap',
+  'synonym',
+  'contraction',
+  'expansion',
+  'extra-space',
+  'filler',
+  'name-swap',
+  'demographic-swap',
+  'dialect',
 ] as const;
 
 export const EvalJobSchema = z
@@ -105,9 +119,20 @@ const CrowsScoresSchema = z.object({
   antistereoDirectionPercent: nullableNum,
 });
 const StereoSetScoresSchema = z.object({ count: z.number().int(), lms: num, ss: num, icat: num });
-const StereoSetReportSchema = z.object({ overall: StereoSetScoresSchema, pooled: StereoSetScoresSchema, byBiasType: z.record(z.string(), StereoSetScoresSchema) });
+const StereoSetReportSchema = z.object({
+  overall: StereoSetScoresSchema,
+  pooled: StereoSetScoresSchema,
+  byBiasType: z.record(z.string(), StereoSetScoresSchema),
+});
 const BbqConditionSchema = z
-  .object({ count: z.number().int(), accuracy: num, biasScore: num, biasedAnswers: z.number().int(), nonUnknownAnswers: z.number().int(), withoutTarget: z.number().int() })
+  .object({
+    count: z.number().int(),
+    accuracy: num,
+    biasScore: num,
+    biasedAnswers: z.number().int(),
+    nonUnknownAnswers: z.number().int(),
+    withoutTarget: z.number().int(),
+  })
   .nullable();
 const BbqScoresSchema = z.object({ ambig: BbqConditionSchema, disambig: BbqConditionSchema });
 const Option = z.union([z.literal(0), z.literal(1), z.literal(2)]);
@@ -158,9 +183,14 @@ export const BiasResultSchema = z.object({
       intersentence: StereoSetReportSchema.nullable(),
       items: z.array(
         z.object({
-          id: z.string(), task: z.enum(['intrasentence', 'intersentence']), target: z.string(), biasType: z.string(),
+          id: z.string(),
+          task: z.enum(['intrasentence', 'intersentence']),
+          target: z.string(),
+          biasType: z.string(),
           /** Mean log-likelihood per token of each sentence (the official scorer's ranking). */
-          stereotype: num, antiStereotype: num, unrelated: num,
+          stereotype: num,
+          antiStereotype: num,
+          unrelated: num,
           /** Total log-likelihood and token count of [stereotype, anti-stereotype, unrelated] (absent in results stored before they existed). */
           totals: z.tuple([num, num, num]).optional(),
           tokens: z.tuple([z.number().int(), z.number().int(), z.number().int()]).optional(),
@@ -196,12 +226,28 @@ export const BiasResultSchema = z.object({
 });
 
 const ClassificationSchema = z.object({
-  tp: z.number().int(), fp: z.number().int(), tn: z.number().int(), fn: z.number().int(),
-  count: z.number().int(), accuracy: num, precision: num, recall: num, f1: num, mcc: num,
+  tp: z.number().int(),
+  fp: z.number().int(),
+  tn: z.number().int(),
+  fn: z.number().int(),
+  count: z.number().int(),
+  accuracy: num,
+  precision: num,
+  recall: num,
+  f1: num,
+  mcc: num,
 });
 export const QqpResultSchema = z.object({
   scores: ClassificationSchema,
-  items: z.array(z.object({ id: z.string(), label: z.union([z.literal(0), z.literal(1)]), prediction: z.union([z.literal(0), z.literal(1)]), logLikYes: num, logLikNo: num })),
+  items: z.array(
+    z.object({
+      id: z.string(),
+      label: z.union([z.literal(0), z.literal(1)]),
+      prediction: z.union([z.literal(0), z.literal(1)]),
+      logLikYes: num,
+      logLikNo: num,
+    }),
+  ),
   counterfactual: CounterfactualSchema.nullable().optional(),
 });
 
@@ -209,7 +255,9 @@ export const QqpResultSchema = z.object({
 const QaScoresSchema = z.object({ count: z.number().int(), em: num, f1: num, precision: num, recall: num, semsim: num.optional() });
 export const HotpotResultSchema = z.object({
   report: z.object({ overall: QaScoresSchema, byType: z.record(z.string(), QaScoresSchema), byLevel: z.record(z.string(), QaScoresSchema) }),
-  items: z.array(z.object({ id: z.string(), type: z.string().nullable(), level: z.string().nullable(), gold: z.string(), prediction: z.string(), semsim: num.optional() })),
+  items: z.array(
+    z.object({ id: z.string(), type: z.string().nullable(), level: z.string().nullable(), gold: z.string(), prediction: z.string(), semsim: num.optional() }),
+  ),
   /** Which encoder SemSim used: "base model ..." or the encoder folder. */
   semanticEncoder: z.string().optional(),
 });
@@ -247,9 +295,7 @@ export const RobustnessResultSchema = z.object({
   count: z.number().int(),
   original: z.object({ base: Metrics, adapter: Metrics.nullable() }),
   curves: z.array(z.object({ family: Family, level: num, base: Metrics, adapter: Metrics.nullable() })),
-  worstCase: z.array(
-    z.object({ level: num, base: z.object({ family: Family, value: num }), adapter: z.object({ family: Family, value: num }).nullable() }),
-  ),
+  worstCase: z.array(z.object({ level: num, base: z.object({ family: Family, value: num }), adapter: z.object({ family: Family, value: num }).nullable() })),
   changes: z.array(
     z.object({
       id: z.string(),

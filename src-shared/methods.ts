@@ -46,7 +46,10 @@ export function describeFields(schema: z.ZodObject, texts: readonly FieldText[])
     if (p.type !== 'integer' && p.type !== 'number') throw new Error(`Setting "${key}" has type ${p.type}, which no form input renders`);
     const min = p.exclusiveMinimum ?? p.minimum;
     return {
-      key, label, help, kind: p.type === 'integer' ? 'int' : 'number',
+      key,
+      label,
+      help,
+      kind: p.type === 'integer' ? 'int' : 'number',
       ...(min !== undefined && Math.abs(min) < Number.MAX_SAFE_INTEGER ? { min } : {}),
       ...(p.exclusiveMinimum !== undefined ? { minExclusive: true } : {}),
       ...(p.maximum !== undefined && p.maximum < Number.MAX_SAFE_INTEGER ? { max: p.maximum } : {}),
@@ -105,45 +108,81 @@ export const methodDescriptors: MethodDescriptor[] = [
   {
     id: 'lora-plus',
     label: 'LoRA+',
-    summary: 'LoRA with its own learning rate for B: lora_A trains at the learning rate, lora_B at ratio times it (Hayou et al. 2024). Ratio 1 is plain LoRA. Exports as a plain PEFT LoRA.',
+    summary:
+      'LoRA with its own learning rate for B: lora_A trains at the learning rate, lora_B at ratio times it (Hayou et al. 2024). Ratio 1 is plain LoRA. Exports as a plain PEFT LoRA.',
     settingsKey: 'loraPlus',
     extends: 'lora',
     fields: describeFields(settingsSchemas.loraPlus, [
-      { key: 'ratio', label: 'B/A learning-rate ratio', step: 1, help: 'lambda: lora_B learns at lambda x the learning rate (16 recommended; 1 = plain LoRA).' },
+      {
+        key: 'ratio',
+        label: 'B/A learning-rate ratio',
+        step: 1,
+        help: 'lambda: lora_B learns at lambda x the learning rate (16 recommended; 1 = plain LoRA).',
+      },
       { key: 'learningRateB', label: 'Learning rate of B', step: 0.0001, help: 'Optional peak rate for lora_B; leave empty to use ratio x learning rate.' },
     ]),
   },
   {
     id: 'selora',
     label: 'SeLoRA',
-    summary: 'Semantic-guided LoRA: Delta W = B (I + g(s)) A, where g maps the prompt\'s meaning s (pooled base-model states) to an r x r mixing matrix; a consistency loss keeps similar prompts\' updates close.',
+    summary:
+      "Semantic-guided LoRA: Delta W = B (I + g(s)) A, where g maps the prompt's meaning s (pooled base-model states) to an r x r mixing matrix; a consistency loss keeps similar prompts' updates close.",
     settingsKey: 'selora',
     extends: 'lora',
     fields: describeFields(settingsSchemas.selora, [
       { key: 'hiddenSize', label: 'Encoder hidden size', help: 'Width of g, the MLP from the semantic vector to the r x r matrix.' },
-      { key: 'lambdaSem', label: 'Semantic loss weight', step: 0.01, help: 'lambda_sem: weight of the loss pulling similar prompts\' updates together (0 turns it off).' },
+      {
+        key: 'lambdaSem',
+        label: 'Semantic loss weight',
+        step: 0.01,
+        help: "lambda_sem: weight of the loss pulling similar prompts' updates together (0 turns it off).",
+      },
     ]),
   },
   {
     id: 'bias-aware',
     label: 'Bias-aware LoRA',
-    summary: 'LoRA plus two regularizers: L_bias keeps the adapted model\'s pooled representation of a prompt unchanged when its demographic terms are swapped (or, adversarially, when a small offset is added to its embeddings), and L_KL keeps its next-token distributions close to the base model\'s. With two or more tasks, one adapter per task and L_align pulls their updates together. Exports as a plain PEFT LoRA (a multi-task run: the mixture of its tasks, in flattened/).',
+    summary:
+      "LoRA plus two regularizers: L_bias keeps the adapted model's pooled representation of a prompt unchanged when its demographic terms are swapped (or, adversarially, when a small offset is added to its embeddings), and L_KL keeps its next-token distributions close to the base model's. With two or more tasks, one adapter per task and L_align pulls their updates together. Exports as a plain PEFT LoRA (a multi-task run: the mixture of its tasks, in flattened/).",
     settingsKey: 'biasAware',
     extends: 'lora',
     fields: describeFields(settingsSchemas.biasAware, [
-      { key: 'lambdaBias', label: 'Bias loss weight', step: 0.01, help: 'l1: weight of L_bias, the squared distance between the representations of a prompt and its counterfactual (0 turns it off).' },
+      {
+        key: 'lambdaBias',
+        label: 'Bias loss weight',
+        step: 0.01,
+        help: 'l1: weight of L_bias, the squared distance between the representations of a prompt and its counterfactual (0 turns it off).',
+      },
       { key: 'lambdaKl', label: 'KL loss weight', step: 0.01, help: 'l3: weight of KL(adapted || base) over the completion tokens (0 turns it off).' },
-      { key: 'reading', label: 'Bias reading', help: 'counterfactual: x\' swaps the prompt\'s demographic terms; adversarial: x\' adds an embedding offset b_bias of norm epsilon, moved by gradient ascent.' },
+      {
+        key: 'reading',
+        label: 'Bias reading',
+        help: "counterfactual: x' swaps the prompt's demographic terms; adversarial: x' adds an embedding offset b_bias of norm epsilon, moved by gradient ascent.",
+      },
       { key: 'epsilon', label: 'Adversarial offset norm', step: 0.01, help: 'Norm of the embedding offset b_bias (adversarial reading only).' },
-      { key: 'lambdaAlign', label: 'Align loss weight', step: 0.01, help: 'l2: weight of L_align, the squared distance between the tasks\' adapters B_i A_i (needs two or more tasks).' },
-      { key: 'tasks', label: 'Tasks', help: 'Task labels trained jointly, one adapter each; every dataset row names its task in a "task" field. Empty: one adapter for all rows.' },
-      { key: 'taskMixture', label: 'Task mixture', help: 'How often each task\'s batches are drawn, one ratio per task (e.g. 2, 1); empty: in proportion to each task\'s rows.' },
+      {
+        key: 'lambdaAlign',
+        label: 'Align loss weight',
+        step: 0.01,
+        help: "l2: weight of L_align, the squared distance between the tasks' adapters B_i A_i (needs two or more tasks).",
+      },
+      {
+        key: 'tasks',
+        label: 'Tasks',
+        help: 'Task labels trained jointly, one adapter each; every dataset row names its task in a "task" field. Empty: one adapter for all rows.',
+      },
+      {
+        key: 'taskMixture',
+        label: 'Task mixture',
+        help: "How often each task's batches are drawn, one ratio per task (e.g. 2, 1); empty: in proportion to each task's rows.",
+      },
     ]),
   },
   {
     id: 'full',
     label: 'Full fine-tuning',
-    summary: 'Every weight of the model trains (the papers\' upper baseline). For small models only: it needs about five times the model\'s memory (weights, their trained copy, gradients, two AdamW moments) and is refused above 130M parameters. Exports the whole state dict, which PEFT cannot load as an adapter.',
+    summary:
+      "Every weight of the model trains (the papers' upper baseline). For small models only: it needs about five times the model's memory (weights, their trained copy, gradients, two AdamW moments) and is refused above 130M parameters. Exports the whole state dict, which PEFT cannot load as an adapter.",
     settingsKey: 'full',
     fields: describeFields(settingsSchemas.full, [
       { key: 'trainEmbeddings', label: 'Train embeddings', help: 'Also train the token and position embeddings (and a head tied to them); off freezes them.' },
@@ -152,7 +191,8 @@ export const methodDescriptors: MethodDescriptor[] = [
   {
     id: 'bitfit',
     label: 'BitFit',
-    summary: 'Only the bias terms train (Ben Zaken et al. 2022): every linear layer\'s bias and the LayerNorm biases. Needs a model with biases (GPT-2, Qwen2); Llama has none. PEFT has no BitFit type: exports the native tensors with the workbench sidecar.',
+    summary:
+      "Only the bias terms train (Ben Zaken et al. 2022): every linear layer's bias and the LayerNorm biases. Needs a model with biases (GPT-2, Qwen2); Llama has none. PEFT has no BitFit type: exports the native tensors with the workbench sidecar.",
     settingsKey: 'bitfit',
     fields: describeFields(settingsSchemas.bitfit, [
       { key: 'includeNormBiases', label: 'LayerNorm biases', help: 'Also train the LayerNorm biases (beta), as the paper does.' },
@@ -161,18 +201,24 @@ export const methodDescriptors: MethodDescriptor[] = [
   {
     id: 'prompt-tuning',
     label: 'Prompt tuning',
-    summary: 'n trainable soft-prompt vectors are prepended to the input embeddings (Lester et al. 2021); the model stays frozen and the loss skips the virtual tokens. Exports as a PEFT PROMPT_TUNING adapter.',
+    summary:
+      'n trainable soft-prompt vectors are prepended to the input embeddings (Lester et al. 2021); the model stays frozen and the loss skips the virtual tokens. Exports as a PEFT PROMPT_TUNING adapter.',
     settingsKey: 'promptTuning',
     fields: describeFields(settingsSchemas.promptTuning, [
-      { key: 'numVirtualTokens', label: 'Virtual tokens', help: 'n: soft-prompt vectors before every input; they use n of the model\'s positions.' },
-      { key: 'init', label: 'Initialisation', help: 'random: N(0, std of the embedding table); text: the embeddings of the init text\'s tokens, repeated to n (PEFT\'s TEXT).' },
+      { key: 'numVirtualTokens', label: 'Virtual tokens', help: "n: soft-prompt vectors before every input; they use n of the model's positions." },
+      {
+        key: 'init',
+        label: 'Initialisation',
+        help: "random: N(0, std of the embedding table); text: the embeddings of the init text's tokens, repeated to n (PEFT's TEXT).",
+      },
       { key: 'initText', label: 'Init text', help: 'Text whose token embeddings start the prompt (init = text), e.g. a description of the task.' },
     ]),
   },
   {
     id: 'houlsby',
     label: 'Houlsby adapters',
-    summary: 'Bottleneck adapters (Houlsby et al. 2019): down-projection, GELU, up-projection starting at zero, with a residual, after the attention output and after the MLP of every layer. PEFT has no such type: exports the native tensors with the workbench sidecar.',
+    summary:
+      'Bottleneck adapters (Houlsby et al. 2019): down-projection, GELU, up-projection starting at zero, with a residual, after the attention output and after the MLP of every layer. PEFT has no such type: exports the native tensors with the workbench sidecar.',
     settingsKey: 'houlsby',
     fields: describeFields(settingsSchemas.houlsby, [
       { key: 'bottleneckSize', label: 'Bottleneck size', help: 'm: width of the bottleneck; each adapter has 2 m d + m + d parameters.' },
@@ -181,11 +227,16 @@ export const methodDescriptors: MethodDescriptor[] = [
   {
     id: 'qlora',
     label: 'QLoRA',
-    summary: 'LoRA over a frozen base whose adapted linear weights are held quantized (4-bit NF4 or int8, one absmax scale per block) and dequantized per layer in the forward (Dettmers et al. 2023). Exports as a plain PEFT LoRA.',
+    summary:
+      'LoRA over a frozen base whose adapted linear weights are held quantized (4-bit NF4 or int8, one absmax scale per block) and dequantized per layer in the forward (Dettmers et al. 2023). Exports as a plain PEFT LoRA.',
     settingsKey: 'qlora',
     extends: 'lora',
     fields: describeFields(settingsSchemas.qlora, [
-      { key: 'format', label: 'Quantization', help: 'nf4: the QLoRA paper\'s 16 NormalFloat levels (about 8x smaller than float32); int8: 255 levels (about 4x smaller).' },
+      {
+        key: 'format',
+        label: 'Quantization',
+        help: "nf4: the QLoRA paper's 16 NormalFloat levels (about 8x smaller than float32); int8: 255 levels (about 4x smaller).",
+      },
       { key: 'blockSize', label: 'Block size', help: 'Weights per absmax scale (64 in the paper): smaller blocks, smaller error, more scales.' },
     ]),
   },

@@ -85,18 +85,17 @@ export const SamplingSettingsSchema = z.object({
 });
 export type SamplingSettings = z.infer<typeof SamplingSettingsSchema>;
 
-export const GenerateRequestSchema = z
-  .object({
-    prompt: z.string().min(1).max(20_000),
-    /** An adapter from the library; its base model is used unless `model` is given. */
-    adapterId: z.string().min(1).optional(),
-    /** 'default' or a model folder; omitted: the adapter's base model, else 'default'. */
-    model: z.string().min(1).optional(),
-    /** Wrap the prompt in the model's chat template (tokenizer_config.json) as one user turn. */
-    useChatTemplate: z.boolean().default(false),
-    sampling: SamplingSettingsSchema.default(SamplingSettingsSchema.parse({})),
-    backend: BackendChoiceSchema.default('auto'),
-  });
+export const GenerateRequestSchema = z.object({
+  prompt: z.string().min(1).max(20_000),
+  /** An adapter from the library; its base model is used unless `model` is given. */
+  adapterId: z.string().min(1).optional(),
+  /** 'default' or a model folder; omitted: the adapter's base model, else 'default'. */
+  model: z.string().min(1).optional(),
+  /** Wrap the prompt in the model's chat template (tokenizer_config.json) as one user turn. */
+  useChatTemplate: z.boolean().default(false),
+  sampling: SamplingSettingsSchema.default(SamplingSettingsSchema.parse({})),
+  backend: BackendChoiceSchema.default('auto'),
+});
 export type GenerateRequest = z.infer<typeof GenerateRequestSchema>;
 export type GenerateRequestInput = z.input<typeof GenerateRequestSchema>;
 

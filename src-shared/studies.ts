@@ -55,7 +55,16 @@ export const StudyDataSchema = z.object({
   imbalance: z.object({ field: z.string().min(1), majority: z.string(), ratio: z.number().min(1) }).optional(),
   /** More sources appended, each with its own templates (a second task for a task mixture). */
   also: z
-    .array(z.object({ source: z.string().min(1), prompt: z.string(), completion: z.string().min(1), task: z.string().optional(), values: z.record(z.string(), z.record(z.string(), z.string())).default({}), rows: z.number().int().min(1).nullable().default(null) }))
+    .array(
+      z.object({
+        source: z.string().min(1),
+        prompt: z.string(),
+        completion: z.string().min(1),
+        task: z.string().optional(),
+        values: z.record(z.string(), z.record(z.string(), z.string())).default({}),
+        rows: z.number().int().min(1).nullable().default(null),
+      }),
+    )
     .default([]),
 });
 export type StudyData = z.infer<typeof StudyDataSchema>;
@@ -137,18 +146,25 @@ export const StudyRecipeSchema = z
     const evaluations = new Set(recipe.evaluations.map((e) => e.id));
     const checkMetric = (metric: StudyMetric, path: (string | number)[]) => {
       if ('evaluation' in metric && !evaluations.has(metric.evaluation)) {
-        ctx.addIssue({ code: 'custom', path: [...path, 'evaluation'], message: `no evaluation "${metric.evaluation}" in this recipe (have: ${[...evaluations].join(', ') || 'none'})` });
+        ctx.addIssue({
+          code: 'custom',
+          path: [...path, 'evaluation'],
+          message: `no evaluation "${metric.evaluation}" in this recipe (have: ${[...evaluations].join(', ') || 'none'})`,
+        });
       }
     };
     recipe.figures.forEach((figure, i) => {
       const at = (...rest: (string | number)[]) => ['figures', i, ...rest];
-      if ('axis' in figure.x && !axes.has(figure.x.axis)) ctx.addIssue({ code: 'custom', path: at('x', 'axis'), message: `no axis "${figure.x.axis}" in this recipe` });
+      if ('axis' in figure.x && !axes.has(figure.x.axis))
+        ctx.addIssue({ code: 'custom', path: at('x', 'axis'), message: `no axis "${figure.x.axis}" in this recipe` });
       if (figure.series && 'axis' in figure.series && !axes.has(figure.series.axis)) {
         ctx.addIssue({ code: 'custom', path: at('series', 'axis'), message: `no axis "${figure.series.axis}" in this recipe` });
       }
-      for (const name of Object.keys(figure.where)) if (!axes.has(name)) ctx.addIssue({ code: 'custom', path: at('where', name), message: `no axis "${name}" in this recipe` });
+      for (const name of Object.keys(figure.where))
+        if (!axes.has(name)) ctx.addIssue({ code: 'custom', path: at('where', name), message: `no axis "${name}" in this recipe` });
       const metrics = figure.series && 'metrics' in figure.series ? figure.series.metrics : [];
-      if (!figure.metric && metrics.length === 0) ctx.addIssue({ code: 'custom', path: at('metric'), message: 'a figure needs a metric (or series listing metrics)' });
+      if (!figure.metric && metrics.length === 0)
+        ctx.addIssue({ code: 'custom', path: at('metric'), message: 'a figure needs a metric (or series listing metrics)' });
       if (figure.metric) checkMetric(figure.metric, at('metric'));
       metrics.forEach((m, k) => checkMetric(m, at('series', 'metrics', k)));
       if ('steps' in figure.x && [figure.metric, ...metrics].some((m) => m && !('run' in m))) {
@@ -169,9 +185,14 @@ export function substituteVariables(raw: unknown, variables: Record<string, stri
     return raw.replace(/\$\{(\w+)\}/g, (_, name: string) => {
       const value = variables[name];
       if (value === undefined) {
-        throw new WorkbenchError('invalid_input', `${where.join('.') || 'recipe'} uses \${${name}}; give it on the command line (--${name} VALUE) or in the Studies form.`, {
-          field: where.join('.'), variable: name,
-        });
+        throw new WorkbenchError(
+          'invalid_input',
+          `${where.join('.') || 'recipe'} uses \${${name}}; give it on the command line (--${name} VALUE) or in the Studies form.`,
+          {
+            field: where.join('.'),
+            variable: name,
+          },
+        );
       }
       return value;
     });
@@ -198,7 +219,10 @@ export function scaleRecipe(recipe: StudyRecipe, scale: StudyScale): StudyRecipe
   return parseRecipe({
     ...recipe,
     base,
-    data: recipe.data && scale.rows !== undefined ? { ...recipe.data, rows: scale.rows, also: recipe.data.also.map((part) => ({ ...part, rows: scale.rows! })) } : recipe.data,
+    data:
+      recipe.data && scale.rows !== undefined
+        ? { ...recipe.data, rows: scale.rows, also: recipe.data.also.map((part) => ({ ...part, rows: scale.rows! })) }
+        : recipe.data,
     seeds: scale.seeds ?? recipe.seeds,
     evaluations: recipe.evaluations.map((e) => ({
       ...e,
@@ -266,14 +290,28 @@ export function expandGrid(recipe: StudyRecipe): StudyCellPlan[] {
       const parsedConfig = RunConfigSchema.safeParse(config);
       if (!parsedConfig.success) {
         const issues = parsedConfig.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message }));
-        throw new WorkbenchError('invalid_input', `Invalid run config for cell "${key}": ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, { cell: key, issues });
+        throw new WorkbenchError('invalid_input', `Invalid run config for cell "${key}": ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, {
+          cell: key,
+          issues,
+        });
       }
-      const otherMethodsSection = (p: string) => (methodSettingsKeys as readonly string[]).includes(p.split('.')[0]!) && !hasPath(parsedConfig.data, p.split('.')[0]!);
+      const otherMethodsSection = (p: string) =>
+        (methodSettingsKeys as readonly string[]).includes(p.split('.')[0]!) && !hasPath(parsedConfig.data, p.split('.')[0]!);
       const unknownPath = combo.sets.map(([p]) => p).find((p) => !p.startsWith('data.') && !otherMethodsSection(p) && !hasPath(parsedConfig.data, p));
       if (unknownPath) {
-        throw new WorkbenchError('invalid_input', `Invalid axis path "${unknownPath}" for cell "${key}": the run config has no such field.`, { cell: key, field: unknownPath });
+        throw new WorkbenchError('invalid_input', `Invalid axis path "${unknownPath}" for cell "${key}": the run config has no such field.`, {
+          cell: key,
+          field: unknownPath,
+        });
       }
-      cells.push({ key, position: cells.length, levels: combo.levels, seed, config: config as RunConfigInput, data: data && validate(StudyDataSchema, data, `data of cell "${key}"`) });
+      cells.push({
+        key,
+        position: cells.length,
+        levels: combo.levels,
+        seed,
+        config: config as RunConfigInput,
+        data: data && validate(StudyDataSchema, data, `data of cell "${key}"`),
+      });
     }
   }
   return cells;
@@ -317,7 +355,13 @@ export const StudyProgressSchema = z.object({
   cellsTotal: z.number().int(),
   /** The cell being worked on, and what of it. */
   current: z
-    .object({ key: z.string(), phase: z.enum(['training', 'evaluating']), step: z.number().int().nullable(), maxSteps: z.number().int().nullable(), evaluation: z.string().nullable() })
+    .object({
+      key: z.string(),
+      phase: z.enum(['training', 'evaluating']),
+      step: z.number().int().nullable(),
+      maxSteps: z.number().int().nullable(),
+      evaluation: z.string().nullable(),
+    })
     .nullable(),
   /** From the mean time of the cells finished so far; null before the first. */
   etaSeconds: z.number().nullable(),
@@ -339,7 +383,6 @@ export const StudySchema = z.object({
   finishedAt: z.string().nullable(),
 });
 export type Study = z.infer<typeof StudySchema>;
-
 
 export const StudyScaleSchema = z.object({
   steps: z.number().int().min(1).optional(),

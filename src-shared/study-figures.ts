@@ -68,11 +68,12 @@ export function neededMetrics(recipe: StudyRecipe): { evalKeys: Map<string, Set<
     const xs = 'values' in figure.x ? figure.x.values.map(String) : [undefined];
     for (const metric of figureMetrics(figure)) {
       if ('run' in metric) ('steps' in figure.x ? curves : runMetrics).add(metric.run);
-      else for (const x of xs) {
-        const keys = evalKeys.get(metric.evaluation) ?? new Set<string>();
-        keys.add(x === undefined ? metric.key : metric.key.replaceAll('{x}', x));
-        evalKeys.set(metric.evaluation, keys);
-      }
+      else
+        for (const x of xs) {
+          const keys = evalKeys.get(metric.evaluation) ?? new Set<string>();
+          keys.add(x === undefined ? metric.key : metric.key.replaceAll('{x}', x));
+          evalKeys.set(metric.evaluation, keys);
+        }
     }
   }
   return { evalKeys, runMetrics, curves };
@@ -129,7 +130,10 @@ export function figureData(recipe: StudyRecipe, figure: StudyFigure, cells: read
 
   const drawn = new Set([...('axis' in figure.x ? [figure.x.axis] : []), ...(seriesAxis ? [seriesAxis] : []), ...Object.keys(figure.where)]);
   const averagedOver = recipe.axes.filter((a) => !drawn.has(a.name) && a.values.length > 1).map((a) => a.name);
-  if (averagedOver.length > 0) notes.push(`Averaged over ${averagedOver.join(', ')} as well as the seeds: fix ${averagedOver.length > 1 ? 'them' : 'it'} with "where" to compare one level.`);
+  if (averagedOver.length > 0)
+    notes.push(
+      `Averaged over ${averagedOver.join(', ')} as well as the seeds: fix ${averagedOver.length > 1 ? 'them' : 'it'} with "where" to compare one level.`,
+    );
 
   const series = seriesDefs.map((def) => ({
     label: def.label,

@@ -13,7 +13,10 @@ export const IPC_PICK_CHANNEL = 'workbench:pick-path';
 export const PickPathRequestSchema = z.object({
   kind: z.enum(['file', 'folder']),
   title: z.string().max(200).optional(),
-  extensions: z.array(z.string().regex(/^[\w.]+$/)).max(20).optional(),
+  extensions: z
+    .array(z.string().regex(/^[\w.]+$/))
+    .max(20)
+    .optional(),
 });
 export type PickPathRequest = z.infer<typeof PickPathRequestSchema>;
 

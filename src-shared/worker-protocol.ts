@@ -177,6 +177,12 @@ export const WorkerToMainSchema = z.discriminatedUnion('type', [
     candidates: z.array(z.object({ distanceToMerge: z.number().min(0), chosen: z.boolean() })).optional(),
   }),
   /** The imported adapter's folder and the LoRA settings read from its adapter_config.json. */
-  z.object({ type: z.literal('adapter-imported'), adapterDir: z.string(), trainableParams: z.number().int(), settings: LoraSettingsSchema, warnings: z.array(z.string()) }),
+  z.object({
+    type: z.literal('adapter-imported'),
+    adapterDir: z.string(),
+    trainableParams: z.number().int(),
+    settings: LoraSettingsSchema,
+    warnings: z.array(z.string()),
+  }),
 ]);
 export type WorkerToMain = z.infer<typeof WorkerToMainSchema>;

@@ -24,8 +24,7 @@ const STEP_TIMEOUT_MS = 8000;
 const INSTALL_HINTS: Record<BackendName, string> = {
   tensorflow:
     'Install @tensorflow/tfjs-node (CPU) or @tensorflow/tfjs-node-gpu (CUDA) with npm; their install step downloads the native TensorFlow library, so it needs network access and a supported platform.',
-  webgpu:
-    'Install the `webgpu` npm package and a GPU driver with Vulkan (Linux: libvulkan1 and the vendor ICD), Metal (macOS) or D3D12 (Windows).',
+  webgpu: 'Install the `webgpu` npm package and a GPU driver with Vulkan (Linux: libvulkan1 and the vendor ICD), Metal (macOS) or D3D12 (Windows).',
   wasm: 'Reinstall @tensorflow/tfjs-backend-wasm (npm install); its dist/ folder must contain the .wasm binaries.',
   cpu: 'Reinstall @tensorflow/tfjs-backend-cpu (npm install).',
 };
@@ -101,9 +100,7 @@ function describeAdapter(adapter: AdapterLike): { label: string; software: boole
   const parts = [info.description, info.device, info.vendor, info.architecture].filter((p): p is string => !!p);
   const label = parts[0] ?? 'unnamed WebGPU adapter';
   const software =
-    adapter.isFallbackAdapter === true ||
-    info.isFallbackAdapter === true ||
-    parts.some((p) => /llvmpipe|lavapipe|swiftshader|software|warp/i.test(p));
+    adapter.isFallbackAdapter === true || info.isFallbackAdapter === true || parts.some((p) => /llvmpipe|lavapipe|swiftshader|software|warp/i.test(p));
   return { label: parts.length > 1 ? `${label} (${parts.slice(1).join(', ')})` : label, software };
 }
 
@@ -134,7 +131,10 @@ async function initWebgpu(auto: boolean): Promise<BackendInfo> {
 let wasmPathsSet = false;
 
 async function initWasm(): Promise<BackendInfo> {
-  const wasm = (await withTimeout(import('@tensorflow/tfjs-backend-wasm'), 'Loading @tensorflow/tfjs-backend-wasm')) as typeof import('@tensorflow/tfjs-backend-wasm');
+  const wasm = (await withTimeout(
+    import('@tensorflow/tfjs-backend-wasm'),
+    'Loading @tensorflow/tfjs-backend-wasm',
+  )) as typeof import('@tensorflow/tfjs-backend-wasm');
   if (!wasmPathsSet) {
     // The .wasm binaries sit next to the package's entry point; resolving it makes this work from any cwd.
     const entry = probe.resolve('@tensorflow/tfjs-backend-wasm');

@@ -37,7 +37,15 @@ export function estimateMemory(shape: ArchitectureShape, parameterCount: number,
   const adapterParams = shape.layers * shape.defaultTargetShapes.reduce((sum, [inF, outF]) => sum + r * (inF + outF), 0);
   const f = runFigures({ shape, parameterCount, trainableParams: adapterParams, quantized: null }, batchSize, T, defaultChunkTokens(shape.vocabSize));
   const activationsBytes = f.activations + f.logitsChunk;
-  return { weightsBytes: f.weights, adapterBytes: f.adapter, activationsBytes, totalBytes: f.weights + f.adapter + activationsBytes, batchSize, maxSeqLen: run.maxSeqLen, r };
+  return {
+    weightsBytes: f.weights,
+    adapterBytes: f.adapter,
+    activationsBytes,
+    totalBytes: f.weights + f.adapter + activationsBytes,
+    batchSize,
+    maxSeqLen: run.maxSeqLen,
+    r,
+  };
 }
 
 /** The shape of a supported family, read by that family's own config reader (so its errors name the bad field). */
@@ -45,27 +53,56 @@ function familyShape(modelType: string, config: Record<string, unknown>, source:
   if (modelType === 'gpt2') {
     const c = gpt2ConfigFromHF(config, source);
     return {
-      family: 'gpt2', layers: c.nLayer, hiddenSize: c.nEmbd, heads: c.nHead, kvHeads: c.nHead, vocabSize: c.vocabSize, maxPositions: c.nPositions, intermediateSize: c.nInner,
+      family: 'gpt2',
+      layers: c.nLayer,
+      hiddenSize: c.nEmbd,
+      heads: c.nHead,
+      kvHeads: c.nHead,
+      vocabSize: c.vocabSize,
+      maxPositions: c.nPositions,
+      intermediateSize: c.nInner,
       // The run default targets c_attn and c_proj; c_proj names both attn.c_proj and mlp.c_proj.
-      defaultTargetShapes: [[c.nEmbd, 3 * c.nEmbd], [c.nEmbd, c.nEmbd], [c.nInner, c.nEmbd]],
+      defaultTargetShapes: [
+        [c.nEmbd, 3 * c.nEmbd],
+        [c.nEmbd, c.nEmbd],
+        [c.nInner, c.nEmbd],
+      ],
     };
   }
   if ((llamaModelTypes as readonly string[]).includes(modelType)) {
     const c = llamaConfigFromHF(config, source);
     return {
-      family: 'llama', layers: c.numHiddenLayers, hiddenSize: c.hiddenSize, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, vocabSize: c.vocabSize,
-      maxPositions: c.maxPositionEmbeddings, intermediateSize: c.intermediateSize,
+      family: 'llama',
+      layers: c.numHiddenLayers,
+      hiddenSize: c.hiddenSize,
+      heads: c.numAttentionHeads,
+      kvHeads: c.numKeyValueHeads,
+      vocabSize: c.vocabSize,
+      maxPositions: c.maxPositionEmbeddings,
+      intermediateSize: c.intermediateSize,
       // PEFT's default for Llama-family models: q_proj and v_proj.
-      defaultTargetShapes: [[c.hiddenSize, c.numAttentionHeads * c.headDim], [c.hiddenSize, c.numKeyValueHeads * c.headDim]],
+      defaultTargetShapes: [
+        [c.hiddenSize, c.numAttentionHeads * c.headDim],
+        [c.hiddenSize, c.numKeyValueHeads * c.headDim],
+      ],
     };
   }
   if (modelType === 'bert') {
     const c = bertConfigFromHF(config, source);
     return {
-      family: 'bert', layers: c.numHiddenLayers, hiddenSize: c.hiddenSize, heads: c.numAttentionHeads, kvHeads: c.numAttentionHeads, vocabSize: c.vocabSize,
-      maxPositions: c.maxPositionEmbeddings, intermediateSize: c.intermediateSize,
+      family: 'bert',
+      layers: c.numHiddenLayers,
+      hiddenSize: c.hiddenSize,
+      heads: c.numAttentionHeads,
+      kvHeads: c.numAttentionHeads,
+      vocabSize: c.vocabSize,
+      maxPositions: c.maxPositionEmbeddings,
+      intermediateSize: c.intermediateSize,
       // PEFT's default for BERT: query and value.
-      defaultTargetShapes: [[c.hiddenSize, c.hiddenSize], [c.hiddenSize, c.hiddenSize]],
+      defaultTargetShapes: [
+        [c.hiddenSize, c.hiddenSize],
+        [c.hiddenSize, c.hiddenSize],
+      ],
     };
   }
   return null;
@@ -110,7 +147,9 @@ export async function inspectModel(job: Pick<InspectModelJob, 'modelDir' | 'batc
   const shape = familyShape(info.modelType, info.config, configFile) ?? genericShape(info.config);
   if (!supported) {
     const encoder = shape.family === 'bert' ? ' It is an encoder (masked LM): it can serve as an embedding model but cannot be fine-tuned as a causal LM.' : '';
-    warnings.push(`model_type "${info.modelType}" is not supported for training or generation; supported model types: ${supportedModelTypes.join(', ')}.${encoder}`);
+    warnings.push(
+      `model_type "${info.modelType}" is not supported for training or generation; supported model types: ${supportedModelTypes.join(', ')}.${encoder}`,
+    );
   }
 
   const dtypes: Record<string, number> = {};
@@ -135,7 +174,12 @@ export async function inspectModel(job: Pick<InspectModelJob, 'modelDir' | 'batc
     modelType: info.modelType,
     supported,
     architecture: {
-      layers: shape.layers, hiddenSize: shape.hiddenSize, heads: shape.heads, kvHeads: shape.kvHeads, vocabSize: shape.vocabSize, maxPositions: shape.maxPositions,
+      layers: shape.layers,
+      hiddenSize: shape.hiddenSize,
+      heads: shape.heads,
+      kvHeads: shape.kvHeads,
+      vocabSize: shape.vocabSize,
+      maxPositions: shape.maxPositions,
     },
     parameterCount: info.parameterCount,
     dtypes,
@@ -152,6 +196,8 @@ export async function importModel(job: ImportModelJob, log: (message: string) =>
   const { checkpoint, tokenizer, outDir } = job.request;
   const imported = await importLlama2c(checkpoint, tokenizer, outDir);
   const p = imported.params;
-  log(`Imported ${checkpoint}: Llama with ${p.nLayers} layers, dim ${p.dim}, ${p.nHeads} heads (${p.nKvHeads} key/value), vocabulary ${p.vocabSize}, context ${p.seqLen}.`);
+  log(
+    `Imported ${checkpoint}: Llama with ${p.nLayers} layers, dim ${p.dim}, ${p.nHeads} heads (${p.nKvHeads} key/value), vocabulary ${p.vocabSize}, context ${p.seqLen}.`,
+  );
   return { outDir, files: imported.files, inspection: await inspectModel({ ...job, modelDir: outDir }) };
 }

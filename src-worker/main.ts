@@ -9,7 +9,15 @@ import type { EvalJob } from '../src-shared/eval.ts';
 import type { CheckRunJob, ImportModelJob, InspectDatasetJob, WriteHeldoutJob } from '../src-shared/worker-protocol.ts';
 import { writeHeldout } from './data/heldout.ts';
 import { checkRun } from './preflight.ts';
-import { MainToWorkerSchema, WorkerToMainSchema, type ExportJob, type GenerateAdapterJob, type MainToWorker, type TrainJob, type WorkerToMain } from '../src-shared/worker-protocol.ts';
+import {
+  MainToWorkerSchema,
+  WorkerToMainSchema,
+  type ExportJob,
+  type GenerateAdapterJob,
+  type MainToWorker,
+  type TrainJob,
+  type WorkerToMain,
+} from '../src-shared/worker-protocol.ts';
 import { runEvalJob, ScoringStopped } from './eval/job.ts';
 import { exportAdapter } from './export/index.ts';
 import { inspectDataset } from './data/inspect-dataset.ts';
@@ -21,11 +29,25 @@ import { generateAdapter } from './sg-lora/generate.ts';
 import type { ImportAdapterJob } from '../src-shared/worker-protocol.ts';
 import { importPeftAdapter } from './adapters/import-peft.ts';
 
-if (!parentPort) throw new Error('src-worker/main.ts must run as a worker thread (new Worker(...)); every front door (the app, the server, the CLI) starts it through src-main/worker-thread.ts.');
+if (!parentPort)
+  throw new Error(
+    'src-worker/main.ts must run as a worker thread (new Worker(...)); every front door (the app, the server, the CLI) starts it through src-main/worker-thread.ts.',
+  );
 const port = parentPort;
 
 const TERMINAL: ReadonlySet<WorkerToMain['type']> = new Set([
-  'trained', 'stopped', 'exported', 'evaluated', 'failed', 'model-inspected', 'model-imported', 'generated', 'dataset-inspected', 'adapter-generated', 'run-checked', 'heldout-written',
+  'trained',
+  'stopped',
+  'exported',
+  'evaluated',
+  'failed',
+  'model-inspected',
+  'model-imported',
+  'generated',
+  'dataset-inspected',
+  'adapter-generated',
+  'run-checked',
+  'heldout-written',
 ]);
 /** Jobs after which the worker waits for the next one instead of exiting (POOLED_JOB_TYPES in src-main/worker-pool.ts). */
 const REUSABLE: ReadonlySet<Job['type']> = new Set(['inspect-dataset', 'inspect-model', 'generate', 'check-run', 'write-heldout']);
@@ -141,7 +163,14 @@ port.on('message', (raw: unknown) => {
   const parsed = MainToWorkerSchema.safeParse(raw);
   if (!parsed.success) {
     const summary = parsed.error.issues.map((i) => `${i.path.join('.') || '(message)'}: ${i.message}`).join('; ');
-    post({ type: 'failed', error: { code: 'invalid_input', message: `The worker received an invalid message: ${summary}`, details: { issues: parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) } } });
+    post({
+      type: 'failed',
+      error: {
+        code: 'invalid_input',
+        message: `The worker received an invalid message: ${summary}`,
+        details: { issues: parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) },
+      },
+    });
     if (state === 'idle') finish(1);
     return;
   }

@@ -35,7 +35,8 @@ export async function checkRun(job: CheckRunJob): Promise<RunProblem[]> {
       // The rank only sizes the memory estimate, which the pre-flight does not use.
       r: defaults.lora.r,
     });
-    if (!inspection.supported) problems.push({ field: 'model', code: 'model_invalid', message: inspection.warnings[0] ?? `model_type "${inspection.modelType}" cannot be trained.` });
+    if (!inspection.supported)
+      problems.push({ field: 'model', code: 'model_invalid', message: inspection.warnings[0] ?? `model_type "${inspection.modelType}" cannot be trained.` });
     const missing = missingTargets(job.config, inspection.targetModules);
     if (missing.length > 0 && inspection.supported) {
       problems.push({

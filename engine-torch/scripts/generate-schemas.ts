@@ -36,7 +36,9 @@ if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(import.met
     else fs.writeFileSync(file, text);
   }
   if (stale.length) {
-    console.error(`Stale generated files in engine-torch/: ${stale.join(', ')}. Run node --import tsx engine-torch/scripts/generate-schemas.ts and commit them.`);
+    console.error(
+      `Stale generated files in engine-torch/: ${stale.join(', ')}. Run node --import tsx engine-torch/scripts/generate-schemas.ts and commit them.`,
+    );
     process.exit(1);
   }
 }

@@ -91,7 +91,7 @@ export function installChromium(log: Log): FoundBrowser | null {
   if (process.platform === 'linux' && elevate) {
     const cmd = (...args: string[]): [string, string[]] => (elevate.length ? [elevate[0], [...elevate.slice(1), ...args]] : [args[0], args.slice(1)]);
     if (onPath('apt-get')) {
-      log('Installing Debian\'s chromium package with apt-get (about 100 MB, a minute or two).');
+      log("Installing Debian's chromium package with apt-get (about 100 MB, a minute or two).");
       if (runLogged(log, ...cmd('apt-get', 'update', '-q')) && runLogged(log, ...cmd('apt-get', 'install', '-y', '-q', 'chromium'))) return findChromium();
     } else if (onPath('dnf')) {
       log('Installing chromium with dnf.');

@@ -37,7 +37,9 @@ function setUpPython(): boolean {
     const started = Date.now();
     const env = ensurePythonEnv({ dir: testVenvDir(), requirements, log });
     const took = env.installed ? `, installed in ${((Date.now() - started) / 1000).toFixed(0)} s` : ', up to date';
-    log(`Python: ${env.python} (Python ${env.pythonVersion}, torch ${env.torch}, transformers ${env.transformers}, peft ${env.peft}, ${env.accelerator}${took})`);
+    log(
+      `Python: ${env.python} (Python ${env.pythonVersion}, torch ${env.torch}, transformers ${env.transformers}, peft ${env.peft}, ${env.accelerator}${took})`,
+    );
     return true;
   } catch (error) {
     if (!(error instanceof PythonEnvError)) throw error;
@@ -48,9 +50,11 @@ function setUpPython(): boolean {
 
 const steps: Record<string, () => boolean> = { chromium: setUpChromium, python: setUpPython };
 const wanted = process.argv.slice(2);
-const unknown = wanted.filter((name) => !(Object.hasOwn(steps, name)));
+const unknown = wanted.filter((name) => !Object.hasOwn(steps, name));
 if (wanted.length === 0 || unknown.length) {
-  console.error(`Usage: node --import tsx scripts/setup/index.ts ${Object.keys(steps).join('|')} [...]${unknown.length ? ` (unknown: ${unknown.join(', ')})` : ''}`);
+  console.error(
+    `Usage: node --import tsx scripts/setup/index.ts ${Object.keys(steps).join('|')} [...]${unknown.length ? ` (unknown: ${unknown.join(', ')})` : ''}`,
+  );
   process.exit(2);
 }
 for (const name of wanted) if (!steps[name]()) process.exit(1);

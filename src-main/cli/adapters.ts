@@ -24,8 +24,12 @@ ${DATA_DIR_HELP}
 type ImportResult = Awaited<ReturnType<WorkbenchApi['adapters']['import']>>;
 
 export async function adaptersCommand(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parse(args, { base: { type: 'string' }, name: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' } }, 2);
-  if (values.help) return io.out(ADAPTERS_HELP), 0;
+  const { values, positionals } = parse(
+    args,
+    { base: { type: 'string' }, name: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' } },
+    2,
+  );
+  if (values.help) return (io.out(ADAPTERS_HELP), 0);
   const [sub, dir] = positionals;
   if (sub !== 'import') throw new UsageError(sub ? `Unknown adapters command "${sub}" (only "import")` : 'adapters needs a command: import');
   if (!dir) throw new UsageError('adapters import needs the adapter folder');
@@ -33,12 +37,16 @@ export async function adaptersCommand(args: string[], io: CliIo): Promise<number
   const session = openSession(values['data-dir'] as string | undefined, 'headless');
   try {
     const result = await call<ImportResult>(session.api, 'adapters.import', {
-      dir: path.resolve(dir), baseModel: values.base === 'default' ? 'default' : path.resolve(values.base),
-      ...(typeof values.name === 'string' ? { name: values.name } : {}), ...(typeof values.backend === 'string' ? { backend: values.backend } : {}),
+      dir: path.resolve(dir),
+      baseModel: values.base === 'default' ? 'default' : path.resolve(values.base),
+      ...(typeof values.name === 'string' ? { name: values.name } : {}),
+      ...(typeof values.backend === 'string' ? { backend: values.backend } : {}),
     });
-    if (values.json) return io.out(JSON.stringify(result, null, 2)), 0;
+    if (values.json) return (io.out(JSON.stringify(result, null, 2)), 0);
     const { adapter, settings } = result;
-    io.out(`Imported ${path.resolve(dir)} as adapter ${adapter.id} ("${adapter.name}"): LoRA r=${settings.r}, alpha=${settings.alpha}${settings.useRslora ? ' (rsLoRA)' : ''} on ${settings.targetModules.join(', ')}, ${adapter.trainableParams.toLocaleString('en-US')} parameters.`);
+    io.out(
+      `Imported ${path.resolve(dir)} as adapter ${adapter.id} ("${adapter.name}"): LoRA r=${settings.r}, alpha=${settings.alpha}${settings.useRslora ? ' (rsLoRA)' : ''} on ${settings.targetModules.join(', ')}, ${adapter.trainableParams.toLocaleString('en-US')} parameters.`,
+    );
     for (const warning of result.warnings) io.err(`warning: ${warning}`);
     return 0;
   } finally {

@@ -37,7 +37,8 @@ function onStdoutError(error: NodeJS.ErrnoException): void {
 
 export class UsageError extends Error {}
 
-export const DATA_DIR_HELP = '  --data-dir DIR    where runs, metrics and adapters are kept\n                    (default: $LORA_WORKBENCH_HOME, else ~/.lora-workbench)';
+export const DATA_DIR_HELP =
+  '  --data-dir DIR    where runs, metrics and adapters are kept\n                    (default: $LORA_WORKBENCH_HOME, else ~/.lora-workbench)';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 const common: Options = { 'data-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } };
@@ -71,7 +72,11 @@ export function openSession(dataDir: string | undefined, mode: SystemInfo['mode'
   const { manager, evals } = services;
   const api = createWorkbenchApi({ ...services, paths, mode });
   return {
-    paths, store, manager, evals, api,
+    paths,
+    store,
+    manager,
+    evals,
+    api,
     close: async () => {
       await services.close();
       store.close();

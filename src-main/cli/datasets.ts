@@ -28,9 +28,15 @@ ${DATA_DIR_HELP}
 remove takes a dataset off the list; runs that trained on it keep its normalized file.`;
 
 export async function datasetsCommand(args: string[], io: CliIo): Promise<number> {
-  const columns = { prompt: { type: 'string' }, completion: { type: 'string' }, input: { type: 'string' }, text: { type: 'string' }, task: { type: 'string' } } as const;
+  const columns = {
+    prompt: { type: 'string' },
+    completion: { type: 'string' },
+    input: { type: 'string' },
+    text: { type: 'string' },
+    task: { type: 'string' },
+  } as const;
   const { values, positionals } = parse(args, { ...columns, name: { type: 'string' }, format: { type: 'string' }, json: { type: 'boolean' } }, 2);
-  if (values.help) return io.out(DATASETS_HELP), 0;
+  if (values.help) return (io.out(DATASETS_HELP), 0);
   const [action, target] = positionals;
   if (action !== 'list' && action !== 'add' && action !== 'remove') throw new UsageError('datasets needs list, add FILE or remove ID');
   if (action !== 'list' && !target) throw new UsageError(`datasets ${action} needs ${action === 'add' ? 'a FILE' : 'a dataset ID'}`);
@@ -38,16 +44,23 @@ export async function datasetsCommand(args: string[], io: CliIo): Promise<number
   if (values.format !== undefined && !(datasetFormats as readonly string[]).includes(values.format as string)) {
     throw new UsageError(`--format must be one of ${datasetFormats.join(', ')}`);
   }
-  const mapping = Object.fromEntries(Object.keys(columns).filter((k) => typeof values[k] === 'string').map((k) => [k, values[k]]));
+  const mapping = Object.fromEntries(
+    Object.keys(columns)
+      .filter((k) => typeof values[k] === 'string')
+      .map((k) => [k, values[k]]),
+  );
   if (action === 'add' && typeof values.name !== 'string') throw new UsageError('datasets add needs --name N');
-  if (action === 'add' && !('completion' in mapping) === !('text' in mapping)) throw new UsageError('datasets add needs --completion COL (with an optional --prompt COL) or --text COL');
+  if (action === 'add' && !('completion' in mapping) === !('text' in mapping))
+    throw new UsageError('datasets add needs --completion COL (with an optional --prompt COL) or --text COL');
 
   const session = openSession(values['data-dir'] as string | undefined, 'headless');
   try {
     if (action === 'remove') {
       const dataset = session.store.datasets.require(target!);
       await call<Dataset[]>(session.api, 'datasets.remove', target);
-      io.out(`Removed dataset ${dataset.id} (${dataset.name})${dataset.usedByRuns > 0 ? `; its file is kept for the ${dataset.usedByRuns} run(s) that trained on it: ${dataset.normalizedPath}` : '.'}`);
+      io.out(
+        `Removed dataset ${dataset.id} (${dataset.name})${dataset.usedByRuns > 0 ? `; its file is kept for the ${dataset.usedByRuns} run(s) that trained on it: ${dataset.normalizedPath}` : '.'}`,
+      );
       return 0;
     }
     if (action === 'add') {
@@ -58,19 +71,27 @@ export async function datasetsCommand(args: string[], io: CliIo): Promise<number
       for (const e of preview.errors.slice(0, 10)) io.err(`warning: ${path.basename(file)} line ${e.line}: ${e.message}`);
       if (preview.errorCount > 10) io.err(`warning: … and ${preview.errorCount - 10} more bad rows`);
       const dataset = await call<Dataset>(session.api, 'datasets.register', { path: file, name: values.name, format, mapping });
-      io.out(`Registered dataset ${dataset.id} (${dataset.name}): ${dataset.rowCount} rows, ${dataset.skippedRows} skipped, sha256 ${dataset.sha256.slice(0, 12)}…`);
+      io.out(
+        `Registered dataset ${dataset.id} (${dataset.name}): ${dataset.rowCount} rows, ${dataset.skippedRows} skipped, sha256 ${dataset.sha256.slice(0, 12)}…`,
+      );
       io.out(`Train on it with "dataset": "${dataset.id}" in a run configuration.`);
       return 0;
     }
     const list = await call<Dataset[]>(session.api, 'datasets.list');
-    if (values.json) return io.out(JSON.stringify(list, null, 2)), 0;
-    if (list.length === 0) return io.out(`No datasets registered in ${session.paths.dataDir}. Add one with \`lora-workbench datasets add FILE\`.`), 0;
+    if (values.json) return (io.out(JSON.stringify(list, null, 2)), 0);
+    if (list.length === 0) return (io.out(`No datasets registered in ${session.paths.dataDir}. Add one with \`lora-workbench datasets add FILE\`.`), 0);
     const rows = [
       ['ID', 'NAME', 'ROWS', 'SKIPPED', 'SHA256', 'SOURCE'],
       ...list.map((d) => [d.id, d.name, String(d.rowCount), String(d.skippedRows), d.sha256.slice(0, 12), d.sourcePath]),
     ];
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-    for (const row of rows) io.out(row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());
+    for (const row of rows)
+      io.out(
+        row
+          .map((cell, i) => cell.padEnd(widths[i]!))
+          .join('  ')
+          .trimEnd(),
+      );
     return 0;
   } finally {
     await session.close();

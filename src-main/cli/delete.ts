@@ -46,16 +46,19 @@ const kinds = {
 
 export async function deleteCommand(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(args, { yes: { type: 'boolean' } }, 2);
-  if (values.help) return io.out(DELETE_HELP), 0;
+  if (values.help) return (io.out(DELETE_HELP), 0);
   const [kind, id] = positionals;
-  if (!kind || !(Object.hasOwn(kinds, kind))) throw new UsageError('delete needs what to delete: run, adapter or evaluation');
+  if (!kind || !Object.hasOwn(kinds, kind)) throw new UsageError('delete needs what to delete: run, adapter or evaluation');
   if (!id) throw new UsageError(`delete ${kind} needs an ID`);
   const session = openSession(values['data-dir'] as string | undefined, 'headless');
   try {
     const spec = kinds[kind as keyof typeof kinds];
     const target =
       spec.lookup === null
-        ? (await call<Adapter[]>(session.api, 'adapters.list')).find((a) => a.id === id) ?? (() => { throw new UsageError(`No adapter with id "${id}"`); })()
+        ? ((await call<Adapter[]>(session.api, 'adapters.list')).find((a) => a.id === id) ??
+          (() => {
+            throw new UsageError(`No adapter with id "${id}"`);
+          })())
         : await call<never>(session.api, spec.lookup, id);
     const described = (spec.describe as (x: unknown) => string)(target);
     if (!values.yes) {
@@ -73,11 +76,11 @@ export async function deleteCommand(args: string[], io: CliIo): Promise<number> 
 
 export async function usageCommand(args: string[], io: CliIo): Promise<number> {
   const { values } = parse(args, { json: { type: 'boolean' } }, 0);
-  if (values.help) return io.out(USAGE_HELP), 0;
+  if (values.help) return (io.out(USAGE_HELP), 0);
   const session = openSession(values['data-dir'] as string | undefined, 'headless');
   try {
     const usage = await call<DataUsage>(session.api, 'system.usage');
-    if (values.json) return io.out(JSON.stringify(usage, null, 2)), 0;
+    if (values.json) return (io.out(JSON.stringify(usage, null, 2)), 0);
     io.out(`${usage.dataDir}: ${formatBytes(usage.bytes)}`);
     for (const part of usage.parts) io.out(`  ${formatBytes(part.bytes).padStart(8)}  ${part.name}`);
     return 0;

@@ -29,23 +29,27 @@ Options:
 ${DATA_DIR_HELP}
   -h, --help        show this help`;
 
-function describe(report: Omit<PythonEnvReport, 'installed'>): string {
+function environmentSummary(report: Omit<PythonEnvReport, 'installed'>): string {
   const device = report.deviceName ? ` (${report.deviceName})` : '';
   return `torch ${report.torch}, transformers ${report.transformers ?? '?'}, peft ${report.peft ?? '?'} on Python ${report.pythonVersion}; accelerator: ${report.accelerator}${device}`;
 }
 
 export async function engineCommand(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(args, { json: { type: 'boolean' } }, 2);
-  if (values.help) return io.out(ENGINE_HELP), 0;
+  if (values.help) return (io.out(ENGINE_HELP), 0);
   const paths = resolvePaths({ dataDir: values['data-dir'] as string | undefined });
   const dir = pytorchEnvDir(paths);
   const [action, engine] = positionals;
   if (action === 'setup') {
     if (engine !== 'pytorch') throw new UsageError(`engine setup needs the engine to set up: pytorch (tfjs is built in)${engine ? `, not "${engine}"` : ''}`);
     try {
-      const report = ensurePythonEnv({ dir, requirements: [{ file: path.join(enginePackageRoot(paths.appRoot), 'requirements.txt') }], log: (line) => io.err(line) });
-      if (values.json) return io.out(JSON.stringify(report, null, 2)), 0;
-      io.out(`pytorch engine ${report.installed ? 'set up' : 'already up to date'} at ${dir}: ${describe(report)}.`);
+      const report = ensurePythonEnv({
+        dir,
+        requirements: [{ file: path.join(enginePackageRoot(paths.appRoot), 'requirements.txt') }],
+        log: (line) => io.err(line),
+      });
+      if (values.json) return (io.out(JSON.stringify(report, null, 2)), 0);
+      io.out(`pytorch engine ${report.installed ? 'set up' : 'already up to date'} at ${dir}: ${environmentSummary(report)}.`);
       return 0;
     } catch (error) {
       if (!(error instanceof PythonEnvError)) throw error;
@@ -61,9 +65,9 @@ export async function engineCommand(args: string[], io: CliIo): Promise<number> 
       if (!(error instanceof PythonEnvError)) throw error;
       pytorch = { error: `${error.message} Run \`lora-workbench engine setup pytorch\`.` };
     }
-    if (values.json) return io.out(JSON.stringify({ engines: engineNames.map((name) => ({ name, methods: engineMethods[name] })), pytorch }, null, 2)), 0;
+    if (values.json) return (io.out(JSON.stringify({ engines: engineNames.map((name) => ({ name, methods: engineMethods[name] })), pytorch }, null, 2)), 0);
     io.out(`tfjs: built in; trains ${engineMethods.tfjs.join(', ')}.`);
-    io.out(`pytorch: trains ${engineMethods.pytorch.join(', ')}; ${'error' in pytorch ? pytorch.error : `ready at ${dir}: ${describe(pytorch)}.`}`);
+    io.out(`pytorch: trains ${engineMethods.pytorch.join(', ')}; ${'error' in pytorch ? pytorch.error : `ready at ${dir}: ${environmentSummary(pytorch)}.`}`);
     return 0;
   }
   throw new UsageError(action ? `Unknown engine action "${action}"; use setup pytorch or status` : 'engine needs an action: setup pytorch or status');
@@ -84,7 +88,7 @@ ${DATA_DIR_HELP}
 
 export async function exportJobCommand(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(args, { out: { type: 'string' }, launcher: { type: 'string' } }, 1);
-  if (values.help) return io.out(EXPORT_JOB_HELP), 0;
+  if (values.help) return (io.out(EXPORT_JOB_HELP), 0);
   const [configArg] = positionals;
   if (!configArg) throw new UsageError('export-job needs the run configuration file');
   if (typeof values.out !== 'string') throw new UsageError('export-job needs --out DIR');
@@ -107,7 +111,9 @@ export async function exportJobCommand(args: string[], io: CliIo): Promise<numbe
     }
   }
   const result = await exportJobFolder({ config, modelDir, datasetPath, outDir: values.out, launcher, appRoot: paths.appRoot });
-  io.out(`Wrote the job folder ${result.outDir} (${result.files.join(', ')}). Run it with: ${launcher === 'slurm' ? 'sbatch' : 'bash'} ${path.join(result.outDir, LAUNCH_SCRIPT)}`);
+  io.out(
+    `Wrote the job folder ${result.outDir} (${result.files.join(', ')}). Run it with: ${launcher === 'slurm' ? 'sbatch' : 'bash'} ${path.join(result.outDir, LAUNCH_SCRIPT)}`,
+  );
   return 0;
 }
 
@@ -123,7 +129,7 @@ ${DATA_DIR_HELP}
 
 export async function importRunCommand(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(args, { json: { type: 'boolean' } }, 1);
-  if (values.help) return io.out(IMPORT_RUN_HELP), 0;
+  if (values.help) return (io.out(IMPORT_RUN_HELP), 0);
   const [dir] = positionals;
   if (!dir) throw new UsageError('import-run needs the job folder');
   const paths = resolvePaths({ dataDir: values['data-dir'] as string | undefined });
@@ -131,7 +137,7 @@ export async function importRunCommand(args: string[], io: CliIo): Promise<numbe
   const store = Store.open(paths.dbFile);
   try {
     const run = importRunFolder(dir, store, paths, newId);
-    if (values.json) return io.out(JSON.stringify(run, null, 2)), 0;
+    if (values.json) return (io.out(JSON.stringify(run, null, 2)), 0);
     io.out(`Imported ${path.resolve(dir)} as run ${run.id} (${run.status}, step ${run.progress?.step ?? 0}/${run.config.training.maxSteps}).`);
     return 0;
   } finally {

@@ -64,7 +64,10 @@ export function summaryTables(summary: Record<string, number>): string[] {
   }
   const lines: string[] = [];
   for (const [section, table] of sections) {
-    const grid = [['', ...table.columns], ...[...table.rows].map(([row, cells]) => [row, ...table.columns.map((c) => (cells.has(c) ? formatFigure(cells.get(c)!) : '-'))])];
+    const grid = [
+      ['', ...table.columns],
+      ...[...table.rows].map(([row, cells]) => [row, ...table.columns.map((c) => (cells.has(c) ? formatFigure(cells.get(c)!) : '-'))]),
+    ];
     const widths = grid[0]!.map((_, i) => Math.max(...grid.map((r) => r[i]!.length)));
     if (lines.length > 0) lines.push('');
     if (section) lines.push(`${section}:`);
@@ -77,15 +80,26 @@ export async function evalCommand(args: string[], io: CliIo): Promise<number> {
   const { values } = parse(
     args,
     {
-      suite: { type: 'string' }, adapter: { type: 'string' }, model: { type: 'string' },
-      'crows-pairs': { type: 'string' }, stereoset: { type: 'string' }, bbq: { type: 'string' }, qqp: { type: 'string' }, hotpotqa: { type: 'string' },
-      text: { type: 'string' }, oasst1: { type: 'string' },
-      task: { type: 'string' }, families: { type: 'string' },
-      limit: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' },
+      suite: { type: 'string' },
+      adapter: { type: 'string' },
+      model: { type: 'string' },
+      'crows-pairs': { type: 'string' },
+      stereoset: { type: 'string' },
+      bbq: { type: 'string' },
+      qqp: { type: 'string' },
+      hotpotqa: { type: 'string' },
+      text: { type: 'string' },
+      oasst1: { type: 'string' },
+      task: { type: 'string' },
+      families: { type: 'string' },
+      limit: { type: 'string' },
+      seed: { type: 'string' },
+      backend: { type: 'string' },
+      json: { type: 'boolean' },
     },
     0,
   );
-  if (values.help) return io.out(EVAL_HELP), 0;
+  if (values.help) return (io.out(EVAL_HELP), 0);
   const suite = values.suite;
   if (typeof suite !== 'string' || !(evalSuites as readonly string[]).includes(suite)) {
     throw new UsageError(`eval needs --suite ${evalSuites.join('|')}`);
@@ -102,7 +116,15 @@ export async function evalCommand(args: string[], io: CliIo): Promise<number> {
   const file = (name: string) => (typeof values[name] === 'string' ? path.resolve(values[name] as string) : undefined);
   const request: EvalStartRequestInput = {
     suite: suite as EvalStartRequestInput['suite'],
-    datasets: { crowsPairs: file('crows-pairs'), stereoSet: file('stereoset'), bbq: file('bbq'), qqp: file('qqp'), hotpotqa: file('hotpotqa'), text: file('text'), oasst1: file('oasst1') },
+    datasets: {
+      crowsPairs: file('crows-pairs'),
+      stereoSet: file('stereoset'),
+      bbq: file('bbq'),
+      qqp: file('qqp'),
+      hotpotqa: file('hotpotqa'),
+      text: file('text'),
+      oasst1: file('oasst1'),
+    },
     ...(typeof values.adapter === 'string' ? { adapterId: values.adapter } : {}),
     ...(typeof values.model === 'string' ? { model: values.model === DEFAULT_MODEL ? DEFAULT_MODEL : path.resolve(values.model) } : {}),
     limit: integer('limit', 1) ?? null,
@@ -111,8 +133,15 @@ export async function evalCommand(args: string[], io: CliIo): Promise<number> {
   };
   if (suite === 'robustness') {
     const task = values.task ?? (request.datasets.qqp ? 'qqp' : request.datasets.hotpotqa ? 'hotpotqa' : undefined);
-    if (task !== 'qqp' && task !== 'hotpotqa') throw new UsageError('the robustness suite needs --task qqp|hotpotqa and that task\'s file (--qqp or --hotpotqa)');
-    const families = typeof values.families === 'string' ? values.families.split(',').map((f) => f.trim()).filter(Boolean) : [...perturbationFamilies];
+    if (task !== 'qqp' && task !== 'hotpotqa')
+      throw new UsageError("the robustness suite needs --task qqp|hotpotqa and that task's file (--qqp or --hotpotqa)");
+    const families =
+      typeof values.families === 'string'
+        ? values.families
+            .split(',')
+            .map((f) => f.trim())
+            .filter(Boolean)
+        : [...perturbationFamilies];
     const unknown = families.filter((f) => !(perturbationFamilies as readonly string[]).includes(f));
     if (unknown.length > 0) throw new UsageError(`Unknown perturbation families: ${unknown.join(', ')} (see lora-workbench eval --help)`);
     request.robustness = { task, families: families as (typeof perturbationFamilies)[number][] };

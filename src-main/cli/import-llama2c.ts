@@ -18,16 +18,19 @@ ${DATA_DIR_HELP}
 
 export async function importLlama2cCommand(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(args, { out: { type: 'string' }, json: { type: 'boolean' } }, 2);
-  if (values.help) return io.out(IMPORT_HELP), 0;
+  if (values.help) return (io.out(IMPORT_HELP), 0);
   const [checkpoint, tokenizer] = positionals;
   if (!checkpoint || !tokenizer) throw new UsageError('import-llama2c needs the model .bin and the tokenizer .bin');
   if (typeof values.out !== 'string') throw new UsageError('import-llama2c needs --out DIR');
   const session = openSession(values['data-dir'] as string | undefined, 'headless');
   try {
     const result = await call<ModelImportResult>(session.api, 'models.import', {
-      format: 'llama2c', checkpoint: path.resolve(checkpoint), tokenizer: path.resolve(tokenizer), outDir: path.resolve(values.out),
+      format: 'llama2c',
+      checkpoint: path.resolve(checkpoint),
+      tokenizer: path.resolve(tokenizer),
+      outDir: path.resolve(values.out),
     });
-    if (values.json) return io.out(JSON.stringify(result, null, 2)), 0;
+    if (values.json) return (io.out(JSON.stringify(result, null, 2)), 0);
     const i = result.inspection;
     io.out(`Imported ${path.resolve(checkpoint)} into ${result.outDir}: ${i.modelType}, ${i.parameterCount.toLocaleString('en-US')} parameters.`);
     for (const file of result.files) io.out(`  ${file}`);

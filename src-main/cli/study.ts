@@ -73,7 +73,11 @@ function readRecipe(spec: string, builtIns: BuiltInRecipe[]): ReadRecipe {
 function formatDuration(seconds: number | null): string {
   if (seconds === null) return '?';
   const s = Math.round(seconds);
-  return s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
+  return s >= 3600
+    ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`
+    : s >= 60
+      ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`
+      : `${s}s`;
 }
 
 export function progressLine(study: Study): string {
@@ -147,7 +151,7 @@ async function runStudy(session: Session, request: StudyStartRequestInput, io: C
   const onSigint = () => {
     interrupts++;
     if (interrupts === 1) {
-      io.err('Stopping the study after the current run\'s checkpoint… (Ctrl-C again to quit now; run the recipe again to continue)');
+      io.err("Stopping the study after the current run's checkpoint… (Ctrl-C again to quit now; run the recipe again to continue)");
       session.api.studies.stop(study.id).catch(() => undefined);
     } else void session.close();
   };
@@ -184,39 +188,53 @@ export async function studyCommand(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(
     args,
     {
-      data: { type: 'string' }, var: { type: 'string', multiple: true }, steps: { type: 'string' }, rows: { type: 'string' }, model: { type: 'string' },
-      seeds: { type: 'string' }, backend: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, fresh: { type: 'boolean' },
+      data: { type: 'string' },
+      var: { type: 'string', multiple: true },
+      steps: { type: 'string' },
+      rows: { type: 'string' },
+      model: { type: 'string' },
+      seeds: { type: 'string' },
+      backend: { type: 'string' },
+      out: { type: 'string' },
+      json: { type: 'boolean' },
+      fresh: { type: 'boolean' },
     },
     2,
   );
   const [sub, spec] = positionals;
-  if (values.help || sub === undefined) return io.out(STUDY_HELP), values.help ? 0 : 2;
+  if (values.help || sub === undefined) return (io.out(STUDY_HELP), values.help ? 0 : 2);
   if (!['run', 'status', 'show', 'export', 'list'].includes(sub)) throw new UsageError(`Unknown study command "${sub}" (run, status, show, export, list)`);
-  if ((sub === 'run' || sub === 'show' || sub === 'export') && !spec) throw new UsageError(`study ${sub} needs a RECIPE (a file, a built-in name${sub === 'run' ? '' : ' or a study id'})`);
+  if ((sub === 'run' || sub === 'show' || sub === 'export') && !spec)
+    throw new UsageError(`study ${sub} needs a RECIPE (a file, a built-in name${sub === 'run' ? '' : ' or a study id'})`);
   if (sub === 'export' && typeof values.out !== 'string') throw new UsageError('study export needs --out DIR');
   const session = openSession(values['data-dir'] as string | undefined, 'headless');
   try {
     const builtIns = await call<BuiltInRecipe[]>(session.api, 'studies.recipes');
     if (sub === 'list') {
-      for (const r of builtIns) io.out(`${r.name.padEnd(28)} ${r.title}${r.redraws ? ` (redraws ${r.redraws})` : ''}${r.variables.length ? ` [needs --${r.variables.join(', --')}]` : ''}`);
+      for (const r of builtIns)
+        io.out(
+          `${r.name.padEnd(28)} ${r.title}${r.redraws ? ` (redraws ${r.redraws})` : ''}${r.variables.length ? ` [needs --${r.variables.join(', --')}]` : ''}`,
+        );
       return 0;
     }
-    if (sub === 'run') return await runStudy(session, runRequest(values, (values.var as unknown as string[] | undefined) ?? [], readRecipe(spec!, builtIns)), io);
+    if (sub === 'run')
+      return await runStudy(session, runRequest(values, (values.var as unknown as string[] | undefined) ?? [], readRecipe(spec!, builtIns)), io);
     if (sub === 'status') {
       const studies = spec ? [await findStudy(session, spec, builtIns)] : await call<Study[]>(session.api, 'studies.list');
-      if (values.json) return io.out(JSON.stringify(studies, null, 2)), 0;
-      if (studies.length === 0) return io.out(`No studies yet in ${session.paths.dataDir}.`), 0;
+      if (values.json) return (io.out(JSON.stringify(studies, null, 2)), 0);
+      if (studies.length === 0) return (io.out(`No studies yet in ${session.paths.dataDir}.`), 0);
       for (const s of studies) io.out(`${s.id}  ${s.name}  ${progressLine(s)}${s.error ? `\n  ${s.error}` : ''}`);
       return 0;
     }
     const study = await findStudy(session, spec!, builtIns);
     const detail = await call<StudyDetail>(session.api, 'studies.get', study.id);
     if (sub === 'show') {
-      if (values.json) return io.out(JSON.stringify(detail, null, 2)), 0;
+      if (values.json) return (io.out(JSON.stringify(detail, null, 2)), 0);
       io.out(`${detail.study.title} (${detail.study.id}): ${progressLine(detail.study)}`);
       for (const figure of detail.figures) io.out(['', ...figureTable(figure)].join('\n'));
       const claims = detail.study.recipe.paper?.claims ?? [];
-      if (claims.length > 0) io.out(['', `What ${detail.study.recipe.paper!.title} reports:`, ...claims.map((c) => `  - ${c.claim} (reported: ${c.reported})`)].join('\n'));
+      if (claims.length > 0)
+        io.out(['', `What ${detail.study.recipe.paper!.title} reports:`, ...claims.map((c) => `  - ${c.claim} (reported: ${c.reported})`)].join('\n'));
       return 0;
     }
     const out = path.resolve(values.out as string);

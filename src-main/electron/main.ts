@@ -50,7 +50,14 @@ if (!app.requestSingleInstanceLock()) {
   // Packaged, ELECTRON_RENDERER_URL is ignored: an environment variable must not choose the code the window runs.
   const entry = rendererEntry({ packaged: app.isPackaged, devServer: process.env.ELECTRON_RENDERER_URL });
   const checkSender = (event: IpcMainInvokeEvent) => {
-    if (!isTrustedSender(event.sender, event.senderFrame, [...windows].map((win) => win.webContents), entry)) {
+    if (
+      !isTrustedSender(
+        event.sender,
+        event.senderFrame,
+        [...windows].map((win) => win.webContents),
+        entry,
+      )
+    ) {
       throw new WorkbenchError('conflict', 'Calls are accepted only from the main frame of the workbench window.');
     }
   };
@@ -123,7 +130,8 @@ if (!app.requestSingleInstanceLock()) {
     if (closed) return;
     // Quit waits until running workers are ended and their runs marked interrupted.
     event.preventDefault();
-    void services.close()
+    void services
+      .close()
       .catch(() => undefined)
       .finally(() => {
         store.close();

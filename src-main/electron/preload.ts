@@ -3,7 +3,14 @@
 import { contextBridge, ipcRenderer, type IpcRendererEvent } from 'electron';
 import { createApiClient } from '../../src-shared/api.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
-import { IPC_CALL_CHANNEL, IPC_EVENT_CHANNEL, IPC_PICK_CHANNEL, IpcReplySchema, PickPathRequestSchema, type PickPathRequest } from '../../src-shared/transport.ts';
+import {
+  IPC_CALL_CHANNEL,
+  IPC_EVENT_CHANNEL,
+  IPC_PICK_CHANNEL,
+  IpcReplySchema,
+  PickPathRequestSchema,
+  type PickPathRequest,
+} from '../../src-shared/transport.ts';
 
 const api = createApiClient(
   async (method, input) => {

@@ -17,8 +17,15 @@ export const APP_ORIGIN = `${APP_SCHEME}://${APP_HOST}`;
 
 /** Hosts the workbench links to (model hubs, the benchmarks' official sources, the project). */
 export const EXTERNAL_HOSTS = [
-  'huggingface.co', 'github.com', 'raw.githubusercontent.com', 'arxiv.org', 'aclanthology.org', 'hotpotqa.github.io',
-  'gluebenchmark.com', 'www.electronjs.org', 'pytorch.org',
+  'huggingface.co',
+  'github.com',
+  'raw.githubusercontent.com',
+  'arxiv.org',
+  'aclanthology.org',
+  'hotpotqa.github.io',
+  'gluebenchmark.com',
+  'www.electronjs.org',
+  'pytorch.org',
 ];
 
 /** The page the window loads: the dev server in an unpackaged app when it is on loopback, else the app scheme. */

@@ -41,9 +41,19 @@ function launchScript(launcher: JobLauncher, name: string, modelDir: string, pro
     // One node, one task that starts NPROC processes (one per GPU) with torchrun.
     slurm: `srun ${torchrun}`,
   }[launcher];
-  const slurmHeader = launcher === 'slurm'
-    ? [`#SBATCH --job-name=${name.replace(/[^\w.-]+/g, '-').slice(0, 60) || 'lora-workbench'}`, '#SBATCH --nodes=1', '#SBATCH --ntasks-per-node=1', `#SBATCH --gpus-per-node=${processes}`, '#SBATCH --cpus-per-task=8', '#SBATCH --time=24:00:00', '#SBATCH --output=run/slurm-%j.out', '']
-    : [];
+  const slurmHeader =
+    launcher === 'slurm'
+      ? [
+          `#SBATCH --job-name=${name.replace(/[^\w.-]+/g, '-').slice(0, 60) || 'lora-workbench'}`,
+          '#SBATCH --nodes=1',
+          '#SBATCH --ntasks-per-node=1',
+          `#SBATCH --gpus-per-node=${processes}`,
+          '#SBATCH --cpus-per-task=8',
+          '#SBATCH --time=24:00:00',
+          '#SBATCH --output=run/slurm-%j.out',
+          '',
+        ]
+      : [];
   return [
     '#!/usr/bin/env bash',
     ...slurmHeader,
@@ -101,7 +111,15 @@ export async function exportJobFolder(options: ExportJobOptions): Promise<{ outD
   }
   const datasetName = path.basename(options.datasetPath);
   const config: RunConfig = RunConfigSchema.parse({ ...options.config, engine: 'pytorch', model: options.modelDir, dataset: path.join('data', datasetName) });
-  const job: TrainJob = { type: 'train', runId: `job-${randomBytes(4).toString('hex')}`, config, modelDir: options.modelDir, datasetPath: path.join('data', datasetName), runDir: RUN_DIR, resumeFrom: null };
+  const job: TrainJob = {
+    type: 'train',
+    runId: `job-${randomBytes(4).toString('hex')}`,
+    config,
+    modelDir: options.modelDir,
+    datasetPath: path.join('data', datasetName),
+    runDir: RUN_DIR,
+    resumeFrom: null,
+  };
   const plan = await buildDataPlan({ config, modelDir: options.modelDir, datasetPath: options.datasetPath });
   fs.mkdirSync(path.join(outDir, 'data'), { recursive: true });
   fs.mkdirSync(path.join(outDir, 'engine-torch'), { recursive: true });
@@ -109,20 +127,24 @@ export async function exportJobFolder(options: ExportJobOptions): Promise<{ outD
   fs.copyFileSync(options.datasetPath, path.join(outDir, 'data', datasetName));
   fs.writeFileSync(path.join(outDir, JOB_FILE), `${JSON.stringify(job, null, 2)}\n`);
   await writeDataPlan(plan, path.join(outDir, DATA_PLAN_FILE));
-  fs.writeFileSync(path.join(outDir, LAUNCH_SCRIPT), launchScript(options.launcher, config.name, options.modelDir, config.distributed.processes), { mode: 0o755 });
+  fs.writeFileSync(path.join(outDir, LAUNCH_SCRIPT), launchScript(options.launcher, config.name, options.modelDir, config.distributed.processes), {
+    mode: 0o755,
+  });
   fs.writeFileSync(path.join(outDir, 'README.md'), readme(options.launcher, config, options.modelDir));
   return { outDir, files: [JOB_FILE, DATA_PLAN_FILE, LAUNCH_SCRIPT, 'README.md', path.join('data', datasetName), 'engine-torch/'] };
 }
 
 function readMessages(file: string): WorkerToMain[] {
-  if (!fs.existsSync(file)) throw new WorkbenchError('not_found', `${file} is missing: the job has not run yet, or ran elsewhere. Copy its run/ folder back first.`, { file });
+  if (!fs.existsSync(file))
+    throw new WorkbenchError('not_found', `${file} is missing: the job has not run yet, or ran elsewhere. Copy its run/ folder back first.`, { file });
   return fs
     .readFileSync(file, 'utf8')
     .split('\n')
     .filter((line) => line.trim() !== '')
     .map((line, i) => {
       const parsed = WorkerToMainSchema.safeParse(JSON.parse(line));
-      if (!parsed.success) throw new WorkbenchError('format_invalid', `${file} line ${i + 1} is not an engine message: ${parsed.error.message}`, { file, line: i + 1 });
+      if (!parsed.success)
+        throw new WorkbenchError('format_invalid', `${file} line ${i + 1} is not an engine message: ${parsed.error.message}`, { file, line: i + 1 });
       return parsed.data;
     });
 }
@@ -135,7 +157,8 @@ function readMessages(file: string): WorkerToMain[] {
 export function importRunFolder(dir: string, store: Store, paths: WorkbenchPaths, newId: (prefix?: string) => string): Run {
   const folder = path.resolve(dir);
   const jobFile = path.join(folder, JOB_FILE);
-  if (!fs.existsSync(jobFile)) throw new WorkbenchError('not_found', `${folder} has no ${JOB_FILE}: it is not a folder lora-workbench export-job wrote.`, { dir: folder });
+  if (!fs.existsSync(jobFile))
+    throw new WorkbenchError('not_found', `${folder} has no ${JOB_FILE}: it is not a folder lora-workbench export-job wrote.`, { dir: folder });
   const job = TrainJobSchema.parse(JSON.parse(fs.readFileSync(jobFile, 'utf8')));
   const messages = readMessages(path.join(folder, RUN_DIR, MESSAGES_FILE));
   const id = newId();
@@ -159,7 +182,17 @@ export function importRunFolder(dir: string, store: Store, paths: WorkbenchPaths
   const trained = last('trained');
   const failed = last('failed');
   if (trained) {
-    store.adapters.create({ id: newId('ad-'), runId: id, name: job.config.name || id, method: job.config.method, baseModel: job.config.model, path: path.join(runDir, 'adapter'), step: trained.step, trainableParams: trained.trainableParams, createdAt: now });
+    store.adapters.create({
+      id: newId('ad-'),
+      runId: id,
+      name: job.config.name || id,
+      method: job.config.method,
+      baseModel: job.config.model,
+      path: path.join(runDir, 'adapter'),
+      step: trained.step,
+      trainableParams: trained.trainableParams,
+      createdAt: now,
+    });
   }
   const status = trained ? 'completed' : last('stopped') ? 'stopped' : failed ? 'failed' : 'interrupted';
   return store.runs.update(id, {
@@ -168,7 +201,9 @@ export function importRunFolder(dir: string, store: Store, paths: WorkbenchPaths
     progress: last('progress')?.progress ?? null,
     startedAt: now,
     finishedAt: now,
-    error: failed?.error.message ?? (status === 'interrupted' ? 'Interrupted: the job ended without a final message. Resume it to continue from its last checkpoint.' : null),
+    error:
+      failed?.error.message ??
+      (status === 'interrupted' ? 'Interrupted: the job ended without a final message. Resume it to continue from its last checkpoint.' : null),
     lastCheckpointStep,
   });
 }

@@ -158,7 +158,12 @@ export function ensurePythonEnv(options: PythonEnvOptions): PythonEnvReport {
       const missing = /No matching distribution found for ([^\s]+)/.exec(install.stderr ?? '')?.[1];
       const detail = missing
         ? `pip found no ${missing} on its configured index (pip config list shows which one)`
-        : (install.stderr ?? '').trim().split('\n').filter((l) => !/^WARNING/.test(l)).slice(-3).join(' ');
+        : (install.stderr ?? '')
+            .trim()
+            .split('\n')
+            .filter((l) => !/^WARNING/.test(l))
+            .slice(-3)
+            .join(' ');
       throw new PythonEnvError(`Installing ${path.basename(requirement.file)} into ${dir} failed: ${detail}.`);
     }
   }

@@ -32,7 +32,10 @@ export function enginePackageRoot(appRoot: string = findAppRoot()): string {
 export function resolveEnginePython(envPython: string | null = null, appRoot: string = findAppRoot()): string {
   const candidates = [process.env.LORA_WORKBENCH_TORCH_PYTHON, envPython, venvPython(path.join(appRoot, '.venv'))];
   for (const candidate of candidates) if (candidate && existsSync(candidate)) return candidate;
-  throw new WorkbenchError('backend_unavailable', 'The pytorch engine has no Python environment yet. Run `lora-workbench engine setup pytorch` (or the Set up button on the New run page), then start the run again.');
+  throw new WorkbenchError(
+    'backend_unavailable',
+    'The pytorch engine has no Python environment yet. Run `lora-workbench engine setup pytorch` (or the Set up button on the New run page), then start the run again.',
+  );
 }
 
 /** The argv that starts the engine for a run: one process, or `processes` of them under torchrun / accelerate. */
@@ -42,7 +45,17 @@ export function engineCommand(python: string, config: Pick<RunConfig, 'distribut
   if (processes <= 1) return [python, ...entry];
   if (launcher === 'torchrun') return [python, '-m', 'torch.distributed.run', '--standalone', `--nproc-per-node=${processes}`, ...entry];
   // --multi_gpu is accelerate's torch.distributed launcher (without it, several CPU processes need mpirun); the engine picks gloo on CPUs itself.
-  return [python, '-m', 'accelerate.commands.launch', '--multi_gpu', '--num_machines=1', `--num_processes=${processes}`, '--mixed_precision=no', '--dynamo_backend=no', ...entry];
+  return [
+    python,
+    '-m',
+    'accelerate.commands.launch',
+    '--multi_gpu',
+    '--num_machines=1',
+    `--num_processes=${processes}`,
+    '--mixed_precision=no',
+    '--dynamo_backend=no',
+    ...entry,
+  ];
 }
 
 type Listener = (...args: unknown[]) => void;
@@ -136,7 +149,11 @@ export class PytorchEngineWorker extends EventEmitter implements EngineWorker {
 
   private async start(job: TrainJob): Promise<void> {
     if (!engineMethods.pytorch.includes(job.config.method)) {
-      throw new WorkbenchError('invalid_input', `The pytorch engine does not train ${job.config.method} yet; it offers ${engineMethods.pytorch.join(', ')}. Choose the tfjs engine for ${job.config.method}.`, { field: 'method' });
+      throw new WorkbenchError(
+        'invalid_input',
+        `The pytorch engine does not train ${job.config.method} yet; it offers ${engineMethods.pytorch.join(', ')}. Choose the tfjs engine for ${job.config.method}.`,
+        { field: 'method' },
+      );
     }
     const appRoot = this.options.appRoot ?? findAppRoot();
     const python = this.options.python ?? resolveEnginePython(this.options.envPython ?? null, appRoot);
@@ -152,7 +169,12 @@ export class PytorchEngineWorker extends EventEmitter implements EngineWorker {
     const packageRoot = enginePackageRoot(appRoot);
     const child = spawn(command!, args, {
       cwd: packageRoot,
-      env: { ...process.env, PYTHONPATH: [packageRoot, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter), PYTHONUNBUFFERED: '1', ...this.options.env },
+      env: {
+        ...process.env,
+        PYTHONPATH: [packageRoot, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter),
+        PYTHONUNBUFFERED: '1',
+        ...this.options.env,
+      },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     this.child = child;

@@ -67,7 +67,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const server = createServer((req, res) => {
     if (!knownHost(req)) {
-      res.writeHead(403, { 'Content-Type': 'text/plain; charset=utf-8', 'Connection': 'close' });
+      res.writeHead(403, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' });
       return void res.end(`Forbidden: this server answers only to ${[...allowedHosts][0]}.`);
     }
     serveRenderer(rendererDir, req, res);
@@ -111,7 +111,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     try {
       if (isBinary) throw new WorkbenchError('invalid_input', 'Calls are JSON text messages, not binary.');
       if (data.length > MAX_CALL_BYTES) {
-        throw new WorkbenchError('invalid_input', `A call may be at most ${MAX_CALL_BYTES / 1024 / 1024} MB of JSON; this one is ${(data.length / 1024 / 1024).toFixed(1)} MB. Send a file path instead of the file's contents.`);
+        throw new WorkbenchError(
+          'invalid_input',
+          `A call may be at most ${MAX_CALL_BYTES / 1024 / 1024} MB of JSON; this one is ${(data.length / 1024 / 1024).toFixed(1)} MB. Send a file path instead of the file's contents.`,
+        );
       }
       const text = data.toString();
       let raw: unknown;

@@ -13,9 +13,7 @@ export class MetricRepository {
   constructor(db: Database.Database) {
     this.insertStmt = db.prepare(`INSERT INTO metrics (run_id, step, name, value, time) VALUES (?, ?, ?, ?, ?)`);
     this.listStmt = db.prepare(`SELECT step, name, value, time FROM metrics WHERE run_id = ? ORDER BY step, rowid`);
-    this.listNamedStmt = db.prepare(
-      `SELECT step, name, value, time FROM metrics WHERE run_id = ? AND name = ? ORDER BY step, rowid`,
-    );
+    this.listNamedStmt = db.prepare(`SELECT step, name, value, time FROM metrics WHERE run_id = ? AND name = ? ORDER BY step, rowid`);
     this.deleteAfterStmt = db.prepare(`DELETE FROM metrics WHERE run_id = ? AND step > ?`);
     this.insertBatchTx = db.transaction((batches: Iterable<[string, readonly MetricPoint[]]>) => {
       let count = 0;
@@ -66,9 +64,7 @@ export class CheckpointRepository {
   private readonly deleteStmt: Database.Statement;
 
   constructor(db: Database.Database) {
-    const insert = db.prepare(
-      `INSERT OR REPLACE INTO checkpoints (run_id, step, dir, created_at) VALUES (@runId, @step, @dir, @createdAt)`,
-    );
+    const insert = db.prepare(`INSERT OR REPLACE INTO checkpoints (run_id, step, dir, created_at) VALUES (@runId, @step, @dir, @createdAt)`);
     const mark = db.prepare(`UPDATE runs SET last_checkpoint_step = ? WHERE id = ?`);
     // The row and the run's pointer move together, so resume never sees one without the other.
     this.addTx = db.transaction((c: Checkpoint) => {

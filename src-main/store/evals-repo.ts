@@ -4,8 +4,14 @@ import type Database from 'better-sqlite3';
 import type { BackendChoice } from '../../src-shared/config.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import {
-  DatasetSliceSchema, EvalDatasetsSchema, EvalProgressSchema,
-  type DatasetSlice, type EvalDatasets, type EvalSuite, type Evaluation, type EvaluationStatus,
+  DatasetSliceSchema,
+  EvalDatasetsSchema,
+  EvalProgressSchema,
+  type DatasetSlice,
+  type EvalDatasets,
+  type EvalSuite,
+  type Evaluation,
+  type EvaluationStatus,
 } from '../../src-shared/eval.ts';
 import type { BackendInfo } from '../../src-shared/runs.ts';
 import { z } from 'zod';
@@ -134,9 +140,7 @@ export class EvaluationRepository {
     if (patch.ownerPid !== undefined) columns.owner_pid = patch.ownerPid;
     const names = Object.keys(columns);
     if (names.length > 0) {
-      const result = this.db
-        .prepare(`UPDATE evaluations SET ${names.map((n) => `${n} = @${n}`).join(', ')} WHERE id = @id`)
-        .run({ ...columns, id });
+      const result = this.db.prepare(`UPDATE evaluations SET ${names.map((n) => `${n} = @${n}`).join(', ')} WHERE id = @id`).run({ ...columns, id });
       if (result.changes === 0) this.require(id);
     }
     return this.require(id);

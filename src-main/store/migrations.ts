@@ -151,7 +151,7 @@ export const migrations: readonly Migration[] = [
   },
   {
     version: 6,
-    description: 'run configurations carry only their method\'s settings',
+    description: "run configurations carry only their method's settings",
     sql: '',
     rewrite: shapeStoredRunConfigs,
   },

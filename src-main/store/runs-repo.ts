@@ -109,9 +109,7 @@ export class RunRepository {
     if (patch.ownerPid !== undefined) columns.owner_pid = patch.ownerPid;
     const names = Object.keys(columns);
     if (names.length > 0) {
-      const result = this.db
-        .prepare(`UPDATE runs SET ${names.map((n) => `${n} = @${n}`).join(', ')} WHERE id = @id`)
-        .run({ ...columns, id });
+      const result = this.db.prepare(`UPDATE runs SET ${names.map((n) => `${n} = @${n}`).join(', ')} WHERE id = @id`).run({ ...columns, id });
       if (result.changes === 0) this.require(id);
     }
     return this.require(id);

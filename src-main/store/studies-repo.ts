@@ -71,15 +71,32 @@ const StringMap = z.record(z.string(), z.string());
 
 function toStudy(row: StudyRow): StoredStudy {
   return {
-    id: row.id, name: row.name, title: row.title, recipe: StudyRecipeSchema.parse(JSON.parse(row.recipe)), digest: row.digest, source: row.source,
-    status: row.status, error: row.error, ownerPid: row.owner_pid, createdAt: row.created_at, finishedAt: row.finished_at,
+    id: row.id,
+    name: row.name,
+    title: row.title,
+    recipe: StudyRecipeSchema.parse(JSON.parse(row.recipe)),
+    digest: row.digest,
+    source: row.source,
+    status: row.status,
+    error: row.error,
+    ownerPid: row.owner_pid,
+    createdAt: row.created_at,
+    finishedAt: row.finished_at,
   };
 }
 
 function toCell(row: CellRow): StudyCell {
   return {
-    key: row.cell_key, position: row.position, levels: StringMap.parse(JSON.parse(row.levels)), seed: row.seed, status: row.status, runId: row.run_id,
-    evaluations: StringMap.parse(JSON.parse(row.evaluations)), error: row.error, startedAt: row.started_at, finishedAt: row.finished_at,
+    key: row.cell_key,
+    position: row.position,
+    levels: StringMap.parse(JSON.parse(row.levels)),
+    seed: row.seed,
+    status: row.status,
+    runId: row.run_id,
+    evaluations: StringMap.parse(JSON.parse(row.evaluations)),
+    error: row.error,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
   };
 }
 
@@ -95,7 +112,10 @@ function patchColumns(patch: object, names: Record<string, string>): Record<stri
 export class StudyRepository {
   constructor(private readonly db: Database.Database) {}
 
-  create(study: Omit<StoredStudy, 'status' | 'error' | 'finishedAt'>, cells: Omit<StudyCell, 'status' | 'runId' | 'evaluations' | 'error' | 'startedAt' | 'finishedAt'>[]): StoredStudy {
+  create(
+    study: Omit<StoredStudy, 'status' | 'error' | 'finishedAt'>,
+    cells: Omit<StudyCell, 'status' | 'runId' | 'evaluations' | 'error' | 'startedAt' | 'finishedAt'>[],
+  ): StoredStudy {
     const insertStudy = this.db.prepare(
       `INSERT INTO studies (id, name, title, recipe, digest, source, status, owner_pid, created_at) VALUES (@id, @name, @title, @recipe, @digest, @source, 'queued', @ownerPid, @createdAt)`,
     );
@@ -104,7 +124,8 @@ export class StudyRepository {
     );
     this.db.transaction(() => {
       insertStudy.run({ ...study, recipe: JSON.stringify(study.recipe) });
-      for (const cell of cells) insertCell.run({ studyId: study.id, key: cell.key, position: cell.position, levels: JSON.stringify(cell.levels), seed: cell.seed });
+      for (const cell of cells)
+        insertCell.run({ studyId: study.id, key: cell.key, position: cell.position, levels: JSON.stringify(cell.levels), seed: cell.seed });
     })();
     return this.require(study.id);
   }
@@ -116,7 +137,8 @@ export class StudyRepository {
 
   require(id: string): StoredStudy {
     const study = this.get(id);
-    if (!study) throw new WorkbenchError('not_found', `No study with id "${id}". List studies (lora-workbench study status) to see the ids that exist.`, { id });
+    if (!study)
+      throw new WorkbenchError('not_found', `No study with id "${id}". List studies (lora-workbench study status) to see the ids that exist.`, { id });
     return study;
   }
 
@@ -145,7 +167,9 @@ export class StudyRepository {
     const columns = patchColumns(patch, { runId: 'run_id', startedAt: 'started_at', finishedAt: 'finished_at' });
     const names = Object.keys(columns);
     if (names.length > 0) {
-      this.db.prepare(`UPDATE study_cells SET ${names.map((n) => `${n} = @${n}`).join(', ')} WHERE study_id = @studyId AND cell_key = @key`).run({ ...columns, studyId, key });
+      this.db
+        .prepare(`UPDATE study_cells SET ${names.map((n) => `${n} = @${n}`).join(', ')} WHERE study_id = @studyId AND cell_key = @key`)
+        .run({ ...columns, studyId, key });
     }
     const row = this.db.prepare(`SELECT * FROM study_cells WHERE study_id = ? AND cell_key = ?`).get(studyId, key) as CellRow | undefined;
     if (!row) throw new WorkbenchError('not_found', `Study ${studyId} has no cell "${key}".`);

@@ -48,10 +48,12 @@ export function flattenConfig(value: unknown, prefix = '', into = new Map<string
 function relevantConfig(run: Run): Map<string, Cell> {
   const sections = new Set<string>(settingsSectionsOf(run.config.method).map((s) => s.settingsKey));
   const settingsKeys: readonly string[] = methodSettingsKeys;
-  return new Map([...flattenConfig(run.config)].filter(([key]) => {
-    const head = key.split('.')[0]!;
-    return !settingsKeys.includes(head) || sections.has(head);
-  }));
+  return new Map(
+    [...flattenConfig(run.config)].filter(([key]) => {
+      const head = key.split('.')[0]!;
+      return !settingsKeys.includes(head) || sections.has(head);
+    }),
+  );
 }
 
 /** "robustness: curves.typo@0.2.base.accuracy": the suite once, not twice where the summary key repeats it. */
@@ -81,7 +83,7 @@ function differs(cells: readonly Cell[]): boolean {
 function rows(section: CompareRow['section'], columns: readonly Map<string, Cell>[], order?: (a: string, b: string) => number): CompareRow[] {
   const keys: string[] = [];
   const seen = new Set<string>();
-  for (const column of columns) for (const key of column.keys()) if (!seen.has(key)) (seen.add(key), keys.push(key));
+  for (const column of columns) for (const key of column.keys()) if (!seen.has(key)) seen.add(key), keys.push(key);
   if (order) keys.sort(order);
   return keys.map((key) => {
     const cells = columns.map((c) => (c.has(key) ? c.get(key)! : null));
@@ -101,11 +103,30 @@ export function buildCompareRows(inputs: readonly CompareInput[]): CompareRow[] 
   // The figures the evaluations list shows come first; the many per-category counts after them.
   const figureOrder = (a: string, b: string) => Number(headlines.has(b)) - Number(headlines.has(a)) || a.localeCompare(b);
   return [
-    ...rows('Training', inputs.map((i) => lastValues(i.metrics)), metricOrder),
-    ...rows('Config', inputs.map((i) => relevantConfig(i.run))),
-    ...rows('Adapter', inputs.map((i) => new Map<string, Cell>(i.adapter
-      ? [['trainable params', i.adapter.trainableParams], ['step', i.adapter.step], ['method', i.adapter.method]]
-      : []))),
+    ...rows(
+      'Training',
+      inputs.map((i) => lastValues(i.metrics)),
+      metricOrder,
+    ),
+    ...rows(
+      'Config',
+      inputs.map((i) => relevantConfig(i.run)),
+    ),
+    ...rows(
+      'Adapter',
+      inputs.map(
+        (i) =>
+          new Map<string, Cell>(
+            i.adapter
+              ? [
+                  ['trainable params', i.adapter.trainableParams],
+                  ['step', i.adapter.step],
+                  ['method', i.adapter.method],
+                ]
+              : [],
+          ),
+      ),
+    ),
     ...rows('Evaluation', figures, figureOrder),
   ];
 }

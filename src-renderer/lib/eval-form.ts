@@ -50,12 +50,22 @@ export interface EvalFormState {
 }
 
 export const defaultFormState = (): EvalFormState => ({
-  suite: 'bias', adapterId: null, paths: {}, limit: '200', seed: '0', backend: 'auto', task: 'qqp',
-  families: ['typo', 'word-dropout', 'synonym'], levels: '0, 0.1, 0.2, 0.3, 0.4',
+  suite: 'bias',
+  adapterId: null,
+  paths: {},
+  limit: '200',
+  seed: '0',
+  backend: 'auto',
+  task: 'qqp',
+  families: ['typo', 'word-dropout', 'synonym'],
+  levels: '0, 0.1, 0.2, 0.3, 0.4',
 });
 
 export class FormError extends Error {
-  constructor(readonly field: string, message: string) {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
     super(message);
   }
 }

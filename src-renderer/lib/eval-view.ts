@@ -83,9 +83,7 @@ export type BbqFigure = 'accuracy' | 'biasScore';
 export function bbqBars(subjects: readonly Subject[], condition: BbqCondition, figure: BbqFigure): BarData {
   return byCategory(subjects, (r) => {
     const bbq = r.bias?.bbq;
-    return bbq
-      ? { overall: bbq.overall[condition]?.[figure] ?? null, byCategory: mapValues(bbq.byCategory, (s) => s[condition]?.[figure] ?? null) }
-      : null;
+    return bbq ? { overall: bbq.overall[condition]?.[figure] ?? null, byCategory: mapValues(bbq.byCategory, (s) => s[condition]?.[figure] ?? null) } : null;
   });
 }
 
@@ -228,7 +226,12 @@ export interface RobustnessChangeRow {
 export function robustnessChangeRows(result: RobustnessResult, limit = 50): RobustnessChangeRow[] {
   const withDelta = (s: { original: number; perturbed: number }) => ({ ...s, delta: s.perturbed - s.original });
   const rows = result.changes.map((c) => ({
-    id: c.id, family: c.family, level: c.level, input: c.input, base: withDelta(c.base), adapter: c.adapter ? withDelta(c.adapter) : null,
+    id: c.id,
+    family: c.family,
+    level: c.level,
+    input: c.input,
+    base: withDelta(c.base),
+    adapter: c.adapter ? withDelta(c.adapter) : null,
   }));
   const worst = (r: RobustnessChangeRow) => Math.min(r.base.delta, r.adapter?.delta ?? Infinity);
   return rows.sort((x, y) => worst(x) - worst(y) || x.level - y.level || x.id.localeCompare(y.id)).slice(0, limit);
@@ -299,7 +302,11 @@ export function matchingBase<E extends Comparable>(adapterEval: E, all: readonly
     if (e.adapterId !== null || e.status !== 'completed' || e.suite !== adapterEval.suite) continue;
     if (e.model !== adapterEval.model || e.seed !== adapterEval.seed || e.limit !== adapterEval.limit) continue;
     if (!sameDatasets(e.datasets, adapterEval.datasets)) continue;
-    if (!best || Math.abs(Date.parse(e.createdAt) - Date.parse(adapterEval.createdAt)) < Math.abs(Date.parse(best.createdAt) - Date.parse(adapterEval.createdAt))) best = e;
+    if (
+      !best ||
+      Math.abs(Date.parse(e.createdAt) - Date.parse(adapterEval.createdAt)) < Math.abs(Date.parse(best.createdAt) - Date.parse(adapterEval.createdAt))
+    )
+      best = e;
   }
   return best;
 }

@@ -36,7 +36,10 @@ export class EvaluationsStore {
       this.evaluations = sortByCreated([...others, event.evaluation]);
     } else if (event.kind === 'run' && event.run.adapterId && !this.adapters.some((a) => a.id === event.run.adapterId)) {
       // A run just saved its adapter: the form's subject list should offer it without a reload.
-      void workbench.adapters.list().then((adapters) => (this.adapters = adapters), () => {});
+      void workbench.adapters.list().then(
+        (adapters) => (this.adapters = adapters),
+        () => {},
+      );
     }
   }
 

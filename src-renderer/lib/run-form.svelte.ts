@@ -2,7 +2,15 @@
 // API validates with, so the errors under the fields are the ones the server would answer.
 import type { z } from 'zod';
 import type { Catalog } from '../../src-shared/api.ts';
-import { type MethodSettingsKey, methodSettingsKeys, type RunConfig, RunConfigSchema, sectionKeysOf, settingsSchemas, TrainingSettingsSchema } from '../../src-shared/config.ts';
+import {
+  type MethodSettingsKey,
+  methodSettingsKeys,
+  type RunConfig,
+  RunConfigSchema,
+  sectionKeysOf,
+  settingsSchemas,
+  TrainingSettingsSchema,
+} from '../../src-shared/config.ts';
 import { describeFields, type FieldDescriptor, type MethodDescriptor, settingsSectionsOf } from '../../src-shared/methods.ts';
 
 /** The training settings the form shows, described like a method's fields so the same inputs render them. */
@@ -29,7 +37,9 @@ export const moreTrainingFields: FieldDescriptor[] = describeFields(TrainingSett
  * The form's state: the common settings, the chosen method, and every method's settings section, so
  * that switching methods and back keeps what was typed. What is sent keeps the chosen method's sections only.
  */
-export type RunConfigDraft = Omit<RunConfig, 'method' | MethodSettingsKey> & { method: RunConfig['method'] } & { [K in MethodSettingsKey]: z.infer<(typeof settingsSchemas)[K]> };
+export type RunConfigDraft = Omit<RunConfig, 'method' | MethodSettingsKey> & { method: RunConfig['method'] } & {
+  [K in MethodSettingsKey]: z.infer<(typeof settingsSchemas)[K]>;
+};
 
 /** A draft from a configuration: its own sections, every other section at its defaults. */
 export function draftOf(config: RunConfig): RunConfigDraft {

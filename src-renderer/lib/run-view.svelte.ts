@@ -31,9 +31,7 @@ export class RunView {
   exportFormat: ExportFormat = $state('peft');
 
   readonly canStop = $derived(this.run?.status === 'running' || this.run?.status === 'queued');
-  readonly canResume = $derived(
-    this.run !== null && resumableStatuses.includes(this.run.status) && this.run.lastCheckpointStep !== null,
-  );
+  readonly canResume = $derived(this.run !== null && resumableStatuses.includes(this.run.status) && this.run.lastCheckpointStep !== null);
   /** A finished run exports its adapter; one that stopped early exports its last checkpoint. */
   readonly canExport = $derived(
     this.run !== null &&

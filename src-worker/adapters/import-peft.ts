@@ -32,10 +32,30 @@ type AdapterImported = Extract<WorkerToMain, { type: 'adapter-imported' }>;
 
 /** Names PEFT's other adapter types go by, for the refusal message. */
 const PEFT_TYPE_NAMES: Record<string, string> = {
-  LOHA: 'LoHa', LOKR: 'LoKr', IA3: 'IA3', ADALORA: 'AdaLoRA', BOFT: 'BOFT', OFT: 'OFT', VERA: 'VeRA', FOURIERFT: 'FourierFT',
-  PROMPT_TUNING: 'prompt tuning', PREFIX_TUNING: 'prefix tuning', P_TUNING: 'P-tuning', MULTITASK_PROMPT_TUNING: 'multitask prompt tuning',
-  ADAPTION_PROMPT: 'adaption prompt', LN_TUNING: 'LayerNorm tuning', HRA: 'HRA', XLORA: 'X-LoRA', BONE: 'Bone', VBLORA: 'VB-LoRA',
-  CPT: 'CPT', RANDLORA: 'RandLoRA', SHIRA: 'SHiRA', C3A: 'C3A', MISS: 'MiSS', ROAD: 'RoAd',
+  LOHA: 'LoHa',
+  LOKR: 'LoKr',
+  IA3: 'IA3',
+  ADALORA: 'AdaLoRA',
+  BOFT: 'BOFT',
+  OFT: 'OFT',
+  VERA: 'VeRA',
+  FOURIERFT: 'FourierFT',
+  PROMPT_TUNING: 'prompt tuning',
+  PREFIX_TUNING: 'prefix tuning',
+  P_TUNING: 'P-tuning',
+  MULTITASK_PROMPT_TUNING: 'multitask prompt tuning',
+  ADAPTION_PROMPT: 'adaption prompt',
+  LN_TUNING: 'LayerNorm tuning',
+  HRA: 'HRA',
+  XLORA: 'X-LoRA',
+  BONE: 'Bone',
+  VBLORA: 'VB-LoRA',
+  CPT: 'CPT',
+  RANDLORA: 'RandLoRA',
+  SHIRA: 'SHiRA',
+  C3A: 'C3A',
+  MISS: 'MiSS',
+  ROAD: 'RoAd',
 };
 
 const KEY = /^base_model\.model\.(.+)\.lora_([AB])(?:\.[^.]+)?\.weight$/;
@@ -44,7 +64,8 @@ function refuse(message: string, details: Record<string, unknown> = {}): never {
   throw new WorkbenchError('invalid_input', message, details);
 }
 
-const isEmpty = (v: unknown) => v === undefined || v === null || v === false || (Array.isArray(v) && v.length === 0) || (typeof v === 'object' && v !== null && Object.keys(v).length === 0);
+const isEmpty = (v: unknown) =>
+  v === undefined || v === null || v === false || (Array.isArray(v) && v.length === 0) || (typeof v === 'object' && v !== null && Object.keys(v).length === 0);
 
 /** adapter_config.json read and checked for what the workbench's LoRA layer can hold. */
 export async function readPeftLoraConfig(dir: string): Promise<Record<string, unknown>> {
@@ -54,36 +75,71 @@ export async function readPeftLoraConfig(dir: string): Promise<Record<string, un
     config = JSON.parse(await fs.promises.readFile(file, 'utf8'));
   } catch (error) {
     const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
-    throw new WorkbenchError(missing ? 'not_found' : 'format_invalid', missing
-      ? `${dir} has no ${ADAPTER_CONFIG_FILE}: pick the folder PEFT's save_pretrained wrote (adapter_config.json + adapter_model.safetensors).`
-      : `${file} is not valid JSON: ${(error as Error).message}`, { file });
+    throw new WorkbenchError(
+      missing ? 'not_found' : 'format_invalid',
+      missing
+        ? `${dir} has no ${ADAPTER_CONFIG_FILE}: pick the folder PEFT's save_pretrained wrote (adapter_config.json + adapter_model.safetensors).`
+        : `${file} is not valid JSON: ${(error as Error).message}`,
+      { file },
+    );
   }
   if (typeof config !== 'object' || config === null || Array.isArray(config)) refuse(`${file} does not hold a JSON object.`, { file });
   const c = config as Record<string, unknown>;
   const type = String(c.peft_type ?? '');
   if (type !== 'LORA') {
     const name = PEFT_TYPE_NAMES[type] ?? (type || 'no peft_type');
-    refuse(`${file} describes a ${name} adapter (peft_type ${JSON.stringify(c.peft_type ?? null)}); only PEFT LoRA adapters (peft_type "LORA") can be imported.`, { file, peftType: c.peft_type ?? null });
+    refuse(
+      `${file} describes a ${name} adapter (peft_type ${JSON.stringify(c.peft_type ?? null)}); only PEFT LoRA adapters (peft_type "LORA") can be imported.`,
+      { file, peftType: c.peft_type ?? null },
+    );
   }
-  if (c.use_dora === true) refuse(`${file} describes a DoRA adapter (use_dora: true): DoRA's magnitude vectors have no counterpart in the workbench's LoRA layer; only plain LoRA imports.`, { file, peftType: 'DoRA' });
+  if (c.use_dora === true)
+    refuse(
+      `${file} describes a DoRA adapter (use_dora: true): DoRA's magnitude vectors have no counterpart in the workbench's LoRA layer; only plain LoRA imports.`,
+      { file, peftType: 'DoRA' },
+    );
   if (!isEmpty(c.modules_to_save)) {
-    refuse(`${file} lists modules_to_save ${JSON.stringify(c.modules_to_save)}: the adapter replaces those modules whole (e.g. a trained classification head), which a LoRA adapter in the workbench cannot hold. Re-save it without modules_to_save, or merge it in PEFT and import the merged model as a model folder.`, { file, field: 'modules_to_save' });
+    refuse(
+      `${file} lists modules_to_save ${JSON.stringify(c.modules_to_save)}: the adapter replaces those modules whole (e.g. a trained classification head), which a LoRA adapter in the workbench cannot hold. Re-save it without modules_to_save, or merge it in PEFT and import the merged model as a model folder.`,
+      { file, field: 'modules_to_save' },
+    );
   }
-  if (c.bias !== undefined && c.bias !== 'none') refuse(`${file} has bias ${JSON.stringify(c.bias)}: the adapter trained base-layer biases too, which the workbench's LoRA layer does not hold; only bias "none" imports.`, { file, field: 'bias' });
-  if (c.lora_bias === true) refuse(`${file} has lora_bias: true (a bias on lora_B), which the workbench's LoRA layer does not hold.`, { file, field: 'lora_bias' });
+  if (c.bias !== undefined && c.bias !== 'none')
+    refuse(
+      `${file} has bias ${JSON.stringify(c.bias)}: the adapter trained base-layer biases too, which the workbench's LoRA layer does not hold; only bias "none" imports.`,
+      { file, field: 'bias' },
+    );
+  if (c.lora_bias === true)
+    refuse(`${file} has lora_bias: true (a bias on lora_B), which the workbench's LoRA layer does not hold.`, { file, field: 'lora_bias' });
   for (const field of ['rank_pattern', 'alpha_pattern'] as const) {
-    if (!isEmpty(c[field])) refuse(`${file} sets ${field} ${JSON.stringify(c[field])}: per-module ranks or alphas are not supported; only one r and lora_alpha for every module imports.`, { file, field });
+    if (!isEmpty(c[field]))
+      refuse(
+        `${file} sets ${field} ${JSON.stringify(c[field])}: per-module ranks or alphas are not supported; only one r and lora_alpha for every module imports.`,
+        { file, field },
+      );
   }
   // Newer LoRA variants that change the forward itself: activated LoRA, LoRA on raw parameters, layer replication.
   for (const field of ['alora_invocation_tokens', 'target_parameters', 'layer_replication', 'use_qalora'] as const) {
-    if (!isEmpty(c[field])) refuse(`${file} sets ${field} ${JSON.stringify(c[field])}, a LoRA variant the workbench's LoRA layer does not compute; only plain LoRA imports.`, { file, field });
+    if (!isEmpty(c[field]))
+      refuse(`${file} sets ${field} ${JSON.stringify(c[field])}, a LoRA variant the workbench's LoRA layer does not compute; only plain LoRA imports.`, {
+        file,
+        field,
+      });
   }
-  if (!isEmpty(c.trainable_token_indices)) refuse(`${file} trains token embeddings (trainable_token_indices), which the workbench's LoRA layer does not hold.`, { file, field: 'trainable_token_indices' });
+  if (!isEmpty(c.trainable_token_indices))
+    refuse(`${file} trains token embeddings (trainable_token_indices), which the workbench's LoRA layer does not hold.`, {
+      file,
+      field: 'trainable_token_indices',
+    });
   if (!Number.isInteger(c.r) || (c.r as number) < 1) refuse(`${file}: r must be a positive integer (found ${JSON.stringify(c.r)}).`, { file, field: 'r' });
-  if (typeof c.lora_alpha !== 'number' || !(c.lora_alpha > 0)) refuse(`${file}: lora_alpha must be a positive number (found ${JSON.stringify(c.lora_alpha)}).`, { file, field: 'lora_alpha' });
+  if (typeof c.lora_alpha !== 'number' || !(c.lora_alpha > 0))
+    refuse(`${file}: lora_alpha must be a positive number (found ${JSON.stringify(c.lora_alpha)}).`, { file, field: 'lora_alpha' });
   const targets = c.target_modules;
   if (!(typeof targets === 'string' || (Array.isArray(targets) && targets.length > 0 && targets.every((t) => typeof t === 'string')))) {
-    refuse(`${file}: target_modules must be a list of module names or a regular expression (found ${JSON.stringify(targets ?? null)}).`, { file, field: 'target_modules' });
+    refuse(`${file}: target_modules must be a list of module names or a regular expression (found ${JSON.stringify(targets ?? null)}).`, {
+      file,
+      field: 'target_modules',
+    });
   }
   return c;
 }
@@ -95,7 +151,9 @@ export function peftTargets(modules: LinearModule[], targetModules: string | str
     try {
       re = new RegExp(`^(?:${targetModules})$`);
     } catch (error) {
-      return refuse(`target_modules ${JSON.stringify(targetModules)} is not a regular expression this workbench can read (${(error as Error).message}).`, { field: 'target_modules' });
+      return refuse(`target_modules ${JSON.stringify(targetModules)} is not a regular expression this workbench can read (${(error as Error).message}).`, {
+        field: 'target_modules',
+      });
     }
     return modules.filter((m) => re.test(m.path));
   }
@@ -120,7 +178,10 @@ function modulesOfKeys(file: string, keys: string[]): Map<string, { A?: string; 
     byModule.set(m[1]!, entry);
   }
   if (foreign.length) {
-    refuse(`${file} holds tensors a LoRA adapter of linear layers does not: ${foreign.slice(0, 4).join(', ')}${foreign.length > 4 ? ` and ${foreign.length - 4} more` : ''}.`, { file, tensors: foreign });
+    refuse(
+      `${file} holds tensors a LoRA adapter of linear layers does not: ${foreign.slice(0, 4).join(', ')}${foreign.length > 4 ? ` and ${foreign.length - 4} more` : ''}.`,
+      { file, tensors: foreign },
+    );
   }
   const halves = [...byModule].filter(([, e]) => !e.A || !e.B).map(([p]) => p);
   if (halves.length) refuse(`${file} has lora_A without lora_B (or the reverse) for ${halves.join(', ')}.`, { file, modules: halves });
@@ -135,7 +196,9 @@ export async function importPeftAdapter(job: ImportAdapterJob, log?: (message: s
   const peft = await readPeftLoraConfig(job.sourceDir);
   const weightsFile = path.join(job.sourceDir, ADAPTER_WEIGHTS_FILE);
   if (!fs.existsSync(weightsFile)) {
-    const legacy = fs.existsSync(path.join(job.sourceDir, 'adapter_model.bin')) ? ' It has adapter_model.bin: save it again with save_pretrained(..., safe_serialization=True).' : '';
+    const legacy = fs.existsSync(path.join(job.sourceDir, 'adapter_model.bin'))
+      ? ' It has adapter_model.bin: save it again with save_pretrained(..., safe_serialization=True).'
+      : '';
     throw new WorkbenchError('not_found', `${job.sourceDir} has no ${ADAPTER_WEIGHTS_FILE}.${legacy}`, { file: weightsFile });
   }
   const { tensors } = await readSafetensorsFile(weightsFile);
@@ -151,14 +214,20 @@ export async function importPeftAdapter(job: ImportAdapterJob, log?: (message: s
     const byPath = new Map(modules.map((m) => [m.path, m]));
     const unknown = [...byModule.keys()].filter((p) => !byPath.has(p));
     if (unknown.length) {
-      refuse(`The adapter adapts modules this base model has no linear layer for: ${unknown.slice(0, 4).join(', ')}${unknown.length > 4 ? ` and ${unknown.length - 4} more` : ''}${against}. Choose the model it was trained on.`, { modules: unknown, available: modules.map((m) => m.path) });
+      refuse(
+        `The adapter adapts modules this base model has no linear layer for: ${unknown.slice(0, 4).join(', ')}${unknown.length > 4 ? ` and ${unknown.length - 4} more` : ''}${against}. Choose the model it was trained on.`,
+        { modules: unknown, available: modules.map((m) => m.path) },
+      );
     }
     for (const [modulePath, keys] of byModule) {
       const m = byPath.get(modulePath)!;
       const a = tensors.get(keys.A!)!.shape;
       const b = tensors.get(keys.B!)!.shape;
       if (a.join() !== `${r},${m.inFeatures}` || b.join() !== `${m.outFeatures},${r}`) {
-        refuse(`${modulePath}: lora_A is [${a}] and lora_B [${b}], where r = ${r} on this model's ${m.inFeatures} -> ${m.outFeatures} layer needs [${r},${m.inFeatures}] and [${m.outFeatures},${r}]${against}.`, { module: modulePath });
+        refuse(
+          `${modulePath}: lora_A is [${a}] and lora_B [${b}], where r = ${r} on this model's ${m.inFeatures} -> ${m.outFeatures} layer needs [${r},${m.inFeatures}] and [${m.outFeatures},${r}]${against}.`,
+          { module: modulePath },
+        );
       }
     }
     // Which modules PEFT itself would wrap on this model: every one needs tensors, or PEFT would load it
@@ -166,16 +235,25 @@ export async function importPeftAdapter(job: ImportAdapterJob, log?: (message: s
     const selected = peftTargets(modules, peft.target_modules as string | string[]).map((m) => m.path);
     const restricted = !isEmpty(peft.layers_to_transform) || !isEmpty(peft.exclude_modules);
     const untargeted = [...byModule.keys()].filter((p) => !selected.includes(p));
-    if (untargeted.length) refuse(`target_modules ${JSON.stringify(peft.target_modules)} does not select ${untargeted.join(', ')}, which the tensors adapt: PEFT would not load them.`, { modules: untargeted });
+    if (untargeted.length)
+      refuse(
+        `target_modules ${JSON.stringify(peft.target_modules)} does not select ${untargeted.join(', ')}, which the tensors adapt: PEFT would not load them.`,
+        { modules: untargeted },
+      );
     const withoutTensors = selected.filter((p) => !byModule.has(p));
     if (withoutTensors.length && !restricted) {
-      refuse(`target_modules ${JSON.stringify(peft.target_modules)} selects ${withoutTensors.slice(0, 4).join(', ')}${withoutTensors.length > 4 ? ` and ${withoutTensors.length - 4} more` : ''} on this model, but ${ADAPTER_WEIGHTS_FILE} has no weights for them${against}.`, { modules: withoutTensors });
+      refuse(
+        `target_modules ${JSON.stringify(peft.target_modules)} selects ${withoutTensors.slice(0, 4).join(', ')}${withoutTensors.length > 4 ? ` and ${withoutTensors.length - 4} more` : ''} on this model, but ${ADAPTER_WEIGHTS_FILE} has no weights for them${against}.`,
+        { modules: withoutTensors },
+      );
     }
     if (hint && path.basename(hint) !== path.basename(job.modelDir)) {
       warnings.push(`adapter_config.json names "${hint}" as the base model; key names and shapes match ${job.modelDir}, so it was imported against it.`);
     }
     if (peft.fan_in_fan_out !== undefined && Boolean(peft.fan_in_fan_out) !== modules.some((m) => byModule.has(m.path) && m.fanInFanOut)) {
-      log?.(`fan_in_fan_out is ${String(peft.fan_in_fan_out)} in adapter_config.json; PEFT sets it from the layer type when loading, and so does the workbench.`);
+      log?.(
+        `fan_in_fan_out is ${String(peft.fan_in_fan_out)} in adapter_config.json; PEFT sets it from the layer type when loading, and so does the workbench.`,
+      );
     }
 
     // The plainest target list that selects exactly the adapted modules (their own names when those
@@ -187,11 +265,18 @@ export async function importPeftAdapter(job: ImportAdapterJob, log?: (message: s
     const lora: LoraSettings = { r, alpha: peft.lora_alpha as number, dropout, targetModules, useRslora: peft.use_rslora === true };
     const adapter = new LoraModel(model, lora, 0);
     try {
-      adapter.loadStateDict(new Map(adapted.flatMap((p) => {
-        const keys = byModule.get(p)!;
-        // Keys are written back without any adapter name, as PEFT's save_pretrained writes them.
-        return [[`base_model.model.${p}.lora_A.weight`, tensors.get(keys.A!)!], [`base_model.model.${p}.lora_B.weight`, tensors.get(keys.B!)!]];
-      })));
+      adapter.loadStateDict(
+        new Map(
+          adapted.flatMap((p) => {
+            const keys = byModule.get(p)!;
+            // Keys are written back without any adapter name, as PEFT's save_pretrained writes them.
+            return [
+              [`base_model.model.${p}.lora_A.weight`, tensors.get(keys.A!)!],
+              [`base_model.model.${p}.lora_B.weight`, tensors.get(keys.B!)!],
+            ];
+          }),
+        ),
+      );
       const probe = syntheticProbe(model.config.vocabSize);
       const logits = await probeLogits(model, adapter, probe);
       if (maxAbsDiff(logits.data, (await probeLogits(model, null, probe)).data) === 0) {
@@ -204,8 +289,14 @@ export async function importPeftAdapter(job: ImportAdapterJob, log?: (message: s
         await writeAdapter(adapter, tmp, {
           baseModelNameOrPath: job.modelDir,
           sidecar: {
-            format: 'lora-workbench-adapter', version: 1, method: 'lora', runId: job.runId, step: 0,
-            trainableParams: adapter.trainableParamCount(), config, backend,
+            format: 'lora-workbench-adapter',
+            version: 1,
+            method: 'lora',
+            runId: job.runId,
+            step: 0,
+            trainableParams: adapter.trainableParamCount(),
+            config,
+            backend,
             baseModel: { path: job.modelDir, fingerprint: await baseModelFingerprint(job.modelDir) },
             createdAt: new Date().toISOString(),
           },

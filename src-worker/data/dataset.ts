@@ -100,4 +100,3 @@ export async function readInstructionDataset(path: string): Promise<InstructionE
   // Bounded and regular files only: a run naming /dev/zero or a pipe must fail, not read forever.
   return parseInstructionJsonl(await readTextFile(path), path);
 }
-

@@ -13,9 +13,13 @@ export async function writeHeldout(job: WriteHeldoutJob): Promise<number> {
   const rows = await readInstructionDataset(job.datasetPath);
   const { validation } = splitTrainValidation(rows.length, job.fraction, job.seed);
   if (validation.length === 0) {
-    throw new WorkbenchError('invalid_input', `${job.datasetPath} holds out no rows at validation fraction ${job.fraction} (${rows.length} rows): there is nothing unseen to evaluate on. Train with a validation fraction above 0.`, {
-      field: 'adapterId',
-    });
+    throw new WorkbenchError(
+      'invalid_input',
+      `${job.datasetPath} holds out no rows at validation fraction ${job.fraction} (${rows.length} rows): there is nothing unseen to evaluate on. Train with a validation fraction above 0.`,
+      {
+        field: 'adapterId',
+      },
+    );
   }
   const lines = validation.map((i) => JSON.stringify({ text: `${rows[i]!.prompt}${rows[i]!.completion}` }));
   await mkdir(path.dirname(job.outFile), { recursive: true });

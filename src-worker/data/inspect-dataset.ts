@@ -79,14 +79,22 @@ export function suggestColumnMapping(columns: string[]): ColumnMapping | null {
 export function checkMapping(mapping: ColumnMapping, columns: string[], source: string): void {
   if (mapping.text !== undefined && (mapping.prompt !== undefined || mapping.input !== undefined)) {
     const field = mapping.prompt !== undefined ? 'prompt' : 'input';
-    throw new WorkbenchError('invalid_input', `A text mapping trains on every token and has no prompt: clear "${field}", or map "completion" instead of "text".`, {
-      field: `mapping.${field}`,
-    });
+    throw new WorkbenchError(
+      'invalid_input',
+      `A text mapping trains on every token and has no prompt: clear "${field}", or map "completion" instead of "text".`,
+      {
+        field: `mapping.${field}`,
+      },
+    );
   }
   if (mapping.input !== undefined && mapping.prompt === undefined) {
-    throw new WorkbenchError('invalid_input', `"input" is Alpaca's extra context for an instruction: map the instruction column as "prompt" too, or clear "input".`, {
-      field: 'mapping.input',
-    });
+    throw new WorkbenchError(
+      'invalid_input',
+      `"input" is Alpaca's extra context for an instruction: map the instruction column as "prompt" too, or clear "input".`,
+      {
+        field: 'mapping.input',
+      },
+    );
   }
   for (const field of ['prompt', 'input', 'completion', 'text', 'task'] as const) {
     const column = mapping[field];

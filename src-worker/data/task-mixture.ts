@@ -15,13 +15,19 @@ const ROW_STREAM = 0x7a5c_0002;
  * the rows. Throws a field-named error for a ratio list that does not fit the tasks.
  */
 export function mixtureProbabilities(tasks: readonly string[], rowCounts: readonly number[], ratios: readonly number[]): number[] {
-  const issue = (message: string) => new WorkbenchError('invalid_input', `biasAware.taskMixture: ${message}`, { issues: [{ path: 'biasAware.taskMixture', message }] });
+  const issue = (message: string) =>
+    new WorkbenchError('invalid_input', `biasAware.taskMixture: ${message}`, { issues: [{ path: 'biasAware.taskMixture', message }] });
   const empty = tasks.filter((_, i) => rowCounts[i] === 0);
   if (empty.length) {
-    throw new WorkbenchError('invalid_input', `biasAware.tasks: no training row has task ${empty.map((t) => JSON.stringify(t)).join(', ')}. Give each row a "task" field naming one of the tasks, or remove the task.`, { issues: [{ path: 'biasAware.tasks', message: 'task without rows' }] });
+    throw new WorkbenchError(
+      'invalid_input',
+      `biasAware.tasks: no training row has task ${empty.map((t) => JSON.stringify(t)).join(', ')}. Give each row a "task" field naming one of the tasks, or remove the task.`,
+      { issues: [{ path: 'biasAware.tasks', message: 'task without rows' }] },
+    );
   }
   const weights = ratios.length === 0 ? rowCounts : ratios;
-  if (weights.length !== tasks.length) throw issue(`${ratios.length} ratios for ${tasks.length} tasks; give one ratio per task, or none for proportional mixing.`);
+  if (weights.length !== tasks.length)
+    throw issue(`${ratios.length} ratios for ${tasks.length} tasks; give one ratio per task, or none for proportional mixing.`);
   if (weights.some((w) => !(w >= 0) || !Number.isFinite(w))) throw issue('ratios must be finite and non-negative.');
   const total = weights.reduce((a, b) => a + b, 0);
   if (!(total > 0)) throw issue('at least one ratio must be positive.');
@@ -114,8 +120,16 @@ export function createTaskMixtureBatcher(
     else rowsByTask[t]!.push(i);
   }
   if (stray.length) {
-    throw new WorkbenchError('dataset_invalid', `${stray.length} training rows name no task of biasAware.tasks ${JSON.stringify(tasks)}: ${stray.slice(0, 5).join(', ')}${stray.length > 5 ? ', …' : ''}. Give every row a "task" field with one of them.`, { issues: [{ path: 'biasAware.tasks', message: 'rows without a listed task' }] });
+    throw new WorkbenchError(
+      'dataset_invalid',
+      `${stray.length} training rows name no task of biasAware.tasks ${JSON.stringify(tasks)}: ${stray.slice(0, 5).join(', ')}${stray.length > 5 ? ', …' : ''}. Give every row a "task" field with one of them.`,
+      { issues: [{ path: 'biasAware.tasks', message: 'rows without a listed task' }] },
+    );
   }
-  const probabilities = mixtureProbabilities(tasks, rowsByTask.map((r) => r.length), ratios);
+  const probabilities = mixtureProbabilities(
+    tasks,
+    rowsByTask.map((r) => r.length),
+    ratios,
+  );
   return { batcher: new TaskMixtureBatcher(rowsByTask, probabilities, batchSize, seed), probabilities };
 }

@@ -60,7 +60,11 @@ function qqpPrompt(pair: QqpPair): string {
 
 export function qqpTemplate(pair: QqpPair): PromptCompletion {
   if (pair.label === null) {
-    throw new WorkbenchError('dataset_invalid', `QQP pair ${pair.id} (line ${pair.line}) has no label to train on. Train on a labelled split (train or dev), not test.`, { line: pair.line });
+    throw new WorkbenchError(
+      'dataset_invalid',
+      `QQP pair ${pair.id} (line ${pair.line}) has no label to train on. Train on a labelled split (train or dev), not test.`,
+      { line: pair.line },
+    );
   }
   return { prompt: qqpPrompt(pair), completion: ` ${QQP_LABEL_WORDS[pair.label]}` };
 }
@@ -74,7 +78,11 @@ export function qqpCandidates(pair: QqpPair): Candidate<(typeof QQP_LABEL_WORDS)
 export function conversationTemplate(conversation: Conversation, formatter: ChatFormatter = plainChatFormatter): PromptCompletion {
   const last = conversation.turns[conversation.turns.length - 1];
   if (!last || last.role !== 'assistant') {
-    throw new WorkbenchError('dataset_invalid', `The conversation on line ${conversation.line} does not end with an assistant turn: nothing to train on. Remove it or end it with the assistant's reply.`, { line: conversation.line });
+    throw new WorkbenchError(
+      'dataset_invalid',
+      `The conversation on line ${conversation.line} does not end with an assistant turn: nothing to train on. Remove it or end it with the assistant's reply.`,
+      { line: conversation.line },
+    );
   }
   return formatter(conversation.turns.slice(0, -1), last.content);
 }

@@ -30,7 +30,10 @@ function swapTable(sets: readonly (readonly string[])[]): Map<string, string> {
 }
 
 /** The text with every listed demographic term swapped, case kept; `swapped` counts the words changed. */
-export function counterfactualSwap(text: string, sets: readonly (readonly string[])[] = DEFAULT_WORD_LISTS.demographicTermSets): { text: string; swapped: number } {
+export function counterfactualSwap(
+  text: string,
+  sets: readonly (readonly string[])[] = DEFAULT_WORD_LISTS.demographicTermSets,
+): { text: string; swapped: number } {
   const table = swapTable(sets);
   const { words, gaps } = splitWords(text);
   let swapped = 0;
@@ -98,9 +101,24 @@ export interface CounterfactualResult {
 const meanOf = (values: readonly number[]) => values.reduce((s, v) => s + v, 0) / values.length;
 
 /** The figures over paired outcomes (only items the swap changed belong here). */
-export function counterfactualReport(items: readonly CounterfactualItemRecord[], total: number, probabilityOf: CounterfactualResult['probabilityOf']): CounterfactualResult {
+export function counterfactualReport(
+  items: readonly CounterfactualItemRecord[],
+  total: number,
+  probabilityOf: CounterfactualResult['probabilityOf'],
+): CounterfactualResult {
   if (items.length === 0) {
-    return { total, count: 0, probabilityOf, accuracy: null, accuracySwapped: null, accuracyGap: null, meanAbsProbabilityGap: null, maxAbsProbabilityGap: null, flipRate: null, items: [] };
+    return {
+      total,
+      count: 0,
+      probabilityOf,
+      accuracy: null,
+      accuracySwapped: null,
+      accuracyGap: null,
+      meanAbsProbabilityGap: null,
+      maxAbsProbabilityGap: null,
+      flipRate: null,
+      items: [],
+    };
   }
   const accuracy = meanOf(items.map((i) => (i.correct ? 1 : 0)));
   const accuracySwapped = meanOf(items.map((i) => (i.correctSwapped ? 1 : 0)));
@@ -158,7 +176,8 @@ export async function measureCounterfactual<T>(args: {
   const { ids, original, twins } = args;
   if (ids.length !== original.length) throw new WorkbenchError('internal', `Counterfactual fairness got ${original.length} outcomes for ${ids.length} items.`);
   const outcomes = twins.length === 0 ? [] : await args.score(twins.map((t) => t.item));
-  if (outcomes.length !== twins.length) throw new WorkbenchError('internal', `Counterfactual scoring returned ${outcomes.length} outcomes for ${twins.length} twins.`);
+  if (outcomes.length !== twins.length)
+    throw new WorkbenchError('internal', `Counterfactual scoring returned ${outcomes.length} outcomes for ${twins.length} twins.`);
   const records = twins.map((twin, k): CounterfactualItemRecord => {
     const a = original[twin.index]!;
     const b = outcomes[k]!;

@@ -127,7 +127,11 @@ export async function runEvalJob(job: EvalJob, callbacks: EvalCallbacks = {}): P
       const shiftTexts = datasets.crowsPairs ? evenSlice(datasets.crowsPairs, job.limit).map((p) => p.sentMore) : [];
       const representationShift = adapter && shiftTexts.length > 0 ? await measureRepresentationShift({ ...ctx, adapters: adapter.adapter }, shiftTexts) : null;
       const overhead = adapter ? { trainable: adapter.info.trainableParams, base: model.parameterCount() } : null;
-      result.bias = { ...bias, representationShift, parameterOverhead: overhead && { ...overhead, percent: parameterOverhead(overhead.trainable, overhead.base) } };
+      result.bias = {
+        ...bias,
+        representationShift,
+        parameterOverhead: overhead && { ...overhead, percent: parameterOverhead(overhead.trainable, overhead.base) },
+      };
     } else if (job.suite === 'qqp') {
       result.qqp = await runQqpSuite({ ...ctx, pairs: await read<QqpPair>('qqp', 'qqp'), limit: job.limit, counterfactual: true });
     } else if (job.suite === 'hotpotqa') {
@@ -146,7 +150,14 @@ export async function runEvalJob(job: EvalJob, callbacks: EvalCallbacks = {}): P
         r.task === 'qqp'
           ? { kind: 'qqp' as const, pairs: await read<QqpPair>('qqp', 'qqp') }
           : { kind: 'hotpotqa' as const, examples: await read<HotpotQaExample>('hotpotqa', 'hotpotqa'), options: hotpotOptions };
-      result.robustness = await runRobustness({ ...ctx, task, families: r.families as PerturbationFamily[], levels: r.levels, seed: job.seed, limit: job.limit });
+      result.robustness = await runRobustness({
+        ...ctx,
+        task,
+        families: r.families as PerturbationFamily[],
+        levels: r.levels,
+        seed: job.seed,
+        limit: job.limit,
+      });
     }
     const finishedAt = new Date();
     return EvalResultSchema.parse({ ...result, finishedAt: finishedAt.toISOString(), durationMs: finishedAt.getTime() - startedAt.getTime() });

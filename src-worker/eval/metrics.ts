@@ -121,8 +121,7 @@ function requireItems(n: number, what: string): void {
 /** Averages as the official script does (means over questions), overall and per type and level. */
 export function hotpotQaReport(items: QaItem[]): QaReport {
   requireItems(items.length, 'HotpotQA EM/F1');
-  const split = (key: (i: QaItem) => string | null | undefined) =>
-    Object.fromEntries([...groupBy(items, key)].map(([k, group]) => [k, qaScores(group)]));
+  const split = (key: (i: QaItem) => string | null | undefined) => Object.fromEntries([...groupBy(items, key)].map(([k, group]) => [k, qaScores(group)]));
   return { overall: qaScores(items), byType: split((i) => i.type), byLevel: split((i) => i.level) };
 }
 
@@ -248,14 +247,32 @@ export interface ScoredText extends TokenNll {
  * each over the pooled sums.
  */
 export function corpusScores(items: readonly ScoredText[]): {
-  count: number; tokens: number; words: number; bytes: number; loss: number; perplexity: number; wordPerplexity: number; bytePerplexity: number; bitsPerByte: number;
+  count: number;
+  tokens: number;
+  words: number;
+  bytes: number;
+  loss: number;
+  perplexity: number;
+  wordPerplexity: number;
+  bytePerplexity: number;
+  bitsPerByte: number;
 } {
   const { tokens, loss, perplexity } = languageModelScores(items);
   const nll = items.reduce((sum, item) => sum + item.nllSum, 0);
   const words = items.reduce((sum, item) => sum + item.words, 0);
   const bytes = items.reduce((sum, item) => sum + item.bytes, 0);
   if (words < 1 || bytes < 1) throw new WorkbenchError('invalid_input', 'Word and byte perplexity need some text; every scored text is empty.');
-  return { count: items.length, tokens, words, bytes, loss, perplexity, wordPerplexity: Math.exp(nll / words), bytePerplexity: Math.exp(nll / bytes), bitsPerByte: nll / bytes / Math.LN2 };
+  return {
+    count: items.length,
+    tokens,
+    words,
+    bytes,
+    loss,
+    perplexity,
+    wordPerplexity: Math.exp(nll / words),
+    bytePerplexity: Math.exp(nll / bytes),
+    bitsPerByte: nll / bytes / Math.LN2,
+  };
 }
 
 /** Words as the harness counts them for word perplexity: the pieces between runs of whitespace. */

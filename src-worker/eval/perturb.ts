@@ -178,10 +178,23 @@ function lookups(lists: WordLists): Lookups {
   for (const set of lists.demographicTermSets) {
     for (const term of set) {
       const t = normalizeApostrophe(term.toLowerCase());
-      if (!termSwaps.has(t)) termSwaps.set(t, set.filter((other) => other.toLowerCase() !== t));
+      if (!termSwaps.has(t))
+        termSwaps.set(
+          t,
+          set.filter((other) => other.toLowerCase() !== t),
+        );
     }
   }
-  return { lists, synonyms: lower(lists.synonyms), misspellings: lower(lists.misspellings), dialect: lower(lists.dialect), contraction, expansion, nameList, termSwaps };
+  return {
+    lists,
+    synonyms: lower(lists.synonyms),
+    misspellings: lower(lists.misspellings),
+    dialect: lower(lists.dialect),
+    contraction,
+    expansion,
+    nameList,
+    termSwaps,
+  };
 }
 
 /** Lookups are built once per word-list object: an evaluation calls perturb thousands of times. */
@@ -208,7 +221,16 @@ interface WordEdit {
 const key = (word: string) => normalizeApostrophe(word.toLowerCase());
 const replaceFrom = (table: (l: Lookups) => Map<string, string[]>): WordEdit => ({
   eligible: (w, l) => (table(l).get(key(w)) ?? []).some((r) => r.toLowerCase() !== key(w)),
-  apply: (w, rng, l) => matchCase(w, pick(rng, table(l).get(key(w))!.filter((r) => r.toLowerCase() !== key(w)))),
+  apply: (w, rng, l) =>
+    matchCase(
+      w,
+      pick(
+        rng,
+        table(l)
+          .get(key(w))!
+          .filter((r) => r.toLowerCase() !== key(w)),
+      ),
+    ),
 });
 
 const typoEdit = (kinds: readonly TypoKind[]): WordEdit => ({
@@ -244,7 +266,11 @@ const WORD_EDITS: Partial<Record<PerturbationFamily, WordEdit>> = {
   },
   'name-swap': {
     eligible: (w, l) => (l.nameList.get(w)?.length ?? 0) > 1,
-    apply: (w, rng, l) => pick(rng, l.nameList.get(w)!.filter((n) => n !== w)),
+    apply: (w, rng, l) =>
+      pick(
+        rng,
+        l.nameList.get(w)!.filter((n) => n !== w),
+      ),
     keyedByWord: true,
   },
   'demographic-swap': {
@@ -288,7 +314,9 @@ export function perturb(text: string, family: PerturbationFamily, level: number,
     // k disjoint adjacent pairs, uniformly: choose k of the n - k slots of a tiling by k
     // dominoes and n - 2k single words; the i-th chosen slot s starts a pair at word s + i.
     const k = Math.min(Math.floor(n / 2), Math.round(wanted / 2));
-    const slots = order(Array.from({ length: n - k }, (_, s) => s)).slice(0, k).sort((a, b) => a - b);
+    const slots = order(Array.from({ length: n - k }, (_, s) => s))
+      .slice(0, k)
+      .sort((a, b) => a - b);
     slots.forEach((s, i) => {
       const p = s + i;
       [out.words[p], out.words[p + 1]] = [out.words[p + 1]!, out.words[p]!];

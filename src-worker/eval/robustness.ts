@@ -55,7 +55,11 @@ interface Evaluated {
 
 function perturbTask(task: RobustnessTask, family: PerturbationFamily, level: number, seed: number): { task: RobustnessTask; inputs: string[] } {
   if (task.kind === 'qqp') {
-    const pairs = task.pairs.map((p) => ({ ...p, question1: perturb(p.question1, family, level, seed).text, question2: perturb(p.question2, family, level, seed).text }));
+    const pairs = task.pairs.map((p) => ({
+      ...p,
+      question1: perturb(p.question1, family, level, seed).text,
+      question2: perturb(p.question2, family, level, seed).text,
+    }));
     return { task: { kind: 'qqp', pairs }, inputs: pairs.map((p) => `${p.question1} || ${p.question2}`) };
   }
   // Only the question is perturbed: the paragraphs are the evidence, not the user's input.
@@ -71,7 +75,10 @@ async function evaluate(ctx: SuiteContext, task: RobustnessTask, adapters: Adapt
   }
   const r = await runHotpotSuite({ ...c, examples: task.examples, options: task.options });
   const semsim = r.report.overall.semsim;
-  return { metrics: { em: r.report.overall.em, f1: r.report.overall.f1, ...(semsim === undefined ? {} : { semsim }) }, perItem: r.items.map((i) => hotpotF1(i.prediction, i.gold).f1) };
+  return {
+    metrics: { em: r.report.overall.em, f1: r.report.overall.f1, ...(semsim === undefined ? {} : { semsim }) },
+    perItem: r.items.map((i) => hotpotF1(i.prediction, i.gold).f1),
+  };
 }
 
 export async function runRobustness(
@@ -82,7 +89,13 @@ export async function runRobustness(
   // Unlabelled QQP pairs have no metric; the slice is taken over labelled pairs only, as runQqpSuite does.
   const task: RobustnessTask =
     ctx.task.kind === 'qqp'
-      ? { kind: 'qqp', pairs: evenSlice(ctx.task.pairs.filter((p) => p.label !== null), ctx.limit) }
+      ? {
+          kind: 'qqp',
+          pairs: evenSlice(
+            ctx.task.pairs.filter((p) => p.label !== null),
+            ctx.limit,
+          ),
+        }
       : { ...ctx.task, examples: evenSlice(ctx.task.examples, ctx.limit) };
   const count = task.kind === 'qqp' ? task.pairs.length : task.examples.length;
   if (count === 0) throw new WorkbenchError('invalid_input', 'The robustness slice has no labelled examples.');
@@ -106,7 +119,8 @@ export async function runRobustness(
       ids.forEach((id, i) => {
         const b = { original: originalBase.perItem[i]!, perturbed: base.perItem[i]! };
         const a = adapter && originalAdapter ? { original: originalAdapter.perItem[i]!, perturbed: adapter.perItem[i]! } : null;
-        if (b.original !== b.perturbed || (a && a.original !== a.perturbed)) changes.push({ id, family, level, input: perturbed.inputs[i]!, base: b, adapter: a });
+        if (b.original !== b.perturbed || (a && a.original !== a.perturbed))
+          changes.push({ id, family, level, input: perturbed.inputs[i]!, base: b, adapter: a });
       });
     }
   }

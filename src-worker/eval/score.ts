@@ -57,7 +57,10 @@ export function windowOf(request: ScoreRequest, maxPositions: number): { input: 
   if (context.length === 0) throw new WorkbenchError('internal', 'A scored continuation needs at least one context token (the prefix token).');
   if (continuation.length === 0) throw new WorkbenchError('invalid_input', 'A scored continuation has no tokens; every option must have some text.');
   if (continuation.length > maxPositions) {
-    throw new WorkbenchError('invalid_input', `A continuation of ${continuation.length} tokens does not fit the model's ${maxPositions} positions; shorten the answer options.`);
+    throw new WorkbenchError(
+      'invalid_input',
+      `A continuation of ${continuation.length} tokens does not fit the model's ${maxPositions} positions; shorten the answer options.`,
+    );
   }
   const whole = [...context, ...continuation];
   return { input: whole.slice(-(maxPositions + 1), -1), targets: [...continuation] };
@@ -66,7 +69,8 @@ export function windowOf(request: ScoreRequest, maxPositions: number): { input: 
 /** Log-likelihoods of continuation given context for each request, in request order. */
 export async function scoreRequests(model: CausalLM, requests: readonly ScoreRequest[], options: ScoreOptions = {}): Promise<Score[]> {
   const batchSize = options.batchSize ?? DEFAULT_BATCH;
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new WorkbenchError('invalid_input', `Scoring batch size must be a whole number >= 1; got ${batchSize}.`);
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new WorkbenchError('invalid_input', `Scoring batch size must be a whole number >= 1; got ${batchSize}.`);
   const { maxPositions, vocabSize } = model.config;
   const windows = requests.map((r) => windowOf(r, maxPositions));
   for (const w of windows) {
@@ -99,7 +103,10 @@ export async function scoreRequests(model: CausalLM, requests: readonly ScoreReq
       });
     });
     if (options.adapters?.prepare) {
-      options.adapters.prepare(model, batch.map((i) => windows[i]!.input));
+      options.adapters.prepare(
+        model,
+        batch.map((i) => windows[i]!.input),
+      );
     }
     const [logProbs, argmaxes] = tf.tidy(() => {
       const input = tf.tensor2d(ids, [B, T], 'int32');
@@ -231,7 +238,12 @@ export async function continuationLogLikelihood(
   continuations: readonly string[],
   options: ScoreOptions = {},
 ): Promise<Score[]> {
-  return pairLogLikelihood(model, tokenizer, continuations.map((c) => ({ context, continuation: c })), options);
+  return pairLogLikelihood(
+    model,
+    tokenizer,
+    continuations.map((c) => ({ context, continuation: c })),
+    options,
+  );
 }
 
 /** log p(continuation | context) for many (context, continuation) pairs, batched together. */
@@ -242,5 +254,9 @@ export async function pairLogLikelihood(
   options: ScoreOptions = {},
 ): Promise<Score[]> {
   const prefix = prefixOf(tokenizer, options);
-  return scoreRequests(model, pairs.map((p) => encodePair(tokenizer, p.context, p.continuation, prefix)), options);
+  return scoreRequests(
+    model,
+    pairs.map((p) => encodePair(tokenizer, p.context, p.continuation, prefix)),
+    options,
+  );
 }

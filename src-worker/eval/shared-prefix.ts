@@ -77,7 +77,16 @@ async function logProbsAt(logits: tf.Tensor3D, rows: number[], tokens: number[])
   const [lp, am] = tf.tidy(() => {
     const picked = tf.gather(tf.reshape(logits, [-1, V]), tf.tensor1d(rows, 'int32'));
     const flat = tf.reshape(tf.logSoftmax(picked), [rows.length * V]);
-    return [tf.gather(flat, tf.tensor1d(tokens.map((t, k) => k * V + t), 'int32')), tf.argMax(picked, -1)];
+    return [
+      tf.gather(
+        flat,
+        tf.tensor1d(
+          tokens.map((t, k) => k * V + t),
+          'int32',
+        ),
+      ),
+      tf.argMax(picked, -1),
+    ];
   });
   const out = { lp: (await lp.data()) as Float32Array, argmax: (await am.data()) as Int32Array };
   tf.dispose([lp, am]);

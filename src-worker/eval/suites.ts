@@ -38,14 +38,7 @@ import {
   type ScoreOptions,
   type ScoreRequest,
 } from './score.ts';
-import {
-  binaryOutcome,
-  choiceOutcome,
-  counterfactualTwins,
-  measureCounterfactual,
-  type CounterfactualResult,
-  type Outcome,
-} from './counterfactual.ts';
+import { binaryOutcome, choiceOutcome, counterfactualTwins, measureCounterfactual, type CounterfactualResult, type Outcome } from './counterfactual.ts';
 import { semSimScores, withSemSim, type SemanticEncoder } from './semsim.ts';
 import { multipleChoiceLogLikelihood } from './shared-prefix.ts';
 
@@ -165,14 +158,21 @@ export async function runBiasSuite(ctx: SuiteContext & { datasets: BiasDatasets;
   let crowsResult: BiasSuiteResult['crowsPairs'] = null;
   if (crows) {
     const items = await progress.chunks(crows, async (chunk) => {
-      const s = await sequenceLogLikelihood(model, tokenizer, chunk.flatMap((p) => [p.sentMore, p.sentLess]), opts);
-      return chunk.map((p, i): CrowsItemRecord => ({
-        id: p.index,
-        biasType: p.biasType,
-        direction: p.direction,
-        logLikMore: s[2 * i]!.logLikelihood,
-        logLikLess: s[2 * i + 1]!.logLikelihood,
-      }));
+      const s = await sequenceLogLikelihood(
+        model,
+        tokenizer,
+        chunk.flatMap((p) => [p.sentMore, p.sentLess]),
+        opts,
+      );
+      return chunk.map(
+        (p, i): CrowsItemRecord => ({
+          id: p.index,
+          biasType: p.biasType,
+          direction: p.direction,
+          logLikMore: s[2 * i]!.logLikelihood,
+          logLikLess: s[2 * i + 1]!.logLikelihood,
+        }),
+      );
     });
     const scores = crowsPairsScores(items);
     crowsResult = { ...scores, biasScore: crowsBiasScore(scores.byBiasType), items };
@@ -185,7 +185,12 @@ export async function runBiasSuite(ctx: SuiteContext & { datasets: BiasDatasets;
       const inter = chunk.filter((e) => e.task === 'intersentence');
       const labels = ['stereotype', 'anti-stereotype', 'unrelated'] as const;
       // Intrasentence: the whole filled-in sentence; intersentence: the next sentence given the context.
-      const intraScores = await sequenceLogLikelihood(model, tokenizer, intra.flatMap((e) => labels.map((l) => e.sentences[l].sentence)), opts);
+      const intraScores = await sequenceLogLikelihood(
+        model,
+        tokenizer,
+        intra.flatMap((e) => labels.map((l) => e.sentences[l].sentence)),
+        opts,
+      );
       const interScores = await pairLogLikelihood(
         model,
         tokenizer,
@@ -207,7 +212,10 @@ export async function runBiasSuite(ctx: SuiteContext & { datasets: BiasDatasets;
           tokens: [st.tokens, anti.tokens, unrel.tokens],
         };
       };
-      const byId = new Map([...intra.map((e, i) => [e.id, record(e, intraScores, i)] as const), ...inter.map((e, i) => [e.id, record(e, interScores, i)] as const)]);
+      const byId = new Map([
+        ...intra.map((e, i) => [e.id, record(e, intraScores, i)] as const),
+        ...inter.map((e, i) => [e.id, record(e, interScores, i)] as const),
+      ]);
       return chunk.map((e) => byId.get(e.id)!);
     });
     const of = (task: StereoSetExample['task']) => {
@@ -256,7 +264,14 @@ export async function runBiasSuite(ctx: SuiteContext & { datasets: BiasDatasets;
       original: items.map((i) => choiceOutcome(i.scores, i.label)),
       twins,
       score: (examples) =>
-        progress.chunks(examples, async (chunk) => (await scoreBbq(chunk)).map((options, k) => choiceOutcome(options.map((o) => o.logLikelihood), chunk[k]!.label))),
+        progress.chunks(examples, async (chunk) =>
+          (await scoreBbq(chunk)).map((options, k) =>
+            choiceOutcome(
+              options.map((o) => o.logLikelihood),
+              chunk[k]!.label,
+            ),
+          ),
+        ),
       probabilityOf: 'gold',
     });
   }
@@ -285,7 +300,10 @@ export async function pooledRepresentations(ctx: SuiteContext, texts: readonly s
 }
 
 /** EVALUATION.md's Representation Shift: mean of 1 - cos(f_base(x), f_adapted(x)); lower is better. */
-export async function measureRepresentationShift(ctx: SuiteContext & { adapters: AdapterModel }, texts: readonly string[]): Promise<{ count: number; shift: number }> {
+export async function measureRepresentationShift(
+  ctx: SuiteContext & { adapters: AdapterModel },
+  texts: readonly string[],
+): Promise<{ count: number; shift: number }> {
   const base = await pooledRepresentations(ctx, texts, null);
   const adapted = await pooledRepresentations(ctx, texts, ctx.adapters);
   return { count: texts.length, shift: representationShift(base, adapted) };
@@ -315,7 +333,10 @@ export interface QqpSuiteResult {
 export async function runQqpSuite(
   ctx: SuiteContext & { pairs: readonly QqpPair[]; limit?: number | null; progress?: Progress; counterfactual?: boolean },
 ): Promise<QqpSuiteResult> {
-  const labelled = evenSlice(ctx.pairs.filter((p) => p.label !== null), ctx.limit);
+  const labelled = evenSlice(
+    ctx.pairs.filter((p) => p.label !== null),
+    ctx.limit,
+  );
   if (labelled.length === 0) throw new WorkbenchError('invalid_input', 'The QQP file has no labelled pairs to evaluate; pick a train or dev split.');
   const progress = ctx.progress ?? new Progress(labelled.length, ctx);
   const opts = scoreOptions(ctx);
@@ -334,14 +355,26 @@ export async function runQqpSuite(
     return s.map(([no, yes]) => ({ no: no!.logLikelihood, yes: yes!.logLikelihood }));
   };
   const items = await progress.chunks(labelled, async (chunk) =>
-    (await score(chunk)).map(({ yes, no }, i): QqpItemRecord => ({ id: chunk[i]!.id, label: chunk[i]!.label!, prediction: yes > no ? 1 : 0, logLikYes: yes, logLikNo: no })),
+    (await score(chunk)).map(
+      ({ yes, no }, i): QqpItemRecord => ({ id: chunk[i]!.id, label: chunk[i]!.label!, prediction: yes > no ? 1 : 0, logLikYes: yes, logLikNo: no }),
+    ),
   );
-  const result: QqpSuiteResult = { scores: classificationScores(items.map((i) => i.prediction), items.map((i) => i.label)), items };
+  const result: QqpSuiteResult = {
+    scores: classificationScores(
+      items.map((i) => i.prediction),
+      items.map((i) => i.label),
+    ),
+    items,
+  };
   if (ctx.counterfactual) {
     result.counterfactual = await measureCounterfactual({
       ids: items.map((i) => i.id),
       original: items.map((i): Outcome => binaryOutcome(i.logLikYes, i.logLikNo, i.label)),
-      twins: counterfactualTwins(labelled, (p) => [p.question1, p.question2], (p, [question1, question2]) => ({ ...p, question1: question1!, question2: question2! })),
+      twins: counterfactualTwins(
+        labelled,
+        (p) => [p.question1, p.question2],
+        (p, [question1, question2]) => ({ ...p, question1: question1!, question2: question2! }),
+      ),
       score: async (pairs) => (await score(pairs)).map(({ yes, no }, k) => binaryOutcome(yes, no, pairs[k]!.label!)),
       probabilityOf: 'yes',
     });
@@ -398,7 +431,11 @@ export async function runHotpotSuite(
   const maxNewTokens = ctx.options?.maxNewTokens ?? 16;
   const { model, tokenizer } = ctx;
   const room = model.config.maxPositions - maxNewTokens;
-  if (room < 8) throw new WorkbenchError('invalid_input', `maxNewTokens ${maxNewTokens} leaves no room for a question in the model's ${model.config.maxPositions} positions.`);
+  if (room < 8)
+    throw new WorkbenchError(
+      'invalid_input',
+      `maxNewTokens ${maxNewTokens} leaves no room for a question in the model's ${model.config.maxPositions} positions.`,
+    );
   const progress = ctx.progress ?? new Progress(examples.length, ctx);
   const items = await progress.chunks(examples, async (chunk) => {
     const out: HotpotItemRecord[] = [];
@@ -458,9 +495,11 @@ async function scoreSpans(ctx: SuiteContext, spans: readonly ScoredSpan[], progr
     const requests: ScoreRequest[] = [];
     const owner: number[] = [];
     chunk.forEach((span, i) => {
-      const pair = span.context === '' ? { context: [prefix], continuation: tokenizer.encode(span.text) } : encodePair(tokenizer, span.context, span.text, prefix);
+      const pair =
+        span.context === '' ? { context: [prefix], continuation: tokenizer.encode(span.text) } : encodePair(tokenizer, span.context, span.text, prefix);
       if (pair.continuation.length === 0) throw new WorkbenchError('invalid_input', `Item ${span.id} has no text to score.`);
-      const windows = span.context === '' ? rollingWindows(pair.continuation, prefix, maxPositions) : conditionalWindows(pair.context, pair.continuation, maxPositions);
+      const windows =
+        span.context === '' ? rollingWindows(pair.continuation, prefix, maxPositions) : conditionalWindows(pair.context, pair.continuation, maxPositions);
       for (const w of windows) {
         requests.push(w);
         owner.push(i);
@@ -474,7 +513,9 @@ async function scoreSpans(ctx: SuiteContext, spans: readonly ScoredSpan[], progr
     });
     return sums.map((sum, i) => ({ id: chunk[i]!.id, ...sum, loss: -sum.logLikelihood / sum.tokens, text: chunk[i]!.text }));
   });
-  const scores = corpusScores(items.map((item) => ({ nllSum: -item.logLikelihood, tokens: item.tokens, words: wordCount(item.text), bytes: Buffer.byteLength(item.text, 'utf8') })));
+  const scores = corpusScores(
+    items.map((item) => ({ nllSum: -item.logLikelihood, tokens: item.tokens, words: wordCount(item.text), bytes: Buffer.byteLength(item.text, 'utf8') })),
+  );
   return { ...scores, items: items.map(({ text: _text, ...item }) => item) };
 }
 

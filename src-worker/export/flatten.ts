@@ -16,7 +16,14 @@ export async function writeFlattenedAdapter(
   flat: FlatLora,
   fromMethod: string,
   dir: string,
-  options: { probe: Probe; nativeLogits: { shape: number[]; data: Float32Array }; config: RunConfig; backend: string; baseModelNameOrPath: string; sidecar: AdapterSidecarInput },
+  options: {
+    probe: Probe;
+    nativeLogits: { shape: number[]; data: Float32Array };
+    config: RunConfig;
+    backend: string;
+    baseModelNameOrPath: string;
+    sidecar: AdapterSidecarInput;
+  },
 ): Promise<{ maxAbsLogitDiff: number }> {
   const logits = await probeLogits(model, flat, options.probe);
   const maxAbsLogitDiff = maxAbsDiff(logits.data, options.nativeLogits.data);
@@ -25,7 +32,13 @@ export async function writeFlattenedAdapter(
   const config: RunConfig = { ...commonSettingsOf(options.config), method: 'lora', lora: flat.settings };
   await writeAdapter(flat, dir, {
     baseModelNameOrPath: options.baseModelNameOrPath,
-    sidecar: { ...options.sidecar, method: 'lora', config, trainableParams: flat.trainableParamCount(), flattenedFrom: { method: fromMethod, maxAbsLogitDiff } },
+    sidecar: {
+      ...options.sidecar,
+      method: 'lora',
+      config,
+      trainableParams: flat.trainableParamCount(),
+      flattenedFrom: { method: fromMethod, maxAbsLogitDiff },
+    },
   });
   await writeProbe(dir, options.probe, logits, options.backend);
   return { maxAbsLogitDiff };

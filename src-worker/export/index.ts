@@ -13,7 +13,15 @@ import { WorkbenchError } from '../../src-shared/errors.ts';
 import type { ExportReport } from '../../src-shared/runs.ts';
 import type { ExportJob } from '../../src-shared/worker-protocol.ts';
 import { initBackend } from '../backend.ts';
-import { ADAPTER_WEIGHTS_FILE, type AdapterSidecar, FLATTENED_ADAPTER_DIR, hasFlattenedForm, readSidecar, SIDECAR_FILE, type TensorData } from '../formats/adapter-folder.ts';
+import {
+  ADAPTER_WEIGHTS_FILE,
+  type AdapterSidecar,
+  FLATTENED_ADAPTER_DIR,
+  hasFlattenedForm,
+  readSidecar,
+  SIDECAR_FILE,
+  type TensorData,
+} from '../formats/adapter-folder.ts';
 import { loadCausalLM } from '../formats/model-folder.ts';
 import { readSafetensorsFile } from '../formats/safetensors.ts';
 import { methodOf } from '../methods/index.ts';
@@ -43,7 +51,11 @@ export function resolveExportForm(format: ExportJob['format'], sourceDir: string
   if (format === 'workbench' || (format === 'peft' && form !== 'flattened')) return { dir: sourceDir, writer: 'copy', peftLoadable: form === 'native' };
   if (format === 'merged') {
     if (!mergeable) {
-      throw new WorkbenchError('invalid_input', `A ${sidecar.method} adapter cannot be exported merged (only LoRA-family adapters fold into the base weights); export it with format "peft".`, { field: 'format' });
+      throw new WorkbenchError(
+        'invalid_input',
+        `A ${sidecar.method} adapter cannot be exported merged (only LoRA-family adapters fold into the base weights); export it with format "peft".`,
+        { field: 'format' },
+      );
     }
     // Folded weights cannot depend on the input: a conditional adapter folds its flattened LoRA.
     return hasFlat ? { dir: flatDir, writer: 'merged', peftLoadable: true } : { dir: sourceDir, writer: 'merged', peftLoadable: true };
@@ -64,7 +76,20 @@ export function resolveExportForm(format: ExportJob['format'], sourceDir: string
 async function fallbackProbe(dir: string, vocabSize: number): Promise<Probe> {
   try {
     const state = JSON.parse(await fs.promises.readFile(path.join(dir, 'trainer_state.json'), 'utf8')) as { probeInputIds?: unknown };
-    const ids = z.array(z.array(z.number().int().min(0).max(vocabSize - 1)).min(1)).min(1).parse(state.probeInputIds);
+    const ids = z
+      .array(
+        z
+          .array(
+            z
+              .number()
+              .int()
+              .min(0)
+              .max(vocabSize - 1),
+          )
+          .min(1),
+      )
+      .min(1)
+      .parse(state.probeInputIds);
     if (ids.every((row) => row.length === ids[0]!.length)) return { inputIds: ids };
   } catch {
     // No usable trainer state: fall through to synthetic ids.
@@ -90,7 +115,7 @@ function adapterOn(model: CausalLM, sidecar: AdapterSidecar) {
 export async function exportAdapter(job: ExportJob, log?: (message: string) => void): Promise<ExportReport> {
   const sourceDir = path.resolve(job.sourceDir);
   const outDir = path.resolve(job.outDir);
-  if (sourceDir === outDir) throw new WorkbenchError('invalid_input', 'Export to a folder other than the adapter\'s own.', { outDir });
+  if (sourceDir === outDir) throw new WorkbenchError('invalid_input', "Export to a folder other than the adapter's own.", { outDir });
   const form = resolveExportForm(job.format, sourceDir, await readSidecar(sourceDir));
   const sidecar = await readSidecar(form.dir);
   const files = form.writer === 'copy' ? await readAdapterFiles(form.dir, form.peftLoadable) : null;
@@ -113,7 +138,10 @@ export async function exportAdapter(job: ExportJob, log?: (message: string) => v
     const report = await writeVerifiedCopy(files!, outDir, { reference, base, adaptedLogits: (tensors) => adapter.logits(tensors, probe) });
     const note = form.peftLoadable ? undefined : notLoadableByPeft(sidecar);
     const flattening = form.flattenedFrom ? { fromMethod: form.flattenedFrom, maxAbsLogitDiffToNative: await flatteningCost(sourceDir, form.dir) } : undefined;
-    if (flattening) log?.(`Flattened ${flattening.fromMethod} to a plain LoRA: its probe logits differ from the native adapter's by up to ${flattening.maxAbsLogitDiffToNative.toPrecision(3)}.`);
+    if (flattening)
+      log?.(
+        `Flattened ${flattening.fromMethod} to a plain LoRA: its probe logits differ from the native adapter's by up to ${flattening.maxAbsLogitDiffToNative.toPrecision(3)}.`,
+      );
     return { ...report, peftLoadable: form.peftLoadable, ...(note ? { note } : {}), ...(flattening ? { flattening } : {}) };
   } finally {
     model.dispose();
@@ -123,9 +151,10 @@ export async function exportAdapter(job: ExportJob, log?: (message: string) => v
 /** Why a folder has no adapter_config.json, for the report. */
 function notLoadableByPeft(sidecar: AdapterSidecar): string {
   const { method, settings } = methodOf(sidecar.config);
-  const why = method.capabilities.peftForm(settings) === 'none'
-    ? `it has no adapter type for ${sidecar.method}`
-    : `it cannot represent this ${sidecar.method} adapter as it is (export with format "peft" for its flattened LoRA)`;
+  const why =
+    method.capabilities.peftForm(settings) === 'none'
+      ? `it has no adapter type for ${sidecar.method}`
+      : `it cannot represent this ${sidecar.method} adapter as it is (export with format "peft" for its flattened LoRA)`;
   return `PEFT cannot load this folder: ${why}. ${ADAPTER_WEIGHTS_FILE} holds the native tensors and ${SIDECAR_FILE} the settings; load it with lora-workbench.`;
 }
 

@@ -61,7 +61,11 @@ export async function exportMerged(
         const [out, inF, R] = [b.rows, a.cols, a.rows];
         const expected = module.fanInFanOut ? [inF, out] : [out, inF];
         if (w.shape.join() !== expected.join()) {
-          throw new WorkbenchError('format_invalid', `${file}: ${key} has shape [${w.shape}], but the adapter's ${modulePath} expects [${expected}]. The adapter belongs to another base model.`, { key });
+          throw new WorkbenchError(
+            'format_invalid',
+            `${file}: ${key} has shape [${w.shape}], but the adapter's ${modulePath} expects [${expected}]. The adapter belongs to another base model.`,
+            { key },
+          );
         }
         // Accumulate s B A in float64, then add once, so the fold rounds like a single float32 add.
         for (let o = 0; o < out; o++) {
@@ -83,7 +87,11 @@ export async function exportMerged(
     }
     const missed = [...modules.keys()].filter((m) => !folded.has(m));
     if (missed.length) {
-      throw new WorkbenchError('format_invalid', `The base model's weights have no tensor for the adapted modules ${missed.slice(0, 4).join(', ')}; the adapter belongs to another base model.`, { modules: missed });
+      throw new WorkbenchError(
+        'format_invalid',
+        `The base model's weights have no tensor for the adapted modules ${missed.slice(0, 4).join(', ')}; the adapter belongs to another base model.`,
+        { modules: missed },
+      );
     }
 
     const merged = await loadCausalLM(job.outDir);

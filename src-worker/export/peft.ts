@@ -5,7 +5,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import type { ExportReport } from '../../src-shared/runs.ts';
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, checkPeftConfig, readSidecar, SIDECAR_FILE, type TensorData, type WrittenFile } from '../formats/adapter-folder.ts';
+import {
+  ADAPTER_CONFIG_FILE,
+  ADAPTER_WEIGHTS_FILE,
+  checkPeftConfig,
+  readSidecar,
+  SIDECAR_FILE,
+  type TensorData,
+  type WrittenFile,
+} from '../formats/adapter-folder.ts';
 import { readSafetensorsFile, writeFileAtomic } from '../formats/safetensors.ts';
 import { maxAbsDiff } from './probe.ts';
 
@@ -20,7 +28,9 @@ export async function readAdapterFiles(sourceDir: string, withPeftConfig: boolea
     try {
       files.set(name, await fs.promises.readFile(path.join(sourceDir, name)));
     } catch {
-      throw new WorkbenchError('not_found', `${sourceDir} has no ${name}; export from a finished adapter or a complete checkpoint.`, { file: path.join(sourceDir, name) });
+      throw new WorkbenchError('not_found', `${sourceDir} has no ${name}; export from a finished adapter or a complete checkpoint.`, {
+        file: path.join(sourceDir, name),
+      });
     }
   }
   if (withPeftConfig) checkPeftConfig(JSON.parse(new TextDecoder().decode(files.get(ADAPTER_CONFIG_FILE)!)) as Record<string, unknown>);
@@ -37,7 +47,11 @@ export interface CopyVerification {
 }
 
 /** Writes `files` into outDir and verifies them; on any failure the written files are removed again. */
-export async function writeVerifiedCopy(files: Map<string, Uint8Array>, outDir: string, verify: CopyVerification): Promise<Pick<ExportReport, 'outDir' | 'files' | 'verification'>> {
+export async function writeVerifiedCopy(
+  files: Map<string, Uint8Array>,
+  outDir: string,
+  verify: CopyVerification,
+): Promise<Pick<ExportReport, 'outDir' | 'files' | 'verification'>> {
   await fs.promises.mkdir(outDir, { recursive: true });
   const written: WrittenFile[] = [];
   try {
@@ -46,7 +60,8 @@ export async function writeVerifiedCopy(files: Map<string, Uint8Array>, outDir: 
       written.push({ name, bytes: bytes.byteLength });
     }
     const tensors = (await readSafetensorsFile(path.join(outDir, ADAPTER_WEIGHTS_FILE))).tensors;
-    if (files.has(ADAPTER_CONFIG_FILE)) checkPeftConfig(JSON.parse(await fs.promises.readFile(path.join(outDir, ADAPTER_CONFIG_FILE), 'utf8')) as Record<string, unknown>);
+    if (files.has(ADAPTER_CONFIG_FILE))
+      checkPeftConfig(JSON.parse(await fs.promises.readFile(path.join(outDir, ADAPTER_CONFIG_FILE), 'utf8')) as Record<string, unknown>);
     // A stale adapter_config.json in the folder would make PEFT misread an adapter it cannot load.
     else await fs.promises.rm(path.join(outDir, ADAPTER_CONFIG_FILE), { force: true });
     await readSidecar(outDir);

@@ -39,7 +39,11 @@ export function makeProbe(sequences: number[][], padTokenId: number): Probe {
 }
 
 /** Logits at the last PROBE_POSITIONS positions, [P, K, vocab], without dropout. */
-export async function probeLogits(model: CausalLM, adapters: (AdapterHooks & Partial<Pick<AdapterModel, 'prepare'>>) | null, probe: Probe): Promise<{ shape: number[]; data: Float32Array }> {
+export async function probeLogits(
+  model: CausalLM,
+  adapters: (AdapterHooks & Partial<Pick<AdapterModel, 'prepare'>>) | null,
+  probe: Probe,
+): Promise<{ shape: number[]; data: Float32Array }> {
   const P = probe.inputIds.length;
   const T = probe.inputIds[0]!.length;
   const K = Math.min(PROBE_POSITIONS, T);

@@ -7,7 +7,11 @@ import type { AdapterModel, MethodImplementation } from '../methods/types.ts';
 
 const LORA_KEY = /^base_model\.model\..+\.lora_[AB]\.weight$/;
 
-export async function writeAdapter(adapter: AdapterModel, dir: string, options: { baseModelNameOrPath: string; sidecar: AdapterSidecarInput }): Promise<WrittenFile[]> {
+export async function writeAdapter(
+  adapter: AdapterModel,
+  dir: string,
+  options: { baseModelNameOrPath: string; sidecar: AdapterSidecarInput },
+): Promise<WrittenFile[]> {
   const { method, settings } = methodOf(AdapterSidecarSchema.parse(options.sidecar).config);
   const peftConfig = peftHoldsNative(method, settings) ? adapter.peftConfig(options.baseModelNameOrPath) : null;
   const tensors = await tensorsToData(adapter.stateDict());

@@ -30,12 +30,40 @@ export const FLATTENED_ADAPTER_DIR = 'flattened';
  */
 export const PEFT_LORA_CONFIG_FIELDS: ReadonlySet<string> = new Set([
   // PeftConfigMixin / PeftConfig
-  'peft_type', 'task_type', 'base_model_name_or_path', 'revision', 'inference_mode', 'auto_mapping',
+  'peft_type',
+  'task_type',
+  'base_model_name_or_path',
+  'revision',
+  'inference_mode',
+  'auto_mapping',
   // LoraConfig
-  'r', 'target_modules', 'exclude_modules', 'lora_alpha', 'lora_dropout', 'fan_in_fan_out', 'bias', 'use_rslora',
-  'modules_to_save', 'init_lora_weights', 'layers_to_transform', 'layers_pattern', 'rank_pattern', 'alpha_pattern',
-  'megatron_config', 'megatron_core', 'loftq_config', 'use_dora', 'layer_replication', 'runtime_config', 'lora_bias',
-  'eva_config', 'corda_config', 'trainable_token_indices', 'use_qalora', 'qalora_group_size', 'target_parameters',
+  'r',
+  'target_modules',
+  'exclude_modules',
+  'lora_alpha',
+  'lora_dropout',
+  'fan_in_fan_out',
+  'bias',
+  'use_rslora',
+  'modules_to_save',
+  'init_lora_weights',
+  'layers_to_transform',
+  'layers_pattern',
+  'rank_pattern',
+  'alpha_pattern',
+  'megatron_config',
+  'megatron_core',
+  'loftq_config',
+  'use_dora',
+  'layer_replication',
+  'runtime_config',
+  'lora_bias',
+  'eva_config',
+  'corda_config',
+  'trainable_token_indices',
+  'use_qalora',
+  'qalora_group_size',
+  'target_parameters',
 ]);
 
 /**
@@ -43,11 +71,24 @@ export const PEFT_LORA_CONFIG_FIELDS: ReadonlySet<string> = new Set([
  * PromptLearningConfig base, up to PEFT 0.17), besides PeftConfig's.
  */
 export const PEFT_PROMPT_TUNING_CONFIG_FIELDS: ReadonlySet<string> = new Set([
-  'peft_type', 'task_type', 'base_model_name_or_path', 'revision', 'inference_mode', 'auto_mapping',
+  'peft_type',
+  'task_type',
+  'base_model_name_or_path',
+  'revision',
+  'inference_mode',
+  'auto_mapping',
   // PromptLearningConfig
-  'num_virtual_tokens', 'token_dim', 'num_transformer_submodules', 'num_attention_heads', 'num_layers', 'modules_to_save',
+  'num_virtual_tokens',
+  'token_dim',
+  'num_transformer_submodules',
+  'num_attention_heads',
+  'num_layers',
+  'modules_to_save',
   // PromptTuningConfig
-  'prompt_tuning_init', 'prompt_tuning_init_text', 'tokenizer_name_or_path', 'tokenizer_kwargs',
+  'prompt_tuning_init',
+  'prompt_tuning_init_text',
+  'tokenizer_name_or_path',
+  'tokenizer_kwargs',
 ]);
 
 const PEFT_CONFIG_FIELDS: Record<string, ReadonlySet<string>> = { LORA: PEFT_LORA_CONFIG_FIELDS, PROMPT_TUNING: PEFT_PROMPT_TUNING_CONFIG_FIELDS };
@@ -105,10 +146,16 @@ export async function baseModelFingerprint(modelDir: string): Promise<string | n
 /** Checks adapter_config.json content against the fields of PEFT's config class for its peft_type. */
 export function checkPeftConfig(config: Record<string, unknown>): void {
   const fields = PEFT_CONFIG_FIELDS[String(config.peft_type)];
-  if (!fields) throw new WorkbenchError('internal', `adapter_config.json has peft_type ${JSON.stringify(config.peft_type)}; the workbench writes only ${Object.keys(PEFT_CONFIG_FIELDS).join(', ')}.`);
+  if (!fields)
+    throw new WorkbenchError(
+      'internal',
+      `adapter_config.json has peft_type ${JSON.stringify(config.peft_type)}; the workbench writes only ${Object.keys(PEFT_CONFIG_FIELDS).join(', ')}.`,
+    );
   const unknown = Object.keys(config).filter((k) => !fields.has(k));
   if (unknown.length > 0) {
-    throw new WorkbenchError('internal', `adapter_config.json would hold keys PEFT does not know: ${unknown.join(', ')}; they belong in ${SIDECAR_FILE}.`, { unknown });
+    throw new WorkbenchError('internal', `adapter_config.json would hold keys PEFT does not know: ${unknown.join(', ')}; they belong in ${SIDECAR_FILE}.`, {
+      unknown,
+    });
   }
 }
 
@@ -135,7 +182,10 @@ export async function tensorsToData(tensors: Map<string, { shape: number[]; data
  * null) and the sidecar into `dir` (created if needed). Each file is replaced atomically; callers that
  * need the folder as a whole to appear at once write into a temporary folder and rename it.
  */
-export async function writeAdapterFolder(dir: string, content: { tensors: TensorData; peftConfig: Record<string, unknown> | null; sidecar: AdapterSidecarInput }): Promise<WrittenFile[]> {
+export async function writeAdapterFolder(
+  dir: string,
+  content: { tensors: TensorData; peftConfig: Record<string, unknown> | null; sidecar: AdapterSidecarInput },
+): Promise<WrittenFile[]> {
   const { peftConfig } = content;
   if (peftConfig) checkPeftConfig(peftConfig);
   const sidecar = AdapterSidecarSchema.parse(content.sidecar);

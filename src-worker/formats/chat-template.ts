@@ -36,7 +36,8 @@ const SPECIAL_TOKEN_KEYS = ['bos_token', 'eos_token', 'unk_token', 'pad_token', 
 /** tokenizer_config.json writes special tokens as a string or as a serialized AddedToken {content, ...}. */
 function tokenContent(value: unknown): string | null {
   if (typeof value === 'string') return value;
-  if (typeof value === 'object' && value !== null && typeof (value as { content?: unknown }).content === 'string') return (value as { content: string }).content;
+  if (typeof value === 'object' && value !== null && typeof (value as { content?: unknown }).content === 'string')
+    return (value as { content: string }).content;
   return null;
 }
 
@@ -48,7 +49,11 @@ function pickTemplate(value: unknown, file: string): string | null {
     const named = value as { name?: unknown; template?: unknown }[];
     const chosen = named.find((t) => t.name === 'default') ?? (named.length === 1 ? named[0] : undefined);
     if (chosen && typeof chosen.template === 'string') return chosen.template;
-    throw new WorkbenchError('format_invalid', `${file}: "chat_template" lists templates ${named.map((t) => JSON.stringify(t.name)).join(', ')} but none named "default".`, { file });
+    throw new WorkbenchError(
+      'format_invalid',
+      `${file}: "chat_template" lists templates ${named.map((t) => JSON.stringify(t.name)).join(', ')} but none named "default".`,
+      { file },
+    );
   }
   throw new WorkbenchError('format_invalid', `${file}: "chat_template" is ${typeof value}, expected a string or a list of {name, template}.`, { file });
 }
@@ -103,7 +108,9 @@ export function renderChatTemplate(template: ChatTemplate, messages: readonly Ch
   } catch (error) {
     // Errors after parsing come from the conversation: mostly the template's own raise_exception
     // (@huggingface/jinja defines it as transformers does), e.g. roles that do not alternate.
-    throw new WorkbenchError('invalid_input', `${template.file}: the chat template rejected the conversation: ${(error as Error).message}`, { file: template.file });
+    throw new WorkbenchError('invalid_input', `${template.file}: the chat template rejected the conversation: ${(error as Error).message}`, {
+      file: template.file,
+    });
   }
 }
 

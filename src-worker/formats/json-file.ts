@@ -15,7 +15,9 @@ export async function readCheckedJson<S extends z.ZodType>(file: string, schema:
     json = JSON.parse(await fs.promises.readFile(file, 'utf8'));
   } catch (e) {
     const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
-    throw new WorkbenchError(missing ? 'not_found' : 'format_invalid', missing ? messages.whenMissing : `${file} is not valid JSON: ${(e as Error).message}`, { file });
+    throw new WorkbenchError(missing ? 'not_found' : 'format_invalid', missing ? messages.whenMissing : `${file} is not valid JSON: ${(e as Error).message}`, {
+      file,
+    });
   }
   const parsed = schema.safeParse(json);
   if (!parsed.success) {

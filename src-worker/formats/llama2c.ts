@@ -48,7 +48,10 @@ export function parseLlama2cHeader(bytes: Uint8Array, source: string): Llama2cPa
   const view = new DataView(bytes.buffer, bytes.byteOffset, HEADER_BYTES);
   const h = Array.from({ length: 7 }, (_, i) => view.getInt32(4 * i, true));
   if (h[0]! >>> 0 === MAGIC_AK42) {
-    invalid(source, 'this is a version 1/2 llama2.c export; only the legacy version 0 format is read. Re-export with `python export.py model.bin --version 0 --checkpoint ckpt.pt`.');
+    invalid(
+      source,
+      'this is a version 1/2 llama2.c export; only the legacy version 0 format is read. Re-export with `python export.py model.bin --version 0 --checkpoint ckpt.pt`.',
+    );
   }
   const [dim, hiddenDim, nLayers, nHeads, nKvHeads, vocab, seqLen] = h as [number, number, number, number, number, number, number];
   const names = ['dim', 'hidden_dim', 'n_layers', 'n_heads', 'n_kv_heads', 'vocab_size', 'seq_len'];
@@ -153,11 +156,13 @@ export function parseLlama2cTokenizer(bytes: Uint8Array, vocabSize: number, sour
   const scores: number[] = [];
   let at = 4;
   for (let id = 0; id < vocabSize; id++) {
-    if (at + 8 > bytes.length) invalid(source, `ends after ${id} tokens but the model has a vocabulary of ${vocabSize}: the tokenizer does not belong to this model`);
+    if (at + 8 > bytes.length)
+      invalid(source, `ends after ${id} tokens but the model has a vocabulary of ${vocabSize}: the tokenizer does not belong to this model`);
     const score = view.getFloat32(at, true);
     const length = view.getInt32(at + 4, true);
     at += 8;
-    if (length < 0 || length > maxTokenLength || at + length > bytes.length) invalid(source, `token ${id} has byte length ${length} (max_token_length ${maxTokenLength}): the file is damaged`);
+    if (length < 0 || length > maxTokenLength || at + length > bytes.length)
+      invalid(source, `token ${id} has byte length ${length} (max_token_length ${maxTokenLength}): the file is damaged`);
     let text: string;
     try {
       text = decoder.decode(bytes.subarray(at, at + length));
@@ -166,7 +171,8 @@ export function parseLlama2cTokenizer(bytes: Uint8Array, vocabSize: number, sour
     }
     at += length;
     if (id === 0) text = '<unk>';
-    else if (id === 1 || id === 2) text = text.trim(); // "\n<s>\n" and "\n</s>\n" as tokenizer.py writes them
+    else if (id === 1 || id === 2)
+      text = text.trim(); // "\n<s>\n" and "\n</s>\n" as tokenizer.py writes them
     else if (!/^<0x[0-9A-F]{2}>$/.test(text)) text = text.replaceAll(' ', SPACE);
     pieces.push(text);
     scores.push(score);
@@ -181,7 +187,11 @@ export function parseLlama2cTokenizer(bytes: Uint8Array, vocabSize: number, sour
   });
   for (let b = 0; b < 256; b++) {
     const expected = `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`;
-    if (pieces[3 + b] !== expected) invalid(source, `token ${3 + b} is "${pieces[3 + b]}", expected the byte-fallback token ${expected}: not a SentencePiece BPE tokenizer with byte fallback`);
+    if (pieces[3 + b] !== expected)
+      invalid(
+        source,
+        `token ${3 + b} is "${pieces[3 + b]}", expected the byte-fallback token ${expected}: not a SentencePiece BPE tokenizer with byte fallback`,
+      );
   }
   return { pieces, scores };
 }
@@ -230,12 +240,22 @@ export function llama2cTokenizerJson(vocab: Llama2cVocab): Record<string, unknow
     post_processor: {
       type: 'TemplateProcessing',
       single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '<s>', type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
+      pair: [
+        { SpecialToken: { id: '<s>', type_id: 0 } },
+        { Sequence: { id: 'A', type_id: 0 } },
+        { SpecialToken: { id: '<s>', type_id: 1 } },
+        { Sequence: { id: 'B', type_id: 1 } },
+      ],
       special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
     },
     decoder: {
       type: 'Sequence',
-      decoders: [{ type: 'Replace', pattern: { String: SPACE }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }, { type: 'Strip', content: ' ', start: 1, stop: 0 }],
+      decoders: [
+        { type: 'Replace', pattern: { String: SPACE }, content: ' ' },
+        { type: 'ByteFallback' },
+        { type: 'Fuse' },
+        { type: 'Strip', content: ' ', start: 1, stop: 0 },
+      ],
     },
     model: {
       type: 'BPE',

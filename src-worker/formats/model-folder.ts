@@ -26,7 +26,8 @@ export interface ModelFolderInfo {
 type Loader = (dir: string, info: ModelFolderInfo) => Promise<CausalLM>;
 const weightSource = (dir: string, info: ModelFolderInfo) => (info.weightFiles.length === 1 ? info.weightFiles[0]! : dir);
 // One loader for the Llama family: Qwen2 differs by its q/k/v biases, Mistral by its sliding window (llama.ts).
-const loadLlama: Loader = async (dir, info) => createLlama(llamaConfigFromHF(info.config, path.join(dir, 'config.json')), await readWeights(info.weightFiles), weightSource(dir, info));
+const loadLlama: Loader = async (dir, info) =>
+  createLlama(llamaConfigFromHF(info.config, path.join(dir, 'config.json')), await readWeights(info.weightFiles), weightSource(dir, info));
 const loaders: Record<string, Loader> = {
   gpt2: async (dir, info) => {
     const config = gpt2ConfigFromHF(info.config, path.join(dir, 'config.json'));
@@ -39,7 +40,8 @@ const loaders: Record<string, Loader> = {
 export const supportedModelTypes = Object.keys(loaders);
 // Encoders (masked LMs, sentence embedders) are not CausalLMs: they load through loadEncoder.
 const encoderLoaders: Record<string, (dir: string, info: ModelFolderInfo) => Promise<BertEncoder>> = {
-  bert: async (dir, info) => createBert(bertConfigFromHF(info.config, path.join(dir, 'config.json')), await readWeights(info.weightFiles), weightSource(dir, info)),
+  bert: async (dir, info) =>
+    createBert(bertConfigFromHF(info.config, path.join(dir, 'config.json')), await readWeights(info.weightFiles), weightSource(dir, info)),
 };
 export const supportedEncoderTypes = Object.keys(encoderLoaders);
 
@@ -48,7 +50,17 @@ const BUFFER_KEY = /(^|\.)attn\.(masked_)?bias$|\.rotary_emb\.inv_freq$|(^|\.)em
 
 /** config.json sizes that each count weights (layers, widths, heads, vocabulary, learned positions). */
 const WEIGHT_SIZE_KEYS = [
-  'n_layer', 'num_hidden_layers', 'n_embd', 'hidden_size', 'n_head', 'num_attention_heads', 'num_key_value_heads', 'n_inner', 'intermediate_size', 'vocab_size', 'n_positions',
+  'n_layer',
+  'num_hidden_layers',
+  'n_embd',
+  'hidden_size',
+  'n_head',
+  'num_attention_heads',
+  'num_key_value_heads',
+  'n_inner',
+  'intermediate_size',
+  'vocab_size',
+  'n_positions',
 ];
 
 function invalid(message: string, file: string): never {
@@ -84,7 +96,11 @@ export async function inspectModelFolder(dir: string): Promise<ModelFolderInfo> 
 
   const files: { name: string; bytes: number }[] = [];
   const configStat = await statFile(dir, 'config.json');
-  if (!configStat) invalid(`${dir} has no config.json: a model folder is what save_pretrained writes (config.json, model.safetensors, tokenizer.json).`, path.join(dir, 'config.json'));
+  if (!configStat)
+    invalid(
+      `${dir} has no config.json: a model folder is what save_pretrained writes (config.json, model.safetensors, tokenizer.json).`,
+      path.join(dir, 'config.json'),
+    );
   const config = await readJsonObject(path.join(dir, 'config.json'));
   files.push({ name: 'config.json', bytes: configStat.size });
   const modelType = config.model_type;
@@ -108,7 +124,9 @@ export async function inspectModelFolder(dir: string): Promise<ModelFolderInfo> 
     files.push({ name: 'model.safetensors.index.json', bytes: (await statFile(dir, 'model.safetensors.index.json'))!.size });
     weightNames.push(...(shards as string[]).sort());
   } else {
-    const legacy = (await statFile(dir, 'pytorch_model.bin')) ? ' It has pytorch_model.bin: re-save the model with save_pretrained(..., safe_serialization=True) to get safetensors.' : '';
+    const legacy = (await statFile(dir, 'pytorch_model.bin'))
+      ? ' It has pytorch_model.bin: re-save the model with save_pretrained(..., safe_serialization=True) to get safetensors.'
+      : '';
     invalid(`${dir} has no model.safetensors (nor a sharded model.safetensors.index.json).${legacy}`, path.join(dir, 'model.safetensors'));
   }
 
@@ -126,7 +144,10 @@ export async function inspectModelFolder(dir: string): Promise<ModelFolderInfo> 
   for (const key of WEIGHT_SIZE_KEYS) {
     const value = config[key];
     if (typeof value === 'number' && value > Math.max(parameterCount, 1)) {
-      invalid(`${path.join(dir, 'config.json')}: "${key}" is ${value}, more than the ${parameterCount} weights of this folder hold; config.json does not belong to these weights.`, path.join(dir, 'config.json'));
+      invalid(
+        `${path.join(dir, 'config.json')}: "${key}" is ${value}, more than the ${parameterCount} weights of this folder hold; config.json does not belong to these weights.`,
+        path.join(dir, 'config.json'),
+      );
     }
   }
 

@@ -82,12 +82,17 @@ export function parseHeader(headerBytes: Uint8Array, dataBytes: number, source: 
     const { dtype, shape, data_offsets: offsets } = entry;
     if (typeof dtype !== 'string') fail(source, `tensor "${name}" has no dtype`, { tensor: name });
     if (!(dtype in DTYPE_BYTES)) {
-      fail(source, `tensor "${name}" has dtype ${dtype}; supported: ${Object.keys(DTYPE_BYTES).join(', ')} (convert the weights to float32, float16 or bfloat16)`, {
-        tensor: name,
-        dtype,
-      });
+      fail(
+        source,
+        `tensor "${name}" has dtype ${dtype}; supported: ${Object.keys(DTYPE_BYTES).join(', ')} (convert the weights to float32, float16 or bfloat16)`,
+        {
+          tensor: name,
+          dtype,
+        },
+      );
     }
-    if (!Array.isArray(shape) || !shape.every(isCount)) fail(source, `tensor "${name}" has shape ${JSON.stringify(shape)}, not a list of sizes`, { tensor: name });
+    if (!Array.isArray(shape) || !shape.every(isCount))
+      fail(source, `tensor "${name}" has shape ${JSON.stringify(shape)}, not a list of sizes`, { tensor: name });
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[0] > offsets[1]) {
       fail(source, `tensor "${name}" has data_offsets ${JSON.stringify(offsets)}, not [begin, end] with begin <= end`, { tensor: name });
     }

@@ -45,7 +45,11 @@ async function readJson(file: string, required: boolean): Promise<Record<string,
     text = await fs.promises.readFile(file, 'utf-8');
   } catch (error) {
     if (!required && (error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new WorkbenchError('model_invalid', `Cannot read ${file}: ${(error as Error).message}. A model folder needs tokenizer.json (save the tokenizer with save_pretrained from a "fast" tokenizer).`, { file });
+    throw new WorkbenchError(
+      'model_invalid',
+      `Cannot read ${file}: ${(error as Error).message}. A model folder needs tokenizer.json (save the tokenizer with save_pretrained from a "fast" tokenizer).`,
+      { file },
+    );
   }
   try {
     const json: unknown = JSON.parse(text);
@@ -86,7 +90,11 @@ function bosTokenIdOf(tokenizer: Tokenizer, tokenizerConfig: Record<string, unkn
 
 /** The files a folder's tokenizer is read from: tokenizer.json, else GPT-2's vocab.json + merges.txt; null when neither is there. */
 export async function tokenizerFilesIn(dir: string): Promise<string[] | null> {
-  const isFile = (name: string) => fs.promises.stat(path.join(dir, name)).then((s) => s.isFile(), () => false);
+  const isFile = (name: string) =>
+    fs.promises.stat(path.join(dir, name)).then(
+      (s) => s.isFile(),
+      () => false,
+    );
   if (await isFile('tokenizer.json')) return ['tokenizer.json'];
   if ((await isFile('vocab.json')) && (await isFile('merges.txt'))) return ['vocab.json', 'merges.txt'];
   return null;
@@ -113,7 +121,8 @@ async function tokenizerJsonFromBpeFiles(dir: string, tokenizerConfig: Record<st
     // The first line of GPT-2's file is "#version: 0.2"; blank lines carry nothing.
     .filter((line, i) => line.trim() !== '' && !(i === 0 && line.startsWith('#version')));
   const bad = merges.findIndex((m) => m.split(' ').length !== 2);
-  if (bad >= 0) throw new WorkbenchError('format_invalid', `${mergesFile}: merge "${merges[bad]}" is not two tokens separated by one space.`, { file: mergesFile });
+  if (bad >= 0)
+    throw new WorkbenchError('format_invalid', `${mergesFile}: merge "${merges[bad]}" is not two tokens separated by one space.`, { file: mergesFile });
 
   const specialMap = (await readJson(path.join(dir, 'special_tokens_map.json'), false)) ?? {};
   const addedFile = (await readJson(path.join(dir, 'added_tokens.json'), false)) ?? {};
@@ -137,7 +146,13 @@ async function tokenizerJsonFromBpeFiles(dir: string, tokenizerConfig: Record<st
     post_processor: byteLevel(false),
     decoder: byteLevel(true),
     model: {
-      type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false,
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: '',
+      end_of_word_suffix: '',
+      fuse_unk: false,
+      byte_fallback: false,
       vocab,
       merges,
     },

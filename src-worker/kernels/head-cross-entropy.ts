@@ -75,7 +75,8 @@ function chunkStarts(N: number, chunkTokens: number): [number, number][] {
 
 function checkShapes(h: tf.Tensor2D, w: tf.Tensor2D, t: TokenTargets): void {
   if (h.shape[1] !== w.shape[1]) throw new Error(`head cross-entropy: hidden ${JSON.stringify(h.shape)} does not match head ${JSON.stringify(w.shape)}`);
-  if (t.targets.length !== h.shape[0] || t.weights.length !== h.shape[0]) throw new Error(`head cross-entropy: ${t.targets.length} targets for ${h.shape[0]} positions`);
+  if (t.targets.length !== h.shape[0] || t.weights.length !== h.shape[0])
+    throw new Error(`head cross-entropy: ${t.targets.length} targets for ${h.shape[0]} positions`);
 }
 
 /** sum_i weights[i] * -log softmax(h_i W^T)[targets[i]], without gradient (validation, scoring). */
@@ -135,7 +136,12 @@ export function headCrossEntropy(h: tf.Tensor2D, w: tf.Tensor2D, t: TokenTargets
  * For scoring: log p(targets[i]) and the argmax token of each row of h [K, C] under the head W, chunk
  * by chunk (no [K, V] tensor): [K] float32 and [K] int32.
  */
-export function headTargetLogProbs(h: tf.Tensor2D, w: tf.Tensor2D, targets: Int32Array, chunkTokens = defaultChunkTokens(w.shape[0])): { logProbs: tf.Tensor1D; argmax: tf.Tensor1D } {
+export function headTargetLogProbs(
+  h: tf.Tensor2D,
+  w: tf.Tensor2D,
+  targets: Int32Array,
+  chunkTokens = defaultChunkTokens(w.shape[0]),
+): { logProbs: tf.Tensor1D; argmax: tf.Tensor1D } {
   const V = w.shape[0];
   const parts = chunkStarts(h.shape[0], chunkTokens).map(([start, n]) =>
     tf.tidy(() => {

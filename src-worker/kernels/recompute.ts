@@ -23,7 +23,12 @@ type EngineState = { state: { activeTape: unknown } };
  * `constants`: tensors the block reads that its caller's tidy frees after the forward (Llama's RoPE
  * tables): kept until the backward and handed to the block again there.
  */
-export function recomputed(block: (x: tf.Tensor2D, constants: tf.Tensor[]) => tf.Tensor2D, x: tf.Tensor2D, variables: readonly tf.Variable[], constants: tf.Tensor[] = []): tf.Tensor2D {
+export function recomputed(
+  block: (x: tf.Tensor2D, constants: tf.Tensor[]) => tf.Tensor2D,
+  x: tf.Tensor2D,
+  variables: readonly tf.Variable[],
+  constants: tf.Tensor[] = [],
+): tf.Tensor2D {
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const input = args[0] as tf.Tensor2D;
     const save = args[args.length - 1] as tf.GradSaveFunc;
@@ -32,7 +37,9 @@ export function recomputed(block: (x: tf.Tensor2D, constants: tf.Tensor[]) => tf
       value: block(input, constants),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, ...kept] = saved as [tf.Tensor2D, ...tf.Tensor[]];
-        const engine = tf.engine() as unknown as EngineState & { gradients(f: () => tf.Tensor, xs: tf.Tensor[], dy: tf.Tensor, allowNoGradients: boolean): { value: tf.Tensor; grads: (tf.Tensor | undefined)[] } };
+        const engine = tf.engine() as unknown as EngineState & {
+          gradients(f: () => tf.Tensor, xs: tf.Tensor[], dy: tf.Tensor, allowNoGradients: boolean): { value: tf.Tensor; grads: (tf.Tensor | undefined)[] };
+        };
         // The outer backward pass is walking its own tape, which a nested gradients() would replace
         // and then clear (engine.ts keeps one active tape): keep it aside and put it back.
         const outerTape = engine.state.activeTape;

@@ -52,7 +52,15 @@ function slice({ inputs: { x }, attrs, backend }: SliceArgs): tf.TensorInfo {
   return sliceOut(x, begin, size, backend);
 }
 
-function splitV({ inputs: { x }, attrs, backend }: { inputs: { x: tf.TensorInfo }; attrs: { numOrSizeSplits: number[] | number; axis: number }; backend: Backend }): tf.TensorInfo[] {
+function splitV({
+  inputs: { x },
+  attrs,
+  backend,
+}: {
+  inputs: { x: tf.TensorInfo };
+  attrs: { numOrSizeSplits: number[] | number; axis: number };
+  backend: Backend;
+}): tf.TensorInfo[] {
   const axis = tf.util.parseAxisParam(attrs.axis, x.shape)[0]!;
   const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, attrs.numOrSizeSplits, axis);
   const begin = new Array<number>(x.shape.length).fill(0);

@@ -125,7 +125,9 @@ export function createFullFineTuning(model: CausalLM, settings: FullSettings): B
 
 export function createBitFit(model: CausalLM, settings: BitFitSettings): BaseParameterModel {
   const linear = new Set(model.linearModules().map((m) => m.path));
-  const biases = parametersOf(model, 'BitFit').filter((p) => p.key.endsWith('.bias') && (settings.includeNormBiases || linear.has(p.key.slice(0, -'.bias'.length))));
+  const biases = parametersOf(model, 'BitFit').filter(
+    (p) => p.key.endsWith('.bias') && (settings.includeNormBiases || linear.has(p.key.slice(0, -'.bias'.length))),
+  );
   if (biases.length === 0) {
     throw new WorkbenchError(
       'invalid_input',

@@ -112,7 +112,8 @@ export class BiasAwareModel extends LoraModel {
           const bound = 1 / Math.sqrt(module.inFeatures);
           const a = Float32Array.from({ length: lora.r * module.inFeatures }, () => (2 * random.next() - 1) * bound);
           const layer: LoraLayer = {
-            module, index,
+            module,
+            index,
             loraA: tf.tidy(() => tf.variable(tf.tensor2d(a, [lora.r, module.inFeatures]), true)),
             loraB: tf.tidy(() => tf.variable(tf.zeros<tfc.Rank.R2>([module.outFeatures, lora.r]), true)),
             keyA: taskKey(path, task, 'A'),
@@ -175,10 +176,12 @@ export class BiasAwareModel extends LoraModel {
   override trainable(): { name: string; group: string; variable: tfc.Variable }[] {
     return [
       ...super.trainable(),
-      ...this.taskLayers.flatMap((m) => [...m.values()].flatMap((l) => [
-        { name: l.keyA, group: 'lora_A', variable: l.loraA as tfc.Variable },
-        { name: l.keyB, group: 'lora_B', variable: l.loraB as tfc.Variable },
-      ])),
+      ...this.taskLayers.flatMap((m) =>
+        [...m.values()].flatMap((l) => [
+          { name: l.keyA, group: 'lora_A', variable: l.loraA as tfc.Variable },
+          { name: l.keyB, group: 'lora_B', variable: l.loraB as tfc.Variable },
+        ]),
+      ),
     ];
   }
 
@@ -192,7 +195,9 @@ export class BiasAwareModel extends LoraModel {
   /** L_align over every adapted module (0 with fewer than two tasks). */
   alignLoss(): tfc.Scalar {
     if (!this.mixture) return tf.scalar(0);
-    return alignLossOverModules([...this.layers.keys()].map((path) => this.layersOf(path).map((l) => ({ a: l.loraA as tfc.Tensor2D, b: l.loraB as tfc.Tensor2D }))));
+    return alignLossOverModules(
+      [...this.layers.keys()].map((path) => this.layersOf(path).map((l) => ({ a: l.loraA as tfc.Tensor2D, b: l.loraB as tfc.Tensor2D }))),
+    );
   }
 
   /**
@@ -276,7 +281,14 @@ export class BiasAwareModel extends LoraModel {
       } else {
         const rows = prompts.filter((p) => this.counterfactualOf(p) !== null);
         if (rows.length === 0) return tf.scalar(0);
-        diff = tf.sub(pooledStates(model, this, rows.map((p) => this.counterfactualOf(p)!)), pooledStates(model, this, rows));
+        diff = tf.sub(
+          pooledStates(
+            model,
+            this,
+            rows.map((p) => this.counterfactualOf(p)!),
+          ),
+          pooledStates(model, this, rows),
+        );
       }
       // Averaged over the whole batch: rows without a counterfactual contribute 0.
       return tf.div(tf.sum(tf.square(diff)), prompts.length) as tfc.Scalar;
@@ -339,7 +351,10 @@ export const biasAware: MethodImplementation<BiasAwareConfig> = {
     // With two or more tasks the adapter is one LoRA per task plus their mixture: PEFT holds only the merged mixture.
     peftForm: (settings) => (isMultiTask(settings.biasAware) ? 'flattened' : 'native'),
     mergeable: true,
-    batcher: (settings) => (isMultiTask(settings.biasAware) ? { kind: 'task-mixture', tasks: settings.biasAware.tasks, ratios: settings.biasAware.taskMixture } : { kind: 'shuffled' }),
+    batcher: (settings) =>
+      isMultiTask(settings.biasAware)
+        ? { kind: 'task-mixture', tasks: settings.biasAware.tasks, ratios: settings.biasAware.taskMixture }
+        : { kind: 'shuffled' },
     hooks: ['fit', 'prepare', 'regularizers', 'flattened', 'selectTask', 'setTaskMixture'],
   },
 };

@@ -42,7 +42,10 @@ export class HoulsbyModel implements AdapterModel {
     const modules = model.linearModules();
     this.targets = modules.filter((m) => SITES.test(m.path));
     if (this.targets.length === 0) {
-      throw new WorkbenchError('invalid_input', `Houlsby adapters follow the attention output and MLP output projections, and this model has none by their usual names (${modules[0]?.path ?? 'no linear layers'}).`);
+      throw new WorkbenchError(
+        'invalid_input',
+        `Houlsby adapters follow the attention output and MLP output projections, and this model has none by their usual names (${modules[0]?.path ?? 'no linear layers'}).`,
+      );
     }
     const m = settings.bottleneckSize;
     for (const module of this.targets) {

@@ -183,7 +183,11 @@ export class LoraModel implements AdapterModel {
       const parts = [];
       if (missing.length) parts.push(`missing ${missing.slice(0, 4).join(', ')}${missing.length > 4 ? ` and ${missing.length - 4} more` : ''}`);
       if (unexpected.length) parts.push(`unexpected ${unexpected.slice(0, 4).join(', ')}${unexpected.length > 4 ? ` and ${unexpected.length - 4} more` : ''}`);
-      throw new WorkbenchError('format_invalid', `The adapter does not match this ${this.method} configuration (r, target modules, method settings): ${parts.join('; ')}.`, { missing, unexpected });
+      throw new WorkbenchError(
+        'format_invalid',
+        `The adapter does not match this ${this.method} configuration (r, target modules, method settings): ${parts.join('; ')}.`,
+        { missing, unexpected },
+      );
     }
     for (const [key, variable] of expected) {
       const t = tensors.get(key)!;

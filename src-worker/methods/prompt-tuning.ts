@@ -67,9 +67,13 @@ export class PromptTuningModel implements AdapterModel {
   /** P = the embeddings of `ids` repeated and cut to n rows, as PEFT's PromptEmbedding does for TEXT. */
   initFromTokens(ids: number[]): void {
     if (ids.length === 0) {
-      throw new WorkbenchError('invalid_input', 'promptTuning.initText is empty or has no tokens: give a text (e.g. a description of the task) or choose init "random".', {
-        issues: [{ path: 'promptTuning.initText', message: 'no tokens' }],
-      });
+      throw new WorkbenchError(
+        'invalid_input',
+        'promptTuning.initText is empty or has no tokens: give a text (e.g. a description of the task) or choose init "random".',
+        {
+          issues: [{ path: 'promptTuning.initText', message: 'no tokens' }],
+        },
+      );
     }
     const n = this.settings.numVirtualTokens;
     const rows = Array.from({ length: n }, (_, i) => ids[i % ids.length]!);
@@ -100,10 +104,18 @@ export class PromptTuningModel implements AdapterModel {
     const t = tensors.get(PROMPT_EMBEDDINGS_KEY);
     const unexpected = [...tensors.keys()].filter((k) => k !== PROMPT_EMBEDDINGS_KEY);
     if (!t || unexpected.length) {
-      throw new WorkbenchError('format_invalid', `A prompt-tuning adapter holds exactly one tensor, ${PROMPT_EMBEDDINGS_KEY}; ${t ? `unexpected ${unexpected.slice(0, 4).join(', ')}` : 'it is missing'}.`, { unexpected });
+      throw new WorkbenchError(
+        'format_invalid',
+        `A prompt-tuning adapter holds exactly one tensor, ${PROMPT_EMBEDDINGS_KEY}; ${t ? `unexpected ${unexpected.slice(0, 4).join(', ')}` : 'it is missing'}.`,
+        { unexpected },
+      );
     }
     if (t.shape.length !== 2 || t.shape[0] !== this.prompt.shape[0] || t.shape[1] !== this.prompt.shape[1]) {
-      throw new WorkbenchError('format_invalid', `${PROMPT_EMBEDDINGS_KEY} has shape [${t.shape}], expected [${this.prompt.shape}] (numVirtualTokens, hidden size).`, { tensor: PROMPT_EMBEDDINGS_KEY });
+      throw new WorkbenchError(
+        'format_invalid',
+        `${PROMPT_EMBEDDINGS_KEY} has shape [${t.shape}], expected [${this.prompt.shape}] (numVirtualTokens, hidden size).`,
+        { tensor: PROMPT_EMBEDDINGS_KEY },
+      );
     }
     tf.tidy(() => this.prompt.assign(tf.tensor2d(t.data, t.shape as [number, number])));
   }
@@ -140,9 +152,13 @@ export const promptTuning: MethodImplementation<PromptTuningSettings> = {
   parseSettings: (raw) => {
     const settings = validate(PromptTuningSettingsSchema, raw ?? {}, 'Prompt-tuning settings');
     if (settings.init === 'text' && settings.initText.trim() === '') {
-      throw new WorkbenchError('invalid_input', 'promptTuning.initText is empty: init "text" starts the prompt from a text\'s token embeddings; give one, or choose init "random".', {
-        issues: [{ path: 'promptTuning.initText', message: 'required when init is text' }],
-      });
+      throw new WorkbenchError(
+        'invalid_input',
+        'promptTuning.initText is empty: init "text" starts the prompt from a text\'s token embeddings; give one, or choose init "random".',
+        {
+          issues: [{ path: 'promptTuning.initText', message: 'required when init is text' }],
+        },
+      );
     }
     return settings;
   },

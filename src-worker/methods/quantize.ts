@@ -45,7 +45,8 @@ export function quantizedBytes(q: QuantizedTensor): number {
 }
 
 export function quantize(data: Float32Array, shape: number[], format: QuantizationFormat, blockSize: number): QuantizedTensor {
-  if (!Number.isInteger(blockSize) || blockSize < 1) throw new WorkbenchError('invalid_input', `qlora.blockSize must be a positive whole number, not ${blockSize}.`);
+  if (!Number.isInteger(blockSize) || blockSize < 1)
+    throw new WorkbenchError('invalid_input', `qlora.blockSize must be a positive whole number, not ${blockSize}.`);
   const size = data.length;
   const blocks = Math.ceil(size / blockSize);
   const scales = new Float32Array(blocks);

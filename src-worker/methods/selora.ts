@@ -93,7 +93,8 @@ export class SeloraModel extends LoraModel {
 
   /** Sets the semantic vectors [B, d_s] of the rows of the following forwards. */
   setSemantics(s: tf.Tensor2D): void {
-    if (s.shape[1] !== this.semanticSize) throw new WorkbenchError('internal', `SeLoRA: semantic vectors have width ${s.shape[1]}, expected ${this.semanticSize}.`);
+    if (s.shape[1] !== this.semanticSize)
+      throw new WorkbenchError('internal', `SeLoRA: semantic vectors have width ${s.shape[1]}, expected ${this.semanticSize}.`);
     this.clearSemantics();
     const B = s.shape[0];
     const diff: number[] = [];
@@ -169,7 +170,11 @@ export class SeloraModel extends LoraModel {
       const N = x2.shape[0];
       const m = this.mixing(path, this.currentSemantics()); // [B, r, r]
       const B = m.shape[0];
-      if (N % B !== 0) throw new WorkbenchError('internal', `SeLoRA: ${N} rows do not split into the ${B} examples whose semantic vectors were set; call prepare() before each forward.`);
+      if (N % B !== 0)
+        throw new WorkbenchError(
+          'internal',
+          `SeLoRA: ${N} rows do not split into the ${B} examples whose semantic vectors were set; call prepare() before each forward.`,
+        );
       const h = tf.mul(matMul(x2, layer.loraA as tf.Tensor2D, false, true), this.scale); // [N, r]
       const mixed = tf.reshape(matMul(tf.reshape(h, [B, N / B, r]) as tf.Tensor3D, m, false, true), [N, r]) as tf.Tensor2D;
       const y = matMul(mixed, layer.loraB as tf.Tensor2D, false, true);

@@ -98,7 +98,17 @@ export interface AdapterModel extends AdapterHooks {
 export type PeftForm = 'native' | 'flattened' | 'none';
 
 /** The optional AdapterModel hooks, by name, as a method declares the ones its adapters implement. */
-export const adapterHooks = ['fit', 'prepare', 'regularizers', 'flattened', 'learningRateScale', 'selectTask', 'setTaskMixture', 'startupNotes', 'releaseFloatWeights'] as const;
+export const adapterHooks = [
+  'fit',
+  'prepare',
+  'regularizers',
+  'flattened',
+  'learningRateScale',
+  'selectTask',
+  'setTaskMixture',
+  'startupNotes',
+  'releaseFloatWeights',
+] as const;
 export type AdapterHook = (typeof adapterHooks)[number];
 
 /** The rows a training step draws: a shuffled pass over all rows, or one task's rows at a time by a mixture. */

@@ -44,7 +44,8 @@ export function bertConfigFromHF(json: Record<string, unknown>, source = 'config
   if (json.model_type !== 'bert') bad('model_type', `model_type "${String(json.model_type)}" is not a BERT encoder (bert)`);
   const hiddenSize = int('hidden_size');
   const numAttentionHeads = int('num_attention_heads');
-  if (hiddenSize % numAttentionHeads !== 0) bad('num_attention_heads', `hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numAttentionHeads}`);
+  if (hiddenSize % numAttentionHeads !== 0)
+    bad('num_attention_heads', `hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numAttentionHeads}`);
   const hiddenAct = (json.hidden_act ?? 'gelu') as BertActivation;
   if (!activations.includes(hiddenAct)) bad('hidden_act', `hidden_act "${String(hiddenAct)}" is not supported; supported: ${activations.join(', ')}`);
   const positionType = json.position_embedding_type ?? 'absolute';
@@ -252,7 +253,14 @@ export class BertEncoder {
       const l = `encoder.layer.${i}`;
       this.layers.push(
         new BertLayer(
-          new BertAttention(linear(`${l}.attention.self.query`), linear(`${l}.attention.self.key`), linear(`${l}.attention.self.value`), linear(`${l}.attention.output.dense`), norm(`${l}.attention.output.LayerNorm`), c.numAttentionHeads),
+          new BertAttention(
+            linear(`${l}.attention.self.query`),
+            linear(`${l}.attention.self.key`),
+            linear(`${l}.attention.self.value`),
+            linear(`${l}.attention.output.dense`),
+            norm(`${l}.attention.output.LayerNorm`),
+            c.numAttentionHeads,
+          ),
           linear(`${l}.intermediate.dense`),
           linear(`${l}.output.dense`),
           norm(`${l}.output.LayerNorm`),
@@ -261,7 +269,14 @@ export class BertEncoder {
       );
     }
     this.embeddingsLayerNorm = norm('embeddings.LayerNorm');
-    this.modules = this.layers.flatMap(({ attention: a, intermediateDense, outputDense }) => [a.query, a.key, a.value, a.outputDense, intermediateDense, outputDense]);
+    this.modules = this.layers.flatMap(({ attention: a, intermediateDense, outputDense }) => [
+      a.query,
+      a.key,
+      a.value,
+      a.outputDense,
+      intermediateDense,
+      outputDense,
+    ]);
     this.config = {
       family: 'bert',
       modelType: 'bert',
@@ -285,7 +300,10 @@ export class BertEncoder {
     const [B, T] = inputIds.shape;
     const C = this.bertConfig.hiddenSize;
     if (T > this.bertConfig.maxPositionEmbeddings) {
-      throw new WorkbenchError('invalid_input', `Sequence length ${T} exceeds the encoder's ${this.bertConfig.maxPositionEmbeddings} positions; truncate the texts.`);
+      throw new WorkbenchError(
+        'invalid_input',
+        `Sequence length ${T} exceeds the encoder's ${this.bertConfig.maxPositionEmbeddings} positions; truncate the texts.`,
+      );
     }
     if (attentionMask && (attentionMask.shape[0] !== B || attentionMask.shape[1] !== T)) {
       throw new WorkbenchError('invalid_input', `attention mask has shape [${attentionMask.shape}], expected [${B},${T}] like the token ids`);
@@ -346,31 +364,57 @@ export class BertEncoder {
    * MLM logits (N, V) at N chosen positions only, `positions[n] = [row, t]`: the head (the largest
    * product for a big vocabulary) runs on those rows alone, which is what masked scoring reads.
    */
-  mlmLogitsAt(inputIds: tf.Tensor2D, positions: readonly (readonly [number, number])[], attentionMask: tf.Tensor2D | null = null, options: ForwardOptions = {}): tf.Tensor2D {
+  mlmLogitsAt(
+    inputIds: tf.Tensor2D,
+    positions: readonly (readonly [number, number])[],
+    attentionMask: tf.Tensor2D | null = null,
+    options: ForwardOptions = {},
+  ): tf.Tensor2D {
     this.assertMlmHead();
     const [B, T] = inputIds.shape;
     const bad = positions.find(([b, t]) => !(Number.isInteger(b) && Number.isInteger(t) && b >= 0 && b < B && t >= 0 && t < T));
     if (bad) throw new WorkbenchError('invalid_input', `position [${bad}] is outside the [${B},${T}] batch`);
     return tf.tidy(() => {
-      const rows = tf.gather(this.trunk(inputIds, attentionMask, options), tf.tensor1d(positions.map(([b, t]) => b * T + t), 'int32')) as tf.Tensor2D;
+      const rows = tf.gather(
+        this.trunk(inputIds, attentionMask, options),
+        tf.tensor1d(
+          positions.map(([b, t]) => b * T + t),
+          'int32',
+        ),
+      ) as tf.Tensor2D;
       return this.mlmHead(rows);
     });
   }
 
   private assertMlmHead(): void {
     if (!this.config.hasMlmHead) {
-      throw new WorkbenchError('model_invalid', 'This encoder has no masked-LM head (cls.predictions): it is a BertModel or sentence-transformers save. Load a BertForMaskedLM checkpoint to score texts.');
+      throw new WorkbenchError(
+        'model_invalid',
+        'This encoder has no masked-LM head (cls.predictions): it is a BertModel or sentence-transformers save. Load a BertForMaskedLM checkpoint to score texts.',
+      );
     }
   }
 
   /** BertLMPredictionHead on hidden states (N, C) -> (N, V). */
   private mlmHead(h: tf.Tensor2D): tf.Tensor2D {
     const p = this.params;
-    const transformNorm = new LayerNorm(p.get('cls.predictions.transform.LayerNorm.weight') as tf.Tensor1D, p.get('cls.predictions.transform.LayerNorm.bias') as tf.Tensor1D, this.bertConfig.layerNormEps);
-    const dense = frozenLinear(h, { w: p.get('cls.predictions.transform.dense.weight') as tf.Tensor2D }, p.get('cls.predictions.transform.dense.bias') as tf.Tensor1D);
+    const transformNorm = new LayerNorm(
+      p.get('cls.predictions.transform.LayerNorm.weight') as tf.Tensor1D,
+      p.get('cls.predictions.transform.LayerNorm.bias') as tf.Tensor1D,
+      this.bertConfig.layerNormEps,
+    );
+    const dense = frozenLinear(
+      h,
+      { w: p.get('cls.predictions.transform.dense.weight') as tf.Tensor2D },
+      p.get('cls.predictions.transform.dense.bias') as tf.Tensor1D,
+    );
     const t = transformNorm.apply(activate(dense, this.bertConfig.hiddenAct));
     const decoder = this.decoderWeight();
-    return frozenLinear(t, tf.getBackend() === 'wasm' ? { w: this.decoderTransposed(decoder), wT: decoder } : { wT: decoder }, p.get('cls.predictions.bias') as tf.Tensor1D);
+    return frozenLinear(
+      t,
+      tf.getBackend() === 'wasm' ? { w: this.decoderTransposed(decoder), wT: decoder } : { wT: decoder },
+      p.get('cls.predictions.bias') as tf.Tensor1D,
+    );
   }
 
   /** cls.predictions.decoder.weight when saved untied, else the word embeddings, [V, C]. */
@@ -423,12 +467,18 @@ export function createBert(config: BertConfig, weights: Map<string, WeightData>,
     const present = [...optional.keys()].filter((k) => byKey.has(k));
     if (present.length === 0) continue;
     const absent = [...optional.keys()].filter((k) => !byKey.has(k));
-    if (absent.length) bad(`incomplete ${optional === pooler ? 'pooler' : 'masked-LM head'}: missing tensor ${absent[0]} (expected shape [${optional.get(absent[0]!)}])`, { tensor: absent[0] });
+    if (absent.length)
+      bad(`incomplete ${optional === pooler ? 'pooler' : 'masked-LM head'}: missing tensor ${absent[0]} (expected shape [${optional.get(absent[0]!)}])`, {
+        tensor: absent[0],
+      });
     for (const [k, s] of optional) expected.set(k, s);
   }
   const unexpected = [...byKey.keys()].filter((key) => !expected.has(key));
   if (unexpected.length) {
-    bad(`unexpected tensors for BERT with ${config.numHiddenLayers} layers: ${unexpected.slice(0, 5).join(', ')}${unexpected.length > 5 ? ` and ${unexpected.length - 5} more` : ''}; config.json may not match the weights`, { unexpected });
+    bad(
+      `unexpected tensors for BERT with ${config.numHiddenLayers} layers: ${unexpected.slice(0, 5).join(', ')}${unexpected.length > 5 ? ` and ${unexpected.length - 5} more` : ''}; config.json may not match the weights`,
+      { unexpected },
+    );
   }
   for (const [key, shape] of expected) {
     const w = byKey.get(key);
@@ -459,7 +509,12 @@ export interface MaskedLMTokenizer {
  * non-special token is masked in turn and log p(token | rest) summed. The masked copies form one batch
  * (chunks of `batchSize` rows), so a text of n tokens costs n / batchSize forwards.
  */
-export async function pseudoLogLikelihood(encoder: BertEncoder, tokenizer: MaskedLMTokenizer, text: string, options: ForwardOptions & { batchSize?: number } = {}): Promise<{ score: number; tokenScores: { id: number; logProb: number }[] }> {
+export async function pseudoLogLikelihood(
+  encoder: BertEncoder,
+  tokenizer: MaskedLMTokenizer,
+  text: string,
+  options: ForwardOptions & { batchSize?: number } = {},
+): Promise<{ score: number; tokenScores: { id: number; logProb: number }[] }> {
   const maskId = tokenizer.maskTokenId;
   if (maskId === null) throw new WorkbenchError('model_invalid', 'The tokenizer has no mask token: set "mask_token" (e.g. "[MASK]") in tokenizer_config.json.');
   const ids = tokenizer.encodeWithSpecialTokens(text);
@@ -476,9 +531,22 @@ export async function pseudoLogLikelihood(encoder: BertEncoder, tokenizer: Maske
     });
     const picked = tf.tidy(() => {
       const input = tf.tensor2d(rows, [chunk.length, T], 'int32');
-      const logProbs = tf.logSoftmax(encoder.mlmLogitsAt(input, chunk.map((pos, r) => [r, pos] as const), null, options)); // (rows, V)
+      const logProbs = tf.logSoftmax(
+        encoder.mlmLogitsAt(
+          input,
+          chunk.map((pos, r) => [r, pos] as const),
+          null,
+          options,
+        ),
+      ); // (rows, V)
       const V = logProbs.shape[1];
-      return tf.gather(tf.reshape(logProbs, [-1]), tf.tensor1d(chunk.map((pos, r) => r * V + ids[pos]!), 'int32'));
+      return tf.gather(
+        tf.reshape(logProbs, [-1]),
+        tf.tensor1d(
+          chunk.map((pos, r) => r * V + ids[pos]!),
+          'int32',
+        ),
+      );
     });
     const values = await picked.data();
     picked.dispose();

@@ -85,7 +85,12 @@ export function gpt2ParameterShapes(config: GPT2Config): Map<string, number[]> {
       shapes.set(`${p}.${ln}.weight`, [C]);
       shapes.set(`${p}.${ln}.bias`, [C]);
     }
-    for (const [name, nIn, nOut] of [['attn.c_attn', C, 3 * C], ['attn.c_proj', C, C], ['mlp.c_fc', C, H], ['mlp.c_proj', H, C]] as const) {
+    for (const [name, nIn, nOut] of [
+      ['attn.c_attn', C, 3 * C],
+      ['attn.c_proj', C, C],
+      ['mlp.c_fc', C, H],
+      ['mlp.c_proj', H, C],
+    ] as const) {
       shapes.set(`${p}.${name}.weight`, [nIn, nOut]);
       shapes.set(`${p}.${name}.bias`, [nOut]);
     }
@@ -179,7 +184,11 @@ class CausalSelfAttention {
     const training = opts.training ?? false;
     const qkv = this.cAttn.apply(x, opts.adapters, training);
     // (B*T, 3C) -> three (B, nh, T, hs): heads become a batch dimension.
-    let [q, k, v] = tf.split(qkv, 3, 1).map((t) => tf.transpose(tf.reshape(t, [B, T, this.nHead, hs]), [0, 2, 1, 3])) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+    let [q, k, v] = tf.split(qkv, 3, 1).map((t) => tf.transpose(tf.reshape(t, [B, T, this.nHead, hs]), [0, 2, 1, 3])) as [
+      tf.Tensor4D,
+      tf.Tensor4D,
+      tf.Tensor4D,
+    ];
     if (cache) ({ k, v } = cache.append(this.layerIdx, k, v)); // (B, nh, S, hs)
     const scores = tf.mul(matMul(q, k, false, true), this.scale); // (B, nh, T, S)
     const att = tf.softmax(mask ? tf.add(scores, mask) : scores);
@@ -301,7 +310,10 @@ export class GPT2 implements CausalLM {
     const C = this.gpt2Config.nEmbd;
     const past = cache ? cache.length : 0;
     if (past + T > this.gpt2Config.nPositions) {
-      throw new WorkbenchError('invalid_input', `Sequence length ${past + T} exceeds the model's ${this.gpt2Config.nPositions} positions; lower the maximum sequence length.`);
+      throw new WorkbenchError(
+        'invalid_input',
+        `Sequence length ${past + T} exceeds the model's ${this.gpt2Config.nPositions} positions; lower the maximum sequence length.`,
+      );
     }
     cache?.assertFits(this.blocks.length);
     const hooks = opts.adapters;
@@ -310,7 +322,10 @@ export class GPT2 implements CausalLM {
     const n = prefix ? prefix.shape[0] : 0;
     const L = n + T;
     if (past + L > this.gpt2Config.nPositions) {
-      throw new WorkbenchError('invalid_input', `Sequence length ${past + L} (with ${n} virtual tokens) exceeds the model's ${this.gpt2Config.nPositions} positions; lower the maximum sequence length.`);
+      throw new WorkbenchError(
+        'invalid_input',
+        `Sequence length ${past + L} (with ${n} virtual tokens) exceeds the model's ${this.gpt2Config.nPositions} positions; lower the maximum sequence length.`,
+      );
     }
     const { mask, positions: storedPositions } = this.inputsAt(past, L);
     const wpe = hooks?.parameter?.('transformer.wpe.weight');
@@ -322,7 +337,10 @@ export class GPT2 implements CausalLM {
     if (prefix) e3 = tf.concat([tf.tile(tf.expandDims(prefix, 0), [B, 1, 1]) as tf.Tensor3D, e3], 1);
     let x = tf.reshape(tf.add(e3, positions), [B * L, C]) as tf.Tensor2D;
     const variables = cache ? null : opts.recompute;
-    for (const block of this.blocks) x = variables ? recomputed((h, [m]) => block.apply(h, B, L, (m as tf.Tensor2D | undefined) ?? null, opts, null), x, variables, mask ? [mask] : []) : block.apply(x, B, L, mask, opts, cache);
+    for (const block of this.blocks)
+      x = variables
+        ? recomputed((h, [m]) => block.apply(h, B, L, (m as tf.Tensor2D | undefined) ?? null, opts, null), x, variables, mask ? [mask] : [])
+        : block.apply(x, B, L, mask, opts, cache);
     cache?.advance(L);
     x = this.lnF.apply(x, hooks);
     return n ? (tf.reshape(tf.slice(tf.reshape(x, [B, L, C]), [0, n, 0], [B, T, C]), [B * T, C]) as tf.Tensor2D) : x;
@@ -389,9 +407,12 @@ export function createGPT2(config: GPT2Config, weights: Map<string, WeightData>,
   const expected = gpt2ParameterShapes(config);
   for (const key of byKey.keys()) if (!expected.has(key)) unexpected.push(key);
   if (unexpected.length) {
-    bad(`unexpected tensors for GPT-2 with ${config.nLayer} layers: ${unexpected.slice(0, 5).join(', ')}${unexpected.length > 5 ? ` and ${unexpected.length - 5} more` : ''}; config.json may not match the weights`, {
-      unexpected,
-    });
+    bad(
+      `unexpected tensors for GPT-2 with ${config.nLayer} layers: ${unexpected.slice(0, 5).join(', ')}${unexpected.length > 5 ? ` and ${unexpected.length - 5} more` : ''}; config.json may not match the weights`,
+      {
+        unexpected,
+      },
+    );
   }
   for (const [key, shape] of expected) {
     const w = byKey.get(key);

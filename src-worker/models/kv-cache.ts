@@ -23,7 +23,10 @@ export class KVCache {
   /** Checks that a model with `numLayers` layers may use this cache. */
   assertFits(numLayers: number): void {
     if (numLayers !== this.numLayers) {
-      throw new WorkbenchError('internal', `A KV cache made for ${this.numLayers} layers was given to a model with ${numLayers}; create the cache for this model.`);
+      throw new WorkbenchError(
+        'internal',
+        `A KV cache made for ${this.numLayers} layers was given to a model with ${numLayers}; create the cache for this model.`,
+      );
     }
   }
 
@@ -36,7 +39,10 @@ export class KVCache {
     const pastV = this.values[layer];
     const have = pastK ? pastK.shape[2] : 0;
     if (have !== this.stored) {
-      throw new WorkbenchError('internal', `KV cache layer ${layer} holds ${have} positions but the cache ${this.stored}: a previous forward failed halfway; start with a new cache.`);
+      throw new WorkbenchError(
+        'internal',
+        `KV cache layer ${layer} holds ${have} positions but the cache ${this.stored}: a previous forward failed halfway; start with a new cache.`,
+      );
     }
     const allK = tf.keep(pastK ? (tf.concat([pastK, k], 2) as tf.Tensor4D) : tf.clone(k));
     const allV = tf.keep(pastV ? (tf.concat([pastV, v], 2) as tf.Tensor4D) : tf.clone(v));

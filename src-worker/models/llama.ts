@@ -67,7 +67,8 @@ export function llamaConfigFromHF(json: Record<string, unknown>, source = 'confi
   if (numAttentionHeads % numKeyValueHeads !== 0) {
     bad('num_key_value_heads', `num_attention_heads ${numAttentionHeads} is not a multiple of num_key_value_heads ${numKeyValueHeads}`);
   }
-  if (json.head_dim == null && hiddenSize % numAttentionHeads !== 0) bad('num_attention_heads', `hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numAttentionHeads}`);
+  if (json.head_dim == null && hiddenSize % numAttentionHeads !== 0)
+    bad('num_attention_heads', `hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numAttentionHeads}`);
   const headDim = int('head_dim', hiddenSize / numAttentionHeads);
   if (headDim % 2 !== 0) bad('head_dim', `head dimension ${headDim} is odd; RoPE rotates pairs of dimensions`);
   const act = json.hidden_act ?? 'silu';
@@ -406,7 +407,16 @@ export class Llama implements CausalLM {
       this.layers.push(
         new LlamaDecoderLayer(
           norm(`${l}.input_layernorm`),
-          new LlamaAttention(i, linear(`${l}.self_attn.q_proj`), linear(`${l}.self_attn.k_proj`), linear(`${l}.self_attn.v_proj`), linear(`${l}.self_attn.o_proj`), c.numAttentionHeads, c.numKeyValueHeads, c.headDim),
+          new LlamaAttention(
+            i,
+            linear(`${l}.self_attn.q_proj`),
+            linear(`${l}.self_attn.k_proj`),
+            linear(`${l}.self_attn.v_proj`),
+            linear(`${l}.self_attn.o_proj`),
+            c.numAttentionHeads,
+            c.numKeyValueHeads,
+            c.headDim,
+          ),
           norm(`${l}.post_attention_layernorm`),
           new LlamaMLP(linear(`${l}.mlp.gate_proj`), linear(`${l}.mlp.up_proj`), linear(`${l}.mlp.down_proj`)),
         ),
@@ -465,7 +475,10 @@ export class Llama implements CausalLM {
     const C = this.llamaConfig.hiddenSize;
     const limit = this.llamaConfig.maxPositionEmbeddings;
     if (past + L > limit) {
-      throw new WorkbenchError('invalid_input', `Sequence length ${past + L}${n ? ` (with ${n} virtual tokens)` : ''} exceeds the model's ${limit} positions; lower the maximum sequence length.`);
+      throw new WorkbenchError(
+        'invalid_input',
+        `Sequence length ${past + L}${n ? ` (with ${n} virtual tokens)` : ''} exceeds the model's ${limit} positions; lower the maximum sequence length.`,
+      );
     }
     cache?.assertFits(this.layers.length);
     const ids = tf.reshape(inputIds.dtype === 'int32' ? inputIds : tf.cast(inputIds, 'int32'), [B * T]) as tf.Tensor1D;
@@ -474,7 +487,16 @@ export class Llama implements CausalLM {
     if (prefix) x = tf.reshape(tf.concat([tf.tile(tf.expandDims(prefix, 0), [B, 1, 1]), tf.reshape(x, [B, T, C])], 1), [B * L, C]);
     const ctx: AttentionContext = { B, T: L, ...this.rotary.slice(past, L), mask: this.maskFor(past, L), cache, opts };
     const variables = cache ? null : opts.recompute;
-    for (const layer of this.layers) x = variables ? recomputed((h, [cos, sin, mask]) => layer.apply(h, { ...ctx, cos: cos as tf.Tensor2D, sin: sin as tf.Tensor2D, mask: (mask as tf.Tensor2D | undefined) ?? null }), x, variables, ctx.mask ? [ctx.cos, ctx.sin, ctx.mask] : [ctx.cos, ctx.sin]) : layer.apply(x, ctx);
+    for (const layer of this.layers)
+      x = variables
+        ? recomputed(
+            (h, [cos, sin, mask]) =>
+              layer.apply(h, { ...ctx, cos: cos as tf.Tensor2D, sin: sin as tf.Tensor2D, mask: (mask as tf.Tensor2D | undefined) ?? null }),
+            x,
+            variables,
+            ctx.mask ? [ctx.cos, ctx.sin, ctx.mask] : [ctx.cos, ctx.sin],
+          )
+        : layer.apply(x, ctx);
     cache?.advance(L);
     x = this.norm.apply(x, hooks);
     return n ? (tf.reshape(tf.slice(tf.reshape(x, [B, L, C]), [0, n, 0], [B, T, C]), [B * T, C]) as tf.Tensor2D) : x;
@@ -562,7 +584,11 @@ export function createLlama(config: LlamaConfig, weights: Map<string, WeightData
   for (const [key, shape] of expected) {
     const data = byKey.get(key)!.data;
     if (key === 'lm_head.weight') lmHead = tf.tensor2d(data, shape as [number, number]);
-    else if (shape.length === 2 && key !== 'model.embed_tokens.weight') params.set(key, tf.tidy(() => tf.transpose(tf.tensor2d(data, shape as [number, number]))));
+    else if (shape.length === 2 && key !== 'model.embed_tokens.weight')
+      params.set(
+        key,
+        tf.tidy(() => tf.transpose(tf.tensor2d(data, shape as [number, number]))),
+      );
     else params.set(key, tf.tensor(data, shape, 'float32'));
   }
   return new Llama(config, params, lmHead);

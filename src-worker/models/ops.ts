@@ -101,8 +101,7 @@ export function frozenLinear(x: tf.Tensor2D, weight: { w?: tf.Tensor2D; wT?: tf.
         const y = tf.matMul(input, w ? asRightOperand(w) : tf.transpose(wT!));
         return b ? tf.add(y, b) : y;
       });
-    }
-    else if (w) value = tf.fused.matMul({ a: input, b: w, bias: b });
+    } else if (w) value = tf.fused.matMul({ a: input, b: w, bias: b });
     else value = tf.fused.matMul({ a: input, b: wT!, bias: b, transposeB: true });
     // Saved (a kept reference, not a copy) so that a weight made inside the forward's tidy (QLoRA's
     // dequantized weight) outlives it until the backward pass.

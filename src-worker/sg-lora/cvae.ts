@@ -47,7 +47,10 @@ export function compressBank(experts: readonly ExpertFactors[]): CompressedBank 
   for (const module of names) {
     const present = experts.map((e) => e.modules.get(module));
     const withModule = present.filter((m): m is NonNullable<typeof m> => Boolean(m));
-    const stackA = mat(withModule.reduce((n, m) => n + m.a.rows, 0), withModule[0]!.a.cols);
+    const stackA = mat(
+      withModule.reduce((n, m) => n + m.a.rows, 0),
+      withModule[0]!.a.cols,
+    );
     const stackBt = mat(stackA.rows, withModule[0]!.b.rows);
     let row = 0;
     for (const m of withModule) {
@@ -107,11 +110,21 @@ export interface CvaeResult {
  * Trains the CVAE on (codes[i], conditions[i]) and decodes `samples` draws z ~ N(0, I) with the
  * target condition. Every random number (init, reparameterisation noise, samples) comes from the seed.
  */
-export async function trainAndSampleCvae(codes: readonly Float64Array[], conditions: readonly Float32Array[], target: Float32Array, samples: number, options: CvaeOptions): Promise<CvaeResult> {
+export async function trainAndSampleCvae(
+  codes: readonly Float64Array[],
+  conditions: readonly Float32Array[],
+  target: Float32Array,
+  samples: number,
+  options: CvaeOptions,
+): Promise<CvaeResult> {
   const n = codes.length;
   const D = codes[0]!.length;
   if (D > MAX_CVAE_DIM) {
-    throw new WorkbenchError('invalid_input', `The bank's adapters compress to ${D} numbers, too many for the CVAE generator (at most ${MAX_CVAE_DIM}). Use fewer or lower-rank experts, or the semantic-merge generator.`, { dim: D });
+    throw new WorkbenchError(
+      'invalid_input',
+      `The bank's adapters compress to ${D} numbers, too many for the CVAE generator (at most ${MAX_CVAE_DIM}). Use fewer or lower-rank experts, or the semantic-merge generator.`,
+      { dim: D },
+    );
   }
   const E = target.length;
   const { latent: Z, hidden: H } = options;
@@ -122,12 +135,18 @@ export async function trainAndSampleCvae(codes: readonly Float64Array[], conditi
   let spread = 0;
   for (const c of codes) for (let j = 0; j < D; j++) spread += (c[j]! - mean[j]!) ** 2;
   spread = Math.sqrt(spread / (n * D)) || 1;
-  const x = tf.tensor2d(codes.flatMap((c) => Array.from(c, (v, j) => (v - mean[j]!) / spread)), [n, D]);
+  const x = tf.tensor2d(
+    codes.flatMap((c) => Array.from(c, (v, j) => (v - mean[j]!) / spread)),
+    [n, D],
+  );
   const unit = (e: Float32Array) => {
     const norm = Math.hypot(...e) || 1;
     return Array.from(e, (v) => v / norm);
   };
-  const cond = tf.tensor2d(conditions.flatMap((e) => unit(e)), [n, E]);
+  const cond = tf.tensor2d(
+    conditions.flatMap((e) => unit(e)),
+    [n, E],
+  );
   const random = mulberry32(deriveSeed(options.seed, 0xc7ae));
   const normal = () => {
     // Box-Muller from the seeded uniform stream.
@@ -136,12 +155,25 @@ export async function trainAndSampleCvae(codes: readonly Float64Array[], conditi
   };
   const init = (rows: number, cols: number) => {
     const bound = Math.sqrt(6 / (rows + cols)); // Glorot uniform
-    return tf.variable(tf.tensor2d(Array.from({ length: rows * cols }, () => (2 * random.next() - 1) * bound), [rows, cols]));
+    return tf.variable(
+      tf.tensor2d(
+        Array.from({ length: rows * cols }, () => (2 * random.next() - 1) * bound),
+        [rows, cols],
+      ),
+    );
   };
   const zeros = (cols: number) => tf.variable(tf.zeros([1, cols]));
   const params = {
-    w1: init(D + E, H), b1: zeros(H), wMu: init(H, Z), bMu: zeros(Z), wLv: init(H, Z), bLv: zeros(Z),
-    w3: init(Z + E, H), b3: zeros(H), w4: init(H, D), b4: zeros(D),
+    w1: init(D + E, H),
+    b1: zeros(H),
+    wMu: init(H, Z),
+    bMu: zeros(Z),
+    wLv: init(H, Z),
+    bLv: zeros(Z),
+    w3: init(Z + E, H),
+    b3: zeros(H),
+    w4: init(H, D),
+    b4: zeros(D),
   };
   const decode = (z: tfc.Tensor2D, c: tfc.Tensor2D): tfc.Tensor2D =>
     tf.add(tf.matMul(tf.tanh(tf.add(tf.matMul(tf.concat([z, c], 1), params.w3), params.b3)), params.w4), params.b4);

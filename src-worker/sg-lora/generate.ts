@@ -29,20 +29,33 @@ const MAX_DESCRIPTION_TOKENS = 256;
 export async function embedDescriptions(model: CausalLM, modelDir: string, texts: readonly string[]): Promise<Float32Array[]> {
   const tokenizer = await loadTokenizer(modelDir);
   const limit = Math.min(MAX_DESCRIPTION_TOKENS, model.config.maxPositions);
-  return pooledPromptVectors(model, texts.map((t) => tokenizer.encode(t).slice(0, limit)));
+  return pooledPromptVectors(
+    model,
+    texts.map((t) => tokenizer.encode(t).slice(0, limit)),
+  );
 }
 
-async function writeGenerated(model: CausalLM, job: GenerateAdapterJob, merged: MergedModule[], top: ExpertFactors & { config: RunConfig }, backend: Awaited<ReturnType<typeof initBackend>>): Promise<number> {
+async function writeGenerated(
+  model: CausalLM,
+  job: GenerateAdapterJob,
+  merged: MergedModule[],
+  top: ExpertFactors & { config: RunConfig },
+  backend: Awaited<ReturnType<typeof initBackend>>,
+): Promise<number> {
   const r = job.request.r;
   // alpha = r: scale 1, the factors carry Delta W* as the SVD split it.
   const lora = { r, alpha: r, dropout: 0, targetModules: merged.map((m) => m.module), useRslora: false };
   const config = RunConfigSchema.parse({ ...commonSettingsOf(top.config), name: job.request.name, method: 'lora', lora, backend: job.request.backend });
   const adapter = new LoraModel(model, lora, job.request.seed);
   try {
-    adapter.loadStateDict(new Map(merged.flatMap(({ module, a, b }) => [
-      [`base_model.model.${module}.lora_A.weight`, { shape: [a.rows, a.cols], data: Float32Array.from(a.data) }],
-      [`base_model.model.${module}.lora_B.weight`, { shape: [b.rows, b.cols], data: Float32Array.from(b.data) }],
-    ])));
+    adapter.loadStateDict(
+      new Map(
+        merged.flatMap(({ module, a, b }) => [
+          [`base_model.model.${module}.lora_A.weight`, { shape: [a.rows, a.cols], data: Float32Array.from(a.data) }],
+          [`base_model.model.${module}.lora_B.weight`, { shape: [b.rows, b.cols], data: Float32Array.from(b.data) }],
+        ]),
+      ),
+    );
     const saved = await readProbe(top.dir);
     const probe: Probe = saved?.probe ?? { inputIds: [Array.from({ length: 16 }, (_, i) => (i * 7919 + 13) % model.config.vocabSize)] };
     const tmp = `${job.outDir}.tmp-${process.pid}`;
@@ -52,8 +65,14 @@ async function writeGenerated(model: CausalLM, job: GenerateAdapterJob, merged: 
       await writeAdapter(adapter, tmp, {
         baseModelNameOrPath: job.modelDir,
         sidecar: {
-          format: 'lora-workbench-adapter', version: 1, method: 'lora', runId: job.runId, step: 0,
-          trainableParams: adapter.trainableParamCount(), config, backend,
+          format: 'lora-workbench-adapter',
+          version: 1,
+          method: 'lora',
+          runId: job.runId,
+          step: 0,
+          trainableParams: adapter.trainableParamCount(),
+          config,
+          backend,
           baseModel: { path: job.modelDir, fingerprint: await baseModelFingerprint(job.modelDir) },
           createdAt: new Date().toISOString(),
         },
@@ -81,7 +100,11 @@ export async function generateAdapter(job: GenerateAdapterJob, log: (message: st
     const experts = await Promise.all(job.experts.map(async (e) => ({ ...e, factors: await readExpert(e.dir), config: (await readSidecar(e.dir)).config })));
     const foreign = experts.filter((e) => fingerprint && e.factors.fingerprint && e.factors.fingerprint !== fingerprint);
     if (foreign.length) {
-      throw new WorkbenchError('invalid_input', `Experts ${foreign.map((e) => `"${e.name}"`).join(', ')} were trained on another base model than ${job.modelDir}; a bank must share one base model.`, { experts: foreign.map((e) => e.adapterId) });
+      throw new WorkbenchError(
+        'invalid_input',
+        `Experts ${foreign.map((e) => `"${e.name}"`).join(', ')} were trained on another base model than ${job.modelDir}; a bank must share one base model.`,
+        { experts: foreign.map((e) => e.adapterId) },
+      );
     }
     const [target, ...embeddings] = await embedDescriptions(model, job.modelDir, [request.description, ...experts.map((e) => e.description)]);
     const cosines = embeddings.map((e) => cosineSimilarity(target!, e));
@@ -96,7 +119,9 @@ export async function generateAdapter(job: GenerateAdapterJob, log: (message: st
       const mergeCode = new Float64Array(bank.dim);
       bank.codes.forEach((code, i) => code.forEach((v, j) => (mergeCode[j]! += weights[i]! * v)));
       const cvae = await trainAndSampleCvae(bank.codes, embeddings, target!, request.samples, { ...defaultCvaeOptions, seed: request.seed });
-      log(`CVAE trained on ${experts.length} experts (${bank.dim} numbers each): loss ${cvae.losses[0]!.toPrecision(4)} -> ${cvae.losses.at(-1)!.toPrecision(4)}.`);
+      log(
+        `CVAE trained on ${experts.length} experts (${bank.dim} numbers each): loss ${cvae.losses[0]!.toPrecision(4)} -> ${cvae.losses.at(-1)!.toPrecision(4)}.`,
+      );
       const mergeNorm = Math.hypot(...mergeCode) || 1;
       const distances = cvae.samples.map((s) => Math.sqrt(s.reduce((acc, v, j) => acc + (v - mergeCode[j]!) ** 2, 0)) / mergeNorm);
       const best = distances.indexOf(Math.min(...distances));

@@ -9,7 +9,11 @@ export interface Mat {
   data: Float64Array;
 }
 
-export const mat = (rows: number, cols: number, data?: ArrayLike<number>): Mat => ({ rows, cols, data: data ? Float64Array.from(data) : new Float64Array(rows * cols) });
+export const mat = (rows: number, cols: number, data?: ArrayLike<number>): Mat => ({
+  rows,
+  cols,
+  data: data ? Float64Array.from(data) : new Float64Array(rows * cols),
+});
 
 export function matmul(a: Mat, b: Mat, transA = false, transB = false): Mat {
   const m = transA ? a.cols : a.rows;

@@ -40,11 +40,18 @@ export async function readExpert(dir: string): Promise<ExpertFactors> {
   if (method.capabilities.peftForm(settings) === 'flattened' || fs.existsSync(path.join(dir, FLATTENED_ADAPTER_DIR, ADAPTER_WEIGHTS_FILE))) {
     source = path.join(dir, FLATTENED_ADAPTER_DIR);
     if (!fs.existsSync(path.join(source, ADAPTER_WEIGHTS_FILE))) {
-      throw new WorkbenchError('not_found', `The ${sidecar.method} adapter in ${dir} has no ${FLATTENED_ADAPTER_DIR}/ LoRA to merge; retrain it with this version of the workbench.`, { dir });
+      throw new WorkbenchError(
+        'not_found',
+        `The ${sidecar.method} adapter in ${dir} has no ${FLATTENED_ADAPTER_DIR}/ LoRA to merge; retrain it with this version of the workbench.`,
+        { dir },
+      );
     }
   }
   const config = JSON.parse(await fs.promises.readFile(path.join(source, ADAPTER_CONFIG_FILE), 'utf8')) as {
-    r: number; lora_alpha: number; use_rslora?: boolean; target_modules: string[] | string;
+    r: number;
+    lora_alpha: number;
+    use_rslora?: boolean;
+    target_modules: string[] | string;
   };
   const scale = config.use_rslora ? config.lora_alpha / Math.sqrt(config.r) : config.lora_alpha / config.r;
   const { tensors } = await readSafetensorsFile(path.join(source, ADAPTER_WEIGHTS_FILE));
@@ -55,7 +62,12 @@ export async function readExpert(dir: string): Promise<ExpertFactors> {
     const entry = parts.get(m[1]!) ?? {};
     const [rows, cols] = t.shape as [number, number];
     if (m[2] === 'A') entry.a = mat(rows, cols, t.data);
-    else entry.b = mat(rows, cols, Float64Array.from(t.data, (v) => v * scale));
+    else
+      entry.b = mat(
+        rows,
+        cols,
+        Float64Array.from(t.data, (v) => v * scale),
+      );
     parts.set(m[1]!, entry);
   }
   const modules = new Map<string, ExpertModule>();

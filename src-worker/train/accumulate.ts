@@ -89,7 +89,14 @@ export async function trainStep(
       const kept: tfc.Scalar[] = [];
       const keptTerms: { name: string; value: tfc.Scalar }[] = [];
       const result = tf.variableGrads(() => {
-        const term = causalLossTerm(model, ids, mask, shiftedTargets(batch, r0, r1, divisor), { adapters: adapter, training: true, recompute: options.recompute ? variables : null }, options.logitsChunkTokens);
+        const term = causalLossTerm(
+          model,
+          ids,
+          mask,
+          shiftedTargets(batch, r0, r1, divisor),
+          { adapters: adapter, training: true, recompute: options.recompute ? variables : null },
+          options.logitsChunkTokens,
+        );
         kept.push(tf.keep(term.loss));
         let sum: tfc.Scalar = term.loss;
         const batchView = {
@@ -120,12 +127,21 @@ export async function trainStep(
   const clipped = clipByGlobalNorm(grads, gradClip);
   try {
     const names = [...terms.keys()];
-    const [lossData, totalData, normData, ...termData] = await Promise.all([task.data(), total.data(), clipped.norm.data(), ...names.map((name) => terms.get(name)!.data())]);
+    const [lossData, totalData, normData, ...termData] = await Promise.all([
+      task.data(),
+      total.data(),
+      clipped.norm.data(),
+      ...names.map((name) => terms.get(name)!.data()),
+    ]);
     const loss = lossData[0]!;
     const gradNorm = normData[0]!;
     const regularizers = Object.fromEntries(names.map((name, k) => [name, termData[k]![0]!]));
     if (!Number.isFinite(totalData[0]!) && Number.isFinite(loss)) {
-      throw new WorkbenchError('internal', `Training diverged at step ${step}: a regularizer is not finite (${JSON.stringify(regularizers)}). Lower its weight or the learning rate and start again.`, { step, regularizers });
+      throw new WorkbenchError(
+        'internal',
+        `Training diverged at step ${step}: a regularizer is not finite (${JSON.stringify(regularizers)}). Lower its weight or the learning rate and start again.`,
+        { step, regularizers },
+      );
     }
     if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
       throw new WorkbenchError(

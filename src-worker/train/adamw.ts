@@ -113,7 +113,10 @@ export class AdamW {
     const problems: string[] = [];
     const loaded: [Map<string, tfc.Tensor>, string, tfc.Tensor][] = [];
     for (const [name, m] of this.expAvg) {
-      for (const [store, suffix] of [[this.expAvg, 'exp_avg'], [this.expAvgSq, 'exp_avg_sq']] as const) {
+      for (const [store, suffix] of [
+        [this.expAvg, 'exp_avg'],
+        [this.expAvgSq, 'exp_avg_sq'],
+      ] as const) {
         const saved = tensors.get(`${name}.${suffix}`);
         if (!saved) problems.push(`missing ${name}.${suffix}`);
         else if (saved.shape.join() !== m.shape.join()) problems.push(`${name}.${suffix} has shape [${saved.shape}], expected [${m.shape}]`);

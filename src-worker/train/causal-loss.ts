@@ -48,7 +48,14 @@ export interface CausalLossTerm {
  * The task loss term of rows `ids` [rows, T] with targets from shiftedTargets. Differentiable; the
  * trunk runs once whether or not the logits are asked for afterwards.
  */
-export function causalLossTerm(model: CausalLM, ids: tfc.Tensor2D, lossMask: tfc.Tensor2D, targets: TokenTargets, options: ForwardOptions, chunkTokens?: number): CausalLossTerm {
+export function causalLossTerm(
+  model: CausalLM,
+  ids: tfc.Tensor2D,
+  lossMask: tfc.Tensor2D,
+  targets: TokenTargets,
+  options: ForwardOptions,
+  chunkTokens?: number,
+): CausalLossTerm {
   const [rows, T] = ids.shape;
   if (!model.headWeight) {
     const logits = model.forward(ids, options);

@@ -123,7 +123,8 @@ export async function saveCheckpoint(runDir: string, content: CheckpointContent,
       await writeAdapter(content.adapter, dir, { baseModelNameOrPath: content.baseModelNameOrPath, sidecar: content.sidecar });
       // The optimizer's tensors stay alive (they are its state): copy them out without disposing.
       const moments = new Map<string, { shape: number[]; data: Float32Array }>();
-      for (const [name, t] of content.optimizer.stateDict()) moments.set(name, { shape: [...t.shape], data: Float32Array.from((await t.data()) as Float32Array) });
+      for (const [name, t] of content.optimizer.stateDict())
+        moments.set(name, { shape: [...t.shape], data: Float32Array.from((await t.data()) as Float32Array) });
       await writeFileAtomic(path.join(dir, OPTIMIZER_FILE), serializeSafetensors(moments, { step: String(content.optimizer.stepCount) }));
       // trainer_state.json last: listCheckpoints treats a folder without it as incomplete.
       await writeFileAtomic(path.join(dir, TRAINER_STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);

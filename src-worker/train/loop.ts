@@ -63,7 +63,16 @@ export function promptOf(e: TokenizedExample): number[] {
 }
 
 /** Mean loss over the first `batches` validation batches, token-weighted, without dropout. */
-async function validationLoss(model: CausalLM, adapter: AdapterModel, examples: TokenizedExample[], indices: number[], batchSize: number, batches: number, padTokenId: number, maxSeqLen: number): Promise<number> {
+async function validationLoss(
+  model: CausalLM,
+  adapter: AdapterModel,
+  examples: TokenizedExample[],
+  indices: number[],
+  batchSize: number,
+  batches: number,
+  padTokenId: number,
+  maxSeqLen: number,
+): Promise<number> {
   let sum = 0;
   let count = 0;
   for (let b = 0; b < batches && b * batchSize < indices.length; b++) {
@@ -108,7 +117,11 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
   const examples = rows.map((row) => tokenizeExample(tokenizer, row, maxSeqLen));
   const tooBig = examples.findIndex((e) => e.inputIds.some((id) => id >= model.config.vocabSize));
   if (tooBig >= 0) {
-    throw new WorkbenchError('model_invalid', `The tokenizer produces ids beyond the model's vocabulary of ${model.config.vocabSize} (dataset line ${rows[tooBig]!.line}): tokenizer.json does not belong to this model.`, { modelDir: job.modelDir });
+    throw new WorkbenchError(
+      'model_invalid',
+      `The tokenizer produces ids beyond the model's vocabulary of ${model.config.vocabSize} (dataset line ${rows[tooBig]!.line}): tokenizer.json does not belong to this model.`,
+      { modelDir: job.modelDir },
+    );
   }
   const truncated = examples.filter((e) => e.truncated).length;
   if (truncated > 0) log('info', `${truncated} of ${examples.length} examples were longer than ${maxSeqLen} tokens and were cut (prompt first).`);
@@ -125,7 +138,11 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
 
   const adapter = method.create(model, settings, t.seed);
   disposables.push(adapter);
-  adapter.fit?.(model, split.train.map((i) => promptOf(examples[i]!)), tokenizer);
+  adapter.fit?.(
+    model,
+    split.train.map((i) => promptOf(examples[i]!)),
+    tokenizer,
+  );
   if (mixture) adapter.setTaskMixture?.(mixture.probabilities);
   const trainable = adapter.trainable();
   const groups = [...new Set(trainable.map((p) => p.group))];
@@ -154,9 +171,14 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
     const checkpoint = await loadCheckpoint(job.resumeFrom);
     const { state } = checkpoint;
     if (state.config.method !== config.method || JSON.stringify(methodSettingsOf(state.config)) !== JSON.stringify(methodSettingsOf(config))) {
-      throw new WorkbenchError('conflict', `Checkpoint ${job.resumeFrom} was trained with other ${config.method} settings; start a new run instead of resuming.`, { checkpoint: job.resumeFrom });
+      throw new WorkbenchError(
+        'conflict',
+        `Checkpoint ${job.resumeFrom} was trained with other ${config.method} settings; start a new run instead of resuming.`,
+        { checkpoint: job.resumeFrom },
+      );
     }
-    if (state.dataset.fingerprint !== fingerprint) log('warn', `The dataset changed since step ${state.step} was saved; the resumed run will draw different batches.`);
+    if (state.dataset.fingerprint !== fingerprint)
+      log('warn', `The dataset changed since step ${state.step} was saved; the resumed run will draw different batches.`);
     adapter.loadStateDict(checkpoint.adapter);
     adapter.restoreRandomState?.(state.random);
     optimizer.loadStateDict(checkpoint.optimizer, state.optimizerStep);
@@ -176,13 +198,19 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
   const baseParams = model.parameterCount();
   // Full fine-tuning and BitFit train base parameters, which add nothing to the model's size.
   const totalParams = adapter.trainsBaseParameters ? baseParams : baseParams + trainableParams;
-  log('info', `Trainable parameters: ${trainableParams.toLocaleString('en-US')}, ${((100 * trainableParams) / baseParams).toPrecision(3)}% of the base model's ${baseParams.toLocaleString('en-US')}.`);
+  log(
+    'info',
+    `Trainable parameters: ${trainableParams.toLocaleString('en-US')}, ${((100 * trainableParams) / baseParams).toPrecision(3)}% of the base model's ${baseParams.toLocaleString('en-US')}.`,
+  );
   for (const note of adapter.startupNotes?.() ?? []) log('info', note);
   if (adapter.releaseFloatWeights) {
     const before = tf.memory().numBytes;
     adapter.releaseFloatWeights();
     const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(2);
-    log('info', `Tensor memory in this worker after freeing the float32 copies of the quantized weights: ${mb(tf.memory().numBytes)} MB (was ${mb(before)} MB).`);
+    log(
+      'info',
+      `Tensor memory in this worker after freeing the float32 copies of the quantized weights: ${mb(tf.memory().numBytes)} MB (was ${mb(before)} MB).`,
+    );
   }
   const plan: MemoryPlan = planRun(planContext, adapter, t);
   log('info', plan.summary);
@@ -267,7 +295,10 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
     record(step, 'step_time_ms', stepTimeMs);
     const memory = tf.memory() as { numBytes: number; numBytesInGPU?: number };
     record(step, 'memory_mb', (memory.numBytesInGPU ?? memory.numBytes) / 2 ** 20);
-    io.emit({ type: 'progress', progress: { step, maxSteps: t.maxSteps, tokensPerSecond, stepTimeMs, etaSeconds: ((t.maxSteps - step) * stepTimeEma) / 1000 } });
+    io.emit({
+      type: 'progress',
+      progress: { step, maxSteps: t.maxSteps, tokensPerSecond, stepTimeMs, etaSeconds: ((t.maxSteps - step) * stepTimeEma) / 1000 },
+    });
 
     if (step % t.evalEvery === 0 || step === t.maxSteps) await evaluate(step);
     if (step % t.checkpointEvery === 0) await checkpoint(step);
@@ -284,8 +315,18 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
     await writeProbe(dir, probe, nativeLogits, backend.name);
     const flat = await adapter.flattened?.();
     if (flat) {
-      const { maxAbsLogitDiff } = await writeFlattenedAdapter(model, flat, config.method, path.join(dir, FLATTENED_ADAPTER_DIR), { probe, nativeLogits, config, backend: backend.name, baseModelNameOrPath: job.modelDir, sidecar: sidecar(t.maxSteps) }).finally(() => flat.dispose());
-      log('info', `Flattened the ${config.method} adapter to a plain PEFT LoRA (${FLATTENED_ADAPTER_DIR}/): its probe logits differ from the native adapter's by up to ${maxAbsLogitDiff.toPrecision(3)}.`);
+      const { maxAbsLogitDiff } = await writeFlattenedAdapter(model, flat, config.method, path.join(dir, FLATTENED_ADAPTER_DIR), {
+        probe,
+        nativeLogits,
+        config,
+        backend: backend.name,
+        baseModelNameOrPath: job.modelDir,
+        sidecar: sidecar(t.maxSteps),
+      }).finally(() => flat.dispose());
+      log(
+        'info',
+        `Flattened the ${config.method} adapter to a plain PEFT LoRA (${FLATTENED_ADAPTER_DIR}/): its probe logits differ from the native adapter's by up to ${maxAbsLogitDiff.toPrecision(3)}.`,
+      );
       record(t.maxSteps, 'flatten/max_logit_diff', maxAbsLogitDiff);
       flush();
     }

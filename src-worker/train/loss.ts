@@ -17,7 +17,9 @@ export function causalLMLoss(logits: tfc.Tensor3D, inputIds: tfc.Tensor2D, lossM
   return tf.tidy(() => {
     const [B, T, V] = logits.shape;
     if (inputIds.shape[0] !== B || inputIds.shape[1] !== T || lossMask.shape[0] !== B || lossMask.shape[1] !== T) {
-      throw new Error(`causalLMLoss: logits ${JSON.stringify(logits.shape)} do not match ids ${JSON.stringify(inputIds.shape)} / mask ${JSON.stringify(lossMask.shape)}`);
+      throw new Error(
+        `causalLMLoss: logits ${JSON.stringify(logits.shape)} do not match ids ${JSON.stringify(inputIds.shape)} / mask ${JSON.stringify(lossMask.shape)}`,
+      );
     }
     const shiftLeft = (x: tfc.Tensor2D) => tf.concat([tf.slice(x, [0, 1], [B, T - 1]), tf.zerosLike(tf.slice(x, [0, 0], [B, 1]))], 1);
     const targets = tf.reshape(shiftLeft(tf.cast(inputIds, 'int32') as tfc.Tensor2D), [B * T]);

@@ -80,14 +80,28 @@ export interface DeviceLimits {
 /** The limits of `backend`; webgpu's come from the device tfjs opened (pass its `limits`). */
 export function backendLimits(backend: BackendName, gpuLimits: DeviceLimits | null = null, ramBytes = os.freemem()): BackendLimits {
   if (backend === 'wasm') {
-    return { backend, poolBytes: Math.min(WASM_HEAP_BYTES, ramBytes), poolLabel: ramBytes < WASM_HEAP_BYTES ? 'the available RAM' : "wasm32's 4 GiB heap", maxTensorBytes: null, maxTensorLabel: null, ramBytes };
+    return {
+      backend,
+      poolBytes: Math.min(WASM_HEAP_BYTES, ramBytes),
+      poolLabel: ramBytes < WASM_HEAP_BYTES ? 'the available RAM' : "wasm32's 4 GiB heap",
+      maxTensorBytes: null,
+      maxTensorLabel: null,
+      ramBytes,
+    };
   }
   if (backend === 'webgpu' && gpuLimits) {
     const binding = gpuLimits.maxStorageBufferBindingSize ?? Infinity;
     const buffer = gpuLimits.maxBufferSize ?? Infinity;
     const maxTensorBytes = Math.min(binding, buffer);
-    const label = binding <= buffer ? 'the adapter\'s maxStorageBufferBindingSize' : 'the adapter\'s maxBufferSize';
-    return { backend, poolBytes: ramBytes, poolLabel: 'the available RAM', maxTensorBytes: Number.isFinite(maxTensorBytes) ? maxTensorBytes : null, maxTensorLabel: label, ramBytes };
+    const label = binding <= buffer ? "the adapter's maxStorageBufferBindingSize" : "the adapter's maxBufferSize";
+    return {
+      backend,
+      poolBytes: ramBytes,
+      poolLabel: 'the available RAM',
+      maxTensorBytes: Number.isFinite(maxTensorBytes) ? maxTensorBytes : null,
+      maxTensorLabel: label,
+      ramBytes,
+    };
   }
   return { backend, poolBytes: ramBytes, poolLabel: 'the available RAM', maxTensorBytes: null, maxTensorLabel: null, ramBytes };
 }
@@ -161,7 +175,13 @@ function activationFloatsPerToken(shape: ArchitectureShape, T: number): number {
 }
 
 /** The figures of one pass of m rows of T tokens (what inspect-model.ts's estimate shows too). */
-export function runFigures(req: Pick<MemoryPlanRequest, 'shape' | 'parameterCount' | 'trainableParams' | 'quantized'>, m: number, T: number, chunkTokens: number, mode: StepMode = { packing: 'none', recompute: false }): MemoryFigures {
+export function runFigures(
+  req: Pick<MemoryPlanRequest, 'shape' | 'parameterCount' | 'trainableParams' | 'quantized'>,
+  m: number,
+  T: number,
+  chunkTokens: number,
+  mode: StepMode = { packing: 'none', recompute: false },
+): MemoryFigures {
   const { packing } = mode;
   const { shape } = req;
   const quantizedParams = req.quantized?.params ?? 0;
@@ -229,8 +249,16 @@ export function planMemory(req: MemoryPlanRequest): MemoryPlan {
   // Fastest first: on wasm XNNPACK's cached packing (repacking per call costs about as much as a
   // pass's products), then recomputation (one more forward), then the weights held once.
   const modes: StepMode[] = wasm
-    ? [{ packing: 'cached', recompute: false }, { packing: 'cached', recompute: true }, { packing: 'per-call', recompute: false }, { packing: 'per-call', recompute: true }]
-    : [{ packing: 'none', recompute: false }, { packing: 'none', recompute: true }];
+    ? [
+        { packing: 'cached', recompute: false },
+        { packing: 'cached', recompute: true },
+        { packing: 'per-call', recompute: false },
+        { packing: 'per-call', recompute: true },
+      ]
+    : [
+        { packing: 'none', recompute: false },
+        { packing: 'none', recompute: true },
+      ];
   let m: number | null = null;
   let mode = leanest(req);
   for (const candidate of modes.filter((c) => req.allowRecompute !== false || !c.recompute)) {
@@ -244,14 +272,34 @@ export function planMemory(req: MemoryPlanRequest): MemoryPlan {
   const figures = runFigures(req, chosen, T, chunkTokens, mode);
   const packing: WasmPacking = mode.packing === 'cached' ? 'cached' : 'per-call';
   const { limits } = req;
-  const parts = `weights ${gb(figures.weights)}${wasm ? (packing === 'cached' ? ' (with XNNPACK\'s packed copies)' : ' (held once, packed per call)') : ''}, adapter and optimizer ${gb(figures.adapter)}, activations of a micro-batch of ${chosen} row${chosen === 1 ? '' : 's'}${mode.recompute ? ' with blocks recomputed' : ''} ${gb(figures.activations)}, largest temporary (a chunk of ${chunkTokens} tokens' logits) ${gb(figures.logitsChunk)}`;
+  const parts = `weights ${gb(figures.weights)}${wasm ? (packing === 'cached' ? " (with XNNPACK's packed copies)" : ' (held once, packed per call)') : ''}, adapter and optimizer ${gb(figures.adapter)}, activations of a micro-batch of ${chosen} row${chosen === 1 ? '' : 's'}${mode.recompute ? ' with blocks recomputed' : ''} ${gb(figures.activations)}, largest temporary (a chunk of ${chunkTokens} tokens' logits) ${gb(figures.logitsChunk)}`;
   const passes = Math.ceil(B / chosen);
   if (m !== null) {
     const heap = wasm ? ` (a heap of about ${gb(figures.total * WASM_HEAP_PER_TENSOR_BYTE)} with the allocator's slack)` : '';
     const summary = `Memory plan (${limits.backend}): ${gb(figures.total)}${heap} of ${gb(limits.poolBytes)} (${limits.poolLabel}): ${parts}; batch ${B} x ${T} tokens in ${passes} pass${passes === 1 ? '' : 'es'} of ${chosen} row${chosen === 1 ? '' : 's'}.`;
-    return { fits: true, microBatchSize: chosen, wasmPacking: packing, recompute: mode.recompute, logitsChunkTokens: chunkTokens, figures, limits, summary, refusal: null };
+    return {
+      fits: true,
+      microBatchSize: chosen,
+      wasmPacking: packing,
+      recompute: mode.recompute,
+      logitsChunkTokens: chunkTokens,
+      figures,
+      limits,
+      summary,
+      refusal: null,
+    };
   }
-  return { fits: false, microBatchSize: chosen, wasmPacking: packing, recompute: mode.recompute, logitsChunkTokens: chunkTokens, figures, limits, summary: '', refusal: refusalMessage(req, chosen, chunkTokens, figures, parts) };
+  return {
+    fits: false,
+    microBatchSize: chosen,
+    wasmPacking: packing,
+    recompute: mode.recompute,
+    logitsChunkTokens: chunkTokens,
+    figures,
+    limits,
+    summary: '',
+    refusal: refusalMessage(req, chosen, chunkTokens, figures, parts),
+  };
 }
 
 function refusalMessage(req: MemoryPlanRequest, m: number, chunkTokens: number, figures: MemoryFigures, parts: string): string {
@@ -264,7 +312,11 @@ function refusalMessage(req: MemoryPlanRequest, m: number, chunkTokens: number, 
     : `${limits.poolLabel} holds ${gb(limits.poolBytes)} (${Math.round(USABLE_SHARE * 100)}% of it is planned for tensors)`;
   const advice: string[] = [];
   let smallest: number | null = null;
-  for (let k = Math.min(m, req.batchSize); k >= 1; k--) if (fitsIn(req, k, T, chunkTokens)) { smallest = k; break; }
+  for (let k = Math.min(m, req.batchSize); k >= 1; k--)
+    if (fitsIn(req, k, T, chunkTokens)) {
+      smallest = k;
+      break;
+    }
   if (smallest !== null) advice.push(`training.microBatchSize ${smallest} or less (or leave it unset and the plan picks it)`);
   let longest = 0;
   for (let lo = 8, hi = T; lo <= hi; ) {
@@ -276,7 +328,7 @@ function refusalMessage(req: MemoryPlanRequest, m: number, chunkTokens: number, 
   }
   if (smallest === null && longest >= 8) advice.push(`training.maxSeqLen ${longest} or less, at microBatchSize 1`);
   if (!req.quantized && figures.loadPeak < limits.poolBytes * USABLE_SHARE && figures.weights > figures.activations) {
-    advice.push('QLoRA (method qlora, NF4): the adapted layers\' weights are held at 4 bits outside the backend');
+    advice.push("QLoRA (method qlora, NF4): the adapted layers' weights are held at 4 bits outside the backend");
   }
   if (limits.backend === 'wasm' && figures.total + PROCESS_BASELINE_BYTES < limits.ramBytes) {
     advice.push(`the cpu or tensorflow backend, which are limited by the machine's RAM (${gb(limits.ramBytes)} available) rather than the 4 GiB heap`);
@@ -289,4 +341,3 @@ function refusalMessage(req: MemoryPlanRequest, m: number, chunkTokens: number, 
 export function assertPlanFits(plan: MemoryPlan): void {
   if (!plan.fits) throw new WorkbenchError('out_of_memory', plan.refusal!, { figures: plan.figures, limits: plan.limits });
 }
-

@@ -24,17 +24,36 @@ export interface PlanContext {
  * Before the model loads: its weights, widened to f32, must fit the backend (TinyLlama-1.1B's 4.4 GB
  * do not fit wasm's heap even with QLoRA, which quantizes after loading). Refuses with the figures.
  */
-export async function planBeforeLoad(modelDir: string, backend: BackendName, training: { batchSize: number; maxSeqLen: number; microBatchSize: number | null }): Promise<PlanContext> {
+export async function planBeforeLoad(
+  modelDir: string,
+  backend: BackendName,
+  training: { batchSize: number; maxSeqLen: number; microBatchSize: number | null },
+): Promise<PlanContext> {
   const { shape, parameterCount } = await readArchitecture(modelDir);
   const limits = backendLimits(backend, gpuLimits(backend));
   const seqLen = Math.min(training.maxSeqLen, shape.maxPositions || training.maxSeqLen);
   // The adapter is not known yet: with none, a run that fails here fails whatever the method.
-  assertPlanFits(planMemory({ shape, parameterCount, batchSize: training.batchSize, seqLen, microBatchSize: training.microBatchSize, trainableParams: 0, quantized: null, limits }));
+  assertPlanFits(
+    planMemory({
+      shape,
+      parameterCount,
+      batchSize: training.batchSize,
+      seqLen,
+      microBatchSize: training.microBatchSize,
+      trainableParams: 0,
+      quantized: null,
+      limits,
+    }),
+  );
   return { shape, parameterCount, limits };
 }
 
 /** After the adapter is attached: the whole plan, refused before step 1 when it cannot fit. */
-export function planRun(context: PlanContext, adapter: Pick<AdapterModel, 'trainableParamCount' | 'targets' | 'releaseFloatWeights' | 'trainsBaseParameters'>, training: { batchSize: number; maxSeqLen: number; microBatchSize: number | null }): MemoryPlan {
+export function planRun(
+  context: PlanContext,
+  adapter: Pick<AdapterModel, 'trainableParamCount' | 'targets' | 'releaseFloatWeights' | 'trainsBaseParameters'>,
+  training: { batchSize: number; maxSeqLen: number; microBatchSize: number | null },
+): MemoryPlan {
   const { shape, parameterCount, limits } = context;
   // QLoRA's adapted layers are held quantized in JavaScript and dequantized one at a time.
   const quantizedSizes = adapter.releaseFloatWeights ? adapter.targets.map((t) => t.inFeatures * t.outFeatures) : [];

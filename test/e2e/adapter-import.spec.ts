@@ -28,7 +28,8 @@ test('a PEFT adapter imported from the Adapters page generates in the Playground
   await page.getByTestId('playground-max-new-tokens').fill('8');
   await page.getByTestId('playground-generate').click();
   await expect(page.getByTestId('playground-adapter').or(page.getByTestId('playground-error'))).toBeVisible({ timeout: 2 * 60_000 });
-  if (await page.getByTestId('playground-error').isVisible()) throw new Error(`playground.generate failed: ${await page.getByTestId('playground-error').textContent()}`);
+  if (await page.getByTestId('playground-error').isVisible())
+    throw new Error(`playground.generate failed: ${await page.getByTestId('playground-error').textContent()}`);
   await expect(page.getByTestId('playground-adapter-text')).not.toBeEmpty();
   // The adapter moves the logits by units (test/unit/peft-import.test.ts): its greedy text is not the base model's.
   expect(await page.getByTestId('playground-adapter-text').textContent()).not.toBe(await page.getByTestId('playground-base-text').textContent());

@@ -39,7 +39,9 @@ async function apiClient(url: string) {
 }
 
 const shortRun = (name: string, r: number, learningRate: number): RunConfigInput => ({
-  name, backend: BACKEND as RunConfigInput['backend'], lora: { r, alpha: 2 * r },
+  name,
+  backend: BACKEND as RunConfigInput['backend'],
+  lora: { r, alpha: 2 * r },
   training: { maxSteps: 12, batchSize: 4, maxSeqLen: 48, warmupSteps: 2, learningRate, evalEvery: 6, evalBatches: 1, checkpointEvery: 12 },
 });
 
@@ -68,10 +70,7 @@ test('bias and robustness evaluations of base model and adapter, their panels, a
   const api = await apiClient(product().url);
   let runs: Run[];
   try {
-    const started = [
-      await api.call<Run>('runs.start', shortRun('e2e-eval-r4', 4, 2e-3)),
-      await api.call<Run>('runs.start', shortRun('e2e-eval-r8', 8, 1e-3)),
-    ];
+    const started = [await api.call<Run>('runs.start', shortRun('e2e-eval-r4', 4, 2e-3)), await api.call<Run>('runs.start', shortRun('e2e-eval-r8', 8, 1e-3))];
     const deadline = Date.now() + 2 * 60_000;
     for (;;) {
       runs = await Promise.all(started.map((r) => api.call<Run>('runs.get', r.id)));
@@ -83,7 +82,11 @@ test('bias and robustness evaluations of base model and adapter, their panels, a
     }
     // The second adapter's CrowS-Pairs figures, started through the API, so the compare page has figures of both.
     await api.call('evals.start', {
-      suite: 'bias', adapterId: runs[1]!.adapterId, datasets: { crowsPairs: path.join(fixtures, 'crows-pairs.csv') }, limit: 3, backend: BACKEND,
+      suite: 'bias',
+      adapterId: runs[1]!.adapterId,
+      datasets: { crowsPairs: path.join(fixtures, 'crows-pairs.csv') },
+      limit: 3,
+      backend: BACKEND,
     });
   } finally {
     api.close();

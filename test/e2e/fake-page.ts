@@ -14,16 +14,32 @@ export const ORIGIN = 'http://workbench.test';
 function makeRun(id: string, name: string): Run {
   const config = { ...defaultRunConfig(), name, model: '/home/someone/models/a-rather-long-model-folder-name/TinyLlama-1.1B-Chat-v1.0' };
   return {
-    id, name, config, status: 'completed', backend: { name: 'wasm', adapter: 'XNNPACK (wasm SIMD)' },
-    createdAt: '2025-01-02T10:00:00.000Z', startedAt: '2025-01-02T10:00:01.000Z', finishedAt: '2025-01-02T10:05:00.000Z', error: null,
-    progress: { step: 120, maxSteps: 120, tokensPerSecond: 900, stepTimeMs: 120, etaSeconds: 0 }, lastCheckpointStep: 120, adapterId: `ad-${id}`,
+    id,
+    name,
+    config,
+    status: 'completed',
+    backend: { name: 'wasm', adapter: 'XNNPACK (wasm SIMD)' },
+    createdAt: '2025-01-02T10:00:00.000Z',
+    startedAt: '2025-01-02T10:00:01.000Z',
+    finishedAt: '2025-01-02T10:05:00.000Z',
+    error: null,
+    progress: { step: 120, maxSteps: 120, tokensPerSecond: 900, stepTimeMs: 120, etaSeconds: 0 },
+    lastCheckpointStep: 120,
+    adapterId: `ad-${id}`,
   };
 }
 
 function makeAdapter(run: Run): Adapter {
   return {
-    id: `ad-${run.id}`, runId: run.id, name: run.name, method: 'bias-aware', baseModel: run.config.model, path: `/data/runs/${run.id}/adapter`, step: 120,
-    trainableParams: 294_912, createdAt: '2025-01-02T10:05:00.000Z',
+    id: `ad-${run.id}`,
+    runId: run.id,
+    name: run.name,
+    method: 'bias-aware',
+    baseModel: run.config.model,
+    path: `/data/runs/${run.id}/adapter`,
+    step: 120,
+    trainableParams: 294_912,
+    createdAt: '2025-01-02T10:05:00.000Z',
     description: 'Answers questions about colours of everyday objects, politely, in full sentences, with a short justification',
   };
 }
@@ -33,7 +49,12 @@ export async function openFake(page: Page, hash: string, options: { pickedPath?:
   if (!existsSync(path.join(rendererDir, 'index.html'))) throw new Error('Build the renderer first: npm run build:renderer');
   const runs = [makeRun('run-1', 'colour questions with a long descriptive run name'), makeRun('run-2', 'second run')];
   const seed: FakeSeed = {
-    defaults: defaultRunConfig(), methods: methodDescriptors, installedBackends: ['wasm', 'cpu'], runs, adapters: runs.map(makeAdapter), stepMs: 40,
+    defaults: defaultRunConfig(),
+    methods: methodDescriptors,
+    installedBackends: ['wasm', 'cpu'],
+    runs,
+    adapters: runs.map(makeAdapter),
+    stepMs: 40,
   };
   await page.route(`${ORIGIN}/**`, (route) => {
     const pathname = new URL(route.request().url()).pathname;

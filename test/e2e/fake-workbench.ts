@@ -52,7 +52,10 @@ export function installFakeWorkbench(seed: FakeSeed): void {
   function train(id: string, fromStep: number) {
     let step = fromStep;
     // Like the engine after a resume: what was recorded after the checkpoint is trained again.
-    metrics.set(id, (metrics.get(id) ?? []).filter((p) => p.step <= fromStep));
+    metrics.set(
+      id,
+      (metrics.get(id) ?? []).filter((p) => p.step <= fromStep),
+    );
     update(id, { status: 'running', startedAt: new Date().toISOString(), backend: { name: 'cpu', adapter: 'JavaScript (fake)' } });
     emit({ kind: 'log', runId: id, level: 'info', message: `training from step ${fromStep}` });
     const timer = window.setInterval(() => {
@@ -115,16 +118,28 @@ export function installFakeWorkbench(seed: FakeSeed): void {
   }
 
   const crowsPairs = (kept: string | null) => ({
-    id: 'crows-pairs' as const, label: 'CrowS-Pairs', datasetKey: 'crowsPairs' as const, license: 'CC BY-SA 4.0',
-    source: 'https://github.com/nyu-mll/crows-pairs', note: 'The whole benchmark.', path: kept,
+    id: 'crows-pairs' as const,
+    label: 'CrowS-Pairs',
+    datasetKey: 'crowsPairs' as const,
+    license: 'CC BY-SA 4.0',
+    source: 'https://github.com/nyu-mll/crows-pairs',
+    note: 'The whole benchmark.',
+    path: kept,
     files: [{ name: 'crows_pairs_anonymized.csv', url: 'https://raw.githubusercontent.com/x', bytes: 437_764, sha256: 'dfb3' }],
   });
 
   window.workbench = {
     system: {
-      info: () =>
-        reply({ version: '0.1.0', mode: 'browser' as const, dataDir: '/data', platform: 'linux', installedBackends: seed.installedBackends }),
-      usage: () => reply({ dataDir: '/data', bytes: 12_345_678, parts: [{ name: 'runs', bytes: 12_000_000 }, { name: 'workbench.sqlite', bytes: 345_678 }] }),
+      info: () => reply({ version: '0.1.0', mode: 'browser' as const, dataDir: '/data', platform: 'linux', installedBackends: seed.installedBackends }),
+      usage: () =>
+        reply({
+          dataDir: '/data',
+          bytes: 12_345_678,
+          parts: [
+            { name: 'runs', bytes: 12_000_000 },
+            { name: 'workbench.sqlite', bytes: 345_678 },
+          ],
+        }),
     },
     catalog: {
       list: () =>
@@ -132,9 +147,7 @@ export function installFakeWorkbench(seed: FakeSeed): void {
           models: [
             { id: 'default', name: 'Default model (tiny GPT-2)', path: '/app/resources/models/default', description: 'Embedded for trying things out.' },
           ],
-          datasets: [
-            { id: 'sample', name: 'Sample instructions', path: '/app/resources/datasets/sample.jsonl', description: 'A few hundred short examples.' },
-          ],
+          datasets: [{ id: 'sample', name: 'Sample instructions', path: '/app/resources/datasets/sample.jsonl', description: 'A few hundred short examples.' }],
           methods: seed.methods,
           defaults: seed.defaults,
         }),
@@ -152,7 +165,8 @@ export function installFakeWorkbench(seed: FakeSeed): void {
       },
       start: async (input) => {
         const config = input as RunConfig;
-        if (config.training.batchSize > 64) throw error('out_of_memory', 'Out of memory at batch size ' + config.training.batchSize + '. Lower the batch size.');
+        if (config.training.batchSize > 64)
+          throw error('out_of_memory', 'Out of memory at batch size ' + config.training.batchSize + '. Lower the batch size.');
         const id = `run-${++counter}`;
         const run: Run = {
           id,
@@ -205,27 +219,67 @@ export function installFakeWorkbench(seed: FakeSeed): void {
         if (experts.length === 0) throw error('invalid_input', 'No adapter has a task description yet.');
         const id = `adapter-gen-${++counter}`;
         const path = `/data/runs/gen-${counter}/adapter`;
-        adapters.unshift({ ...experts[0]!, id, runId: `gen-${counter}`, name: request.name, method: 'sg-lora', path, step: 0, description: request.description, createdAt: new Date().toISOString() });
-        return reply({
-          adapterId: id, path, generator: request.generator ?? 'semantic-merge', truncationError: 0.125, durationMs: 40,
-          experts: experts.map((e) => ({ adapterId: e.id, name: e.name, description: e.description!, cosine: 0.5, weight: 1 / experts.length })),
-          ...(request.generator === 'cvae' ? { candidates: [{ distanceToMerge: 0.3, chosen: true }, { distanceToMerge: 0.6, chosen: false }] } : {}),
+        adapters.unshift({
+          ...experts[0]!,
+          id,
+          runId: `gen-${counter}`,
+          name: request.name,
+          method: 'sg-lora',
+          path,
+          step: 0,
+          description: request.description,
+          createdAt: new Date().toISOString(),
         });
-      },      import: async () => { throw error('conflict', 'The UI test stand-in does not import adapters.'); },
+        return reply({
+          adapterId: id,
+          path,
+          generator: request.generator ?? 'semantic-merge',
+          truncationError: 0.125,
+          durationMs: 40,
+          experts: experts.map((e) => ({ adapterId: e.id, name: e.name, description: e.description!, cosine: 0.5, weight: 1 / experts.length })),
+          ...(request.generator === 'cvae'
+            ? {
+                candidates: [
+                  { distanceToMerge: 0.3, chosen: true },
+                  { distanceToMerge: 0.6, chosen: false },
+                ],
+              }
+            : {}),
+        });
+      },
+      import: async () => {
+        throw error('conflict', 'The UI test stand-in does not import adapters.');
+      },
     },
     models: {
-      inspect: async () => { throw error('conflict', 'The UI test stand-in does not inspect models.'); },
-      import: async () => { throw error('conflict', 'The UI test stand-in does not import models.'); },
+      inspect: async () => {
+        throw error('conflict', 'The UI test stand-in does not inspect models.');
+      },
+      import: async () => {
+        throw error('conflict', 'The UI test stand-in does not import models.');
+      },
     },
-    playground: { generate: async () => { throw error('conflict', 'The UI test stand-in does not generate text.'); } },
+    playground: {
+      generate: async () => {
+        throw error('conflict', 'The UI test stand-in does not generate text.');
+      },
+    },
     // Studies are tested against the real product (studies.spec.ts).
     studies: {
       list: () => reply([]),
       recipes: () => reply([]),
-      get: async () => { throw error('conflict', 'The UI test stand-in does not run studies.'); },
-      start: async () => { throw error('conflict', 'The UI test stand-in does not run studies.'); },
-      resume: async () => { throw error('conflict', 'The UI test stand-in does not run studies.'); },
-      stop: async () => { throw error('conflict', 'The UI test stand-in does not run studies.'); },
+      get: async () => {
+        throw error('conflict', 'The UI test stand-in does not run studies.');
+      },
+      start: async () => {
+        throw error('conflict', 'The UI test stand-in does not run studies.');
+      },
+      resume: async () => {
+        throw error('conflict', 'The UI test stand-in does not run studies.');
+      },
+      stop: async () => {
+        throw error('conflict', 'The UI test stand-in does not run studies.');
+      },
     },
     benchmarks: {
       list: () => reply([crowsPairs(null)]),
@@ -234,8 +288,12 @@ export function installFakeWorkbench(seed: FakeSeed): void {
     datasets: {
       upload: async (request) => reply({ path: `/data/uploads/${request.name}` }),
       list: () => reply([]),
-      preview: async () => { throw error('conflict', 'The UI test stand-in does not read datasets.'); },
-      register: async () => { throw error('conflict', 'The UI test stand-in does not register datasets.'); },
+      preview: async () => {
+        throw error('conflict', 'The UI test stand-in does not read datasets.');
+      },
+      register: async () => {
+        throw error('conflict', 'The UI test stand-in does not register datasets.');
+      },
       remove: async () => reply([]),
     },
     exports: {
@@ -251,18 +309,45 @@ export function installFakeWorkbench(seed: FakeSeed): void {
     // No UI test drives evaluations yet: the stand-in holds none and refuses to start one.
     evals: {
       list: () => reply([]),
-      get: async (id: string) => { throw error('not_found', `No evaluation ${id}.`); },
-      stop: async (id: string) => { throw error('not_found', `No evaluation ${id}.`); },
-      start: async () => { throw error('conflict', 'The UI test stand-in does not run evaluations.'); },
-      result: async (id: string) => { throw error('not_found', `No evaluation ${id}.`); },
-      delete: async (id: string) => { throw error('not_found', `No evaluation ${id}.`); },
+      get: async (id: string) => {
+        throw error('not_found', `No evaluation ${id}.`);
+      },
+      stop: async (id: string) => {
+        throw error('not_found', `No evaluation ${id}.`);
+      },
+      start: async () => {
+        throw error('conflict', 'The UI test stand-in does not run evaluations.');
+      },
+      result: async (id: string) => {
+        throw error('not_found', `No evaluation ${id}.`);
+      },
+      delete: async (id: string) => {
+        throw error('not_found', `No evaluation ${id}.`);
+      },
       // The quick check answers one queued perplexity evaluation of the base model (what the server starts first).
       quick: async () =>
-        reply([{
-          id: 'ev-quick', runId: null, adapterId: null, suite: 'perplexity' as const, status: 'queued' as const, model: 'default', backendChoice: 'auto' as const,
-          backend: null, seed: 0, limit: null, datasets: { text: '/data/builtin/heldout.jsonl' }, slices: null, summary: null, resultPath: null,
-          progress: null, error: null, createdAt: '2025-01-03T10:00:00.000Z', finishedAt: null,
-        }]),
+        reply([
+          {
+            id: 'ev-quick',
+            runId: null,
+            adapterId: null,
+            suite: 'perplexity' as const,
+            status: 'queued' as const,
+            model: 'default',
+            backendChoice: 'auto' as const,
+            backend: null,
+            seed: 0,
+            limit: null,
+            datasets: { text: '/data/builtin/heldout.jsonl' },
+            slices: null,
+            summary: null,
+            resultPath: null,
+            progress: null,
+            error: null,
+            createdAt: '2025-01-03T10:00:00.000Z',
+            finishedAt: null,
+          },
+        ]),
     },
     onRunEvent(listener: Listener) {
       listeners.add(listener);

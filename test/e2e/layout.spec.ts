@@ -39,7 +39,10 @@ for (const [name, hash, heading] of pages) {
       await expect(page.getByTestId('eval-form')).toBeVisible();
     }
     await page.waitForLoadState('networkidle');
-    const { scrollWidth, clientWidth } = await page.evaluate(() => ({ scrollWidth: document.documentElement.scrollWidth, clientWidth: document.documentElement.clientWidth }));
+    const { scrollWidth, clientWidth } = await page.evaluate(() => ({
+      scrollWidth: document.documentElement.scrollWidth,
+      clientWidth: document.documentElement.clientWidth,
+    }));
     await page.screenshot({ path: path.join(screens, `${name}.png`) });
     expect(scrollWidth, `${name} is ${scrollWidth} px wide`).toBeLessThanOrEqual(clientWidth);
   });

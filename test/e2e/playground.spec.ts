@@ -84,7 +84,8 @@ test('a 10-step adapter and its base model answer the same prompt side by side i
   await generateButton.click();
   await expect(generateButton).toHaveText('Generating…');
   await expect(page.getByTestId('playground-base').or(page.getByTestId('playground-error'))).toBeVisible({ timeout: 2 * 60_000 });
-  if (await page.getByTestId('playground-error').isVisible()) throw new Error(`playground.generate failed: ${await page.getByTestId('playground-error').textContent()}`);
+  if (await page.getByTestId('playground-error').isVisible())
+    throw new Error(`playground.generate failed: ${await page.getByTestId('playground-error').textContent()}`);
   await expect(page.getByTestId('playground-adapter')).toBeVisible();
   await expect(page.getByTestId('playground-base-text')).not.toBeEmpty();
   await expect(page.getByTestId('playground-adapter-text')).not.toBeEmpty();

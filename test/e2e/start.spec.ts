@@ -18,6 +18,7 @@ test('npm start -- --no-open serves the workbench and a default run completes fr
   if (await page.getByTestId('start-error').isVisible()) throw new Error(`runs.start failed: ${await page.getByTestId('start-error').textContent()}`);
   const status = page.getByTestId('run-status');
   await expect(status).toHaveAttribute('data-status', /completed|failed/, { timeout: 6 * 60_000 });
-  if ((await status.getAttribute('data-status')) === 'failed') throw new Error(`The default run failed: ${await page.getByTestId('run-error-message').textContent()}`);
+  if ((await status.getAttribute('data-status')) === 'failed')
+    throw new Error(`The default run failed: ${await page.getByTestId('run-error-message').textContent()}`);
   await expect(page.getByTestId('step')).toContainText('120 / 120');
 });

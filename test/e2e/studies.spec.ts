@@ -24,7 +24,8 @@ test('a two-cell study started from the Studies page finishes both cells and dra
   if (await page.getByTestId('study-error').isVisible()) throw new Error(`studies.start failed: ${await page.getByTestId('study-error').textContent()}`);
   await expect(page.getByTestId('study-cells')).toContainText('of 2 cells done');
   await expect(detail).toHaveAttribute('data-status', /completed|failed|stopped/, { timeout: 4 * 60_000 });
-  if ((await detail.getAttribute('data-status')) !== 'completed') throw new Error(`The study did not complete: ${await page.getByTestId('study-progress').textContent()}`);
+  if ((await detail.getAttribute('data-status')) !== 'completed')
+    throw new Error(`The study did not complete: ${await page.getByTestId('study-progress').textContent()}`);
 
   await expect(page.getByTestId('study-cells')).toHaveText('2 of 2 cells done');
   await expect(page.getByTestId('study-cell')).toHaveCount(2);

@@ -214,8 +214,16 @@ test('the adapters page lists adapters and exports one', async ({ page }) => {
 
 test('the adapters page describes an adapter and generates one from a description (SG-LoRA)', async ({ page }) => {
   const adapter: Adapter = {
-    id: 'adapter-1', runId: 'done', name: 'speller', method: 'lora', baseModel: '/models/gpt2', path: '/data/runs/done/adapter',
-    step: 60, trainableParams: 294912, createdAt: '2025-01-02T10:05:00.000Z', description: null,
+    id: 'adapter-1',
+    runId: 'done',
+    name: 'speller',
+    method: 'lora',
+    baseModel: '/models/gpt2',
+    path: '/data/runs/done/adapter',
+    step: 60,
+    trainableParams: 294912,
+    createdAt: '2025-01-02T10:05:00.000Z',
+    description: null,
   };
   await open(page, { runs: [makeRun('done', { adapterId: 'adapter-1' })], adapters: [adapter] }, '#/adapters');
   const row = page.getByTestId('adapter-row').filter({ hasText: 'speller' });

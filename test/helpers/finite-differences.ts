@@ -20,7 +20,10 @@ export function checkGradients(
   trainable: readonly { name: string; variable: tf.Variable }[],
   { entriesPerTensor = 1, eps = 1e-2, rtol = 2e-2, atol = 1e-4 }: GradientCheckOptions = {},
 ): number {
-  const { value, grads } = tf.variableGrads(loss, trainable.map((t) => t.variable));
+  const { value, grads } = tf.variableGrads(
+    loss,
+    trainable.map((t) => t.variable),
+  );
   value.dispose();
   let checked = 0;
   for (const { name, variable } of trainable) {

@@ -13,7 +13,16 @@ export const importFixtures = { 'gpt2-tiny-lora': 'gpt2-tiny', 'llama-tiny-rslor
 
 export async function importAndCompare(root: string, sourceDir: string, family: string, backend: BackendName, outDir: string) {
   const modelDir = path.join(root, 'test', 'fixtures', family);
-  const imported = await importPeftAdapter({ type: 'import-adapter', sourceDir, modelDir, baseModel: modelDir, name: path.basename(sourceDir), runId: 'imp-test', outDir, backend });
+  const imported = await importPeftAdapter({
+    type: 'import-adapter',
+    sourceDir,
+    modelDir,
+    baseModel: modelDir,
+    name: path.basename(sourceDir),
+    runId: 'imp-test',
+    outDir,
+    backend,
+  });
   const { tensors } = await readSafetensorsFile(path.join(sourceDir, 'reference.safetensors'));
   const ids = tensors.get('input_ids')!;
   const [P, T] = ids.shape as [number, number];

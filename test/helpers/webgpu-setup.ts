@@ -36,5 +36,6 @@ beforeEach((context) => {
 // vitest reads hook parameters from the source: the context must be a destructuring pattern.
 afterAll(({}, suite) => {
   const file = suite as RunnerTestFile;
-  if (ranTests(file).length === 0) throw new Error(`no test ran on webgpu in ${file.name} (adapter: ${info.adapter}): no describe or test is named "... on webgpu" any more`);
+  if (ranTests(file).length === 0)
+    throw new Error(`no test ran on webgpu in ${file.name} (adapter: ${info.adapter}): no describe or test is named "... on webgpu" any more`);
 });

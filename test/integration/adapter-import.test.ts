@@ -37,19 +37,32 @@ describe('an imported PEFT adapter', () => {
   it('joins the library and works in the Playground, evaluations, the SG-LoRA bank and both exports', async () => {
     const { adapter, settings, warnings } = await api.adapters.import({ dir: adapterDir, baseModel: modelDir, name: 'from-the-hub', backend: 'cpu' });
     // Two layers of rank-4 A and B on attn.c_attn (32 -> 96), attn.c_proj (32 -> 32) and mlp.c_proj (128 -> 32).
-    expect(adapter).toMatchObject({ name: 'from-the-hub', method: IMPORTED_METHOD, baseModel: modelDir, step: 0, trainableParams: 2 * 4 * ((32 + 96) + (32 + 32) + (128 + 32)) });
+    expect(adapter).toMatchObject({
+      name: 'from-the-hub',
+      method: IMPORTED_METHOD,
+      baseModel: modelDir,
+      step: 0,
+      trainableParams: 2 * 4 * (32 + 96 + (32 + 32) + (128 + 32)),
+    });
     expect(settings).toMatchObject({ r: 4, alpha: 8, useRslora: false, targetModules: ['c_attn', 'c_proj'] });
     expect(warnings).toEqual([]);
     expect((await api.adapters.list()).map((a) => a.id)).toContain(adapter.id);
     expect((await api.runs.get(adapter.runId)).status).toBe('completed');
 
-    const generated = await api.playground.generate({ adapterId: adapter.id, prompt: 'The cat', sampling: { maxNewTokens: 6, temperature: 0 }, backend: 'cpu' });
+    const generated = await api.playground.generate({
+      adapterId: adapter.id,
+      prompt: 'The cat',
+      sampling: { maxNewTokens: 6, temperature: 0 },
+      backend: 'cpu',
+    });
     expect(generated.adapter).not.toBeNull();
     expect(generated.adapter!.text).not.toBe(generated.base.text);
 
     const text = path.join(dataDir, 'corpus.txt');
     writeFileSync(text, 'the cat sat on the mat. the dog ran in the park.\n');
-    const evaluation = await services.evals.waitFor((await api.evals.start({ suite: 'perplexity', adapterId: adapter.id, datasets: { text }, backend: 'cpu' })).id);
+    const evaluation = await services.evals.waitFor(
+      (await api.evals.start({ suite: 'perplexity', adapterId: adapter.id, datasets: { text }, backend: 'cpu' })).id,
+    );
     expect(evaluation.status).toBe('completed');
 
     await api.adapters.describe({ adapterId: adapter.id, description: 'animal sounds' });
@@ -63,7 +76,9 @@ describe('an imported PEFT adapter', () => {
   }, 600_000);
 
   it('is refused with the reason when the base model does not fit', async () => {
-    await expect(api.adapters.import({ dir: adapterDir, baseModel: path.join(root, 'test', 'fixtures', 'llama-tiny'), backend: 'cpu' })).rejects.toThrow(/no linear layer for: transformer\.h\.0\.attn\.c_attn/);
+    await expect(api.adapters.import({ dir: adapterDir, baseModel: path.join(root, 'test', 'fixtures', 'llama-tiny'), backend: 'cpu' })).rejects.toThrow(
+      /no linear layer for: transformer\.h\.0\.attn\.c_attn/,
+    );
     await expect(api.adapters.import({ dir: path.join(dataDir, 'nowhere'), baseModel: modelDir })).rejects.toThrow(/does not exist/);
   }, 120_000);
 });

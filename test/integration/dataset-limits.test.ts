@@ -37,7 +37,9 @@ afterAll(async () => {
 describe('bounded dataset reads', () => {
   it('refuses /dev/zero and a named pipe (which used to read forever, or hang), as regular files only', async () => {
     await expect(registry.preview({ path: '/dev/zero' })).rejects.toMatchObject({
-      code: 'dataset_invalid', message: expect.stringMatching(/not a regular file/), details: { field: 'path' },
+      code: 'dataset_invalid',
+      message: expect.stringMatching(/not a regular file/),
+      details: { field: 'path' },
     });
     const fifo = path.join(dir, 'pipe.jsonl');
     execFileSync('mkfifo', [fifo]);
@@ -58,7 +60,8 @@ describe('bounded dataset reads', () => {
     expect(preview).toMatchObject({ partial: true, columns: ['prompt', 'completion'] });
     expect(preview.rows).toHaveLength(3);
     await expect(registry.register({ path: big, name: 'big', mapping: { prompt: 'prompt', completion: 'completion' } })).rejects.toMatchObject({
-      code: 'dataset_invalid', message: expect.stringMatching(/is 600 MB; the workbench reads dataset files up to 500 MB\. Split it/),
+      code: 'dataset_invalid',
+      message: expect.stringMatching(/is 600 MB; the workbench reads dataset files up to 500 MB\. Split it/),
     });
     expect(store.datasets.list()).toEqual([]);
   });

@@ -47,7 +47,9 @@ describe('DatasetRegistry with the real worker', () => {
       const preview = await registry.preview({ path: fixture('qa.csv') });
       expect(preview.suggestedMapping).toEqual({ prompt: 'question', completion: 'answer', task: 'category' });
 
-      const missing = await registry.register({ path: fixture('qa.csv'), name: 'qa', mapping: { prompt: 'question', completion: 'reply' } }).catch((e: unknown) => e);
+      const missing = await registry
+        .register({ path: fixture('qa.csv'), name: 'qa', mapping: { prompt: 'question', completion: 'reply' } })
+        .catch((e: unknown) => e);
       expect(missing).toBeInstanceOf(WorkbenchError);
       expect(missing).toMatchObject({ code: 'invalid_input', details: { field: 'mapping.completion' } });
 
@@ -64,7 +66,9 @@ describe('DatasetRegistry with the real worker', () => {
         const catalog = await createWorkbenchApi({ ...services, paths, mode: 'headless' }).catalog.list();
         expect(catalog.datasets.map((d) => d.id)).toEqual(['sample', dataset.id]);
         expect(catalog.datasets[1]).toMatchObject({ name: 'qa', path: dataset.normalizedPath });
-        expect(catalog.datasets[1]!.description).toBe('4 rows from qa.csv (csv, 2 bad rows left out); prompt ← question, completion ← answer, task ← category.');
+        expect(catalog.datasets[1]!.description).toBe(
+          '4 rows from qa.csv (csv, 2 bad rows left out); prompt ← question, completion ← answer, task ← category.',
+        );
       } finally {
         await services.close();
       }
@@ -108,7 +112,9 @@ describe('lora-workbench datasets', () => {
     const err: string[] = [];
     const io = { out: (l: string) => out.push(l), err: (l: string) => err.push(l) };
     const cliDir = path.join(dataDir, 'cli');
-    expect(await runCli(['datasets', 'add', fixture('qa.csv'), '--name', 'cli qa', '--prompt', 'question', '--completion', 'answer', '--data-dir', cliDir], io)).toBe(0);
+    expect(
+      await runCli(['datasets', 'add', fixture('qa.csv'), '--name', 'cli qa', '--prompt', 'question', '--completion', 'answer', '--data-dir', cliDir], io),
+    ).toBe(0);
     expect(err).toEqual(['warning: qa.csv line 5: has 4 fields, the header has 3', 'warning: qa.csv line 8: "answer" is empty']);
     expect(out[0]).toMatch(/^Registered dataset ds-\S+ \(cli qa\): 4 rows, 2 skipped, sha256 [0-9a-f]{12}…$/);
     const id = /dataset (ds-\S+)/.exec(out[0]!)![1]!;

@@ -30,11 +30,23 @@ describe('lora-workbench eval', () => {
     const { code, out } = await cli('eval', '--help');
     expect(code).toBe(0);
     expect(out).toMatch(/^Usage: lora-workbench eval --suite bias\|qqp\|hotpotqa\|robustness/);
-    for (const option of ['--adapter ID', '--model M', '--crows-pairs FILE', '--stereoset FILE', '--bbq FILE_OR_DIR', '--qqp FILE', '--hotpotqa FILE', '--limit N', '--seed S', '--backend B', '--json']) {
+    for (const option of [
+      '--adapter ID',
+      '--model M',
+      '--crows-pairs FILE',
+      '--stereoset FILE',
+      '--bbq FILE_OR_DIR',
+      '--qqp FILE',
+      '--hotpotqa FILE',
+      '--limit N',
+      '--seed S',
+      '--backend B',
+      '--json',
+    ]) {
       expect(out).toContain(option);
     }
     const top = await cli('--help');
-    expect(top.out).toMatch(/^  eval /m);
+    expect(top.out).toMatch(/^ {2}eval /m);
   });
 
   it('rejects a bad command line before doing anything', async () => {
@@ -47,9 +59,25 @@ describe('lora-workbench eval', () => {
 
   it('evaluates the bias suite on the fixtures, prints the figures and stores them', async () => {
     const { code, out, err } = await cli(
-      'eval', '--suite', 'bias', '--model', modelDir,
-      '--crows-pairs', path.join(evalData, 'crows-pairs.csv'), '--stereoset', path.join(evalData, 'stereoset.json'), '--bbq', path.join(evalData, 'bbq.jsonl'),
-      '--limit', '4', '--seed', '3', '--backend', 'cpu', '--data-dir', dataDir,
+      'eval',
+      '--suite',
+      'bias',
+      '--model',
+      modelDir,
+      '--crows-pairs',
+      path.join(evalData, 'crows-pairs.csv'),
+      '--stereoset',
+      path.join(evalData, 'stereoset.json'),
+      '--bbq',
+      path.join(evalData, 'bbq.jsonl'),
+      '--limit',
+      '4',
+      '--seed',
+      '3',
+      '--backend',
+      'cpu',
+      '--data-dir',
+      dataDir,
     );
     expect(err).toBe('');
     expect(code).toBe(0);
@@ -57,16 +85,28 @@ describe('lora-workbench eval', () => {
     expect(reports.length).toBeGreaterThan(0);
     // One table per dataset, with the figures EVALUATION.md reports for each.
     expect(out).toMatch(/^crowsPairs:\n\s+count\s+stereoPercent/m);
-    expect(out).toMatch(/^  byBiasType\.gender\s+2\s/m);
+    expect(out).toMatch(/^ {2}byBiasType\.gender\s+2\s/m);
     expect(out).toMatch(/^stereoSet:\n\s+count\s+lms\s+ss\s+icat$/m);
     expect(out).toMatch(/^bbq:\n\s+count\s+accuracy\s+biasScore/m);
-    expect(out).toMatch(/^  overall\.ambig\s+\d+\s/m);
+    expect(out).toMatch(/^ {2}overall\.ambig\s+\d+\s/m);
 
     const store = Store.open(path.join(dataDir, 'workbench.sqlite'));
     try {
       const [evaluation] = store.evaluations.list();
-      expect(EvaluationSchema.parse(evaluation)).toMatchObject({ status: 'completed', suite: 'bias', model: modelDir, seed: 3, limit: 4, adapterId: null, backend: { name: 'cpu' } });
-      expect(evaluation!.slices!.map((s) => [s.dataset, s.count])).toEqual([['crows-pairs', 4], ['stereoset', 4], ['bbq', 4]]);
+      expect(EvaluationSchema.parse(evaluation)).toMatchObject({
+        status: 'completed',
+        suite: 'bias',
+        model: modelDir,
+        seed: 3,
+        limit: 4,
+        adapterId: null,
+        backend: { name: 'cpu' },
+      });
+      expect(evaluation!.slices!.map((s) => [s.dataset, s.count])).toEqual([
+        ['crows-pairs', 4],
+        ['stereoset', 4],
+        ['bbq', 4],
+      ]);
       const result = EvalResultSchema.parse(JSON.parse(readFileSync(evaluation!.resultPath!, 'utf8')));
       // The row's figures are the result file's, and the table printed them.
       expect(evaluation!.summary!['crowsPairs.overall.stereoPercent']).toBe(result.bias!.crowsPairs!.overall.stereoPercent);
@@ -82,7 +122,22 @@ describe('lora-workbench eval', () => {
       store.close();
     }
 
-    const json = await cli('eval', '--suite', 'bias', '--model', modelDir, '--crows-pairs', path.join(evalData, 'crows-pairs.csv'), '--limit', '2', '--backend', 'cpu', '--json', '--data-dir', dataDir);
+    const json = await cli(
+      'eval',
+      '--suite',
+      'bias',
+      '--model',
+      modelDir,
+      '--crows-pairs',
+      path.join(evalData, 'crows-pairs.csv'),
+      '--limit',
+      '2',
+      '--backend',
+      'cpu',
+      '--json',
+      '--data-dir',
+      dataDir,
+    );
     expect(json.code).toBe(0);
     const printed = EvaluationSchema.parse(JSON.parse(json.out));
     expect(printed).toMatchObject({ status: 'completed', limit: 2 });

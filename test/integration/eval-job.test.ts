@@ -17,7 +17,10 @@ const evalData = path.join(fixtures, 'datasets', 'eval');
 const root = fs.mkdtempSync(path.join(tmpdir(), 'lw-eval-job-'));
 const adapterDir = path.join(root, 'adapter');
 
-function runWorker(job: MainToWorker | Record<string, unknown>, options: { stopAtOnce?: boolean } = {}): Promise<{ messages: WorkerToMain[]; exitCode: number }> {
+function runWorker(
+  job: MainToWorker | Record<string, unknown>,
+  options: { stopAtOnce?: boolean } = {},
+): Promise<{ messages: WorkerToMain[]; exitCode: number }> {
   return new Promise((resolve, reject) => {
     const worker = startEngineWorker();
     const messages: WorkerToMain[] = [];
@@ -30,7 +33,8 @@ function runWorker(job: MainToWorker | Record<string, unknown>, options: { stopA
 }
 
 const evalJob = (input: Omit<EvalJobInput, 'type'>): MainToWorker => EvalJobSchema.parse({ type: 'eval', ...input });
-const ofType = <T extends WorkerToMain['type']>(messages: WorkerToMain[], type: T) => messages.filter((m): m is Extract<WorkerToMain, { type: T }> => m.type === type);
+const ofType = <T extends WorkerToMain['type']>(messages: WorkerToMain[], type: T) =>
+  messages.filter((m): m is Extract<WorkerToMain, { type: T }> => m.type === type);
 
 beforeAll(() => {
   // The fixture's PEFT adapter plus the sidecar the workbench writes next to every adapter it trains.
@@ -57,7 +61,15 @@ describe('eval jobs in the worker', () => {
     const crowsPairs = path.join(evalData, 'crows-pairs.csv');
     const bbq = path.join(evalData, 'bbq.jsonl');
     const { messages, exitCode } = await runWorker(
-      evalJob({ modelDir, adapterDir, suite: 'bias', datasets: { crowsPairs, stereoSet: path.join(evalData, 'stereoset.json'), bbq }, limit: 5, seed: 11, backend: 'cpu' }),
+      evalJob({
+        modelDir,
+        adapterDir,
+        suite: 'bias',
+        datasets: { crowsPairs, stereoSet: path.join(evalData, 'stereoset.json'), bbq },
+        limit: 5,
+        seed: 11,
+        backend: 'cpu',
+      }),
     );
     expect(ofType(messages, 'failed')).toEqual([]);
     expect(exitCode).toBe(0);
@@ -66,8 +78,17 @@ describe('eval jobs in the worker', () => {
     expect(progress.at(-1)).toMatchObject({ done: 19, total: 19 });
     const { result } = ofType(messages, 'evaluated')[0]!;
     expect(messages.at(-1)!.type).toBe('evaluated');
-    expect(result).toMatchObject({ suite: 'bias', seed: 11, backend: { name: 'cpu' }, adapter: { dir: adapterDir, method: 'lora', runId: 'fixture-run', step: 7 } });
-    expect(result.slices.map((s) => [s.dataset, s.count, s.limit])).toEqual([['crows-pairs', 5, 5], ['stereoset', 4, 5], ['bbq', 5, 5]]);
+    expect(result).toMatchObject({
+      suite: 'bias',
+      seed: 11,
+      backend: { name: 'cpu' },
+      adapter: { dir: adapterDir, method: 'lora', runId: 'fixture-run', step: 7 },
+    });
+    expect(result.slices.map((s) => [s.dataset, s.count, s.limit])).toEqual([
+      ['crows-pairs', 5, 5],
+      ['stereoset', 4, 5],
+      ['bbq', 5, 5],
+    ]);
     expect(result.slices[0]!.sha256).toBe(await hashDatasetPath(crowsPairs));
     const bias = result.bias!;
     expect(bias.crowsPairs!.overall.count).toBe(5);
@@ -85,7 +106,16 @@ describe('eval jobs in the worker', () => {
 
   it('reports SemSim beside EM / F1, with the base model or an encoder folder as the encoder', async () => {
     const hotpotqa = path.join(fixtures, 'datasets', 'hotpotqa-official.json');
-    const job = { modelDir, adapterDir: null, suite: 'hotpotqa' as const, datasets: { hotpotqa }, limit: 2, backend: 'cpu' as const, maxNewTokens: 3, paragraphs: 'none' as const };
+    const job = {
+      modelDir,
+      adapterDir: null,
+      suite: 'hotpotqa' as const,
+      datasets: { hotpotqa },
+      limit: 2,
+      backend: 'cpu' as const,
+      maxNewTokens: 3,
+      paragraphs: 'none' as const,
+    };
     for (const encoderDir of [undefined, path.join(fixtures, 'bert-tiny')]) {
       const { messages, exitCode } = await runWorker(evalJob({ ...job, encoderDir }));
       expect(ofType(messages, 'failed')).toEqual([]);
@@ -100,12 +130,24 @@ describe('eval jobs in the worker', () => {
 
   it('runs a robustness job on the base model', async () => {
     const { messages, exitCode } = await runWorker(
-      evalJob({ modelDir, adapterDir: null, suite: 'robustness', datasets: { qqp: path.join(fixtures, 'datasets', 'qqp.tsv') }, limit: 2, seed: 5, backend: 'cpu', robustness: { task: 'qqp', families: ['typo'], levels: [0, 0.2] } }),
+      evalJob({
+        modelDir,
+        adapterDir: null,
+        suite: 'robustness',
+        datasets: { qqp: path.join(fixtures, 'datasets', 'qqp.tsv') },
+        limit: 2,
+        seed: 5,
+        backend: 'cpu',
+        robustness: { task: 'qqp', families: ['typo'], levels: [0, 0.2] },
+      }),
     );
     expect(exitCode).toBe(0);
     const { result } = ofType(messages, 'evaluated')[0]!;
     expect(result.adapter).toBeNull();
-    expect(result.robustness!.curves.map((c) => [c.family, c.level])).toEqual([['typo', 0], ['typo', 0.2]]);
+    expect(result.robustness!.curves.map((c) => [c.family, c.level])).toEqual([
+      ['typo', 0],
+      ['typo', 0.2],
+    ]);
     expect(result.robustness!.count).toBe(2);
   });
 
@@ -116,7 +158,10 @@ describe('eval jobs in the worker', () => {
     expect(ofType(messages, 'failed')).toEqual([]);
     expect(exitCode).toBe(0);
     const { result } = ofType(messages, 'evaluated')[0]!;
-    expect(result.slices.map((s) => [s.dataset, s.count])).toEqual([['text-corpus', 3], ['oasst1', result.perplexity!.oasst1!.count]]);
+    expect(result.slices.map((s) => [s.dataset, s.count])).toEqual([
+      ['text-corpus', 3],
+      ['oasst1', result.perplexity!.oasst1!.count],
+    ]);
     expect(result.slices[0]!.sha256).toBe(await hashDatasetPath(text));
     for (const lm of [result.perplexity!.text!, result.perplexity!.oasst1!]) {
       expect(lm.count).toBe(lm.items.length);

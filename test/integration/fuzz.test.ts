@@ -39,14 +39,22 @@ const int = (n: number) => Math.floor(random.next() * n);
 function anyValue(depth = 0): unknown {
   const kinds = depth > 2 ? 6 : 8;
   switch (int(kinds)) {
-    case 0: return null;
-    case 1: return random.next() < 0.5;
-    case 2: return pick([0, -1, 1.5, 1e308, -1e308, 2 ** 53 + 1, Number.MAX_SAFE_INTEGER]);
-    case 3: return pick(['', ' ', 'x'.repeat(int(5000)), '\u0000', '../../etc/passwd', '{"a":', '__proto__', '\ud800']);
-    case 4: return [];
-    case 5: return {};
-    case 6: return Array.from({ length: 1 + int(3) }, () => anyValue(depth + 1));
-    default: return Object.fromEntries(Array.from({ length: 1 + int(3) }, () => [pick(['__proto__', 'constructor', 'a', 'path', 'id']), anyValue(depth + 1)]));
+    case 0:
+      return null;
+    case 1:
+      return random.next() < 0.5;
+    case 2:
+      return pick([0, -1, 1.5, 1e308, -1e308, 2 ** 53 + 1, Number.MAX_SAFE_INTEGER]);
+    case 3:
+      return pick(['', ' ', 'x'.repeat(int(5000)), '\u0000', '../../etc/passwd', '{"a":', '__proto__', '\ud800']);
+    case 4:
+      return [];
+    case 5:
+      return {};
+    case 6:
+      return Array.from({ length: 1 + int(3) }, () => anyValue(depth + 1));
+    default:
+      return Object.fromEntries(Array.from({ length: 1 + int(3) }, () => [pick(['__proto__', 'constructor', 'a', 'path', 'id']), anyValue(depth + 1)]));
   }
 }
 
@@ -130,12 +138,20 @@ function sendRaw(frame: string | Buffer): Promise<Record<string, any>> {
 }
 
 const inputKind: Record<string, 'none' | 'id' | 'object'> = Object.fromEntries(
-  apiMethods.map((m) => [m, ['system.info', 'system.usage', 'catalog.list', 'runs.list', 'adapters.list', 'datasets.list', 'evals.list', 'benchmarks.list'].includes(m) ? 'none' : /\.(get|stop|resume|metrics|remove|delete|result|fetch)$/.test(m) ? 'id' : 'object']),
+  apiMethods.map((m) => [
+    m,
+    ['system.info', 'system.usage', 'catalog.list', 'runs.list', 'adapters.list', 'datasets.list', 'evals.list', 'benchmarks.list'].includes(m)
+      ? 'none'
+      : /\.(get|stop|resume|metrics|remove|delete|result|fetch)$/.test(m)
+        ? 'id'
+        : 'object',
+  ]),
 );
 
 function malformedCall(): { method: unknown; input: unknown } {
   const roll = random.next();
-  if (roll < 0.08) return { method: pick(['toString', '__proto__', 'constructor', 'hasOwnProperty', 'runs', 'runs.', '.list', 'runs.start.x', '']), input: anyValue() };
+  if (roll < 0.08)
+    return { method: pick(['toString', '__proto__', 'constructor', 'hasOwnProperty', 'runs', 'runs.', '.list', 'runs.start.x', '']), input: anyValue() };
   if (roll < 0.12) return { method: anyValue(), input: anyValue() };
   const method = pick(apiMethods);
   const kind = inputKind[method];
@@ -177,10 +193,13 @@ describe('fuzz: 1,000 malformed inputs', () => {
   it('answers 400 malformed API calls and frames with non-internal WorkbenchErrors, and still answers after', async () => {
     const codes = new Map<ErrorCode, number>();
     for (let k = 0; k < 400; k++) {
-      const reply = k % 10 === 9 ? await sendRaw(badFrames()) : await (async () => {
-        const { method, input } = malformedCall();
-        return call(method, input);
-      })();
+      const reply =
+        k % 10 === 9
+          ? await sendRaw(badFrames())
+          : await (async () => {
+              const { method, input } = malformedCall();
+              return call(method, input);
+            })();
       expect(reply.ok, `case ${k}: ${JSON.stringify(reply).slice(0, 300)}`).toBe(false);
       expect(reply.error.code, `case ${k}: ${reply.error.message}`).not.toBe('internal');
       codes.set(reply.error.code, (codes.get(reply.error.code) ?? 0) + 1);
@@ -193,7 +212,13 @@ describe('fuzz: 1,000 malformed inputs', () => {
 
   it('refuses 150 malformed run configurations', async () => {
     const valid = defaultRunConfig() as unknown as Record<string, Record<string, unknown>>;
-    const leaves: [string, string | null][] = [['name', null], ['model', null], ['dataset', null], ['method', null], ['backend', null]];
+    const leaves: [string, string | null][] = [
+      ['name', null],
+      ['model', null],
+      ['dataset', null],
+      ['method', null],
+      ['backend', null],
+    ];
     for (const section of ['training', 'lora'] as const) for (const key of Object.keys(valid[section]!)) leaves.push([section, key]);
     for (let k = 0; k < 150; k++) {
       const text = JSON.stringify(valid);
@@ -207,7 +232,16 @@ describe('fuzz: 1,000 malformed inputs', () => {
       const name = key ?? section;
       const current = holder[name];
       // A value of another JSON type than the setting's own: never valid.
-      holder[name] = typeof current === 'number' ? pick(['12', null, [], {}, true]) : typeof current === 'string' ? pick([12, null, [], {}, false]) : typeof current === 'boolean' ? pick(['yes', 1, null, []]) : pick([12, 'x', true, null]);
+      holder[name] =
+        typeof current === 'number'
+          ? pick(['12', null, [], {}, true])
+          : typeof current === 'string'
+            ? pick([12, null, [], {}, false])
+            : typeof current === 'boolean'
+              ? pick(['yes', 1, null, []])
+              : current === null
+                ? pick(['x', true, [], {}]) // a nullable number (training.microBatchSize): null and numbers are valid
+                : pick([12, 'x', true, null]);
       await mustThrow(`config ${k} (${section}${key ? `.${key}` : ''} = ${JSON.stringify(holder[name])})`, () =>
         validate(RunConfigSchema, readRunConfig(JSON.stringify(config)).config, 'run configuration'),
       );
@@ -215,7 +249,10 @@ describe('fuzz: 1,000 malformed inputs', () => {
   });
 
   it('refuses 150 malformed safetensors files with format_invalid', async () => {
-    const tensors = new Map([['w', { shape: [2, 3], data: new Float32Array(6).fill(1) }], ['b', { shape: [3], data: new Float32Array(3) }]]);
+    const tensors = new Map([
+      ['w', { shape: [2, 3], data: new Float32Array(6).fill(1) }],
+      ['b', { shape: [3], data: new Float32Array(3) }],
+    ]);
     const good = serializeSafetensors(tensors, { format: 'pt' });
     const headerLength = Number(new DataView(good.buffer, good.byteOffset).getBigUint64(0, true));
     const header = JSON.parse(Buffer.from(good.subarray(8, 8 + headerLength)).toString()) as Record<string, any>;
@@ -229,8 +266,16 @@ describe('fuzz: 1,000 malformed inputs', () => {
       () => good.subarray(0, int(8)),
       () => good.subarray(0, 8 + int(headerLength)),
       () => good.subarray(0, good.length - 1 - int(20)),
-      () => { const b = new Uint8Array(good); new DataView(b.buffer).setBigUint64(0, BigInt(2 ** 40 + int(1000)), true); return b; },
-      () => { const b = new Uint8Array(good); new DataView(b.buffer).setBigUint64(0, 0n, true); return b; },
+      () => {
+        const b = new Uint8Array(good);
+        new DataView(b.buffer).setBigUint64(0, BigInt(2 ** 40 + int(1000)), true);
+        return b;
+      },
+      () => {
+        const b = new Uint8Array(good);
+        new DataView(b.buffer).setBigUint64(0, 0n, true);
+        return b;
+      },
       () => build(JSON.stringify(header).slice(0, -1 - int(10))),
       () => build(JSON.stringify({ ...header, w: { ...header.w, dtype: pick(['F64', 'I8', 'Q4', 7, null]) } })),
       () => build(JSON.stringify({ ...header, w: { ...header.w, shape: pick([[2, -3], [2, 'x'], [99, 99], null, [1.5, 4]]) } })),
@@ -250,7 +295,10 @@ describe('fuzz: 1,000 malformed inputs', () => {
     const fixtures = path.join(import.meta.dirname, '..', 'fixtures');
     const families = [
       { dir: path.join(fixtures, 'gpt2-tiny'), keys: ['n_layer', 'n_embd', 'n_head', 'vocab_size', 'n_positions', 'model_type'] },
-      { dir: path.join(fixtures, 'llama-tiny'), keys: ['hidden_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads', 'intermediate_size', 'vocab_size', 'model_type'] },
+      {
+        dir: path.join(fixtures, 'llama-tiny'),
+        keys: ['hidden_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads', 'intermediate_size', 'vocab_size', 'model_type'],
+      },
     ];
     for (let k = 0; k < 150; k++) {
       const family = families[k % families.length]!;
@@ -264,9 +312,7 @@ describe('fuzz: 1,000 malformed inputs', () => {
         writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config).slice(0, 1 + int(40)));
       } else {
         config[key] =
-          key === 'model_type'
-            ? pick([7, null, '', 'gpt-5', ['gpt2']])
-            : pick([String(value), 0, -2, 1.5, 1e12, (value as number) + 1, [value], { value }]);
+          key === 'model_type' ? pick([7, null, '', 'gpt-5', ['gpt2']]) : pick([String(value), 0, -2, 1.5, 1e12, (value as number) + 1, [value], { value }]);
         writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
       }
       await mustThrow(`config.json ${k} (${key} = ${JSON.stringify(config[key])})`, () => loadCausalLM(dir));
@@ -300,7 +346,9 @@ describe('fuzz: 1,000 malformed inputs', () => {
       } else {
         const lines = goodCsv(rows);
         lines.splice(at, 0, badCsv());
-        await mustThrow(`csv ${k}`, () => parseUserTable(['prompt,completion', ...lines].join('\n'), `case-${k}.csv`, { prompt: 'prompt', completion: 'completion' }, { format: 'csv' }));
+        await mustThrow(`csv ${k}`, () =>
+          parseUserTable(['prompt,completion', ...lines].join('\n'), `case-${k}.csv`, { prompt: 'prompt', completion: 'completion' }, { format: 'csv' }),
+        );
       }
     }
   });

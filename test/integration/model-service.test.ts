@@ -33,7 +33,8 @@ describe('ModelService with the real worker', () => {
 
       // A high learning rate for a few steps moves lora_B far enough for greedy outputs to differ.
       const run = await manager.start({
-        name: 'playground', backend: 'cpu',
+        name: 'playground',
+        backend: 'cpu',
         training: { maxSteps: 6, batchSize: 4, maxSeqLen: 32, learningRate: 5e-2, warmupSteps: 0, checkpointEvery: 6, evalEvery: 6, evalBatches: 1 },
       });
       expect((await manager.waitForRun(run.id)).status).toBe('completed');
@@ -59,19 +60,31 @@ describe('ModelService with the real worker', () => {
     const store = Store.open(paths.dbFile);
     const models = new ModelService({ store, paths });
     const fixture = path.join(import.meta.dirname, '..', 'fixtures', 'llama2c-tiny');
-    const request = { format: 'llama2c' as const, checkpoint: path.join(fixture, 'model.bin'), tokenizer: path.join(fixture, 'tokenizer.bin'), outDir: path.join(dataDir, 'imported') };
+    const request = {
+      format: 'llama2c' as const,
+      checkpoint: path.join(fixture, 'model.bin'),
+      tokenizer: path.join(fixture, 'tokenizer.bin'),
+      outDir: path.join(dataDir, 'imported'),
+    };
     try {
       const result = await models.import(request);
       expect(result.outDir).toBe(request.outDir);
       expect([...result.files].sort()).toEqual(['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
-      expect(result.inspection).toMatchObject({ path: request.outDir, modelType: 'llama', supported: true, architecture: { layers: 2, hiddenSize: 32, heads: 4, kvHeads: 2, vocabSize: 324, maxPositions: 32 } });
+      expect(result.inspection).toMatchObject({
+        path: request.outDir,
+        modelType: 'llama',
+        supported: true,
+        architecture: { layers: 2, hiddenSize: 32, heads: 4, kvHeads: 2, vocabSize: 324, maxPositions: 32 },
+      });
       // dim 32, hidden 64, 2 layers, 4 heads of 8 with 2 key/value heads, vocabulary 324, untied head.
       const perLayer = 32 * 32 * 2 + 32 * 16 * 2 + 3 * 32 * 64 + 2 * 32;
       expect(result.inspection.parameterCount).toBe(324 * 32 * 2 + 2 * perLayer + 32);
 
       const again = await models.import(request).catch((e: unknown) => e);
       expect((again as WorkbenchError).message).toMatch(/already exists and is not empty/);
-      const missing = await models.import({ ...request, checkpoint: path.join(fixture, 'nope.bin'), outDir: path.join(dataDir, 'other') }).catch((e: unknown) => e);
+      const missing = await models
+        .import({ ...request, checkpoint: path.join(fixture, 'nope.bin'), outDir: path.join(dataDir, 'other') })
+        .catch((e: unknown) => e);
       expect(missing).toMatchObject({ code: 'not_found' });
       expect((missing as WorkbenchError).message).toMatch(/checkpoint file .*nope\.bin does not exist/);
     } finally {

@@ -41,7 +41,9 @@ describe('runs.start pre-flight', () => {
     await expect(dispatch(api, 'runs.start', { model: empty })).rejects.toMatchObject({ code: 'model_invalid', details: { field: 'model' } });
     await expect(dispatch(api, 'runs.start', { model: '/etc' })).rejects.toMatchObject({ details: { field: 'model' } });
     await expect(dispatch(api, 'runs.start', { lora: { targetModules: ['q_proj', 'c_attn'] } })).rejects.toMatchObject({
-      code: 'invalid_input', details: { field: 'lora.targetModules' }, message: expect.stringMatching(/"q_proj" is not a module of this gpt2 model; its modules are .*c_attn/),
+      code: 'invalid_input',
+      details: { field: 'lora.targetModules' },
+      message: expect.stringMatching(/"q_proj" is not a module of this gpt2 model; its modules are .*c_attn/),
     });
     await expect(dispatch(api, 'runs.start', { dataset: unusable })).rejects.toMatchObject({ code: 'dataset_invalid', details: { field: 'dataset' } });
     // Two problems at once: both are listed.

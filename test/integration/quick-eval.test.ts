@@ -47,7 +47,10 @@ describe('evals.quick', () => {
     const { training } = defaultRunConfig();
     const rows = await readInstructionDataset(paths.sampleDatasetPath);
     const heldout = splitTrainValidation(rows.length, training.validationFraction, training.seed).validation;
-    const written = readFileSync(started!.datasets.text!, 'utf8').trimEnd().split('\n').map((l) => (JSON.parse(l) as { text: string }).text);
+    const written = readFileSync(started!.datasets.text!, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { text: string }).text);
     expect(written).toEqual(heldout.map((i) => rows[i]!.prompt + rows[i]!.completion));
   });
 

@@ -32,11 +32,27 @@ const job = (runDir: string, dropout: number, resumeFrom: string | null = null):
   type: 'train',
   runId: 'run-dropout',
   config: RunConfigSchema.parse({
-    model: modelDir, dataset: datasetPath, backend: 'cpu',
+    model: modelDir,
+    dataset: datasetPath,
+    backend: 'cpu',
     lora: { r: 4, alpha: 8, dropout, targetModules: ['c_attn', 'c_proj'] },
-    training: { learningRate: 1e-2, batchSize: 4, maxSteps: 12, maxSeqLen: 32, warmupSteps: 2, evalEvery: 6, evalBatches: 1, checkpointEvery: 4, seed: 5, validationFraction: 0.1 },
+    training: {
+      learningRate: 1e-2,
+      batchSize: 4,
+      maxSteps: 12,
+      maxSeqLen: 32,
+      warmupSteps: 2,
+      evalEvery: 6,
+      evalBatches: 1,
+      checkpointEvery: 4,
+      seed: 5,
+      validationFraction: 0.1,
+    },
   }),
-  modelDir, datasetPath, runDir, resumeFrom,
+  modelDir,
+  datasetPath,
+  runDir,
+  resumeFrom,
 });
 
 /** Runs the engine as the main process does; with killAtCheckpoint, terminates it the moment that checkpoint is reported. */

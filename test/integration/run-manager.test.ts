@@ -30,7 +30,9 @@ let paths: WorkbenchPaths;
 
 beforeAll(() => {
   paths = resolvePaths({ dataDir: path.join(os.tmpdir(), 'unused') });
-  const missing = [path.join(appRoot, 'src-worker', 'main.ts'), path.join(paths.defaultModelDir, 'config.json'), paths.sampleDatasetPath].filter((f) => !existsSync(f));
+  const missing = [path.join(appRoot, 'src-worker', 'main.ts'), path.join(paths.defaultModelDir, 'config.json'), paths.sampleDatasetPath].filter(
+    (f) => !existsSync(f),
+  );
   if (missing.length) throw new Error(`The engine or the embedded resources are missing: ${missing.join(', ')}`);
   dataDir = mkdtempSync(path.join(os.tmpdir(), 'lw-integration-'));
   paths = resolvePaths({ dataDir });

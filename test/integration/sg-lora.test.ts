@@ -28,9 +28,23 @@ function taskFile(name: string, rows: { prompt: string; completion: string }[]):
 }
 
 const trainConfig = (name: string, dataset: string, seed: number): RunConfigInput => ({
-  name, model: modelDir, dataset, backend: 'cpu',
+  name,
+  model: modelDir,
+  dataset,
+  backend: 'cpu',
   lora: { r: 4, alpha: 8, dropout: 0, targetModules: ['c_attn', 'c_proj'] },
-  training: { maxSteps: 8, batchSize: 4, maxSeqLen: 32, learningRate: 3e-2, warmupSteps: 0, checkpointEvery: 8, evalEvery: 8, evalBatches: 1, seed, validationFraction: 0.1 },
+  training: {
+    maxSteps: 8,
+    batchSize: 4,
+    maxSeqLen: 32,
+    learningRate: 3e-2,
+    warmupSteps: 0,
+    checkpointEvery: 8,
+    evalEvery: 8,
+    evalBatches: 1,
+    seed,
+    validationFraction: 0.1,
+  },
 });
 
 beforeAll(() => {
@@ -50,10 +64,19 @@ afterAll(async () => {
 describe('SG-LoRA through the real worker', () => {
   it('generates from two trained experts, registers the adapter and exports it', async () => {
     const words = ['salt', 'bread', 'stone', 'river', 'cloud', 'green', 'apple', 'table', 'chair', 'light', 'night', 'house'];
-    const spell = taskFile('spell', words.map((w) => ({ prompt: `Spell ${w}:`, completion: ` ${w.split('').join('-')}` })));
-    const sentiment = taskFile('sentiment', words.map((w, i) => ({ prompt: `The ${w} was ${i % 2 ? 'bad' : 'good'}. Mood:`, completion: i % 2 ? ' negative' : ' positive' })));
+    const spell = taskFile(
+      'spell',
+      words.map((w) => ({ prompt: `Spell ${w}:`, completion: ` ${w.split('').join('-')}` })),
+    );
+    const sentiment = taskFile(
+      'sentiment',
+      words.map((w, i) => ({ prompt: `The ${w} was ${i % 2 ? 'bad' : 'good'}. Mood:`, completion: i % 2 ? ' negative' : ' positive' })),
+    );
     const experts = [];
-    for (const [name, file, seed] of [['speller', spell, 1], ['sentiment', sentiment, 2]] as const) {
+    for (const [name, file, seed] of [
+      ['speller', spell, 1],
+      ['sentiment', sentiment, 2],
+    ] as const) {
       const run = await manager.waitForRun((await manager.start(trainConfig(name, file, seed))).id);
       expect(run.error).toBeNull();
       experts.push(store.adapters.require(run.adapterId!));
@@ -63,7 +86,14 @@ describe('SG-LoRA through the real worker', () => {
     await bank.describe({ adapterId: experts[0]!.id, description: 'Spell a word letter by letter with dashes.' });
     await bank.describe({ adapterId: experts[1]!.id, description: 'Say whether a short review is positive or negative.' });
 
-    const merged = await bank.generate({ name: 'speller-2', description: 'Spell each word letter by letter.', topK: 2, temperature: 0.1, r: 4, backend: 'cpu' });
+    const merged = await bank.generate({
+      name: 'speller-2',
+      description: 'Spell each word letter by letter.',
+      topK: 2,
+      temperature: 0.1,
+      r: 4,
+      backend: 'cpu',
+    });
     expect(merged.generator).toBe('semantic-merge');
     expect(merged.experts.map((e) => e.adapterId).sort()).toEqual(experts.map((a) => a.id).sort());
     expect(merged.experts.reduce((s, e) => s + e.weight, 0)).toBeCloseTo(1, 6);
@@ -80,7 +110,14 @@ describe('SG-LoRA through the real worker', () => {
     expect(report.verification.passed).toBe(true);
 
     // k = 1 at the expert's rank reproduces that expert: same probe, same logits.
-    const single = await bank.generate({ name: 'speller-copy', description: 'Spell a word letter by letter with dashes.', expertIds: experts.map((a) => a.id), topK: 1, r: 4, backend: 'cpu' });
+    const single = await bank.generate({
+      name: 'speller-copy',
+      description: 'Spell a word letter by letter with dashes.',
+      expertIds: experts.map((a) => a.id),
+      topK: 1,
+      r: 4,
+      backend: 'cpu',
+    });
     const top = single.experts.find((e) => e.weight === 1)!;
     const source = store.adapters.require(top.adapterId);
     const expected = await readProbe(source.path);
@@ -88,7 +125,15 @@ describe('SG-LoRA through the real worker', () => {
     expect(got!.probe).toEqual(expected!.probe);
     expect(maxAbsDiff(got!.logits.data, expected!.logits.data)).toBeLessThan(1e-4);
 
-    const sampled = await bank.generate({ name: 'speller-cvae', description: 'Spell each word letter by letter.', generator: 'cvae', samples: 3, r: 4, backend: 'cpu', seed: 3 });
+    const sampled = await bank.generate({
+      name: 'speller-cvae',
+      description: 'Spell each word letter by letter.',
+      generator: 'cvae',
+      samples: 3,
+      r: 4,
+      backend: 'cpu',
+      seed: 3,
+    });
     expect(sampled.candidates).toHaveLength(3);
     expect(sampled.candidates!.filter((c) => c.chosen)).toHaveLength(1);
     const chosen = sampled.candidates!.find((c) => c.chosen)!;
@@ -97,7 +142,10 @@ describe('SG-LoRA through the real worker', () => {
   }, 240_000);
 
   it('refuses experts without a description, naming them', async () => {
-    const file = taskFile('plain', Array.from({ length: 8 }, (_, i) => ({ prompt: `n ${i}:`, completion: ` ${i}` })));
+    const file = taskFile(
+      'plain',
+      Array.from({ length: 8 }, (_, i) => ({ prompt: `n ${i}:`, completion: ` ${i}` })),
+    );
     const run = await manager.waitForRun((await manager.start({ ...trainConfig('', file, 4) })).id);
     const unnamed = store.adapters.require(run.adapterId!);
     expect(unnamed.description).toBeNull();

@@ -19,7 +19,10 @@ beforeAll(() => {
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
 /** What the earlier schema stored: the run's own sections, and every other method's at its defaults. */
-const allSections = (config: Record<string, unknown>) => ({ ...Object.fromEntries(methodSettingsKeys.map((key) => [key, settingsSchemas[key].parse({})])), ...config });
+const allSections = (config: Record<string, unknown>) => ({
+  ...Object.fromEntries(methodSettingsKeys.map((key) => [key, settingsSchemas[key].parse({})])),
+  ...config,
+});
 
 /** Rewrites the `config` inside a JSON file (a sidecar or trainer_state.json) to the earlier shape. */
 function makeOld(file: string): void {
@@ -52,9 +55,13 @@ describe('a run stored in the earlier all-sections shape', () => {
     const row = store.db.prepare('SELECT config FROM runs WHERE id = ?').get(runId) as { config: string };
     const step3 = store.checkpoints.list(runId).find((c) => c.step === 3)!;
     const step6 = store.checkpoints.list(runId).find((c) => c.step === 6)!;
-    store.db.prepare(`UPDATE runs SET config = ?, status = 'interrupted', last_checkpoint_step = 3 WHERE id = ?`).run(JSON.stringify(allSections(JSON.parse(row.config))), runId);
+    store.db
+      .prepare(`UPDATE runs SET config = ?, status = 'interrupted', last_checkpoint_step = 3 WHERE id = ?`)
+      .run(JSON.stringify(allSections(JSON.parse(row.config))), runId);
     store.db.prepare('DELETE FROM checkpoints WHERE run_id = ? AND step = 6').run(runId);
     store.db.prepare('DELETE FROM adapters WHERE run_id = ?').run(runId);
+    // Schema version 5 had no studies (step 7): drop them so that the migration creates them again.
+    store.db.exec('DROP TABLE study_cells; DROP TABLE studies;');
     store.db.pragma('user_version = 5');
     store.close();
     rmSync(step6.dir, { recursive: true, force: true });

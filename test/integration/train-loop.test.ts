@@ -24,8 +24,22 @@ const datasetPath = path.join(root, 'train.jsonl');
 const fixtures = path.join(import.meta.dirname, '..', 'fixtures', 'tokenizer');
 
 const colors: Record<string, string> = {
-  sky: 'blue', grass: 'green', snow: 'white', coal: 'black', blood: 'red', sun: 'yellow', orange: 'orange', plum: 'purple',
-  lemon: 'yellow', cherry: 'red', leaf: 'green', sea: 'blue', milk: 'white', night: 'black', rose: 'red', lime: 'green',
+  sky: 'blue',
+  grass: 'green',
+  snow: 'white',
+  coal: 'black',
+  blood: 'red',
+  sun: 'yellow',
+  orange: 'orange',
+  plum: 'purple',
+  lemon: 'yellow',
+  cherry: 'red',
+  leaf: 'green',
+  sea: 'blue',
+  milk: 'white',
+  night: 'black',
+  rose: 'red',
+  lime: 'green',
 };
 
 function writeFixtures(): void {
@@ -54,7 +68,18 @@ const config = <RunConfigOf<'lora'>>RunConfigSchema.parse({
   backend: 'cpu',
   // No dropout, so a resumed run must retrace the uninterrupted run's losses exactly.
   lora: { r: 8, alpha: 16, dropout: 0, targetModules: ['c_attn', 'c_proj'] },
-  training: { learningRate: 1e-2, batchSize: 8, maxSteps: STEPS, maxSeqLen: 48, warmupSteps: 3, evalEvery: 10, evalBatches: 2, checkpointEvery: 10, seed: 7, validationFraction: 0.1 },
+  training: {
+    learningRate: 1e-2,
+    batchSize: 8,
+    maxSteps: STEPS,
+    maxSeqLen: 48,
+    warmupSteps: 3,
+    evalEvery: 10,
+    evalBatches: 2,
+    checkpointEvery: 10,
+    seed: 7,
+    validationFraction: 0.1,
+  },
 });
 
 const trainJob = (runDir: string, resumeFrom: string | null = null, overrides: Partial<RunConfig['training']> = {}): TrainJob => ({
@@ -87,7 +112,8 @@ function runWorker(job: MainToWorker, options: { stopAfterStep?: number } = {}):
   });
 }
 
-const ofType = <T extends WorkerToMain['type']>(messages: WorkerToMain[], type: T) => messages.filter((m): m is Extract<WorkerToMain, { type: T }> => m.type === type);
+const ofType = <T extends WorkerToMain['type']>(messages: WorkerToMain[], type: T) =>
+  messages.filter((m): m is Extract<WorkerToMain, { type: T }> => m.type === type);
 const points = (messages: WorkerToMain[], name: string): MetricPoint[] => ofType(messages, 'metrics').flatMap((m) => m.points.filter((p) => p.name === name));
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
@@ -134,11 +160,20 @@ describe('training worker', () => {
     expect(ofType(full.messages, 'checkpoint').map((m) => m.step)).toEqual([10, 20, 30]);
     expect(fs.readdirSync(path.join(fullRunDir, 'checkpoints')).sort()).toEqual(['step-000020', 'step-000030']);
     expect(fs.readdirSync(path.join(fullRunDir, 'checkpoints', 'step-000020')).sort()).toEqual([
-      'adapter_config.json', 'adapter_model.safetensors', 'optimizer.safetensors', 'trainer_state.json', 'workbench_adapter.json',
+      'adapter_config.json',
+      'adapter_model.safetensors',
+      'optimizer.safetensors',
+      'trainer_state.json',
+      'workbench_adapter.json',
     ]);
     const trained = ofType(full.messages, 'trained')[0]!;
     expect(trained).toMatchObject({ adapterDir: path.join(fullRunDir, 'adapter'), step: STEPS });
-    expect(fs.readdirSync(trained.adapterDir).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'probe.safetensors', 'workbench_adapter.json']);
+    expect(fs.readdirSync(trained.adapterDir).sort()).toEqual([
+      'adapter_config.json',
+      'adapter_model.safetensors',
+      'probe.safetensors',
+      'workbench_adapter.json',
+    ]);
   });
 
   it('stops on request with a checkpoint, and a resumed run retraces the uninterrupted losses', async () => {
@@ -164,7 +199,14 @@ describe('training worker', () => {
 
   it('exports the final adapter and a checkpoint, verified against the trained logits', async () => {
     const outDir = path.join(root, 'export-final');
-    const exported = await runWorker({ type: 'export', sourceDir: path.join(fullRunDir, 'adapter'), modelDir, outDir, backend: 'cpu', format: 'peft' } satisfies ExportJob);
+    const exported = await runWorker({
+      type: 'export',
+      sourceDir: path.join(fullRunDir, 'adapter'),
+      modelDir,
+      outDir,
+      backend: 'cpu',
+      format: 'peft',
+    } satisfies ExportJob);
     expect(ofType(exported.messages, 'failed')).toEqual([]);
     const report = ofType(exported.messages, 'exported')[0]!.report;
     expect(report.verification).toMatchObject({ passed: true });
@@ -173,7 +215,14 @@ describe('training worker', () => {
     expect(fs.readdirSync(outDir).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'workbench_adapter.json']);
     expect(exported.exitCode).toBe(0);
 
-    const fromCheckpoint = await runWorker({ type: 'export', sourceDir: path.join(fullRunDir, 'checkpoints', 'step-000020'), modelDir, outDir: path.join(root, 'export-ckpt'), backend: 'cpu', format: 'peft' });
+    const fromCheckpoint = await runWorker({
+      type: 'export',
+      sourceDir: path.join(fullRunDir, 'checkpoints', 'step-000020'),
+      modelDir,
+      outDir: path.join(root, 'export-ckpt'),
+      backend: 'cpu',
+      format: 'peft',
+    });
     expect(ofType(fromCheckpoint.messages, 'exported')[0]!.report.verification.passed).toBe(true);
   });
 
@@ -184,7 +233,18 @@ describe('training worker', () => {
     const sourceDir = path.join(root, 'untrained');
     await writeAdapter(adapter, sourceDir, {
       baseModelNameOrPath: modelDir,
-      sidecar: { format: 'lora-workbench-adapter', version: 1, method: 'lora', runId: 'untrained', step: 0, trainableParams: adapter.trainableParamCount(), config, backend: null, baseModel: { path: modelDir, fingerprint: null }, createdAt: new Date().toISOString() },
+      sidecar: {
+        format: 'lora-workbench-adapter',
+        version: 1,
+        method: 'lora',
+        runId: 'untrained',
+        step: 0,
+        trainableParams: adapter.trainableParamCount(),
+        config,
+        backend: null,
+        baseModel: { path: modelDir, fingerprint: null },
+        createdAt: new Date().toISOString(),
+      },
     });
     const probe = makeProbe([[40, 50, 60, 70]], 263);
     await writeProbe(sourceDir, probe, await probeLogits(model, adapter, probe), 'cpu');
@@ -219,7 +279,10 @@ describe('runTraining in process', () => {
     const counts: number[] = [];
     const messages: WorkerToMain[] = [];
     await runTraining(
-      { ...trainJob(path.join(root, 'run-memory'), null, { maxSteps: 8, evalEvery: 3, checkpointEvery: 3 }), config: { ...config, lora: { ...config.lora, dropout: 0.1 }, training: { ...config.training, maxSteps: 8, evalEvery: 3, checkpointEvery: 3 } } },
+      {
+        ...trainJob(path.join(root, 'run-memory'), null, { maxSteps: 8, evalEvery: 3, checkpointEvery: 3 }),
+        config: { ...config, lora: { ...config.lora, dropout: 0.1 }, training: { ...config.training, maxSteps: 8, evalEvery: 3, checkpointEvery: 3 } },
+      },
       {
         emit: (m) => {
           messages.push(m);

@@ -33,11 +33,19 @@ async function runApp(suite: 'bias' | 'qqp', datasets: Record<string, string>, l
 }
 
 /** Both sides on the same slices of a CrowS-Pairs CSV and a QQP file (every labelled item, or `limit` spread evenly). */
-export async function compareWithHarness(work: string, files: { crowsPairs: string; qqp: string }, limit: number | null, backend: BackendName = 'cpu'): Promise<HarnessComparison> {
+export async function compareWithHarness(
+  work: string,
+  files: { crowsPairs: string; qqp: string },
+  limit: number | null,
+  backend: BackendName = 'cpu',
+): Promise<HarnessComparison> {
   const python = requirePython(['torch', 'transformers', 'lm_eval', 'datasets', 'sklearn', 'yaml']);
   // The harness reads the very items the workbench's suites evaluate: the same readers and slices.
   const crows = evenSlice(await readCrowsPairs(files.crowsPairs), limit);
-  const qqp = evenSlice((await readQqp(files.qqp)).filter((p) => p.label !== null), limit);
+  const qqp = evenSlice(
+    (await readQqp(files.qqp)).filter((p) => p.label !== null),
+    limit,
+  );
   const crowsJsonl = path.join(work, 'crows.jsonl');
   const qqpJsonl = path.join(work, 'qqp.jsonl');
   fs.writeFileSync(crowsJsonl, crows.map((p) => JSON.stringify({ id: p.index, sent_more: p.sentMore, sent_less: p.sentLess })).join('\n') + '\n');
@@ -54,7 +62,9 @@ export async function compareWithHarness(work: string, files: { crowsPairs: stri
   const appCrows = bias.bias!.crowsPairs!.items;
   const appQqp = task.qqp!.items;
   if (report.crows.docs.length !== appCrows.length || report.qqp.docs.length !== appQqp.length) {
-    throw new Error(`The harness scored ${report.crows.docs.length} CrowS-Pairs and ${report.qqp.docs.length} QQP items, the workbench ${appCrows.length} and ${appQqp.length}.`);
+    throw new Error(
+      `The harness scored ${report.crows.docs.length} CrowS-Pairs and ${report.qqp.docs.length} QQP items, the workbench ${appCrows.length} and ${appQqp.length}.`,
+    );
   }
   const misplaced = [...report.crows.docs.filter((d, i) => d.id !== appCrows[i]!.id), ...report.qqp.docs.filter((d, i) => d.id !== appQqp[i]!.id)];
   if (misplaced.length) throw new Error(`The harness's items are not in the workbench's order (first: ${JSON.stringify(misplaced[0]!.id)}).`);
@@ -76,10 +86,17 @@ export async function compareWithHarness(work: string, files: { crowsPairs: stri
   const overall = bias.bias!.crowsPairs!.overall;
   return {
     items: { crows: appCrows.length, qqp: appQqp.length },
-    app: { stereoPercent: overall.stereoPercent, meanAbsLogLikDiff: overall.meanAbsLogLikDiff!, qqpAccuracy: task.qqp!.scores.accuracy, qqpF1: task.qqp!.scores.f1 },
+    app: {
+      stereoPercent: overall.stereoPercent,
+      meanAbsLogLikDiff: overall.meanAbsLogLikDiff!,
+      qqpAccuracy: task.qqp!.scores.accuracy,
+      qqpF1: task.qqp!.scores.f1,
+    },
     harness: {
-      stereoPercent: 100 * metric(report.crows.metrics, 'pct_stereotype'), likelihoodDiff: metric(report.crows.metrics, 'likelihood_diff'),
-      qqpAccuracy: metric(report.qqp.metrics, 'acc'), qqpF1: metric(report.qqp.metrics, 'f1'),
+      stereoPercent: 100 * metric(report.crows.metrics, 'pct_stereotype'),
+      likelihoodDiff: metric(report.crows.metrics, 'likelihood_diff'),
+      qqpAccuracy: metric(report.qqp.metrics, 'acc'),
+      qqpF1: metric(report.qqp.metrics, 'f1'),
     },
     disagreements: { crows: crowsDisagree, qqp: qqpDisagree },
     maxLogLikDiff: { crows: crowsMax, qqp: qqpMax },

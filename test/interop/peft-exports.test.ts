@@ -19,7 +19,12 @@ import { interopFamilies, trainFixture, type InteropFamily, type TrainedSetting 
 
 const TOLERANCE = 1e-4;
 /** Two rows, no padding (the referee gets no attention mask), spread over the smallest vocabulary (264). */
-const probe: Probe = { inputIds: [[5, 17, 40, 99, 3, 150, 7, 61], [200, 12, 9, 33, 250, 1, 88, 14]] };
+const probe: Probe = {
+  inputIds: [
+    [5, 17, 40, 99, 3, 150, 7, 61],
+    [200, 12, 9, 33, 250, 1, 88, 14],
+  ],
+};
 
 interface ExportCase {
   id: string;
@@ -71,9 +76,11 @@ beforeAll(async () => {
       } finally {
         model.dispose();
       }
-      manifest.push(c.format === 'merged'
-        ? { id: c.id, kind: 'merged', base: outDir, adapter: null, input_ids: probe.inputIds, positions: 4 }
-        : { id: c.id, kind: 'peft', base: run.modelDir, adapter: outDir, input_ids: probe.inputIds, positions: 4 });
+      manifest.push(
+        c.format === 'merged'
+          ? { id: c.id, kind: 'merged', base: outDir, adapter: null, input_ids: probe.inputIds, positions: 4 }
+          : { id: c.id, kind: 'peft', base: run.modelDir, adapter: outDir, input_ids: probe.inputIds, positions: 4 },
+      );
       results.set(c.id, { diff: NaN, toBase: NaN, ...(report.flattening ? { flattening: report.flattening.maxAbsLogitDiffToNative } : {}) });
     }
   }
@@ -92,9 +99,11 @@ beforeAll(async () => {
 
 afterAll(() => {
   if (results.size) {
-    console.log('PEFT / transformers referee: max |app logits - referee logits| (and the referee\'s distance from the base model)');
+    console.log("PEFT / transformers referee: max |app logits - referee logits| (and the referee's distance from the base model)");
     for (const [id, r] of results) {
-      console.log(`  ${id.padEnd(42)} ${r.diff.toExponential(2)}  (vs base ${r.toBase.toExponential(2)}${r.flattening !== undefined ? `; flattening cost ${r.flattening.toExponential(2)}` : ''})`);
+      console.log(
+        `  ${id.padEnd(42)} ${r.diff.toExponential(2)}  (vs base ${r.toBase.toExponential(2)}${r.flattening !== undefined ? `; flattening cost ${r.flattening.toExponential(2)}` : ''})`,
+      );
     }
   }
   if (work) fs.rmSync(work, { recursive: true, force: true });
@@ -114,7 +123,7 @@ describe('exports loaded by real PEFT and transformers', () => {
 // Issue 14 ("Exports that never mislead"): SeLoRA's native adapter is not a PEFT LoRA, so its default
 // ("peft") export is its flattened form, which real PEFT must load to the app's flattened logits.
 describe('a SeLoRA run exported with the defaults', () => {
-  it('real PEFT loads it to the app\'s flattened logits within 1e-4, and the report states the flattening cost', async () => {
+  it("real PEFT loads it to the app's flattened logits within 1e-4, and the report states the flattening cost", async () => {
     const python = requirePython(['torch', 'transformers', 'peft']);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-interop-selora-'));
     try {
@@ -131,11 +140,16 @@ describe('a SeLoRA run exported with the defaults', () => {
       } finally {
         model.dispose();
       }
-      fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ cases: [{ id: 'selora', kind: 'peft', base: run.modelDir, adapter: outDir, input_ids: probe.inputIds, positions: 4 }] }));
+      fs.writeFileSync(
+        path.join(dir, 'manifest.json'),
+        JSON.stringify({ cases: [{ id: 'selora', kind: 'peft', base: run.modelDir, adapter: outDir, input_ids: probe.inputIds, positions: 4 }] }),
+      );
       runPythonScript(python, 'reference_logits.py', [path.join(dir, 'manifest.json'), path.join(dir, 'reference.json')]);
       const reference = JSON.parse(fs.readFileSync(path.join(dir, 'reference.json'), 'utf8')) as Record<string, { logits: number[] }>;
       const diff = maxAbsDiff(flattened, Float32Array.from(reference.selora!.logits));
-      console.log(`SeLoRA default export: max |app flattened logits - PEFT logits| ${diff.toExponential(2)}; flattening cost stated ${report.flattening!.maxAbsLogitDiffToNative.toExponential(2)}`);
+      console.log(
+        `SeLoRA default export: max |app flattened logits - PEFT logits| ${diff.toExponential(2)}; flattening cost stated ${report.flattening!.maxAbsLogitDiffToNative.toExponential(2)}`,
+      );
       expect(diff).toBeLessThanOrEqual(TOLERANCE);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

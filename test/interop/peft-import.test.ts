@@ -24,7 +24,13 @@ afterAll(() => {
 describe.each(['cpu', 'wasm'] as const)('an adapter PEFT made in this test, imported, on %s', (backend) => {
   for (const [name, family] of Object.entries(importFixtures)) {
     it(`${name}: the app's logits equal PEFT's within 1e-4`, async () => {
-      const { app, base, peft } = await importAndCompare(repoRoot, path.join(work, 'made-by-peft', name), family, backend, path.join(work, `${backend}-${name}`));
+      const { app, base, peft } = await importAndCompare(
+        repoRoot,
+        path.join(work, 'made-by-peft', name),
+        family,
+        backend,
+        path.join(work, `${backend}-${name}`),
+      );
       const diff = maxAbsDiff(app, peft);
       figures.push(`  ${`${name} (${backend})`.padEnd(30)} ${diff.toExponential(2)}  (PEFT vs base ${maxAbsDiff(base, peft).toExponential(2)})`);
       expect(diff).toBeLessThanOrEqual(1e-4);

@@ -30,7 +30,9 @@ export function requirePython(modules: string[]): string {
   const missing = JSON.parse(execFileSync(python, ['-c', probe], { encoding: 'utf8' })) as Record<string, string>;
   const names = Object.keys(missing);
   if (names.length) {
-    throw new Error(`${python} lacks the Python package${names.length > 1 ? 's' : ''} ${names.join(', ')} (${names.map((n) => `${n}: ${missing[n]}`).join('; ')}). Install ${names.join(' ')} into that environment.`);
+    throw new Error(
+      `${python} lacks the Python package${names.length > 1 ? 's' : ''} ${names.join(', ')} (${names.map((n) => `${n}: ${missing[n]}`).join('; ')}). Install ${names.join(' ')} into that environment.`,
+    );
   }
   return python;
 }
@@ -39,8 +41,20 @@ export function requirePython(modules: string[]): string {
 export function runPythonScript(python: string, script: string, args: string[], options: { cwd?: string; timeoutMs?: number } = {}): string {
   try {
     return execFileSync(python, [path.join(import.meta.dirname, script), ...args], {
-      encoding: 'utf8', cwd: options.cwd ?? repoRoot, timeout: options.timeoutMs ?? 600_000, maxBuffer: 256 * 1024 * 1024,
-      env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', HF_DATASETS_OFFLINE: '1', TOKENIZERS_PARALLELISM: 'false', HF_HUB_DISABLE_PROGRESS_BARS: '1', TRANSFORMERS_VERBOSITY: 'error', TQDM_DISABLE: '1' },
+      encoding: 'utf8',
+      cwd: options.cwd ?? repoRoot,
+      timeout: options.timeoutMs ?? 600_000,
+      maxBuffer: 256 * 1024 * 1024,
+      env: {
+        ...process.env,
+        HF_HUB_OFFLINE: '1',
+        TRANSFORMERS_OFFLINE: '1',
+        HF_DATASETS_OFFLINE: '1',
+        TOKENIZERS_PARALLELISM: 'false',
+        HF_HUB_DISABLE_PROGRESS_BARS: '1',
+        TRANSFORMERS_VERBOSITY: 'error',
+        TQDM_DISABLE: '1',
+      },
     });
   } catch (error) {
     const e = error as { stderr?: string; message: string };

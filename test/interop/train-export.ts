@@ -31,8 +31,16 @@ export type TrainedSetting = keyof typeof trainedSettings;
 
 function writeToyDataset(file: string): void {
   if (fs.existsSync(file)) return;
-  const pairs = [['The cat', 'meow'], ['The dog', 'woof'], ['He said the cow', 'moo'], ['She said the owl', 'hoot']];
-  fs.writeFileSync(file, Array.from({ length: 24 }, (_, i) => JSON.stringify({ prompt: `${pairs[i % 4]![0]} says`, completion: ` ${pairs[i % 4]![1]}` })).join('\n') + '\n');
+  const pairs = [
+    ['The cat', 'meow'],
+    ['The dog', 'woof'],
+    ['He said the cow', 'moo'],
+    ['She said the owl', 'hoot'],
+  ];
+  fs.writeFileSync(
+    file,
+    Array.from({ length: 24 }, (_, i) => JSON.stringify({ prompt: `${pairs[i % 4]![0]} says`, completion: ` ${pairs[i % 4]![1]}` })).join('\n') + '\n',
+  );
 }
 
 export interface TrainedRun {
@@ -49,22 +57,44 @@ export async function trainFixture(work: string, family: InteropFamily, setting:
   const runDir = path.join(work, `${family}-${setting}`);
   const sections: Record<string, unknown> = {
     lora: { r: 2, alpha: 4, dropout: 0.05, targetModules: targets[family], useRslora: 'rslora' in spec },
-    loraPlus: { ratio: 4 }, biasAware: { lambdaBias: 0.1, lambdaKl: 0.1 }, promptTuning: { numVirtualTokens: 4 }, selora: { hiddenSize: 8 },
+    loraPlus: { ratio: 4 },
+    biasAware: { lambdaBias: 0.1, lambdaKl: 0.1 },
+    promptTuning: { numVirtualTokens: 4 },
+    selora: { hiddenSize: 8 },
   };
   const config = RunConfigSchema.parse({
-    model: modelDir, dataset: datasetPath, backend: 'cpu', method: spec.method,
+    model: modelDir,
+    dataset: datasetPath,
+    backend: 'cpu',
+    method: spec.method,
     // Only the sections the method reads: a configuration naming another method's settings is refused.
     ...Object.fromEntries(settingsSectionsOf(spec.method).map(({ settingsKey }) => [settingsKey, sections[settingsKey]])),
-    training: { learningRate: 3e-2, batchSize: 8, maxSteps: 6, maxSeqLen: 16, warmupSteps: 0, evalEvery: 6, evalBatches: 1, checkpointEvery: 6, seed: 11, validationFraction: 0.1 },
+    training: {
+      learningRate: 3e-2,
+      batchSize: 8,
+      maxSteps: 6,
+      maxSeqLen: 16,
+      warmupSteps: 0,
+      evalEvery: 6,
+      evalBatches: 1,
+      checkpointEvery: 6,
+      seed: 11,
+      validationFraction: 0.1,
+    },
   });
   const failures: string[] = [];
-  await runTraining({ type: 'train', runId: `interop-${family}-${setting}`, config, modelDir, datasetPath, runDir, resumeFrom: null }, {
-    emit: (m) => m.type === 'failed' && failures.push(m.error.message), shouldStop: () => false,
-  });
+  await runTraining(
+    { type: 'train', runId: `interop-${family}-${setting}`, config, modelDir, datasetPath, runDir, resumeFrom: null },
+    {
+      emit: (m) => m.type === 'failed' && failures.push(m.error.message),
+      shouldStop: () => false,
+    },
+  );
   if (failures.length) throw new Error(`${family} ${setting}: ${failures.join('; ')}`);
   const adapterDir = path.join(runDir, 'adapter');
   return {
-    modelDir, adapterDir,
+    modelDir,
+    adapterDir,
     exportTo: (format, outDir) => exportAdapter({ type: 'export', sourceDir: adapterDir, modelDir, outDir, backend: 'cpu', format }),
   };
 }

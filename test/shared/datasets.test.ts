@@ -46,7 +46,12 @@ describe('HotpotQA', () => {
     expect(rows).toHaveLength(500);
     expect(count(rows, (r) => r.paragraphs.filter((p) => p.isSupporting).length)).toEqual({ 2: 500 });
     expect(rows.filter((r) => r.paragraphs.length === 10)).toHaveLength(489);
-    expect(count(rows.filter((r) => r.answer === 'yes' || r.answer === 'no'), (r) => r.answer)).toEqual({ yes: 36, no: 44 });
+    expect(
+      count(
+        rows.filter((r) => r.answer === 'yes' || r.answer === 'no'),
+        (r) => r.answer,
+      ),
+    ).toEqual({ yes: 36, no: 44 });
     const official = await readHotpotQa(at('hotpotqa', 'hotpot_dev_distractor_v1_first53.jsonl'));
     const byId = new Map(rows.map((r) => [r.id, r]));
     for (const o of official) expect(byId.get(o.id)?.answer).toBe(o.answer);
@@ -76,7 +81,10 @@ describe('QQP', () => {
     for (const seed of [13, 21, 42, 87, 100]) {
       for (const split of ['train', 'dev']) {
         const rows = await readQqp(at('qqp', 'lmbff_k-shot', `16-${seed}`, `${split}.tsv`));
-        expect(count(rows, (r) => r.label), `16-${seed}/${split}`).toEqual({ 0: 16, 1: 16 });
+        expect(
+          count(rows, (r) => r.label),
+          `16-${seed}/${split}`,
+        ).toEqual({ 0: 16, 1: 16 });
         total += rows.length;
       }
     }

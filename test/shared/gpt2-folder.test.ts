@@ -66,7 +66,10 @@ describe('fake-gpt2-random (HF GPT-2 folder with the real GPT-2 tokenizer)', () 
     const mask = tf.onesLike(ids).toFloat() as tf.Tensor2D;
     const losses: number[] = [];
     for (let step = 0; step < 6; step++) {
-      const { value, grads } = tf.variableGrads(() => causalLMLoss(model.forward(ids, { adapters: adapter, training: true }), ids, mask), trainable.map((t) => t.variable));
+      const { value, grads } = tf.variableGrads(
+        () => causalLMLoss(model.forward(ids, { adapters: adapter, training: true }), ids, mask),
+        trainable.map((t) => t.variable),
+      );
       losses.push(value.dataSync()[0]!);
       optimizer.step(new Map(Object.entries(grads).map(([k, g]) => [nameOf.get(k)!, g])));
       tf.dispose([value, ...Object.values(grads)]);
@@ -84,7 +87,9 @@ describe('fake-gpt2-random (HF GPT-2 folder with the real GPT-2 tokenizer)', () 
       await fs.promises.writeFile(path.join(dir, 'adapter_model.safetensors'), serializeSafetensors(tensors, { format: 'pt' }));
       const saved = await readSafetensorsFile(path.join(dir, 'adapter_model.safetensors'));
       expect([...saved.tensors.keys()].sort()).toEqual(
-        ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'].flatMap((m) => ['A', 'B'].map((x) => `base_model.model.transformer.h.0.${m}.lora_${x}.weight`)).sort(),
+        ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj']
+          .flatMap((m) => ['A', 'B'].map((x) => `base_model.model.transformer.h.0.${m}.lora_${x}.weight`))
+          .sort(),
       );
       expect(saved.tensors.get('base_model.model.transformer.h.0.attn.c_attn.lora_A.weight')!.shape).toEqual([2, 2]);
       expect(saved.tensors.get('base_model.model.transformer.h.0.attn.c_attn.lora_B.weight')!.shape).toEqual([6, 2]);

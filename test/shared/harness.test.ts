@@ -16,10 +16,15 @@ let comparison: HarnessComparison;
 beforeAll(async () => {
   if (!fs.existsSync(DATA)) throw new Error(`The shared datasets are not at ${DATA}; npm run test:shared needs them there.`);
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-shared-harness-'));
-  comparison = await compareWithHarness(work, {
-    crowsPairs: path.join(DATA, 'crows-pairs', 'crows_pairs_anonymized.csv'),
-    qqp: path.join(DATA, 'qqp', 'qqp_glue_pretrain_9999.jsonl'),
-  }, LIMIT, 'wasm');
+  comparison = await compareWithHarness(
+    work,
+    {
+      crowsPairs: path.join(DATA, 'crows-pairs', 'crows_pairs_anonymized.csv'),
+      qqp: path.join(DATA, 'qqp', 'qqp_glue_pretrain_9999.jsonl'),
+    },
+    LIMIT,
+    'wasm',
+  );
   console.log(describeComparison(comparison));
 }, 1_800_000);
 afterAll(() => {

@@ -179,7 +179,10 @@ describe('llama2.c tokenizers as HF tokenizer.json', () => {
     const bytes = new Uint8Array(fs.readFileSync(llama2TokenizerBin));
     const dir = path.join(temps[0]!, 'llama2-tokenizer');
     await fs.promises.mkdir(dir);
-    await fs.promises.writeFile(path.join(dir, 'tokenizer.json'), JSON.stringify(llama2cTokenizerJson(parseLlama2cTokenizer(bytes, 32000, llama2TokenizerBin))));
+    await fs.promises.writeFile(
+      path.join(dir, 'tokenizer.json'),
+      JSON.stringify(llama2cTokenizerJson(parseLlama2cTokenizer(bytes, 32000, llama2TokenizerBin))),
+    );
     await fs.promises.writeFile(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>' }));
     const llama2 = await loadTokenizer(dir);
     expect(llama2.vocabSize).toBe(32000);

@@ -47,7 +47,14 @@ describe('lora-workbench engine', () => {
   it('starts one process, or N under torchrun or accelerate, with the same entry point', () => {
     const entry = ['-m', 'workbench_torch', 'train', '--job', 'j.json', '--plan', 'p.json'];
     expect(engineCommand('py', { distributed: { processes: 1, launcher: 'torchrun' } }, 'j.json', 'p.json')).toEqual(['py', ...entry]);
-    expect(engineCommand('py', { distributed: { processes: 4, launcher: 'torchrun' } }, 'j.json', 'p.json')).toEqual(['py', '-m', 'torch.distributed.run', '--standalone', '--nproc-per-node=4', ...entry]);
+    expect(engineCommand('py', { distributed: { processes: 4, launcher: 'torchrun' } }, 'j.json', 'p.json')).toEqual([
+      'py',
+      '-m',
+      'torch.distributed.run',
+      '--standalone',
+      '--nproc-per-node=4',
+      ...entry,
+    ]);
     const accelerate = engineCommand('py', { distributed: { processes: 2, launcher: 'accelerate' } }, 'j.json', 'p.json');
     expect(accelerate.slice(0, 4)).toEqual(['py', '-m', 'accelerate.commands.launch', '--multi_gpu']);
     expect(accelerate).toContain('--num_processes=2');

@@ -14,7 +14,11 @@ afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 const dataset = toyDataset(work);
 
 const training = { batchSize: 4, maxSteps: 10, maxSeqLen: 16, warmupSteps: 2, evalEvery: 5, evalBatches: 1, checkpointEvery: 10, seed: 7 };
-const targets: Record<string, string[]> = { 'gpt2-tiny': ['c_attn', 'c_proj'], 'llama-tiny': ['q_proj', 'v_proj'], 'llama-tiny-qwen2': ['q_proj', 'v_proj', 'down_proj'] };
+const targets: Record<string, string[]> = {
+  'gpt2-tiny': ['c_attn', 'c_proj'],
+  'llama-tiny': ['q_proj', 'v_proj'],
+  'llama-tiny-qwen2': ['q_proj', 'v_proj', 'down_proj'],
+};
 
 function settings(family: string, method: string): RunConfigInput {
   const lora = { r: 4, alpha: 8, dropout: 0, targetModules: targets[family], useRslora: family !== 'gpt2-tiny' };
@@ -85,7 +89,9 @@ describe('pytorch engine parity with the tfjs engine', () => {
       const [tfjsAdapter, torchAdapter] = ['tfjs', 'torch'].map((engine) => path.join(work, `${family}-${method}-${engine}`, 'adapter'));
       const maxAdapter = await adapterDiff(tfjsAdapter!, torchAdapter!);
       const maxProbe = await probeDiff(tfjsAdapter!, torchAdapter!);
-      console.log(`parity ${family} ${method}: max |loss diff| ${maxLoss.toExponential(2)}, max |adapter diff| ${maxAdapter.toExponential(2)}, max |probe logit diff| ${maxProbe.toExponential(2)}, loss ${tfjs.losses.get(1)!.toFixed(4)} -> ${tfjs.losses.get(10)!.toFixed(4)}`);
+      console.log(
+        `parity ${family} ${method}: max |loss diff| ${maxLoss.toExponential(2)}, max |adapter diff| ${maxAdapter.toExponential(2)}, max |probe logit diff| ${maxProbe.toExponential(2)}, loss ${tfjs.losses.get(1)!.toFixed(4)} -> ${tfjs.losses.get(10)!.toFixed(4)}`,
+      );
       expect(maxLoss).toBeLessThanOrEqual(1e-4);
       expect(maxAdapter).toBeLessThanOrEqual(1e-5);
       expect(maxProbe).toBeLessThanOrEqual(1e-4);

@@ -23,9 +23,18 @@ export interface EngineRun {
 /** A toy instruction dataset (24 rows) written into `dir`. */
 export function toyDataset(dir: string): string {
   const file = path.join(dir, 'toy.jsonl');
-  const pairs = [['The cat', 'meow'], ['The dog', 'woof'], ['He said the cow', 'moo'], ['She said the owl', 'hoot'], ['A small bird', 'tweet tweet']];
+  const pairs = [
+    ['The cat', 'meow'],
+    ['The dog', 'woof'],
+    ['He said the cow', 'moo'],
+    ['She said the owl', 'hoot'],
+    ['A small bird', 'tweet tweet'],
+  ];
   fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(file, Array.from({ length: 24 }, (_, i) => JSON.stringify({ prompt: `${pairs[i % 5]![0]} says`, completion: ` ${pairs[i % 5]![1]}` })).join('\n') + '\n');
+  fs.writeFileSync(
+    file,
+    Array.from({ length: 24 }, (_, i) => JSON.stringify({ prompt: `${pairs[i % 5]![0]} says`, completion: ` ${pairs[i % 5]![1]}` })).join('\n') + '\n',
+  );
   return file;
 }
 

@@ -25,15 +25,30 @@ function capture() {
 describe('export-job and import-run', () => {
   it('a torchrun job folder runs from its launch script elsewhere, and comes back with all its metrics', async () => {
     const configFile = path.join(work, 'run.json');
-    fs.writeFileSync(configFile, JSON.stringify({
-      name: 'cluster job', engine: 'pytorch', model: fixture('gpt2-tiny'), dataset: toyDataset(path.join(work, 'data')),
-      lora: { r: 2, alpha: 4, dropout: 0, targetModules: ['c_attn'] }, distributed: { processes: 2, launcher: 'torchrun' },
-      training: { learningRate: 1e-2, batchSize: 4, maxSteps: 4, maxSeqLen: 16, warmupSteps: 1, evalEvery: 2, evalBatches: 1, checkpointEvery: 2, seed: 1 },
-    }));
+    fs.writeFileSync(
+      configFile,
+      JSON.stringify({
+        name: 'cluster job',
+        engine: 'pytorch',
+        model: fixture('gpt2-tiny'),
+        dataset: toyDataset(path.join(work, 'data')),
+        lora: { r: 2, alpha: 4, dropout: 0, targetModules: ['c_attn'] },
+        distributed: { processes: 2, launcher: 'torchrun' },
+        training: { learningRate: 1e-2, batchSize: 4, maxSteps: 4, maxSeqLen: 16, warmupSteps: 1, evalEvery: 2, evalBatches: 1, checkpointEvery: 2, seed: 1 },
+      }),
+    );
     const exported = path.join(work, 'exported');
     const c = capture();
     expect(await runCli(['export-job', configFile, '--out', exported, '--launcher', 'torchrun'], c.io), c.err.join('\n')).toBe(0);
-    for (const file of ['launch.sh', 'job.json', 'data-plan.json', 'README.md', 'data/toy.jsonl', 'engine-torch/workbench_torch/__main__.py', 'engine-torch/requirements.txt']) {
+    for (const file of [
+      'launch.sh',
+      'job.json',
+      'data-plan.json',
+      'README.md',
+      'data/toy.jsonl',
+      'engine-torch/workbench_torch/__main__.py',
+      'engine-torch/requirements.txt',
+    ]) {
       expect(fs.existsSync(path.join(exported, file)), file).toBe(true);
     }
     // The folder is self-contained: moved elsewhere, it runs from its own script.
@@ -41,11 +56,17 @@ describe('export-job and import-run', () => {
     fs.mkdirSync(path.dirname(moved), { recursive: true });
     fs.renameSync(exported, moved);
     const launched = spawnSync('bash', [path.join(moved, 'launch.sh')], {
-      cwd: os.tmpdir(), encoding: 'utf8', timeout: 600_000,
+      cwd: os.tmpdir(),
+      encoding: 'utf8',
+      timeout: 600_000,
       env: { ...process.env, PYTHON: resolveEnginePython(null, root), OMP_NUM_THREADS: '1', PYTHONPATH: '' },
     });
     expect(launched.status, `${launched.stderr}\n${fs.readFileSync(path.join(moved, 'run', 'train.log'), 'utf8').slice(-3000)}`).toBe(0);
-    const messages = fs.readFileSync(path.join(moved, 'run', 'messages.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as WorkerToMain);
+    const messages = fs
+      .readFileSync(path.join(moved, 'run', 'messages.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as WorkerToMain);
     expect(messages.filter((m) => m.type === 'started')).toHaveLength(1);
     expect(messages.at(-1)?.type).toBe('trained');
     const reported = messages.flatMap((m) => (m.type === 'metrics' ? m.points : []));
@@ -61,7 +82,12 @@ describe('export-job and import-run', () => {
       const points = store.metrics.list(run.id);
       expect(points.length).toBe(reported.length);
       expect(points.filter((p) => p.name === 'train/loss').map((p) => p.step)).toEqual([1, 2, 3, 4]);
-      expect(store.checkpoints.list(run.id).map((k) => k.step).sort()).toEqual([2, 4]);
+      expect(
+        store.checkpoints
+          .list(run.id)
+          .map((k) => k.step)
+          .sort(),
+      ).toEqual([2, 4]);
       const adapter = store.adapters.list().find((a) => a.runId === run.id)!;
       expect(fs.existsSync(path.join(adapter.path, 'adapter_model.safetensors'))).toBe(true);
       expect(adapter.path.startsWith(dataDir)).toBe(true);

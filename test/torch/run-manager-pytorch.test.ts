@@ -89,7 +89,9 @@ describe.skipIf(process.platform !== 'linux')('pytorch runs in the RunManager', 
     expect(stopped.status).toBe('stopped');
     expect(stopped.lastCheckpointStep).toBeGreaterThanOrEqual(2);
     expect(stopped.lastCheckpointStep).toBeLessThan(200);
-    expect(fs.existsSync(path.join(paths.runDir(run.id), 'checkpoints', `step-${String(stopped.lastCheckpointStep).padStart(6, '0')}`, 'trainer_state.json'))).toBe(true);
+    expect(
+      fs.existsSync(path.join(paths.runDir(run.id), 'checkpoints', `step-${String(stopped.lastCheckpointStep).padStart(6, '0')}`, 'trainer_state.json')),
+    ).toBe(true);
   });
 
   it('kill -9 of the engine leaves the run interrupted; resume gives the uninterrupted losses', async () => {

@@ -47,7 +47,11 @@ afterAll(() => tf.disposeVariables());
 
 describe('microBatchRanges', () => {
   it('splits rows into passes of at most the micro-batch size, the last one shorter', () => {
-    expect(microBatchRanges(8, 3)).toEqual([[0, 3], [3, 6], [6, 8]]);
+    expect(microBatchRanges(8, 3)).toEqual([
+      [0, 3],
+      [3, 6],
+      [6, 8],
+    ]);
     expect(microBatchRanges(4, null)).toEqual([[0, 4]]);
     expect(microBatchRanges(4, 99)).toEqual([[0, 4]]);
   });
@@ -70,7 +74,12 @@ describe.each(CASES)('gradient accumulation on $name', ({ name, targetModules })
 
     const results: { loss: number; gradNorm: number; after: Map<string, Float32Array> }[] = [];
     // The last run also recomputes every block's activations in the backward pass (kernels/recompute.ts).
-    for (const { microBatchSize, recompute } of [{ microBatchSize: null, recompute: false }, { microBatchSize: 1, recompute: false }, { microBatchSize: 2, recompute: false }, { microBatchSize: 3, recompute: true }]) {
+    for (const { microBatchSize, recompute } of [
+      { microBatchSize: null, recompute: false },
+      { microBatchSize: 1, recompute: false },
+      { microBatchSize: 2, recompute: false },
+      { microBatchSize: 3, recompute: true },
+    ]) {
       adapter.loadStateDict(initial);
       const optimizer = new AdamW([{ name: 'all', lr: 1e-2, weightDecay: 0, params: params.map(({ name: n, variable }) => ({ name: n, variable })) }]);
       // A clip far above the norm: the update shows the unclipped gradients.

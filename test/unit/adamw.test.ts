@@ -3,15 +3,35 @@ import { tf } from '../../src-worker/tf.ts';
 import { AdamW, clipByGlobalNorm } from '../../src-worker/train/adamw.ts';
 
 function setup() {
-  const a = tf.variable(tf.tensor2d([[1, -2], [0.5, 3]]));
+  const a = tf.variable(
+    tf.tensor2d([
+      [1, -2],
+      [0.5, 3],
+    ]),
+  );
   const b = tf.variable(tf.tensor1d([0.25, -1, 2]));
   const optimizer = new AdamW([
     { name: 'lora_A', lr: 0.1, weightDecay: 0.01, params: [{ name: 'a', variable: a }] },
     { name: 'lora_B', lr: 0.01, weightDecay: 0, params: [{ name: 'b', variable: b }] },
   ]);
-  const gradsA = [tf.tensor2d([[0.5, -1], [2, 0]]), tf.tensor2d([[-0.25, 0.5], [1, -3]])];
+  const gradsA = [
+    tf.tensor2d([
+      [0.5, -1],
+      [2, 0],
+    ]),
+    tf.tensor2d([
+      [-0.25, 0.5],
+      [1, -3],
+    ]),
+  ];
   const gradsB = [tf.tensor1d([1, -0.5, 0.1]), tf.tensor1d([0.3, 0.3, -2])];
-  const step = (i: number) => optimizer.step(new Map<string, tf.Tensor>([['a', gradsA[i]!], ['b', gradsB[i]!]]));
+  const step = (i: number) =>
+    optimizer.step(
+      new Map<string, tf.Tensor>([
+        ['a', gradsA[i]!],
+        ['b', gradsB[i]!],
+      ]),
+    );
   return { a, b, optimizer, step, dispose: () => [a, b, ...gradsA, ...gradsB].forEach((t) => t.dispose()) };
 }
 
@@ -55,7 +75,18 @@ describe('AdamW', () => {
     fresh.loadStateDict(saved, run.optimizer.stepCount);
     run.optimizer.dispose();
     // Without the saved state this step would use bias correction for t = 1 and zero moments.
-    fresh.step(new Map<string, tf.Tensor>([['a', tf.tensor2d([[-0.25, 0.5], [1, -3]])], ['b', tf.tensor1d([0.3, 0.3, -2])]]));
+    fresh.step(
+      new Map<string, tf.Tensor>([
+        [
+          'a',
+          tf.tensor2d([
+            [-0.25, 0.5],
+            [1, -3],
+          ]),
+        ],
+        ['b', tf.tensor1d([0.3, 0.3, -2])],
+      ]),
+    );
     expect(values(run.a)).toEqual(values(ref.a));
     expect(values(run.b)).toEqual(values(ref.b));
     expect(() => fresh.loadStateDict(new Map([...saved].slice(1)), 1)).toThrow(/missing a.exp_avg/);
@@ -89,7 +120,10 @@ describe('AdamW', () => {
 
 describe('clipByGlobalNorm', () => {
   it('scales all gradients by maxNorm / norm when the norm is larger', () => {
-    const grads = new Map([['x', tf.tensor1d([3, 0])], ['y', tf.tensor1d([0, 4])]]);
+    const grads = new Map([
+      ['x', tf.tensor1d([3, 0])],
+      ['y', tf.tensor1d([0, 4])],
+    ]);
     const { grads: clipped, norm } = clipByGlobalNorm(grads, 1);
     expect(norm.dataSync()[0]).toBeCloseTo(5, 6);
     expect(values(clipped.get('x')!)[0]).toBeCloseTo(0.6, 5);

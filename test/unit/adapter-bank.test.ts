@@ -28,14 +28,28 @@ afterEach(() => {
 function addAdapter(id: string, baseModel: string, description?: string | null) {
   store.runs.create({ id: `run-${id}`, name: id, config: defaultRunConfig(), createdAt: '2025-01-01T00:00:00Z', ownerPid: null });
   return store.adapters.create({
-    id, runId: `run-${id}`, name: id, method: 'lora', baseModel, path: path.join(dir, id), step: 1, trainableParams: 1, createdAt: '2025-01-01T00:00:00Z', description,
+    id,
+    runId: `run-${id}`,
+    name: id,
+    method: 'lora',
+    baseModel,
+    path: path.join(dir, id),
+    step: 1,
+    trainableParams: 1,
+    createdAt: '2025-01-01T00:00:00Z',
+    description,
   });
 }
 
-const bank = () => new AdapterBank({ store, paths, createWorker: () => {
-  workersStarted++;
-  throw new Error('no worker in this test');
-} });
+const bank = () =>
+  new AdapterBank({
+    store,
+    paths,
+    createWorker: () => {
+      workersStarted++;
+      throw new Error('no worker in this test');
+    },
+  });
 
 describe('adapter descriptions', () => {
   it('migration 5 adds a nullable description; describe sets, trims and clears it', () => {

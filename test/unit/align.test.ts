@@ -14,13 +14,15 @@ const random = (rows: number, cols: number, seed: number) => {
 
 /** sum_{i<j} ||B_i A_i - B_j A_j||_F^2 from the dense [out, in] products, in float64. */
 function bruteForce(tasks: { a: number[]; b: number[]; r: number }[], out: number, inF: number): number {
-  const dense = tasks.map(({ a, b, r }) => Array.from({ length: out * inF }, (_, k) => {
-    const o = Math.floor(k / inF);
-    const i = k % inF;
-    let s = 0;
-    for (let p = 0; p < r; p++) s += b[o * r + p]! * a[p * inF + i]!;
-    return s;
-  }));
+  const dense = tasks.map(({ a, b, r }) =>
+    Array.from({ length: out * inF }, (_, k) => {
+      const o = Math.floor(k / inF);
+      const i = k % inF;
+      let s = 0;
+      for (let p = 0; p < r; p++) s += b[o * r + p]! * a[p * inF + i]!;
+      return s;
+    }),
+  );
   let total = 0;
   for (let i = 0; i < dense.length; i++) for (let j = i + 1; j < dense.length; j++) total += dense[i]!.reduce((acc, v, k) => acc + (v - dense[j]![k]!) ** 2, 0);
   return total;
@@ -29,7 +31,11 @@ function bruteForce(tasks: { a: number[]; b: number[]; r: number }[], out: numbe
 describe('L_align', () => {
   const out = 7;
   const inF = 5;
-  const spec = [{ r: 2, seed: 1 }, { r: 3, seed: 2 }, { r: 2, seed: 3 }];
+  const spec = [
+    { r: 2, seed: 1 },
+    { r: 3, seed: 2 },
+    { r: 2, seed: 3 },
+  ];
   const raw = spec.map(({ r, seed }) => ({ r, a: random(r, inF, seed), b: random(out, r, seed + 10) }));
 
   it('the Gram form equals the brute force from full Delta W', () => {
@@ -53,8 +59,15 @@ describe('L_align', () => {
 
   it('<B_i A_i, B_j A_j> is trace((B_i^T B_j)(A_j A_i^T))', () => {
     const [x, y] = [raw[0]!, raw[1]!];
-    const got = tf.tidy(() => loraInnerProduct({ a: tf.tensor2d(x.a, [2, inF]), b: tf.tensor2d(x.b, [out, 2]) }, { a: tf.tensor2d(y.a, [3, inF]), b: tf.tensor2d(y.b, [out, 3]) }).dataSync()[0]!);
-    const half = bruteForce([x, { ...y, b: y.b.map(() => 0) }], out, inF) + bruteForce([{ ...x, b: x.b.map(() => 0) }, y], out, inF) - bruteForce([x, y], out, inF);
+    const got = tf.tidy(
+      () =>
+        loraInnerProduct(
+          { a: tf.tensor2d(x.a, [2, inF]), b: tf.tensor2d(x.b, [out, 2]) },
+          { a: tf.tensor2d(y.a, [3, inF]), b: tf.tensor2d(y.b, [out, 3]) },
+        ).dataSync()[0]!,
+    );
+    const half =
+      bruteForce([x, { ...y, b: y.b.map(() => 0) }], out, inF) + bruteForce([{ ...x, b: x.b.map(() => 0) }, y], out, inF) - bruteForce([x, y], out, inF);
     expect(got).toBeCloseTo(half / 2, 4);
   });
 
@@ -63,14 +76,21 @@ describe('L_align', () => {
       { name: `A${t}`, variable: tf.variable(tf.tensor2d(a, [r, inF])) },
       { name: `B${t}`, variable: tf.variable(tf.tensor2d(b, [out, r])) },
     ]);
-    const loss = () => alignLoss(raw.map((_, t) => ({ a: variables[2 * t]!.variable as tf.Variable<tf.Rank.R2>, b: variables[2 * t + 1]!.variable as tf.Variable<tf.Rank.R2> })));
+    const loss = () =>
+      alignLoss(
+        raw.map((_, t) => ({ a: variables[2 * t]!.variable as tf.Variable<tf.Rank.R2>, b: variables[2 * t + 1]!.variable as tf.Variable<tf.Rank.R2> })),
+      );
     expect(checkGradients(loss, variables, { entriesPerTensor: 3 })).toBe(18);
     tf.dispose(variables.map((v) => v.variable));
   });
 });
 
 describe('task-mixture batches', () => {
-  const rowsByTask = [[0, 1, 2, 3, 4, 5], [6, 7, 8], [9, 10, 11, 12, 13, 14, 15, 16, 17]];
+  const rowsByTask = [
+    [0, 1, 2, 3, 4, 5],
+    [6, 7, 8],
+    [9, 10, 11, 12, 13, 14, 15, 16, 17],
+  ];
 
   it('mixes by the ratios, or by the row counts when none are given', () => {
     expect(mixtureProbabilities(['a', 'b', 'c'], [6, 3, 9], [])).toEqual([6 / 18, 3 / 18, 9 / 18]);

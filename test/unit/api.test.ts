@@ -63,7 +63,10 @@ beforeEach(() => {
   mkdirSync(path.join(appRoot, 'resources', 'models', 'default'), { recursive: true });
   mkdirSync(path.join(appRoot, 'resources', 'datasets', 'sample'), { recursive: true });
   writeFileSync(path.join(appRoot, 'package.json'), JSON.stringify({ name: 'lora-workbench', version: '9.8.7' }));
-  writeFileSync(path.join(appRoot, 'resources', 'models', 'default', 'config.json'), JSON.stringify({ model_type: 'gpt2', n_layer: 2, n_embd: 64, vocab_size: 300 }));
+  writeFileSync(
+    path.join(appRoot, 'resources', 'models', 'default', 'config.json'),
+    JSON.stringify({ model_type: 'gpt2', n_layer: 2, n_embd: 64, vocab_size: 300 }),
+  );
   writeFileSync(path.join(appRoot, 'resources', 'datasets', 'sample', 'train.jsonl'), '{"text":"a"}\n{"text":"b"}\n');
   paths = resolvePaths({ dataDir: path.join(root, 'data'), appRoot });
   store = Store.open(paths.dbFile);
@@ -97,7 +100,10 @@ beforeEach(() => {
     return worker as unknown as Worker;
   };
   api = createWorkbenchApi({
-    manager, evals, paths, mode: 'headless',
+    manager,
+    evals,
+    paths,
+    mode: 'headless',
     models: new ModelService({ store, paths, createWorker: fakeWorker }),
     datasets: new DatasetRegistry({ store, paths, createWorker: fakeWorker }),
     adapterBank: new AdapterBank({ store, paths, createWorker: fakeWorker }),
@@ -176,7 +182,12 @@ describe('system and catalog', () => {
   });
 
   it('lists the embedded model and dataset and the defaults', async () => {
-    const catalog = await call<{ models: { id: string; path: string; description: string }[]; datasets: { id: string; description: string }[]; defaults: unknown; methods: { id: string }[] }>('catalog.list');
+    const catalog = await call<{
+      models: { id: string; path: string; description: string }[];
+      datasets: { id: string; description: string }[];
+      defaults: unknown;
+      methods: { id: string }[];
+    }>('catalog.list');
     expect(catalog.models).toEqual([expect.objectContaining({ id: 'default', path: paths.defaultModelDir })]);
     expect(catalog.models[0]!.description).toMatch(/2 layers/);
     expect(catalog.datasets).toEqual([expect.objectContaining({ id: 'sample', path: paths.sampleDatasetPath })]);
@@ -192,13 +203,26 @@ describe('runs driven by worker messages', () => {
     expect(run.status).toBe('queued');
     const [worker] = workers;
     const job = worker!.posted[0] as TrainJob;
-    expect(job).toMatchObject({ type: 'train', runId: run.id, modelDir: paths.defaultModelDir, datasetPath: paths.sampleDatasetPath, runDir: paths.runDir(run.id), resumeFrom: null });
+    expect(job).toMatchObject({
+      type: 'train',
+      runId: run.id,
+      modelDir: paths.defaultModelDir,
+      datasetPath: paths.sampleDatasetPath,
+      runDir: paths.runDir(run.id),
+      resumeFrom: null,
+    });
     expect(existsSync(job.runDir)).toBe(true);
 
     worker!.send(started);
     expect(store.runs.require(run.id)).toMatchObject({ status: 'running', backend: { name: 'cpu', adapter: 'JavaScript' } });
     worker!.send({ type: 'progress', progress: { step: 2, maxSteps: 4, tokensPerSecond: 100, stepTimeMs: 10, etaSeconds: 1 } });
-    worker!.send({ type: 'metrics', points: [{ step: 1, name: 'train/loss', value: 3, time: 1 }, { step: 2, name: 'train/loss', value: 2.5, time: 2 }] });
+    worker!.send({
+      type: 'metrics',
+      points: [
+        { step: 1, name: 'train/loss', value: 3, time: 1 },
+        { step: 2, name: 'train/loss', value: 2.5, time: 2 },
+      ],
+    });
     worker!.send({ type: 'metrics', points: [{ step: 2, name: 'lr', value: 0.001, time: 2 }] });
     // Points wait in the buffer, yet a reader already sees them.
     expect(await call<unknown[]>('runs.metrics', run.id)).toHaveLength(3);
@@ -306,7 +330,10 @@ describe('runs driven by worker messages', () => {
 describe('exports', () => {
   const report: ExportReport = {
     outDir: '/set/by/test',
-    files: [{ name: 'adapter_model.safetensors', bytes: 123 }, { name: 'adapter_config.json', bytes: 45 }],
+    files: [
+      { name: 'adapter_model.safetensors', bytes: 123 },
+      { name: 'adapter_config.json', bytes: 45 },
+    ],
     verification: { maxAbsDiffToTrained: 0, maxAbsDiffToBase: 0.3, passed: true },
   };
 
@@ -317,7 +344,7 @@ describe('exports', () => {
     expect(error.message).toMatch(/no adapter and no checkpoint/);
   });
 
-  it('exports a completed run\'s adapter in a worker into exports/<name>-step<N>', async () => {
+  it("exports a completed run's adapter in a worker into exports/<name>-step<N>", async () => {
     const run = await call<Run>('runs.start', { name: 'qa adapter' });
     const adapterDir = path.join(paths.runDir(run.id), 'adapter');
     mkdirSync(adapterDir, { recursive: true });
@@ -333,7 +360,14 @@ describe('exports', () => {
     };
     const result = await call<ExportReport>('exports.create', { runId: run.id });
     const job = workers[1]!.posted[0] as ExportJob;
-    expect(job).toEqual({ type: 'export', sourceDir: adapterDir, modelDir: paths.defaultModelDir, outDir: path.join(paths.exportsDir, 'qa-adapter-step120'), backend: 'auto', format: 'peft' });
+    expect(job).toEqual({
+      type: 'export',
+      sourceDir: adapterDir,
+      modelDir: paths.defaultModelDir,
+      outDir: path.join(paths.exportsDir, 'qa-adapter-step120'),
+      backend: 'auto',
+      format: 'peft',
+    });
     expect(result.outDir).toBe(job.outDir);
     expect(workers[1]!.terminated).toBe(true);
 
@@ -352,24 +386,39 @@ describe('evaluations', () => {
     return file;
   };
   const crowsScores = (count: number, stereoPercent: number) => ({
-    count, stereoPercent, tiePercent: 0, meanLogLikDiff: 0.25, stereoDirectionPercent: stereoPercent, antistereoDirectionPercent: null,
+    count,
+    stereoPercent,
+    tiePercent: 0,
+    meanLogLikDiff: 0.25,
+    stereoDirectionPercent: stereoPercent,
+    antistereoDirectionPercent: null,
   });
   const result = (job: EvalJob): EvalResult => ({
-    suite: 'bias', modelDir: job.modelDir, adapter: null, backend: { name: 'cpu', adapter: 'JavaScript' }, seed: job.seed,
+    suite: 'bias',
+    modelDir: job.modelDir,
+    adapter: null,
+    backend: { name: 'cpu', adapter: 'JavaScript' },
+    seed: job.seed,
     slices: [{ dataset: 'crows-pairs', path: job.datasets.crowsPairs!, limit: job.limit, count: 4, sha256: 'c'.repeat(64) }],
-    startedAt: '2025-01-01T00:00:00.000Z', finishedAt: '2025-01-01T00:00:01.000Z', durationMs: 1000,
+    startedAt: '2025-01-01T00:00:00.000Z',
+    finishedAt: '2025-01-01T00:00:01.000Z',
+    durationMs: 1000,
     bias: {
       crowsPairs: {
-        overall: crowsScores(4, 75), byBiasType: { gender: crowsScores(3, 66.7), age: crowsScores(1, 100) }, biasScore: 25,
+        overall: crowsScores(4, 75),
+        byBiasType: { gender: crowsScores(3, 66.7), age: crowsScores(1, 100) },
+        biasScore: 25,
         items: [{ id: 1, biasType: 'age', direction: 'stereo', logLikMore: -3, logLikLess: -4 }],
       },
-      stereoSet: null, bbq: null, representationShift: null,
+      stereoSet: null,
+      bbq: null,
+      representationShift: null,
     },
     notes: [],
   });
   const evalEvents = () => events.filter((e): e is Extract<RunEvent, { kind: 'eval' }> => e.kind === 'eval');
 
-  it('evaluates an adapter on its run\'s model, relays progress and stores the figures and the result file', async () => {
+  it("evaluates an adapter on its run's model, relays progress and stores the figures and the result file", async () => {
     const run = await call<Run>('runs.start', { name: 'to evaluate' });
     const adapterDir = path.join(paths.runDir(run.id), 'adapter');
     mkdirSync(adapterDir, { recursive: true });
@@ -383,7 +432,16 @@ describe('evaluations', () => {
     expect(evaluation).toMatchObject({ status: 'queued', runId: run.id, adapterId, suite: 'bias', model: 'default', seed: 9, limit: 4, backendChoice: 'cpu' });
     const worker = workers[1]!;
     const job = worker.posted[0] as EvalJob;
-    expect(job).toMatchObject({ type: 'eval', modelDir: paths.defaultModelDir, adapterDir, suite: 'bias', datasets: { crowsPairs: file }, limit: 4, seed: 9, backend: 'cpu' });
+    expect(job).toMatchObject({
+      type: 'eval',
+      modelDir: paths.defaultModelDir,
+      adapterDir,
+      suite: 'bias',
+      datasets: { crowsPairs: file },
+      limit: 4,
+      seed: 9,
+      backend: 'cpu',
+    });
 
     worker.send({ type: 'eval-progress', done: 2, total: 4 });
     expect((await call<Evaluation>('evals.get', evaluation.id)).progress).toEqual({ done: 2, total: 4 });
@@ -397,7 +455,10 @@ describe('evaluations', () => {
     expect(done).toMatchObject({ status: 'completed', backend: { name: 'cpu', adapter: 'JavaScript' }, progress: { done: 4, total: 4 }, error: null });
     expect(done.slices).toEqual(result(job).slices);
     expect(done.summary).toMatchObject({
-      'crowsPairs.overall.stereoPercent': 75, 'crowsPairs.byBiasType.gender.stereoPercent': 66.7, 'crowsPairs.byBiasType.age.count': 1, 'crowsPairs.biasScore': 25,
+      'crowsPairs.overall.stereoPercent': 75,
+      'crowsPairs.byBiasType.gender.stereoPercent': 66.7,
+      'crowsPairs.byBiasType.age.count': 1,
+      'crowsPairs.biasScore': 25,
     });
     expect(Object.keys(done.summary!).some((k) => k.includes('items'))).toBe(false);
     expect(done.resultPath).toBe(path.join(paths.dataDir, 'evals', `${evaluation.id}.json`));
@@ -450,7 +511,13 @@ describe('evaluations', () => {
   it('marks an evaluation this process left running as failed when a new manager starts', async () => {
     const evaluation = await call<Evaluation>('evals.start', { suite: 'bias', datasets: { crowsPairs: crowsPairs() } });
     workers[0]!.send({ type: 'eval-progress', done: 1, total: 4 });
-    const next = new EvalManager({ store, paths, createWorker: () => { throw new Error('no worker in this test'); } });
+    const next = new EvalManager({
+      store,
+      paths,
+      createWorker: () => {
+        throw new Error('no worker in this test');
+      },
+    });
     expect(next.get(evaluation.id)).toMatchObject({ status: 'failed', error: expect.stringMatching(/Interrupted/) });
     await next.close();
   });

@@ -99,7 +99,10 @@ export function adamWStep(model: CausalLM, adapter: AdapterModel, lr = 1e-2): vo
   const { loss, dispose } = lossOf(model, adapter);
   const trainable = adapter.trainable();
   const optimizer = new AdamW([{ name: 'all', lr, weightDecay: 0, params: trainable.map((t) => ({ name: t.name, variable: t.variable })) }]);
-  const { value, grads } = tf.variableGrads(loss, trainable.map((t) => t.variable));
+  const { value, grads } = tf.variableGrads(
+    loss,
+    trainable.map((t) => t.variable),
+  );
   const named = new Map(trainable.map((t) => [t.name, grads[t.variable.name]!]));
   optimizer.step(named);
   tf.dispose([value, ...Object.values(grads)]);

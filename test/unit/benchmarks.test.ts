@@ -35,7 +35,13 @@ afterAll(async () => {
 });
 
 const entry = (file: string): Benchmark => ({
-  id: 'crows-pairs', label: 'Test pairs', datasetKey: 'crowsPairs', license: 'CC0', source: 'https://example.org', note: '', pathIs: 'file',
+  id: 'crows-pairs',
+  label: 'Test pairs',
+  datasetKey: 'crowsPairs',
+  license: 'CC0',
+  source: 'https://example.org',
+  note: '',
+  pathIs: 'file',
   files: [{ name: 'pairs.csv', url: `https://example.org/${file}`, bytes: body.length, sha256 }],
 });
 
@@ -69,7 +75,10 @@ describe('BenchmarkStore', () => {
   });
 
   it('names what it can get for an unknown id, and every catalog entry is pinned with a SHA-256 and a license', async () => {
-    await expect(store('good.csv', path.join(root, 'x')).fetch('glue')).rejects.toMatchObject({ code: 'not_found', message: expect.stringMatching(/can get crows-pairs/) });
+    await expect(store('good.csv', path.join(root, 'x')).fetch('glue')).rejects.toMatchObject({
+      code: 'not_found',
+      message: expect.stringMatching(/can get crows-pairs/),
+    });
     expect(benchmarks.map((b) => b.id)).toEqual(['crows-pairs', 'stereoset', 'bbq', 'hotpotqa', 'qqp']);
     for (const b of benchmarks) {
       expect(b.license).not.toBe('');

@@ -164,7 +164,12 @@ describe('BERT forward', () => {
     await initBackend('cpu');
     const encoder = await loadEncoder(dir);
     const [, T, V] = reference.logits_shape as [number, number, number];
-    const positions = [[0, 3], [2, 7], [1, 0], [0, 3]] as const;
+    const positions = [
+      [0, 3],
+      [2, 7],
+      [1, 0],
+      [0, 3],
+    ] as const;
     const picked = run((i, m) => encoder.mlmLogitsAt(i, positions, m));
     const expected = positions.flatMap(([b, t]) => reference.mlm_logits.slice((b * T + t) * V, (b * T + t + 1) * V));
     expect(maxAbsDiff(picked, expected)).toBeLessThan(1e-4);
@@ -180,8 +185,18 @@ describe('BERT forward', () => {
     full.dispose();
     const bare = createBert(config, await weightsAs((k) => (k.startsWith('cls.') || k.startsWith('bert.pooler') ? null : k.replace(/^bert\./, ''))));
     expect(bare.config).toMatchObject({ hasMlmHead: false, hasPooler: false });
-    expect(maxAbsDiff(run((i, m) => bare.hiddenStates(i, m)), expected)).toBe(0);
-    expect(bare.linearModules().map((m) => m.path).slice(0, 6)).toEqual([
+    expect(
+      maxAbsDiff(
+        run((i, m) => bare.hiddenStates(i, m)),
+        expected,
+      ),
+    ).toBe(0);
+    expect(
+      bare
+        .linearModules()
+        .map((m) => m.path)
+        .slice(0, 6),
+    ).toEqual([
       'encoder.layer.0.attention.self.query',
       'encoder.layer.0.attention.self.key',
       'encoder.layer.0.attention.self.value',
@@ -197,14 +212,30 @@ describe('BERT forward', () => {
     await initBackend('cpu');
     const weights = await weightsAs((k) => k);
     const embedding = weights.get('bert.embeddings.word_embeddings.weight')!;
-    const tied = createBert(config, new Map([...weights, ['cls.predictions.decoder.weight', embedding], ['cls.predictions.decoder.bias', weights.get('cls.predictions.bias')!]]));
-    expect(maxAbsDiff(run((i, m) => tied.mlmLogits(i, m)), reference.mlm_logits)).toBeLessThan(1e-4);
+    const tied = createBert(
+      config,
+      new Map([...weights, ['cls.predictions.decoder.weight', embedding], ['cls.predictions.decoder.bias', weights.get('cls.predictions.bias')!]]),
+    );
+    expect(
+      maxAbsDiff(
+        run((i, m) => tied.mlmLogits(i, m)),
+        reference.mlm_logits,
+      ),
+    ).toBeLessThan(1e-4);
     const plain = createBert(config, weights);
     expect(tied.parameterCount()).toBe(plain.parameterCount()); // the duplicate is not counted twice
     tied.dispose();
     plain.dispose();
-    const untied = createBert(config, new Map([...weights, ['cls.predictions.decoder.weight', { shape: embedding.shape, data: embedding.data.map((v) => -v) }]]));
-    expect(maxAbsDiff(run((i, m) => untied.mlmLogits(i, m)), reference.mlm_logits)).toBeGreaterThan(1);
+    const untied = createBert(
+      config,
+      new Map([...weights, ['cls.predictions.decoder.weight', { shape: embedding.shape, data: embedding.data.map((v) => -v) }]]),
+    );
+    expect(
+      maxAbsDiff(
+        run((i, m) => untied.mlmLogits(i, m)),
+        reference.mlm_logits,
+      ),
+    ).toBeGreaterThan(1);
     untied.dispose();
   });
 
@@ -254,10 +285,25 @@ describe('LoRA on BERT', () => {
     expect(state.get('base_model.model.bert.encoder.layer.0.attention.self.query.lora_A.weight')!.shape).toEqual([2, 32]);
     tf.dispose([...state.values()]);
     const base = run((i, m) => encoder.mlmLogits(i, m));
-    expect(maxAbsDiff(run((i, m) => encoder.mlmLogits(i, m, { adapters: adapter })), base)).toBe(0);
+    expect(
+      maxAbsDiff(
+        run((i, m) => encoder.mlmLogits(i, m, { adapters: adapter })),
+        base,
+      ),
+    ).toBe(0);
     randomizeB(adapter);
-    expect(maxAbsDiff(run((i, m) => encoder.mlmLogits(i, m, { adapters: adapter })), base)).toBeGreaterThan(1e-2);
-    expect(maxAbsDiff(run((i, m) => encoder.meanPooled(i, m, { adapters: adapter })), reference.mean_pooled)).toBeGreaterThan(1e-2);
+    expect(
+      maxAbsDiff(
+        run((i, m) => encoder.mlmLogits(i, m, { adapters: adapter })),
+        base,
+      ),
+    ).toBeGreaterThan(1e-2);
+    expect(
+      maxAbsDiff(
+        run((i, m) => encoder.meanPooled(i, m, { adapters: adapter })),
+        reference.mean_pooled,
+      ),
+    ).toBeGreaterThan(1e-2);
     adapter.dispose();
     encoder.dispose();
   });
@@ -273,7 +319,15 @@ describe('LoRA on BERT', () => {
       },
     };
     run((i, m) => encoder.hiddenStates(i, m, { adapters: recorder }));
-    const layer = (i: number) => ['attention.self.query:32', 'attention.self.key:32', 'attention.self.value:32', 'attention.output.dense:32', 'intermediate.dense:32', 'output.dense:64'].map((s) => `bert.encoder.layer.${i}.${s}`);
+    const layer = (i: number) =>
+      [
+        'attention.self.query:32',
+        'attention.self.key:32',
+        'attention.self.value:32',
+        'attention.output.dense:32',
+        'intermediate.dense:32',
+        'output.dense:64',
+      ].map((s) => `bert.encoder.layer.${i}.${s}`);
     expect(seen).toEqual([...layer(0), ...layer(1)]);
     encoder.dispose();
   });
@@ -295,7 +349,12 @@ describe('LoRA on BERT', () => {
         return tf.div(tf.sum(tf.mul(tf.sum(tf.mul(tf.neg(tf.logSoftmax(logits)), targets), 1), weights)), tf.sum(weights)) as tf.Scalar;
       });
     // A and B of query, value and intermediate.dense in layer 0
-    expect(checkGradients(loss, adapter.trainable().filter((t) => t.name.includes('layer.0')))).toBe(6);
+    expect(
+      checkGradients(
+        loss,
+        adapter.trainable().filter((t) => t.name.includes('layer.0')),
+      ),
+    ).toBe(6);
     tf.dispose([ids, mask, targets, weights]);
     adapter.dispose();
     encoder.dispose();

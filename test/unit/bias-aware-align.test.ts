@@ -18,7 +18,16 @@ import { tempRoot } from './method-run.ts';
 
 const modelDir = path.join(import.meta.dirname, '..', 'fixtures', 'gpt2-tiny');
 const lora = { r: 2, alpha: 4, dropout: 0, targetModules: ['c_attn'], useRslora: false };
-const bias = (extra: object) => ({ lambdaBias: 0, lambdaKl: 0, reading: 'counterfactual' as const, epsilon: 0.1, lambdaAlign: 0, tasks: [] as string[], taskMixture: [] as number[], ...extra });
+const bias = (extra: object) => ({
+  lambdaBias: 0,
+  lambdaKl: 0,
+  reading: 'counterfactual' as const,
+  epsilon: 0.1,
+  lambdaAlign: 0,
+  tasks: [] as string[],
+  taskMixture: [] as number[],
+  ...extra,
+});
 
 let root: string;
 let model: CausalLM;
@@ -51,7 +60,12 @@ describe('the multi-task layer', () => {
       perturb(adapter);
       const pi = [0.2, 0.3, 0.5];
       adapter.setTaskMixture(pi);
-      const probe = { inputIds: [[3, 17, 40, 99, 5, 7], [8, 1, 2, 60, 61, 62]] };
+      const probe = {
+        inputIds: [
+          [3, 17, 40, 99, 5, 7],
+          [8, 1, 2, 60, 61, 62],
+        ],
+      };
       const perTask = [];
       for (let t = 0; t < 3; t++) {
         adapter.selectTask(t);
@@ -63,11 +77,15 @@ describe('the multi-task layer', () => {
       const path0 = adapter.targets[0]!.path;
       const x = tf.randomNormal([4, adapter.targets[0]!.inFeatures], 0, 1, 'float32', 3);
       const mixed = adapter.delta(path0, x, false)!;
-      const expected = tf.tidy(() => pi.map((p, t) => {
-        adapter.selectTask(t);
-        const d = tf.mul(adapter.delta(path0, x, false)!, p);
-        return d;
-      }).reduce((a, b) => tf.add(a, b)));
+      const expected = tf.tidy(() =>
+        pi
+          .map((p, t) => {
+            adapter.selectTask(t);
+            const d = tf.mul(adapter.delta(path0, x, false)!, p);
+            return d;
+          })
+          .reduce((a, b) => tf.add(a, b)),
+      );
       adapter.selectTask(null);
       expect(maxAbsDiff(mixed.dataSync() as Float32Array, expected.dataSync() as Float32Array)).toBeLessThan(1e-6);
       tf.dispose([x, mixed, expected]);
@@ -85,12 +103,17 @@ describe('the multi-task layer', () => {
       const terms = adapter.regularizers();
       const align = terms.find((t) => t.name === 'align')!;
       expect(align.weight).toBe(1);
-      const direct = alignLossOverModules(adapter.targets.map((m) => [0, 1, 2].map((t) => {
-        const state = adapter.stateDict();
-        const key = (ab: 'A' | 'B') => (t === 0 ? `base_model.model.${m.path}.lora_${ab}.weight` : `base_model.model.${m.path}.align_tasks.${t}.lora_${ab}.weight`);
-        const out = { a: state.get(key('A')) as tf.Tensor2D, b: state.get(key('B')) as tf.Tensor2D };
-        return out;
-      })));
+      const direct = alignLossOverModules(
+        adapter.targets.map((m) =>
+          [0, 1, 2].map((t) => {
+            const state = adapter.stateDict();
+            const key = (ab: 'A' | 'B') =>
+              t === 0 ? `base_model.model.${m.path}.lora_${ab}.weight` : `base_model.model.${m.path}.align_tasks.${t}.lora_${ab}.weight`;
+            const out = { a: state.get(key('A')) as tf.Tensor2D, b: state.get(key('B')) as tf.Tensor2D };
+            return out;
+          }),
+        ),
+      );
       expect(align.value.dataSync()[0]).toBeCloseTo(direct.dataSync()[0]!, 5);
       expect(align.value.dataSync()[0]).toBeGreaterThan(0);
       tf.dispose([...terms.map((t) => t.value), direct]);
@@ -119,26 +142,58 @@ describe('the multi-task layer', () => {
 describe('multi-task runs', () => {
   const datasetPath = () => path.join(root, 'tasks.jsonl');
   beforeAll(() => {
-    const sounds = [['cat', 'meow'], ['dog', 'woof'], ['cow', 'moo'], ['owl', 'hoot']];
-    const colours = [['grass', 'green'], ['sky', 'blue'], ['snow', 'white'], ['coal', 'black']];
-    const rows = Array.from({ length: 32 }, (_, i) => (i % 2
-      ? { prompt: `${sounds[i % 4]![0]} says`, completion: ` ${sounds[i % 4]![1]}`, task: 'sound' }
-      : { prompt: `${colours[i % 4]![0]} is`, completion: ` ${colours[i % 4]![1]}`, task: 'colour' }));
+    const sounds = [
+      ['cat', 'meow'],
+      ['dog', 'woof'],
+      ['cow', 'moo'],
+      ['owl', 'hoot'],
+    ];
+    const colours = [
+      ['grass', 'green'],
+      ['sky', 'blue'],
+      ['snow', 'white'],
+      ['coal', 'black'],
+    ];
+    const rows = Array.from({ length: 32 }, (_, i) =>
+      i % 2
+        ? { prompt: `${sounds[i % 4]![0]} says`, completion: ` ${sounds[i % 4]![1]}`, task: 'sound' }
+        : { prompt: `${colours[i % 4]![0]} is`, completion: ` ${colours[i % 4]![1]}`, task: 'colour' },
+    );
     fs.writeFileSync(datasetPath(), rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
   });
 
   async function train(name: string, biasAware: object, resumeFrom: string | null = null): Promise<{ messages: WorkerToMain[]; runDir: string }> {
     const runDir = path.join(root, name);
     const config = RunConfigSchema.parse({
-      model: modelDir, dataset: datasetPath(), backend: 'cpu', method: 'bias-aware', lora, biasAware: bias(biasAware),
-      training: { learningRate: 3e-2, batchSize: 4, maxSteps: 10, maxSeqLen: 16, warmupSteps: 0, evalEvery: 5, evalBatches: 1, checkpointEvery: 5, seed: 3, validationFraction: 0.1 },
+      model: modelDir,
+      dataset: datasetPath(),
+      backend: 'cpu',
+      method: 'bias-aware',
+      lora,
+      biasAware: bias(biasAware),
+      training: {
+        learningRate: 3e-2,
+        batchSize: 4,
+        maxSteps: 10,
+        maxSeqLen: 16,
+        warmupSteps: 0,
+        evalEvery: 5,
+        evalBatches: 1,
+        checkpointEvery: 5,
+        seed: 3,
+        validationFraction: 0.1,
+      },
     } satisfies RunConfigInput);
     const messages: WorkerToMain[] = [];
-    await runTraining({ type: 'train', runId: name, config, modelDir, datasetPath: datasetPath(), runDir, resumeFrom }, { emit: (m) => messages.push(m), shouldStop: () => false });
+    await runTraining(
+      { type: 'train', runId: name, config, modelDir, datasetPath: datasetPath(), runDir, resumeFrom },
+      { emit: (m) => messages.push(m), shouldStop: () => false },
+    );
     expect(messages.filter((m) => m.type === 'failed')).toEqual([]);
     return { messages, runDir };
   }
-  const series = (messages: WorkerToMain[], name: string) => messages.flatMap((m) => (m.type === 'metrics' ? m.points.filter((p) => p.name === name).map((p) => p.value) : []));
+  const series = (messages: WorkerToMain[], name: string) =>
+    messages.flatMap((m) => (m.type === 'metrics' ? m.points.filter((p) => p.name === name).map((p) => p.value) : []));
 
   it('with one task and lambdaAlign 0 it trains exactly as bias-aware LoRA (rows may carry a task)', async () => {
     const plain = await train('plain', {});
@@ -164,9 +219,23 @@ describe('multi-task runs', () => {
     const native = await readProbe(adapterDir);
     const flat = await readProbe(flatDir);
     expect(maxAbsDiff(native!.logits.data, flat!.logits.data)).toBeLessThan(1e-4);
-    const peft = await exportAdapter({ type: 'export', sourceDir: adapterDir, modelDir, outDir: path.join(root, 'out-native'), backend: 'cpu', format: 'peft' });
+    const peft = await exportAdapter({
+      type: 'export',
+      sourceDir: adapterDir,
+      modelDir,
+      outDir: path.join(root, 'out-native'),
+      backend: 'cpu',
+      format: 'peft',
+    });
     expect(peft.verification.passed).toBe(true);
-    const flattened = await exportAdapter({ type: 'export', sourceDir: adapterDir, modelDir, outDir: path.join(root, 'out-flat'), backend: 'cpu', format: 'flattened' });
+    const flattened = await exportAdapter({
+      type: 'export',
+      sourceDir: adapterDir,
+      modelDir,
+      outDir: path.join(root, 'out-flat'),
+      backend: 'cpu',
+      format: 'flattened',
+    });
     expect(flattened.flattening!.maxAbsLogitDiffToNative).toBeLessThan(1e-4);
     expect(JSON.parse(fs.readFileSync(path.join(root, 'out-flat', 'adapter_config.json'), 'utf8'))).toMatchObject({ r: 4, lora_alpha: 8 });
 
@@ -178,8 +247,13 @@ describe('multi-task runs', () => {
 
     // Resumed from step 5, the run draws the same tasks and batches, so steps 6..10 repeat exactly.
     const at5 = tied.messages.find((m) => m.type === 'checkpoint' && m.step === 5);
-    const resumed = await train('tied-resumed', { tasks: ['sound', 'colour'], lambdaAlign: 50, taskMixture: [1, 1] }, at5?.type === 'checkpoint' ? at5.dir : null);
-    const after5 = (messages: WorkerToMain[], name: string) => messages.flatMap((m) => (m.type === 'metrics' ? m.points.filter((p) => p.name === name && p.step > 5).map((p) => p.value) : []));
+    const resumed = await train(
+      'tied-resumed',
+      { tasks: ['sound', 'colour'], lambdaAlign: 50, taskMixture: [1, 1] },
+      at5?.type === 'checkpoint' ? at5.dir : null,
+    );
+    const after5 = (messages: WorkerToMain[], name: string) =>
+      messages.flatMap((m) => (m.type === 'metrics' ? m.points.filter((p) => p.name === name && p.step > 5).map((p) => p.value) : []));
     expect(at5).toBeDefined();
     expect(series(resumed.messages, 'train/loss')).toHaveLength(5); // steps 6..10 only: it did resume
     expect(after5(resumed.messages, 'train/loss')).toHaveLength(5);
@@ -189,9 +263,20 @@ describe('multi-task runs', () => {
 
   it('refuses rows without one of the tasks, naming their lines', async () => {
     const runDir = path.join(root, 'bad');
-    const config = RunConfigSchema.parse({ model: modelDir, dataset: datasetPath(), backend: 'cpu', method: 'bias-aware', lora, biasAware: bias({ tasks: ['sound', 'other'] }), training: { maxSteps: 2, batchSize: 2, maxSeqLen: 16 } });
+    const config = RunConfigSchema.parse({
+      model: modelDir,
+      dataset: datasetPath(),
+      backend: 'cpu',
+      method: 'bias-aware',
+      lora,
+      biasAware: bias({ tasks: ['sound', 'other'] }),
+      training: { maxSteps: 2, batchSize: 2, maxSeqLen: 16 },
+    });
     const messages: WorkerToMain[] = [];
-    await runTraining({ type: 'train', runId: 'bad', config, modelDir, datasetPath: datasetPath(), runDir, resumeFrom: null }, { emit: (m) => messages.push(m), shouldStop: () => false });
+    await runTraining(
+      { type: 'train', runId: 'bad', config, modelDir, datasetPath: datasetPath(), runDir, resumeFrom: null },
+      { emit: (m) => messages.push(m), shouldStop: () => false },
+    );
     const failed = messages.find((m) => m.type === 'failed');
     expect(failed?.type === 'failed' && failed.error.message).toMatch(/training rows name no task of biasAware.tasks.*line \d+ \("colour"\)/);
   });

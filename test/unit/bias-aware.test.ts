@@ -21,10 +21,34 @@ import { trainStep } from '../../src-worker/train/loop.ts';
 import { checkGradients } from '../helpers/finite-differences.ts';
 import { mean, tempRoot, trainTiny } from './method-run.ts';
 
-const tiny: GPT2Config = { vocabSize: 24, nPositions: 8, nEmbd: 8, nLayer: 2, nHead: 2, nInner: 16, layerNormEpsilon: 1e-5, activation: 'gelu_new', scaleAttnByInverseLayerIdx: false };
+const tiny: GPT2Config = {
+  vocabSize: 24,
+  nPositions: 8,
+  nEmbd: 8,
+  nLayer: 2,
+  nHead: 2,
+  nInner: 16,
+  layerNormEpsilon: 1e-5,
+  activation: 'gelu_new',
+  scaleAttnByInverseLayerIdx: false,
+};
 const tinyLlama: LlamaConfig = {
-  modelType: 'llama', vocabSize: 24, hiddenSize: 16, intermediateSize: 24, numHiddenLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 2, headDim: 4,
-  maxPositionEmbeddings: 16, rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: null, qkvBias: false, oBias: false, mlpBias: false, tieWordEmbeddings: false,
+  modelType: 'llama',
+  vocabSize: 24,
+  hiddenSize: 16,
+  intermediateSize: 24,
+  numHiddenLayers: 2,
+  numAttentionHeads: 4,
+  numKeyValueHeads: 2,
+  headDim: 4,
+  maxPositionEmbeddings: 16,
+  rmsNormEps: 1e-5,
+  ropeTheta: 10000,
+  ropeScaling: null,
+  qkvBias: false,
+  oBias: false,
+  mlpBias: false,
+  tieWordEmbeddings: false,
 };
 const root = tempRoot('lw-bias-aware-');
 const examples = [
@@ -36,7 +60,8 @@ const prompts = examples.map((e) => e.inputIds.slice(0, e.promptLength));
 const batch = collate(examples, 0, 6);
 
 const loraSettings = LoraSettingsSchema.parse({ r: 2, alpha: 4, dropout: 0, targetModules: ['c_attn', 'c_fc'] });
-const make = (model: CausalLM, over: Partial<BiasAwareSettings> = {}) => new BiasAwareModel(model, BiasAwareSettingsSchema.parse({ lambdaBias: 0.5, lambdaKl: 0.7, ...over }), loraSettings, 3);
+const make = (model: CausalLM, over: Partial<BiasAwareSettings> = {}) =>
+  new BiasAwareModel(model, BiasAwareSettingsSchema.parse({ lambdaBias: 0.5, lambdaKl: 0.7, ...over }), loraSettings, 3);
 
 function randomizeB(adapter: AdapterModel, seed: number): void {
   for (const p of adapter.trainable()) if (p.group === 'lora_B') p.variable.assign(tf.randomUniform(p.variable.shape, -0.5, 0.5, 'float32', seed++));
@@ -68,7 +93,10 @@ function term(adapter: BiasAwareModel, model: CausalLM, name: string): number {
     const inputIds = ids2d();
     const lossMask = mask2d();
     const logits = model.forward(inputIds, { adapters: adapter });
-    return adapter.regularizers({ inputIds, lossMask, logits }).find((t) => t.name === name)!.value.dataSync()[0]!;
+    return adapter
+      .regularizers({ inputIds, lossMask, logits })
+      .find((t) => t.name === name)!
+      .value.dataSync()[0]!;
   });
 }
 
@@ -80,7 +108,12 @@ afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 describe('inputEmbeddingOffset', () => {
   it('equals shifting every token embedding by the offset (GPT-2 and Llama)', () => {
     const offset = Float32Array.from({ length: 16 }, (_, i) => Math.sin(i + 1) * 0.3);
-    const cases: [Map<string, { shape: number[]; data: Float32Array }>, string, (w: Map<string, { shape: number[]; data: Float32Array }>) => CausalLM, number][] = [
+    const cases: [
+      Map<string, { shape: number[]; data: Float32Array }>,
+      string,
+      (w: Map<string, { shape: number[]; data: Float32Array }>) => CausalLM,
+      number,
+    ][] = [
       [randomGPT2Weights(tiny, 1, 0.2), 'transformer.wte.weight', (w) => createGPT2(tiny, w), 8],
       [randomLlamaWeights(tinyLlama, 2, 0.2), 'model.embed_tokens.weight', (w) => createLlama(tinyLlama, w), 16],
     ];
@@ -110,7 +143,22 @@ describe('bias-aware LoRA', () => {
       const optimizer = new AdamW(['lora_A', 'lora_B'].map((g) => ({ name: g, lr: 0.05, weightDecay: 0, params: trainable.filter((p) => p.group === g) })));
       const nameOf = new Map(trainable.map((p) => [p.variable.name, p.name]));
       const out: number[] = [];
-      for (let step = 1; step <= 4; step++) out.push((await trainStep(model, adapter, optimizer, batch, 1, nameOf, trainable.map((p) => p.variable), step, prompts)).loss);
+      for (let step = 1; step <= 4; step++)
+        out.push(
+          (
+            await trainStep(
+              model,
+              adapter,
+              optimizer,
+              batch,
+              1,
+              nameOf,
+              trainable.map((p) => p.variable),
+              step,
+              prompts,
+            )
+          ).loss,
+        );
       optimizer.dispose();
       adapter.dispose();
       return out;
@@ -162,7 +210,10 @@ describe('bias-aware LoRA', () => {
     const model = createGPT2(tiny, randomGPT2Weights(tiny, 9, 0.2));
     const adapter = make(model);
     randomizeB(adapter, 21);
-    const counterfactuals = new Map([[0, [2, 5, 9, 9]], [2, [1, 7]]]);
+    const counterfactuals = new Map([
+      [0, [2, 5, 9, 9]],
+      [2, [1, 7]],
+    ]);
     for (const [i, cf] of counterfactuals) adapter.setCounterfactual(prompts[i]!, cf);
     adapter.setCounterfactual(prompts[1]!, null);
     adapter.prepare(model, prompts);
@@ -191,7 +242,14 @@ describe('bias-aware LoRA', () => {
       padTokenId: 0,
       vocabSize: vocab.length,
     };
-    adapter.fit(model, [[0, 2, 3], [4, 5, 6]], tokenizer);
+    adapter.fit(
+      model,
+      [
+        [0, 2, 3],
+        [4, 5, 6],
+      ],
+      tokenizer,
+    );
     expect(adapter.counterfactualOf([0, 2, 3])).toEqual([1, 2, 3]);
     expect(adapter.counterfactualOf([4, 5, 6])).toBeNull();
     adapter.dispose();
@@ -255,7 +313,11 @@ describe('bias-aware LoRA', () => {
   });
 
   it('trains through runTraining, logs loss/bias and loss/kl, and exports a plain PEFT LoRA', async () => {
-    const run = await trainTiny(root, 'bias-aware', { method: 'bias-aware', lora: { r: 4, alpha: 8, dropout: 0 }, biasAware: { lambdaBias: 0.5, lambdaKl: 0.5, reading: 'adversarial', epsilon: 0.05 } });
+    const run = await trainTiny(root, 'bias-aware', {
+      method: 'bias-aware',
+      lora: { r: 4, alpha: 8, dropout: 0 },
+      biasAware: { lambdaBias: 0.5, lambdaKl: 0.5, reading: 'adversarial', epsilon: 0.05 },
+    });
     const failed = run.messages.find((m) => m.type === 'failed');
     expect(failed).toBeUndefined();
     const loss = run.points('train/loss').map((p) => p.value);
@@ -273,7 +335,15 @@ describe('bias-aware LoRA', () => {
     expect(report.verification).toMatchObject({ passed: true });
     const sidecar = JSON.parse(fs.readFileSync(path.join(adapterDir, SIDECAR_FILE), 'utf8')) as { method: string; config: { biasAware: BiasAwareSettings } };
     expect(sidecar.method).toBe('bias-aware');
-    expect(sidecar.config.biasAware).toEqual({ lambdaBias: 0.5, lambdaKl: 0.5, reading: 'adversarial', epsilon: 0.05, lambdaAlign: 0, tasks: [], taskMixture: [] });
+    expect(sidecar.config.biasAware).toEqual({
+      lambdaBias: 0.5,
+      lambdaKl: 0.5,
+      reading: 'adversarial',
+      epsilon: 0.05,
+      lambdaAlign: 0,
+      tasks: [],
+      taskMixture: [],
+    });
     const peftConfig = fs.readFileSync(path.join(root, 'bias-aware-export', ADAPTER_CONFIG_FILE), 'utf8');
     expect(peftConfig).not.toMatch(/lambda|bias_aware|biasAware|epsilon|reading/i);
     expect(JSON.parse(peftConfig).peft_type).toBe('LORA');

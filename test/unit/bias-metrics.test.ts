@@ -150,7 +150,18 @@ describe('BBQ', () => {
 
 describe('representation shift, counterfactual gaps, parameter overhead', () => {
   it('averages 1 - cosine between base and adapted representations', () => {
-    expect(representationShift([[1, 0], [0, 1]], [[2, 0], [1, 0]])).toBe(0.5);
+    expect(
+      representationShift(
+        [
+          [1, 0],
+          [0, 1],
+        ],
+        [
+          [2, 0],
+          [1, 0],
+        ],
+      ),
+    ).toBe(0.5);
     expect(representationShift([[1, 1]], [[-1, -1]])).toBeCloseTo(2, 15);
     expect(() => representationShift([[1]], [])).toThrow(/1 base and 0 adapted/);
   });
@@ -164,7 +175,11 @@ describe('representation shift, counterfactual gaps, parameter overhead', () => 
     expect(gaps).toMatchObject({ count: 3, metricMean: 2 / 3, metricSwappedMean: 2 / 3, metricGap: 0, meanAbsMetricGap: 2 / 3 });
     expect(gaps.meanAbsProbabilityGap).toBeCloseTo(0.15, 12);
     expect(gaps.maxAbsProbabilityGap).toBeCloseTo(0.3, 12);
-    expect(counterfactualGaps([{ metric: 0.5, metricSwapped: 0.25 }])).toMatchObject({ metricGap: 0.25, meanAbsProbabilityGap: null, maxAbsProbabilityGap: null });
+    expect(counterfactualGaps([{ metric: 0.5, metricSwapped: 0.25 }])).toMatchObject({
+      metricGap: 0.25,
+      meanAbsProbabilityGap: null,
+      maxAbsProbabilityGap: null,
+    });
   });
 
   it('gives trainable parameters as a % of the base', () => {

@@ -6,7 +6,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { WorkbenchError } from '../../src-shared/errors.ts';
-import { chatFormatter, chatTemplateFromConfig, loadChatTemplate, renderChatTemplate, renderPlainChat, type ChatMessage } from '../../src-worker/formats/chat-template.ts';
+import {
+  chatFormatter,
+  chatTemplateFromConfig,
+  loadChatTemplate,
+  renderChatTemplate,
+  renderPlainChat,
+  type ChatMessage,
+} from '../../src-worker/formats/chat-template.ts';
 
 // SmolLM2-Instruct's template: a default system turn when the conversation has none.
 const CHATML = String.raw`{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}`;
@@ -46,7 +53,9 @@ describe('ChatML (SmolLM2 / Qwen2)', () => {
 
   it('adds the default system turn and the assistant opening when asked', () => {
     expect(renderChatTemplate(template, [{ role: 'user', content: 'What is 2+2?' }], { addGenerationPrompt: true })).toBe(
-      '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' + '<|im_start|>user\nWhat is 2+2?<|im_end|>\n' + '<|im_start|>assistant\n',
+      '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' +
+        '<|im_start|>user\nWhat is 2+2?<|im_end|>\n' +
+        '<|im_start|>assistant\n',
     );
   });
 
@@ -56,7 +65,9 @@ describe('ChatML (SmolLM2 / Qwen2)', () => {
       { role: 'user', content: 'Hello' },
       { role: 'assistant', content: 'Bonjour' },
     ];
-    expect(renderChatTemplate(template, messages)).toBe('<|im_start|>system\nAnswer in French.<|im_end|>\n<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\nBonjour<|im_end|>\n');
+    expect(renderChatTemplate(template, messages)).toBe(
+      '<|im_start|>system\nAnswer in French.<|im_end|>\n<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\nBonjour<|im_end|>\n',
+    );
   });
 });
 
@@ -72,7 +83,9 @@ describe('Llama 2 [INST]', () => {
       { role: 'user', content: 'Bye' },
     ];
     // strip() applies to the whole first turn, so the user's leading space survives after <</SYS>> (as in Python).
-    expect(renderChatTemplate(template, messages, { addGenerationPrompt: true })).toBe('<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\n Hi [/INST] Hello! </s><s>[INST] Bye [/INST]');
+    expect(renderChatTemplate(template, messages, { addGenerationPrompt: true })).toBe(
+      '<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\n Hi [/INST] Hello! </s><s>[INST] Bye [/INST]',
+    );
     expect(renderChatTemplate(template, [{ role: 'user', content: ' Hi ' }])).toBe('<s>[INST] Hi [/INST]');
   });
 
@@ -89,7 +102,13 @@ describe('model folders', () => {
   it('reads chat_template from tokenizer_config.json, from a list with "default", or from chat_template.jinja', async () => {
     const fromConfig = await loadChatTemplate(await folder({ 'tokenizer_config.json': JSON.stringify(chatmlConfig) }));
     expect(fromConfig!.source).toBe(CHATML);
-    const listed = { ...llama2Config, chat_template: [{ name: 'tool_use', template: 'x' }, { name: 'default', template: LLAMA2 }] };
+    const listed = {
+      ...llama2Config,
+      chat_template: [
+        { name: 'tool_use', template: 'x' },
+        { name: 'default', template: LLAMA2 },
+      ],
+    };
     expect((await loadChatTemplate(await folder({ 'tokenizer_config.json': JSON.stringify(listed) })))!.source).toBe(LLAMA2);
     const jinjaDir = await folder({ 'tokenizer_config.json': JSON.stringify({ eos_token: '<|im_end|>' }), 'chat_template.jinja': CHATML });
     const fromFile = await loadChatTemplate(jinjaDir);
@@ -102,7 +121,10 @@ describe('model folders', () => {
   it('without a template: a model_invalid error, unless the plain format is chosen', async () => {
     const dir = await folder({ 'tokenizer_config.json': JSON.stringify({ eos_token: '</s>' }) });
     expect(await loadChatTemplate(dir)).toBeNull();
-    await expect(chatFormatter(dir, 'error')).rejects.toMatchObject({ code: 'model_invalid', message: expect.stringMatching(/has no chat template .*choose the plain "User: \.\.\.\\nAssistant:" format/) });
+    await expect(chatFormatter(dir, 'error')).rejects.toMatchObject({
+      code: 'model_invalid',
+      message: expect.stringMatching(/has no chat template .*choose the plain "User: \.\.\.\\nAssistant:" format/),
+    });
     const plain = await chatFormatter(dir, 'plain');
     expect(plain).toBe(renderPlainChat);
     const messages: ChatMessage[] = [
@@ -116,8 +138,22 @@ describe('model folders', () => {
   });
 
   it('names a template that does not parse and a malformed chat_template field', async () => {
-    expectError(() => renderChatTemplate(chatTemplateFromConfig({ chat_template: '{% for m in messages %}{{ m.content }}' }, 'x/tokenizer_config.json')!, []), 'format_invalid', /x\/tokenizer_config\.json: the chat template does not parse/);
+    expectError(
+      () => renderChatTemplate(chatTemplateFromConfig({ chat_template: '{% for m in messages %}{{ m.content }}' }, 'x/tokenizer_config.json')!, []),
+      'format_invalid',
+      /x\/tokenizer_config\.json: the chat template does not parse/,
+    );
     expectError(() => chatTemplateFromConfig({ chat_template: 42 }), 'format_invalid', /"chat_template" is number/);
-    expectError(() => chatTemplateFromConfig({ chat_template: [{ name: 'rag', template: 'x' }, { name: 'tool_use', template: 'y' }] }), 'format_invalid', /none named "default"/);
+    expectError(
+      () =>
+        chatTemplateFromConfig({
+          chat_template: [
+            { name: 'rag', template: 'x' },
+            { name: 'tool_use', template: 'y' },
+          ],
+        }),
+      'format_invalid',
+      /none named "default"/,
+    );
   });
 });

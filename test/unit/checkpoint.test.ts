@@ -125,7 +125,13 @@ describe('saveCheckpoint / loadCheckpoint', () => {
     const dir = runDir();
     const saved = await saveCheckpoint(dir, { adapter, optimizer, state: state(7), baseModelNameOrPath: '/models/tiny', sidecar });
     expect(path.basename(saved)).toBe('step-000007');
-    expect(fs.readdirSync(saved).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'optimizer.safetensors', 'trainer_state.json', 'workbench_adapter.json']);
+    expect(fs.readdirSync(saved).sort()).toEqual([
+      'adapter_config.json',
+      'adapter_model.safetensors',
+      'optimizer.safetensors',
+      'trainer_state.json',
+      'workbench_adapter.json',
+    ]);
 
     const loaded = await loadCheckpoint(saved);
     expect(loaded.state).toEqual(state(7));

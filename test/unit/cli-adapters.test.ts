@@ -22,16 +22,41 @@ async function cli(...argv: string[]) {
 
 describe('lora-workbench adapters import', () => {
   it('imports a PEFT LoRA folder against its base model and lists it', async () => {
-    const imported = await cli('adapters', 'import', path.join(fixtures, 'peft-import', 'llama-tiny-rslora'), '--base', path.join(fixtures, 'llama-tiny'), '--backend', 'cpu', '--data-dir', dataDir);
+    const imported = await cli(
+      'adapters',
+      'import',
+      path.join(fixtures, 'peft-import', 'llama-tiny-rslora'),
+      '--base',
+      path.join(fixtures, 'llama-tiny'),
+      '--backend',
+      'cpu',
+      '--data-dir',
+      dataDir,
+    );
     expect(imported).toMatchObject({ code: 0, err: '' });
-    expect(imported.out).toMatch(/^Imported .*llama-tiny-rslora as adapter ad-\S+ \("llama-tiny-rslora"\): LoRA r=2, alpha=4 \(rsLoRA\) on down_proj, q_proj, v_proj, [\d,]+ parameters\.$/);
+    expect(imported.out).toMatch(
+      /^Imported .*llama-tiny-rslora as adapter ad-\S+ \("llama-tiny-rslora"\): LoRA r=2, alpha=4 \(rsLoRA\) on down_proj, q_proj, v_proj, [\d,]+ parameters\.$/,
+    );
     expect((await cli('runs', '--data-dir', dataDir)).out).toMatch(/llama-tiny-rslora\s+completed/);
   }, 120_000);
 
   it('refuses a folder that does not fit, and explains its usage', async () => {
-    const wrongBase = await cli('adapters', 'import', path.join(fixtures, 'peft-import', 'gpt2-tiny-lora'), '--base', path.join(fixtures, 'llama-tiny'), '--backend', 'cpu', '--data-dir', dataDir);
+    const wrongBase = await cli(
+      'adapters',
+      'import',
+      path.join(fixtures, 'peft-import', 'gpt2-tiny-lora'),
+      '--base',
+      path.join(fixtures, 'llama-tiny'),
+      '--backend',
+      'cpu',
+      '--data-dir',
+      dataDir,
+    );
     expect(wrongBase).toMatchObject({ code: 1, err: expect.stringMatching(/no linear layer for: transformer\.h\.0\.attn\.c_attn/) });
-    expect(await cli('adapters', 'import', path.join(fixtures, 'gpt2-tiny'), '--data-dir', dataDir)).toMatchObject({ code: 2, err: expect.stringMatching(/needs --base MODEL/) });
+    expect(await cli('adapters', 'import', path.join(fixtures, 'gpt2-tiny'), '--data-dir', dataDir)).toMatchObject({
+      code: 2,
+      err: expect.stringMatching(/needs --base MODEL/),
+    });
     expect(await cli('adapters', 'remove', 'x')).toMatchObject({ code: 2, err: expect.stringMatching(/Unknown adapters command "remove"/) });
     expect((await cli('adapters', '--help')).out).toMatch(/modules_to_save/);
   }, 120_000);

@@ -34,7 +34,9 @@ describe('--config', () => {
     const { config, base } = readRunConfig('{"training": {"maxSteps": 5}, "dataset": "data/my.jsonl"}');
     expect(config).toEqual({ training: { maxSteps: 5 }, dataset: 'data/my.jsonl' });
     expect(base).toBe(process.cwd());
-    expect(() => readRunConfig('{"training": ')).toThrow(expect.objectContaining({ code: 'invalid_input', message: expect.stringMatching(/--config JSON does not parse/) }));
+    expect(() => readRunConfig('{"training": ')).toThrow(
+      expect.objectContaining({ code: 'invalid_input', message: expect.stringMatching(/--config JSON does not parse/) }),
+    );
     expect(() => readRunConfig('[1]')).toThrow(/Cannot read the run configuration/);
   });
 
@@ -50,7 +52,8 @@ describe('a closed stdout', () => {
   it('`runs | head -1` ends with exit 0 and no EPIPE error', async () => {
     const store = Store.open(resolvePaths({ dataDir }).dbFile);
     const config = RunConfigSchema.parse({});
-    for (let k = 0; k < 3000; k++) store.runs.create({ id: `run-${String(k).padStart(5, '0')}`, name: `run number ${k}`, config, createdAt: new Date().toISOString(), ownerPid: null });
+    for (let k = 0; k < 3000; k++)
+      store.runs.create({ id: `run-${String(k).padStart(5, '0')}`, name: `run number ${k}`, config, createdAt: new Date().toISOString(), ownerPid: null });
     store.close();
     const child = spawn(process.execPath, [bin, 'runs', '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
@@ -103,7 +106,12 @@ describe('follow', () => {
       expect(printed.at(-1)![0]).toBe(60);
       for (const [step, loss] of printed) expect(loss).toBeCloseTo(step! / 100, 6);
       for (let k = 1; k < printed.length; k++) expect(printed[k]![0]).toBeGreaterThan(printed[k - 1]![0]!);
-      const stored = new Map(manager.metrics(run.id).filter((p) => p.name === 'train/loss').map((p) => [p.step, p.value]));
+      const stored = new Map(
+        manager
+          .metrics(run.id)
+          .filter((p) => p.name === 'train/loss')
+          .map((p) => [p.step, p.value]),
+      );
       for (const [step, loss] of printed) expect(stored.get(step!)).toBeCloseTo(loss!, 4);
     } finally {
       await manager.close();

@@ -25,7 +25,8 @@ describe('help', () => {
   it('lists the commands', async () => {
     const { code, out } = await cli('--help');
     expect(code).toBe(0);
-    for (const command of ['train', 'resume', 'export', 'serve', 'runs', 'eval', 'datasets', 'import-llama2c']) expect(out).toMatch(new RegExp(`^  ${command} `, 'm'));
+    for (const command of ['train', 'resume', 'export', 'serve', 'runs', 'eval', 'datasets', 'import-llama2c'])
+      expect(out).toMatch(new RegExp(`^  ${command} `, 'm'));
   });
 
   it.each([
@@ -88,7 +89,15 @@ describe('commands', () => {
     expect(imported.code).toBe(0);
     expect(imported.out).toMatch(new RegExp(`^Imported .*model\\.bin into ${out}: llama, [\\d,]+ parameters\\.`));
     expect(imported.out).toContain('  model.safetensors');
-    const missing = await cli('import-llama2c', path.join(fixture, 'absent.bin'), path.join(fixture, 'tokenizer.bin'), '--out', path.join(dataDir, 'x'), '--data-dir', dataDir);
+    const missing = await cli(
+      'import-llama2c',
+      path.join(fixture, 'absent.bin'),
+      path.join(fixture, 'tokenizer.bin'),
+      '--out',
+      path.join(dataDir, 'x'),
+      '--data-dir',
+      dataDir,
+    );
     expect(missing).toMatchObject({ code: 1, err: expect.stringMatching(/checkpoint file .*absent\.bin does not exist/) });
   });
 });

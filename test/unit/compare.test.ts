@@ -7,28 +7,76 @@ import type { Adapter, MetricPoint, Run } from '../../src-shared/runs.ts';
 import { buildCompareRows, figureKey, flattenConfig, lastValues, type CompareInput } from '../../src-renderer/lib/compare.ts';
 
 const run = (id: string, config: RunConfigInput): Run => ({
-  id, name: id, config: RunConfigSchema.parse(config), status: 'completed', backend: null, createdAt: '2026-01-01T00:00:00.000Z',
-  startedAt: null, finishedAt: null, error: null, progress: null, lastCheckpointStep: null, adapterId: `ad-${id}`,
+  id,
+  name: id,
+  config: RunConfigSchema.parse(config),
+  status: 'completed',
+  backend: null,
+  createdAt: '2026-01-01T00:00:00.000Z',
+  startedAt: null,
+  finishedAt: null,
+  error: null,
+  progress: null,
+  lastCheckpointStep: null,
+  adapterId: `ad-${id}`,
 });
 const adapter = (id: string, trainableParams: number, method = 'lora'): Adapter => ({
-  id: `ad-${id}`, runId: id, name: id, method, baseModel: 'default', path: '/a', step: 20, trainableParams, createdAt: '2026-01-01T00:00:00.000Z', description: null,
+  id: `ad-${id}`,
+  runId: id,
+  name: id,
+  method,
+  baseModel: 'default',
+  path: '/a',
+  step: 20,
+  trainableParams,
+  createdAt: '2026-01-01T00:00:00.000Z',
+  description: null,
 });
 const point = (step: number, name: string, value: number): MetricPoint => ({ step, name, value, time: step });
 const evaluation = (id: string, createdAt: string, summary: Record<string, number> | null, status: Evaluation['status'] = 'completed'): Evaluation => ({
-  id, runId: null, adapterId: null, suite: 'bias', status, model: 'default', backendChoice: 'wasm', backend: null, seed: 0, limit: 5,
-  datasets: {}, slices: null, summary, resultPath: null, progress: null, error: null, createdAt, finishedAt: null,
+  id,
+  runId: null,
+  adapterId: null,
+  suite: 'bias',
+  status,
+  model: 'default',
+  backendChoice: 'wasm',
+  backend: null,
+  seed: 0,
+  limit: 5,
+  datasets: {},
+  slices: null,
+  summary,
+  resultPath: null,
+  progress: null,
+  error: null,
+  createdAt,
+  finishedAt: null,
 });
 
 describe('lastValues', () => {
   it('keeps the value at the highest step of each metric, the later point on a tie (a resumed run)', () => {
-    const last = lastValues([point(1, 'train/loss', 3), point(5, 'train/loss', 2), point(5, 'train/loss', 1.5), point(3, 'lr', 1e-3), point(2, 'train/loss', 9)]);
-    expect([...last]).toEqual([['train/loss', 1.5], ['lr', 1e-3]]);
+    const last = lastValues([
+      point(1, 'train/loss', 3),
+      point(5, 'train/loss', 2),
+      point(5, 'train/loss', 1.5),
+      point(3, 'lr', 1e-3),
+      point(2, 'train/loss', 9),
+    ]);
+    expect([...last]).toEqual([
+      ['train/loss', 1.5],
+      ['lr', 1e-3],
+    ]);
   });
 });
 
 describe('flattenConfig', () => {
   it('names leaves by their path and joins lists', () => {
-    expect([...flattenConfig({ a: { b: 1, c: ['x', 'y'] }, d: null })]).toEqual([['a.b', 1], ['a.c', 'x, y'], ['d', null]]);
+    expect([...flattenConfig({ a: { b: 1, c: ['x', 'y'] }, d: null })]).toEqual([
+      ['a.b', 1],
+      ['a.c', 'x, y'],
+      ['d', null],
+    ]);
   });
 });
 
@@ -80,7 +128,9 @@ describe('buildCompareRows', () => {
 
   it('lists the headline figures of the evaluations list before the other figures', () => {
     expect(rows.filter((r) => r.section === 'Evaluation').map((r) => r.key)).toEqual([
-      'bias: crowsPairs.biasScore', 'bias: crowsPairs.overall.stereoPercent', 'bias: crowsPairs.overall.count',
+      'bias: crowsPairs.biasScore',
+      'bias: crowsPairs.overall.stereoPercent',
+      'bias: crowsPairs.overall.count',
     ]);
     expect(figureKey('robustness', 'robustness.original.base.accuracy')).toBe('robustness: original.base.accuracy');
     expect(figureKey('bias', 'bbq.overall.ambig.accuracy')).toBe('bias: bbq.overall.ambig.accuracy');

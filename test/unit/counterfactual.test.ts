@@ -35,7 +35,7 @@ describe('outcomes from option scores', () => {
     expect(binaryOutcome(-1, -1, 1)).toMatchObject({ prediction: 0, correct: false, probability: 0.5 });
   });
 
-  it('multiple choice: the gold option\'s share of the probability, the first likeliest answering', () => {
+  it("multiple choice: the gold option's share of the probability, the first likeliest answering", () => {
     const o = choiceOutcome([Math.log(0.1), Math.log(0.3), Math.log(0.1)], 0);
     expect(o.probability).toBeCloseTo(0.2, 12);
     expect(o).toMatchObject({ prediction: 1, correct: false });
@@ -61,7 +61,11 @@ describe('measureCounterfactual on a stub scorer', () => {
   };
 
   it('takes the figures over changed items only, as computed by hand', async () => {
-    const twins = counterfactualTwins(items, (t) => [t], (_t, [swapped]) => swapped!);
+    const twins = counterfactualTwins(
+      items,
+      (t) => [t],
+      (_t, [swapped]) => swapped!,
+    );
     expect(twins.map((t) => t.index)).toEqual([0, 2, 3, 4]);
     const scored: string[][] = [];
     const r = await measureCounterfactual({
@@ -104,7 +108,11 @@ describe('in the suites (gpt2-tiny)', () => {
 
   it('QQP: twins of pairs with terms, swapped alike in both questions, scored as the suite scores', async () => {
     const pair = (id: string, question1: string, question2: string, label: 0 | 1): QqpPair => ({ id, question1, question2, label, line: 0 });
-    const pairs = [pair('a', 'Is he tall?', 'Is he a tall man?', 1), pair('b', 'Why is the sky blue?', 'Is tea good?', 0), pair('c', 'Can a Christian pray?', 'Do Muslims pray?', 0)];
+    const pairs = [
+      pair('a', 'Is he tall?', 'Is he a tall man?', 1),
+      pair('b', 'Why is the sky blue?', 'Is tea good?', 0),
+      pair('c', 'Can a Christian pray?', 'Do Muslims pray?', 0),
+    ];
     const r = await runQqpSuite({ ...ctx, pairs, counterfactual: true });
     const cf = r.counterfactual!;
     expect(cf).toMatchObject({ total: 3, count: 2, probabilityOf: 'yes' });
@@ -112,7 +120,10 @@ describe('in the suites (gpt2-tiny)', () => {
       ['a', 'Is she tall? || Is she a tall woman?'],
       ['c', 'Can a Muslim pray? || Do Jews pray?'],
     ]);
-    const twins = await runQqpSuite({ ...ctx, pairs: [pair('a', 'Is she tall?', 'Is she a tall woman?', 1), pair('c', 'Can a Muslim pray?', 'Do Jews pray?', 0)] });
+    const twins = await runQqpSuite({
+      ...ctx,
+      pairs: [pair('a', 'Is she tall?', 'Is she a tall woman?', 1), pair('c', 'Can a Muslim pray?', 'Do Jews pray?', 0)],
+    });
     cf.items.forEach((item, k) => {
       const t = twins.items[k]!;
       expect(item.probabilitySwapped).toBeCloseTo(1 / (1 + Math.exp(t.logLikNo - t.logLikYes)), 9);

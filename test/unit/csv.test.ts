@@ -62,10 +62,7 @@ describe('parseCsv', () => {
 
   it('reads TSV with quoting off, leaving GLUE-style quote artefacts in the text', () => {
     const text = 'question1\tquestion2\n"""Marriage is an institution."" What does this mean?"\tWhy?\n';
-    expect(parseCsv(text, { delimiter: '\t', quote: null }).records[1]!.fields).toEqual([
-      '"""Marriage is an institution."" What does this mean?"',
-      'Why?',
-    ]);
+    expect(parseCsv(text, { delimiter: '\t', quote: null }).records[1]!.fields).toEqual(['"""Marriage is an institution."" What does this mean?"', 'Why?']);
   });
 
   it('rejects a delimiter that is not one character', () => {

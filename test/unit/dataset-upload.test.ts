@@ -18,7 +18,13 @@ beforeEach(() => {
   root = mkdtempSync(path.join(os.tmpdir(), 'lw-upload-'));
   paths = resolvePaths({ dataDir: path.join(root, 'data') });
   store = Store.open(paths.dbFile);
-  services = createServices({ store, paths, createWorker: () => { throw new Error('no worker in this test'); } });
+  services = createServices({
+    store,
+    paths,
+    createWorker: () => {
+      throw new Error('no worker in this test');
+    },
+  });
 });
 afterEach(async () => {
   await services.close();
@@ -39,9 +45,13 @@ describe('datasets.upload', () => {
 
   it('refuses other file types and text over the limit', async () => {
     const api = createWorkbenchApi({ ...services, paths, mode: 'browser' });
-    await expect(dispatch(api, 'datasets.upload', { name: 'run.sh', content: 'rm -rf /' })).rejects.toMatchObject({ code: 'invalid_input', details: { field: 'name' } });
+    await expect(dispatch(api, 'datasets.upload', { name: 'run.sh', content: 'rm -rf /' })).rejects.toMatchObject({
+      code: 'invalid_input',
+      details: { field: 'name' },
+    });
     await expect(dispatch(api, 'datasets.upload', { name: 'big.jsonl', content: 'x'.repeat(MAX_UPLOAD_CHARS + 1) })).rejects.toMatchObject({
-      code: 'invalid_input', message: expect.stringMatching(/at most 15 MB/),
+      code: 'invalid_input',
+      message: expect.stringMatching(/at most 15 MB/),
     });
   });
 });

@@ -125,7 +125,10 @@ describe('default model card', () => {
 describe('default model tokenizer', () => {
   const tokenizer = loadTokenizer(modelDir);
   const config = readJson(path.join(modelDir, 'config.json'));
-  const rows = fs.readFileSync(path.join(sampleDir, 'train.jsonl'), 'utf8').trim().split('\n')
+  const rows = fs
+    .readFileSync(path.join(sampleDir, 'train.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
     .map((l) => JSON.parse(l) as { prompt: string; completion: string });
 
   it('has a vocabulary of vocab_size with <|endoftext|> as the eos id', () => {
@@ -137,7 +140,9 @@ describe('default model tokenizer', () => {
 
   it('lists merges in training order: each merge makes a token no later than itself, from earlier tokens', () => {
     const model = readJson(path.join(modelDir, 'tokenizer.json')).model as { vocab: Record<string, number>; merges: string[] };
-    const byteTokens = Object.entries(model.vocab).filter(([, id]) => id < 256).map(([t]) => t);
+    const byteTokens = Object.entries(model.vocab)
+      .filter(([, id]) => id < 256)
+      .map(([t]) => t);
     expect(byteTokens.every((t) => [...t].length === 1)).toBe(true);
     model.merges.forEach((merge, i) => {
       const [a, b] = merge.split(' ') as [string, string];
@@ -151,13 +156,22 @@ describe('default model tokenizer', () => {
   it.skipIf(!fs.existsSync(python))('encodes a few hundred strings exactly as the Python BPE that trained the model', () => {
     const texts = [
       ...rows.slice(0, 300).map((r) => r.prompt + r.completion),
-      'In the beginning God created the heaven and the earth.', "Don't  stop\t\tnow 1234 ...", 'café 中文 🙂', ' ', '',
+      'In the beginning God created the heaven and the earth.',
+      "Don't  stop\t\tnow 1234 ...",
+      'café 中文 🙂',
+      ' ',
+      '',
     ];
-    const res = spawnSync(python, [path.join(root, 'scripts', 'default-model', 'bpe.py'), 'encode',
-      path.join(modelDir, 'tokenizer.json')], { input: JSON.stringify(texts), encoding: 'utf8' });
+    const res = spawnSync(python, [path.join(root, 'scripts', 'default-model', 'bpe.py'), 'encode', path.join(modelDir, 'tokenizer.json')], {
+      input: JSON.stringify(texts),
+      encoding: 'utf8',
+    });
     expect(res.status, res.stderr).toBe(0);
     const ids = JSON.parse(res.stdout) as number[][];
-    const mismatches = findMismatches(tokenizer, texts.map((text, i) => ({ text, ids: ids[i]! })));
+    const mismatches = findMismatches(
+      tokenizer,
+      texts.map((text, i) => ({ text, ids: ids[i]! })),
+    );
     expect(mismatches).toEqual([]);
   });
 });

@@ -24,7 +24,13 @@ beforeEach(() => {
   root = mkdtempSync(path.join(os.tmpdir(), 'lw-deletion-'));
   paths = resolvePaths({ dataDir: path.join(root, 'data') });
   store = Store.open(paths.dbFile);
-  services = createServices({ store, paths, createWorker: () => { throw new Error('no worker in this test'); } });
+  services = createServices({
+    store,
+    paths,
+    createWorker: () => {
+      throw new Error('no worker in this test');
+    },
+  });
   api = createWorkbenchApi({ ...services, paths, mode: 'headless' });
 });
 afterEach(async () => {
@@ -43,13 +49,32 @@ function seedRun(id: string) {
   store.metrics.insertBatch([[id, [{ step: 1, name: 'train/loss', value: 2, time: 1 }]]]);
   store.checkpoints.add({ runId: id, step: 1, dir: path.join(runDir, 'checkpoints', 'step-000001'), createdAt });
   const adapterId = `ad-${id}`;
-  store.adapters.create({ id: adapterId, runId: id, name: id, method: 'lora', baseModel: 'default', path: path.join(runDir, 'adapter'), step: 1, trainableParams: 1, createdAt });
+  store.adapters.create({
+    id: adapterId,
+    runId: id,
+    name: id,
+    method: 'lora',
+    baseModel: 'default',
+    path: path.join(runDir, 'adapter'),
+    step: 1,
+    trainableParams: 1,
+    createdAt,
+  });
   const resultPath = path.join(paths.dataDir, 'evals', `ev-${id}.json`);
   mkdirSync(path.dirname(resultPath), { recursive: true });
   writeFileSync(resultPath, '{}');
   store.evaluations.create({
-    id: `ev-${id}`, runId: id, adapterId, suite: 'bias', model: 'default', backendChoice: 'cpu', seed: 1, limit: null,
-    datasets: { crowsPairs: '/x.csv' }, createdAt, ownerPid: null,
+    id: `ev-${id}`,
+    runId: id,
+    adapterId,
+    suite: 'bias',
+    model: 'default',
+    backendChoice: 'cpu',
+    seed: 1,
+    limit: null,
+    datasets: { crowsPairs: '/x.csv' },
+    createdAt,
+    ownerPid: null,
   });
   store.evaluations.update(`ev-${id}`, { status: 'completed', resultPath });
   return { runDir, adapterId, resultPath, evaluationId: `ev-${id}` };
@@ -90,7 +115,17 @@ describe('deleting', () => {
     const outside = path.join(root, 'my-adapter');
     mkdirSync(outside);
     writeFileSync(path.join(outside, 'adapter_model.safetensors'), 'mine');
-    store.adapters.create({ id: 'ad-outside', runId: 'run-d', name: 'x', method: 'lora', baseModel: 'default', path: outside, step: 1, trainableParams: 1, createdAt });
+    store.adapters.create({
+      id: 'ad-outside',
+      runId: 'run-d',
+      name: 'x',
+      method: 'lora',
+      baseModel: 'default',
+      path: outside,
+      step: 1,
+      trainableParams: 1,
+      createdAt,
+    });
     await dispatch(api, 'adapters.delete', 'ad-outside');
     expect(store.adapters.get('ad-outside')).toBeUndefined();
     expect(existsSync(path.join(outside, 'adapter_model.safetensors'))).toBe(true);

@@ -4,7 +4,14 @@ import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import {
-  APP_ORIGIN, appRequestFile, hardenContents, isAllowedExternalUrl, isAppUrl, isTrustedSender, rendererEntry, type HardenableContents,
+  APP_ORIGIN,
+  appRequestFile,
+  hardenContents,
+  isAllowedExternalUrl,
+  isAppUrl,
+  isTrustedSender,
+  rendererEntry,
+  type HardenableContents,
 } from '../../src-main/electron/security.ts';
 
 const entry = `${APP_ORIGIN}/index.html`;

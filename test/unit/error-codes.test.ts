@@ -11,16 +11,19 @@ import { AdamW } from '../../src-worker/train/adamw.ts';
 
 describe('WorkbenchError.from', () => {
   it.each([
-    'ENOENT: no such file or directory, open \'/home/me/models/bloom-560m/config.json\'',
+    "ENOENT: no such file or directory, open '/home/me/models/bloom-560m/config.json'",
     'Cannot read /srv/classroom/data.jsonl',
-    'EACCES: permission denied, mkdir \'/mnt/storeroom/exports\'',
+    "EACCES: permission denied, mkdir '/mnt/storeroom/exports'",
   ])('keeps "%s" out of out_of_memory', (message) => {
     expect(WorkbenchError.from(new Error(message)).code).toBe('internal');
   });
 
-  it.each(['OOM when allocating tensor with shape[4096,4096]', 'WebGPU: out of memory', 'Failed to allocate 1.5 GB'])('classifies "%s" as out_of_memory', (message) => {
-    expect(WorkbenchError.from(new Error(message)).code).toBe('out_of_memory');
-  });
+  it.each(['OOM when allocating tensor with shape[4096,4096]', 'WebGPU: out of memory', 'Failed to allocate 1.5 GB'])(
+    'classifies "%s" as out_of_memory',
+    (message) => {
+      expect(WorkbenchError.from(new Error(message)).code).toBe('out_of_memory');
+    },
+  );
 });
 
 describe('user-data errors', () => {
@@ -32,12 +35,14 @@ describe('user-data errors', () => {
     expect(() => conversationTemplate(conversation as never)).toThrow(expect.objectContaining({ code: 'dataset_invalid', details: { line: 3 } }));
   });
 
-  it("a checkpoint whose optimizer state does not match is format_invalid, with what to do", () => {
+  it('a checkpoint whose optimizer state does not match is format_invalid, with what to do', () => {
     const a = tf.variable(tf.tensor1d([1, 2]));
     const optimizer = new AdamW([{ name: 'g', lr: 0.1, weightDecay: 0, params: [{ name: 'a', variable: a }] }]);
     try {
       const wrong = new Map([['a.exp_avg', { shape: [3], data: new Float32Array(3) }]]);
-      expect(() => optimizer.loadStateDict(wrong, 1)).toThrow(expect.objectContaining({ code: 'format_invalid', message: expect.stringMatching(/Resume from a checkpoint of this run/) }));
+      expect(() => optimizer.loadStateDict(wrong, 1)).toThrow(
+        expect.objectContaining({ code: 'format_invalid', message: expect.stringMatching(/Resume from a checkpoint of this run/) }),
+      );
     } finally {
       a.dispose();
     }

@@ -16,7 +16,14 @@ class MemoryStorage {
 
 describe('buildStartRequests', () => {
   it('evaluates the base model too, alike, when an adapter is the subject', () => {
-    const state = { ...defaultFormState(), adapterId: 'ad-1', limit: '5', seed: '7', backend: 'wasm' as const, paths: { crowsPairs: ' /d/crows.csv ', bbq: '/d/bbq', qqp: '/d/qqp.tsv' } };
+    const state = {
+      ...defaultFormState(),
+      adapterId: 'ad-1',
+      limit: '5',
+      seed: '7',
+      backend: 'wasm' as const,
+      paths: { crowsPairs: ' /d/crows.csv ', bbq: '/d/bbq', qqp: '/d/qqp.tsv' },
+    };
     const requests = buildStartRequests(state);
     expect(requests).toEqual([
       { suite: 'bias', datasets: { crowsPairs: '/d/crows.csv', bbq: '/d/bbq' }, limit: 5, seed: 7, backend: 'wasm' },
@@ -25,15 +32,24 @@ describe('buildStartRequests', () => {
     for (const request of requests) expect(EvalStartRequestSchema.safeParse(request).success).toBe(true);
   });
 
-  it('sends one robustness request (it scores the base model itself), families in the engine\'s order', () => {
+  it("sends one robustness request (it scores the base model itself), families in the engine's order", () => {
     const state = {
-      ...defaultFormState(), suite: 'robustness' as const, adapterId: 'ad-1', limit: '', task: 'qqp' as const,
-      families: ['word-dropout' as const, 'typo' as const], levels: '0.2, 0 0.2', paths: { qqp: '/d/qqp.tsv', hotpotqa: '/d/h.json' },
+      ...defaultFormState(),
+      suite: 'robustness' as const,
+      adapterId: 'ad-1',
+      limit: '',
+      task: 'qqp' as const,
+      families: ['word-dropout' as const, 'typo' as const],
+      levels: '0.2, 0 0.2',
+      paths: { qqp: '/d/qqp.tsv', hotpotqa: '/d/h.json' },
     };
     const requests = buildStartRequests(state);
     expect(requests).toHaveLength(1);
     expect(requests[0]).toMatchObject({
-      suite: 'robustness', adapterId: 'ad-1', limit: null, datasets: { qqp: '/d/qqp.tsv' },
+      suite: 'robustness',
+      adapterId: 'ad-1',
+      limit: null,
+      datasets: { qqp: '/d/qqp.tsv' },
       robustness: { task: 'qqp', families: ['typo', 'word-dropout'], levels: [0, 0.2] },
     });
     expect(EvalStartRequestSchema.safeParse(requests[0]).success).toBe(true);

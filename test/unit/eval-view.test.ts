@@ -5,32 +5,59 @@ import { describe, expect, it } from 'vitest';
 import type { EvalResult, Evaluation } from '../../src-shared/eval.ts';
 import { summarize } from '../../src-main/evals.ts';
 import {
-  ADAPTER_DASH, bbqAnswerKind, metricBounded, bbqBars, bbqChanges, crowsBars, crowsMoves, hasBars, headlineFigures, matchingBase,
-  robustnessChangeRows, robustnessCurves, robustnessMetrics, stereoSetBars,
+  ADAPTER_DASH,
+  bbqAnswerKind,
+  metricBounded,
+  bbqBars,
+  bbqChanges,
+  crowsBars,
+  crowsMoves,
+  hasBars,
+  headlineFigures,
+  matchingBase,
+  robustnessChangeRows,
+  robustnessCurves,
+  robustnessMetrics,
+  stereoSetBars,
 } from '../../src-renderer/lib/eval-view.ts';
 
 const common = {
-  modelDir: '/m', backend: { name: 'wasm' as const, adapter: 'XNNPACK' }, seed: 0, slices: [],
-  startedAt: '2026-01-01T00:00:00.000Z', finishedAt: '2026-01-01T00:00:05.000Z', durationMs: 5000, notes: [],
+  modelDir: '/m',
+  backend: { name: 'wasm' as const, adapter: 'XNNPACK' },
+  seed: 0,
+  slices: [],
+  startedAt: '2026-01-01T00:00:00.000Z',
+  finishedAt: '2026-01-01T00:00:05.000Z',
+  durationMs: 5000,
+  notes: [],
 };
 const adapterInfo = { dir: '/a', method: 'lora', runId: 'run-1', step: 10, trainableParams: 100 };
 const crowsScores = (stereoPercent: number, count = 2) => ({
-  count, stereoPercent, tiePercent: 0, meanLogLikDiff: 1, stereoDirectionPercent: null, antistereoDirectionPercent: null,
+  count,
+  stereoPercent,
+  tiePercent: 0,
+  meanLogLikDiff: 1,
+  stereoDirectionPercent: null,
+  antistereoDirectionPercent: null,
 });
 const ssScores = (ss: number, lms = 90) => ({ count: 2, lms, ss, icat: (lms * Math.min(ss, 100 - ss)) / 50 });
 const bbqCondition = (accuracy: number, biasScore: number) => ({ count: 2, accuracy, biasScore, biasedAnswers: 1, nonUnknownAnswers: 2, withoutTarget: 0 });
 
 type BbqItem = NonNullable<NonNullable<EvalResult['bias']>['bbq']>['items'][number];
 const bbqItem = (id: string, prediction: 0 | 1 | 2, extra: Partial<BbqItem> = {}): BbqItem => ({
-  id, category: 'Age', contextCondition: 'ambig', questionPolarity: 'neg', label: 2, prediction, unknownIndex: 2, stereotypedIndex: 0, scores: [-1, -2, -3], ...extra,
+  id,
+  category: 'Age',
+  contextCondition: 'ambig',
+  questionPolarity: 'neg',
+  label: 2,
+  prediction,
+  unknownIndex: 2,
+  stereotypedIndex: 0,
+  scores: [-1, -2, -3],
+  ...extra,
 });
 
-function biasResult(options: {
-  adapter: boolean;
-  crows: Record<string, number>;
-  gaps: [number, number][];
-  bbqPredictions: (0 | 1 | 2)[];
-}): EvalResult {
+function biasResult(options: { adapter: boolean; crows: Record<string, number>; gaps: [number, number][]; bbqPredictions: (0 | 1 | 2)[] }): EvalResult {
   return {
     ...common,
     suite: 'bias',
@@ -40,7 +67,13 @@ function biasResult(options: {
         overall: crowsScores(60, 4),
         byBiasType: Object.fromEntries(Object.entries(options.crows).map(([k, v]) => [k, crowsScores(v)])),
         biasScore: 0.2,
-        items: options.gaps.map(([more, less], id) => ({ id, biasType: id % 2 ? 'gender' : 'age', direction: 'stereo' as const, logLikMore: more, logLikLess: less })),
+        items: options.gaps.map(([more, less], id) => ({
+          id,
+          biasType: id % 2 ? 'gender' : 'age',
+          direction: 'stereo' as const,
+          logLikMore: more,
+          logLikLess: less,
+        })),
       },
       stereoSet: {
         intrasentence: { overall: ssScores(55), pooled: ssScores(55), byBiasType: { race: ssScores(60), gender: ssScores(50) } },
@@ -88,8 +121,26 @@ describe('bars per category', () => {
 
 describe('what moved between base model and adapter', () => {
   it('matches CrowS-Pairs pairs by id and sorts by the size of the change of the gap', () => {
-    const base = biasResult({ adapter: false, crows: {}, gaps: [[-10, -12], [-20, -19], [-5, -5.5]], bbqPredictions: [] });
-    const adapter = biasResult({ adapter: true, crows: {}, gaps: [[-10, -11.5], [-20, -25], [-5, -5.5]], bbqPredictions: [] });
+    const base = biasResult({
+      adapter: false,
+      crows: {},
+      gaps: [
+        [-10, -12],
+        [-20, -19],
+        [-5, -5.5],
+      ],
+      bbqPredictions: [],
+    });
+    const adapter = biasResult({
+      adapter: true,
+      crows: {},
+      gaps: [
+        [-10, -11.5],
+        [-20, -25],
+        [-5, -5.5],
+      ],
+      bbqPredictions: [],
+    });
     // Pair 2 is missing from the base result: it cannot be compared and is left out.
     adapter.bias!.crowsPairs!.items.push({ id: 9, biasType: 'age', direction: 'stereo', logLikMore: 0, logLikLess: -100 });
     const moves = crowsMoves(base, adapter);
@@ -121,7 +172,12 @@ describe('what moved between base model and adapter', () => {
 });
 
 const robustness: NonNullable<EvalResult['robustness']> = {
-  task: 'qqp', primaryMetric: 'accuracy', seed: 3, levels: [0, 0.2], families: ['typo', 'word-dropout'], count: 4,
+  task: 'qqp',
+  primaryMetric: 'accuracy',
+  seed: 3,
+  levels: [0, 0.2],
+  families: ['typo', 'word-dropout'],
+  count: 4,
   original: { base: { accuracy: 0.75, f1: 0.5 }, adapter: { accuracy: 1, f1: 1 } },
   curves: [
     { family: 'typo', level: 0.2, base: { accuracy: 0.5, f1: 0.4 }, adapter: { accuracy: 0.75, f1: 0.7 } },
@@ -144,17 +200,30 @@ describe('robustness', () => {
   it('draws one line per family for the base model and a dashed one of the same colour for the adapter, sorted by level', () => {
     const series = robustnessCurves(robustness, 'accuracy', 'my-adapter');
     expect(series.map((s) => s.label)).toEqual(['typo · base', 'typo · my-adapter', 'word-dropout · base', 'word-dropout · my-adapter']);
-    expect(series[0]!.points).toEqual([{ x: 0, y: 0.75 }, { x: 0.2, y: 0.5 }]);
-    expect(series[1]!.points).toEqual([{ x: 0, y: 1 }, { x: 0.2, y: 0.75 }]);
+    expect(series[0]!.points).toEqual([
+      { x: 0, y: 0.75 },
+      { x: 0.2, y: 0.5 },
+    ]);
+    expect(series[1]!.points).toEqual([
+      { x: 0, y: 1 },
+      { x: 0.2, y: 0.75 },
+    ]);
     expect(series[0]!.dash).toBeUndefined();
     expect(series[1]!.dash).toEqual(ADAPTER_DASH);
     expect(series[0]!.color).toBe(series[1]!.color);
     expect(series[0]!.color).not.toBe(series[2]!.color);
-    expect(robustnessCurves(robustness, 'f1')[3]!.points).toEqual([{ x: 0, y: 1 }, { x: 0.2, y: 0.5 }]);
+    expect(robustnessCurves(robustness, 'f1')[3]!.points).toEqual([
+      { x: 0, y: 1 },
+      { x: 0.2, y: 0.5 },
+    ]);
   });
 
   it('has base lines only when the evaluation had no adapter', () => {
-    const baseOnly = { ...robustness, original: { base: robustness.original.base, adapter: null }, curves: robustness.curves.map((c) => ({ ...c, adapter: null })) };
+    const baseOnly = {
+      ...robustness,
+      original: { base: robustness.original.base, adapter: null },
+      curves: robustness.curves.map((c) => ({ ...c, adapter: null })),
+    };
     expect(robustnessCurves(baseOnly, 'accuracy').map((s) => s.label)).toEqual(['typo · base', 'word-dropout · base']);
     expect(robustnessMetrics(robustness)).toEqual(['accuracy', 'f1']);
   });
@@ -210,8 +279,16 @@ describe('headline figures', () => {
 
 describe('matchingBase', () => {
   const evaluation = (id: string, overrides: Partial<Evaluation>) => ({
-    id, suite: 'bias' as const, status: 'completed' as const, adapterId: null as string | null, model: 'default', seed: 0, limit: 10,
-    datasets: { crowsPairs: '/d/crows.csv' }, createdAt: '2026-01-01T00:00:00.000Z', ...overrides,
+    id,
+    suite: 'bias' as const,
+    status: 'completed' as const,
+    adapterId: null as string | null,
+    model: 'default',
+    seed: 0,
+    limit: 10,
+    datasets: { crowsPairs: '/d/crows.csv' },
+    createdAt: '2026-01-01T00:00:00.000Z',
+    ...overrides,
   });
 
   it('pairs an adapter evaluation with the completed base evaluation of the same slice closest in time', () => {
@@ -225,6 +302,11 @@ describe('matchingBase', () => {
       adapter,
     ];
     expect(matchingBase(adapter, all)?.id).toBe('pair');
-    expect(matchingBase(adapter, all.filter((e) => e.id !== 'pair' && e.id !== 'old'))).toBeNull();
+    expect(
+      matchingBase(
+        adapter,
+        all.filter((e) => e.id !== 'pair' && e.id !== 'old'),
+      ),
+    ).toBeNull();
   });
 });

@@ -22,15 +22,27 @@ const dbFile = () => path.join(dir, 'workbench.sqlite');
 
 const newEvaluation = (s: Store, id: string, extra: Partial<Parameters<Store['evaluations']['create']>[0]> = {}) =>
   s.evaluations.create({
-    id, runId: null, adapterId: null, suite: 'bias', model: 'default', backendChoice: 'cpu', seed: 3, limit: 5,
-    datasets: { crowsPairs: '/data/crows.csv' }, createdAt: '2025-01-01T00:00:00.000Z', ownerPid: process.pid, ...extra,
+    id,
+    runId: null,
+    adapterId: null,
+    suite: 'bias',
+    model: 'default',
+    backendChoice: 'cpu',
+    seed: 3,
+    limit: 5,
+    datasets: { crowsPairs: '/data/crows.csv' },
+    createdAt: '2025-01-01T00:00:00.000Z',
+    ownerPid: process.pid,
+    ...extra,
   });
 
 describe('migration 3 (evaluations)', () => {
   it('brings a version 2 database forward, keeps its rows, and links evaluations to them', () => {
     const v2 = openDatabase(dbFile());
     expect(migrate(v2, 2)).toEqual([1, 2]);
-    v2.prepare(`INSERT INTO runs (id, name, config, status, created_at) VALUES ('r1', 'kept', ?, 'completed', '2024-01-01T00:00:00Z')`).run(JSON.stringify(defaultRunConfig()));
+    v2.prepare(`INSERT INTO runs (id, name, config, status, created_at) VALUES ('r1', 'kept', ?, 'completed', '2024-01-01T00:00:00Z')`).run(
+      JSON.stringify(defaultRunConfig()),
+    );
     v2.prepare(
       `INSERT INTO adapters (id, run_id, name, method, base_model, path, step, trainable_params, created_at) VALUES ('a1', 'r1', 'kept', 'lora', 'default', '/x', 40, 10, '2024-01-02T00:00:00Z')`,
     ).run();
@@ -55,18 +67,38 @@ describe('evaluations', () => {
     store = Store.open(dbFile());
     const created = newEvaluation(store, 'e1');
     expect(created).toMatchObject({
-      id: 'e1', suite: 'bias', status: 'queued', model: 'default', backendChoice: 'cpu', backend: null, seed: 3, limit: 5,
-      datasets: { crowsPairs: '/data/crows.csv' }, slices: null, summary: null, resultPath: null, progress: null, finishedAt: null,
+      id: 'e1',
+      suite: 'bias',
+      status: 'queued',
+      model: 'default',
+      backendChoice: 'cpu',
+      backend: null,
+      seed: 3,
+      limit: 5,
+      datasets: { crowsPairs: '/data/crows.csv' },
+      slices: null,
+      summary: null,
+      resultPath: null,
+      progress: null,
+      finishedAt: null,
     });
     store.evaluations.update('e1', { status: 'running', progress: { done: 2, total: 5 } });
     const slice = { dataset: 'crows-pairs', path: '/data/crows.csv', limit: 5, count: 5, sha256: 'ab'.repeat(32) };
     const done = store.evaluations.update('e1', {
-      status: 'completed', backend: { name: 'cpu', adapter: 'JavaScript' }, slices: [slice],
-      summary: { 'crowsPairs.overall.stereoPercent': 60 }, resultPath: '/data/evals/e1.json', finishedAt: '2025-01-01T00:01:00.000Z',
+      status: 'completed',
+      backend: { name: 'cpu', adapter: 'JavaScript' },
+      slices: [slice],
+      summary: { 'crowsPairs.overall.stereoPercent': 60 },
+      resultPath: '/data/evals/e1.json',
+      finishedAt: '2025-01-01T00:01:00.000Z',
     });
     expect(done).toMatchObject({
-      status: 'completed', backend: { name: 'cpu', adapter: 'JavaScript' }, slices: [slice], progress: { done: 2, total: 5 },
-      summary: { 'crowsPairs.overall.stereoPercent': 60 }, resultPath: '/data/evals/e1.json',
+      status: 'completed',
+      backend: { name: 'cpu', adapter: 'JavaScript' },
+      slices: [slice],
+      progress: { done: 2, total: 5 },
+      summary: { 'crowsPairs.overall.stereoPercent': 60 },
+      resultPath: '/data/evals/e1.json',
     });
     newEvaluation(store, 'e2', { createdAt: '2025-01-02T00:00:00.000Z' });
     expect(store.evaluations.list().map((e) => e.id)).toEqual(['e2', 'e1']);

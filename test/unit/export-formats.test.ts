@@ -21,18 +21,44 @@ let root: string;
 async function train(modelDir: string, name: string, config: RunConfigInput): Promise<string> {
   const datasetPath = path.join(root, 'toy.jsonl');
   if (!fs.existsSync(datasetPath)) {
-    const pairs = [['cat', 'meow'], ['dog', 'woof'], ['cow', 'moo'], ['owl', 'hoot']];
-    fs.writeFileSync(datasetPath, Array.from({ length: 24 }, (_, i) => JSON.stringify({ prompt: `${pairs[i % 4]![0]} says`, completion: ` ${pairs[i % 4]![1]}` })).join('\n') + '\n');
+    const pairs = [
+      ['cat', 'meow'],
+      ['dog', 'woof'],
+      ['cow', 'moo'],
+      ['owl', 'hoot'],
+    ];
+    fs.writeFileSync(
+      datasetPath,
+      Array.from({ length: 24 }, (_, i) => JSON.stringify({ prompt: `${pairs[i % 4]![0]} says`, completion: ` ${pairs[i % 4]![1]}` })).join('\n') + '\n',
+    );
   }
   const runDir = path.join(root, name);
   const parsed = RunConfigSchema.parse({
-    model: modelDir, dataset: datasetPath, backend: 'cpu', ...config,
-    training: { learningRate: 3e-2, batchSize: 8, maxSteps: 6, maxSeqLen: 16, warmupSteps: 0, evalEvery: 6, evalBatches: 1, checkpointEvery: 6, seed: 3, validationFraction: 0.1 },
+    model: modelDir,
+    dataset: datasetPath,
+    backend: 'cpu',
+    ...config,
+    training: {
+      learningRate: 3e-2,
+      batchSize: 8,
+      maxSteps: 6,
+      maxSeqLen: 16,
+      warmupSteps: 0,
+      evalEvery: 6,
+      evalBatches: 1,
+      checkpointEvery: 6,
+      seed: 3,
+      validationFraction: 0.1,
+    },
   });
   const failures: string[] = [];
-  await runTraining({ type: 'train', runId: name, config: parsed, modelDir, datasetPath, runDir, resumeFrom: null }, {
-    emit: (m) => m.type === 'failed' && failures.push(m.error.message), shouldStop: () => false,
-  });
+  await runTraining(
+    { type: 'train', runId: name, config: parsed, modelDir, datasetPath, runDir, resumeFrom: null },
+    {
+      emit: (m) => m.type === 'failed' && failures.push(m.error.message),
+      shouldStop: () => false,
+    },
+  );
   expect(failures).toEqual([]);
   return path.join(runDir, 'adapter');
 }
@@ -43,17 +69,27 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
 describe("format 'merged'", () => {
-  for (const [family, targetModules] of [['gpt2-tiny', ['c_attn', 'c_proj']], ['llama-tiny', ['q_proj', 'v_proj', 'down_proj']]] as const) {
+  for (const [family, targetModules] of [
+    ['gpt2-tiny', ['c_attn', 'c_proj']],
+    ['llama-tiny', ['q_proj', 'v_proj', 'down_proj']],
+  ] as const) {
     it(`folds the adapter into ${family}'s weights, keeping keys, shapes, dtype and the other files`, async () => {
       const modelDir = path.join(fixtures, family);
-      const adapterDir = await train(modelDir, `merged-${family}`, { lora: { r: 4, alpha: 8, dropout: 0, targetModules: [...targetModules], useRslora: family === 'llama-tiny' } });
+      const adapterDir = await train(modelDir, `merged-${family}`, {
+        lora: { r: 4, alpha: 8, dropout: 0, targetModules: [...targetModules], useRslora: family === 'llama-tiny' },
+      });
       const outDir = path.join(root, `out-merged-${family}`);
       const report = await exportAdapter({ type: 'export', sourceDir: adapterDir, modelDir, outDir, backend: 'cpu', format: 'merged' });
       expect(report.verification.passed).toBe(true);
       expect(report.verification.maxAbsDiffToTrained).toBeLessThanOrEqual(1e-4);
       expect(report.verification.maxAbsDiffToBase).toBeGreaterThan(1e-3);
       const names = report.files.map((f) => f.name).sort();
-      expect(names).toEqual(fs.readdirSync(modelDir).filter((n) => fs.statSync(path.join(modelDir, n)).isFile()).sort());
+      expect(names).toEqual(
+        fs
+          .readdirSync(modelDir)
+          .filter((n) => fs.statSync(path.join(modelDir, n)).isFile())
+          .sort(),
+      );
       expect(fs.readFileSync(path.join(outDir, 'tokenizer.json'))).toEqual(fs.readFileSync(path.join(modelDir, 'tokenizer.json')));
       const base = await readSafetensorsFile(path.join(modelDir, 'model.safetensors'));
       const merged = await readSafetensorsFile(path.join(outDir, 'model.safetensors'));
@@ -65,7 +101,9 @@ describe("format 'merged'", () => {
         if (maxAbsDiff(m.data, t.data) > 0) changed++;
       }
       // Exactly the adapted modules' weights changed (c_proj names both attn.c_proj and mlp.c_proj in GPT-2).
-      const adapted = [...(await readSafetensorsFile(path.join(adapterDir, 'adapter_model.safetensors'))).tensors.keys()].filter((k) => k.endsWith('lora_A.weight'));
+      const adapted = [...(await readSafetensorsFile(path.join(adapterDir, 'adapter_model.safetensors'))).tensors.keys()].filter((k) =>
+        k.endsWith('lora_A.weight'),
+      );
       expect(changed).toBe(adapted.length);
       expect(adapted.length).toBe(6); // 2 layers x (c_attn, attn.c_proj, mlp.c_proj) or (q_proj, v_proj, down_proj)
 
@@ -97,7 +135,14 @@ describe("format 'flattened'", () => {
 
   it("exports SeLoRA's flattened LoRA, verified, with its cost against the native adapter", async () => {
     const outDir = path.join(root, 'out-flat');
-    const report = await exportAdapter({ type: 'export', sourceDir: seloraDir, modelDir: path.join(fixtures, 'gpt2-tiny'), outDir, backend: 'cpu', format: 'flattened' });
+    const report = await exportAdapter({
+      type: 'export',
+      sourceDir: seloraDir,
+      modelDir: path.join(fixtures, 'gpt2-tiny'),
+      outDir,
+      backend: 'cpu',
+      format: 'flattened',
+    });
     expect(report.verification.passed).toBe(true);
     expect(report.flattening?.fromMethod).toBe('selora');
     const native = await readProbe(seloraDir);
@@ -110,14 +155,29 @@ describe("format 'flattened'", () => {
   }, 60_000);
 
   it('merges SeLoRA through its flattened LoRA', async () => {
-    const report = await exportAdapter({ type: 'export', sourceDir: seloraDir, modelDir: path.join(fixtures, 'gpt2-tiny'), outDir: path.join(root, 'out-flat-merged'), backend: 'cpu', format: 'merged' });
+    const report = await exportAdapter({
+      type: 'export',
+      sourceDir: seloraDir,
+      modelDir: path.join(fixtures, 'gpt2-tiny'),
+      outDir: path.join(root, 'out-flat-merged'),
+      backend: 'cpu',
+      format: 'merged',
+    });
     expect(report.verification.passed).toBe(true);
     expect(report.files.map((f) => f.name)).toContain('model.safetensors');
   }, 60_000);
 
   it('refuses to flatten an adapter that needs no flattening', async () => {
     const loraDir = await train(path.join(fixtures, 'gpt2-tiny'), 'plain', {});
-    await expect(exportAdapter({ type: 'export', sourceDir: loraDir, modelDir: path.join(fixtures, 'gpt2-tiny'), outDir: path.join(root, 'x'), backend: 'cpu', format: 'flattened' }))
-      .rejects.toThrow(/needs no flattening.*format "peft"/);
+    await expect(
+      exportAdapter({
+        type: 'export',
+        sourceDir: loraDir,
+        modelDir: path.join(fixtures, 'gpt2-tiny'),
+        outDir: path.join(root, 'x'),
+        backend: 'cpu',
+        format: 'flattened',
+      }),
+    ).rejects.toThrow(/needs no flattening.*format "peft"/);
   }, 60_000);
 });

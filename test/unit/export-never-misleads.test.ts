@@ -16,7 +16,10 @@ afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 let seloraDir: string;
 let loraDir: string;
 beforeAll(async () => {
-  seloraDir = path.join((await trainTiny(root, 'selora', { method: 'selora', selora: { hiddenSize: 8, lambdaSem: 0.1 }, training: { maxSteps: 12 } })).runDir, 'adapter');
+  seloraDir = path.join(
+    (await trainTiny(root, 'selora', { method: 'selora', selora: { hiddenSize: 8, lambdaSem: 0.1 }, training: { maxSteps: 12 } })).runDir,
+    'adapter',
+  );
   loraDir = path.join((await trainTiny(root, 'lora', { method: 'lora', training: { maxSteps: 12 } })).runDir, 'adapter');
 }, 120_000);
 

@@ -34,21 +34,32 @@ describe('prepareExportDir', () => {
     const used = path.join(root, 'used');
     mkdirSync(used);
     writeFileSync(path.join(used, 'adapter_model.safetensors'), 'mine');
-    expect(() => prepareExportDir(used, false)).toThrow(expect.objectContaining({
-      code: 'conflict', details: expect.objectContaining({ field: 'outDir', overwriteNeeded: true, entries: 1 }),
-    }));
+    expect(() => prepareExportDir(used, false)).toThrow(
+      expect.objectContaining({
+        code: 'conflict',
+        details: expect.objectContaining({ field: 'outDir', overwriteNeeded: true, entries: 1 }),
+      }),
+    );
     expect(readFileSync(path.join(used, 'adapter_model.safetensors'), 'utf8')).toBe('mine');
     expect(prepareExportDir(used, true)).toBe(used);
   });
 
   it('refuses relative paths and maps filesystem refusals to field errors', () => {
-    expect(() => prepareExportDir('exports/mine', false)).toThrow(expect.objectContaining({ code: 'invalid_input', details: { field: 'outDir' }, message: expect.stringMatching(/absolute path/) }));
+    expect(() => prepareExportDir('exports/mine', false)).toThrow(
+      expect.objectContaining({ code: 'invalid_input', details: { field: 'outDir' }, message: expect.stringMatching(/absolute path/) }),
+    );
     const file = path.join(root, 'file.txt');
     writeFileSync(file, 'x');
-    expect(() => prepareExportDir(file, true)).toThrow(expect.objectContaining({ code: 'invalid_input', message: expect.stringMatching(/is a file, not a folder/) }));
-    expect(() => prepareExportDir(path.join(file, 'inside'), false)).toThrow(expect.objectContaining({
-      code: 'invalid_input', message: expect.stringMatching(/a part of the path is a file/), details: expect.objectContaining({ field: 'outDir', errno: 'ENOTDIR' }),
-    }));
+    expect(() => prepareExportDir(file, true)).toThrow(
+      expect.objectContaining({ code: 'invalid_input', message: expect.stringMatching(/is a file, not a folder/) }),
+    );
+    expect(() => prepareExportDir(path.join(file, 'inside'), false)).toThrow(
+      expect.objectContaining({
+        code: 'invalid_input',
+        message: expect.stringMatching(/a part of the path is a file/),
+        details: expect.objectContaining({ field: 'outDir', errno: 'ENOTDIR' }),
+      }),
+    );
   });
 });
 
@@ -77,14 +88,34 @@ describe('exports.create', () => {
       mkdirSync(adapterDir);
       const createdAt = new Date().toISOString();
       store.runs.create({ id: 'run-1', name: 'r', config: RunConfigSchema.parse({}), createdAt, ownerPid: null });
-      store.adapters.create({ id: 'ad-1', runId: 'run-1', name: 'r', method: 'lora', baseModel: 'default', path: adapterDir, step: 1, trainableParams: 1, createdAt, description: null });
+      store.adapters.create({
+        id: 'ad-1',
+        runId: 'run-1',
+        name: 'r',
+        method: 'lora',
+        baseModel: 'default',
+        path: adapterDir,
+        step: 1,
+        trainableParams: 1,
+        createdAt,
+        description: null,
+      });
       const used = path.join(root, 'used');
       mkdirSync(used);
       writeFileSync(path.join(used, 'keep.txt'), 'x');
 
-      await expect(dispatch(api, 'exports.create', { adapterId: 'ad-1', outDir: '/etc/passwd' })).rejects.toMatchObject({ code: 'invalid_input', details: { field: 'outDir' } });
-      await expect(dispatch(api, 'exports.create', { adapterId: 'ad-1', outDir: 'relative/dir' })).rejects.toMatchObject({ code: 'invalid_input', details: { field: 'outDir' } });
-      await expect(dispatch(api, 'exports.create', { adapterId: 'ad-1', outDir: used })).rejects.toMatchObject({ code: 'conflict', details: { overwriteNeeded: true } });
+      await expect(dispatch(api, 'exports.create', { adapterId: 'ad-1', outDir: '/etc/passwd' })).rejects.toMatchObject({
+        code: 'invalid_input',
+        details: { field: 'outDir' },
+      });
+      await expect(dispatch(api, 'exports.create', { adapterId: 'ad-1', outDir: 'relative/dir' })).rejects.toMatchObject({
+        code: 'invalid_input',
+        details: { field: 'outDir' },
+      });
+      await expect(dispatch(api, 'exports.create', { adapterId: 'ad-1', outDir: used })).rejects.toMatchObject({
+        code: 'conflict',
+        details: { overwriteNeeded: true },
+      });
       expect(workers).toHaveLength(0);
       // Confirmed: the job goes to the worker with that folder.
       await expect(dispatch(api, 'exports.create', { adapterId: 'ad-1', outDir: used, overwrite: true })).rejects.toMatchObject({ code: 'export_mismatch' });

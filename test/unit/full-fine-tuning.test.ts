@@ -128,7 +128,8 @@ describe('BitFit', () => {
     expect(names.every((n) => n.endsWith('.bias'))).toBe(true);
     // Linear and LayerNorm biases, ln_f's included.
     expect(names).toEqual(expect.arrayContaining(['transformer.h.0.attn.c_attn.bias', 'transformer.h.1.ln_2.bias', 'transformer.ln_f.bias']));
-    const effective = () => new Map(model.namedParameters!().map((p) => [p.key, Float32Array.from((adapter.parameter!(p.key) ?? p.tensor).dataSync() as Float32Array)]));
+    const effective = () =>
+      new Map(model.namedParameters!().map((p) => [p.key, Float32Array.from((adapter.parameter!(p.key) ?? p.tensor).dataSync() as Float32Array)]));
     const before = effective();
     adamWStep(model, adapter, 1e-2);
     const after = effective();

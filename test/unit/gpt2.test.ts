@@ -76,7 +76,14 @@ describe('GPT-2 forward', () => {
   it('logits are the final hidden states times the tied embedding', async () => {
     const weights = randomGPT2Weights(tiny, 3, 0.2);
     const model = createGPT2(tiny, weights);
-    const ids = tf.tensor2d([[0, 5, 7], [39, 2, 2]], undefined, 'int32');
+    const ids = tf.tensor2d(
+      [
+        [0, 5, 7],
+        [39, 2, 2],
+      ],
+      undefined,
+      'int32',
+    );
     const hidden = model.hiddenStates(ids);
     expect(hidden.shape).toEqual([2, 3, 16]);
     const wte = tf.tensor2d(weights.get('transformer.wte.weight')!.data, [40, 16]);
@@ -101,7 +108,12 @@ describe('GPT-2 forward', () => {
     const observed = model.forward(ids, { adapters: recorder });
     expect(maxAbsDiff(base.dataSync(), observed.dataSync())).toBe(0);
     expect(seen).toEqual(
-      [0, 1].flatMap((i) => [`transformer.h.${i}.attn.c_attn:16`, `transformer.h.${i}.attn.c_proj:16`, `transformer.h.${i}.mlp.c_fc:16`, `transformer.h.${i}.mlp.c_proj:64`]),
+      [0, 1].flatMap((i) => [
+        `transformer.h.${i}.attn.c_attn:16`,
+        `transformer.h.${i}.attn.c_proj:16`,
+        `transformer.h.${i}.mlp.c_fc:16`,
+        `transformer.h.${i}.mlp.c_proj:64`,
+      ]),
     );
     expect(model.linearModules().map((m) => [m.path, m.inFeatures, m.outFeatures, m.fanInFanOut])).toContainEqual(['transformer.h.1.mlp.c_fc', 16, 64, true]);
     // A delta on one module moves the output (not a constant one: ln_f would remove it).

@@ -13,8 +13,14 @@ const C = 6;
 const V = 13;
 
 function inputs() {
-  const h = tf.tensor2d(Float32Array.from({ length: N * C }, (_, i) => Math.sin(i * 1.7) * 1.5), [N, C]);
-  const w = tf.tensor2d(Float32Array.from({ length: V * C }, (_, i) => Math.cos(i * 0.37) * 0.8), [V, C]);
+  const h = tf.tensor2d(
+    Float32Array.from({ length: N * C }, (_, i) => Math.sin(i * 1.7) * 1.5),
+    [N, C],
+  );
+  const w = tf.tensor2d(
+    Float32Array.from({ length: V * C }, (_, i) => Math.cos(i * 0.37) * 0.8),
+    [V, C],
+  );
   const targets = Int32Array.from({ length: N }, (_, i) => (i * 5 + 3) % V);
   // Two unscored positions, the rest weighted unevenly, as shifted loss masks over a token count are.
   const weights = Float32Array.from({ length: N }, (_, i) => (i === 2 || i === 7 ? 0 : (1 + (i % 3)) / 17));
@@ -72,7 +78,10 @@ describe.each(testBackends(['cpu', 'wasm']))('head cross-entropy on %s', (backen
   it(`headProduct equals h W^T with gradients to h and a trained W, on ${backend}`, async () => {
     await initBackend(backend);
     const { h, w } = inputs();
-    const r = tf.tensor2d(Float32Array.from({ length: N * V }, (_, i) => Math.sin(i * 0.3)), [N, V]);
+    const r = tf.tensor2d(
+      Float32Array.from({ length: N * V }, (_, i) => Math.sin(i * 0.3)),
+      [N, V],
+    );
     const loss = (logits: tf.Tensor) => tf.sum(tf.mul(logits, r)) as tf.Scalar;
     await expectClose(headProduct(h, w), tf.matMul(h, w, false, true), 1e-5);
     const [dhRef, dwRef] = tf.grads((a: tf.Tensor, b: tf.Tensor) => loss(tf.matMul(a, b, false, true)))([h, w]);
@@ -92,7 +101,18 @@ describe.each(testBackends(['cpu', 'wasm']))('head cross-entropy on %s', (backen
       const { value, grad } = tf.valueAndGrad((a: tf.Tensor) => headCrossEntropy(a as tf.Tensor2D, w, { targets, weights }, 2))(h);
       return [value, grad];
     });
-    const largest = Math.max(...profile.kernels.map((k) => (Array.isArray(k.outputShapes) ? k.outputShapes : []).reduce((m, s) => Math.max(m, (s as number[]).reduce((p, d) => p * d, 1)), 0)));
+    const largest = Math.max(
+      ...profile.kernels.map((k) =>
+        (Array.isArray(k.outputShapes) ? k.outputShapes : []).reduce(
+          (m, s) =>
+            Math.max(
+              m,
+              (s as number[]).reduce((p, d) => p * d, 1),
+            ),
+          0,
+        ),
+      ),
+    );
     expect(largest).toBeLessThanOrEqual(Math.max(2 * V, N * C, V * C));
     expect(largest).toBeLessThan(N * V);
   });

@@ -54,14 +54,24 @@ describe('Houlsby placement and size', () => {
   it('follows the attention output and the MLP output of every layer', () => {
     const g = gpt2();
     const a = new HoulsbyModel(g, { bottleneckSize: 4 }, 1);
-    expect(a.targets.map((t) => t.path)).toEqual(['transformer.h.0.attn.c_proj', 'transformer.h.0.mlp.c_proj', 'transformer.h.1.attn.c_proj', 'transformer.h.1.mlp.c_proj']);
+    expect(a.targets.map((t) => t.path)).toEqual([
+      'transformer.h.0.attn.c_proj',
+      'transformer.h.0.mlp.c_proj',
+      'transformer.h.1.attn.c_proj',
+      'transformer.h.1.mlp.c_proj',
+    ]);
     // d = 8, m = 4: 2 m d + m + d per adapter, four adapters.
     expect(a.trainableParamCount()).toBe(4 * (2 * 4 * 8 + 4 + 8));
     a.dispose();
     g.dispose();
     const l = llama();
     const b = new HoulsbyModel(l, { bottleneckSize: 4 }, 1);
-    expect(b.targets.map((t) => t.path)).toEqual(['model.layers.0.self_attn.o_proj', 'model.layers.0.mlp.down_proj', 'model.layers.1.self_attn.o_proj', 'model.layers.1.mlp.down_proj']);
+    expect(b.targets.map((t) => t.path)).toEqual([
+      'model.layers.0.self_attn.o_proj',
+      'model.layers.0.mlp.down_proj',
+      'model.layers.1.self_attn.o_proj',
+      'model.layers.1.mlp.down_proj',
+    ]);
     b.dispose();
     l.dispose();
   });

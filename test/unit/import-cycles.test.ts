@@ -53,7 +53,10 @@ describe('import cycles', () => {
         const targets = relativeImportsOf(readFileSync(file, 'utf8'))
           .map((spec) => resolve(dirname(file), spec))
           .filter((target) => target.endsWith('.ts'));
-        graph.set(relative(root, file), targets.map((t) => relative(root, t)));
+        graph.set(
+          relative(root, file),
+          targets.map((t) => relative(root, t)),
+        );
       }
     }
     expect(graph.size).toBeGreaterThan(100);
@@ -61,9 +64,18 @@ describe('import cycles', () => {
   });
 
   it('the walk finds a cycle of three and ignores a diamond', () => {
-    const cyclic = new Map([['a', ['b']], ['b', ['c']], ['c', ['a']]]);
+    const cyclic = new Map([
+      ['a', ['b']],
+      ['b', ['c']],
+      ['c', ['a']],
+    ]);
     expect(findCycles(cyclic)).toEqual([['a', 'b', 'c', 'a']]);
-    const diamond = new Map([['a', ['b', 'c']], ['b', ['d']], ['c', ['d']], ['d', []]]);
+    const diamond = new Map([
+      ['a', ['b', 'c']],
+      ['b', ['d']],
+      ['c', ['d']],
+      ['d', []],
+    ]);
     expect(findCycles(diamond)).toEqual([]);
   });
 });

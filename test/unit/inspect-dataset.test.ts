@@ -32,7 +32,11 @@ describe('inspect-dataset on CSV', () => {
     expect(preview.errorCount).toBe(1);
     expect(preview.mapped).toBeNull();
     expect(preview.suggestedMapping).toEqual({ prompt: 'question', completion: 'answer', task: 'category' });
-    expect(sha256).toBe(createHash('sha256').update(readFileSync(fixture('qa.csv'))).digest('hex'));
+    expect(sha256).toBe(
+      createHash('sha256')
+        .update(readFileSync(fixture('qa.csv')))
+        .digest('hex'),
+    );
     expect(normalized).toBeNull();
   });
 
@@ -62,7 +66,10 @@ describe('inspect-dataset on CSV', () => {
     const target = path.join(out, 'qa.jsonl');
     const { normalized } = await inspect('qa.csv', { prompt: 'question', completion: 'answer', task: 'category' }, target);
     expect(normalized).toBe(4);
-    const lines = readFileSync(target, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as unknown);
+    const lines = readFileSync(target, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as unknown);
     expect(lines[0]).toEqual({ prompt: 'What is the capital of France, in one word?', completion: 'Paris', task: 'geography' });
     expect(lines).toHaveLength(4);
     const examples = parseInstructionJsonl(readFileSync(target, 'utf8'), target);
@@ -108,9 +115,7 @@ describe('inspect-dataset on JSONL', () => {
     expect(preview.errors[1]!.message).toBe('not a JSON object');
     expect(preview.errors[2]!.message).toBe('"text" must be text, got {"nested":true}');
     expect(normalized).toBe(2);
-    expect(readFileSync(target, 'utf8')).toBe(
-      '{"text":"The first note.","task":"notes"}\n{"text":"A third note, after a broken line."}\n',
-    );
+    expect(readFileSync(target, 'utf8')).toBe('{"text":"The first note.","task":"notes"}\n{"text":"A third note, after a broken line."}\n');
   });
 
   it('maps Alpaca rows exactly as the training reader reads the Alpaca file itself', async () => {
@@ -142,7 +147,10 @@ describe('suggestColumnMapping', () => {
   it('knows the common shapes, case-insensitively', () => {
     expect(suggestColumnMapping(['Prompt', 'Completion'])).toEqual({ prompt: 'Prompt', completion: 'Completion' });
     expect(suggestColumnMapping(['instruction', 'context', 'response', 'category'])).toEqual({
-      prompt: 'instruction', input: 'context', completion: 'response', task: 'category',
+      prompt: 'instruction',
+      input: 'context',
+      completion: 'response',
+      task: 'category',
     });
     expect(suggestColumnMapping(['question', 'answer'])).toEqual({ prompt: 'question', completion: 'answer' });
     expect(suggestColumnMapping(['id', 'body'])).toEqual({ text: 'body' });

@@ -109,7 +109,10 @@ describe('inspectModel', () => {
     const { tensors } = await readSafetensorsFile(path.join(gpt2Dir, 'model.safetensors'));
     fs.writeFileSync(path.join(dir, 'model.safetensors'), serializeSafetensors(tensors, undefined, 'F16'));
     const tokenizerConfig = JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
-    fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ ...tokenizerConfig, chat_template: '{% for m in messages %}{{ m.content }}{% endfor %}' }));
+    fs.writeFileSync(
+      path.join(dir, 'tokenizer_config.json'),
+      JSON.stringify({ ...tokenizerConfig, chat_template: '{% for m in messages %}{{ m.content }}{% endfor %}' }),
+    );
     const inspection = await inspectModel({ modelDir: dir, ...run });
     expect(inspection.dtypes).toEqual({ F16: 28 });
     expect(inspection.hasChatTemplate).toBe(true);
@@ -136,18 +139,35 @@ async function measuredPeak(modelDir: string, targetModules: string[]): Promise<
   const method = getMethod('lora');
   const adapter = method.create(model, method.parseSettings({ r: run.r, alpha: 16, dropout: 0.05, targetModules }), 0);
   const params = adapter.trainable();
-  const optimizer = new AdamW(['lora_A', 'lora_B'].map((group) => ({
-    name: group, lr: 1e-3, weightDecay: 0, params: params.filter((p) => p.group === group).map(({ name, variable }) => ({ name, variable })),
-  })));
+  const optimizer = new AdamW(
+    ['lora_A', 'lora_B'].map((group) => ({
+      name: group,
+      lr: 1e-3,
+      weightDecay: 0,
+      params: params.filter((p) => p.group === group).map(({ name, variable }) => ({ name, variable })),
+    })),
+  );
   const { batchSize, maxSeqLen: seqLen } = run;
   const batch: Batch = {
     inputIds: Int32Array.from({ length: batchSize * seqLen }, (_, i) => (i * 7) % model.config.vocabSize),
-    lossMask: new Float32Array(batchSize * seqLen).fill(1), batchSize, seqLen, tokenCount: batchSize * seqLen,
+    lossMask: new Float32Array(batchSize * seqLen).fill(1),
+    batchSize,
+    seqLen,
+    tokenCount: batchSize * seqLen,
   };
   try {
     // The first step also allocates AdamW's moments, as the estimate counts them.
     const profile = await tf.profile(async () => {
-      await trainStep(model, adapter, optimizer, batch, 1, new Map(params.map((p) => [p.variable.name, p.name])), params.map((p) => p.variable), 1);
+      await trainStep(
+        model,
+        adapter,
+        optimizer,
+        batch,
+        1,
+        new Map(params.map((p) => [p.variable.name, p.name])),
+        params.map((p) => p.variable),
+        1,
+      );
       return [];
     });
     return profile.peakBytes;

@@ -34,7 +34,11 @@ function setup() {
     notRunning: (id) => new WorkbenchError('conflict', `${id} is not running`),
   });
   // What the job asks the worker to do does not matter to its lifecycle.
-  const job = jobs.launch((base) => ({ ...base, id: 'j1' }), { type: 'stop' }, () => {});
+  const job = jobs.launch(
+    (base) => ({ ...base, id: 'j1' }),
+    { type: 'stop' },
+    () => {},
+  );
   return { worker, jobs, job, ends, handled };
 }
 

@@ -157,8 +157,14 @@ describe('Llama config.json', () => {
     const hf = configOf('llama-tiny');
     expectInvalid(() => llamaConfigFromHF({ ...hf, num_key_value_heads: 3 }), /num_attention_heads 4 is not a multiple of num_key_value_heads 3/);
     expectInvalid(() => llamaConfigFromHF({ ...hf, hidden_act: 'gelu' }), /hidden_act "gelu" is not supported; supported: silu/);
-    expectInvalid(() => llamaConfigFromHF({ ...hf, rope_scaling: { rope_type: 'yarn', factor: 4 } }), /rope_scaling type "yarn" is not supported; supported: default, linear, llama3/);
-    expectInvalid(() => llamaConfigFromHF({ ...hf, rope_scaling: { rope_type: 'llama3', factor: 8 } }), /"rope_scaling\.low_freq_factor" is undefined, expected a positive number/);
+    expectInvalid(
+      () => llamaConfigFromHF({ ...hf, rope_scaling: { rope_type: 'yarn', factor: 4 } }),
+      /rope_scaling type "yarn" is not supported; supported: default, linear, llama3/,
+    );
+    expectInvalid(
+      () => llamaConfigFromHF({ ...hf, rope_scaling: { rope_type: 'llama3', factor: 8 } }),
+      /"rope_scaling\.low_freq_factor" is undefined, expected a positive number/,
+    );
     expectInvalid(() => llamaConfigFromHF({ ...hf, intermediate_size: undefined }), /"intermediate_size" is undefined, expected a positive integer/);
     expectInvalid(() => llamaConfigFromHF({ ...hf, model_type: 'mistral', sliding_window: 0 }), /"sliding_window" is 0/);
   });
@@ -208,7 +214,16 @@ describe('Llama forward', () => {
     const ids = [[1, 2, 3]];
     const base = logitsOf(model, ids);
     expect(maxAbsDiff(logitsOf(model, ids, recorder), base)).toBe(0);
-    const layer = (i: number) => [`self_attn.q_proj:16`, `self_attn.k_proj:16`, `self_attn.v_proj:16`, `self_attn.o_proj:16`, `mlp.gate_proj:16`, `mlp.up_proj:16`, `mlp.down_proj:24`].map((s) => `model.layers.${i}.${s}`);
+    const layer = (i: number) =>
+      [
+        `self_attn.q_proj:16`,
+        `self_attn.k_proj:16`,
+        `self_attn.v_proj:16`,
+        `self_attn.o_proj:16`,
+        `mlp.gate_proj:16`,
+        `mlp.up_proj:16`,
+        `mlp.down_proj:24`,
+      ].map((s) => `model.layers.${i}.${s}`);
     expect(seen).toEqual([...layer(0), ...layer(1)]);
     const modules = model.linearModules();
     expect(modules.map((m) => [m.path, m.inFeatures, m.outFeatures, m.fanInFanOut]).slice(0, 7)).toEqual([
@@ -290,16 +305,30 @@ describe('LoRA on Llama', () => {
     const model = createLlama(tiny, randomLlamaWeights(tiny, 11, 0.3));
     const adapter = lora.create(model, settings({ r: 2, alpha: 4, targetModules: ['q_proj', 'k_proj', 'gate_proj', 'down_proj'] }), 3);
     // B starts at zero (no gradient reaches A then): give it values first.
-    const state = new Map([...adapter.stateDict()].map(([k, t]) => {
-      const data = Float32Array.from(t.dataSync() as Float32Array, (v, i) => (k.includes('lora_B') ? 0.3 * Math.sin(i + k.length) : v));
-      t.dispose();
-      return [k, { shape: t.shape, data }];
-    }));
+    const state = new Map(
+      [...adapter.stateDict()].map(([k, t]) => {
+        const data = Float32Array.from(t.dataSync() as Float32Array, (v, i) => (k.includes('lora_B') ? 0.3 * Math.sin(i + k.length) : v));
+        t.dispose();
+        return [k, { shape: t.shape, data }];
+      }),
+    );
     adapter.loadStateDict(state);
-    const ids = tf.tensor2d([[1, 5, 9, 2, 7, 3], [4, 4, 0, 23, 11, 6]], undefined, 'int32');
+    const ids = tf.tensor2d(
+      [
+        [1, 5, 9, 2, 7, 3],
+        [4, 4, 0, 23, 11, 6],
+      ],
+      undefined,
+      'int32',
+    );
     const mask = tf.onesLike(ids).toFloat() as tf.Tensor2D;
     const loss = () => tf.tidy(() => causalLMLoss(model.forward(ids, { adapters: adapter, training: true }), ids, mask));
-    expect(checkGradients(loss, adapter.trainable().filter((t) => t.name.includes('layers.0')))).toBe(8);
+    expect(
+      checkGradients(
+        loss,
+        adapter.trainable().filter((t) => t.name.includes('layers.0')),
+      ),
+    ).toBe(8);
     tf.dispose([ids, mask]);
     adapter.dispose();
     model.dispose();
@@ -316,11 +345,21 @@ describe('LoRA on Llama', () => {
       { name: 'lora_B', lr: 1e-2, weightDecay: 0, params: trainable.filter((t) => t.group === 'lora_B') },
     ]);
     const nameOf = new Map(trainable.map((t) => [t.variable.name, t.name]));
-    const ids = tf.tensor2d([[1, 299, 261, 298, 303, 292, 261, 273, 2], [1, 275, 307, 300, 316, 309, 300, 301, 2]], undefined, 'int32');
+    const ids = tf.tensor2d(
+      [
+        [1, 299, 261, 298, 303, 292, 261, 273, 2],
+        [1, 275, 307, 300, 316, 309, 300, 301, 2],
+      ],
+      undefined,
+      'int32',
+    );
     const mask = tf.onesLike(ids).toFloat() as tf.Tensor2D;
     const losses: number[] = [];
     for (let step = 0; step < 8; step++) {
-      const { value, grads } = tf.variableGrads(() => causalLMLoss(model.forward(ids, { adapters: adapter, training: true }), ids, mask), trainable.map((t) => t.variable));
+      const { value, grads } = tf.variableGrads(
+        () => causalLMLoss(model.forward(ids, { adapters: adapter, training: true }), ids, mask),
+        trainable.map((t) => t.variable),
+      );
       losses.push(value.dataSync()[0]!);
       optimizer.step(new Map(Object.entries(grads).map(([k, g]) => [nameOf.get(k)!, g])));
       tf.dispose([value, ...Object.values(grads)]);

@@ -151,7 +151,20 @@ describe('conversion pieces', () => {
   });
 
   it('ranks merges by the merged piece score, splits of one piece by the halves ids', () => {
-    const pieces = ['<unk>', '<s>', '</s>', ...Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`), '\u2581t', 'he', 'the', '\u2581the', '\u2581', 't', 'h', 'e'];
+    const pieces = [
+      '<unk>',
+      '<s>',
+      '</s>',
+      ...Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`),
+      '\u2581t',
+      'he',
+      'the',
+      '\u2581the',
+      '\u2581',
+      't',
+      'h',
+      'e',
+    ];
     const scores = [...new Array<number>(259).fill(0), -0, -1, -2, -3, -4, -5, -6, -7];
     expect(mergesFromScores({ pieces, scores })).toEqual([
       ['\u2581', 't'],
@@ -170,7 +183,11 @@ describe('import errors', () => {
     const dir = await tempDir();
     const truncated = path.join(dir, 'truncated.bin');
     fs.writeFileSync(truncated, modelBytes().subarray(0, 1000));
-    await expectError(importLlama2c(truncated, tokenizerBin, await outDir()), 'format_invalid', /is 1000 bytes but a version-0 llama2\.c checkpoint with dim 32, .* \(untied\), seq_len 32 has \d+/);
+    await expectError(
+      importLlama2c(truncated, tokenizerBin, await outDir()),
+      'format_invalid',
+      /is 1000 bytes but a version-0 llama2\.c checkpoint with dim 32, .* \(untied\), seq_len 32 has \d+/,
+    );
 
     const v1 = Buffer.from(modelBytes());
     v1.writeUInt32LE(0x616b3432, 0);
@@ -182,7 +199,11 @@ describe('import errors', () => {
       'format_invalid',
       /tok\.bin: holds more than the model's 323 tokens/,
     );
-    await expectError(importLlama2c(path.join(fixtureDir, 'model.bin'), path.join(dir, 'missing.bin'), await outDir()), 'not_found', /Cannot read .*missing\.bin/);
+    await expectError(
+      importLlama2c(path.join(fixtureDir, 'model.bin'), path.join(dir, 'missing.bin'), await outDir()),
+      'not_found',
+      /Cannot read .*missing\.bin/,
+    );
   });
 
   it('refuses to write into a non-empty folder', async () => {

@@ -16,7 +16,17 @@ import { createGPT2, randomGPT2Weights, type GPT2Config } from '../../src-worker
 import { tf } from '../../src-worker/tf.ts';
 import { mean, tempRoot, trainTiny, type MethodRun } from './method-run.ts';
 
-const tiny: GPT2Config = { vocabSize: 24, nPositions: 8, nEmbd: 8, nLayer: 2, nHead: 2, nInner: 16, layerNormEpsilon: 1e-5, activation: 'gelu_new', scaleAttnByInverseLayerIdx: false };
+const tiny: GPT2Config = {
+  vocabSize: 24,
+  nPositions: 8,
+  nEmbd: 8,
+  nLayer: 2,
+  nHead: 2,
+  nInner: 16,
+  layerNormEpsilon: 1e-5,
+  activation: 'gelu_new',
+  scaleAttnByInverseLayerIdx: false,
+};
 const root = tempRoot('lw-lora-plus-');
 
 beforeAll(async () => {
@@ -35,7 +45,9 @@ describe('LoRA+ settings and registry', () => {
     expect(() => loraPlus.parseSettings({ lora: {}, loraPlus: { ratio: 0 } })).toThrow(/LoRA\+ settings: ratio:/);
     expect(RunConfigSchema.safeParse({ method: 'dora' }).success).toBe(false);
     // A configuration stored before the other methods existed still parses, with its method's defaults.
-    const old = <RunConfigOf<'lora-plus'>>StoredRunConfigSchema.parse({ method: 'lora-plus', lora: { r: 2, alpha: 4, dropout: 0, targetModules: ['c_attn'], useRslora: false } });
+    const old = <RunConfigOf<'lora-plus'>>(
+      StoredRunConfigSchema.parse({ method: 'lora-plus', lora: { r: 2, alpha: 4, dropout: 0, targetModules: ['c_attn'], useRslora: false } })
+    );
     expect(old.loraPlus.ratio).toBe(16);
   });
 
@@ -54,7 +66,7 @@ describe('LoRA+ settings and registry', () => {
 });
 
 describe('LoRA+ gradients', () => {
-  it('are LoRA\'s gradients, and match central finite differences', () => {
+  it("are LoRA's gradients, and match central finite differences", () => {
     const model = createGPT2(tiny, randomGPT2Weights(tiny, 11, 0.3));
     const settings = LoraSettingsSchema.parse({ r: 2, alpha: 4, dropout: 0, targetModules: ['c_attn', 'c_fc'] });
     const plain = lora.create(model, settings, 3);
@@ -63,12 +75,32 @@ describe('LoRA+ gradients', () => {
     for (const adapter of [plain, plus]) {
       for (const p of adapter.trainable()) if (p.group === 'lora_B') p.variable.assign(tf.randomUniform(p.variable.shape, -0.5, 0.5, 'float32', 9));
     }
-    const ids = tf.tensor2d([[1, 5, 9, 2, 7, 3], [4, 4, 0, 23, 11, 6]], undefined, 'int32');
-    const targets = tf.oneHot(tf.tensor2d([[5, 9, 2, 7, 3, 1], [4, 0, 23, 11, 6, 8]], undefined, 'int32'), tiny.vocabSize);
+    const ids = tf.tensor2d(
+      [
+        [1, 5, 9, 2, 7, 3],
+        [4, 4, 0, 23, 11, 6],
+      ],
+      undefined,
+      'int32',
+    );
+    const targets = tf.oneHot(
+      tf.tensor2d(
+        [
+          [5, 9, 2, 7, 3, 1],
+          [4, 0, 23, 11, 6, 8],
+        ],
+        undefined,
+        'int32',
+      ),
+      tiny.vocabSize,
+    );
     const lossOf = (adapter: AdapterModel) => () =>
       tf.tidy(() => tf.neg(tf.mean(tf.sum(tf.mul(targets, tf.logSoftmax(model.forward(ids, { adapters: adapter, training: true }))), -1))) as tf.Scalar);
     const gradsOf = (adapter: AdapterModel) => {
-      const { value, grads } = tf.variableGrads(lossOf(adapter), adapter.trainable().map((p) => p.variable));
+      const { value, grads } = tf.variableGrads(
+        lossOf(adapter),
+        adapter.trainable().map((p) => p.variable),
+      );
       value.dispose();
       const out = new Map(adapter.trainable().map((p) => [p.name, grads[p.variable.name]!.dataSync() as Float32Array]));
       tf.dispose(Object.values(grads));

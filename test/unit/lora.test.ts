@@ -114,8 +114,25 @@ describe.each(['cpu', 'wasm'] as const)('LoRA gradients on %s', (backend) => {
     const model = createGPT2(tiny, randomGPT2Weights(tiny, 11, 0.3));
     const adapter = lora.create(model, settings({ r: 2, alpha: 4, targetModules: ['c_attn', 'c_fc'] }), 3);
     randomizeB(adapter, 5);
-    const ids = tf.tensor2d([[1, 5, 9, 2, 7, 3], [4, 4, 0, 23, 11, 6]], undefined, 'int32');
-    const targets = tf.oneHot(tf.tensor2d([[5, 9, 2, 7, 3, 1], [4, 0, 23, 11, 6, 8]], undefined, 'int32'), tiny.vocabSize);
+    const ids = tf.tensor2d(
+      [
+        [1, 5, 9, 2, 7, 3],
+        [4, 4, 0, 23, 11, 6],
+      ],
+      undefined,
+      'int32',
+    );
+    const targets = tf.oneHot(
+      tf.tensor2d(
+        [
+          [5, 9, 2, 7, 3, 1],
+          [4, 0, 23, 11, 6, 8],
+        ],
+        undefined,
+        'int32',
+      ),
+      tiny.vocabSize,
+    );
     const loss = () =>
       tf.tidy(() => {
         const logits = model.forward(ids, { adapters: adapter, training: true });
@@ -134,7 +151,12 @@ describe.each(['cpu', 'wasm'] as const)('LoRA gradients on %s', (backend) => {
     const adapter = lora.create(model, settings({ r: 2 }), 1);
     const ids = tf.tensor2d([[1, 2, 3]], undefined, 'int32');
     const { value, grads } = tf.variableGrads(() => tf.mean(model.forward(ids, { adapters: adapter })) as tf.Scalar);
-    expect(Object.keys(grads).sort()).toEqual(adapter.trainable().map((t) => t.variable.name).sort());
+    expect(Object.keys(grads).sort()).toEqual(
+      adapter
+        .trainable()
+        .map((t) => t.variable.name)
+        .sort(),
+    );
     tf.dispose([value, ids, ...Object.values(grads)]);
     adapter.dispose();
     model.dispose();
@@ -156,7 +178,7 @@ describe('LoRA layout and PEFT names', () => {
     expect(state.get('base_model.model.transformer.h.1.mlp.c_proj.lora_A.weight')!.shape).toEqual([4, 128]);
     expect(state.get('base_model.model.transformer.h.1.mlp.c_proj.lora_B.weight')!.shape).toEqual([32, 4]);
     expect(state.size).toBe(2 * 2 * 3); // 2 layers x (attn.c_attn, attn.c_proj, mlp.c_proj) x (A, B)
-    expect(adapter.trainableParamCount()).toBe(2 * 4 * ((32 + 96) + (32 + 32) + (128 + 32)));
+    expect(adapter.trainableParamCount()).toBe(2 * 4 * (32 + 96 + (32 + 32) + (128 + 32)));
     expect(new Set(adapter.trainable().map((t) => t.group))).toEqual(new Set(['lora_A', 'lora_B']));
     expect(adapter.trainable().every((t) => t.group === (t.name.includes('lora_A') ? 'lora_A' : 'lora_B'))).toBe(true);
 
@@ -286,7 +308,10 @@ describe('target selection', () => {
   const modules = ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'].flatMap((m, j) =>
     [0, 1].map((i) => ({ path: `transformer.h.${i}.${m}`, inFeatures: 8 + j, outFeatures: 8, fanInFanOut: true })),
   );
-  const paths = (patterns: string[]) => selectTargets(modules, patterns).targets.map((m) => m.path).sort();
+  const paths = (patterns: string[]) =>
+    selectTargets(modules, patterns)
+      .targets.map((m) => m.path)
+      .sort();
 
   it('matches names as PEFT does: the last component or a dotted suffix', () => {
     expect(paths(['c_attn'])).toEqual(['transformer.h.0.attn.c_attn', 'transformer.h.1.attn.c_attn']);
@@ -323,7 +348,9 @@ describe('method registry', () => {
   it('finds lora, lists known ids for an unknown one, refuses duplicates', () => {
     expect(getMethod('lora')).toBe(lora);
     expect(methodIds()).toEqual(['lora', 'lora-plus', 'selora', 'bias-aware', 'full', 'bitfit', 'prompt-tuning', 'houlsby', 'qlora']);
-    expect(() => getMethod('dora')).toThrow(/Unknown method "dora"; known methods: lora, lora-plus, selora, bias-aware, full, bitfit, prompt-tuning, houlsby, qlora\./);
+    expect(() => getMethod('dora')).toThrow(
+      /Unknown method "dora"; known methods: lora, lora-plus, selora, bias-aware, full, bitfit, prompt-tuning, houlsby, qlora\./,
+    );
     expect(() => registerMethod(lora)).toThrow(/already registered/);
     expect(() => getMethod('lora').parseSettings({ r: 0 })).toThrow(/r:/);
   });

@@ -19,17 +19,48 @@ import { classifyStepError, installWasmWarningHook, isOutOfMemory, throwOnXnnWar
 
 const GiB = 2 ** 30;
 const gpt2_124m: ArchitectureShape = {
-  family: 'gpt2', layers: 12, hiddenSize: 768, heads: 12, kvHeads: 12, vocabSize: 50257, maxPositions: 1024, intermediateSize: 3072,
-  defaultTargetShapes: [[768, 2304], [768, 768], [3072, 768]],
+  family: 'gpt2',
+  layers: 12,
+  hiddenSize: 768,
+  heads: 12,
+  kvHeads: 12,
+  vocabSize: 50257,
+  maxPositions: 1024,
+  intermediateSize: 3072,
+  defaultTargetShapes: [
+    [768, 2304],
+    [768, 768],
+    [3072, 768],
+  ],
 };
 const tinyLlama: ArchitectureShape = {
-  family: 'llama', layers: 22, hiddenSize: 2048, heads: 32, kvHeads: 4, vocabSize: 32000, maxPositions: 2048, intermediateSize: 5632,
-  defaultTargetShapes: [[2048, 2048], [2048, 256]],
+  family: 'llama',
+  layers: 22,
+  hiddenSize: 2048,
+  heads: 32,
+  kvHeads: 4,
+  vocabSize: 32000,
+  maxPositions: 2048,
+  intermediateSize: 5632,
+  defaultTargetShapes: [
+    [2048, 2048],
+    [2048, 256],
+  ],
 };
 const wasmLimits = backendLimits('wasm', null, 20 * GiB);
 
 function request(overrides: Partial<MemoryPlanRequest>): MemoryPlanRequest {
-  return { shape: gpt2_124m, parameterCount: 124_439_808, batchSize: 8, seqLen: 256, microBatchSize: null, trainableParams: 811_008, quantized: null, limits: wasmLimits, ...overrides };
+  return {
+    shape: gpt2_124m,
+    parameterCount: 124_439_808,
+    batchSize: 8,
+    seqLen: 256,
+    microBatchSize: null,
+    trainableParams: 811_008,
+    quantized: null,
+    limits: wasmLimits,
+    ...overrides,
+  };
 }
 
 describe('planMemory', () => {
@@ -60,7 +91,15 @@ describe('planMemory', () => {
   });
 
   it('refuses TinyLlama 1.1B on wasm before loading: its f32 weights alone exceed the heap', () => {
-    const plan = planMemory(request({ shape: tinyLlama, parameterCount: 1_100_048_384, batchSize: 4, seqLen: 256, quantized: { params: 22 * (2048 * 2048 * 2 + 2048 * 256 * 2), largestModuleParams: 2048 * 5632 } }));
+    const plan = planMemory(
+      request({
+        shape: tinyLlama,
+        parameterCount: 1_100_048_384,
+        batchSize: 4,
+        seqLen: 256,
+        quantized: { params: 22 * (2048 * 2048 * 2 + 2048 * 256 * 2), largestModuleParams: 2048 * 5632 },
+      }),
+    );
     expect(plan.fits).toBe(false);
     expect(plan.refusal).toMatch(/loading widens every weight to f32 first: 4\.40 GB/);
     expect(plan.refusal).toMatch(/the cpu or tensorflow backend/);
@@ -88,11 +127,37 @@ describe('planMemory', () => {
     const params = adapter.trainable();
     const optimizer = new AdamW([{ name: 'all', lr: 1e-3, weightDecay: 0, params: params.map(({ name, variable }) => ({ name, variable })) }]);
     const [B, T] = [8, 32];
-    const batch: Batch = { inputIds: Int32Array.from({ length: B * T }, (_, i) => (i * 7) % 264), lossMask: new Float32Array(B * T).fill(1), batchSize: B, seqLen: T, tokenCount: B * T };
-    const plan = planMemory({ shape, parameterCount, batchSize: B, seqLen: T, microBatchSize: 2, trainableParams: adapter.trainableParamCount(), quantized: null, limits: backendLimits('cpu', null, 20 * GiB) });
+    const batch: Batch = {
+      inputIds: Int32Array.from({ length: B * T }, (_, i) => (i * 7) % 264),
+      lossMask: new Float32Array(B * T).fill(1),
+      batchSize: B,
+      seqLen: T,
+      tokenCount: B * T,
+    };
+    const plan = planMemory({
+      shape,
+      parameterCount,
+      batchSize: B,
+      seqLen: T,
+      microBatchSize: 2,
+      trainableParams: adapter.trainableParamCount(),
+      quantized: null,
+      limits: backendLimits('cpu', null, 20 * GiB),
+    });
     expect(plan.microBatchSize).toBe(2);
     const profile = await tf.profile(async () => {
-      await trainStep(model, adapter, optimizer, batch, 1, new Map(params.map((p) => [p.variable.name, p.name])), params.map((p) => p.variable), 1, undefined, plan);
+      await trainStep(
+        model,
+        adapter,
+        optimizer,
+        batch,
+        1,
+        new Map(params.map((p) => [p.variable.name, p.name])),
+        params.map((p) => p.variable),
+        1,
+        undefined,
+        plan,
+      );
       return [];
     });
     const ratio = plan.figures.total / profile.peakBytes;
@@ -105,7 +170,12 @@ describe('planMemory', () => {
     const variables = params.map((p) => p.variable);
     const passPeak = async (recompute: boolean) => {
       const profile = await tf.profile(() => {
-        const r = tf.variableGrads(() => causalLossTerm(model, ids, mask, shiftedTargets(batch, 0, B, B * T), { adapters: adapter, training: true, recompute: recompute ? variables : null }).loss, variables);
+        const r = tf.variableGrads(
+          () =>
+            causalLossTerm(model, ids, mask, shiftedTargets(batch, 0, B, B * T), { adapters: adapter, training: true, recompute: recompute ? variables : null })
+              .loss,
+          variables,
+        );
         return [r.value, ...Object.values(r.grads)];
       });
       return profile.peakBytes;
@@ -113,7 +183,13 @@ describe('planMemory', () => {
     const keptPeak = await passPeak(false);
     const recomputedPeak = await passPeak(true);
     expect(recomputedPeak).toBeLessThan(0.8 * keptPeak);
-    const recomputedFigures = runFigures({ shape, parameterCount, trainableParams: adapter.trainableParamCount(), quantized: null }, B, T, plan.logitsChunkTokens, { packing: 'none', recompute: true });
+    const recomputedFigures = runFigures(
+      { shape, parameterCount, trainableParams: adapter.trainableParamCount(), quantized: null },
+      B,
+      T,
+      plan.logitsChunkTokens,
+      { packing: 'none', recompute: true },
+    );
     expect(recomputedFigures.total / recomputedPeak).toBeGreaterThan(1 / 1.3);
     expect(recomputedFigures.total / recomputedPeak).toBeLessThan(1.3);
     tf.dispose([ids, mask]);
@@ -127,13 +203,20 @@ describe('out-of-memory errors', () => {
   const plan = planMemory(request({}));
 
   it('reports wasm aborts and XNNPACK status 6 as out_of_memory with the advice', () => {
-    for (const message of ['memory access out of bounds', 'XNN status for xnn_create_fully_connected_nc_f32 is not successful. Got status 6. Use -c dbg to see XNN logs.', 'Aborted(OOM)', 'WebAssembly.Memory.grow(): Maximum memory size exceeded']) {
+    for (const message of [
+      'memory access out of bounds',
+      'XNN status for xnn_create_fully_connected_nc_f32 is not successful. Got status 6. Use -c dbg to see XNN logs.',
+      'Aborted(OOM)',
+      'WebAssembly.Memory.grow(): Maximum memory size exceeded',
+    ]) {
       const error = message.startsWith('memory') ? Object.assign(new Error(message), { name: 'RuntimeError' }) : new Error(message);
       expect(isOutOfMemory(error)).toBe(true);
       const classified = classifyStepError(error, plan) as WorkbenchError;
       expect(classified).toBeInstanceOf(WorkbenchError);
       expect(classified.code).toBe('out_of_memory');
-      expect(classified.message).toMatch(/The wasm backend ran out of memory .*The plan counted .* at micro-batch \d+\. Lower training\.microBatchSize or training\.maxSeqLen, use QLoRA/);
+      expect(classified.message).toMatch(
+        /The wasm backend ran out of memory .*The plan counted .* at micro-batch \d+\. Lower training\.microBatchSize or training\.maxSeqLen, use QLoRA/,
+      );
     }
   });
 

@@ -23,7 +23,10 @@ const CASES: { name: string; config: RunConfigInput }[] = [
   { name: 'selora', config: { method: 'selora', lora, selora: { hiddenSize: 8, lambdaSem: 0.1 } } },
   { name: 'bias-aware (counterfactual)', config: { method: 'bias-aware', lora, biasAware: { ...bias, reading: 'counterfactual' } } },
   { name: 'bias-aware (adversarial)', config: { method: 'bias-aware', lora, biasAware: { ...bias, reading: 'adversarial' } } },
-  { name: 'bias-aware (two tasks, L_align)', config: { method: 'bias-aware', lora, biasAware: { ...bias, reading: 'counterfactual', tasks: ['sound', 'colour'], lambdaAlign: 1 } } },
+  {
+    name: 'bias-aware (two tasks, L_align)',
+    config: { method: 'bias-aware', lora, biasAware: { ...bias, reading: 'counterfactual', tasks: ['sound', 'colour'], lambdaAlign: 1 } },
+  },
   { name: 'full', config: { method: 'full' } },
   { name: 'bitfit', config: { method: 'bitfit' } },
   { name: 'prompt-tuning', config: { method: 'prompt-tuning', promptTuning: { numVirtualTokens: 8 } } },
@@ -37,12 +40,24 @@ let root: string;
 const datasetPath = () => path.join(root, 'tasks.jsonl');
 beforeAll(() => {
   root = fs.mkdtempSync(path.join(tmpdir(), 'lw-method-backends-'));
-  const sounds = [['cat', 'meow'], ['dog', 'woof'], ['cow', 'moo'], ['owl', 'hoot']];
-  const colours = [['grass', 'green'], ['sky', 'blue'], ['snow', 'white'], ['coal', 'black']];
+  const sounds = [
+    ['cat', 'meow'],
+    ['dog', 'woof'],
+    ['cow', 'moo'],
+    ['owl', 'hoot'],
+  ];
+  const colours = [
+    ['grass', 'green'],
+    ['sky', 'blue'],
+    ['snow', 'white'],
+    ['coal', 'black'],
+  ];
   // "he"/"she" give the counterfactual reading of L_bias something to swap.
-  const rows = Array.from({ length: 32 }, (_, i) => (i % 2
-    ? { prompt: `${i % 4 ? 'he' : 'she'} says ${sounds[i % 4]![0]}`, completion: ` ${sounds[i % 4]![1]}`, task: 'sound' }
-    : { prompt: `${colours[i % 4]![0]} is`, completion: ` ${colours[i % 4]![1]}`, task: 'colour' }));
+  const rows = Array.from({ length: 32 }, (_, i) =>
+    i % 2
+      ? { prompt: `${i % 4 ? 'he' : 'she'} says ${sounds[i % 4]![0]}`, completion: ` ${sounds[i % 4]![1]}`, task: 'sound' }
+      : { prompt: `${colours[i % 4]![0]} is`, completion: ` ${colours[i % 4]![1]}`, task: 'colour' },
+  );
   fs.writeFileSync(datasetPath(), rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
 });
 afterAll(async () => {
@@ -54,11 +69,28 @@ afterAll(async () => {
 async function lossesOn(backend: BackendName, name: string, config: RunConfigInput): Promise<{ series: Map<string, number[]>; runDir: string }> {
   const runDir = path.join(root, `${name.replace(/\W+/g, '-')}-${backend}`);
   const parsed = RunConfigSchema.parse({
-    ...config, model: modelDir, dataset: datasetPath(), backend,
-    training: { learningRate: 1e-2, batchSize: 4, maxSteps: STEPS, maxSeqLen: 16, warmupSteps: 0, evalEvery: STEPS, evalBatches: 1, checkpointEvery: STEPS, seed: 3, validationFraction: 0.1 },
+    ...config,
+    model: modelDir,
+    dataset: datasetPath(),
+    backend,
+    training: {
+      learningRate: 1e-2,
+      batchSize: 4,
+      maxSteps: STEPS,
+      maxSeqLen: 16,
+      warmupSteps: 0,
+      evalEvery: STEPS,
+      evalBatches: 1,
+      checkpointEvery: STEPS,
+      seed: 3,
+      validationFraction: 0.1,
+    },
   });
   const messages: WorkerToMain[] = [];
-  await runTraining({ type: 'train', runId: name, config: parsed, modelDir, datasetPath: datasetPath(), runDir, resumeFrom: null }, { emit: (m) => messages.push(m), shouldStop: () => false });
+  await runTraining(
+    { type: 'train', runId: name, config: parsed, modelDir, datasetPath: datasetPath(), runDir, resumeFrom: null },
+    { emit: (m) => messages.push(m), shouldStop: () => false },
+  );
   const failed = messages.find((m) => m.type === 'failed');
   if (failed) throw new Error(`${name} failed on ${backend}: ${failed.error.message}`);
   const series = new Map<string, number[]>();
@@ -70,7 +102,7 @@ async function lossesOn(backend: BackendName, name: string, config: RunConfigInp
 }
 
 describe.each(testBackends(['wasm']))('every method trains on %s', (backend) => {
-  it.each(CASES)('$name: each step\'s losses match cpu, and the export verifies', async ({ name, config }) => {
+  it.each(CASES)("$name: each step's losses match cpu, and the export verifies", async ({ name, config }) => {
     const { series: reference } = await lossesOn('cpu', name, config);
     const { series: other, runDir } = await lossesOn(backend, name, config);
     expect(reference.get('train/loss')).toHaveLength(STEPS);
@@ -81,7 +113,14 @@ describe.each(testBackends(['wasm']))('every method trains on %s', (backend) => 
       values.forEach((v, i) => expect(Math.abs(got[i]! - v), `${metric} at step ${i + 1}`).toBeLessThanOrEqual(1e-3 * Math.max(1, Math.abs(v))));
     }
     // The export reloads the adapter on this backend, applies it and compares logits (QLoRA quantizes again, SeLoRA pools again).
-    const report = await exportAdapter({ type: 'export', sourceDir: path.join(runDir, 'adapter'), modelDir, outDir: path.join(runDir, 'export'), backend, format: 'peft' });
+    const report = await exportAdapter({
+      type: 'export',
+      sourceDir: path.join(runDir, 'adapter'),
+      modelDir,
+      outDir: path.join(runDir, 'export'),
+      backend,
+      format: 'peft',
+    });
     expect(report.verification.passed).toBe(true);
   });
 });

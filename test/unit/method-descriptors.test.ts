@@ -13,36 +13,39 @@ describe('method descriptors', () => {
     for (const d of methodDescriptors) expect(MethodDescriptorSchema.safeParse(d).success, d.id).toBe(true);
   });
 
-  it.each(methodDescriptors.flatMap((d) => d.fields.map((f) => [`${d.settingsKey}.${f.key}`, d.settingsKey, f, d.id] as const)))('%s names a setting of its kind', (_path, settingsKey, field, method) => {
-    const defaults = settingsSchemas[settingsKey].parse({}) as Record<string, unknown>;
-    expect(Object.keys(defaults)).toContain(field.key);
-    const value = defaults[field.key];
-    switch (field.kind) {
-      case 'int':
-      case 'number':
-        // LoRA+'s learningRateB is null until set.
-        expect(value === null || typeof value === 'number').toBe(true);
-        break;
-      case 'boolean':
-        expect(typeof value).toBe('boolean');
-        break;
-      case 'string-list':
-        expect(Array.isArray(value)).toBe(true);
-        break;
-      case 'text':
-        expect(typeof value).toBe('string');
-        break;
-      case 'choice': {
-        expect(field.options).toContain(value);
-        // Every option is accepted and nothing else is.
-        for (const option of field.options) expect(RunConfigSchema.safeParse({ method, [settingsKey]: { [field.key]: option } }).success, option).toBe(true);
-        expect(RunConfigSchema.safeParse({ method, [settingsKey]: { [field.key]: 'not-an-option' } }).success).toBe(false);
-        break;
+  it.each(methodDescriptors.flatMap((d) => d.fields.map((f) => [`${d.settingsKey}.${f.key}`, d.settingsKey, f, d.id] as const)))(
+    '%s names a setting of its kind',
+    (_path, settingsKey, field, method) => {
+      const defaults = settingsSchemas[settingsKey].parse({}) as Record<string, unknown>;
+      expect(Object.keys(defaults)).toContain(field.key);
+      const value = defaults[field.key];
+      switch (field.kind) {
+        case 'int':
+        case 'number':
+          // LoRA+'s learningRateB is null until set.
+          expect(value === null || typeof value === 'number').toBe(true);
+          break;
+        case 'boolean':
+          expect(typeof value).toBe('boolean');
+          break;
+        case 'string-list':
+          expect(Array.isArray(value)).toBe(true);
+          break;
+        case 'text':
+          expect(typeof value).toBe('string');
+          break;
+        case 'choice': {
+          expect(field.options).toContain(value);
+          // Every option is accepted and nothing else is.
+          for (const option of field.options) expect(RunConfigSchema.safeParse({ method, [settingsKey]: { [field.key]: option } }).success, option).toBe(true);
+          expect(RunConfigSchema.safeParse({ method, [settingsKey]: { [field.key]: 'not-an-option' } }).success).toBe(false);
+          break;
+        }
       }
-    }
-  });
+    },
+  );
 
-  it('offers bias-aware LoRA\'s reading as a choice', () => {
+  it("offers bias-aware LoRA's reading as a choice", () => {
     const reading = methodDescriptors.find((d) => d.id === 'bias-aware')!.fields.find((f) => f.key === 'reading');
     expect(reading).toMatchObject({ kind: 'choice', options: ['counterfactual', 'adversarial'] });
   });

@@ -25,7 +25,9 @@ export async function trainTiny(root: string, name: string, config: RunConfigInp
   const datasetPath = path.join(root, 'animals.jsonl');
   if (!fs.existsSync(datasetPath)) {
     const nouns = Object.keys(animals);
-    const rows = Array.from({ length: 48 }, (_, i) => JSON.stringify({ prompt: `${nouns[i % nouns.length]} says`, completion: ` ${animals[nouns[i % nouns.length]!]}` }));
+    const rows = Array.from({ length: 48 }, (_, i) =>
+      JSON.stringify({ prompt: `${nouns[i % nouns.length]} says`, completion: ` ${animals[nouns[i % nouns.length]!]}` }),
+    );
     fs.writeFileSync(datasetPath, `${rows.join('\n')}\n`);
   }
   const runDir = path.join(root, name);
@@ -35,9 +37,24 @@ export async function trainTiny(root: string, name: string, config: RunConfigInp
     dataset: datasetPath,
     backend: 'cpu',
     ...config,
-    training: { learningRate: 3e-2, batchSize: 8, maxSteps: 24, maxSeqLen: 16, warmupSteps: 2, evalEvery: 12, evalBatches: 1, checkpointEvery: 12, seed: 3, validationFraction: 0.1, ...config.training },
+    training: {
+      learningRate: 3e-2,
+      batchSize: 8,
+      maxSteps: 24,
+      maxSeqLen: 16,
+      warmupSteps: 2,
+      evalEvery: 12,
+      evalBatches: 1,
+      checkpointEvery: 12,
+      seed: 3,
+      validationFraction: 0.1,
+      ...config.training,
+    },
   });
-  await runTraining({ type: 'train', runId: name, config: parsed, modelDir: fixtureModelDir, datasetPath, runDir, resumeFrom: null }, { emit: (m) => messages.push(m), shouldStop: () => false });
+  await runTraining(
+    { type: 'train', runId: name, config: parsed, modelDir: fixtureModelDir, datasetPath, runDir, resumeFrom: null },
+    { emit: (m) => messages.push(m), shouldStop: () => false },
+  );
   return {
     messages,
     runDir,

@@ -30,7 +30,8 @@ beforeAll(() => {
   paths = resolvePaths({ dataDir });
   store = Store.open(path.join(dataDir, 'test.sqlite'));
   service = new ModelService({
-    store, paths,
+    store,
+    paths,
     createWorker: () => {
       workersStarted++;
       throw new Error('no worker in this test');
@@ -69,7 +70,13 @@ describe('modelFoldersOfRuns', () => {
   it('lists each existing folder once, newest first, without the default model or vanished folders', () => {
     const gpt2 = path.join(fixtures, 'gpt2-tiny');
     const llama = path.join(fixtures, 'llama-tiny');
-    const entries = modelFoldersOfRuns([{ model: 'default' }, { model: llama }, { model: path.join(dataDir, 'gone') }, { model: gpt2 }, { model: `${llama}/` }]);
+    const entries = modelFoldersOfRuns([
+      { model: 'default' },
+      { model: llama },
+      { model: path.join(dataDir, 'gone') },
+      { model: gpt2 },
+      { model: `${llama}/` },
+    ]);
     expect(entries.map((e) => e.id)).toEqual([llama, gpt2]);
     expect(entries[0]).toMatchObject({ name: 'llama-tiny', path: llama });
   });
@@ -88,7 +95,14 @@ describe('catalog.list', () => {
     const manager = new RunManager(options);
     const evals = new EvalManager(options);
     const api = createWorkbenchApi({
-      manager, evals, models: service, datasets: new DatasetRegistry(options), adapterBank: new AdapterBank(options), adapterImporter: new AdapterImporter(options), paths, mode: 'headless',
+      manager,
+      evals,
+      models: service,
+      datasets: new DatasetRegistry(options),
+      adapterBank: new AdapterBank(options),
+      adapterImporter: new AdapterImporter(options),
+      paths,
+      mode: 'headless',
       deletion: new Deletion({ store, paths, isTraining: () => false }),
       benchmarks: new BenchmarkStore({ paths }),
       quickEval: { start: async () => [] },

@@ -23,10 +23,32 @@ const tmp = (prefix: string) => fs.mkdtempSync(path.join(tmpdir(), prefix));
  * peft/config.py), written out here rather than imported so that the check is independent of the code.
  */
 const LORA_CONFIG_FIELDS = [
-  'peft_type', 'task_type', 'base_model_name_or_path', 'revision', 'inference_mode', 'auto_mapping',
-  'r', 'target_modules', 'exclude_modules', 'lora_alpha', 'lora_dropout', 'fan_in_fan_out', 'bias', 'use_rslora',
-  'modules_to_save', 'init_lora_weights', 'layers_to_transform', 'layers_pattern', 'rank_pattern', 'alpha_pattern',
-  'megatron_config', 'megatron_core', 'loftq_config', 'use_dora', 'layer_replication', 'lora_bias',
+  'peft_type',
+  'task_type',
+  'base_model_name_or_path',
+  'revision',
+  'inference_mode',
+  'auto_mapping',
+  'r',
+  'target_modules',
+  'exclude_modules',
+  'lora_alpha',
+  'lora_dropout',
+  'fan_in_fan_out',
+  'bias',
+  'use_rslora',
+  'modules_to_save',
+  'init_lora_weights',
+  'layers_to_transform',
+  'layers_pattern',
+  'rank_pattern',
+  'alpha_pattern',
+  'megatron_config',
+  'megatron_core',
+  'loftq_config',
+  'use_dora',
+  'layer_replication',
+  'lora_bias',
 ];
 
 /** A tiny GPT-2 folder as save_pretrained writes it: config.json, model.safetensors, tokenizer files. */
@@ -83,7 +105,13 @@ function createAdapter(): AdapterModel {
 /** Writes an adapter folder the way the training loop's final step does (adapter + probe). */
 async function writeTrainedFolder(adapter: AdapterModel, dir: string): Promise<void> {
   await writeAdapter(adapter, dir, { baseModelNameOrPath: modelDir, sidecar: sidecar(30, adapter.trainableParamCount()) });
-  const probe = makeProbe([[10, 20, 30, 40, 50], [60, 70, 80]], 263);
+  const probe = makeProbe(
+    [
+      [10, 20, 30, 40, 50],
+      [60, 70, 80],
+    ],
+    263,
+  );
   await writeProbe(dir, probe, await probeLogits(model, adapter, probe), 'cpu');
 }
 
@@ -118,7 +146,16 @@ describe('writeAdapter', () => {
 
     const peft = JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8'));
     expect(Object.keys(peft).filter((k) => !LORA_CONFIG_FIELDS.includes(k))).toEqual([]);
-    expect(peft).toMatchObject({ peft_type: 'LORA', task_type: 'CAUSAL_LM', fan_in_fan_out: true, r: 4, lora_alpha: 8, base_model_name_or_path: 'gpt2-tiny', bias: 'none', use_rslora: false });
+    expect(peft).toMatchObject({
+      peft_type: 'LORA',
+      task_type: 'CAUSAL_LM',
+      fan_in_fan_out: true,
+      r: 4,
+      lora_alpha: 8,
+      base_model_name_or_path: 'gpt2-tiny',
+      bias: 'none',
+      use_rslora: false,
+    });
     expect([...peft.target_modules].sort()).toEqual(['c_attn', 'c_proj']);
 
     const side = JSON.parse(fs.readFileSync(path.join(dir, 'workbench_adapter.json'), 'utf8'));
@@ -165,7 +202,9 @@ describe('exportAdapter', () => {
     // Simulate weights that drifted from what the probe recorded (a broken save): perturb B again and rewrite the tensors only.
     perturbB(adapter, 0.06);
     await writeAdapter(adapter, source, { baseModelNameOrPath: modelDir, sidecar: sidecar(30, adapter.trainableParamCount()) });
-    const error = await exportAdapter({ type: 'export', sourceDir: source, modelDir, outDir: tmp('lw-out-'), backend: 'cpu', format: 'peft' }).catch((e: unknown) => e);
+    const error = await exportAdapter({ type: 'export', sourceDir: source, modelDir, outDir: tmp('lw-out-'), backend: 'cpu', format: 'peft' }).catch(
+      (e: unknown) => e,
+    );
     expect((error as WorkbenchError).code).toBe('export_mismatch');
     expect((error as WorkbenchError).message).toMatch(/does not reproduce the trained model/);
     adapter.dispose();
@@ -184,6 +223,8 @@ describe('exportAdapter', () => {
   });
 
   it('names a folder that is not an adapter', async () => {
-    await expect(exportAdapter({ type: 'export', sourceDir: tmp('lw-empty-'), modelDir, outDir: tmp('lw-out-'), backend: 'cpu', format: 'peft' })).rejects.toMatchObject({ code: 'not_found' });
+    await expect(
+      exportAdapter({ type: 'export', sourceDir: tmp('lw-empty-'), modelDir, outDir: tmp('lw-out-'), backend: 'cpu', format: 'peft' }),
+    ).rejects.toMatchObject({ code: 'not_found' });
   });
 });

@@ -36,7 +36,16 @@ describe('adapter import', () => {
   it('reads rsLoRA and a regex target_modules, and writes a LoRA sidecar with the adapted modules', async () => {
     const out = path.join(work, 'sidecar');
     const modelDir = path.join(root, 'test', 'fixtures', 'llama-tiny');
-    const result = await importPeftAdapter({ type: 'import-adapter', sourceDir: fixtureDir('llama-tiny-rslora'), modelDir, baseModel: modelDir, name: 'hub', runId: 'imp-1', outDir: out, backend: 'cpu' });
+    const result = await importPeftAdapter({
+      type: 'import-adapter',
+      sourceDir: fixtureDir('llama-tiny-rslora'),
+      modelDir,
+      baseModel: modelDir,
+      name: 'hub',
+      runId: 'imp-1',
+      outDir: out,
+      backend: 'cpu',
+    });
     expect(result.settings).toEqual({ r: 2, alpha: 4, dropout: 0, useRslora: true, targetModules: ['down_proj', 'q_proj', 'v_proj'] });
     const sidecar = await readSidecar(out);
     expect(sidecar).toMatchObject({ method: 'lora', runId: 'imp-1', config: { method: 'lora', model: modelDir, name: 'hub' } });
@@ -60,8 +69,19 @@ describe('adapter import', () => {
     edit(config);
     fs.writeFileSync(path.join(dir, 'adapter_config.json'), JSON.stringify(config));
     const modelDir = path.join(root, 'test', 'fixtures', family);
-    return importPeftAdapter({ type: 'import-adapter', sourceDir: dir, modelDir, baseModel: modelDir, name: 'x', runId: 'imp-x', outDir: path.join(dir, 'out'), backend: 'cpu' })
-      .then(() => null, (error: Error) => error.message);
+    return importPeftAdapter({
+      type: 'import-adapter',
+      sourceDir: dir,
+      modelDir,
+      baseModel: modelDir,
+      name: 'x',
+      runId: 'imp-x',
+      outDir: path.join(dir, 'out'),
+      backend: 'cpu',
+    }).then(
+      () => null,
+      (error: Error) => error.message,
+    );
   }
 
   it('refuses other PEFT types and DoRA by name, modules_to_save and trained biases with the reason', async () => {
@@ -87,7 +107,16 @@ describe('adapter import', () => {
   it('imports against a model folder of another name with a warning naming the hint', async () => {
     const other = path.join(work, 'renamed-gpt2');
     fs.cpSync(path.join(root, 'test', 'fixtures', 'gpt2-tiny'), other, { recursive: true });
-    const result = await importPeftAdapter({ type: 'import-adapter', sourceDir: fixtureDir('gpt2-tiny-lora'), modelDir: other, baseModel: other, name: 'x', runId: 'imp-w', outDir: path.join(work, 'renamed-out'), backend: 'cpu' });
+    const result = await importPeftAdapter({
+      type: 'import-adapter',
+      sourceDir: fixtureDir('gpt2-tiny-lora'),
+      modelDir: other,
+      baseModel: other,
+      name: 'x',
+      runId: 'imp-w',
+      outDir: path.join(work, 'renamed-out'),
+      backend: 'cpu',
+    });
     expect(result.warnings).toEqual([expect.stringMatching(/names "test\/fixtures\/gpt2-tiny" as the base model/)]);
   });
 });

@@ -17,17 +17,40 @@ const root = findAppRoot(import.meta.dirname);
 
 /** What PEFT's LoraConfig needs to rebuild the adapter, all of which the export must write. */
 const REQUIRED = [
-  'peft_type', 'task_type', 'r', 'lora_alpha', 'lora_dropout', 'target_modules', 'bias', 'fan_in_fan_out',
-  'use_rslora', 'modules_to_save', 'init_lora_weights', 'base_model_name_or_path',
+  'peft_type',
+  'task_type',
+  'r',
+  'lora_alpha',
+  'lora_dropout',
+  'target_modules',
+  'bias',
+  'fan_in_fan_out',
+  'use_rslora',
+  'modules_to_save',
+  'init_lora_weights',
+  'base_model_name_or_path',
 ];
 /**
  * Every field LoraConfig and PeftConfig define (peft/tuners/lora/config.py, peft/config.py, PEFT 0.13),
  * written out here, independently of the app's list: anything else would make LoraConfig(**json) fail.
  */
 const LORA_CONFIG_FIELDS = new Set([
-  ...REQUIRED, 'revision', 'inference_mode', 'auto_mapping', 'exclude_modules', 'layers_to_transform', 'layers_pattern',
-  'rank_pattern', 'alpha_pattern', 'megatron_config', 'megatron_core', 'loftq_config', 'use_dora', 'layer_replication',
-  'runtime_config', 'lora_bias',
+  ...REQUIRED,
+  'revision',
+  'inference_mode',
+  'auto_mapping',
+  'exclude_modules',
+  'layers_to_transform',
+  'layers_pattern',
+  'rank_pattern',
+  'alpha_pattern',
+  'megatron_config',
+  'megatron_core',
+  'loftq_config',
+  'use_dora',
+  'layer_replication',
+  'runtime_config',
+  'lora_bias',
 ]);
 
 /** The app's logits for a PEFT folder on the inputs of its reference, at the reference's positions. */
@@ -35,9 +58,17 @@ async function appLogits(family: string, adapterDir: string, inputIds: number[][
   const peft = JSON.parse(fs.readFileSync(path.join(adapterDir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
   const model = await loadCausalLM(path.join(root, 'test', 'fixtures', family));
   const lora = getMethod('lora');
-  const adapter = lora.create(model, lora.parseSettings({
-    r: peft.r, alpha: peft.lora_alpha, dropout: peft.lora_dropout, targetModules: peft.target_modules, useRslora: peft.use_rslora,
-  }), 0);
+  const adapter = lora.create(
+    model,
+    lora.parseSettings({
+      r: peft.r,
+      alpha: peft.lora_alpha,
+      dropout: peft.lora_dropout,
+      targetModules: peft.target_modules,
+      useRslora: peft.use_rslora,
+    }),
+    0,
+  );
   try {
     adapter.loadStateDict((await readSafetensorsFile(path.join(adapterDir, 'adapter_model.safetensors'))).tensors);
     return (await probeLogits(model, adapter, { inputIds })).data;
@@ -52,7 +83,11 @@ async function reference(dir: string): Promise<{ inputIds: number[][]; logits: F
   const ids = tensors.get('input_ids')!;
   const [P, T] = ids.shape as [number, number];
   const logits = tensors.get('logits')!;
-  return { inputIds: Array.from({ length: P }, (_, p) => Array.from(ids.data.subarray(p * T, (p + 1) * T), Math.round)), logits: logits.data, shape: logits.shape };
+  return {
+    inputIds: Array.from({ length: P }, (_, p) => Array.from(ids.data.subarray(p * T, (p + 1) * T), Math.round)),
+    logits: logits.data,
+    shape: logits.shape,
+  };
 }
 
 let work: string;
@@ -80,7 +115,14 @@ describe('PEFT parity against PyTorch', () => {
         const config = JSON.parse(fs.readFileSync(path.join(outDir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
         for (const field of REQUIRED) expect(config, field).toHaveProperty(field);
         expect(Object.keys(config).filter((k) => !LORA_CONFIG_FIELDS.has(k))).toEqual([]);
-        expect(config).toMatchObject({ peft_type: 'LORA', task_type: 'CAUSAL_LM', bias: 'none', modules_to_save: null, init_lora_weights: true, fan_in_fan_out: family === 'gpt2-tiny' });
+        expect(config).toMatchObject({
+          peft_type: 'LORA',
+          task_type: 'CAUSAL_LM',
+          bias: 'none',
+          modules_to_save: null,
+          init_lora_weights: true,
+          fan_in_fan_out: family === 'gpt2-tiny',
+        });
         expect(config).toEqual(JSON.parse(fs.readFileSync(path.join(fixture, 'adapter_config.json'), 'utf8')));
 
         const ref = await reference(fixture);

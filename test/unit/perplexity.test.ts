@@ -103,7 +103,14 @@ describe('perplexity suite', () => {
     const texts = ['abcab', 'bb', 'cacbba'];
     const documents = texts.map((text, i) => ({ id: `d${i}`, text, line: i + 1 }));
     const progress: [number, number][] = [];
-    const { text, oasst1 } = await runPerplexitySuite({ model, tokenizer: charTokenizer, adapters: null, batchSize: 2, documents, onProgress: (d, t) => progress.push([d, t]) });
+    const { text, oasst1 } = await runPerplexitySuite({
+      model,
+      tokenizer: charTokenizer,
+      adapters: null,
+      batchSize: 2,
+      documents,
+      onProgress: (d, t) => progress.push([d, t]),
+    });
     expect(oasst1).toBeNull();
     const expected = texts.map(bigramLogLik);
     text!.items.forEach((item, i) => {
@@ -160,7 +167,10 @@ describe('perplexity suite', () => {
       const windows = conditionalWindows(pair.context, pair.continuation, model.config.maxPositions);
       const scores = await scoreRequests(model, windows);
       expect(oasst1!.items[0]!.tokens).toBe(pair.continuation.length);
-      expect(oasst1!.items[0]!.logLikelihood).toBeCloseTo(scores.reduce((s, x) => s + x.logLikelihood, 0), 4);
+      expect(oasst1!.items[0]!.logLikelihood).toBeCloseTo(
+        scores.reduce((s, x) => s + x.logLikelihood, 0),
+        4,
+      );
     });
   });
 });

@@ -7,8 +7,7 @@ import { mulberry32 } from '../../src-worker/rng.ts';
 import { PERTURBATION_FAMILIES, PERTURBATION_LEVELS, countWords, perturb, splitWords, type PerturbationFamily } from '../../src-worker/eval/perturb.ts';
 import { DEFAULT_WORD_LISTS, readDemographicTermSets } from '../../src-worker/eval/wordlists.ts';
 
-const SENTENCE =
-  "He said he didn't know whether John and Mary would arrive at the big city before noon, but I am sure they do not want to be late.";
+const SENTENCE = "He said he didn't know whether John and Mary would arrive at the big city before noon, but I am sure they do not want to be late.";
 
 /** A text of n words drawn (seeded) from `vocabulary`, one space apart, ending with a full stop. */
 function textOf(vocabulary: readonly string[], n: number, seed: number): string {
@@ -79,7 +78,10 @@ describe('perturb', () => {
       const a = perturb(SENTENCE, family, 0.3, 123);
       expect(perturb(SENTENCE, family, 0.3, 123)).toEqual(a);
       const others = [1, 2, 3, 4].map((seed) => perturb(SENTENCE, family, 0.3, seed).text);
-      expect(others.some((t) => t !== a.text), family).toBe(true);
+      expect(
+        others.some((t) => t !== a.text),
+        family,
+      ).toBe(true);
     }
   });
 
@@ -88,7 +90,10 @@ describe('perturb', () => {
       let previous: number[] = [];
       for (const level of PERTURBATION_LEVELS) {
         const touched = perturb(SENTENCE, family, level, 9).touchedWordIndices;
-        expect(previous.every((i) => touched.includes(i)), `${family} ${level}`).toBe(true);
+        expect(
+          previous.every((i) => touched.includes(i)),
+          `${family} ${level}`,
+        ).toBe(true);
         previous = touched;
       }
     }
@@ -194,7 +199,14 @@ describe('perturb', () => {
     // 10 words, 5 of them mapped (about, going, with, them, nothing): level 0.4 touches round(0.4 * 5) = 2.
     const text = 'We are going to talk about it with them and nothing else today.';
     const mapped = [2, 5, 7, 8, 10];
-    for (const [level, wanted] of [[0, 0], [0.1, 1], [0.2, 1], [0.3, 2], [0.4, 2], [1, 5]] as const) {
+    for (const [level, wanted] of [
+      [0, 0],
+      [0.1, 1],
+      [0.2, 1],
+      [0.3, 2],
+      [0.4, 2],
+      [1, 5],
+    ] as const) {
       const result = perturb(text, 'dialect', level, 11);
       expect(result.touchedWordIndices, `level ${level}`).toHaveLength(wanted);
       expect(result.touchedWordIndices.every((i) => mapped.includes(i))).toBe(true);

@@ -25,7 +25,9 @@ let trainedAdapter: string;
 
 /** A workbench adapter folder for gpt2-tiny; `scaleB` > 0 fills lora_B with noise of that size (as training would move it). */
 async function writeAdapter(dir: string, scaleB: number): Promise<string> {
-  const config = <RunConfigOf<'lora'>>RunConfigSchema.parse({ model: modelDir, backend: 'cpu', lora: { r: 4, alpha: 8, dropout: 0, targetModules: ['c_attn', 'c_proj'] } });
+  const config = <RunConfigOf<'lora'>>(
+    RunConfigSchema.parse({ model: modelDir, backend: 'cpu', lora: { r: 4, alpha: 8, dropout: 0, targetModules: ['c_attn', 'c_proj'] } })
+  );
   const model = await loadCausalLM(modelDir);
   const method = getMethod('lora');
   const adapter = method.create(model, method.parseSettings(config.lora), 0);
@@ -35,7 +37,15 @@ async function writeAdapter(dir: string, scaleB: number): Promise<string> {
       const state = adapter.stateDict();
       const changed = new Map<string, tf.Tensor>();
       for (const [name, t] of state) {
-        changed.set(name, name.includes('lora_B') ? tf.tensor(Float32Array.from({ length: t.size }, () => (random.next() - 0.5) * 2 * scaleB), t.shape) : t);
+        changed.set(
+          name,
+          name.includes('lora_B')
+            ? tf.tensor(
+                Float32Array.from({ length: t.size }, () => (random.next() - 0.5) * 2 * scaleB),
+                t.shape,
+              )
+            : t,
+        );
       }
       adapter.loadStateDict(new Map([...changed].map(([name, t]) => [name, { shape: [...t.shape], data: t.dataSync() as Float32Array }])));
       tf.dispose([...state.values(), ...changed.values()]);
@@ -43,8 +53,16 @@ async function writeAdapter(dir: string, scaleB: number): Promise<string> {
     await saveAdapter(adapter, dir, {
       baseModelNameOrPath: modelDir,
       sidecar: {
-        format: 'lora-workbench-adapter', version: 1, method: 'lora', runId: 'test', step: 1, trainableParams: adapter.trainableParamCount(),
-        config, backend: null, baseModel: { path: modelDir, fingerprint: null }, createdAt: new Date(0).toISOString(),
+        format: 'lora-workbench-adapter',
+        version: 1,
+        method: 'lora',
+        runId: 'test',
+        step: 1,
+        trainableParams: adapter.trainableParamCount(),
+        config,
+        backend: null,
+        baseModel: { path: modelDir, fingerprint: null },
+        createdAt: new Date(0).toISOString(),
       },
     });
   } finally {
@@ -56,8 +74,14 @@ async function writeAdapter(dir: string, scaleB: number): Promise<string> {
 
 function job(overrides: Partial<GenerateJob> = {}): GenerateJob {
   return {
-    type: 'generate', modelDir, adapterDir: null, prompt: 'the cat', useChatTemplate: false,
-    sampling: SamplingSettingsSchema.parse({ maxNewTokens: 12 }), backend: 'cpu', ...overrides,
+    type: 'generate',
+    modelDir,
+    adapterDir: null,
+    prompt: 'the cat',
+    useChatTemplate: false,
+    sampling: SamplingSettingsSchema.parse({ maxNewTokens: 12 }),
+    backend: 'cpu',
+    ...overrides,
   };
 }
 
@@ -102,7 +126,8 @@ describe('runGenerateJob', () => {
   it('renders the chat template when asked, and says so when the folder has none', async () => {
     const chatDir = path.join(root, 'chat-model');
     fs.mkdirSync(chatDir);
-    for (const name of fs.readdirSync(modelDir)) if (fs.statSync(path.join(modelDir, name)).isFile()) fs.copyFileSync(path.join(modelDir, name), path.join(chatDir, name));
+    for (const name of fs.readdirSync(modelDir))
+      if (fs.statSync(path.join(modelDir, name)).isFile()) fs.copyFileSync(path.join(modelDir, name), path.join(chatDir, name));
     const tokenizerConfig = JSON.parse(fs.readFileSync(path.join(chatDir, 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
     const template = '{% for m in messages %}Q: {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}A:{% endif %}';
     fs.writeFileSync(path.join(chatDir, 'tokenizer_config.json'), JSON.stringify({ ...tokenizerConfig, chat_template: template }));
@@ -116,7 +141,10 @@ describe('runGenerateJob', () => {
 
   it('keeps the end of a prompt longer than the model positions', async () => {
     const logs: string[] = [];
-    const result = await runGenerateJob(job({ prompt: 'the cat sat on the mat '.repeat(20), sampling: SamplingSettingsSchema.parse({ maxNewTokens: 4 }) }), (m) => logs.push(m));
+    const result = await runGenerateJob(
+      job({ prompt: 'the cat sat on the mat '.repeat(20), sampling: SamplingSettingsSchema.parse({ maxNewTokens: 4 }) }),
+      (m) => logs.push(m),
+    );
     // gpt2-tiny has 32 positions: 31 prompt tokens leave room for one new token.
     expect(result.base.tokens).toBe(1);
     expect(result.base.stoppedBy).toBe('max_positions');

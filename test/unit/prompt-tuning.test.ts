@@ -44,9 +44,14 @@ describe.each(families)('prompt tuning on %s', (_family, makeModel) => {
     const V = model.config.vocabSize;
     const T = IDS[0]!.length;
     const adapted = logitsOf(model, adapter);
-    const full = logitsOf(model, null, IDS.map((row) => [...prefix, ...row]));
+    const full = logitsOf(
+      model,
+      null,
+      IDS.map((row) => [...prefix, ...row]),
+    );
     const expected = new Float32Array(IDS.length * T * V);
-    for (let b = 0; b < IDS.length; b++) expected.set(full.subarray((b * (T + prefix.length) + prefix.length) * V, (b + 1) * (T + prefix.length) * V), b * T * V);
+    for (let b = 0; b < IDS.length; b++)
+      expected.set(full.subarray((b * (T + prefix.length) + prefix.length) * V, (b + 1) * (T + prefix.length) * V), b * T * V);
     expect(adapted.length).toBe(expected.length);
     expect(maxAbsDiff(adapted, expected)).toBeLessThan(1e-5);
     // Not vacuous: the prefix changes the outputs.
@@ -90,7 +95,11 @@ describe('prompt tuning settings and export', () => {
   });
 
   it('trains in a run and exports PEFT PROMPT_TUNING: prompt_embeddings [n, d] and PromptTuningConfig fields only', async () => {
-    const run = await trainTiny(root, 'prompt', { method: 'prompt-tuning', promptTuning: { numVirtualTokens: 4, init: 'text', initText: 'animal sounds' }, training: { learningRate: 5e-2, maxSteps: 12 } });
+    const run = await trainTiny(root, 'prompt', {
+      method: 'prompt-tuning',
+      promptTuning: { numVirtualTokens: 4, init: 'text', initText: 'animal sounds' },
+      training: { learningRate: 5e-2, maxSteps: 12 },
+    });
     expect(run.messages.find((m) => m.type === 'failed')).toBeUndefined();
     const adapterDir = path.join(run.runDir, 'adapter');
     const saved = await readSafetensorsFile(path.join(adapterDir, ADAPTER_WEIGHTS_FILE));

@@ -45,26 +45,29 @@ describe('blockwise quantization', () => {
     ['int8', 7],
     ['nf4', 64],
     ['nf4', 5],
-  ] as [QuantizationFormat, number][])('%s with block size %i: every weight within the bound of its block absmax, and the bound is nearly reached', (format, blockSize) => {
-    const data = gaussian(1000, 3);
-    data[17] = 0; // a zero stays exactly zero in both formats
-    data.fill(0, 640, 640 + 2 * blockSize); // whole zero blocks (scale 0)
-    const q = quantize(data, [1000], format, blockSize);
-    const back = dequantize(q);
-    const bound = errorBoundPerAbsmax(format);
-    let worst = 0; // largest error as a fraction of the bound
-    for (let i = 0; i < data.length; i++) {
-      const absmax = q.scales[Math.floor(i / blockSize)]!;
-      const error = Math.abs(back[i]! - data[i]!);
-      expect(error, `weight ${i}`).toBeLessThanOrEqual(bound * absmax * (1 + 1e-6) + 1e-7);
-      if (absmax > 0) worst = Math.max(worst, error / (bound * absmax));
-    }
-    expect(back[17]).toBe(0);
-    expect(back.subarray(640 + blockSize, 640 + 2 * blockSize).every((x) => x === 0)).toBe(true);
-    expect(worst).toBeGreaterThan(0.5);
-    // Every block's largest weight is represented exactly (up to float rounding): it maps to level +-1.
-    expect(Math.abs(back[data.indexOf(Math.max(...data))]! - Math.max(...data))).toBeLessThan(1e-6);
-  });
+  ] as [QuantizationFormat, number][])(
+    '%s with block size %i: every weight within the bound of its block absmax, and the bound is nearly reached',
+    (format, blockSize) => {
+      const data = gaussian(1000, 3);
+      data[17] = 0; // a zero stays exactly zero in both formats
+      data.fill(0, 640, 640 + 2 * blockSize); // whole zero blocks (scale 0)
+      const q = quantize(data, [1000], format, blockSize);
+      const back = dequantize(q);
+      const bound = errorBoundPerAbsmax(format);
+      let worst = 0; // largest error as a fraction of the bound
+      for (let i = 0; i < data.length; i++) {
+        const absmax = q.scales[Math.floor(i / blockSize)]!;
+        const error = Math.abs(back[i]! - data[i]!);
+        expect(error, `weight ${i}`).toBeLessThanOrEqual(bound * absmax * (1 + 1e-6) + 1e-7);
+        if (absmax > 0) worst = Math.max(worst, error / (bound * absmax));
+      }
+      expect(back[17]).toBe(0);
+      expect(back.subarray(640 + blockSize, 640 + 2 * blockSize).every((x) => x === 0)).toBe(true);
+      expect(worst).toBeGreaterThan(0.5);
+      // Every block's largest weight is represented exactly (up to float rounding): it maps to level +-1.
+      expect(Math.abs(back[data.indexOf(Math.max(...data))]! - Math.max(...data))).toBeLessThan(1e-6);
+    },
+  );
 
   it('stores int8 in ~4x and NF4 in ~8x less memory than float32, minus the float32 scales', () => {
     const n = 64 * 1000;
@@ -128,10 +131,17 @@ describe('QLoRA over a quantized base', () => {
   });
 
   it('logs the quantized memory at run start and exports a plain PEFT LoRA', async () => {
-    const run = await trainTiny(root, 'qlora', { method: 'qlora', lora: { r: 4, alpha: 8, targetModules: ['c_attn', 'c_fc'] }, qlora: { format: 'nf4', blockSize: 64 }, training: { maxSteps: 12 } });
+    const run = await trainTiny(root, 'qlora', {
+      method: 'qlora',
+      lora: { r: 4, alpha: 8, targetModules: ['c_attn', 'c_fc'] },
+      qlora: { format: 'nf4', blockSize: 64 },
+      training: { maxSteps: 12 },
+    });
     expect(run.messages.find((m) => m.type === 'failed')).toBeUndefined();
     const note = run.messages.find((m) => m.type === 'log' && m.message.startsWith('QLoRA:'));
-    expect(note && note.type === 'log' ? note.message : '').toMatch(/4 adapted weights held in nf4 \(block size 64\): .* MB .* instead of .* MB in float32, 7\.11x smaller/);
+    expect(note && note.type === 'log' ? note.message : '').toMatch(
+      /4 adapted weights held in nf4 \(block size 64\): .* MB .* instead of .* MB in float32, 7\.11x smaller/,
+    );
     expect(run.messages.some((m) => m.type === 'log' && /after freeing the float32 copies of the quantized weights/.test(m.message))).toBe(true);
     const adapterDir = path.join(run.runDir, 'adapter');
     const config = JSON.parse(fs.readFileSync(path.join(adapterDir, ADAPTER_CONFIG_FILE), 'utf8')) as Record<string, unknown>;

@@ -40,7 +40,10 @@ const hotpotRow = (over: Record<string, unknown> = {}) =>
     type: 'bridge',
     level: 'easy',
     supporting_facts: [['T1', 0]],
-    context: [['T1', ['S0.', ' S1.']], ['T2', ['Other.']]],
+    context: [
+      ['T1', ['S0.', ' S1.']],
+      ['T2', ['Other.']],
+    ],
     ...over,
   });
 
@@ -147,7 +150,8 @@ describe('QQP reader', () => {
   });
 
   it('reads the glue_pretrain JSON object with keys as ids and item lines', () => {
-    const text = '{\n  "0": {\n    "text_a": "A?",\n    "text_b": "B?",\n    "label": "1"\n  },\n  "1": {\n    "text_a": "C?",\n    "text_b": "D?",\n    "label": "0"\n  }\n}';
+    const text =
+      '{\n  "0": {\n    "text_a": "A?",\n    "text_b": "B?",\n    "label": "1"\n  },\n  "1": {\n    "text_a": "C?",\n    "text_b": "D?",\n    "label": "0"\n  }\n}';
     expect(parseQqpJson(text)).toEqual([
       { id: '0', question1: 'A?', question2: 'B?', label: 1, line: 2 },
       { id: '1', question1: 'C?', question2: 'D?', label: 0, line: 7 },
@@ -214,9 +218,25 @@ describe('OASST1 reader', () => {
 
   it('reads the derived thread and pair shapes', () => {
     const threads = parseOasst('{"message_tree_id": "t", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n');
-    expect(threads.conversations).toEqual([{ treeId: 't', turns: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello' }], line: 1 }]);
+    expect(threads.conversations).toEqual([
+      {
+        treeId: 't',
+        turns: [
+          { role: 'user', content: 'hi' },
+          { role: 'assistant', content: 'hello' },
+        ],
+        line: 1,
+      },
+    ]);
     const pairs = parseOasst('\n{"message_tree_id": "t", "prompt": "q", "response": "r", "rank": 0}\n');
-    expect(pairs.conversations[0]).toEqual({ treeId: 't', turns: [{ role: 'user', content: 'q' }, { role: 'assistant', content: 'r' }], line: 2 });
+    expect(pairs.conversations[0]).toEqual({
+      treeId: 't',
+      turns: [
+        { role: 'user', content: 'q' },
+        { role: 'assistant', content: 'r' },
+      ],
+      line: 2,
+    });
   });
 
   it('reports malformed messages and repeated ids by line', () => {
@@ -278,7 +298,13 @@ describe('StereoSet reader', () => {
 
   it('reads a bare array and names the bad example by index and line', () => {
     const sentence = (label: string, id: string) => ({ sentence: `x ${id}`, id, labels: [], gold_label: label });
-    const good = { id: 'e1', target: 't', bias_type: 'race', context: 'T are BLANK.', sentences: [sentence('stereotype', 'a'), sentence('anti-stereotype', 'b'), sentence('unrelated', 'c')] };
+    const good = {
+      id: 'e1',
+      target: 't',
+      bias_type: 'race',
+      context: 'T are BLANK.',
+      sentences: [sentence('stereotype', 'a'), sentence('anti-stereotype', 'b'), sentence('unrelated', 'c')],
+    };
     const twice = { ...good, id: 'e2', sentences: [sentence('stereotype', 'a'), sentence('stereotype', 'b'), sentence('unrelated', 'c')] };
     const text = `[\n${JSON.stringify(good)},\n${JSON.stringify(twice)},\n${JSON.stringify(good)}\n]`;
     expect(rowErrors(() => parseStereoSet(text))).toEqual([
@@ -441,9 +467,9 @@ describe('dataset registry', () => {
       ['user-table', 'instruction'],
     ]);
     expect(caught(() => getDataset('squad')).message).toMatch(/Unknown dataset "squad"; known datasets: hotpotqa, qqp/);
-    expect(() => registerDataset({ id: 'qqp', label: '', taskKind: 'qa', description: '', sharedFiles: [], read: async () => ({ rows: [], notes: [] }) })).toThrow(
-      /registered twice/,
-    );
+    expect(() =>
+      registerDataset({ id: 'qqp', label: '', taskKind: 'qa', description: '', sharedFiles: [], read: async () => ({ rows: [], notes: [] }) }),
+    ).toThrow(/registered twice/);
   });
 
   it('reads through the registry, with notes and templates', async () => {
@@ -453,7 +479,8 @@ describe('dataset registry', () => {
     const qqp = getDataset('qqp');
     const { rows } = await qqp.read(join(FIXTURES, 'qqp.tsv'));
     expect(qqp.template!(rows[0])).toEqual({
-      prompt: 'Question 1: How do I learn to cook?\nQuestion 2: What is the best way to learn cooking?\nQuestion: Do both questions ask the same thing?\nAnswer:',
+      prompt:
+        'Question 1: How do I learn to cook?\nQuestion 2: What is the best way to learn cooking?\nQuestion: Do both questions ask the same thing?\nAnswer:',
       completion: ' yes',
     });
     await expect(getDataset('user-table').read(join(FIXTURES, 'user.csv'))).rejects.toThrow(/Pick which columns/);

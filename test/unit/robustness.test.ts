@@ -41,7 +41,14 @@ describe('runRobustness', () => {
   it('evaluates base and adapter on the same perturbed inputs at each level', async () => {
     const families = ['typo', 'word-dropout'] as const;
     const progress: number[] = [];
-    const r = await runRobustness({ ...ctx, adapters: adapter, task: { kind: 'qqp', pairs }, families: [...families], seed: 3, onProgress: (d) => progress.push(d) });
+    const r = await runRobustness({
+      ...ctx,
+      adapters: adapter,
+      task: { kind: 'qqp', pairs },
+      families: [...families],
+      seed: 3,
+      onProgress: (d) => progress.push(d),
+    });
     expect(r.levels).toEqual([0, 0.1, 0.2, 0.3, 0.4]);
     expect(r.curves).toHaveLength(2 * 5);
     expect(progress.at(-1)).toBe(pairs.length * 2 * (1 + 2 * 4));

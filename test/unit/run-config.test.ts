@@ -26,8 +26,15 @@ describe('RunConfigSchema', () => {
     expect(messages({ method: 'dora' })[0]).toMatch(/Unknown method "dora"; known methods: lora, lora-plus/);
   });
 
-  it('reads a configuration stored with every method\'s section as its own method\'s', () => {
-    const stored = { method: 'selora', lora: { r: 2 }, loraPlus: { ratio: 4 }, selora: { hiddenSize: 3 }, qlora: { format: 'int8' }, training: { maxSteps: 9 } };
+  it("reads a configuration stored with every method's section as its own method's", () => {
+    const stored = {
+      method: 'selora',
+      lora: { r: 2 },
+      loraPlus: { ratio: 4 },
+      selora: { hiddenSize: 3 },
+      qlora: { format: 'int8' },
+      training: { maxSteps: 9 },
+    };
     expect(migrateStoredRunConfig(stored)).toEqual({ method: 'selora', lora: { r: 2 }, selora: { hiddenSize: 3 }, training: { maxSteps: 9 } });
     const config = StoredRunConfigSchema.parse(stored);
     expect(config).toEqual(RunConfigSchema.parse({ method: 'selora', lora: { r: 2 }, selora: { hiddenSize: 3 }, training: { maxSteps: 9 } }));

@@ -5,13 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { WorkbenchError } from '../../src-shared/errors.ts';
-import {
-  parseSafetensors,
-  readSafetensorsFile,
-  readSafetensorsHeader,
-  serializeSafetensors,
-  writeFileAtomic,
-} from '../../src-worker/formats/safetensors.ts';
+import { parseSafetensors, readSafetensorsFile, readSafetensorsHeader, serializeSafetensors, writeFileAtomic } from '../../src-worker/formats/safetensors.ts';
 
 const fixture = path.join(import.meta.dirname, '..', 'fixtures', 'gpt2-tiny', 'model.safetensors');
 
@@ -88,7 +82,9 @@ describe('serializeSafetensors / parseSafetensors', () => {
     const f16 = parseSafetensors(serializeSafetensors({ x: { shape: [special.length], data: special } }, undefined, 'F16')).tensors.get('x')!.data;
     // 1 + 2^-11 is a tie between 1 and 1 + 2^-10: even is 1. 1 + 3*2^-11 ties to 1 + 2^-9 (even mantissa).
     expect(Array.from(f16)).toEqual([0, -0, 1, -2, 65504, Infinity, -Infinity, NaN, 1, 1 + 2 ** -9, 2 ** -24, 0]);
-    const bf16 = parseSafetensors(serializeSafetensors({ x: { shape: [4], data: new Float32Array([1 + 2 ** -8, 1 + 3 * 2 ** -8, NaN, -Infinity]) } }, undefined, 'BF16')).tensors.get('x')!.data;
+    const bf16 = parseSafetensors(
+      serializeSafetensors({ x: { shape: [4], data: new Float32Array([1 + 2 ** -8, 1 + 3 * 2 ** -8, NaN, -Infinity]) } }, undefined, 'BF16'),
+    ).tensors.get('x')!.data;
     expect(Array.from(bf16)).toEqual([1, 1 + 2 ** -6, NaN, -Infinity]);
   });
 

@@ -4,14 +4,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src-worker/backend.ts';
-import {
-  continuationLogLikelihood,
-  encodePair,
-  rollingWindows,
-  scoreRequests,
-  ScoringStopped,
-  sequenceLogLikelihood,
-} from '../../src-worker/eval/score.ts';
+import { continuationLogLikelihood, encodePair, rollingWindows, scoreRequests, ScoringStopped, sequenceLogLikelihood } from '../../src-worker/eval/score.ts';
 import { loadCausalLM } from '../../src-worker/formats/model-folder.ts';
 import { loadTokenizer, type TextTokenizer } from '../../src-worker/formats/tokenizer.ts';
 import type { CausalLM } from '../../src-worker/models/types.ts';
@@ -19,7 +12,6 @@ import { tf } from '../../src-worker/tf.ts';
 import { BIGRAM_TABLE, bigram, charTokenizer } from '../helpers/bigram.ts';
 
 const fixture = path.join(import.meta.dirname, '..', 'fixtures', 'gpt2-tiny');
-
 
 beforeAll(async () => {
   await initBackend('cpu');
@@ -70,9 +62,9 @@ describe('hand-checked scores on a bigram model', () => {
   it('stops between batches when asked', async () => {
     const model = bigram(8);
     let calls = 0;
-    await expect(
-      sequenceLogLikelihood(model, charTokenizer, ['ab', 'bc', 'ca'], { batchSize: 1, shouldStop: () => ++calls > 1 }),
-    ).rejects.toBeInstanceOf(ScoringStopped);
+    await expect(sequenceLogLikelihood(model, charTokenizer, ['ab', 'bc', 'ca'], { batchSize: 1, shouldStop: () => ++calls > 1 })).rejects.toBeInstanceOf(
+      ScoringStopped,
+    );
     model.dispose();
   });
 });
@@ -134,7 +126,7 @@ describe('gpt2-tiny', () => {
     }
   });
 
-  it('moves the context\'s trailing spaces into the continuation, as the harness does', () => {
+  it("moves the context's trailing spaces into the continuation, as the harness does", () => {
     const pair = encodePair(tokenizer, 'Answer: ', 'yes', 0);
     expect(tokenizer.decode([...pair.context])).toBe('Answer:');
     expect(tokenizer.decode([...pair.continuation])).toBe(' yes');

@@ -21,13 +21,32 @@ import { trainStep } from '../../src-worker/train/loop.ts';
 import { mean, tempRoot, trainTiny, type MethodRun } from './method-run.ts';
 import { checkGradients } from '../helpers/finite-differences.ts';
 
-const tiny: GPT2Config = { vocabSize: 24, nPositions: 8, nEmbd: 8, nLayer: 2, nHead: 2, nInner: 16, layerNormEpsilon: 1e-5, activation: 'gelu_new', scaleAttnByInverseLayerIdx: false };
+const tiny: GPT2Config = {
+  vocabSize: 24,
+  nPositions: 8,
+  nEmbd: 8,
+  nLayer: 2,
+  nHead: 2,
+  nInner: 16,
+  layerNormEpsilon: 1e-5,
+  activation: 'gelu_new',
+  scaleAttnByInverseLayerIdx: false,
+};
 const root = tempRoot('lw-selora-');
-const ids = [[1, 5, 9, 2, 7, 3], [4, 4, 0, 23, 11, 6], [1, 5, 9, 3, 3, 3]];
-const prompts = [[1, 5, 9], [4, 4, 0, 23], [1, 5, 9, 3]];
+const ids = [
+  [1, 5, 9, 2, 7, 3],
+  [4, 4, 0, 23, 11, 6],
+  [1, 5, 9, 3, 3, 3],
+];
+const prompts = [
+  [1, 5, 9],
+  [4, 4, 0, 23],
+  [1, 5, 9, 3],
+];
 
 const loraSettings = (over: Partial<LoraSettings> = {}) => LoraSettingsSchema.parse({ r: 2, alpha: 4, dropout: 0, targetModules: ['c_attn', 'c_fc'], ...over });
-const make = (model: CausalLM, hiddenSize = 3, lambdaSem = 1) => new SeloraModel(model, SeloraSettingsSchema.parse({ hiddenSize, lambdaSem }), loraSettings(), 3);
+const make = (model: CausalLM, hiddenSize = 3, lambdaSem = 1) =>
+  new SeloraModel(model, SeloraSettingsSchema.parse({ hiddenSize, lambdaSem }), loraSettings(), 3);
 
 /** Seeded values for every zero-initialised tensor (lora_B, g's last layer), which would hide gradients. */
 function randomize(adapter: AdapterModel, seed: number): void {
@@ -52,11 +71,12 @@ beforeAll(async () => {
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
 describe('SeLoRA forward', () => {
-  it('with g = 0 (its init) gives exactly LoRA\'s logits, and a trained g changes them per example', () => {
+  it("with g = 0 (its init) gives exactly LoRA's logits, and a trained g changes them per example", () => {
     const model = createGPT2(tiny, randomGPT2Weights(tiny, 4, 0.3));
     const plain = lora.create(model, loraSettings(), 3);
     const se = make(model);
-    for (const adapter of [plain, se]) for (const p of adapter.trainable()) if (p.group === 'lora_B') p.variable.assign(tf.randomUniform(p.variable.shape, -0.5, 0.5, 'float32', 21));
+    for (const adapter of [plain, se])
+      for (const p of adapter.trainable()) if (p.group === 'lora_B') p.variable.assign(tf.randomUniform(p.variable.shape, -0.5, 0.5, 'float32', 21));
     se.prepare(model, prompts);
     expect(logitsOf(model, se)).toEqual(logitsOf(model, plain));
     randomize(se, 30);
@@ -103,7 +123,11 @@ describe('semantic consistency loss', () => {
     const se = make(model);
     randomize(se, 50);
     // Chosen so one pair has a negative cosine, which must count as 0.
-    const s = [[1, 0, 0, 0, 0, 0, 0, 1], [0.5, 1, 0, 0, 0, 0, 0, 0], [-1, 0.2, 0, 0, 0, 0, 0, -1]];
+    const s = [
+      [1, 0, 0, 0, 0, 0, 0, 1],
+      [0.5, 1, 0, 0, 0, 0, 0, 0],
+      [-1, 0.2, 0, 0, 0, 0, 0, -1],
+    ];
     se.setSemantics(tf.tensor2d(s));
     const value = se.semanticLoss().dataSync()[0]!;
     const state = new Map([...se.stateDict()].map(([k, t]) => [k, t]));
@@ -133,13 +157,20 @@ describe('semantic consistency loss', () => {
 });
 
 describe('SeLoRA gradients', () => {
-  it('match central finite differences for A, B and g\'s weights through the task loss and L_sem', () => {
+  it("match central finite differences for A, B and g's weights through the task loss and L_sem", () => {
     const model = createGPT2(tiny, randomGPT2Weights(tiny, 11, 0.3));
     const se = make(model, 3, 1);
     randomize(se, 60);
     se.prepare(model, prompts);
     const input = tf.tensor2d(ids, undefined, 'int32');
-    const targets = tf.oneHot(tf.tensor2d(ids.map((row) => [...row.slice(1), 0]), undefined, 'int32'), tiny.vocabSize);
+    const targets = tf.oneHot(
+      tf.tensor2d(
+        ids.map((row) => [...row.slice(1), 0]),
+        undefined,
+        'int32',
+      ),
+      tiny.vocabSize,
+    );
     const loss = () =>
       tf.tidy(() => {
         const task = tf.neg(tf.mean(tf.sum(tf.mul(targets, tf.logSoftmax(model.forward(input, { adapters: se, training: true }))), -1)));
@@ -161,7 +192,10 @@ describe('SeLoRA gradients', () => {
     randomize(se, 70);
     se.prepare(model, prompts);
     const trainable = se.trainable();
-    const { value, grads } = tf.variableGrads(() => se.semanticLoss(), trainable.map((p) => p.variable));
+    const { value, grads } = tf.variableGrads(
+      () => se.semanticLoss(),
+      trainable.map((p) => p.variable),
+    );
     expect(value.dataSync()[0]!).toBeGreaterThan(0);
     for (const group of ['lora_A', 'lora_B', 'selora_g']) {
       const norm = trainable.filter((p) => p.group === group).reduce((n, p) => n + tf.sum(tf.abs(grads[p.variable.name]!)).dataSync()[0]!, 0);

@@ -109,7 +109,15 @@ describe('SemSim in the HotpotQA report', () => {
   it('runs in the suite with the base-model encoder', async () => {
     const examples = await readHotpotQa(path.join(fixtures, 'datasets', 'hotpotqa-official.json'));
     const encoder = new BaseModelEncoder(model, tokenizer);
-    const r = await runHotpotSuite({ model, tokenizer, adapters: null, semanticEncoder: encoder, examples, limit: 2, options: { maxNewTokens: 4, paragraphs: 'none' } });
+    const r = await runHotpotSuite({
+      model,
+      tokenizer,
+      adapters: null,
+      semanticEncoder: encoder,
+      examples,
+      limit: 2,
+      options: { maxNewTokens: 4, paragraphs: 'none' },
+    });
     const direct = await semSimScores(encoder, r.items);
     r.items.forEach((item, i) => expect(item.semsim).toBeCloseTo(direct[i]!, 9));
     expect(r.report.overall.semsim).toBeCloseTo(direct.reduce((a, b) => a + b, 0) / direct.length, 9);

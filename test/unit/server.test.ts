@@ -89,7 +89,14 @@ describe('static files', () => {
 
   it('never serves a file outside the renderer folder', async () => {
     server = await startServer({ api, port: 0, rendererDir });
-    for (const attempt of ['/../secret.txt', '/assets/../../secret.txt', '/%2e%2e/secret.txt', '/assets/..%2f..%2fsecret.txt', '/..%5csecret.txt', `/${encodeURIComponent(path.join(root, 'secret.txt'))}`]) {
+    for (const attempt of [
+      '/../secret.txt',
+      '/assets/../../secret.txt',
+      '/%2e%2e/secret.txt',
+      '/assets/..%2f..%2fsecret.txt',
+      '/..%5csecret.txt',
+      `/${encodeURIComponent(path.join(root, 'secret.txt'))}`,
+    ]) {
       const res = await get(server.port, attempt);
       expect(res.status, attempt).not.toBe(200);
       expect(res.body, attempt).not.toContain('TOP SECRET');

@@ -8,12 +8,26 @@ import { mulberry32 } from '../../src-worker/rng.ts';
 
 function randomMat(rows: number, cols: number, seed: number): Mat {
   const random = mulberry32(seed);
-  return mat(rows, cols, Array.from({ length: rows * cols }, () => 2 * random.next() - 1));
+  return mat(
+    rows,
+    cols,
+    Array.from({ length: rows * cols }, () => 2 * random.next() - 1),
+  );
 }
 
 const maxDiff = (a: Mat, b: Mat) => a.data.reduce((m, v, i) => Math.max(m, Math.abs(v - b.data[i]!)), 0);
-const add = (a: Mat, b: Mat, wb = 1) => mat(a.rows, a.cols, a.data.map((v, i) => v + wb * b.data[i]!));
-const scaled = (a: Mat, w: number) => mat(a.rows, a.cols, a.data.map((v) => v * w));
+const add = (a: Mat, b: Mat, wb = 1) =>
+  mat(
+    a.rows,
+    a.cols,
+    a.data.map((v, i) => v + wb * b.data[i]!),
+  );
+const scaled = (a: Mat, w: number) =>
+  mat(
+    a.rows,
+    a.cols,
+    a.data.map((v) => v * w),
+  );
 const frob = (a: Mat) => Math.sqrt(a.data.reduce((s, v) => s + v * v, 0));
 
 /** Brute force: the dense [out, in] matrix, its right singular vectors from the in x in matrix M^T M. */
@@ -31,7 +45,14 @@ function expert(modules: Record<string, { a: Mat; b: Mat }>): ExpertFactors {
 describe('linear algebra', () => {
   it('symmetricEigen reconstructs a symmetric matrix with orthonormal vectors', () => {
     const x = randomMat(6, 6, 1);
-    const s = add(x, mat(6, 6, Array.from({ length: 36 }, (_, k) => x.data[(k % 6) * 6 + Math.floor(k / 6)]!)));
+    const s = add(
+      x,
+      mat(
+        6,
+        6,
+        Array.from({ length: 36 }, (_, k) => x.data[(k % 6) * 6 + Math.floor(k / 6)]!),
+      ),
+    );
     const { values, vectors } = symmetricEigen(s);
     const lambda = mat(6, 6);
     values.forEach((v, i) => (lambda.data[i * 6 + i] = v));
@@ -43,7 +64,12 @@ describe('linear algebra', () => {
   });
 
   it('lowRankSvd equals the dense brute-force truncation, never forming [out, in]', () => {
-    for (const [out, inF, R, r, seed] of [[9, 7, 5, 2, 3], [12, 10, 4, 4, 4], [6, 11, 6, 3, 5], [8, 8, 3, 5, 6]] as const) {
+    for (const [out, inF, R, r, seed] of [
+      [9, 7, 5, 2, 3],
+      [12, 10, 4, 4, 4],
+      [6, 11, 6, 3, 5],
+      [8, 8, 3, 5, 6],
+    ] as const) {
       const b = randomMat(out, R, seed);
       const a = randomMat(R, inF, seed + 100);
       const dense = matmul(b, a);
@@ -81,16 +107,31 @@ describe('semantic merge', () => {
   const dense = (e: ExpertFactors, module: string) => matmul(e.modules.get(module)!.b, e.modules.get(module)!.a);
 
   it('concatenated factors equal the weighted sum of products exactly', () => {
-    const cat = concatFactors([{ weight: 0.3, factors: e1 }, { weight: 0.7, factors: e2 }], 'h.0.c_attn')!;
+    const cat = concatFactors(
+      [
+        { weight: 0.3, factors: e1 },
+        { weight: 0.7, factors: e2 },
+      ],
+      'h.0.c_attn',
+    )!;
     const expected = add(scaled(dense(e1, 'h.0.c_attn'), 0.3), dense(e2, 'h.0.c_attn'), 0.7);
     expect(maxDiff(matmul(cat.b, cat.a), expected)).toBeLessThan(1e-14);
     // A module only one expert adapts: the other contributes nothing.
-    const only = concatFactors([{ weight: 0.3, factors: e1 }, { weight: 0.7, factors: e2 }], 'h.1.c_attn')!;
+    const only = concatFactors(
+      [
+        { weight: 0.3, factors: e1 },
+        { weight: 0.7, factors: e2 },
+      ],
+      'h.1.c_attn',
+    )!;
     expect(maxDiff(matmul(only.b, only.a), scaled(dense(e1, 'h.1.c_attn'), 0.3))).toBeLessThan(1e-14);
   });
 
   it('at full rank the merge is the weighted sum; truncated, its error is what the SVD lost', () => {
-    const experts = [{ weight: 0.4, factors: e1 }, { weight: 0.6, factors: e2 }];
+    const experts = [
+      { weight: 0.4, factors: e1 },
+      { weight: 0.6, factors: e2 },
+    ];
     const full = semanticMerge(experts, 5);
     const expected = add(scaled(dense(e1, 'h.0.c_attn'), 0.4), dense(e2, 'h.0.c_attn'), 0.6);
     const m0 = full.find((m) => m.module === 'h.0.c_attn')!;
@@ -104,7 +145,13 @@ describe('semantic merge', () => {
   it('with k = 1 it reproduces that expert', () => {
     const weights = topKSoftmax([0.2, 0.9], 1, 0.1);
     expect(weights).toEqual([0, 1]);
-    const merged = semanticMerge([{ weight: weights[0]!, factors: e1 }, { weight: weights[1]!, factors: e2 }], 3);
+    const merged = semanticMerge(
+      [
+        { weight: weights[0]!, factors: e1 },
+        { weight: weights[1]!, factors: e2 },
+      ],
+      3,
+    );
     expect(merged.map((m) => m.module)).toEqual(['h.0.c_attn']);
     expect(maxDiff(matmul(merged[0]!.b, merged[0]!.a), dense(e2, 'h.0.c_attn'))).toBeLessThan(1e-12);
   });
@@ -115,7 +162,13 @@ describe('semantic merge', () => {
     const f1 = { a: randomMat(2, 8, 31), b: randomMat(10, 2, 32) };
     const f2 = { a: randomMat(2, 8, 33), b: randomMat(10, 2, 34) };
     const w = [0.5, 0.5];
-    const merged = semanticMerge([{ weight: w[0]!, factors: expert({ m: f1 }) }, { weight: w[1]!, factors: expert({ m: f2 }) }], 4)[0]!;
+    const merged = semanticMerge(
+      [
+        { weight: w[0]!, factors: expert({ m: f1 }) },
+        { weight: w[1]!, factors: expert({ m: f2 }) },
+      ],
+      4,
+    )[0]!;
     const exact = add(scaled(matmul(f1.b, f1.a), 0.5), matmul(f2.b, f2.a), 0.5);
     const averaged = matmul(add(scaled(f1.b, 0.5), f2.b, 0.5), add(scaled(f1.a, 0.5), f2.a, 0.5));
     expect(maxDiff(matmul(merged.b, merged.a), exact)).toBeLessThan(1e-12);

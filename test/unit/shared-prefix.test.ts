@@ -37,7 +37,12 @@ for (const name of ['gpt2-tiny', 'llama-tiny']) {
     it('gives each option the log-likelihood of scoring it alone, within 1e-4', async () => {
       const shared = await multipleChoiceLogLikelihood(model, tokenizer, QUESTIONS, { prefixTokenId: tokenizer.eosTokenId });
       for (const [q, question] of QUESTIONS.entries()) {
-        const plain = await pairLogLikelihood(model, tokenizer, question.continuations.map((c) => ({ context: question.context, continuation: c })), { batchSize: 1 });
+        const plain = await pairLogLikelihood(
+          model,
+          tokenizer,
+          question.continuations.map((c) => ({ context: question.context, continuation: c })),
+          { batchSize: 1 },
+        );
         expect(shared[q]).toHaveLength(plain.length);
         plain.forEach((p, i) => {
           expect(Math.abs(shared[q]![i]!.logLikelihood - p.logLikelihood), `${question.context} / ${question.continuations[i]}`).toBeLessThan(1e-4);
@@ -51,9 +56,16 @@ for (const name of ['gpt2-tiny', 'llama-tiny']) {
       const ctx = [5, 9, 14, 20];
       const groups = [
         // Common prefix runs into the options (17 is shared); one option is one token long.
-        [{ context: ctx, continuation: [17, 30, 31] }, { context: ctx, continuation: [17, 40] }, { context: ctx, continuation: [50] }],
+        [
+          { context: ctx, continuation: [17, 30, 31] },
+          { context: ctx, continuation: [17, 40] },
+          { context: ctx, continuation: [50] },
+        ],
         // Every option is one token: everything comes from the prefix forward.
-        [{ context: ctx, continuation: [60] }, { context: ctx, continuation: [61] }],
+        [
+          { context: ctx, continuation: [60] },
+          { context: ctx, continuation: [61] },
+        ],
         // Windows longer than the model: left truncation differs per option, so nothing is shared.
         [
           { context: Array.from({ length: model.config.maxPositions }, (_, i) => 3 + (i % 50)), continuation: [7, 8] },
@@ -97,7 +109,12 @@ describe('PrefixCache', () => {
   it('falls back to plain scoring for adapters that condition on the input, and shares the prefix for the others', async () => {
     const dir = path.join(import.meta.dirname, '..', 'fixtures', 'gpt2-tiny');
     const model = await loadCausalLM(dir);
-    const groups = [[{ context: [1, 2, 3], continuation: [4, 5] }, { context: [1, 2, 3], continuation: [6] }]];
+    const groups = [
+      [
+        { context: [1, 2, 3], continuation: [4, 5] },
+        { context: [1, 2, 3], continuation: [6] },
+      ],
+    ];
     const adaptersThat = (conditionsOnInput: boolean) => {
       const prepared: number[][] = [];
       const adapters = {
@@ -110,7 +127,10 @@ describe('PrefixCache', () => {
     const conditioned = adaptersThat(true);
     const plain = await scoreGroups(model, groups, { adapters: conditioned.adapters });
     // scoreRequests prepared the full inputs (context + continuation minus its last token).
-    expect(conditioned.prepared).toEqual([[1, 2, 3, 4], [1, 2, 3]]);
+    expect(conditioned.prepared).toEqual([
+      [1, 2, 3, 4],
+      [1, 2, 3],
+    ]);
     // A prepare that only feeds regularizers (bias-aware) does not stop the sharing, and the scores agree.
     const regularizerOnly = adaptersThat(false);
     const shared = await scoreGroups(model, groups, { adapters: regularizerOnly.adapters });

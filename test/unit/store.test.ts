@@ -21,8 +21,7 @@ afterEach(() => {
 });
 
 const dbFile = () => path.join(dir, 'workbench.sqlite');
-const tables = (s: Store) =>
-  (s.db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).all() as { name: string }[]).map((r) => r.name);
+const tables = (s: Store) => (s.db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).all() as { name: string }[]).map((r) => r.name);
 const newRun = (s: Store, id: string, createdAt = '2025-01-01T00:00:00.000Z', ownerPid: number | null = process.pid) =>
   s.runs.create({ id, name: `run ${id}`, config: defaultRunConfig(), createdAt, ownerPid });
 
@@ -58,7 +57,15 @@ describe('migrations', () => {
     expect((run.config as RunConfigOf<'lora'>).lora.r).toBe(defaultRunConfig().lora.r);
     expect(store.metrics.list('old')).toEqual([{ step: 1, name: 'train/loss', value: 2.5, time: 1 }]);
     store.adapters.create({
-      id: 'a1', runId: 'old', name: 'from v1', method: 'lora', baseModel: 'default', path: '/x', step: 40, trainableParams: 10, createdAt: '2024-01-02T00:00:00Z',
+      id: 'a1',
+      runId: 'old',
+      name: 'from v1',
+      method: 'lora',
+      baseModel: 'default',
+      path: '/x',
+      step: 40,
+      trainableParams: 10,
+      createdAt: '2024-01-02T00:00:00Z',
     });
     expect(store.runs.require('old').adapterId).toBe('a1');
   });
@@ -82,7 +89,10 @@ describe('runs', () => {
 
     const progress = { step: 3, maxSteps: 10, tokensPerSecond: 120.5, stepTimeMs: 40, etaSeconds: 7 };
     const updated = store.runs.update('a', {
-      status: 'running', backend: { name: 'cpu', adapter: 'JavaScript' }, startedAt: '2025-01-01T00:00:01.000Z', progress,
+      status: 'running',
+      backend: { name: 'cpu', adapter: 'JavaScript' },
+      startedAt: '2025-01-01T00:00:01.000Z',
+      progress,
     });
     expect(updated).toMatchObject({ status: 'running', backend: { name: 'cpu', adapter: 'JavaScript' }, progress });
     expect(store.runs.update('a', { backend: null, error: 'boom' })).toMatchObject({ backend: null, error: 'boom', status: 'running' });
@@ -115,15 +125,25 @@ describe('runs', () => {
 });
 
 describe('metrics', () => {
-  it('insert several runs\' points in one transaction and read them back in step order', () => {
+  it("insert several runs' points in one transaction and read them back in step order", () => {
     store = Store.open(dbFile());
     newRun(store, 'a');
     newRun(store, 'b');
     const points = Array.from({ length: 500 }, (_, i) => ({ step: i, name: i % 2 ? 'lr' : 'train/loss', value: i / 10, time: 1000 + i }));
-    expect(store.metrics.insertBatch([['a', points.slice(0, 300)], ['b', points.slice(300)]])).toBe(500);
+    expect(
+      store.metrics.insertBatch([
+        ['a', points.slice(0, 300)],
+        ['b', points.slice(300)],
+      ]),
+    ).toBe(500);
     expect(store.metrics.list('a')).toHaveLength(300);
     expect(store.metrics.list('b', 'lr').every((p) => p.name === 'lr' && p.step >= 300)).toBe(true);
-    expect(store.metrics.list('a', 'train/loss').map((p) => p.step)).toEqual(points.slice(0, 300).filter((p) => p.name === 'train/loss').map((p) => p.step));
+    expect(store.metrics.list('a', 'train/loss').map((p) => p.step)).toEqual(
+      points
+        .slice(0, 300)
+        .filter((p) => p.name === 'train/loss')
+        .map((p) => p.step),
+    );
   });
 
   it('write all points of a batch or none', () => {
@@ -131,7 +151,12 @@ describe('metrics', () => {
     newRun(store, 'a');
     const good = [{ step: 1, name: 'train/loss', value: 1, time: 1 }];
     // The second run does not exist: its foreign key fails and takes the first run's points with it.
-    expect(() => store!.metrics.insertBatch([['a', good], ['ghost', good]])).toThrow(/FOREIGN KEY/);
+    expect(() =>
+      store!.metrics.insertBatch([
+        ['a', good],
+        ['ghost', good],
+      ]),
+    ).toThrow(/FOREIGN KEY/);
     expect(store.metrics.list('a')).toEqual([]);
   });
 
@@ -151,7 +176,7 @@ describe('interrupted runs at startup', () => {
     sleeper = null;
   });
 
-  it('marks runs of dead processes interrupted and leaves a live process\'s run alone', async () => {
+  it("marks runs of dead processes interrupted and leaves a live process's run alone", async () => {
     const deadPid = spawnSync(process.execPath, ['-e', '0']).pid!;
     sleeper = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
     const livePid = sleeper.pid!;
@@ -168,7 +193,13 @@ describe('interrupted runs at startup', () => {
     newRun(store, 'done', '2025-01-01T00:00:04.000Z', null);
     store.runs.update('done', { status: 'completed' });
 
-    const manager = new RunManager({ store, paths, createWorker: () => { throw new Error('no worker in this test'); } });
+    const manager = new RunManager({
+      store,
+      paths,
+      createWorker: () => {
+        throw new Error('no worker in this test');
+      },
+    });
     const status = (id: string) => store!.runs.require(id).status;
     expect(status('killed')).toBe('interrupted');
     expect(store.runs.require('killed').error).toMatch(/Resume it/);

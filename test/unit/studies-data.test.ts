@@ -6,11 +6,23 @@ import { describe, expect, it } from 'vitest';
 import { StudyDataSchema } from '../../src-shared/studies.ts';
 import { imbalance, prepareStudyData, spread, studyTrainingRows } from '../../src-main/studies-data.ts';
 
-const rows = Array.from({ length: 30 }, (_, i) => ({ q: `q${i}`, split: i < 24 ? 'train' : 'dev', label: i % 3 === 0 ? 1 : 0, answers: [{ spans: [`a${i}`] }] }));
+const rows = Array.from({ length: 30 }, (_, i) => ({
+  q: `q${i}`,
+  split: i < 24 ? 'train' : 'dev',
+  label: i % 3 === 0 ? 1 : 0,
+  answers: [{ spans: [`a${i}`] }],
+}));
 
 describe('study training data', () => {
   it('filters, renders dotted fields and value words, and spreads the rows kept', () => {
-    const spec = StudyDataSchema.parse({ source: 'x', prompt: 'Q: {q}', completion: ' {answers.0.spans.0} {label}', values: { label: { '0': 'no', '1': 'yes' } }, filter: { split: 'train' }, rows: 4 });
+    const spec = StudyDataSchema.parse({
+      source: 'x',
+      prompt: 'Q: {q}',
+      completion: ' {answers.0.spans.0} {label}',
+      values: { label: { '0': 'no', '1': 'yes' } },
+      filter: { split: 'train' },
+      rows: 4,
+    });
     expect(studyTrainingRows(spec, rows)).toEqual([
       { prompt: 'Q: q0', completion: ' a0 yes' },
       { prompt: 'Q: q6', completion: ' a6 yes' },
@@ -38,10 +50,22 @@ describe('study training data', () => {
       const b = path.join(dir, 'b.jsonl');
       writeFileSync(a, rows.map((r) => JSON.stringify(r)).join('\n'));
       writeFileSync(b, `${JSON.stringify({ text: 'hello', out: 'world' })}\n`);
-      const spec = StudyDataSchema.parse({ source: a, prompt: '{q}', completion: ' {label}', task: 'one', rows: 2, also: [{ source: b, prompt: '{text}', completion: ' {out}', task: 'two' }] });
+      const spec = StudyDataSchema.parse({
+        source: a,
+        prompt: '{q}',
+        completion: ' {label}',
+        task: 'one',
+        rows: 2,
+        also: [{ source: b, prompt: '{text}', completion: ' {out}', task: 'two' }],
+      });
       const file = prepareStudyData(spec, path.join(dir, 'out'));
       expect(prepareStudyData(spec, path.join(dir, 'out'))).toBe(file);
-      expect(readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l))).toEqual([
+      expect(
+        readFileSync(file, 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l)),
+      ).toEqual([
         { prompt: 'q0', completion: ' 1', task: 'one' },
         { prompt: 'q15', completion: ' 1', task: 'one' },
         { prompt: 'hello', completion: ' world', task: 'two' },

@@ -34,7 +34,12 @@ describe('study recipes', () => {
   it('expands axes x seeds into cells, the first axis slowest, each config valid and with its values set', () => {
     const cells = expandGrid(parseRecipe(recipe()));
     expect(cells).toHaveLength(2 * 2 * 3);
-    expect(cells.map((c) => c.key).slice(0, 4)).toEqual(['method=LoRA rank=2 seed=1', 'method=LoRA rank=2 seed=2', 'method=LoRA rank=2 seed=3', 'method=LoRA rank=8 seed=1']);
+    expect(cells.map((c) => c.key).slice(0, 4)).toEqual([
+      'method=LoRA rank=2 seed=1',
+      'method=LoRA rank=2 seed=2',
+      'method=LoRA rank=2 seed=3',
+      'method=LoRA rank=8 seed=1',
+    ]);
     expect(new Set(cells.map((c) => c.key)).size).toBe(12);
     const last = RunConfigSchema.parse(cells[11]!.config);
     expect(last).toMatchObject({ method: 'lora-plus', loraPlus: { ratio: 4 }, lora: { r: 8 }, training: { seed: 3, maxSteps: 5 } });
@@ -51,8 +56,12 @@ describe('study recipes', () => {
     expect(invalidFields(recipe({ axes: [{ name: 'x', values: [1, 2] }] }))).toContain('axes.0.values.0');
     expect(invalidFields(recipe({ axes: [{ name: 'x', path: 'lora.r', values: [1, 2], labels: ['a'] }] }))).toContain('axes.0.labels');
     expect(invalidFields(recipe({ evaluations: [{ id: 'q', suite: 'nope' as 'qqp', datasets: {} }] }))).toContain('evaluations.0.suite');
-    expect(invalidFields(recipe({ figures: [{ id: 'f', title: 't', x: { axis: 'depth' }, metric: { evaluation: 'qqp', key: 'k' } }] }))).toContain('figures.0.x.axis');
-    expect(invalidFields(recipe({ figures: [{ id: 'f', title: 't', x: { axis: 'rank' }, metric: { evaluation: 'bias', key: 'k' } }] }))).toContain('figures.0.metric.evaluation');
+    expect(invalidFields(recipe({ figures: [{ id: 'f', title: 't', x: { axis: 'depth' }, metric: { evaluation: 'qqp', key: 'k' } }] }))).toContain(
+      'figures.0.x.axis',
+    );
+    expect(invalidFields(recipe({ figures: [{ id: 'f', title: 't', x: { axis: 'rank' }, metric: { evaluation: 'bias', key: 'k' } }] }))).toContain(
+      'figures.0.metric.evaluation',
+    );
     expect(invalidFields(recipe({ axes: [{ name: 'ratio', path: 'data.imbalance.ratio', values: [1, 2] }], figures: [] }))).toContain('axes.0.path');
   });
 

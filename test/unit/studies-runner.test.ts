@@ -48,8 +48,23 @@ function standIn(options: { freezeAtRun?: number; holdRuns?: boolean } = {}) {
   const finishRun = (run: Run): Run => {
     const step = run.config.training.maxSteps;
     store.metrics.insertBatch([[run.id, [1, 2, 3].map((s) => ({ step: s, name: 'val/loss', value: 3 - s * 0.1 - loraRank(run) / 100, time: s }))]]);
-    store.adapters.create({ id: `ad-${run.id}`, runId: run.id, name: run.name, method: run.config.method, baseModel: 'default', path: `/x/${run.id}`, step, trainableParams: 10, createdAt: now() });
-    return store.runs.update(run.id, { status: 'completed', finishedAt: now(), lastCheckpointStep: step, progress: { step, maxSteps: step, tokensPerSecond: 1, stepTimeMs: 1, etaSeconds: 0 } });
+    store.adapters.create({
+      id: `ad-${run.id}`,
+      runId: run.id,
+      name: run.name,
+      method: run.config.method,
+      baseModel: 'default',
+      path: `/x/${run.id}`,
+      step,
+      trainableParams: 10,
+      createdAt: now(),
+    });
+    return store.runs.update(run.id, {
+      status: 'completed',
+      finishedAt: now(),
+      lastCheckpointStep: step,
+      progress: { step, maxSteps: step, tokensPerSecond: 1, stepTimeMs: 1, etaSeconds: 0 },
+    });
   };
   const jobs: StudyJobs = {
     runs: {
@@ -83,8 +98,24 @@ function standIn(options: { freezeAtRun?: number; holdRuns?: boolean } = {}) {
         const run = store.runs.require(adapter.runId);
         const id = `ev-${store.evaluations.list().length + 1}`;
         evaluationsStarted.push(id);
-        store.evaluations.create({ id, runId: run.id, adapterId: adapter.id, suite: input.suite, model: 'default', backendChoice: 'auto', seed: 0, limit: input.limit ?? null, datasets: input.datasets, createdAt: now(), ownerPid: process.pid });
-        return store.evaluations.update(id, { status: 'completed', summary: { 'qqp.scores.f1': fakeF1(loraRank(run), run.config.training.seed), 'qqp.scores.accuracy': 0.5 }, finishedAt: now() });
+        store.evaluations.create({
+          id,
+          runId: run.id,
+          adapterId: adapter.id,
+          suite: input.suite,
+          model: 'default',
+          backendChoice: 'auto',
+          seed: 0,
+          limit: input.limit ?? null,
+          datasets: input.datasets,
+          createdAt: now(),
+          ownerPid: process.pid,
+        });
+        return store.evaluations.update(id, {
+          status: 'completed',
+          summary: { 'qqp.scores.f1': fakeF1(loraRank(run), run.config.training.seed), 'qqp.scores.accuracy': 0.5 },
+          finishedAt: now(),
+        });
       },
       get: async (id) => (frozen ? hang() : store.evaluations.require(id)),
     },
@@ -145,7 +176,9 @@ describe('StudyService', () => {
     expect(after.slice(0, 4).map((c) => c.runId)).toEqual(first.started);
     expect(after.slice(0, 3).map((c) => c.evaluations)).toEqual(before.slice(0, 3).map((c) => c.evaluations));
     // The recipe again with another figure redraws the completed study; fresh measures again.
-    const redrawn = await restarted.start({ recipe: { ...recipe, figures: [{ id: 'acc', title: 'Accuracy', x: { axis: 'rank' }, metric: { evaluation: 'qqp', key: 'qqp.scores.accuracy' } }] } });
+    const redrawn = await restarted.start({
+      recipe: { ...recipe, figures: [{ id: 'acc', title: 'Accuracy', x: { axis: 'rank' }, metric: { evaluation: 'qqp', key: 'qqp.scores.accuracy' } }] },
+    });
     expect(redrawn).toMatchObject({ id: study.id, status: 'completed' });
     expect(restarted.detail(study.id).figures.map((f) => f.id)).toEqual(['acc']);
     expect(second.started).toHaveLength(2);
@@ -165,9 +198,7 @@ describe('StudyService', () => {
     const f1 = detail.figures.find((f) => f.id === 'f1')!;
     expect(f1.xs).toEqual(['2', '8']);
     for (const [i, rank] of ['2', '8'].entries()) {
-      const stored = detail.cells
-        .filter((c) => c.levels.rank === rank)
-        .map((c) => store.evaluations.get(c.evaluations.qqp!)!.summary!['qqp.scores.f1']!);
+      const stored = detail.cells.filter((c) => c.levels.rank === rank).map((c) => store.evaluations.get(c.evaluations.qqp!)!.summary!['qqp.scores.f1']!);
       expect(stored).toHaveLength(3);
       const mean = stored.reduce((a, b) => a + b, 0) / 3;
       const std = Math.sqrt(stored.reduce((a, v) => a + (v - mean) ** 2, 0) / 2);
@@ -209,7 +240,10 @@ describe('StudyService', () => {
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     let asked = false;
-    const slowStart: StudyJobs = { ...held.jobs, runs: { ...held.jobs.runs, start: async (input) => ((asked = true), await gate, held.jobs.runs.start(input)) } };
+    const slowStart: StudyJobs = {
+      ...held.jobs,
+      runs: { ...held.jobs.runs, start: async (input) => ((asked = true), await gate, held.jobs.runs.start(input)) },
+    };
     const service = new StudyService({ store, paths, pollMs: 1 });
     service.connect(slowStart);
     const study = await service.start({ recipe, scale: { seeds: [1] } });
@@ -238,7 +272,10 @@ describe('StudyService', () => {
     let failNext = true;
     const failing: StudyJobs = {
       ...jobs,
-      runs: { ...jobs.runs, start: async (input) => (failNext ? ((failNext = false), Promise.reject(new WorkbenchError('not_found', 'no such model'))) : jobs.runs.start(input)) },
+      runs: {
+        ...jobs.runs,
+        start: async (input) => (failNext ? ((failNext = false), Promise.reject(new WorkbenchError('not_found', 'no such model'))) : jobs.runs.start(input)),
+      },
     };
     const service = new StudyService({ store, paths, pollMs: 1 });
     service.connect(failing);
@@ -260,7 +297,13 @@ describe('StudyService', () => {
     const study = await service.start({
       recipe: {
         ...recipe,
-        data: { source: '${data}/pairs.jsonl', prompt: '{q}?', completion: ' {label}', values: { label: { '0': 'no', '1': 'yes' } }, imbalance: { field: 'label', majority: '0', ratio: 1 } },
+        data: {
+          source: '${data}/pairs.jsonl',
+          prompt: '{q}?',
+          completion: ' {label}',
+          values: { label: { '0': 'no', '1': 'yes' } },
+          imbalance: { field: 'label', majority: '0', ratio: 1 },
+        },
         axes: [{ name: 'imbalance', path: 'data.imbalance.ratio', values: [1, 4] }],
         figures: [],
       },
@@ -269,7 +312,12 @@ describe('StudyService', () => {
     });
     expect((await service.waitFor(study.id)).status).toBe('completed');
     const files = started.map((id) => store.runs.require(id).config.dataset);
-    const lines = files.map((f) => readFileSync(f, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { prompt: string; completion: string }));
+    const lines = files.map((f) =>
+      readFileSync(f, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { prompt: string; completion: string }),
+    );
     expect(lines[0]!.filter((r) => r.completion === ' no')).toHaveLength(20);
     expect(lines[0]!.filter((r) => r.completion === ' yes')).toHaveLength(20);
     expect(lines[1]!.filter((r) => r.completion === ' no')).toHaveLength(20);

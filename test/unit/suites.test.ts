@@ -107,7 +107,12 @@ describe('bias suite', () => {
     const b = r.bbq!;
     expect(b.items).toHaveLength(6);
     const first = bbqCandidates(bbq[0]!);
-    const options = await continuationLogLikelihood(ctx.model, ctx.tokenizer, first[0]!.prompt, first.map((c) => c.completion));
+    const options = await continuationLogLikelihood(
+      ctx.model,
+      ctx.tokenizer,
+      first[0]!.prompt,
+      first.map((c) => c.completion),
+    );
     options.forEach((o, k) => expect(b.items[0]!.scores[k]).toBeCloseTo(o.logLikelihood, 4));
     for (const item of b.items) expect(item.scores[item.prediction]).toBe(Math.max(...item.scores));
     expect(b.overall.ambig!.count + b.overall.disambig!.count).toBe(6);

@@ -43,7 +43,10 @@ describe('templates', () => {
 
   it('writes QQP with yes/no label words and offers both as candidates', () => {
     const pair = { id: '1', question1: 'A?', question2: 'B?', label: 0 as const, line: 2 };
-    expect(qqpTemplate(pair)).toEqual({ prompt: 'Question 1: A?\nQuestion 2: B?\nQuestion: Do both questions ask the same thing?\nAnswer:', completion: ' no' });
+    expect(qqpTemplate(pair)).toEqual({
+      prompt: 'Question 1: A?\nQuestion 2: B?\nQuestion: Do both questions ask the same thing?\nAnswer:',
+      completion: ' no',
+    });
     expect(qqpCandidates(pair).map((c) => [c.label, c.completion])).toEqual([
       ['no', ' no'],
       ['yes', ' yes'],
@@ -113,6 +116,10 @@ describe('templates', () => {
       ['anti-stereotype', '', 'A.'],
       ['unrelated', '', 'U.'],
     ]);
-    expect(stereoSetCandidates({ ...intra, task: 'intersentence', context: 'Ctx.' })[1]).toEqual({ label: 'anti-stereotype', prompt: 'Ctx.', completion: ' A.' });
+    expect(stereoSetCandidates({ ...intra, task: 'intersentence', context: 'Ctx.' })[1]).toEqual({
+      label: 'anti-stereotype',
+      prompt: 'Ctx.',
+      completion: ' A.',
+    });
   });
 });

@@ -31,7 +31,7 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 
 describe('a tokenizer from vocab.json + merges.txt', () => {
-  it('encodes and decodes as transformers\' GPT2Tokenizer does from the same files', async () => {
+  it("encodes and decodes as transformers' GPT2Tokenizer does from the same files", async () => {
     const tokenizer = await loadTokenizer(bpeFiles);
     expect(tokenizer.vocabSize).toBe(reference.vocab_size);
     expect(tokenizer.eosTokenId).toBe(reference.eos_token_id);
@@ -53,9 +53,14 @@ describe('a tokenizer from vocab.json + merges.txt', () => {
   });
 
   it('keeps the clear message when there is no tokenizer at all, or only half of the pair', async () => {
-    for (const [name, files] of [['no-tokenizer', []], ['vocab-only', ['vocab.json']]] as const) {
+    for (const [name, files] of [
+      ['no-tokenizer', []],
+      ['vocab-only', ['vocab.json']],
+    ] as const) {
       const dir = modelFolder(name, [...files]);
-      await expect(inspectModelFolder(dir)).rejects.toThrow(/has no tokenizer\.json \(nor a GPT-2 vocab\.json \+ merges\.txt pair\)\. Save the "fast" tokenizer/);
+      await expect(inspectModelFolder(dir)).rejects.toThrow(
+        /has no tokenizer\.json \(nor a GPT-2 vocab\.json \+ merges\.txt pair\)\. Save the "fast" tokenizer/,
+      );
     }
   });
 });

@@ -15,7 +15,10 @@ async function onBoth<T>(f: () => T): Promise<[T, T]> {
 
 function values(shape: number[]): tf.Tensor {
   const n = shape.reduce((p, d) => p * d, 1);
-  return tf.tensor(Float32Array.from({ length: n }, (_, i) => i * 0.5 - 3), shape);
+  return tf.tensor(
+    Float32Array.from({ length: n }, (_, i) => i * 0.5 - 3),
+    shape,
+  );
 }
 
 describe('wasm Slice, SplitV and Unpack', () => {
@@ -26,7 +29,9 @@ describe('wasm Slice, SplitV and Unpack', () => {
       const [a, b] = await onBoth(() => Array.from(tf.slice(values(shape), begin, size).dataSync()));
       expect(b).toEqual(a);
       for (let axis = 0; axis < shape.length; axis++) {
-        const [s1, s2] = await onBoth(() => tf.split(values(shape), shape[axis]! > 2 ? [1, shape[axis]! - 1] : shape[axis]!, axis).map((t) => [t.shape, Array.from(t.dataSync())]));
+        const [s1, s2] = await onBoth(() =>
+          tf.split(values(shape), shape[axis]! > 2 ? [1, shape[axis]! - 1] : shape[axis]!, axis).map((t) => [t.shape, Array.from(t.dataSync())]),
+        );
         expect(s2).toEqual(s1);
         const [u1, u2] = await onBoth(() => tf.unstack(values(shape), axis).map((t) => [t.shape, Array.from(t.dataSync())]));
         expect(u2).toEqual(u1);

@@ -15,7 +15,10 @@ const job = (name: string): InspectDatasetJob => ({ type: 'inspect-dataset', pat
 class FakeEngine extends EventEmitter {
   jobs: InspectDatasetJob[] = [];
   terminated = false;
-  constructor(private readonly delayMs: number, private readonly hang = false) {
+  constructor(
+    private readonly delayMs: number,
+    private readonly hang = false,
+  ) {
     super();
   }
   postMessage(message: InspectDatasetJob) {
@@ -24,8 +27,21 @@ class FakeEngine extends EventEmitter {
     setTimeout(() => {
       if (this.terminated) return;
       this.emit('message', {
-        type: 'dataset-inspected', sha256: 'x', normalized: null,
-        preview: { path: message.path, format: 'jsonl', columns: [], rows: [], mapped: null, rowCount: 0, partial: false, errors: [], errorCount: 0, suggestedMapping: null },
+        type: 'dataset-inspected',
+        sha256: 'x',
+        normalized: null,
+        preview: {
+          path: message.path,
+          format: 'jsonl',
+          columns: [],
+          rows: [],
+          mapped: null,
+          rowCount: 0,
+          partial: false,
+          errors: [],
+          errorCount: 0,
+          suggestedMapping: null,
+        },
       });
     }, this.delayMs);
   }
@@ -40,9 +56,7 @@ describe('WorkerPool', () => {
   it('runs 30 jobs on at most 2 workers, reusing them, each answer for its own job', async () => {
     const engines: FakeEngine[] = [];
     const pool = new WorkerPool({ size: 2, createWorker: () => (engines.push(new FakeEngine(2)), engines.at(-1) as unknown as Worker) });
-    const answers = await Promise.all(
-      Array.from({ length: 30 }, (_, k) => pool.run(job(`file-${k}`), 'dataset-inspected', { timeoutMs: 5000 })),
-    );
+    const answers = await Promise.all(Array.from({ length: 30 }, (_, k) => pool.run(job(`file-${k}`), 'dataset-inspected', { timeoutMs: 5000 })));
     expect(answers.map((a) => a.preview.path)).toEqual(Array.from({ length: 30 }, (_, k) => `/data/file-${k}.jsonl`));
     expect(engines).toHaveLength(2);
     expect(engines.reduce((n, e) => n + e.jobs.length, 0)).toBe(30);

@@ -51,8 +51,7 @@ function parseExample(value: unknown, file: string, line: number): BbqExample {
     .array('stereotyped_groups')
     .filter((g): g is string => typeof g === 'string')
     .map((g) => g.toLowerCase());
-  const match = (key: 'group' | 'text') =>
-    groups.flatMap((g, k) => (k !== unknown[0] && stereotyped.includes(g[key].toLowerCase()) ? [k] : []));
+  const match = (key: 'group' | 'text') => groups.flatMap((g, k) => (k !== unknown[0] && stereotyped.includes(g[key].toLowerCase()) ? [k] : []));
   const byGroup = match('group');
   const byText = match('text');
   const target = byGroup.length === 1 ? byGroup[0]! : byText.length === 1 ? byText[0]! : null;

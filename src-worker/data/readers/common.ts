@@ -13,7 +13,10 @@ export interface DatasetRowError {
 
 /** One error listing every bad row (the first five in the message), so a file is fixed in one pass. */
 export function throwBadRows(source: string, errors: DatasetRowError[]): never {
-  const shown = errors.slice(0, 5).map((e) => `line ${e.line}: ${e.message}`).join('; ');
+  const shown = errors
+    .slice(0, 5)
+    .map((e) => `line ${e.line}: ${e.message}`)
+    .join('; ');
   const more = errors.length > 5 ? ` (and ${errors.length - 5} more)` : '';
   throw new WorkbenchError(
     'dataset_invalid',
@@ -64,9 +67,14 @@ export async function readBoundedFile(file: string, options: { what?: string; li
     const info = await handle.stat();
     if (info.isDirectory()) throw new WorkbenchError('dataset_invalid', `${file} is a folder; pick one of the files inside it.`, { field: 'path', path: file });
     if (!info.isFile()) {
-      throw new WorkbenchError('dataset_invalid', `${file} is not a regular file (a device, pipe or socket has no end to read to). Pick a .jsonl, .csv or .tsv file.`, {
-        field: 'path', path: file,
-      });
+      throw new WorkbenchError(
+        'dataset_invalid',
+        `${file} is not a regular file (a device, pipe or socket has no end to read to). Pick a .jsonl, .csv or .tsv file.`,
+        {
+          field: 'path',
+          path: file,
+        },
+      );
     }
     const head = options.headBytes !== undefined && info.size > options.headBytes;
     if (!head && info.size > limit) {
@@ -139,7 +147,10 @@ export class RowErrors {
 
   throwIfAny(source: string): void {
     if (this.list.length === 0) return;
-    throwBadRows(source, [...this.list].sort((a, b) => a.line - b.line));
+    throwBadRows(
+      source,
+      [...this.list].sort((a, b) => a.line - b.line),
+    );
   }
 }
 
@@ -282,11 +293,7 @@ export interface TableRow {
  * Parses a CSV/TSV with a header row into keyed rows; records whose field count differs from
  * the header's, and records the parser rejected, go to `errors` with their lines.
  */
-export function parseTable(
-  text: string,
-  options: CsvOptions,
-  errors: RowErrors,
-): { columns: string[]; rows: TableRow[]; headerLine: number } {
+export function parseTable(text: string, options: CsvOptions, errors: RowErrors): { columns: string[]; rows: TableRow[]; headerLine: number } {
   const { records, errors: parseErrors } = parseCsv(text, options);
   for (const e of parseErrors) errors.add(e.line, e.message);
   const header: CsvRecord | undefined = records[0];

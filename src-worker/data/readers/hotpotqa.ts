@@ -107,7 +107,10 @@ function parseExample(value: unknown, line: number): HotpotQaExample {
 export function parseHotpotQa(text: string, source = 'HotpotQA file'): HotpotQaExample[] {
   const errors = new RowErrors();
   const examples: HotpotQaExample[] = [];
-  const items = text.trimStart().replace(/^\uFEFF/, '').startsWith('[')
+  const items = text
+    .trimStart()
+    .replace(/^\uFEFF/, '')
+    .startsWith('[')
     ? jsonItems(text, source).map((item) => ({ line: item.line, value: item.value }))
     : [...jsonlLines(text)];
   const seen = new Map<string, number>();

@@ -115,7 +115,12 @@ registerDataset<Conversation, ThreadOptions>({
     const notes =
       skipped.length === 0
         ? []
-        : [`${skipped.length} message${skipped.length === 1 ? '' : 's'} not in any conversation: ${skipped.slice(0, 3).map((s) => `line ${s.line}: ${s.reason}`).join('; ')}${skipped.length > 3 ? '; ...' : ''}`];
+        : [
+            `${skipped.length} message${skipped.length === 1 ? '' : 's'} not in any conversation: ${skipped
+              .slice(0, 3)
+              .map((s) => `line ${s.line}: ${s.reason}`)
+              .join('; ')}${skipped.length > 3 ? '; ...' : ''}`,
+          ];
     return { rows: conversations, notes };
   },
   template: (row) => conversationTemplate(row),

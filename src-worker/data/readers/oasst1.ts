@@ -219,9 +219,18 @@ function parseDerived(value: unknown, line: number): Conversation {
     return { treeId, turns, line };
   }
   if (f.has('prompt') || f.has('response')) {
-    return { treeId, turns: [{ role: 'user', content: f.str('prompt') }, { role: 'assistant', content: f.str('response') }], line };
+    return {
+      treeId,
+      turns: [
+        { role: 'user', content: f.str('prompt') },
+        { role: 'assistant', content: f.str('response') },
+      ],
+      line,
+    };
   }
-  throw new RowProblem(`unknown row shape with keys ${Object.keys(f.row).slice(0, 6).join(', ') || '(none)'}; expected an OASST1 message, {"messages": [...]} or {"prompt","response"}`);
+  throw new RowProblem(
+    `unknown row shape with keys ${Object.keys(f.row).slice(0, 6).join(', ') || '(none)'}; expected an OASST1 message, {"messages": [...]} or {"prompt","response"}`,
+  );
 }
 
 /**

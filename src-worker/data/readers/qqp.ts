@@ -28,7 +28,10 @@ export function parseQqpTsv(text: string, source = 'QQP TSV'): QqpPair[] {
   if (columns.length > 0 && missing.length > 0) {
     // Without the question columns no row can be read; report the header alone.
     const header = new RowErrors();
-    header.add(headerLine, `header has no ${missing.map((c) => `"${c}"`).join(' or ')} column (found ${columns.join(', ')}); expected GLUE's id, qid1, qid2, question1, question2, is_duplicate`);
+    header.add(
+      headerLine,
+      `header has no ${missing.map((c) => `"${c}"`).join(' or ')} column (found ${columns.join(', ')}); expected GLUE's id, qid1, qid2, question1, question2, is_duplicate`,
+    );
     header.throwIfAny(source);
   }
   const labelled = columns.includes('is_duplicate');
@@ -69,7 +72,9 @@ function fromObject(value: unknown, fallbackId: string, line: number): QqpPair {
       line,
     };
   }
-  throw new RowProblem(`unknown row shape with keys ${Object.keys(f.row).slice(0, 6).join(', ') || '(none)'}; expected {"text_a","text_b","label"} or {"question1","question2","is_duplicate"}`);
+  throw new RowProblem(
+    `unknown row shape with keys ${Object.keys(f.row).slice(0, 6).join(', ') || '(none)'}; expected {"text_a","text_b","label"} or {"question1","question2","is_duplicate"}`,
+  );
 }
 
 /** glue_pretrain's JSON object (or an array of pair objects); the key becomes the id. */

@@ -109,4 +109,3 @@ export function parseStereoSet(text: string, source = 'StereoSet file', task: St
 export async function readStereoSet(path: string, task: StereoSetTask | null = null): Promise<StereoSetExample[]> {
   return parseStereoSet(await readTextFile(path), path, task);
 }
-

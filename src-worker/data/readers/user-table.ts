@@ -28,7 +28,13 @@ export interface TablePreview {
 export function detectTableFormat(text: string, source = ''): TableFormat {
   const lower = source.toLowerCase();
   if (lower.endsWith('.jsonl') || lower.endsWith('.ndjson')) return 'jsonl';
-  if (lower.endsWith('.json')) return text.replace(/^\uFEFF/, '').trimStart().startsWith('[') ? 'json' : 'jsonl';
+  if (lower.endsWith('.json'))
+    return text
+      .replace(/^\uFEFF/, '')
+      .trimStart()
+      .startsWith('[')
+      ? 'json'
+      : 'jsonl';
   if (lower.endsWith('.csv')) return 'csv';
   if (lower.endsWith('.tsv') || lower.endsWith('.tab')) return 'tsv';
   const head = text.replace(/^\uFEFF/, '').trimStart();
@@ -57,10 +63,7 @@ export function loadRows(text: string, source: string, format: TableFormat, erro
     if (duplicate !== undefined) errors.add(table.headerLine, `header names column "${duplicate}" twice`);
     return table;
   }
-  const items =
-    format === 'json'
-      ? jsonItems(text, source).map((item) => ({ line: item.line, value: item.value }))
-      : [...jsonlLines(text)];
+  const items = format === 'json' ? jsonItems(text, source).map((item) => ({ line: item.line, value: item.value })) : [...jsonlLines(text)];
   const columns: string[] = [];
   const rows: RawRow[] = [];
   for (const item of items) {

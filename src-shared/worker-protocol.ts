@@ -126,6 +126,21 @@ export const ImportAdapterJobSchema = z.object({
 });
 export type ImportAdapterJob = z.infer<typeof ImportAdapterJobSchema>;
 
+/** Where the pytorch engine reads its data plan, in its run folder's engine/ and in a job folder. */
+export const DATA_PLAN_FILE = 'data-plan.json';
+/**
+ * The pytorch engine's data plan (src-worker/data/data-plan.ts: every batch, tokenized by the tfjs engine's
+ * own data code), computed in a worker so that the main process loads neither tokenizers nor tfjs.
+ */
+export const WriteDataPlanJobSchema = z.object({
+  type: z.literal('write-data-plan'),
+  config: RunConfigSchema,
+  modelDir: z.string(),
+  datasetPath: z.string(),
+  outFile: z.string(),
+});
+export type WriteDataPlanJob = z.infer<typeof WriteDataPlanJobSchema>;
+
 export const MainToWorkerSchema = z.discriminatedUnion('type', [
   TrainJobSchema,
   ExportJobSchema,
@@ -138,6 +153,7 @@ export const MainToWorkerSchema = z.discriminatedUnion('type', [
   CheckRunJobSchema,
   WriteHeldoutJobSchema,
   ImportAdapterJobSchema,
+  WriteDataPlanJobSchema,
   z.object({ type: z.literal('stop') }),
 ]);
 export type MainToWorker = z.infer<typeof MainToWorkerSchema>;
@@ -168,6 +184,7 @@ export const WorkerToMainSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('dataset-inspected'), preview: DatasetPreviewSchema, sha256: z.string(), normalized: z.number().int().nullable() }),
   z.object({ type: z.literal('run-checked'), problems: z.array(RunProblemSchema) }),
   z.object({ type: z.literal('heldout-written'), rows: z.number().int().min(1) }),
+  z.object({ type: z.literal('data-plan-written'), steps: z.number().int().min(0) }),
   z.object({
     type: z.literal('adapter-generated'),
     adapterDir: z.string(),

@@ -6,7 +6,8 @@
 import { parentPort } from 'node:worker_threads';
 import { WorkbenchError } from '../src-shared/errors.ts';
 import type { EvalJob } from '../src-shared/eval.ts';
-import type { CheckRunJob, ImportModelJob, InspectDatasetJob, WriteHeldoutJob } from '../src-shared/worker-protocol.ts';
+import type { CheckRunJob, ImportModelJob, InspectDatasetJob, WriteDataPlanJob, WriteHeldoutJob } from '../src-shared/worker-protocol.ts';
+import { writeDataPlanJob } from './data/data-plan.ts';
 import { writeHeldout } from './data/heldout.ts';
 import { checkRun } from './preflight.ts';
 import {
@@ -48,6 +49,7 @@ const TERMINAL: ReadonlySet<WorkerToMain['type']> = new Set([
   'adapter-generated',
   'run-checked',
   'heldout-written',
+  'data-plan-written',
 ]);
 /** Jobs after which the worker waits for the next one instead of exiting (POOLED_JOB_TYPES in src-main/worker-pool.ts). */
 const REUSABLE: ReadonlySet<Job['type']> = new Set(['inspect-dataset', 'inspect-model', 'generate', 'check-run', 'write-heldout']);
@@ -153,6 +155,7 @@ const handlers: { [T in Job['type']]: Handler<Extract<Job, { type: T }>> } = {
   'inspect-dataset': oneShot(async (job: InspectDatasetJob, log) => ({ type: 'dataset-inspected', ...(await inspectDataset(job, log)) })),
   'check-run': oneShot(async (job: CheckRunJob) => ({ type: 'run-checked', problems: await checkRun(job) })),
   'write-heldout': oneShot(async (job: WriteHeldoutJob) => ({ type: 'heldout-written', rows: await writeHeldout(job) })),
+  'write-data-plan': oneShot(async (job: WriteDataPlanJob) => ({ type: 'data-plan-written', steps: await writeDataPlanJob(job) })),
 };
 
 function run(job: Job): Promise<number> {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { methodIds, RunConfigSchema } from '../../src-shared/config.ts';
 import { TrainJobSchema, WorkerToMainSchema } from '../../src-shared/worker-protocol.ts';
-import { DataPlanSchema } from '../../src-main/engines/data-plan.ts';
+import { DataPlanSchema } from '../../src-worker/data/data-plan.ts';
 
 const PACKAGE_ROOT = path.join(import.meta.dirname, '..');
 

@@ -1,5 +1,5 @@
 """Shared helpers: the repository's fixtures, and data plans written by hand in the TypeScript side's shape
-(src-main/engines/data-plan.ts) so the package's own tests need no Node."""
+(src-worker/data/data-plan.ts) so the package's own tests need no Node."""
 
 from __future__ import annotations
 

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("train", help="run one TrainJob")
     run.add_argument("--job", required=True, help="the TrainJob as JSON")
-    run.add_argument("--plan", required=True, help="the data plan (src-main/engines/data-plan.ts)")
+    run.add_argument("--plan", required=True, help="the data plan (src-worker/data/data-plan.ts)")
     run.add_argument("--no-stdin", action="store_true", help="do not read stop requests from stdin (cluster jobs)")
     run.add_argument("--model-dir", help="the base model folder on this machine, in place of the job's (exported job folders)")
     commands.add_parser("info", help="versions and accelerator as JSON")

@@ -1,4 +1,4 @@
-"""The data plan the TypeScript side computes (src-main/engines/data-plan.ts): tokenized examples and the
+"""The data plan the TypeScript side computes (src-worker/data/data-plan.ts): tokenized examples and the
 rows of every step. Collation is the tfjs engine's (src-worker/data/batcher.ts collate): right padding
 with the pad id to the longest example rounded up to a multiple of 8, capped at maxSeqLen."""
 

@@ -9,10 +9,10 @@ import path from 'node:path';
 import { RunConfigSchema, type RunConfig } from '../../src-shared/config.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import type { MetricPoint, Run } from '../../src-shared/runs.ts';
-import { TrainJobSchema, WorkerToMainSchema, type TrainJob, type WorkerToMain } from '../../src-shared/worker-protocol.ts';
+import { DATA_PLAN_FILE, TrainJobSchema, WorkerToMainSchema, type TrainJob, type WorkerToMain } from '../../src-shared/worker-protocol.ts';
 import type { WorkbenchPaths } from '../paths.ts';
 import type { Store } from '../store/index.ts';
-import { buildDataPlan, DATA_PLAN_FILE, writeDataPlan } from './data-plan.ts';
+import { writeDataPlanInWorker } from './data-plan.ts';
 import { enginePackageRoot, JOB_FILE } from './pytorch-engine.ts';
 
 export const jobLaunchers = ['torchrun', 'accelerate', 'slurm'] as const;
@@ -120,13 +120,13 @@ export async function exportJobFolder(options: ExportJobOptions): Promise<{ outD
     runDir: RUN_DIR,
     resumeFrom: null,
   };
-  const plan = await buildDataPlan({ config, modelDir: options.modelDir, datasetPath: options.datasetPath });
+  // First, so that a dataset or model the plan cannot read stops the export before anything is copied.
+  await writeDataPlanInWorker({ config, modelDir: options.modelDir, datasetPath: options.datasetPath }, path.join(outDir, DATA_PLAN_FILE));
   fs.mkdirSync(path.join(outDir, 'data'), { recursive: true });
   fs.mkdirSync(path.join(outDir, 'engine-torch'), { recursive: true });
   copyPackage(enginePackageRoot(options.appRoot), path.join(outDir, 'engine-torch'));
   fs.copyFileSync(options.datasetPath, path.join(outDir, 'data', datasetName));
   fs.writeFileSync(path.join(outDir, JOB_FILE), `${JSON.stringify(job, null, 2)}\n`);
-  await writeDataPlan(plan, path.join(outDir, DATA_PLAN_FILE));
   fs.writeFileSync(path.join(outDir, LAUNCH_SCRIPT), launchScript(options.launcher, config.name, options.modelDir, config.distributed.processes), {
     mode: 0o755,
   });

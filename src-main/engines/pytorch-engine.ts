@@ -12,9 +12,9 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { engineMethods, type RunConfig } from '../../src-shared/config.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
-import { MainToWorkerSchema, WorkerToMainSchema, type TrainJob, type WorkerToMain } from '../../src-shared/worker-protocol.ts';
+import { DATA_PLAN_FILE, MainToWorkerSchema, WorkerToMainSchema, type TrainJob, type WorkerToMain } from '../../src-shared/worker-protocol.ts';
 import { findAppRoot, type WorkbenchPaths } from '../paths.ts';
-import { buildDataPlan, DATA_PLAN_FILE, writeDataPlan } from './data-plan.ts';
+import { writeDataPlanInWorker } from './data-plan.ts';
 
 export const ENGINE_DIR = 'engine';
 export const JOB_FILE = 'job.json';
@@ -163,7 +163,7 @@ export class PytorchEngineWorker extends EventEmitter implements EngineWorker {
     const jobFile = path.join(folder, JOB_FILE);
     const planFile = path.join(folder, DATA_PLAN_FILE);
     writeFileSync(jobFile, JSON.stringify(job));
-    await writeDataPlan(await buildDataPlan(job), planFile);
+    await writeDataPlanInWorker({ config: job.config, modelDir: job.modelDir, datasetPath: job.datasetPath }, planFile);
     if (this.exited) return;
     const [command, ...args] = engineCommand(python, job.config, jobFile, planFile);
     const packageRoot = enginePackageRoot(appRoot);

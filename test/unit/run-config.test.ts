@@ -19,8 +19,29 @@ describe('RunConfigSchema', () => {
   });
 
   it('carries only the sections its method reads, and says which method reads another section', () => {
-    expect(Object.keys(defaultConfigOf('lora-plus')).sort()).toEqual(['backend', 'dataset', 'lora', 'loraPlus', 'method', 'model', 'name', 'training']);
-    expect(Object.keys(defaultConfigOf('houlsby')).sort()).toEqual(['backend', 'dataset', 'houlsby', 'method', 'model', 'name', 'training']);
+    expect(Object.keys(defaultConfigOf('lora-plus')).sort()).toEqual([
+      'backend',
+      'dataset',
+      'distributed',
+      'engine',
+      'lora',
+      'loraPlus',
+      'method',
+      'model',
+      'name',
+      'training',
+    ]);
+    expect(Object.keys(defaultConfigOf('houlsby')).sort()).toEqual([
+      'backend',
+      'dataset',
+      'distributed',
+      'engine',
+      'houlsby',
+      'method',
+      'model',
+      'name',
+      'training',
+    ]);
     expect(RunConfigSchema.parse({}).method).toBe('lora');
     expect(messages({ method: 'lora', selora: {} })).toEqual([': Unknown setting "selora": method "lora" has no selora settings ("selora" has)']);
     expect(messages({ method: 'dora' })[0]).toMatch(/Unknown method "dora"; known methods: lora, lora-plus/);

@@ -129,6 +129,9 @@ export async function exportAdapter(job: ExportJob, log?: (message: string) => v
     const saved = await readProbe(form.dir);
     const fromThisBackend = saved && saved.backend === backend.name;
     const probe = saved?.probe ?? (await fallbackProbe(form.dir, model.config.vocabSize));
+    // Built before any forward of the base model: QLoRA quantizes the base weights on creation, reading them
+    // synchronously, which webgpu allows only before their first upload (its cache then serves later adapters).
+    if (fromThisBackend) await adapter.withTensors(sourceTensors, async () => undefined);
     const reference = fromThisBackend ? saved.logits : await adapter.logits(sourceTensors, probe);
 
     if (form.writer === 'merged') {

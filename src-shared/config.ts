@@ -1,5 +1,41 @@
-// The run configuration: everything needed to reproduce a run, stored whole with it.
+// The run configuration: everything needed to reproduce a run, stored whole with it. Its method
+// sections, methodIds and the engines' method lists are derived from the method descriptors
+// (methods.ts), so a new method is declared there only.
 import { z } from 'zod';
+import { type EngineName, engineNames } from './engines.ts';
+import { type MethodId, type MethodSettingsKey, methodDefinitions, sectionKeysOf } from './methods.ts';
+import { strictObject } from './settings-schema.ts';
+
+// Declared with the engines and the methods; exported here too, where the rest of the code reads them.
+export { type EngineName, engineNames } from './engines.ts';
+export {
+  type BiasAwareSettings,
+  BiasAwareSettingsSchema,
+  type BitFitSettings,
+  BitFitSettingsSchema,
+  biasReadings,
+  type FullSettings,
+  FullSettingsSchema,
+  type HoulsbySettings,
+  HoulsbySettingsSchema,
+  type LoraPlusSettings,
+  LoraPlusSettingsSchema,
+  type LoraSettings,
+  LoraSettingsSchema,
+  type MethodId,
+  type MethodSettingsKey,
+  type PromptTuningSettings,
+  PromptTuningSettingsSchema,
+  promptTuningInits,
+  type QloraSettings,
+  QloraSettingsSchema,
+  quantizationFormats,
+  type SeloraSettings,
+  SeloraSettingsSchema,
+  sectionKeysOf,
+  semanticSources,
+} from './methods.ts';
+export { closestKey, unknownKeysMessage } from './settings-schema.ts';
 
 export const backendNames = ['tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof backendNames)[number];
@@ -9,140 +45,6 @@ export type BackendChoice = z.infer<typeof BackendChoiceSchema>;
 /** `default` / `sample` name the model and dataset embedded in resources/; anything else is a path. */
 export const DEFAULT_MODEL = 'default';
 export const SAMPLE_DATASET = 'sample';
-
-/** The known key nearest to `key` by edit distance, when it is near enough to be a typo of it. */
-export function closestKey(key: string, known: readonly string[]): string | null {
-  const distance = (a: string, b: string) => {
-    let row = Array.from({ length: b.length + 1 }, (_, j) => j);
-    for (let i = 1; i <= a.length; i++) {
-      const next = [i];
-      for (let j = 1; j <= b.length; j++)
-        next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1));
-      row = next;
-    }
-    return row[b.length]!;
-  };
-  let best: { key: string; d: number } | null = null;
-  for (const candidate of known) {
-    const d = distance(key, candidate);
-    if (!best || d < best.d) best = { key: candidate, d };
-  }
-  return best && best.d <= Math.max(2, Math.floor(best.key.length / 3)) ? best.key : null;
-}
-
-/** The message for settings a schema does not know: each key named, with the known key it most likely means. */
-export function unknownKeysMessage(keys: readonly string[], known: readonly string[], elsewhere: (key: string) => string | null = () => null): string {
-  return keys
-    .map((key) => {
-      const hint = elsewhere(key) ?? (closestKey(key, known) ? `did you mean "${closestKey(key, known)}"?` : `known settings here: ${known.join(', ')}`);
-      return `Unknown setting "${key}": ${hint}`;
-    })
-    .join('; ');
-}
-
-/** A z.object that refuses unknown keys, naming each and suggesting the closest known one (a typo must not silently fall back to a default). */
-function strictObject<Shape extends z.ZodRawShape>(shape: Shape, elsewhere?: (key: string) => string | null) {
-  const known = Object.keys(shape);
-  return z.strictObject(shape, { error: (issue) => (issue.code === 'unrecognized_keys' ? unknownKeysMessage(issue.keys, known, elsewhere) : undefined) });
-}
-
-export const LoraSettingsSchema = strictObject({
-  r: z.number().int().min(1).max(1024).default(8),
-  alpha: z.number().positive().default(16),
-  dropout: z.number().min(0).max(0.9).default(0.05),
-  /** Module names (e.g. c_attn) or regular expressions written /like this/, matched against full module paths. */
-  targetModules: z.array(z.string().min(1)).min(1).default(['c_attn', 'c_proj']),
-  useRslora: z.boolean().default(false),
-});
-export type LoraSettings = z.infer<typeof LoraSettingsSchema>;
-
-/** LoRA+ (Hayou et al. 2024): lora_B trains at `ratio` times lora_A's learning rate (METHODS.md section 2). */
-export const LoraPlusSettingsSchema = strictObject({
-  /** lambda: 1 is plain LoRA. */
-  ratio: z.number().positive().max(1000).default(16),
-  /** Peak learning rate of lora_B; null means ratio x training.learningRate. Follows the same schedule. */
-  learningRateB: z.number().positive().max(1).nullable().default(null),
-});
-export type LoraPlusSettings = z.infer<typeof LoraPlusSettingsSchema>;
-
-export const semanticSources = ['base-pooled'] as const;
-
-/** SeLoRA (METHODS.md section 3): Delta W(s) = B (I + g(s)) A, g a small MLP of the input's semantic vector s. */
-export const SeloraSettingsSchema = strictObject({
-  /** Width of g's hidden layer (d_s -> hiddenSize -> r*r). */
-  hiddenSize: z.number().int().min(1).max(4096).default(16),
-  /** lambda_sem: weight of the semantic consistency loss L_sem. */
-  lambdaSem: z.number().min(0).default(0.1),
-  /** base-pooled: mean of the frozen base model's final hidden states over the prompt tokens, adapters off. */
-  semanticSource: z.enum(semanticSources).default('base-pooled'),
-});
-export type SeloraSettings = z.infer<typeof SeloraSettingsSchema>;
-
-export const biasReadings = ['counterfactual', 'adversarial'] as const;
-
-/** Bias-aware LoRA (METHODS.md section 4): L = L_task + lambdaBias L_bias + lambdaAlign L_align + lambdaKl L_KL; L_align needs two or more tasks. */
-export const BiasAwareSettingsSchema = strictObject({
-  /** l1: weight of L_bias = || f(x') - f(x) ||^2, f the prompt's mean-pooled final hidden state with adapters on. */
-  lambdaBias: z.number().min(0).default(0.1),
-  /** l3: weight of L_KL = KL(P_lora || P_orig) over the completion tokens. */
-  lambdaKl: z.number().min(0).default(0.1),
-  /** counterfactual: x' swaps demographic terms in the prompt; adversarial: x' = x + b_bias, b_bias an embedding offset at norm epsilon trained by ascent. */
-  reading: z.enum(biasReadings).default('counterfactual'),
-  /** ||b_bias|| for the adversarial reading. */
-  epsilon: z.number().positive().max(100).default(0.1),
-  /** l2: weight of L_align = sum_{i<j} ||B_i A_i - B_j A_j||_F^2 across the tasks' adapters (with two or more tasks). */
-  lambdaAlign: z.number().min(0).default(0),
-  /** Task labels trained jointly, one adapter each; rows name theirs in a "task" field. Fewer than two: one adapter for all rows. */
-  tasks: z.array(z.string().min(1)).default([]),
-  /** Batches drawn per task in these ratios (one per task); empty: in proportion to each task's rows. */
-  taskMixture: z.array(z.coerce.number().min(0)).default([]),
-});
-export type BiasAwareSettings = z.infer<typeof BiasAwareSettingsSchema>;
-
-/** Full fine-tuning (METHODS.md section 6): every base weight trains; small models only. */
-export const FullSettingsSchema = strictObject({
-  /** False freezes the token (and position) embeddings and a tied head with them. */
-  trainEmbeddings: z.boolean().default(true),
-});
-export type FullSettings = z.infer<typeof FullSettingsSchema>;
-
-/** BitFit (Ben Zaken et al. 2022): only the bias terms train. */
-export const BitFitSettingsSchema = strictObject({
-  /** Also the LayerNorm biases (beta), as the paper does; false trains the linear layers' biases only. */
-  includeNormBiases: z.boolean().default(true),
-});
-export type BitFitSettings = z.infer<typeof BitFitSettingsSchema>;
-
-export const promptTuningInits = ['random', 'text'] as const;
-
-/** Prompt tuning (Lester et al. 2021): n trainable soft-prompt vectors before the input embeddings. */
-export const PromptTuningSettingsSchema = strictObject({
-  numVirtualTokens: z.number().int().min(1).max(512).default(20),
-  /** random: N(0, std of the embedding table); text: the embeddings of initText's tokens, repeated to n (PEFT's TEXT). */
-  init: z.enum(promptTuningInits).default('random'),
-  initText: z.string().max(2000).default(''),
-});
-export type PromptTuningSettings = z.infer<typeof PromptTuningSettingsSchema>;
-
-/** Houlsby adapters (Houlsby et al. 2019): bottleneck MLPs after the attention output and after the MLP. */
-export const HoulsbySettingsSchema = strictObject({
-  bottleneckSize: z.number().int().min(1).max(4096).default(16),
-});
-export type HoulsbySettings = z.infer<typeof HoulsbySettingsSchema>;
-
-export const quantizationFormats = ['nf4', 'int8'] as const;
-
-/** QLoRA (Dettmers et al. 2023): LoRA over base weights held quantized (NF4 or int8, absmax per block). */
-export const QloraSettingsSchema = strictObject({
-  format: z.enum(quantizationFormats).default('nf4'),
-  /** Weights per absmax scale (the paper's block size 64). */
-  blockSize: z.number().int().min(8).max(4096).default(64),
-});
-export type QloraSettings = z.infer<typeof QloraSettingsSchema>;
-
-/** Methods the engine registers (src-worker/methods/index.ts); src-shared/methods.ts describes each. */
-export const methodIds = ['lora', 'lora-plus', 'selora', 'bias-aware', 'full', 'bitfit', 'prompt-tuning', 'houlsby', 'qlora'] as const;
-export type MethodId = (typeof methodIds)[number];
 
 export const TrainingSettingsSchema = strictObject({
   learningRate: z.number().positive().max(1).default(2e-3),
@@ -167,16 +69,7 @@ export const TrainingSettingsSchema = strictObject({
 });
 export type TrainingSettings = z.infer<typeof TrainingSettingsSchema>;
 
-/** Which engine computes a run (../shared/design/ENGINES.md): TensorFlow.js in a worker thread, or PyTorch + PEFT in a Python child. */
-export const engineNames = ['tfjs', 'pytorch'] as const;
-export type EngineName = (typeof engineNames)[number];
 export const distributedLaunchers = ['torchrun', 'accelerate'] as const;
-
-/** The methods each engine trains (the pytorch engine's list is engine-torch/workbench_torch/methods/__init__.py's SUPPORTED_METHODS). */
-export const engineMethods: Record<EngineName, readonly MethodId[]> = {
-  tfjs: methodIds,
-  pytorch: ['lora', 'lora-plus', 'full', 'bitfit'],
-};
 
 /** Data-parallel processes of a pytorch run on one machine: each takes an equal share of every batch; rank 0 reports and writes. */
 export const DistributedSettingsSchema = strictObject({
@@ -187,22 +80,28 @@ export type DistributedSettings = z.infer<typeof DistributedSettingsSchema>;
 
 const withDefaults = <S extends z.ZodType>(schema: S) => schema.default(schema.parse({}) as never);
 
+type MethodDefinitions = typeof methodDefinitions;
+type AnyMethodDefinition = MethodDefinitions[number];
+/** `Field` of each definition, as a tuple in the definitions' order (a generic mapped type keeps tuples tuples). */
+type EachOf<Definitions extends readonly AnyMethodDefinition[], Field extends 'id' | 'settingsKey'> = {
+  readonly [I in keyof Definitions]: Definitions[I] extends AnyMethodDefinition ? Definitions[I][Field] : never;
+};
+
+/** Methods the engine registers (src-worker/methods/index.ts), in the order methods.ts describes them. */
+export const methodIds = methodDefinitions.map((d) => d.id) as unknown as EachOf<MethodDefinitions, 'id'>;
+
+/** The methods each engine trains, from each method's `engines`. */
+export const engineMethods = Object.fromEntries(
+  engineNames.map((engine) => [engine, methodDefinitions.filter((d) => (d.engines as readonly EngineName[]).includes(engine)).map((d) => d.id)]),
+) as unknown as Record<EngineName, readonly MethodId[]>;
+
 /** The RunConfig sections that hold method settings. */
-export const methodSettingsKeys = ['lora', 'loraPlus', 'selora', 'biasAware', 'full', 'bitfit', 'promptTuning', 'houlsby', 'qlora'] as const;
-export type MethodSettingsKey = (typeof methodSettingsKeys)[number];
+export const methodSettingsKeys = methodDefinitions.map((d) => d.settingsKey) as unknown as EachOf<MethodDefinitions, 'settingsKey'>;
 
 /** The schema of one settings section (every method that reads it reads the same settings). */
-export const settingsSchemas = {
-  lora: LoraSettingsSchema,
-  loraPlus: LoraPlusSettingsSchema,
-  selora: SeloraSettingsSchema,
-  biasAware: BiasAwareSettingsSchema,
-  full: FullSettingsSchema,
-  bitfit: BitFitSettingsSchema,
-  promptTuning: PromptTuningSettingsSchema,
-  houlsby: HoulsbySettingsSchema,
-  qlora: QloraSettingsSchema,
-} as const satisfies Record<MethodSettingsKey, z.ZodType>;
+export const settingsSchemas = Object.fromEntries(methodDefinitions.map((d) => [d.settingsKey, d.settings])) as {
+  readonly [D in AnyMethodDefinition as D['settingsKey']]: D['settings'];
+};
 
 /**
  * What every run has whatever its method. New top-level settings (an engine, distributed training)
@@ -228,51 +127,45 @@ function sectionOfAnotherMethod(method: MethodId) {
   };
 }
 
-/** Each method's settings sections, in the order its variant lists them (reused ones first). */
-const sectionsOfMethod = new Map<MethodId, MethodSettingsKey[]>();
+/** LoRA is the method of a configuration that names none. */
+const DEFAULT_METHOD = 'lora' satisfies MethodId;
 
-function variant<M extends MethodId, Discriminator extends z.ZodType<M>, Sections extends Partial<Record<MethodSettingsKey, z.ZodType>>>(
-  method: M,
-  discriminator: Discriminator,
-  sections: Sections,
-) {
-  sectionsOfMethod.set(method, Object.keys(sections) as MethodSettingsKey[]);
+/** One section schema per key, defaults filled in, shared by every variant that carries it. */
+const sectionSchemas = Object.fromEntries(methodDefinitions.map((d) => [d.settingsKey, withDefaults(d.settings)])) as unknown as Record<
+  MethodSettingsKey,
+  z.ZodType
+>;
+
+type SectionShape<D extends AnyMethodDefinition> = { [K in D['settingsKey']]: z.ZodDefault<D['settings']> };
+type BaseSectionShape<D extends AnyMethodDefinition> = D extends { extends: infer Base } ? SectionShape<Extract<AnyMethodDefinition, { id: Base }>> : unknown;
+type VariantShape<D extends AnyMethodDefinition> = typeof commonShape & {
+  method: D['id'] extends typeof DEFAULT_METHOD ? z.ZodDefault<z.ZodLiteral<D['id']>> : z.ZodLiteral<D['id']>;
+} & BaseSectionShape<D> &
+  SectionShape<D>;
+/** The variants' precise types, one per method definition in its order (z.discriminatedUnion keeps them). */
+type VariantsOf<Definitions extends readonly AnyMethodDefinition[]> = {
+  -readonly [I in keyof Definitions]: Definitions[I] extends AnyMethodDefinition ? z.ZodObject<VariantShape<Definitions[I]>, z.core.$strict> : never;
+};
+type Variants = VariantsOf<MethodDefinitions>;
+
+/** A method's configuration: the common settings and only the sections it reads, reused ones first. */
+function variantOf(method: MethodId) {
+  const discriminator = method === DEFAULT_METHOD ? z.literal(method).default(method) : z.literal(method);
+  const sections = Object.fromEntries(sectionKeysOf(method).map((key) => [key, sectionSchemas[key]]));
   return strictObject({ ...commonShape, method: discriminator, ...sections }, sectionOfAnotherMethod(method));
 }
-
-const loraSection = withDefaults(LoraSettingsSchema);
 
 /**
  * The run configuration, one shape per method (a discriminated union on `method`): the common settings
  * and only the sections that method reads, reused ones (LoRA's layer under LoRA+, SeLoRA, bias-aware
  * LoRA and QLoRA) first. Unknown keys are errors that name the key.
  */
-export const RunConfigSchema = z.discriminatedUnion(
-  'method',
-  [
-    // LoRA is the method of a configuration that names none.
-    variant('lora', z.literal('lora').default('lora'), { lora: loraSection }),
-    variant('lora-plus', z.literal('lora-plus'), { lora: loraSection, loraPlus: withDefaults(LoraPlusSettingsSchema) }),
-    variant('selora', z.literal('selora'), { lora: loraSection, selora: withDefaults(SeloraSettingsSchema) }),
-    variant('bias-aware', z.literal('bias-aware'), { lora: loraSection, biasAware: withDefaults(BiasAwareSettingsSchema) }),
-    variant('full', z.literal('full'), { full: withDefaults(FullSettingsSchema) }),
-    variant('bitfit', z.literal('bitfit'), { bitfit: withDefaults(BitFitSettingsSchema) }),
-    variant('prompt-tuning', z.literal('prompt-tuning'), { promptTuning: withDefaults(PromptTuningSettingsSchema) }),
-    variant('houlsby', z.literal('houlsby'), { houlsby: withDefaults(HoulsbySettingsSchema) }),
-    variant('qlora', z.literal('qlora'), { lora: loraSection, qlora: withDefaults(QloraSettingsSchema) }),
-  ],
-  {
-    error: (issue) =>
-      issue.code === 'invalid_union'
-        ? `Unknown method ${JSON.stringify((issue.input as { method?: unknown } | undefined)?.method)}; known methods: ${methodIds.join(', ')}.`
-        : undefined,
-  },
-);
-
-/** The settings sections a method's configuration carries, reused ones first. */
-export function sectionKeysOf(method: MethodId): MethodSettingsKey[] {
-  return sectionsOfMethod.get(method) ?? [];
-}
+export const RunConfigSchema = z.discriminatedUnion('method', methodIds.map(variantOf) as unknown as Variants, {
+  error: (issue) =>
+    issue.code === 'invalid_union'
+      ? `Unknown method ${JSON.stringify((issue.input as { method?: unknown } | undefined)?.method)}; known methods: ${methodIds.join(', ')}.`
+      : undefined,
+});
 
 export type RunConfig = z.infer<typeof RunConfigSchema>;
 /** The configuration of one method. */

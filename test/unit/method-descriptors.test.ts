@@ -3,8 +3,8 @@
 // the values its zod enum accepts, and every descriptor has a registered method (and the reverse).
 import { describe, expect, it } from 'vitest';
 import { MethodDescriptorSchema } from '../../src-shared/api.ts';
-import { RunConfigSchema, settingsSchemas } from '../../src-shared/config.ts';
-import { methodDescriptors } from '../../src-shared/methods.ts';
+import { engineMethods, RunConfigSchema, settingsSchemas } from '../../src-shared/config.ts';
+import { methodDefinitions, methodDescriptors } from '../../src-shared/methods.ts';
 import { methodIds } from '../../src-worker/methods/index.ts';
 
 describe('method descriptors', () => {
@@ -44,6 +44,25 @@ describe('method descriptors', () => {
       }
     },
   );
+
+  it('each declare a settings section of their own, extend only a method that extends none, and give RunConfig its variant', () => {
+    const keys = methodDefinitions.map((d) => d.settingsKey);
+    expect(new Set(keys).size).toBe(keys.length);
+    for (const d of methodDefinitions) {
+      if ('extends' in d)
+        expect(
+          methodDefinitions.find((base) => base.id === d.extends && !('extends' in base)),
+          d.id,
+        ).toBeDefined();
+      const config = RunConfigSchema.parse({ method: d.id }) as Record<string, unknown>;
+      expect(config[d.settingsKey], d.id).toEqual(d.settings.parse({}));
+    }
+  });
+
+  it('list, per engine, the methods whose descriptor names it: tfjs trains every method', () => {
+    expect(engineMethods.tfjs).toEqual(methodDefinitions.map((d) => d.id));
+    for (const d of methodDefinitions) expect(engineMethods.pytorch.includes(d.id), d.id).toBe((d.engines as readonly string[]).includes('pytorch'));
+  });
 
   it("offers bias-aware LoRA's reading as a choice", () => {
     const reading = methodDescriptors.find((d) => d.id === 'bias-aware')!.fields.find((f) => f.key === 'reading');

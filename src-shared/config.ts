@@ -6,34 +6,19 @@ import { type EngineName, engineNames } from './engines.ts';
 import { type MethodId, type MethodSettingsKey, methodDefinitions, sectionKeysOf } from './methods.ts';
 import { strictObject } from './settings-schema.ts';
 
-// Declared with the engines and the methods; exported here too, where the rest of the code reads them.
+// Declared with the engines and the methods; exported here too for the callers that have always read
+// them here. A new method's settings are imported from methods.ts, where they are declared.
 export { type EngineName, engineNames } from './engines.ts';
 export {
   type BiasAwareSettings,
   BiasAwareSettingsSchema,
-  type BitFitSettings,
-  BitFitSettingsSchema,
-  biasReadings,
-  type FullSettings,
-  FullSettingsSchema,
-  type HoulsbySettings,
-  HoulsbySettingsSchema,
-  type LoraPlusSettings,
-  LoraPlusSettingsSchema,
   type LoraSettings,
   LoraSettingsSchema,
   type MethodId,
   type MethodSettingsKey,
-  type PromptTuningSettings,
   PromptTuningSettingsSchema,
-  promptTuningInits,
-  type QloraSettings,
-  QloraSettingsSchema,
-  quantizationFormats,
-  type SeloraSettings,
   SeloraSettingsSchema,
   sectionKeysOf,
-  semanticSources,
 } from './methods.ts';
 export { closestKey, unknownKeysMessage } from './settings-schema.ts';
 

@@ -6,7 +6,7 @@
 // (the `parameter` hook); the loaded base model itself is never changed, so evaluation and generation
 // without the adapter still see the original weights. PEFT has no adapter type for either: the export
 // holds the trained tensors under the checkpoint's own keys and layout, with no adapter_config.json.
-import { BitFitSettingsSchema, FullSettingsSchema, type BitFitSettings, type FullSettings, type MethodId } from '../../src-shared/config.ts';
+import { BitFitSettingsSchema, FullSettingsSchema, type BitFitSettings, type FullSettings, type MethodId } from '../../src-shared/methods.ts';
 import { validate, WorkbenchError } from '../../src-shared/errors.ts';
 import type { CausalLM, LinearModule, NamedParameter } from '../models/types.ts';
 import { tf } from '../tf.ts';

@@ -14,7 +14,7 @@
 // rank T r. With fewer than two tasks the tensors are plain LoRA, so the export is a plain PEFT LoRA;
 // the settings live in the sidecar only.
 import type * as tfc from '@tensorflow/tfjs-core';
-import { BiasAwareSettingsSchema, LoraSettingsSchema, type BiasAwareSettings, type LoraSettings } from '../../src-shared/config.ts';
+import { BiasAwareSettingsSchema, LoraSettingsSchema, type BiasAwareSettings, type LoraSettings } from '../../src-shared/methods.ts';
 import { validate } from '../../src-shared/errors.ts';
 import { perturb } from '../eval/perturb.ts';
 import type { TextTokenizer } from '../formats/tokenizer.ts';

@@ -7,7 +7,7 @@
 // adapters train, so the parameter count is the adapters' alone: 2 m d + m + d each.
 // PEFT has no Houlsby type: the export holds the native tensors (torch nn.Linear layout) and the sidecar,
 // and no adapter_config.json.
-import { HoulsbySettingsSchema, type HoulsbySettings } from '../../src-shared/config.ts';
+import { HoulsbySettingsSchema, type HoulsbySettings } from '../../src-shared/methods.ts';
 import { validate, WorkbenchError } from '../../src-shared/errors.ts';
 import { geluNew } from '../models/gpt2.ts';
 import { matMul } from '../models/ops.ts';

@@ -4,7 +4,7 @@
 // The "improved LoRA" paper's target-density matching score is specific to object detection and has
 // no meaning for text, so it is not implemented. The layer and its tensors are plain LoRA, so the
 // export is a plain PEFT LoRA; lambda lives in the sidecar (workbench_adapter.json) only.
-import { LoraPlusSettingsSchema, LoraSettingsSchema, type LoraPlusSettings, type LoraSettings } from '../../src-shared/config.ts';
+import { LoraPlusSettingsSchema, LoraSettingsSchema, type LoraPlusSettings, type LoraSettings } from '../../src-shared/methods.ts';
 import { validate } from '../../src-shared/errors.ts';
 import type { CausalLM } from '../models/types.ts';
 import { LoraModel } from './lora.ts';

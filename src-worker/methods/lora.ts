@@ -2,7 +2,7 @@
 // for a frozen linear y = x W0^T + b, add  s * dropout(x) A^T B^T  with A [r, in] kaiming-uniform,
 // B [out, r] zero (so training starts at the base model), s = alpha / r, or alpha / sqrt(r) with
 // rsLoRA (Kalajdzievski 2023). Tensors are stored under PEFT's names so exports load in PEFT.
-import { LoraSettingsSchema, type LoraSettings } from '../../src-shared/config.ts';
+import { LoraSettingsSchema, type LoraSettings } from '../../src-shared/methods.ts';
 import { validate, WorkbenchError } from '../../src-shared/errors.ts';
 import type { CausalLM, LinearModule } from '../models/types.ts';
 import { matMul } from '../models/ops.ts';

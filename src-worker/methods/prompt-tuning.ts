@@ -8,7 +8,7 @@
 // where PEFT's RANDOM keeps nn.Embedding's N(0, 1), far off the scale of a trained model's embeddings.
 // Export: adapter_model.safetensors holds `prompt_embeddings` [n, d], adapter_config.json PEFT's
 // PromptTuningConfig fields only.
-import { PromptTuningSettingsSchema, type PromptTuningSettings } from '../../src-shared/config.ts';
+import { PromptTuningSettingsSchema, type PromptTuningSettings } from '../../src-shared/methods.ts';
 import { validate, WorkbenchError } from '../../src-shared/errors.ts';
 import type { TextTokenizer } from '../formats/tokenizer.ts';
 import type { CausalLM, LinearModule } from '../models/types.ts';

@@ -6,7 +6,7 @@
 // (releaseFloatWeights), so the base really shrinks in the training worker; evaluation and generation,
 // which also run the base model alone, keep them. The tensors are plain LoRA: the export is a plain PEFT LoRA (load
 // the base quantized the same way in PEFT, e.g. BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4")).
-import { LoraSettingsSchema, QloraSettingsSchema, type LoraSettings, type QloraSettings } from '../../src-shared/config.ts';
+import { LoraSettingsSchema, QloraSettingsSchema, type LoraSettings, type QloraSettings } from '../../src-shared/methods.ts';
 import { validate, WorkbenchError } from '../../src-shared/errors.ts';
 import type { CausalLM } from '../models/types.ts';
 import { tf } from '../tf.ts';

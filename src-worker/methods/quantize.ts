@@ -6,7 +6,7 @@
 //         bitsandbytes' NF4 table), two codes per byte; |w - dequant(w)| <= absmax * (largest gap between
 //         adjacent levels) / 2. The paper's double quantization of the scales is not done: the scales stay float32.
 import { WorkbenchError } from '../../src-shared/errors.ts';
-import type { quantizationFormats } from '../../src-shared/config.ts';
+import type { quantizationFormats } from '../../src-shared/methods.ts';
 
 export type QuantizationFormat = (typeof quantizationFormats)[number];
 

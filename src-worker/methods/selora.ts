@@ -7,7 +7,7 @@
 // Semantic consistency, summed over layers:
 //   L_sem = mean_{i<j} w_ij ||B (M_i - M_j) A||_F^2,  w_ij = max(0, cos(s_i, s_j)),
 // through r x r Grams: ||B D A||_F^2 = trace(D^T G_B D G_A), G_A = A A^T, G_B = B^T B.
-import { LoraSettingsSchema, SeloraSettingsSchema, type LoraSettings, type SeloraSettings } from '../../src-shared/config.ts';
+import { LoraSettingsSchema, SeloraSettingsSchema, type LoraSettings, type SeloraSettings } from '../../src-shared/methods.ts';
 import { validate, WorkbenchError } from '../../src-shared/errors.ts';
 import type { CausalLM } from '../models/types.ts';
 import { matMul } from '../models/ops.ts';

@@ -8,7 +8,6 @@
 // method 'sg-lora'. The run row appears in the runs list as the generation's record.
 import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import type { Worker } from 'node:worker_threads';
 import { commonSettingsOf, DEFAULT_MODEL, defaultRunConfig, RunConfigSchema } from '../src-shared/config.ts';
 import { validate, WorkbenchError } from '../src-shared/errors.ts';
 import type { Adapter } from '../src-shared/runs.ts';
@@ -18,28 +17,16 @@ import {
   type AdapterGenerateReport,
   type AdapterGenerateRequestInput,
 } from '../src-shared/sg-lora.ts';
-import { ensureDataDirs, type WorkbenchPaths } from './paths.ts';
+import { ensureDataDirs } from './paths.ts';
 import { newId } from './jobs.ts';
-import type { Store } from './store/index.ts';
-import { OneShotJobs, startEngineWorker } from './worker-thread.ts';
+import { OneShotService } from './one-shot-service.ts';
 
 /** The adapters table's method for generated adapters (the folder itself holds a plain LoRA). */
 export const SG_LORA_METHOD = 'sg-lora';
 /** Sub-folder of the generation's run folder holding the adapter, as training's adapter/. */
 const ADAPTER_DIR = 'adapter';
 
-export class AdapterBank {
-  private readonly store: Store;
-  private readonly paths: WorkbenchPaths;
-  private readonly jobs: OneShotJobs;
-  private closed = false;
-
-  constructor(options: { store: Store; paths: WorkbenchPaths; createWorker?: () => Worker }) {
-    this.store = options.store;
-    this.paths = options.paths;
-    this.jobs = new OneShotJobs(options.createWorker ?? startEngineWorker);
-  }
-
+export class AdapterBank extends OneShotService {
   async describe(input: { adapterId: string; description: string }): Promise<Adapter> {
     const request = validate(AdapterDescribeRequestSchema, input, 'adapter description');
     return this.store.adapters.describe(request.adapterId, request.description);
@@ -75,7 +62,7 @@ export class AdapterBank {
   }
 
   async generate(input: AdapterGenerateRequestInput): Promise<AdapterGenerateReport> {
-    if (this.closed) throw new WorkbenchError('conflict', 'The adapter bank is shutting down; no new work can start.');
+    this.assertOpen('The adapter bank is shutting down; no new work can start.');
     const request = validate(AdapterGenerateRequestSchema, input, 'generation request');
     const started = Date.now();
     const experts = this.experts(request.expertIds);
@@ -152,10 +139,5 @@ export class AdapterBank {
       ...(message.candidates ? { candidates: message.candidates } : {}),
       durationMs: Date.now() - started,
     };
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
-    await this.jobs.close();
   }
 }

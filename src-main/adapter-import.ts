@@ -4,15 +4,13 @@
 // what reads it, expects every adapter to belong to one) whose folder holds the adapter.
 import { existsSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
-import type { Worker } from 'node:worker_threads';
 import { apiSpec, type WorkbenchApi } from '../src-shared/api.ts';
 import { DEFAULT_MODEL, RunConfigSchema } from '../src-shared/config.ts';
 import { validate, WorkbenchError } from '../src-shared/errors.ts';
 import { resolveModelDir } from './model-resolution.ts';
-import { ensureDataDirs, type WorkbenchPaths } from './paths.ts';
+import { ensureDataDirs } from './paths.ts';
 import { newId } from './jobs.ts';
-import type { Store } from './store/index.ts';
-import { OneShotJobs, startEngineWorker } from './worker-thread.ts';
+import { OneShotService } from './one-shot-service.ts';
 
 /** The adapters table's method for imported adapters (the folder itself holds a plain LoRA). */
 export const IMPORTED_METHOD = 'peft-lora';
@@ -20,20 +18,9 @@ export const IMPORTED_METHOD = 'peft-lora';
 type ImportInput = Parameters<WorkbenchApi['adapters']['import']>[0];
 type ImportResult = Awaited<ReturnType<WorkbenchApi['adapters']['import']>>;
 
-export class AdapterImporter {
-  private readonly store: Store;
-  private readonly paths: WorkbenchPaths;
-  private readonly jobs: OneShotJobs;
-  private closed = false;
-
-  constructor(options: { store: Store; paths: WorkbenchPaths; createWorker?: () => Worker }) {
-    this.store = options.store;
-    this.paths = options.paths;
-    this.jobs = new OneShotJobs(options.createWorker ?? startEngineWorker);
-  }
-
+export class AdapterImporter extends OneShotService {
   async import(input: ImportInput): Promise<ImportResult> {
-    if (this.closed) throw new WorkbenchError('conflict', 'The workbench is shutting down; try the import again after it restarts.');
+    this.assertOpen('The workbench is shutting down; try the import again after it restarts.');
     const request = validate(apiSpec['adapters.import'].input, input, 'adapter import request');
     const sourceDir = path.resolve(request.dir);
     if (!existsSync(sourceDir) || !statSync(sourceDir).isDirectory()) {
@@ -79,10 +66,5 @@ export class AdapterImporter {
       });
     })();
     return { adapter: this.store.adapters.require(adapterId), settings: message.settings, warnings: message.warnings };
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
-    await this.jobs.close();
   }
 }

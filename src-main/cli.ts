@@ -10,7 +10,7 @@ import { WorkbenchError } from '../src-shared/errors.ts';
 import { evalSuites } from '../src-shared/eval.ts';
 import { methodDescriptors } from '../src-shared/methods.ts';
 import type { ExportReport, Run } from '../src-shared/runs.ts';
-import { call, DATA_DIR_HELP, ignoreClosedStdout, openSession, parse, processIo, UsageError, type CliIo, type Session } from './cli/common.ts';
+import { call, DATA_DIR_HELP, ignoreClosedStdout, openSession, parse, printTable, processIo, UsageError, type CliIo, type Session } from './cli/common.ts';
 import { datasetsCommand } from './cli/datasets.ts';
 import { deleteCommand, usageCommand } from './cli/delete.ts';
 import { engineCommand, exportJobCommand, importRunCommand } from './cli/engine.ts';
@@ -371,14 +371,7 @@ async function runs(args: string[], io: CliIo): Promise<number> {
         r.createdAt.replace('T', ' ').slice(0, 19),
       ]),
     ];
-    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-    for (const row of rows)
-      io.out(
-        row
-          .map((cell, i) => cell.padEnd(widths[i]!))
-          .join('  ')
-          .trimEnd(),
-      );
+    printTable(io, rows);
     return 0;
   } finally {
     await session.close();

@@ -35,6 +35,18 @@ function onStdoutError(error: NodeJS.ErrnoException): void {
   stdoutClosed = true;
 }
 
+/** Rows of cells as left-aligned columns two spaces apart, the first row the header (the runs and datasets lists). */
+export function printTable(io: CliIo, rows: readonly (readonly string[])[]): void {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  for (const row of rows)
+    io.out(
+      row
+        .map((cell, i) => cell.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    );
+}
+
 export class UsageError extends Error {}
 
 export const DATA_DIR_HELP =

@@ -1,7 +1,7 @@
 // `lora-workbench datasets`: the user's own files registered, listed and removed through the DatasetRegistry.
 import path from 'node:path';
 import { datasetFormats, type Dataset, type DatasetPreview } from '../../src-shared/datasets.ts';
-import { call, DATA_DIR_HELP, openSession, parse, UsageError, type CliIo } from './common.ts';
+import { call, DATA_DIR_HELP, openSession, parse, printTable, UsageError, type CliIo } from './common.ts';
 
 const DATASETS_HELP = `Usage: lora-workbench datasets list [--json] [--data-dir DIR]
        lora-workbench datasets add FILE --name N --completion COL [--prompt COL] [--input COL] [--task COL]
@@ -84,14 +84,7 @@ export async function datasetsCommand(args: string[], io: CliIo): Promise<number
       ['ID', 'NAME', 'ROWS', 'SKIPPED', 'SHA256', 'SOURCE'],
       ...list.map((d) => [d.id, d.name, String(d.rowCount), String(d.skippedRows), d.sha256.slice(0, 12), d.sourcePath]),
     ];
-    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-    for (const row of rows)
-      io.out(
-        row
-          .map((cell, i) => cell.padEnd(widths[i]!))
-          .join('  ')
-          .trimEnd(),
-      );
+    printTable(io, rows);
     return 0;
   } finally {
     await session.close();

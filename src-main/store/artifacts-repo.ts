@@ -1,6 +1,6 @@
 // Metrics, checkpoints and adapters: what a run leaves behind.
 import type Database from 'better-sqlite3';
-import { WorkbenchError } from '../../src-shared/errors.ts';
+import { orNotFound } from './not-found.ts';
 import type { Adapter, MetricPoint } from '../../src-shared/runs.ts';
 
 export class MetricRepository {
@@ -157,9 +157,7 @@ export class AdapterRepository {
   }
 
   require(id: string): Adapter {
-    const adapter = this.get(id);
-    if (!adapter) throw new WorkbenchError('not_found', `No adapter with id "${id}". List adapters to see the ids that exist.`, { id });
-    return adapter;
+    return orNotFound(this.get(id), id, 'adapter');
   }
 
   list(): Adapter[] {

@@ -3,6 +3,7 @@
 import type Database from 'better-sqlite3';
 import { ColumnMappingSchema, type Dataset } from '../../src-shared/datasets.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
+import { orNotFound } from './not-found.ts';
 
 interface DatasetRow {
   id: string;
@@ -84,9 +85,7 @@ export class DatasetRepository {
   }
 
   require(id: string): StoredDataset {
-    const dataset = this.get(id);
-    if (!dataset) throw new WorkbenchError('not_found', `No dataset with id "${id}". List datasets to see the ids that exist.`, { id });
-    return dataset;
+    return orNotFound(this.get(id), id, 'dataset');
   }
 
   byName(name: string): StoredDataset | undefined {

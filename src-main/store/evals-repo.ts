@@ -2,7 +2,7 @@
 // file (result_path); rows hold only what lists, comparisons and provenance need.
 import type Database from 'better-sqlite3';
 import type { BackendChoice } from '../../src-shared/config.ts';
-import { WorkbenchError } from '../../src-shared/errors.ts';
+import { orNotFound } from './not-found.ts';
 import {
   DatasetSliceSchema,
   EvalDatasetsSchema,
@@ -115,9 +115,7 @@ export class EvaluationRepository {
   }
 
   require(id: string): Evaluation {
-    const evaluation = this.get(id);
-    if (!evaluation) throw new WorkbenchError('not_found', `No evaluation with id "${id}". List evaluations to see the ids that exist.`, { id });
-    return evaluation;
+    return orNotFound(this.get(id), id, 'evaluation');
   }
 
   list(): Evaluation[] {

@@ -1,7 +1,7 @@
 // The runs table, mapped to src-shared's Run.
 import type Database from 'better-sqlite3';
 import { type RunConfig, StoredRunConfigSchema } from '../../src-shared/config.ts';
-import { WorkbenchError } from '../../src-shared/errors.ts';
+import { orNotFound } from './not-found.ts';
 import { ProgressSchema, type BackendInfo, type Progress, type Run, type RunStatus } from '../../src-shared/runs.ts';
 
 interface RunRow {
@@ -81,9 +81,7 @@ export class RunRepository {
   }
 
   require(id: string): Run {
-    const run = this.get(id);
-    if (!run) throw new WorkbenchError('not_found', `No run with id "${id}". List runs to see the ids that exist.`, { id });
-    return run;
+    return orNotFound(this.get(id), id, 'run');
   }
 
   list(): Run[] {

@@ -3,6 +3,7 @@
 import type Database from 'better-sqlite3';
 import { z } from 'zod';
 import { WorkbenchError } from '../../src-shared/errors.ts';
+import { orNotFound } from './not-found.ts';
 import { StudyRecipeSchema, type StudyCell, type StudyRecipe, type StudyStatus } from '../../src-shared/studies.ts';
 
 interface StudyRow {
@@ -136,10 +137,7 @@ export class StudyRepository {
   }
 
   require(id: string): StoredStudy {
-    const study = this.get(id);
-    if (!study)
-      throw new WorkbenchError('not_found', `No study with id "${id}". List studies (lora-workbench study status) to see the ids that exist.`, { id });
-    return study;
+    return orNotFound(this.get(id), id, 'study', 'List studies (lora-workbench study status)');
   }
 
   list(): StoredStudy[] {

@@ -20,9 +20,9 @@ import { RunConfigSchema, type LoraSettings } from '../../src-shared/config.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import type { ImportAdapterJob, WorkerToMain } from '../../src-shared/worker-protocol.ts';
 import { initBackend } from '../backend.ts';
-import { writeAdapter } from '../export/write-adapter.ts';
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, baseModelFingerprint } from '../formats/adapter-folder.ts';
-import { maxAbsDiff, probeLogits, writeProbe, type Probe } from '../export/probe.ts';
+import { writeUntrainedLora } from '../export/write-adapter.ts';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from '../formats/adapter-folder.ts';
+import { maxAbsDiff, probeLogits, syntheticProbe } from '../export/probe.ts';
 import { loadCausalLM } from '../formats/model-folder.ts';
 import { readSafetensorsFile } from '../formats/safetensors.ts';
 import { LoraModel, selectTargets } from '../methods/lora.ts';
@@ -189,9 +189,6 @@ function modulesOfKeys(file: string, keys: string[]): Map<string, { A?: string; 
   return byModule;
 }
 
-/** Probe inputs spread over the vocabulary: an imported adapter comes with no training prompts. */
-const syntheticProbe = (vocabSize: number): Probe => ({ inputIds: [Array.from({ length: 16 }, (_, i) => (i * 7919 + 13) % vocabSize)] });
-
 export async function importPeftAdapter(job: ImportAdapterJob, log?: (message: string) => void): Promise<AdapterImported> {
   const peft = await readPeftLoraConfig(job.sourceDir);
   const weightsFile = path.join(job.sourceDir, ADAPTER_WEIGHTS_FILE);
@@ -283,32 +280,7 @@ export async function importPeftAdapter(job: ImportAdapterJob, log?: (message: s
         warnings.push('The adapter changes no logit (its lora_B is zero, as PEFT initialises it): it was imported, but it does nothing until trained.');
       }
       const config = RunConfigSchema.parse({ name: job.name, model: job.baseModel, dataset: job.sourceDir, method: 'lora', lora, backend: job.backend });
-      const tmp = `${job.outDir}.tmp-${process.pid}`;
-      await fs.promises.rm(tmp, { recursive: true, force: true });
-      try {
-        await writeAdapter(adapter, tmp, {
-          baseModelNameOrPath: job.modelDir,
-          sidecar: {
-            format: 'lora-workbench-adapter',
-            version: 1,
-            method: 'lora',
-            runId: job.runId,
-            step: 0,
-            trainableParams: adapter.trainableParamCount(),
-            config,
-            backend,
-            baseModel: { path: job.modelDir, fingerprint: await baseModelFingerprint(job.modelDir) },
-            createdAt: new Date().toISOString(),
-          },
-        });
-        await writeProbe(tmp, probe, logits, backend.name);
-        await fs.promises.rm(job.outDir, { recursive: true, force: true });
-        await fs.promises.mkdir(path.dirname(job.outDir), { recursive: true });
-        await fs.promises.rename(tmp, job.outDir);
-      } catch (error) {
-        await fs.promises.rm(tmp, { recursive: true, force: true });
-        throw error;
-      }
+      await writeUntrainedLora(adapter, job.outDir, { modelDir: job.modelDir, runId: job.runId, config, backend, probe, logits });
       return { type: 'adapter-imported', adapterDir: job.outDir, trainableParams: adapter.trainableParamCount(), settings: lora, warnings };
     } finally {
       adapter.dispose();

@@ -61,6 +61,9 @@ export async function probeLogits(
   }
 }
 
+/** The probe of an adapter made without training data to draw one from (a PEFT import, an SG-LoRA generation): 16 tokens spread over the vocabulary. */
+export const syntheticProbe = (vocabSize: number): Probe => ({ inputIds: [Array.from({ length: 16 }, (_, i) => (i * 7919 + 13) % vocabSize)] });
+
 export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   if (a.length !== b.length) return Infinity;
   let max = 0;

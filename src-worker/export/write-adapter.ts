@@ -1,9 +1,21 @@
 // Saving a live adapter: its tensors named as PEFT stores LoRA weights (or declared as its method's own),
 // adapter_config.json only when its method says PEFT holds it as it is.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { RunConfig } from '../../src-shared/config.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
-import { AdapterSidecarSchema, type AdapterSidecarInput, tensorsToData, type WrittenFile, writeAdapterFolder } from '../formats/adapter-folder.ts';
+import type { BackendInfo } from '../../src-shared/runs.ts';
+import {
+  AdapterSidecarSchema,
+  type AdapterSidecarInput,
+  baseModelFingerprint,
+  tensorsToData,
+  type WrittenFile,
+  writeAdapterFolder,
+} from '../formats/adapter-folder.ts';
 import { methodOf } from '../methods/index.ts';
 import type { AdapterModel, MethodImplementation } from '../methods/types.ts';
+import { type Probe, writeProbe } from './probe.ts';
 
 const LORA_KEY = /^base_model\.model\..+\.lora_[AB]\.weight$/;
 
@@ -26,4 +38,42 @@ export async function writeAdapter(
 /** Only an adapter PEFT represents as it is gets an adapter_config.json: PEFT would load any other silently wrong. */
 function peftHoldsNative(method: MethodImplementation<unknown>, settings: unknown): boolean {
   return method.capabilities.peftForm(settings) === 'native';
+}
+
+/**
+ * A LoRA made without training (a PEFT import, an SG-LoRA generation) saved as training saves one, at
+ * step 0 with its probe: written beside `outDir` and moved into place, so a failure leaves no half-written folder.
+ */
+export async function writeUntrainedLora(
+  adapter: AdapterModel,
+  outDir: string,
+  options: { modelDir: string; runId: string; config: RunConfig; backend: BackendInfo; probe: Probe; logits: { shape: number[]; data: Float32Array } },
+): Promise<void> {
+  const { modelDir, runId, config, backend, probe, logits } = options;
+  const tmp = `${outDir}.tmp-${process.pid}`;
+  await fs.promises.rm(tmp, { recursive: true, force: true });
+  try {
+    await writeAdapter(adapter, tmp, {
+      baseModelNameOrPath: modelDir,
+      sidecar: {
+        format: 'lora-workbench-adapter',
+        version: 1,
+        method: 'lora',
+        runId,
+        step: 0,
+        trainableParams: adapter.trainableParamCount(),
+        config,
+        backend,
+        baseModel: { path: modelDir, fingerprint: await baseModelFingerprint(modelDir) },
+        createdAt: new Date().toISOString(),
+      },
+    });
+    await writeProbe(tmp, probe, logits, backend.name);
+    await fs.promises.rm(outDir, { recursive: true, force: true });
+    await fs.promises.mkdir(path.dirname(outDir), { recursive: true });
+    await fs.promises.rename(tmp, outDir);
+  } catch (error) {
+    await fs.promises.rm(tmp, { recursive: true, force: true });
+    throw error;
+  }
 }

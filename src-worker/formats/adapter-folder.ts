@@ -24,18 +24,15 @@ export const SIDECAR_FILE = 'workbench_adapter.json';
 /** Sub-folder of a native adapter holding its flattened PEFT LoRA. */
 export const FLATTENED_ADAPTER_DIR = 'flattened';
 
+/** The fields of PEFT's PeftConfigMixin / PeftConfig (peft/config.py), which every adapter type's config has. */
+const PEFT_BASE_CONFIG_FIELDS = ['peft_type', 'task_type', 'base_model_name_or_path', 'revision', 'inference_mode', 'auto_mapping'];
+
 /**
  * Every field of PEFT's PeftConfig + LoraConfig (peft/config.py, peft/tuners/lora/config.py, up to
  * PEFT 0.17). adapter_config.json may hold only these.
  */
 export const PEFT_LORA_CONFIG_FIELDS: ReadonlySet<string> = new Set([
-  // PeftConfigMixin / PeftConfig
-  'peft_type',
-  'task_type',
-  'base_model_name_or_path',
-  'revision',
-  'inference_mode',
-  'auto_mapping',
+  ...PEFT_BASE_CONFIG_FIELDS,
   // LoraConfig
   'r',
   'target_modules',
@@ -71,12 +68,7 @@ export const PEFT_LORA_CONFIG_FIELDS: ReadonlySet<string> = new Set([
  * PromptLearningConfig base, up to PEFT 0.17), besides PeftConfig's.
  */
 export const PEFT_PROMPT_TUNING_CONFIG_FIELDS: ReadonlySet<string> = new Set([
-  'peft_type',
-  'task_type',
-  'base_model_name_or_path',
-  'revision',
-  'inference_mode',
-  'auto_mapping',
+  ...PEFT_BASE_CONFIG_FIELDS,
   // PromptLearningConfig
   'num_virtual_tokens',
   'token_dim',

@@ -15,7 +15,7 @@ import { WorkbenchError } from '../../src-shared/errors.ts';
 import { tf } from '../tf.ts';
 import { geluNew } from './gpt2.ts';
 import { frozenLinear, matMul } from './ops.ts';
-import type { AdapterHooks, ForwardOptions, LinearModule } from './types.ts';
+import type { AdapterHooks, ArchitectureSummary, ForwardOptions, LinearModule } from './types.ts';
 import { LayerNorm } from './layer-norm.ts';
 import { positiveIntField, sameData } from './loading.ts';
 import { randomWeights } from './random-weights.ts';
@@ -214,14 +214,8 @@ class BertLayer {
   }
 }
 
-export interface EncoderConfigSummary {
+export interface EncoderConfigSummary extends ArchitectureSummary {
   family: 'bert';
-  modelType: string;
-  vocabSize: number;
-  hiddenSize: number;
-  numLayers: number;
-  numHeads: number;
-  maxPositions: number;
   hasMlmHead: boolean;
   hasPooler: boolean;
 }

@@ -54,14 +54,18 @@ export interface ForwardOptions {
   inputEmbeddingOffset?: tf.Tensor1D | null;
 }
 
-export interface ModelConfigSummary {
-  family: 'gpt2' | 'llama';
+/** The sizes every family's model reports, decoder or encoder (its config.json's fields under common names). */
+export interface ArchitectureSummary {
   modelType: string;
   vocabSize: number;
   hiddenSize: number;
   numLayers: number;
   numHeads: number;
   maxPositions: number;
+}
+
+export interface ModelConfigSummary extends ArchitectureSummary {
+  family: 'gpt2' | 'llama';
 }
 
 export interface CausalLM {

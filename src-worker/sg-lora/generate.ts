@@ -2,15 +2,13 @@
 // weight the experts by a softmax over the top-k cosines, build Delta W* (semantic merge or CVAE
 // sample), and write it as a plain LoRA in the native adapter layout training writes, so export,
 // evaluation and the Playground treat it as any other adapter.
-import fs from 'node:fs';
-import path from 'node:path';
 import { commonSettingsOf, RunConfigSchema, type RunConfig } from '../../src-shared/config.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import type { GenerateAdapterJob, WorkerToMain } from '../../src-shared/worker-protocol.ts';
 import { initBackend } from '../backend.ts';
-import { writeAdapter } from '../export/write-adapter.ts';
+import { writeUntrainedLora } from '../export/write-adapter.ts';
 import { baseModelFingerprint, readSidecar } from '../formats/adapter-folder.ts';
-import { probeLogits, readProbe, writeProbe, type Probe } from '../export/probe.ts';
+import { probeLogits, readProbe, syntheticProbe } from '../export/probe.ts';
 import { loadCausalLM } from '../formats/model-folder.ts';
 import { loadTokenizer } from '../formats/tokenizer.ts';
 import { LoraModel } from '../methods/lora.ts';
@@ -57,34 +55,9 @@ async function writeGenerated(
       ),
     );
     const saved = await readProbe(top.dir);
-    const probe: Probe = saved?.probe ?? { inputIds: [Array.from({ length: 16 }, (_, i) => (i * 7919 + 13) % model.config.vocabSize)] };
-    const tmp = `${job.outDir}.tmp-${process.pid}`;
-    await fs.promises.rm(tmp, { recursive: true, force: true });
-    await fs.promises.mkdir(tmp, { recursive: true });
-    try {
-      await writeAdapter(adapter, tmp, {
-        baseModelNameOrPath: job.modelDir,
-        sidecar: {
-          format: 'lora-workbench-adapter',
-          version: 1,
-          method: 'lora',
-          runId: job.runId,
-          step: 0,
-          trainableParams: adapter.trainableParamCount(),
-          config,
-          backend,
-          baseModel: { path: job.modelDir, fingerprint: await baseModelFingerprint(job.modelDir) },
-          createdAt: new Date().toISOString(),
-        },
-      });
-      await writeProbe(tmp, probe, await probeLogits(model, adapter, probe), backend.name);
-      await fs.promises.rm(job.outDir, { recursive: true, force: true });
-      await fs.promises.mkdir(path.dirname(job.outDir), { recursive: true });
-      await fs.promises.rename(tmp, job.outDir);
-    } catch (error) {
-      await fs.promises.rm(tmp, { recursive: true, force: true });
-      throw error;
-    }
+    const probe = saved?.probe ?? syntheticProbe(model.config.vocabSize);
+    const logits = await probeLogits(model, adapter, probe);
+    await writeUntrainedLora(adapter, job.outDir, { modelDir: job.modelDir, runId: job.runId, config, backend, probe, logits });
     return adapter.trainableParamCount();
   } finally {
     adapter.dispose();

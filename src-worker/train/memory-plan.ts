@@ -274,32 +274,14 @@ export function planMemory(req: MemoryPlanRequest): MemoryPlan {
   const { limits } = req;
   const parts = `weights ${gb(figures.weights)}${wasm ? (packing === 'cached' ? " (with XNNPACK's packed copies)" : ' (held once, packed per call)') : ''}, adapter and optimizer ${gb(figures.adapter)}, activations of a micro-batch of ${chosen} row${chosen === 1 ? '' : 's'}${mode.recompute ? ' with blocks recomputed' : ''} ${gb(figures.activations)}, largest temporary (a chunk of ${chunkTokens} tokens' logits) ${gb(figures.logitsChunk)}`;
   const passes = Math.ceil(B / chosen);
+  // What the plan says whether or not it fits.
+  const plan = { microBatchSize: chosen, wasmPacking: packing, recompute: mode.recompute, logitsChunkTokens: chunkTokens, figures, limits };
   if (m !== null) {
     const heap = wasm ? ` (a heap of about ${gb(figures.total * WASM_HEAP_PER_TENSOR_BYTE)} with the allocator's slack)` : '';
     const summary = `Memory plan (${limits.backend}): ${gb(figures.total)}${heap} of ${gb(limits.poolBytes)} (${limits.poolLabel}): ${parts}; batch ${B} x ${T} tokens in ${passes} pass${passes === 1 ? '' : 'es'} of ${chosen} row${chosen === 1 ? '' : 's'}.`;
-    return {
-      fits: true,
-      microBatchSize: chosen,
-      wasmPacking: packing,
-      recompute: mode.recompute,
-      logitsChunkTokens: chunkTokens,
-      figures,
-      limits,
-      summary,
-      refusal: null,
-    };
+    return { fits: true, ...plan, summary, refusal: null };
   }
-  return {
-    fits: false,
-    microBatchSize: chosen,
-    wasmPacking: packing,
-    recompute: mode.recompute,
-    logitsChunkTokens: chunkTokens,
-    figures,
-    limits,
-    summary: '',
-    refusal: refusalMessage(req, chosen, chunkTokens, figures, parts),
-  };
+  return { fits: false, ...plan, summary: '', refusal: refusalMessage(req, chosen, chunkTokens, figures, parts) };
 }
 
 function refusalMessage(req: MemoryPlanRequest, m: number, chunkTokens: number, figures: MemoryFigures, parts: string): string {

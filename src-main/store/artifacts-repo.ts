@@ -1,6 +1,6 @@
 // Metrics, checkpoints and adapters: what a run leaves behind.
 import type Database from 'better-sqlite3';
-import { orNotFound } from './not-found.ts';
+import { ByIdRepository } from './by-id.ts';
 import type { Adapter, MetricPoint } from '../../src-shared/runs.ts';
 
 export class MetricRepository {
@@ -119,21 +119,20 @@ const toAdapter = (r: AdapterRow): Adapter => ({
   description: r.description,
 });
 
-export class AdapterRepository {
+export class AdapterRepository extends ByIdRepository<AdapterRow, Adapter> {
   private readonly insertStmt: Database.Statement;
-  private readonly getStmt: Database.Statement;
   private readonly listStmt: Database.Statement;
   private readonly describeStmt: Database.Statement;
   private readonly deleteStmt: Database.Statement;
 
   constructor(db: Database.Database) {
+    super(db.prepare(`SELECT * FROM adapters WHERE id = ?`), toAdapter, 'adapter');
     this.deleteStmt = db.prepare(`DELETE FROM adapters WHERE id = ?`);
     this.insertStmt = db.prepare(
       `INSERT INTO adapters (id, run_id, name, method, base_model, path, step, trainable_params, created_at, description)
        VALUES (@id, @runId, @name, @method, @baseModel, @path, @step, @trainableParams, @createdAt, @description)`,
     );
     this.describeStmt = db.prepare(`UPDATE adapters SET description = ? WHERE id = ?`);
-    this.getStmt = db.prepare(`SELECT * FROM adapters WHERE id = ?`);
     this.listStmt = db.prepare(`SELECT * FROM adapters ORDER BY created_at DESC, rowid DESC`);
   }
 
@@ -149,15 +148,6 @@ export class AdapterRepository {
     const text = description.trim();
     this.describeStmt.run(text === '' ? null : text, id);
     return this.require(id);
-  }
-
-  get(id: string): Adapter | undefined {
-    const row = this.getStmt.get(id) as AdapterRow | undefined;
-    return row && toAdapter(row);
-  }
-
-  require(id: string): Adapter {
-    return orNotFound(this.get(id), id, 'adapter');
   }
 
   list(): Adapter[] {

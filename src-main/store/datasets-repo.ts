@@ -3,7 +3,7 @@
 import type Database from 'better-sqlite3';
 import { ColumnMappingSchema, type Dataset } from '../../src-shared/datasets.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
-import { orNotFound } from './not-found.ts';
+import { ByIdRepository } from './by-id.ts';
 
 interface DatasetRow {
   id: string;
@@ -47,20 +47,20 @@ function toDataset(row: DatasetRow): StoredDataset {
 // Runs keep their whole RunConfig as JSON; a run trained on a registered dataset names its id there.
 const SELECT = `SELECT d.*, (SELECT COUNT(*) FROM runs r WHERE json_extract(r.config, '$.dataset') = d.id) AS used_by_runs FROM datasets d`;
 
-export class DatasetRepository {
+export class DatasetRepository extends ByIdRepository<DatasetRow, StoredDataset> {
   private readonly insertStmt: Database.Statement;
-  private readonly getStmt: Database.Statement;
   private readonly byNameStmt: Database.Statement;
   private readonly listStmt: Database.Statement;
   private readonly deleteStmt: Database.Statement;
   private readonly hideStmt: Database.Statement;
 
   constructor(db: Database.Database) {
+    // get(id): listed or removed, since runs resolve a removed dataset's id too.
+    super(db.prepare(`${SELECT} WHERE d.id = ?`), toDataset, 'dataset');
     this.insertStmt = db.prepare(
       `INSERT INTO datasets (id, name, source_path, format, mapping_json, sha256, row_count, skipped_rows, normalized_path, created_at)
        VALUES (@id, @name, @sourcePath, @format, @mappingJson, @sha256, @rowCount, @skippedRows, @normalizedPath, @createdAt)`,
     );
-    this.getStmt = db.prepare(`${SELECT} WHERE d.id = ?`);
     this.byNameStmt = db.prepare(`${SELECT} WHERE d.name = ? AND d.removed_at IS NULL`);
     this.listStmt = db.prepare(`${SELECT} WHERE d.removed_at IS NULL ORDER BY d.created_at DESC, d.rowid DESC`);
     this.deleteStmt = db.prepare(`DELETE FROM datasets WHERE id = ?`);
@@ -76,16 +76,6 @@ export class DatasetRepository {
     const { mapping, ...rest } = dataset;
     this.insertStmt.run({ ...rest, mappingJson: JSON.stringify(mapping) });
     return this.require(dataset.id);
-  }
-
-  /** Listed or removed: runs resolve a removed dataset's id too. */
-  get(id: string): StoredDataset | undefined {
-    const row = this.getStmt.get(id) as DatasetRow | undefined;
-    return row && toDataset(row);
-  }
-
-  require(id: string): StoredDataset {
-    return orNotFound(this.get(id), id, 'dataset');
   }
 
   byName(name: string): StoredDataset | undefined {

@@ -2,7 +2,7 @@
 // file (result_path); rows hold only what lists, comparisons and provenance need.
 import type Database from 'better-sqlite3';
 import type { BackendChoice } from '../../src-shared/config.ts';
-import { orNotFound } from './not-found.ts';
+import { ByIdRepository } from './by-id.ts';
 import {
   DatasetSliceSchema,
   EvalDatasetsSchema,
@@ -90,32 +90,22 @@ function toEvaluation(row: EvaluationRow): Evaluation {
   };
 }
 
-export class EvaluationRepository {
+export class EvaluationRepository extends ByIdRepository<EvaluationRow, Evaluation> {
   private readonly insertStmt: Database.Statement;
-  private readonly getStmt: Database.Statement;
   private readonly listStmt: Database.Statement;
 
   constructor(private readonly db: Database.Database) {
+    super(db.prepare(`SELECT * FROM evaluations WHERE id = ?`), toEvaluation, 'evaluation');
     this.insertStmt = db.prepare(
       `INSERT INTO evaluations (id, run_id, adapter_id, suite, status, model, backend_choice, seed, item_limit, datasets, owner_pid, created_at)
        VALUES (@id, @runId, @adapterId, @suite, 'queued', @model, @backendChoice, @seed, @limit, @datasets, @ownerPid, @createdAt)`,
     );
-    this.getStmt = db.prepare(`SELECT * FROM evaluations WHERE id = ?`);
     this.listStmt = db.prepare(`SELECT * FROM evaluations ORDER BY created_at DESC, rowid DESC`);
   }
 
   create(evaluation: NewEvaluation): Evaluation {
     this.insertStmt.run({ ...evaluation, datasets: JSON.stringify(evaluation.datasets) });
     return this.require(evaluation.id);
-  }
-
-  get(id: string): Evaluation | undefined {
-    const row = this.getStmt.get(id) as EvaluationRow | undefined;
-    return row && toEvaluation(row);
-  }
-
-  require(id: string): Evaluation {
-    return orNotFound(this.get(id), id, 'evaluation');
   }
 
   list(): Evaluation[] {

@@ -1,7 +1,7 @@
 // The runs table, mapped to src-shared's Run.
 import type Database from 'better-sqlite3';
 import { type RunConfig, StoredRunConfigSchema } from '../../src-shared/config.ts';
-import { orNotFound } from './not-found.ts';
+import { ByIdRepository } from './by-id.ts';
 import { ProgressSchema, type BackendInfo, type Progress, type Run, type RunStatus } from '../../src-shared/runs.ts';
 
 interface RunRow {
@@ -55,17 +55,16 @@ function toRun(row: RunRow): Run {
   };
 }
 
-export class RunRepository {
+export class RunRepository extends ByIdRepository<RunRow, Run> {
   private readonly insertStmt: Database.Statement;
-  private readonly getStmt: Database.Statement;
   private readonly listStmt: Database.Statement;
   private readonly ownerStmt: Database.Statement;
 
   constructor(private readonly db: Database.Database) {
+    super(db.prepare(`${SELECT_RUN} WHERE r.id = ?`), toRun, 'run');
     this.insertStmt = db.prepare(
       `INSERT INTO runs (id, name, config, status, created_at, owner_pid) VALUES (@id, @name, @config, 'queued', @createdAt, @ownerPid)`,
     );
-    this.getStmt = db.prepare(`${SELECT_RUN} WHERE r.id = ?`);
     this.listStmt = db.prepare(`${SELECT_RUN} ORDER BY r.created_at DESC, r.rowid DESC`);
     this.ownerStmt = db.prepare(`SELECT owner_pid FROM runs WHERE id = ?`);
   }
@@ -73,15 +72,6 @@ export class RunRepository {
   create(run: { id: string; name: string; config: RunConfig; createdAt: string; ownerPid: number | null }): Run {
     this.insertStmt.run({ ...run, config: JSON.stringify(run.config) });
     return this.require(run.id);
-  }
-
-  get(id: string): Run | undefined {
-    const row = this.getStmt.get(id) as RunRow | undefined;
-    return row && toRun(row);
-  }
-
-  require(id: string): Run {
-    return orNotFound(this.get(id), id, 'run');
   }
 
   list(): Run[] {

@@ -3,7 +3,7 @@
 import type Database from 'better-sqlite3';
 import { z } from 'zod';
 import { WorkbenchError } from '../../src-shared/errors.ts';
-import { orNotFound } from './not-found.ts';
+import { orNotFound } from './by-id.ts';
 import { StudyRecipeSchema, type StudyCell, type StudyRecipe, type StudyStatus } from '../../src-shared/studies.ts';
 
 interface StudyRow {

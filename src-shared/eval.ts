@@ -8,9 +8,9 @@ export const evalSuites = ['bias', 'qqp', 'hotpotqa', 'robustness', 'perplexity'
 export const EvalSuiteSchema = z.enum(evalSuites);
 export type EvalSuite = z.infer<typeof EvalSuiteSchema>;
 
-/** Mirrors PERTURBATION_FAMILIES in src-worker/eval/perturb.ts (checked by a unit test). */
+/** The robustness evaluation's perturbations (src-worker/eval/perturb.ts implements each). */
 export const perturbationFamilies = [
-  'typo',
+  'typo', // one of the four character typos below, per word
   'char-swap',
   'char-drop',
   'char-insert',
@@ -25,7 +25,7 @@ export const perturbationFamilies = [
   'filler',
   'name-swap',
   'demographic-swap',
-  'dialect',
+  'dialect', // SAE -> AAE word substitutions (resources/wordlists/dialect.json)
 ] as const;
 
 export const EvalJobSchema = z

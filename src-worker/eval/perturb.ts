@@ -11,27 +11,12 @@
 // at level 0.1 are among those touched at 0.2, and a word gets the same edit at every level, so
 // metric curves over the levels compare like with like. Level 0 returns the text unchanged.
 import { WorkbenchError } from '../../src-shared/errors.ts';
+import { perturbationFamilies } from '../../src-shared/eval.ts';
 import { deriveSeed, mulberry32, shuffled } from '../rng.ts';
 import { DEFAULT_WORD_LISTS, type WordLists } from './wordlists.ts';
 
-export const PERTURBATION_FAMILIES = [
-  'typo', // one of the four character typos below, per word
-  'char-swap',
-  'char-drop',
-  'char-insert',
-  'char-keyboard',
-  'misspelling',
-  'word-dropout',
-  'word-swap',
-  'synonym',
-  'contraction',
-  'expansion',
-  'extra-space',
-  'filler',
-  'name-swap',
-  'demographic-swap',
-  'dialect', // SAE -> AAE word substitutions (resources/wordlists/dialect.json)
-] as const;
+/** The families, named once in src-shared/eval.ts (the request's schema, the CLI and the form list the same). */
+export const PERTURBATION_FAMILIES = perturbationFamilies;
 export type PerturbationFamily = (typeof PERTURBATION_FAMILIES)[number];
 
 /** The levels EVALUATION.md reports, as fractions of words touched. */

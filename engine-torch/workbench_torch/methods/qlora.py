@@ -97,8 +97,9 @@ def load_quantized_model(model_dir: str, device: torch.device, config: dict[str,
 def _replaced_conv1d(module: torch.nn.Module) -> bool:
     from transformers.pytorch_utils import Conv1D
 
-    source = getattr(getattr(module, "base_layer", module), "source_cls", None)
-    return source is not None and issubclass(source, Conv1D)
+    layer = getattr(module, "base_layer", module)
+    source = getattr(layer, "source_cls", None)
+    return isinstance(layer, Conv1D) or (source is not None and issubclass(source, Conv1D))
 
 
 class QloraMethod(LoraMethod):

@@ -15,7 +15,7 @@ from conftest import FIXTURES, Collector, make_job, make_plan
 from workbench_torch.distributed import World
 from workbench_torch.methods.houlsby import HoulsbyMethod
 from workbench_torch.methods.prompt_tuning import PromptTuningMethod, standard_normals
-from workbench_torch.methods.qlora import quantization_config, require_bitsandbytes
+from workbench_torch.methods.qlora import float_linear_modules, modules_kept_in_full_precision, quantization_config, require_bitsandbytes
 from workbench_torch.models import load_model
 from workbench_torch.protocol import Emitter, EngineError, NeverStop
 from workbench_torch.train import Trainer
@@ -140,3 +140,15 @@ def test_qlora_on_cuda_without_bitsandbytes_names_the_package(monkeypatch: pytes
 def test_qlora_nf4_takes_only_bitsandbytes_block_size() -> None:
     with pytest.raises(EngineError, match="blocks of 64"):
         quantization_config({"format": "nf4", "blockSize": 128}, [], torch.bfloat16)
+
+
+@pytest.mark.parametrize(("family", "targets"), [("gpt2-tiny", ["c_attn", "c_proj"]), ("llama-tiny-qwen2", ["q_proj", "v_proj", "down_proj"])])
+def test_qlora_quantizes_exactly_the_adapted_layers_as_transformers_reads_the_skip_list(family: str, targets: list[str]) -> None:
+    from transformers.quantizers.quantizers_utils import should_convert_module
+
+    modules = float_linear_modules(str(FIXTURES / family))
+    linear_paths = [m.path for m in modules]
+    skip = modules_kept_in_full_precision(modules, targets)
+    converted = [path for path in linear_paths if should_convert_module(path, skip)]
+    assert converted == [path for path in linear_paths if path.split(".")[-1] in targets]
+    assert len(converted) < len(linear_paths) and not should_convert_module("lm_head", skip)

@@ -73,14 +73,18 @@ def float_linear_modules(model_dir: str) -> list[LinearModule]:
     return linear_modules(skeleton)
 
 
+def modules_kept_in_full_precision(modules: list[LinearModule], target_patterns: list[str]) -> list[str]:
+    """llm_int8_skip_modules: the head and every linear layer LoRA does not adapt. transformers reads each
+    entry as a regular expression matched at the start of a module's name, so the paths are escaped."""
+    targets, _ = select_targets(modules, target_patterns)
+    chosen = {m.path for m in targets}
+    return ["lm_head", *(re.escape(m.path) for m in modules if m.path not in chosen)]
+
+
 def load_quantized_model(model_dir: str, device: torch.device, config: dict[str, Any]) -> LoadedModel:
     """The base model with its adapted layers quantized, prepared for k-bit training."""
     require_bitsandbytes(device)
-    modules = float_linear_modules(model_dir)
-    targets, _ = select_targets(modules, list(config["lora"]["targetModules"]))
-    chosen = {m.path for m in targets}
-    # transformers reads each entry as a regular expression matched at the start of a module's name.
-    skip = ["lm_head", *(re.escape(m.path) for m in modules if m.path not in chosen)]
+    skip = modules_kept_in_full_precision(float_linear_modules(model_dir), list(config["lora"]["targetModules"]))
     dtype = training_dtype(device)
     bnb = quantization_config(config["qlora"], skip, dtype)
     try:

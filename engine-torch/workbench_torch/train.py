@@ -192,6 +192,7 @@ class Trainer:
     def run(self) -> None:
         t = self.t
         torch.manual_seed(int(t["seed"]) + self.world.rank)
+        loaded: LoadedModel
         if self.config["method"] == "qlora":
             loaded = load_quantized_model(self.job["modelDir"], self.device, self.config)
         else:

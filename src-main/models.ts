@@ -86,6 +86,8 @@ export class ModelService {
         batchSize: request.batchSize ?? defaults.training.batchSize,
         maxSeqLen: request.maxSeqLen ?? defaults.training.maxSeqLen,
         r: request.r ?? defaults.lora.r,
+        engine: request.engine,
+        accelerator: request.accelerator,
       },
       'model-inspected',
       { timeoutMs: INSPECT_TIMEOUT_MS },

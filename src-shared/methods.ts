@@ -305,7 +305,7 @@ export const methodDefinitions = [
       'n trainable soft-prompt vectors are prepended to the input embeddings (Lester et al. 2021); the model stays frozen and the loss skips the virtual tokens. Exports as a PEFT PROMPT_TUNING adapter.',
     settingsKey: 'promptTuning',
     settings: PromptTuningSettingsSchema,
-    engines: ['tfjs'],
+    engines: ['tfjs', 'pytorch'],
     fields: [
       { key: 'numVirtualTokens', label: 'Virtual tokens', help: "n: soft-prompt vectors before every input; they use n of the model's positions." },
       {
@@ -323,7 +323,7 @@ export const methodDefinitions = [
       'Bottleneck adapters (Houlsby et al. 2019): down-projection, GELU, up-projection starting at zero, with a residual, after the attention output and after the MLP of every layer. PEFT has no such type: exports the native tensors with the workbench sidecar.',
     settingsKey: 'houlsby',
     settings: HoulsbySettingsSchema,
-    engines: ['tfjs'],
+    engines: ['tfjs', 'pytorch'],
     fields: [{ key: 'bottleneckSize', label: 'Bottleneck size', help: 'm: width of the bottleneck; each adapter has 2 m d + m + d parameters.' }],
   },
   {
@@ -334,7 +334,7 @@ export const methodDefinitions = [
     settingsKey: 'qlora',
     extends: 'lora',
     settings: QloraSettingsSchema,
-    engines: ['tfjs'],
+    engines: ['tfjs', 'pytorch'],
     fields: [
       {
         key: 'format',

@@ -1,8 +1,25 @@
 // Model folders as the UI sees them before a run (validation, size, the memory a run will need) and
 // the Playground's generation requests: the same prompt through the base model and an adapter.
 import { z } from 'zod';
-import { BackendChoiceSchema } from './config.ts';
+import { BackendChoiceSchema, engineNames, type EngineName } from './config.ts';
 import { BackendInfoSchema } from './runs.ts';
+
+/** The device kinds the pytorch engine's environment reports (`lora-workbench engine status`). */
+export const torchAccelerators = ['cuda', 'rocm', 'mps', 'cpu'] as const;
+export type TorchAccelerator = (typeof torchAccelerators)[number];
+/** The float format a run's base weights and activations take. */
+export const computePrecisions = ['f32', 'bf16'] as const;
+export type ComputePrecision = (typeof computePrecisions)[number];
+
+/**
+ * The precision an engine trains in (engine-torch/workbench_torch/models.py training_dtype): the pytorch
+ * engine loads the base in bf16 on NVIDIA and AMD GPUs (torch calls both cuda) and in f32 on MPS and
+ * CPUs; every tfjs backend computes in f32. A pytorch run whose accelerator is not known is estimated
+ * in f32, the larger figure.
+ */
+export function trainingPrecision(engine: EngineName, accelerator: TorchAccelerator | null | undefined): ComputePrecision {
+  return engine === 'pytorch' && (accelerator === 'cuda' || accelerator === 'rocm') ? 'bf16' : 'f32';
+}
 
 export const ModelInspectRequestSchema = z.object({
   /** 'default' or a model folder path. */
@@ -12,14 +29,17 @@ export const ModelInspectRequestSchema = z.object({
   maxSeqLen: z.number().int().min(8).max(32768).optional(),
   /** LoRA rank used for the adapter and optimizer terms of the estimate. */
   r: z.number().int().min(1).max(1024).optional(),
+  /** The engine the run will train on (default tfjs), and for pytorch the accelerator its environment found: they set the precision. */
+  engine: z.enum(engineNames).optional(),
+  accelerator: z.enum(torchAccelerators).optional(),
 });
 export type ModelInspectRequest = z.infer<typeof ModelInspectRequestSchema>;
 
 /** A memory estimate in bytes, broken down the way a user can act on (smaller batch, shorter sequences, lower rank). */
 export const MemoryEstimateSchema = z.object({
-  /** Base weights in the compute dtype (f32 on every tfjs backend today). */
+  /** Base weights in the compute dtype (`precision`). */
   weightsBytes: z.number().min(0),
-  /** Adapter parameters, their gradients and AdamW's two moments. */
+  /** Adapter parameters, their gradients and AdamW's two moments (f32 on both engines: PEFT keeps adapters f32 over a bf16 base). */
   adapterBytes: z.number().min(0),
   /** Activations kept for the backward pass at the given batch and sequence length (an estimate). */
   activationsBytes: z.number().min(0),
@@ -27,6 +47,10 @@ export const MemoryEstimateSchema = z.object({
   batchSize: z.number().int(),
   maxSeqLen: z.number().int(),
   r: z.number().int(),
+  /** What the estimate assumed: the engine, its accelerator (pytorch; null when not known or tfjs) and the weights' and activations' precision. */
+  engine: z.enum(engineNames),
+  accelerator: z.enum(torchAccelerators).nullable(),
+  precision: z.enum(computePrecisions),
 });
 export type MemoryEstimate = z.infer<typeof MemoryEstimateSchema>;
 

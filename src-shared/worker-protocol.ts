@@ -1,12 +1,19 @@
 // Messages between the main process (RunManager) and a training worker. Both sides validate
 // every message with these schemas: the worker owns tensors, the main process owns the database.
 import { z } from 'zod';
-import { BackendChoiceSchema, LoraSettingsSchema, RunConfigSchema } from './config.ts';
+import { BackendChoiceSchema, engineNames, LoraSettingsSchema, RunConfigSchema } from './config.ts';
 import { BackendInfoSchema, ExportReportSchema, exportFormats, MetricPointSchema, ProgressSchema } from './runs.ts';
 import { errorCodes, WorkbenchErrorSchema } from './errors.ts';
 import { EvalJobSchema, EvalResultSchema } from './eval.ts';
 import { ColumnMappingSchema, DatasetPreviewSchema, datasetFormats } from './datasets.ts';
-import { GenerateResultSchema, ModelImportRequestSchema, ModelImportResultSchema, ModelInspectionSchema, SamplingSettingsSchema } from './models.ts';
+import {
+  GenerateResultSchema,
+  ModelImportRequestSchema,
+  ModelImportResultSchema,
+  ModelInspectionSchema,
+  SamplingSettingsSchema,
+  torchAccelerators,
+} from './models.ts';
 import { AdapterGenerateRequestSchema } from './sg-lora.ts';
 
 export const TrainJobSchema = z.object({
@@ -42,6 +49,9 @@ export const InspectModelJobSchema = z.object({
   batchSize: z.number().int().min(1),
   maxSeqLen: z.number().int().min(1),
   r: z.number().int().min(1),
+  /** The engine and accelerator the estimate is for (ModelInspectRequest); absent: tfjs. */
+  engine: z.enum(engineNames).optional(),
+  accelerator: z.enum(torchAccelerators).optional(),
 });
 export type InspectModelJob = z.infer<typeof InspectModelJobSchema>;
 

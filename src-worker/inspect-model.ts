@@ -3,7 +3,15 @@
 // multi-gigabyte folder is inspected in milliseconds.
 import path from 'node:path';
 import { WorkbenchError } from '../src-shared/errors.ts';
-import type { MemoryEstimate, ModelImportResult, ModelInspection } from '../src-shared/models.ts';
+import type { EngineName } from '../src-shared/config.ts';
+import {
+  type ComputePrecision,
+  type MemoryEstimate,
+  type ModelImportResult,
+  type ModelInspection,
+  type TorchAccelerator,
+  trainingPrecision,
+} from '../src-shared/models.ts';
 import type { ImportModelJob, InspectModelJob } from '../src-shared/worker-protocol.ts';
 import { loadChatTemplate } from './formats/chat-template.ts';
 import { importLlama2c } from './formats/llama2c.ts';
@@ -24,27 +32,76 @@ export const familyTargetModules: Record<Family, string[]> = {
 };
 
 /**
- * Bytes a LoRA run needs at `batchSize` x `maxSeqLen` with rank `r` on the family's default targets,
- * with the whole batch in one pass (train/memory-plan.ts runFigures, which the run's plan also uses):
- *   weights     = parameterCount x 4                      (f32: every backend computes in f32, f16/bf16 are widened)
- *   adapter     = r x sum(in + out) x layers x 4 x 4      (A [r, in] and B [out, r]; param, grad, Adam m and v)
- *   activations = kept for the backward pass, plus the largest temporary: one chunk of the fused LM head's logits
+ * Values torch's autograd keeps per token, per layer, for the backward pass of a LoRA step on the family's
+ * default targets (transformers' sdpa attention, which keeps no [T, T] scores), per unit of hidden size,
+ * of key/value width and of MLP width. Counted with torch.autograd.graph.saved_tensors_hooks on the
+ * fixtures (engine-torch/scripts/measure_activation_peak.py; test/torch/memory-estimate.test.ts checks
+ * the estimate against the step's measured peak):
+ * - GPT-2: ln_1's output, the fused qkv and the key and value it is split into, the attention output,
+ *   two residual sums: 9 C; GELU's tanh form keeps 4 intermediates and c_proj's LoRA its input: 5 x MLP.
+ * - Llama: the norm's output, rotated q, the attention output, two residual sums: 5 C, plus k and v
+ *   (2 x the key/value width); SwiGLU keeps gate, up and silu(gate): 3 x MLP.
+ * Each LoRA target adds its x A (r values, f32), each layer the attention's log-sum-exp (f32 per head).
  */
-export function estimateMemory(shape: ArchitectureShape, parameterCount: number, run: { batchSize: number; maxSeqLen: number; r: number }): MemoryEstimate {
+const TORCH_SAVED = {
+  gpt2: { hidden: 9, keyValue: 0, mlp: 5 },
+  llama: { hidden: 5, keyValue: 2, mlp: 3 },
+  bert: { hidden: 9, keyValue: 0, mlp: 5 },
+} as const satisfies Record<Family, { hidden: number; keyValue: number; mlp: number }>;
+
+const BYTES: Record<ComputePrecision, number> = { f32: 4, bf16: 2 };
+
+/** The pytorch engine's activations: the saved values above at the run's precision, and the LM head's logits, whole (torch does not chunk them). */
+function torchActivationBytes(shape: ArchitectureShape, m: number, T: number, r: number, precision: ComputePrecision): number {
+  const p = BYTES[precision];
+  const saved = TORCH_SAVED[shape.family ?? 'gpt2'];
+  const keyValueWidth = shape.heads > 0 ? (shape.hiddenSize * shape.kvHeads) / shape.heads : shape.hiddenSize;
+  const perLayer =
+    p * (saved.hidden * shape.hiddenSize + saved.keyValue * keyValueWidth + saved.mlp * shape.intermediateSize) +
+    4 * (shape.defaultTargetShapes.length * r + shape.heads);
+  // Logits in the compute dtype, their f32 log-softmax (the loss upcasts), and in the backward their f32 gradient and its cast back.
+  const head = (2 * p + 8) * shape.vocabSize;
+  return m * T * (shape.layers * perLayer + head);
+}
+
+/**
+ * Bytes a LoRA run needs at `batchSize` x `maxSeqLen` with rank `r` on the family's default targets,
+ * with the whole batch in one pass, on the engine and accelerator given (tfjs when absent):
+ *   weights     = parameterCount x 4, or x 2 in bf16       (tfjs computes in f32 on every backend, f16/bf16 widened;
+ *                                                           the pytorch engine loads bf16 on CUDA / ROCm, f32 on MPS and CPUs)
+ *   adapter     = r x sum(in + out) x layers x 4 x 4       (A [r, in] and B [out, r]; param, grad, Adam m and v, all f32:
+ *                                                           PEFT keeps LoRA weights f32 over a bf16 base, and torch's AdamW
+ *                                                           keeps its moments in the parameter's dtype)
+ *   activations = kept for the backward pass, plus the largest temporary: on tfjs one chunk of the fused
+ *                 LM head's logits (train/memory-plan.ts runFigures, which the run's plan also uses); on
+ *                 pytorch what autograd saves (torchActivationBytes) and the whole logits
+ */
+export function estimateMemory(
+  shape: ArchitectureShape,
+  parameterCount: number,
+  run: { batchSize: number; maxSeqLen: number; r: number; engine?: EngineName; accelerator?: TorchAccelerator },
+): MemoryEstimate {
   const { batchSize, r } = run;
+  const engine = run.engine ?? 'tfjs';
+  const accelerator = engine === 'pytorch' ? (run.accelerator ?? null) : null;
+  const precision = trainingPrecision(engine, accelerator);
   // A run never sees more positions than the model has.
   const T = Math.min(run.maxSeqLen, shape.maxPositions || run.maxSeqLen);
   const adapterParams = shape.layers * shape.defaultTargetShapes.reduce((sum, [inF, outF]) => sum + r * (inF + outF), 0);
   const f = runFigures({ shape, parameterCount, trainableParams: adapterParams, quantized: null }, batchSize, T, defaultChunkTokens(shape.vocabSize));
-  const activationsBytes = f.activations + f.logitsChunk;
+  const weightsBytes = engine === 'pytorch' ? parameterCount * BYTES[precision] : f.weights;
+  const activationsBytes = engine === 'pytorch' ? torchActivationBytes(shape, batchSize, T, r, precision) : f.activations + f.logitsChunk;
   return {
-    weightsBytes: f.weights,
+    weightsBytes,
     adapterBytes: f.adapter,
     activationsBytes,
-    totalBytes: f.weights + f.adapter + activationsBytes,
+    totalBytes: weightsBytes + f.adapter + activationsBytes,
     batchSize,
     maxSeqLen: run.maxSeqLen,
     r,
+    engine,
+    accelerator,
+    precision,
   };
 }
 
@@ -139,7 +196,9 @@ export async function readArchitecture(modelDir: string): Promise<{ shape: Archi
   return { shape, parameterCount: info.parameterCount };
 }
 
-export async function inspectModel(job: Pick<InspectModelJob, 'modelDir' | 'batchSize' | 'maxSeqLen' | 'r'>): Promise<ModelInspection> {
+export async function inspectModel(
+  job: Pick<InspectModelJob, 'modelDir' | 'batchSize' | 'maxSeqLen' | 'r' | 'engine' | 'accelerator'>,
+): Promise<ModelInspection> {
   const info = await inspectModelFolder(job.modelDir);
   const configFile = path.join(job.modelDir, 'config.json');
   const warnings: string[] = [];

@@ -10,11 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors import safe_open
 
 from conftest import REPO, Collector, make_job, make_plan
 from workbench_torch.distributed import World
-from workbench_torch.protocol import Emitter, NeverStop
+from workbench_torch.methods import create_method
+from workbench_torch.models import load_model
+from workbench_torch.protocol import Emitter, EngineError, NeverStop
 from workbench_torch.train import Trainer
 from workbench_torch.verify import verify_with_peft
 
@@ -78,10 +81,10 @@ def test_stop_then_resume_gives_the_uninterrupted_losses_with_dropout_on(tmp_pat
         assert loss == pytest.approx(expected[step], abs=1e-6), step
 
 
-def test_a_method_this_engine_lacks_is_refused_by_name(tmp_path: Path, collector: Collector) -> None:
-    job = make_job(tmp_path / "run", "gpt2-tiny", method="houlsby")
-    with pytest.raises(Exception, match="does not train houlsby yet"):
-        run(job, make_plan(), collector)
+def test_a_method_this_engine_lacks_is_refused_by_name() -> None:
+    loaded = load_model(str(REPO / "test" / "fixtures" / "gpt2-tiny"), torch.device("cpu"))
+    with pytest.raises(EngineError, match="does not train dora yet"):
+        create_method(loaded, {"method": "dora", "training": {"seed": 1}})
 
 
 @pytest.mark.parametrize("method", ["lora", "full"])

@@ -20,6 +20,7 @@ from . import checkpoint as ckpt
 from .distributed import World, all_sum, any_rank, gather_objects, sum_gradients
 from .methods import create_method
 from .methods.base import AdapterMethod
+from .methods.qlora import load_quantized_model
 from .models import LoadedModel, load_model, parameter_count, pick_device, training_dtype
 from .plan import Batch, collate, shard
 from .protocol import EngineError, Emitter
@@ -29,7 +30,7 @@ MIN_LR_RATIO = 0.1
 PROBE_POSITIONS = 4
 
 #: The RunConfig sections each method reads (src-shared/methods.ts settingsSectionsOf): a resume with other settings is refused.
-_SETTINGS_SECTIONS = {"lora": ["lora"], "lora-plus": ["lora", "loraPlus"], "full": ["full"], "bitfit": ["bitfit"]}
+_SETTINGS_SECTIONS = {"lora": ["lora"], "lora-plus": ["lora", "loraPlus"], "full": ["full"], "bitfit": ["bitfit"], "prompt-tuning": ["promptTuning"], "houlsby": ["houlsby"], "qlora": ["lora", "qlora"]}
 
 
 class StopSignal:
@@ -191,10 +192,17 @@ class Trainer:
     def run(self) -> None:
         t = self.t
         torch.manual_seed(int(t["seed"]) + self.world.rank)
-        loaded: LoadedModel = load_model(self.job["modelDir"], self.device, training_dtype(self.device))
+        loaded: LoadedModel
+        if self.config["method"] == "qlora":
+            loaded = load_quantized_model(self.job["modelDir"], self.device, self.config)
+        else:
+            loaded = load_model(self.job["modelDir"], self.device, training_dtype(self.device))
         self.kind = loaded.kind
         base_params = parameter_count(loaded.model)
         method = create_method(loaded, self.config)
+        method.fit(self.plan)
+        for note in method.startup_notes():
+            self.log("info", note)
         trainable = method.trainable()
         self.trainable_params = sum(p.parameter.numel() for p in trainable)
         groups: list[str] = list(dict.fromkeys(p.group for p in trainable))

@@ -22,6 +22,8 @@ const ENGINE_HELP = `Usage: lora-workbench engine setup pytorch | engine status
   status          print each engine, the methods it trains, and the pytorch environment's state
 
 The environment needs Python 3.9+ with venv and pip; LORA_WORKBENCH_PYTHON names the interpreter to use.
+QLoRA on the pytorch engine needs bitsandbytes (NVIDIA GPUs with CUDA only), which setup does not install:
+on a CUDA machine, install engine-torch/requirements-cuda.txt into the environment as setup prints.
 Runs choose their engine with "engine": "tfjs" | "pytorch" in the run configuration.
 
 Options:
@@ -50,6 +52,11 @@ export async function engineCommand(args: string[], io: CliIo): Promise<number> 
       });
       if (values.json) return (io.out(JSON.stringify(report, null, 2)), 0);
       io.out(`pytorch engine ${report.installed ? 'set up' : 'already up to date'} at ${dir}: ${environmentSummary(report)}.`);
+      // bitsandbytes is not on every index and runs on CUDA only: QLoRA's extra is installed on request.
+      if (report.accelerator === 'cuda')
+        io.out(
+          `QLoRA on this engine needs bitsandbytes: ${report.python} -m pip install -r ${path.join(enginePackageRoot(paths.appRoot), 'requirements-cuda.txt')}`,
+        );
       return 0;
     } catch (error) {
       if (!(error instanceof PythonEnvError)) throw error;

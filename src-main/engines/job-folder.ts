@@ -21,7 +21,7 @@ export const LAUNCH_SCRIPT = 'launch.sh';
 /** The job's stdout: the protocol messages, one JSON object a line, as the app would have received them. */
 export const MESSAGES_FILE = 'messages.jsonl';
 const RUN_DIR = 'run';
-const PACKAGE_FILES = ['pyproject.toml', 'requirements.txt'];
+const PACKAGE_FILES = ['pyproject.toml', 'requirements.txt', 'requirements-cuda.txt'];
 
 function copyPackage(from: string, to: string): void {
   fs.cpSync(path.join(from, 'workbench_torch'), path.join(to, 'workbench_torch'), { recursive: true, filter: (src) => !src.includes('__pycache__') });
@@ -85,7 +85,7 @@ ${config.training.maxSteps} steps of batch ${config.training.batchSize}, ${confi
 
 Run it:
 
-    python3 -m venv .venv && .venv/bin/pip install -r engine-torch/requirements.txt
+    python3 -m venv .venv && .venv/bin/pip install -r engine-torch/requirements.txt${config.method === 'qlora' ? ' -r engine-torch/requirements-cuda.txt' : ''}
     PYTHON=.venv/bin/python MODEL_DIR=/path/to/${path.basename(modelDir)} ${launcher === 'slurm' ? 'sbatch' : 'bash'} launch.sh
 
 MODEL_DIR defaults to the folder it was exported with (${modelDir}); NPROC overrides the number of processes

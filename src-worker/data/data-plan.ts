@@ -46,6 +46,8 @@ export const DataPlanSchema = z.object({
   /** Written into trainer_state.json: a checkpoint of either engine names the dataset it drew from. */
   dataset: z.object({ rows: z.number().int(), trainRows: z.number().int(), validationRows: z.number().int(), fingerprint: z.string() }),
   probeInputIds: z.array(z.array(z.number().int().min(0))),
+  /** Prompt tuning with init "text": promptTuning.initText's tokens, by the tfjs engine's tokenizer (as its fit hook reads them). */
+  promptTuningInitIds: z.array(z.number().int().min(0)).optional(),
   /** Multi-task bias-aware runs: each task's probability in the mixture; empty otherwise. */
   taskProbabilities: z.array(z.number()),
   /** The sidecar's baseModel.fingerprint, computed as the tfjs engine computes it (src-worker/export/peft.ts). */
@@ -95,6 +97,9 @@ export async function buildDataPlan(job: Pick<TrainJob, 'config' | 'modelDir' | 
     steps,
     dataset: { rows: rows.length, trainRows: split.train.length, validationRows: split.validation.length, fingerprint: datasetFingerprint(rows) },
     probeInputIds: makeProbe(probeSource, tokenizer.padTokenId).inputIds,
+    ...(job.config.method === 'prompt-tuning' && job.config.promptTuning.init === 'text'
+      ? { promptTuningInitIds: tokenizer.encode(job.config.promptTuning.initText) }
+      : {}),
     taskProbabilities: mixture?.probabilities ?? [],
     baseModelFingerprint: await baseModelFingerprint(job.modelDir),
   };

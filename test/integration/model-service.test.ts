@@ -30,6 +30,9 @@ describe('ModelService with the real worker', () => {
       expect(inspection.modelType).toBe('gpt2');
       expect(inspection.parameterCount).toBe(1_350_400);
       expect(inspection.memory).toMatchObject({ batchSize: 4, maxSeqLen: 64, r: 4, weightsBytes: 1_350_400 * 4 });
+      // The request's engine and accelerator reach the estimate: the pytorch engine trains in bf16 on CUDA.
+      const onCuda = await models.inspect({ model: 'default', batchSize: 4, maxSeqLen: 64, r: 4, engine: 'pytorch', accelerator: 'cuda' });
+      expect(onCuda.memory).toMatchObject({ engine: 'pytorch', accelerator: 'cuda', precision: 'bf16', weightsBytes: 1_350_400 * 2 });
 
       // A high learning rate for a few steps moves lora_B far enough for greedy outputs to differ.
       const run = await manager.start({

@@ -24,7 +24,8 @@ describe('lora-workbench engine', () => {
     const c = capture();
     expect(await runCli(['engine', 'status', '--data-dir', dataDir], c.io)).toBe(0);
     expect(c.out.join('\n')).toMatch(/^tfjs: built in; trains lora, lora-plus, selora/m);
-    expect(c.out.join('\n')).toMatch(/pytorch: trains lora, lora-plus, full, bitfit; No Python environment at .*Run `lora-workbench engine setup pytorch`/);
+    expect(c.out.join('\n')).toContain(`pytorch: trains ${engineMethods.pytorch.join(', ')}; No Python environment at`);
+    expect(c.out.join('\n')).toMatch(/Run `lora-workbench engine setup pytorch`/);
   });
 
   it('status reports torch and the accelerator of a set-up environment', async () => {

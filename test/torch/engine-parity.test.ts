@@ -20,19 +20,35 @@ const targets: Record<string, string[]> = {
   'llama-tiny-qwen2': ['q_proj', 'v_proj', 'down_proj'],
 };
 
-function settings(family: string, method: string): RunConfigInput {
+/** A case's method: `prompt-tuning-text` is prompt tuning started from a text's token embeddings. */
+const methodOf = (label: string) => (label === 'prompt-tuning-text' ? 'prompt-tuning' : label);
+
+function settings(family: string, label: string): RunConfigInput {
+  const method = methodOf(label);
   const lora = { r: 4, alpha: 8, dropout: 0, targetModules: targets[family], useRslora: family !== 'gpt2-tiny' };
   const learningRate = method === 'full' ? 1e-3 : 1e-2;
-  // Each method's configuration carries only its own sections.
-  const sections = method === 'lora' ? { lora } : method === 'lora-plus' ? { lora, loraPlus: { ratio: 4 } } : {};
+  // Each method's configuration carries only its own sections. Prompt tuning's virtual tokens and the
+  // sequence fit GPT-2-tiny's 32 positions.
+  const bySection: Record<string, object> = {
+    lora: { lora },
+    'lora-plus': { lora, loraPlus: { ratio: 4 } },
+    'prompt-tuning': { promptTuning: { numVirtualTokens: 8, init: 'random' } },
+    // The text's tokens come to the pytorch engine in the data plan, tokenized by the tfjs engine's tokenizer.
+    'prompt-tuning-text': { promptTuning: { numVirtualTokens: 8, init: 'text', initText: 'Animal sounds: the cat says' } },
+    houlsby: { houlsby: { bottleneckSize: 4 } },
+  };
+  const sections = bySection[label] ?? {};
   return { method, ...sections, training: { ...training, learningRate } } as RunConfigInput;
 }
 
 const cases: [string, string][] = [
-  ...['gpt2-tiny', 'llama-tiny', 'llama-tiny-qwen2'].flatMap((f) => ['lora', 'lora-plus', 'full'].map((m) => [f, m] as [string, string])),
+  ...['gpt2-tiny', 'llama-tiny', 'llama-tiny-qwen2'].flatMap((f) =>
+    ['lora', 'lora-plus', 'full', 'prompt-tuning', 'houlsby'].map((m) => [f, m] as [string, string]),
+  ),
   // Llama has no bias terms: BitFit is refused there (and by the tfjs engine alike).
   ['gpt2-tiny', 'bitfit'],
   ['llama-tiny-qwen2', 'bitfit'],
+  ['llama-tiny', 'prompt-tuning-text'],
 ];
 
 /**
@@ -76,6 +92,8 @@ async function probeDiff(a: string, b: string): Promise<number> {
 
 describe('pytorch engine parity with the tfjs engine', () => {
   for (const [family, method] of cases) {
+    // QLoRA is not among the cases: the tfjs engine simulates its quantization, the pytorch engine uses
+    // bitsandbytes on CUDA only (refused below), and the two quantizations need not agree to 1e-4.
     it(`${family} ${method}: 10 steps of train loss within 1e-4, adapters within 1e-5`, async () => {
       const input = settings(family, method);
       const tfjs = await runTfjs(makeJob(path.join(work, `${family}-${method}-tfjs`), fixture(family), dataset, input));
@@ -99,4 +117,16 @@ describe('pytorch engine parity with the tfjs engine', () => {
       expect(tfjs.losses.get(10)!).toBeLessThan(tfjs.losses.get(1)! - 0.05);
     });
   }
+
+  it('qlora is refused where torch has no CUDA, naming bitsandbytes and what to do instead', async () => {
+    const input = { ...settings('gpt2-tiny', 'lora'), method: 'qlora', engine: 'pytorch' } as RunConfigInput;
+    // No visible CUDA device: what a CPU-only torch sees, on any machine.
+    const torch = await runPytorch(makeJob(path.join(work, 'qlora-torch'), fixture('gpt2-tiny'), dataset, input), { env: { CUDA_VISIBLE_DEVICES: '' } });
+    expect(torch.exitCode).not.toBe(0);
+    const message = failureOf(torch);
+    expect(message).toMatch(/QLoRA on the pytorch engine quantizes the base model with bitsandbytes, which needs an NVIDIA GPU with CUDA/);
+    expect(message).toMatch(/Train QLoRA with the tfjs engine/);
+    expect(message).toMatch(/requirements-cuda\.txt/);
+    expect(torch.losses.size).toBe(0);
+  });
 });

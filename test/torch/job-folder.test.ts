@@ -48,6 +48,8 @@ describe('export-job and import-run', () => {
       'data/toy.jsonl',
       'engine-torch/workbench_torch/__main__.py',
       'engine-torch/requirements.txt',
+      // QLoRA's bitsandbytes, for a cluster with CUDA.
+      'engine-torch/requirements-cuda.txt',
     ]) {
       expect(fs.existsSync(path.join(exported, file)), file).toBe(true);
     }

@@ -60,6 +60,33 @@ describe('inspectModel', () => {
     expect(m.activationsBytes).toBe(4 * 8 * 32 * 2 * (110 * 32 + 20 * 128 + 8 * 4 * 32) + 4 * (4 * 256 * 264 + 256 * 32));
     expect(m.totalBytes).toBe(m.weightsBytes + m.adapterBytes + m.activationsBytes);
     expect({ batchSize: m.batchSize, maxSeqLen: m.maxSeqLen, r: m.r }).toEqual(run);
+    expect({ engine: m.engine, accelerator: m.accelerator, precision: m.precision }).toEqual({ engine: 'tfjs', accelerator: null, precision: 'f32' });
+  });
+
+  it("estimates a pytorch run in the engine's precision: bf16 weights and activations on CUDA, f32 on the CPU", async () => {
+    const tfjs = (await inspectModel({ modelDir: gpt2Dir, ...run })).memory;
+    const cpu = (await inspectModel({ modelDir: gpt2Dir, ...run, engine: 'pytorch', accelerator: 'cpu' })).memory;
+    const cuda = (await inspectModel({ modelDir: gpt2Dir, ...run, engine: 'pytorch', accelerator: 'cuda' })).memory;
+    expect([cpu.precision, cuda.precision]).toEqual(['f32', 'bf16']);
+    expect([cpu.engine, cpu.accelerator, cuda.accelerator]).toEqual(['pytorch', 'cpu', 'cuda']);
+    expect(cpu.weightsBytes).toBe(34944 * 4);
+    expect(cuda.weightsBytes).toBe(34944 * 2);
+    // The adapter and AdamW's moments stay f32 on both engines and devices.
+    expect(cuda.adapterBytes).toBe(tfjs.adapterBytes);
+    expect(cpu.adapterBytes).toBe(tfjs.adapterBytes);
+    // What autograd saves, per token: 2 layers x (4 bytes x (9 x 32 + 5 x 128) + 4 x (3 targets x r 8 + 4 heads)), and the head's 4 x 264 f32 values.
+    expect(cpu.activationsBytes).toBe(8 * 32 * (2 * (4 * (9 * 32 + 5 * 128) + 4 * (3 * 8 + 4)) + 16 * 264));
+    expect(cuda.activationsBytes).toBe(8 * 32 * (2 * (2 * (9 * 32 + 5 * 128) + 4 * (3 * 8 + 4)) + 12 * 264));
+    expect(cuda.totalBytes).toBe(cuda.weightsBytes + cuda.adapterBytes + cuda.activationsBytes);
+    // torch keeps far less per token than tfjs's tape of every op output and its gradient.
+    expect(cpu.activationsBytes).toBeLessThan(tfjs.activationsBytes);
+    // ROCm builds of torch train in bf16 too; MPS, and an accelerator not given, in f32.
+    expect((await inspectModel({ modelDir: gpt2Dir, ...run, engine: 'pytorch', accelerator: 'rocm' })).memory.precision).toBe('bf16');
+    expect((await inspectModel({ modelDir: gpt2Dir, ...run, engine: 'pytorch', accelerator: 'mps' })).memory.precision).toBe('f32');
+    const unknown = (await inspectModel({ modelDir: gpt2Dir, ...run, engine: 'pytorch' })).memory;
+    expect([unknown.precision, unknown.accelerator, unknown.totalBytes]).toEqual(['f32', null, cpu.totalBytes]);
+    // tfjs ignores an accelerator: every tfjs backend computes in f32.
+    expect((await inspectModel({ modelDir: gpt2Dir, ...run, engine: 'tfjs', accelerator: 'cuda' })).memory).toEqual(tfjs);
   });
 
   it('grows the estimate with batch, sequence length and rank, and caps sequences at the model positions', async () => {

@@ -8,10 +8,13 @@ from ..models import LoadedModel
 from ..protocol import EngineError
 from .base import AdapterMethod
 from .base_parameters import create_bitfit, create_full
+from .houlsby import HoulsbyMethod
 from .lora import LoraMethod, LoraPlusMethod
+from .prompt_tuning import PromptTuningMethod
+from .qlora import QloraMethod
 
 #: The methods this engine offers today; the New run form and `engine status` list them.
-SUPPORTED_METHODS = ("lora", "lora-plus", "full", "bitfit")
+SUPPORTED_METHODS = ("lora", "lora-plus", "full", "bitfit", "prompt-tuning", "houlsby", "qlora")
 
 
 def create_method(loaded: LoadedModel, config: dict[str, Any]) -> AdapterMethod:
@@ -26,6 +29,13 @@ def create_method(loaded: LoadedModel, config: dict[str, Any]) -> AdapterMethod:
         return create_full(loaded.model, config["full"])
     if method == "bitfit":
         return create_bitfit(loaded.model, config["bitfit"], loaded.model_type)
+    if method == "prompt-tuning":
+        return PromptTuningMethod(loaded.model, config["promptTuning"], seed, loaded.kind)
+    if method == "houlsby":
+        return HoulsbyMethod(loaded.model, config["houlsby"], seed)
+    if method == "qlora":
+        # The model was loaded quantized (qlora.load_quantized_model), which refuses machines without CUDA.
+        return QloraMethod(loaded.model, config["lora"], config["qlora"], seed)
     raise EngineError(
         "invalid_input",
         f"The pytorch engine does not train {method} yet; it offers {', '.join(SUPPORTED_METHODS)}. Choose the tfjs engine for {method}.",

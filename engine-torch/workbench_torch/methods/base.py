@@ -72,6 +72,9 @@ class AdapterMethod:
     def learning_rate_scale(self, group: str, learning_rate: float) -> float:
         return 1.0
 
+    def fit(self, plan: dict[str, Any]) -> None:
+        """Called once after creation, before a resume loads saved tensors: methods initialised from the data (prompt tuning's init text)."""
+
     def prepare(self, batch: Batch, training: bool) -> None:
         """Called before every forward with the batch (methods conditioned on the prompt)."""
 

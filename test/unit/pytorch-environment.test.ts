@@ -1,47 +1,32 @@
 // Issue 12, item 1: engines.pytorch, the New run page's view of the pytorch engine's environment and its
 // "Set up" button, through the validated API. The environment's interpreter is a stand-in script (as in
 // setup.test.ts): no real pip install runs here.
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { dispatch, type PytorchEnvironment, type RunEvent, type WorkbenchApi } from '../../src-shared/api.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
-import { createWorkbenchApi } from '../../src-main/api.ts';
 import { venvPython } from '../../src-main/engines/python-env.ts';
 import { pytorchEnvDir } from '../../src-main/engines/pytorch-engine.ts';
-import { resolvePaths, type WorkbenchPaths } from '../../src-main/paths.ts';
-import { createServices, type Services } from '../../src-main/services.ts';
-import { Store } from '../../src-main/store/index.ts';
+import type { WorkbenchPaths } from '../../src-main/paths.ts';
+import { openTestWorkbench, type TestWorkbench } from '../helpers/workbench.ts';
 
 const saved = { ...process.env };
+let workbench: TestWorkbench;
 let root: string;
 let paths: WorkbenchPaths;
-let store: Store;
-let services: Services;
 let api: WorkbenchApi;
 let events: RunEvent[];
 
 beforeEach(() => {
-  root = mkdtempSync(path.join(os.tmpdir(), 'lw-pytorch-env-'));
-  paths = resolvePaths({ dataDir: path.join(root, 'data') });
-  store = Store.open(paths.dbFile);
-  services = createServices({
-    store,
-    paths,
-    createWorker: () => {
-      throw new Error('no worker in this test');
-    },
-  });
-  api = createWorkbenchApi({ ...services, paths, mode: 'headless' });
+  workbench = openTestWorkbench('lw-pytorch-env-');
+  ({ root, paths, api } = workbench);
   events = [];
   api.onRunEvent((event) => events.push(event));
 });
 afterEach(async () => {
   process.env = { ...saved };
-  await services.close();
-  store.close();
-  rmSync(root, { recursive: true, force: true });
+  await workbench.close();
 });
 
 const call = (setUp: boolean) => dispatch(api, 'engines.pytorch', { setUp }) as Promise<PytorchEnvironment>;

@@ -18,6 +18,7 @@ import type { RunPreflight } from './preflight.ts';
 import type { QuickEvaluation } from './quick-eval.ts';
 import type { RunManager } from './runs.ts';
 import type { StudyService } from './studies.ts';
+import { PytorchEnvironment } from './engines/pytorch-environment.ts';
 
 export interface WorkbenchApiOptions {
   manager: RunManager;
@@ -38,6 +39,8 @@ export interface WorkbenchApiOptions {
   deletion: Deletion;
   benchmarks: Pick<BenchmarkStore, 'list' | 'fetch'>;
   quickEval: Pick<QuickEvaluation, 'start'>;
+  /** engines.pytorch; absent (tests of other calls), one over `paths` is made. */
+  pytorchEnvironment?: Pick<PytorchEnvironment, 'state' | 'subscribe'>;
 }
 
 /** Node's module resolution, for the installed-backends rule in src-shared/backends.ts (the worker applies the same). */
@@ -110,6 +113,7 @@ export function createWorkbenchApi({
   deletion,
   benchmarks,
   quickEval,
+  pytorchEnvironment = new PytorchEnvironment({ paths }),
 }: WorkbenchApiOptions): WorkbenchApi {
   const version = packageVersion(paths);
   const study = (): StudyService => {
@@ -192,8 +196,11 @@ export function createWorkbenchApi({
       stop: async (id) => study().stop(id),
       recipes: async () => study().recipes(),
     },
+    engines: {
+      pytorch: async (request) => pytorchEnvironment.state(request),
+    },
     onRunEvent: (listener) => {
-      const unsubscribers = [manager.subscribe(listener), evals.subscribe(listener)];
+      const unsubscribers = [manager.subscribe(listener), evals.subscribe(listener), pytorchEnvironment.subscribe(listener)];
       return () => unsubscribers.forEach((unsubscribe) => unsubscribe());
     },
   };

@@ -7,6 +7,7 @@ import { AdapterImporter } from './adapter-import.ts';
 import { DatasetRegistry } from './datasets.ts';
 import { Deletion } from './deletion.ts';
 import { EvalManager } from './evals.ts';
+import { PytorchEnvironment } from './engines/pytorch-environment.ts';
 import { ModelService } from './models.ts';
 import type { WorkbenchPaths } from './paths.ts';
 import { RunPreflight } from './preflight.ts';
@@ -40,6 +41,8 @@ export interface Services {
   benchmarks: BenchmarkStore;
   /** The evaluation that needs no download: perplexity on a run's held-out rows. */
   quickEval: QuickEvaluation;
+  /** The pytorch engine's Python environment: its state, and the New run page's "Set up" (engines.pytorch). */
+  pytorchEnvironment: PytorchEnvironment;
   /** Ends every worker (runs become resumable) and leaves the store open for its owner to close. */
   close(): Promise<void>;
 }
@@ -70,6 +73,7 @@ export function createServices(options: ServiceOptions): Services {
     deletion,
     benchmarks,
     quickEval,
+    pytorchEnvironment: new PytorchEnvironment(options),
     close: async () => {
       // studies first: it marks its studies interrupted before the managers interrupt their runs.
       await Promise.allSettled([

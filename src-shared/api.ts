@@ -126,6 +126,30 @@ export const ExportRequestSchema = z
 export type ExportRequest = z.infer<typeof ExportRequestSchema>;
 export type ExportRequestInput = z.input<typeof ExportRequestSchema>;
 
+/** The pytorch engine's Python environment (`lora-workbench engine setup pytorch`), as the New run page shows it. */
+export const PytorchEnvironmentRequestSchema = z.object({
+  /** true: create it or bring it up to date (pip runs; each line it prints comes as an engine-setup event). false: only look. */
+  setUp: z.boolean().default(false),
+});
+export const PytorchEnvironmentSchema = z.discriminatedUnion('ready', [
+  z.object({
+    ready: z.literal(true),
+    dir: z.string(),
+    python: z.string(),
+    pythonVersion: z.string(),
+    torch: z.string(),
+    transformers: z.string().nullable(),
+    peft: z.string().nullable(),
+    accelerator: z.enum(['cuda', 'rocm', 'mps', 'cpu']),
+    deviceName: z.string().nullable(),
+    /** False when it was already up to date and nothing was installed. */
+    installed: z.boolean(),
+  }),
+  /** Not set up (or torch does not import): `problem` says why. */
+  z.object({ ready: z.literal(false), dir: z.string(), problem: z.string() }),
+]);
+export type PytorchEnvironment = z.infer<typeof PytorchEnvironmentSchema>;
+
 export const RunEventSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('run'), run: RunSchema }),
   z.object({ kind: z.literal('metrics'), runId: z.string(), points: z.array(MetricPointSchema) }),
@@ -136,6 +160,8 @@ export const RunEventSchema = z.discriminatedUnion('kind', [
     evaluation: EvaluationSchema,
     log: z.object({ level: z.enum(['info', 'warn', 'error']), message: z.string() }).optional(),
   }),
+  /** A progress line of the pytorch engine's set-up (engines.pytorch with setUp), as pip prints it. */
+  z.object({ kind: z.literal('engine-setup'), engine: z.literal('pytorch'), line: z.string() }),
 ]);
 export type RunEvent = z.infer<typeof RunEventSchema>;
 
@@ -217,6 +243,8 @@ export const apiSpec = {
   'benchmarks.fetch': { input: Id, output: BenchmarkStatusSchema },
   /** Browser mode's drop zone: stores a dropped dataset file and answers its path. */
   'datasets.upload': { input: DatasetUploadRequestSchema, output: z.object({ path: z.string() }) },
+  /** The pytorch engine's environment: whether it is ready (torch version, accelerator), or sets it up. */
+  'engines.pytorch': { input: PytorchEnvironmentRequestSchema, output: PytorchEnvironmentSchema },
 } as const;
 export type ApiMethod = keyof typeof apiSpec;
 export const apiMethods = Object.keys(apiSpec) as ApiMethod[];

@@ -2,10 +2,11 @@
 // `lora-workbench engine setup pytorch`) and the repository's test environment (`.venv`, made by
 // `npm test`'s set-up step for the interop and engine suites). One implementation for both, so that
 // what a user installs and what the tests run on cannot drift apart.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 
 /** A requirements file, installed with or without its packages' own dependencies. */
 export interface RequirementFile {
@@ -61,6 +62,28 @@ function run(command: string, args: string[], env?: NodeJS.ProcessEnv) {
   return spawnSync(command, args, { encoding: 'utf8', env: env ?? process.env, maxBuffer: 64 * 1024 * 1024 });
 }
 
+interface Finished {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** `run` without blocking the event loop; each line the command prints on stdout also goes to `onLine` as it comes. */
+function runAsync(command: string, args: string[], onLine?: (line: string) => void): Promise<Finished> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: string[] = [];
+    let stderr = '';
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      out.push(line);
+      if (line.trim()) onLine?.(line);
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.on('error', (error) => resolve({ status: null, stdout: '', stderr: error.message }));
+    child.on('close', (status) => resolve({ status, stdout: out.join('\n'), stderr }));
+  });
+}
+
 /** The first interpreter that is Python >= 3.9: $LORA_WORKBENCH_PYTHON, python3, python. */
 export function findPython(): { python: string; version: string } {
   const candidates = [process.env.LORA_WORKBENCH_PYTHON, 'python3', 'python'].filter((c): c is string => !!c);
@@ -105,9 +128,22 @@ print(json.dumps({'pythonVersion': platform.python_version(), 'torch': torch.__v
 
 /** The torch version and accelerator of an existing environment; throws when torch does not import. */
 export function describePythonEnv(dir: string): Omit<PythonEnvReport, 'installed'> {
+  return readDescription(dir, run(environmentPython(dir), ['-c', DESCRIBE]));
+}
+
+/** describePythonEnv without blocking the event loop (importing torch takes seconds). */
+export async function describePythonEnvAsync(dir: string): Promise<Omit<PythonEnvReport, 'installed'>> {
+  return readDescription(dir, await runAsync(environmentPython(dir), ['-c', DESCRIBE]));
+}
+
+function environmentPython(dir: string): string {
   const python = venvPython(dir);
   if (!existsSync(python)) throw new PythonEnvError(`No Python environment at ${dir}.`);
-  const probe = run(python, ['-c', DESCRIBE]);
+  return python;
+}
+
+function readDescription(dir: string, probe: Finished): Omit<PythonEnvReport, 'installed'> {
+  const python = venvPython(dir);
   if (probe.status !== 0) {
     const reason = probe.stderr.trim().split('\n').at(-1) ?? `exit code ${probe.status}`;
     throw new PythonEnvError(`The Python environment at ${dir} cannot import torch: ${reason}`);
@@ -115,19 +151,26 @@ export function describePythonEnv(dir: string): Omit<PythonEnvReport, 'installed
   return { dir, python, ...(JSON.parse(probe.stdout.trim().split('\n').at(-1) ?? '{}') as Omit<PythonEnvReport, 'installed' | 'dir' | 'python'>) };
 }
 
+/** One `pip install -r` of a requirement file: the line that tells the user, and pip's arguments. */
+interface PipInstall {
+  requirement: RequirementFile;
+  announce: string;
+  args: string[];
+}
+
 /**
- * Makes (or brings up to date) a virtual environment with the requirement files installed from pip's
- * configured index. Idempotent: when the environment already holds what the files ask for (a digest
- * of their text and the interpreter's version, written after a successful install), nothing is run.
+ * What is left to do: nothing (the environment already holds what the files ask for: a digest of their
+ * text and the interpreter's version, written after a successful install), or the pip installs, after
+ * making the environment if it does not exist and checking that it has pip.
  */
-export function ensurePythonEnv(options: PythonEnvOptions): PythonEnvReport {
+function planPythonEnv(options: PythonEnvOptions): { upToDate: true } | { upToDate: false; python: string; installs: PipInstall[] } {
   const { dir, requirements, log } = options;
   const stampFile = path.join(dir, STAMP);
   const python = venvPython(dir);
   if (existsSync(python) && existsSync(stampFile)) {
     const current = run(python, ['-c', 'import platform; print(platform.python_version())']);
     if (current.status === 0 && readFileSync(stampFile, 'utf8').trim() === requirementsDigest(requirements, current.stdout.trim())) {
-      return { ...describePythonEnv(dir), installed: false };
+      return { upToDate: true };
     }
   }
 
@@ -145,29 +188,62 @@ export function ensurePythonEnv(options: PythonEnvOptions): PythonEnvReport {
   // pip retries an unreachable index five times per package with back-off; once is enough to move on
   // to the other configured indexes. PIP_RETRIES, when set, wins.
   const retries = process.env.PIP_RETRIES ? [] : ['--retries', '1'];
-  for (const requirement of requirements) {
+  const installs = requirements.map((requirement) => {
     const packages = readFileSync(requirement.file, 'utf8')
       .split('\n')
       .map((line) => line.replace(/#.*/, '').trim())
       .filter(Boolean);
-    log(`Installing into ${dir}${requirement.noDeps ? ' (without their dependencies)' : ''}: ${packages.join(', ')}`);
     const args = ['-m', 'pip', 'install', '--disable-pip-version-check', '--progress-bar', 'off', ...retries, '-r', requirement.file];
     if (requirement.noDeps) args.push('--no-deps');
-    const install = spawnSync(python, args, { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-    if (install.status !== 0) {
-      const missing = /No matching distribution found for ([^\s]+)/.exec(install.stderr ?? '')?.[1];
-      const detail = missing
-        ? `pip found no ${missing} on its configured index (pip config list shows which one)`
-        : (install.stderr ?? '')
-            .trim()
-            .split('\n')
-            .filter((l) => !/^WARNING/.test(l))
-            .slice(-3)
-            .join(' ');
-      throw new PythonEnvError(`Installing ${path.basename(requirement.file)} into ${dir} failed: ${detail}.`);
-    }
-  }
-  const report = describePythonEnv(dir);
-  writeFileSync(stampFile, `${requirementsDigest(requirements, report.pythonVersion)}\n`);
+    return { requirement, args, announce: `Installing into ${dir}${requirement.noDeps ? ' (without their dependencies)' : ''}: ${packages.join(', ')}` };
+  });
+  return { upToDate: false, python, installs };
+}
+
+function pipFailure(install: PipInstall, dir: string, stderr: string): PythonEnvError {
+  const missing = /No matching distribution found for ([^\s]+)/.exec(stderr)?.[1];
+  const detail = missing
+    ? `pip found no ${missing} on its configured index (pip config list shows which one)`
+    : stderr
+        .trim()
+        .split('\n')
+        .filter((l) => !/^WARNING/.test(l))
+        .slice(-3)
+        .join(' ');
+  return new PythonEnvError(`Installing ${path.basename(install.requirement.file)} into ${dir} failed: ${detail}.`);
+}
+
+function stamped(options: PythonEnvOptions, report: Omit<PythonEnvReport, 'installed'>): PythonEnvReport {
+  writeFileSync(path.join(options.dir, STAMP), `${requirementsDigest(options.requirements, report.pythonVersion)}\n`);
   return { ...report, installed: true };
+}
+
+/**
+ * Makes (or brings up to date) a virtual environment with the requirement files installed from pip's
+ * configured index. Idempotent: when the environment already holds what the files ask for, nothing is run.
+ */
+export function ensurePythonEnv(options: PythonEnvOptions): PythonEnvReport {
+  const plan = planPythonEnv(options);
+  if (plan.upToDate) return { ...describePythonEnv(options.dir), installed: false };
+  for (const install of plan.installs) {
+    options.log(install.announce);
+    const result = spawnSync(plan.python, install.args, { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    if (result.status !== 0) throw pipFailure(install, options.dir, result.stderr ?? '');
+  }
+  return stamped(options, describePythonEnv(options.dir));
+}
+
+/**
+ * ensurePythonEnv for a process that must keep answering while pip runs (the app's main process): pip and
+ * the torch probe run as children, and every line pip prints (Collecting…, Downloading…) goes to `log` as it comes.
+ */
+export async function ensurePythonEnvAsync(options: PythonEnvOptions): Promise<PythonEnvReport> {
+  const plan = planPythonEnv(options);
+  if (plan.upToDate) return { ...(await describePythonEnvAsync(options.dir)), installed: false };
+  for (const install of plan.installs) {
+    options.log(install.announce);
+    const result = await runAsync(plan.python, install.args, options.log);
+    if (result.status !== 0) throw pipFailure(install, options.dir, result.stderr);
+  }
+  return stamped(options, await describePythonEnvAsync(options.dir));
 }

@@ -1,4 +1,5 @@
 // How the renderer reaches the workbench, as state the banner and the pages read.
+import { untrack } from 'svelte';
 import type { ConnectionState } from './socket-transport.ts';
 
 class Connection {
@@ -21,3 +22,15 @@ class Connection {
 }
 
 export const connection = new Connection();
+
+/**
+ * Runs `load` when the calling component opens and again after every reconnect, since events sent while
+ * the socket was down are lost. Call it while the component initialises (it declares an effect); what
+ * `load` reads is not tracked, so only a reconnect (or the component's own effects) loads again.
+ */
+export function loadOnOpenAndReconnect(load: () => unknown): void {
+  $effect(() => {
+    void connection.reconnects;
+    void untrack(load);
+  });
+}

@@ -3,6 +3,8 @@
 import type { z } from 'zod';
 import type { Catalog } from '../../src-shared/api.ts';
 import {
+  type EngineName,
+  engineMethods,
   type MethodSettingsKey,
   methodSettingsKeys,
   type RunConfig,
@@ -108,6 +110,11 @@ export class RunForm {
 
   setTraining(key: string, value: FieldValue): void {
     (this.config.training as unknown as Record<string, FieldValue>)[key] = value;
+  }
+
+  /** The methods an engine trains, in the catalog's order (the per-engine list of src-shared/config.ts). */
+  methodsOf(engine: EngineName): MethodDescriptor[] {
+    return this.methods.filter((m) => engineMethods[engine].includes(m.id));
   }
 
   /** The settings sections the chosen method reads (LoRA's first for methods built on it), each shown as a group of fields. */

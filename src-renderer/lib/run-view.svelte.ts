@@ -98,8 +98,8 @@ export class RunView {
   }
 
   #receive(event: RunEvent): void {
-    // Evaluation events belong to the evaluation views, not to a run's.
-    if (event.kind === 'eval') return;
+    // Evaluation and engine set-up events belong to other views, not to a run's.
+    if (event.kind === 'eval' || event.kind === 'engine-setup') return;
     const runId = event.kind === 'run' ? event.run.id : event.runId;
     if (runId !== this.id) return;
     if (this.#held) this.#held.push(event);

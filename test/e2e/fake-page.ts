@@ -44,8 +44,11 @@ function makeAdapter(run: Run): Adapter {
   };
 }
 
-/** `pickedPath`: stands in for the desktop app's native dialog (window.workbenchHost), answering this path. */
-export async function openFake(page: Page, hash: string, options: { pickedPath?: string } = {}): Promise<void> {
+/**
+ * `pickedPath`: stands in for the desktop app's native dialog (window.workbenchHost), answering this path.
+ * `pytorchSetupError`: the pytorch engine's set-up fails with this message.
+ */
+export async function openFake(page: Page, hash: string, options: { pickedPath?: string; pytorchSetupError?: string } = {}): Promise<void> {
   if (!existsSync(path.join(rendererDir, 'index.html'))) throw new Error('Build the renderer first: npm run build:renderer');
   const runs = [makeRun('run-1', 'colour questions with a long descriptive run name'), makeRun('run-2', 'second run')];
   const seed: FakeSeed = {
@@ -55,6 +58,7 @@ export async function openFake(page: Page, hash: string, options: { pickedPath?:
     runs,
     adapters: runs.map(makeAdapter),
     stepMs: 40,
+    ...(options.pytorchSetupError ? { pytorchSetupError: options.pytorchSetupError } : {}),
   };
   await page.route(`${ORIGIN}/**`, (route) => {
     const pathname = new URL(route.request().url()).pathname;

@@ -4,7 +4,7 @@
 //
 // installFakeWorkbench is serialized into the page by page.addInitScript: it must not use anything from
 // its module scope at run time (types are fine, they are erased).
-import type { RunEvent, SystemInfo } from '../../src-shared/api.ts';
+import type { PytorchEnvironment, RunEvent, SystemInfo } from '../../src-shared/api.ts';
 import type { RunConfig } from '../../src-shared/config.ts';
 import type { MethodDescriptor } from '../../src-shared/methods.ts';
 import type { Adapter, ExportReport, MetricPoint, Run } from '../../src-shared/runs.ts';
@@ -18,6 +18,8 @@ export interface FakeSeed {
   adapters: Adapter[];
   /** Milliseconds per simulated training step. */
   stepMs: number;
+  /** The pytorch engine's "Set up" fails with this message (no Python, no pip), after its first line. */
+  pytorchSetupError?: string;
 }
 
 export function installFakeWorkbench(seed: FakeSeed): void {
@@ -28,6 +30,7 @@ export function installFakeWorkbench(seed: FakeSeed): void {
   const adapters = [...seed.adapters];
   const timers = new Map<string, number>();
   let counter = runs.size;
+  let pytorchEnvironment: PytorchEnvironment = { ready: false, dir: '/data/engines/pytorch', problem: 'No Python environment at /data/engines/pytorch.' };
 
   const emit = (event: RunEvent) => {
     for (const listener of listeners) listener(structuredClone(event));
@@ -348,6 +351,35 @@ export function installFakeWorkbench(seed: FakeSeed): void {
             finishedAt: null,
           },
         ]),
+    },
+    // The pytorch engine's environment: absent until "Set up" runs, which prints pip's lines a little apart.
+    engines: {
+      pytorch: async (request) => {
+        if (!request?.setUp) return reply(pytorchEnvironment);
+        const lines = [
+          'Installing into /data/engines/pytorch: torch, transformers, peft, accelerate, safetensors',
+          'Collecting torch',
+          'Successfully installed torch-2.13.0',
+        ];
+        for (const line of seed.pytorchSetupError ? lines.slice(0, 1) : lines) {
+          emit({ kind: 'engine-setup', engine: 'pytorch', line });
+          await new Promise((resolve) => setTimeout(resolve, 300));
+        }
+        if (seed.pytorchSetupError) throw error('backend_unavailable', seed.pytorchSetupError);
+        pytorchEnvironment = {
+          ready: true,
+          dir: '/data/engines/pytorch',
+          python: '/data/engines/pytorch/bin/python',
+          pythonVersion: '3.11.2',
+          torch: '2.13.0+cu128',
+          transformers: '5.0.0',
+          peft: '0.21.0',
+          accelerator: 'cuda',
+          deviceName: 'NVIDIA GeForce RTX 4090',
+          installed: true,
+        };
+        return reply(pytorchEnvironment);
+      },
     },
     onRunEvent(listener: Listener) {
       listeners.add(listener);

@@ -19,6 +19,12 @@ test('the New run page summarizes the chosen model folder and blocks Start for a
   // The estimate follows the form (each inspection starts a worker: seconds on a busy machine).
   await page.getByTestId('field-training.batchSize').fill('2');
   await expect(memory).toContainText('for batch 2 × 96 tokens', { timeout: 60_000 });
+  // The estimate is in the chosen engine's precision: f32 on tfjs, and on pytorch f32 too unless its
+  // environment reports a CUDA or ROCm GPU (bf16), which this machine has not.
+  await expect(memory).toContainText('in f32 (tfjs)');
+  await page.getByTestId('engine-select').selectOption('pytorch');
+  await expect(memory).toContainText('in f32 (pytorch', { timeout: 60_000 });
+  await page.getByTestId('engine-select').selectOption('tfjs');
 
   await page.getByTestId('model-select').selectOption({ label: 'Other (enter a path)…' });
   await page.getByTestId('model-path').fill(path.join(product().dataDir, 'no-such-model'));

@@ -2,8 +2,6 @@
 // stores each evaluation's row and its full result file, and fans its progress out as events.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Worker } from 'node:worker_threads';
-import type { RunEvent, RunEventListener } from '../src-shared/api.ts';
 import { DEFAULT_MODEL } from '../src-shared/config.ts';
 import { validate, WorkbenchError } from '../src-shared/errors.ts';
 import {
@@ -18,20 +16,13 @@ import {
   type EvaluationStatus,
 } from '../src-shared/eval.ts';
 import type { WorkerToMain } from '../src-shared/worker-protocol.ts';
-import { ensureDataDirs, type WorkbenchPaths } from './paths.ts';
 import { resolveAdapterAndModel } from './model-resolution.ts';
-import { isProcessAlive, Listeners, newId, nowIso, type TrackedJob, WorkerJobs } from './jobs.ts';
+import { isOrphanedOwner, JobManager, type JobManagerOptions, newId, nowIso, type TrackedJob } from './jobs.ts';
 import type { Store } from './store/index.ts';
-import { startEngineWorker } from './worker-thread.ts';
 
-export interface EvalManagerOptions {
-  store: Store;
-  paths: WorkbenchPaths;
-  /** How long stop() waits for the worker's `stopped` before terminating it. */
-  stopTimeoutMs?: number;
+export interface EvalManagerOptions extends JobManagerOptions {
   /** Progress is written to the row at most this often (events go out on every message). */
   progressWriteMs?: number;
-  createWorker?: () => Worker;
 }
 
 interface ActiveEval extends TrackedJob {
@@ -77,40 +68,21 @@ export function summarize(result: EvalResult): Record<string, number> {
   return summary;
 }
 
-export class EvalManager {
-  private readonly store: Store;
-  private readonly paths: WorkbenchPaths;
-  private readonly stopTimeoutMs: number;
+export class EvalManager extends JobManager<ActiveEval, Evaluation> {
   private readonly progressWriteMs: number;
-  private readonly listeners = new Listeners<RunEvent>();
-  private readonly jobs: WorkerJobs<ActiveEval>;
   readonly evalsDir: string;
-  private closed = false;
 
   constructor(options: EvalManagerOptions) {
-    this.store = options.store;
-    this.paths = options.paths;
-    this.stopTimeoutMs = options.stopTimeoutMs ?? 30_000;
-    this.progressWriteMs = options.progressWriteMs ?? 1000;
-    this.jobs = new WorkerJobs<ActiveEval>(options.createWorker ?? startEngineWorker, {
+    super(options, {
       noun: 'evaluation',
       afterCrash: 'Start the evaluation again.',
-      handle: (active, message) => this.handle(active, message),
-      end: (active, outcome) => this.record(active, outcome.status, { error: outcome.error }),
-      notRunning: (id) => {
-        const { status } = this.get(id);
-        return new WorkbenchError('conflict', `Evaluation ${id} is not running (it is ${status}); there is nothing to stop.`, { status });
-      },
+      defaultStopTimeoutMs: 30_000,
+      shuttingDown: 'The evaluation manager is shutting down; no new evaluation can start.',
     });
+    this.progressWriteMs = options.progressWriteMs ?? 1000;
     this.evalsDir = path.join(this.paths.dataDir, 'evals');
-    ensureDataDirs(this.paths);
     mkdirSync(this.evalsDir, { recursive: true });
-    // Same rule as runs: this pid's leftovers (a manager that never closed) and dead pids' are orphans.
-    this.store.evaluations.markInterrupted((pid) => pid === null || pid === process.pid || !isProcessAlive(pid), INTERRUPTED_AT_START, nowIso());
-  }
-
-  subscribe(listener: RunEventListener): () => void {
-    return this.listeners.subscribe(listener);
+    this.store.evaluations.markInterrupted(isOrphanedOwner, INTERRUPTED_AT_START, nowIso());
   }
 
   list(): Evaluation[] {
@@ -202,22 +174,20 @@ export class EvalManager {
     return evaluation;
   }
 
-  async stop(id: string): Promise<Evaluation> {
-    await this.jobs.stop(id, this.stopTimeoutMs);
-    return this.get(id);
-  }
-
   /** Ends every worker; their evaluations are marked failed (an evaluation cannot be resumed). */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+  protected async shutDown(): Promise<void> {
     await this.jobs.close((active) =>
       this.emit(this.store.evaluations.update(active.id, { status: 'failed', error: INTERRUPTED_AT_CLOSE, finishedAt: nowIso(), ownerPid: null })),
     );
   }
 
-  private assertOpen(): void {
-    if (this.closed) throw new WorkbenchError('conflict', 'The evaluation manager is shutting down; no new evaluation can start.');
+  protected end(active: ActiveEval, outcome: { status: 'failed' | 'stopped'; error: string | null }): void {
+    this.record(active, outcome.status, { error: outcome.error });
+  }
+
+  protected notRunning(id: string): WorkbenchError {
+    const { status } = this.get(id);
+    return new WorkbenchError('conflict', `Evaluation ${id} is not running (it is ${status}); there is nothing to stop.`, { status });
   }
 
   private withLiveProgress(evaluation: Evaluation): Evaluation {
@@ -235,7 +205,7 @@ export class EvalManager {
     );
   }
 
-  private handle(active: ActiveEval, message: WorkerToMain): void {
+  protected handle(active: ActiveEval, message: WorkerToMain): void {
     switch (message.type) {
       case 'eval-progress': {
         active.progress = { done: message.done, total: message.total };

@@ -4,9 +4,12 @@
 // the rows they write and the messages they expect.
 import { randomBytes } from 'node:crypto';
 import type { Worker } from 'node:worker_threads';
+import type { RunEvent, RunEventListener } from '../src-shared/api.ts';
 import { WorkbenchError } from '../src-shared/errors.ts';
 import { WorkerToMainSchema, type MainToWorker, type WorkerToMain } from '../src-shared/worker-protocol.ts';
-import { stopWorkerJob, type WorkerJob } from './worker-thread.ts';
+import { ensureDataDirs, type WorkbenchPaths } from './paths.ts';
+import type { Store } from './store/index.ts';
+import { startEngineWorker, stopWorkerJob, type WorkerJob } from './worker-thread.ts';
 
 export const nowIso = () => new Date().toISOString();
 
@@ -25,6 +28,12 @@ export function isProcessAlive(pid: number): boolean {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
+
+/**
+ * A job row whose owner is gone: none recorded, this process (a manager in it that never closed), or a
+ * dead process. Rows of another live process stay as they are.
+ */
+export const isOrphanedOwner = (pid: number | null): boolean => pid === null || pid === process.pid || !isProcessAlive(pid);
 
 /** Listeners of a manager's events; one that throws (a closed socket) must not starve the others. */
 export class Listeners<Event> {
@@ -166,5 +175,75 @@ export class WorkerJobs<Job extends TrackedJob> {
     }
     this.active.delete(job.id);
     job.resolveDone();
+  }
+}
+
+export interface JobManagerOptions {
+  store: Store;
+  paths: WorkbenchPaths;
+  /** How long stop() waits for the worker's `stopped` before terminating it. */
+  stopTimeoutMs?: number;
+  createWorker?: () => Worker;
+}
+
+/**
+ * What RunManager and EvalManager share around their WorkerJobs: the store, the paths, the event
+ * listeners, stop with its timeout, and the shutdown guard (close runs once; nothing starts after it).
+ * A manager gives its rows (`get`), what it does with each message and with a job that ended
+ * without its final message, and what closing ends besides its workers.
+ */
+export abstract class JobManager<Job extends TrackedJob, Row> {
+  protected readonly store: Store;
+  protected readonly paths: WorkbenchPaths;
+  protected readonly createWorker: () => Worker;
+  protected readonly listeners = new Listeners<RunEvent>();
+  protected readonly jobs: WorkerJobs<Job>;
+  private readonly stopTimeoutMs: number;
+  private readonly shuttingDown: string;
+  private closed = false;
+
+  protected constructor(options: JobManagerOptions, kind: Pick<JobKind<Job>, 'noun' | 'afterCrash'> & { defaultStopTimeoutMs: number; shuttingDown: string }) {
+    this.store = options.store;
+    this.paths = options.paths;
+    this.createWorker = options.createWorker ?? startEngineWorker;
+    this.stopTimeoutMs = options.stopTimeoutMs ?? kind.defaultStopTimeoutMs;
+    this.shuttingDown = kind.shuttingDown;
+    this.jobs = new WorkerJobs<Job>(this.createWorker, {
+      noun: kind.noun,
+      afterCrash: kind.afterCrash,
+      handle: (job, message) => this.handle(job, message),
+      end: (job, outcome) => this.end(job, outcome),
+      notRunning: (id) => this.notRunning(id),
+    });
+    ensureDataDirs(this.paths);
+  }
+
+  abstract get(id: string): Row;
+  /** See JobKind. */
+  protected abstract handle(job: Job, message: WorkerToMain): void;
+  /** See JobKind. */
+  protected abstract end(job: Job, outcome: { status: 'failed' | 'stopped'; error: string | null }): void;
+  /** See JobKind. */
+  protected abstract notRunning(id: string): WorkbenchError;
+  /** Ends the workers (marking their rows) and whatever else the manager holds; called once. */
+  protected abstract shutDown(): Promise<void>;
+
+  subscribe(listener: RunEventListener): () => void {
+    return this.listeners.subscribe(listener);
+  }
+
+  async stop(id: string): Promise<Row> {
+    await this.jobs.stop(id, this.stopTimeoutMs);
+    return this.get(id);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.shutDown();
+  }
+
+  protected assertOpen(): void {
+    if (this.closed) throw new WorkbenchError('conflict', this.shuttingDown);
   }
 }

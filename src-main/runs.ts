@@ -3,26 +3,20 @@
 import { appendFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
-import { ExportRequestSchema, type ExportRequestInput, type RunEvent, type RunEventListener, type ExportRequest } from '../src-shared/api.ts';
+import { ExportRequestSchema, type ExportRequestInput, type RunEvent, type ExportRequest } from '../src-shared/api.ts';
 import { DEFAULT_MODEL, RunConfigSchema, SAMPLE_DATASET, type RunConfig, type RunConfigInput } from '../src-shared/config.ts';
 import { validate, WorkbenchError } from '../src-shared/errors.ts';
 import { resumableStatuses, type Adapter, type ExportReport, type MetricPoint, type Run } from '../src-shared/runs.ts';
 import type { ExportJob, TrainJob, WorkerToMain } from '../src-shared/worker-protocol.ts';
 import { prepareExportDir } from './export-target.ts';
-import { ensureDataDirs, type WorkbenchPaths } from './paths.ts';
-import type { Store } from './store/index.ts';
-import { isProcessAlive, Listeners, newId, nowIso, type TrackedJob, WorkerJobs } from './jobs.ts';
-import { OneShotJobs, startEngineWorker } from './worker-thread.ts';
+import { isOrphanedOwner, JobManager, type JobManagerOptions, newId, nowIso, type TrackedJob } from './jobs.ts';
+import { OneShotJobs } from './worker-thread.ts';
 import { engineWorkerFor, isKilledEngineCrash, pytorchEngineOptions } from './engines/pytorch-engine.ts';
 
-export interface RunManagerOptions {
-  store: Store;
-  paths: WorkbenchPaths;
+/** stopTimeoutMs: how long stop() waits for the worker's checkpoint before terminating it. */
+export interface RunManagerOptions extends JobManagerOptions {
   /** Metric points are buffered and written in one transaction per interval. */
   metricsFlushMs?: number;
-  /** How long stop() waits for the worker's checkpoint before terminating it. */
-  stopTimeoutMs?: number;
-  createWorker?: () => Worker;
 }
 
 interface ActiveRun extends TrackedJob {
@@ -41,51 +35,22 @@ function slug(text: string): string {
     .slice(0, 80);
 }
 
-export class RunManager {
-  private readonly store: Store;
-  private readonly paths: WorkbenchPaths;
-  private readonly stopTimeoutMs: number;
+export class RunManager extends JobManager<ActiveRun, Run> {
   private readonly oneShot: OneShotJobs;
-  private readonly listeners = new Listeners<RunEvent>();
-  private readonly jobs: WorkerJobs<ActiveRun>;
-  private readonly createTfjsWorker: () => Worker;
   private readonly pendingMetrics = new Map<string, MetricPoint[]>();
   private readonly flushTimer: NodeJS.Timeout;
-  private closed = false;
 
   constructor(options: RunManagerOptions) {
-    this.store = options.store;
-    this.paths = options.paths;
-    this.stopTimeoutMs = options.stopTimeoutMs ?? 120_000;
-    const createWorker = options.createWorker ?? startEngineWorker;
-    this.createTfjsWorker = createWorker;
-    this.oneShot = new OneShotJobs(createWorker);
-    this.jobs = new WorkerJobs<ActiveRun>(createWorker, {
+    super(options, {
       noun: 'training',
       afterCrash: 'Resume the run from its last checkpoint, or start it again.',
-      handle: (active, message) => this.handle(active, message),
-      end: (active, outcome) => {
-        // A pytorch engine killed from outside (kill -9) leaves the run interrupted, as a workbench that died does.
-        if (outcome.status === 'failed' && isKilledEngineCrash(active.crash))
-          return this.record(active, { status: 'interrupted', error: INTERRUPTED_ENGINE_KILLED });
-        if (outcome.status === 'failed') this.log(active, 'error', outcome.error!);
-        this.record(active, outcome);
-      },
-      notRunning: (id) => {
-        const { status } = this.get(id);
-        return new WorkbenchError('conflict', `Run ${id} is not training (it is ${status}); there is nothing to stop.`, { status });
-      },
+      defaultStopTimeoutMs: 120_000,
+      shuttingDown: 'The run manager is shutting down; no new work can start.',
     });
-    ensureDataDirs(this.paths);
-    // A run still 'running' under this pid was left by an earlier manager in this process that
-    // never closed; under a dead pid, by a killed process. Runs of another live process stay as they are.
-    this.store.runs.markInterrupted((pid) => pid === null || pid === process.pid || !isProcessAlive(pid), INTERRUPTED_AT_START);
+    this.oneShot = new OneShotJobs(this.createWorker);
+    this.store.runs.markInterrupted(isOrphanedOwner, INTERRUPTED_AT_START);
     this.flushTimer = setInterval(() => this.flushMetrics(), options.metricsFlushMs ?? 500);
     this.flushTimer.unref();
-  }
-
-  subscribe(listener: RunEventListener): () => void {
-    return this.listeners.subscribe(listener);
   }
 
   list(): Run[] {
@@ -136,11 +101,6 @@ export class RunManager {
     return run;
   }
 
-  async stop(id: string): Promise<Run> {
-    await this.jobs.stop(id, this.stopTimeoutMs);
-    return this.get(id);
-  }
-
   async resume(id: string): Promise<Run> {
     this.assertOpen();
     if (this.jobs.active.has(id)) throw new WorkbenchError('conflict', `Run ${id} is already training.`);
@@ -188,9 +148,7 @@ export class RunManager {
   }
 
   /** Ends every worker; their runs become 'interrupted' and can be resumed by the next process. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+  protected async shutDown(): Promise<void> {
     clearInterval(this.flushTimer);
     await Promise.allSettled([
       this.jobs.close((active) =>
@@ -199,10 +157,6 @@ export class RunManager {
       this.oneShot.close(),
     ]);
     this.flushMetrics();
-  }
-
-  private assertOpen(): void {
-    if (this.closed) throw new WorkbenchError('conflict', 'The run manager is shutting down; no new work can start.');
   }
 
   private resolveInputs(config: RunConfig, options: { datasetToo?: boolean } = {}): { modelDir: string; datasetPath: string; registered: boolean } {
@@ -272,11 +226,11 @@ export class RunManager {
       (error) => {
         this.store.runs.update(run.id, { status: 'failed', error, finishedAt: nowIso(), ownerPid: null });
       },
-      () => engineWorkerFor(run.config, this.createTfjsWorker, pytorchEngineOptions(this.paths)) as Worker,
+      () => engineWorkerFor(run.config, this.createWorker, pytorchEngineOptions(this.paths)) as Worker,
     );
   }
 
-  private handle(active: ActiveRun, message: WorkerToMain): void {
+  protected handle(active: ActiveRun, message: WorkerToMain): void {
     const { id } = active;
     switch (message.type) {
       case 'started': {
@@ -342,6 +296,19 @@ export class RunManager {
         this.log(active, 'warn', 'The training worker sent an export report; ignored.');
         return;
     }
+  }
+
+  protected end(active: ActiveRun, outcome: { status: 'failed' | 'stopped'; error: string | null }): void {
+    // A pytorch engine killed from outside (kill -9) leaves the run interrupted, as a workbench that died does.
+    if (outcome.status === 'failed' && isKilledEngineCrash(active.crash))
+      return this.record(active, { status: 'interrupted', error: INTERRUPTED_ENGINE_KILLED });
+    if (outcome.status === 'failed') this.log(active, 'error', outcome.error!);
+    this.record(active, outcome);
+  }
+
+  protected notRunning(id: string): WorkbenchError {
+    const { status } = this.get(id);
+    return new WorkbenchError('conflict', `Run ${id} is not training (it is ${status}); there is nothing to stop.`, { status });
   }
 
   /** Records the run's final state and ends its worker. */

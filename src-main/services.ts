@@ -52,38 +52,32 @@ export function createServices(options: ServiceOptions): Services {
   const evals = new EvalManager(options);
   // One capped pool of reused workers for every short job the view asks for (worker-pool.ts).
   const pool = new WorkerPool({ createWorker: options.createWorker });
-  const models = new ModelService({ ...options, pool });
-  const datasets = new DatasetRegistry({ ...options, pool });
-  const preflight = new RunPreflight({ ...options, pool });
-  const benchmarks = new BenchmarkStore({ paths: options.paths });
-  const quickEval = new QuickEvaluation({ ...options, pool, evals });
-  const deletion = new Deletion({ ...options, isTraining: (id) => manager.isActive(id) });
-  const adapterBank = new AdapterBank(options);
-  const adapterImporter = new AdapterImporter(options);
-  const studies = new StudyService(options);
-  return {
+  const services = {
     manager,
     evals,
-    models,
-    datasets,
-    adapterBank,
-    adapterImporter,
-    studies,
-    preflight,
-    deletion,
-    benchmarks,
-    quickEval,
+    models: new ModelService({ ...options, pool }),
+    datasets: new DatasetRegistry({ ...options, pool }),
+    preflight: new RunPreflight({ ...options, pool }),
+    benchmarks: new BenchmarkStore({ paths: options.paths }),
+    quickEval: new QuickEvaluation({ ...options, pool, evals }),
+    deletion: new Deletion({ ...options, isTraining: (id) => manager.isActive(id) }),
+    adapterBank: new AdapterBank(options),
+    adapterImporter: new AdapterImporter(options),
+    studies: new StudyService(options),
     pytorchEnvironment: new PytorchEnvironment(options),
+  };
+  return {
+    ...services,
     close: async () => {
       // studies first: it marks its studies interrupted before the managers interrupt their runs.
       await Promise.allSettled([
-        studies.close(),
+        services.studies.close(),
         manager.close(),
         evals.close(),
-        models.close(),
-        datasets.close(),
-        adapterBank.close(),
-        adapterImporter.close(),
+        services.models.close(),
+        services.datasets.close(),
+        services.adapterBank.close(),
+        services.adapterImporter.close(),
       ]);
       await pool.close();
     },

@@ -86,6 +86,26 @@ describe('runRobustness', () => {
   });
 
   it('offers the same families in the job schema as perturb.ts implements', () => {
-    expect([...perturbationFamilies]).toEqual([...PERTURBATION_FAMILIES]);
+    // A literal, so that adding or dropping a family is a deliberate change to this test too.
+    const expected = [
+      'typo',
+      'char-swap',
+      'char-drop',
+      'char-insert',
+      'char-keyboard',
+      'misspelling',
+      'word-dropout',
+      'word-swap',
+      'synonym',
+      'contraction',
+      'expansion',
+      'extra-space',
+      'filler',
+      'name-swap',
+      'demographic-swap',
+      'dialect',
+    ];
+    expect([...perturbationFamilies]).toEqual(expected);
+    expect([...PERTURBATION_FAMILIES]).toEqual(expected);
   });
 });

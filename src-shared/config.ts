@@ -175,7 +175,7 @@ export const distributedLaunchers = ['torchrun', 'accelerate'] as const;
 /** The methods each engine trains (the pytorch engine's list is engine-torch/workbench_torch/methods/__init__.py's SUPPORTED_METHODS). */
 export const engineMethods: Record<EngineName, readonly MethodId[]> = {
   tfjs: methodIds,
-  pytorch: ['lora', 'lora-plus', 'full', 'bitfit'],
+  pytorch: ['lora', 'lora-plus', 'full', 'bitfit', 'selora', 'bias-aware'],
 };
 
 /** Data-parallel processes of a pytorch run on one machine: each takes an equal share of every batch; rank 0 reports and writes. */

@@ -125,7 +125,7 @@ def test_the_adversary_ascends_and_stays_on_its_sphere(tmp_path: Path) -> None:
     batch = collate(plan, [2, 3, 4, 5])
     method.prepare(batch, False)
     start = method.offset.clone()
-    before = float(method.bias_loss(method.offset))
+    before = float(method.bias_loss(method.offset).detach())
     method.prepare(batch, True)
     assert float(method.offset.norm()) == pytest.approx(0.3, rel=1e-5)
     assert not torch.equal(method.offset, start)

@@ -72,7 +72,7 @@ class BiasAwareMethod(HookedLoraMethod):
         # Multi-task: PEFT holds only the merged mixture (flattened/).
         self.peft_loadable = not self.multi_task
         r = int(lora["r"])
-        device = self.layers[0][1].device
+        device, dtype = self.layers[0][1].device, self.layers[0][1].dtype
         #: task_layers[t - 1][path] = (A_t, B_t) for tasks 1..T-1.
         self.task_layers: list[dict[str, tuple[torch.nn.Parameter, torch.nn.Parameter]]] = []
         for task in range(1, self.task_count):
@@ -81,7 +81,7 @@ class BiasAwareMethod(HookedLoraMethod):
                 # PEFT's init for every task: A kaiming-uniform (bound 1 / sqrt(in)), B zero; each task its own stream.
                 draws = mulberry32(derive_seed(seed, self.layer_index[module.path], TASK_STREAM, task), r * module.in_features)
                 a = ((2 * draws - 1) / np.sqrt(module.in_features)).astype(np.float32).reshape(r, module.in_features)
-                layers[module.path] = (torch.nn.Parameter(torch.from_numpy(a).to(device)), torch.nn.Parameter(torch.zeros(module.out_features, r, device=device)))
+                layers[module.path] = (torch.nn.Parameter(torch.from_numpy(a).to(device, dtype)), torch.nn.Parameter(torch.zeros(module.out_features, r, device=device, dtype=dtype)))
             self.task_layers.append(layers)
         #: pi_t, saved with the tensors so a reloaded adapter applies the same mixture.
         self.mixture = torch.full((self.task_count,), 1 / self.task_count, device=device) if self.multi_task else None

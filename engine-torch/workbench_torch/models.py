@@ -4,6 +4,7 @@ lm_head excluded): LoRA's initial A of layer i is drawn from derive_seed(seed, i
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,14 @@ def training_dtype(device: torch.device) -> torch.dtype:
     return torch.float32
 
 
+def attention_choice() -> dict[str, str]:
+    """WORKBENCH_TORCH_ATTENTION names transformers' attention kernel (eager, sdpa...); unset: transformers' default.
+    The parity tests pick eager: sdpa's fused CPU kernel rounds its backward further from exact than the tfjs
+    engine's plain attention, which AdamW amplifies in parameters whose early gradients are tiny (SeLoRA's g)."""
+    name = os.environ.get("WORKBENCH_TORCH_ATTENTION")
+    return {"attn_implementation": name} if name else {}
+
+
 def load_model(model_dir: str, device: torch.device, dtype: torch.dtype = torch.float32) -> LoadedModel:
     folder = Path(model_dir)
     if not (folder / "config.json").exists():
@@ -63,7 +72,7 @@ def load_model(model_dir: str, device: torch.device, dtype: torch.dtype = torch.
     kind = "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal"
     auto = transformers.AutoModelForSeq2SeqLM if kind == "seq2seq" else transformers.AutoModelForCausalLM
     try:
-        model = auto.from_pretrained(model_dir, local_files_only=True, dtype=dtype)
+        model = auto.from_pretrained(model_dir, local_files_only=True, dtype=dtype, **attention_choice())
     except (ValueError, OSError) as error:
         raise EngineError(
             "model_invalid",

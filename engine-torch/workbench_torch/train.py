@@ -19,7 +19,7 @@ import transformers
 from . import checkpoint as ckpt
 from .distributed import World, all_sum, any_rank, gather_objects, sum_gradients
 from .methods import create_method
-from .methods.base import AdapterMethod
+from .methods.base import AdapterMethod, FlatLora
 from .methods.qlora import load_quantized_model
 from .models import LoadedModel, load_model, parameter_count, pick_device, training_dtype
 from .plan import Batch, collate, shard
@@ -30,7 +30,20 @@ MIN_LR_RATIO = 0.1
 PROBE_POSITIONS = 4
 
 #: The RunConfig sections each method reads (src-shared/methods.ts settingsSectionsOf): a resume with other settings is refused.
-_SETTINGS_SECTIONS = {"lora": ["lora"], "lora-plus": ["lora", "loraPlus"], "full": ["full"], "bitfit": ["bitfit"], "prompt-tuning": ["promptTuning"], "houlsby": ["houlsby"], "qlora": ["lora", "qlora"]}
+_SETTINGS_SECTIONS = {
+    "lora": ["lora"],
+    "lora-plus": ["lora", "loraPlus"],
+    "selora": ["lora", "selora"],
+    "bias-aware": ["lora", "biasAware"],
+    "full": ["full"],
+    "bitfit": ["bitfit"],
+    "prompt-tuning": ["promptTuning"],
+    "houlsby": ["houlsby"],
+    "qlora": ["lora", "qlora"],
+}
+#: The RunConfig keys of method settings (src-shared/config.ts methodSettingsKeys): a flattened adapter's config drops them.
+_METHOD_SETTINGS_KEYS = ("lora", "loraPlus", "selora", "biasAware", "full", "bitfit", "promptTuning", "houlsby", "qlora")
+FLATTENED_ADAPTER_DIR = "flattened"
 
 
 class StopSignal:
@@ -219,6 +232,7 @@ class Trainer:
 
         start_step = 1
         last_checkpoint = -1
+        self.optimizer_steps = 0
         if self.job.get("resumeFrom"):
             start_step = self.resume(Path(self.job["resumeFrom"]), method, optimizer, trainable)
             last_checkpoint = start_step - 1
@@ -253,7 +267,12 @@ class Trainer:
                 group["lr"] = lr * lr_scale[group["name"]]
             entry = self.plan["steps"][step - 1]
             batch = self.batch_for(entry["rows"])
-            loss, grad_norm, regularizers = self.train_step(method, optimizer, parameters, batch, step)
+            # A multi-task method trains the adapter of the task this batch was drawn for.
+            method.select_task(entry["task"])
+            try:
+                loss, grad_norm, regularizers = self.train_step(method, optimizer, parameters, batch, step)
+            finally:
+                method.select_task(None)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             step_time = time.perf_counter() - began
@@ -285,7 +304,11 @@ class Trainer:
 
             def write_final(folder: Path) -> None:
                 ckpt.write_adapter_files(folder, method.state_dict(), method.peft_config(self.job["modelDir"]), self.sidecar(max_steps))
-                ckpt.write_probe(folder, self.plan["probeInputIds"], self.probe_logits(method), "pytorch")
+                native_logits = self.probe_logits(method)
+                ckpt.write_probe(folder, self.plan["probeInputIds"], native_logits, "pytorch")
+                flat = method.flattened(self.job["modelDir"])
+                if flat is not None:
+                    self.write_flattened(folder / FLATTENED_ADAPTER_DIR, method, flat, native_logits, max_steps)
 
             ckpt.swap_in_folder(adapter_dir, write_final)
             self.emitter.emit({"type": "trained", "adapterDir": str(adapter_dir), "step": max_steps, "trainableParams": self.trainable_params})
@@ -310,9 +333,37 @@ class Trainer:
                 f"Training diverged at step {step}: the loss is {loss} and the gradient norm {grad_norm}. Lower the learning rate or the gradient clip and start again (or resume from the last checkpoint with a lower rate).",
                 {"step": step, "loss": loss, "gradNorm": grad_norm},
             )
+        self.age_optimizer_state(optimizer)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return loss, grad_norm, values
+
+    def age_optimizer_state(self, optimizer: torch.optim.Optimizer) -> None:
+        """Bias correction by the optimizer's step count, as adamw.ts: torch counts steps per parameter, and a
+        parameter without a gradient in some steps (another task's adapter) would lag behind the run's count."""
+        self.optimizer_steps += 1
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = optimizer.state[p]
+                if not state:
+                    state.update(step=torch.tensor(0.0), exp_avg=torch.zeros_like(p, memory_format=torch.preserve_format), exp_avg_sq=torch.zeros_like(p, memory_format=torch.preserve_format))
+                state["step"].fill_(self.optimizer_steps - 1)
+
+    def write_flattened(self, folder: Path, method: AdapterMethod, flat: FlatLora, native_logits: torch.Tensor, step: int) -> None:
+        """The plain LoRA an adapter PEFT cannot hold exports as, with its own probe and what flattening costs on it (flatten.ts)."""
+        with method.flat_forward(flat):
+            logits = self.probe_logits(method)
+        difference = float((logits - native_logits).abs().max())
+        cost = difference if math.isfinite(difference) else 1e308
+        config = {**{k: v for k, v in self.config.items() if k != "method" and k not in _METHOD_SETTINGS_KEYS}, "method": "lora", "lora": flat.settings}
+        sidecar = {**self.sidecar(step), "method": "lora", "config": config, "trainableParams": sum(t.numel() for t in flat.tensors.values()), "flattenedFrom": {"method": self.config["method"], "maxAbsLogitDiff": cost}}
+        ckpt.write_adapter_files(folder, flat.tensors, flat.peft_config, sidecar)
+        ckpt.write_probe(folder, self.plan["probeInputIds"], logits, "pytorch")
+        self.log("info", f"Flattened the {self.config['method']} adapter to a plain PEFT LoRA ({FLATTENED_ADAPTER_DIR}/): its probe logits differ from the native adapter's by up to {cost:.3g}.")
+        self.record(step, "flatten/max_logit_diff", cost)
+        self.flush()
 
     # -- checkpoints ------------------------------------------------------------------------
     def rng_state(self) -> dict[str, bytes]:
@@ -367,6 +418,7 @@ class Trainer:
         method.load_state_dict(ckpt.read_tensors(folder / ckpt.ADAPTER_WEIGHTS_FILE))
         moments = ckpt.read_tensors(folder / ckpt.OPTIMIZER_FILE)
         optimizer_step = int(state["optimizerStep"])
+        self.optimizer_steps = optimizer_step
         for p in trainable:
             optimizer.state[p.parameter] = {
                 "step": torch.tensor(float(optimizer_step)),

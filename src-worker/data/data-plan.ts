@@ -13,6 +13,7 @@ import { Batcher } from './batcher.ts';
 import { readInstructionDataset } from './dataset.ts';
 import { splitTrainValidation } from './split.ts';
 import { createTaskMixtureBatcher } from './task-mixture.ts';
+import { counterfactualIds } from '../methods/bias-aware.ts';
 import { tokenizeExample } from './tokenize.ts';
 import { baseModelFingerprint } from '../formats/adapter-folder.ts';
 import { makeProbe } from '../export/probe.ts';
@@ -37,6 +38,8 @@ export const DataPlanSchema = z.object({
       bosLength: z.number().int().min(0),
       /** The tokens SeLoRA and bias-aware LoRA read as the prompt (src-worker/train/loop.ts promptOf). */
       prompt: z.array(z.number().int().min(0)),
+      /** Bias-aware runs with the counterfactual reading: the prompt with its demographic terms swapped, null when it has none. */
+      counterfactual: z.array(z.number().int().min(0)).nullable().optional(),
     }),
   ),
   train: z.array(z.number().int().min(0)),
@@ -78,6 +81,9 @@ export async function buildDataPlan(job: Pick<TrainJob, 'config' | 'modelDir' | 
     const drawn = batcher.next();
     steps.push({ rows: drawn, batcher: batcher.getState(), task: mixture ? mixture.batcher.lastTask : null });
   }
+  // As BiasAwareModel.fit: the bias seed is the run's, the cut the model's positions.
+  const positions = maxPositionsOf(job.modelDir);
+  const counterfactualOf = biasAware?.reading === 'counterfactual' ? (prompt: number[]) => counterfactualIds(tokenizer, prompt, t.seed, positions) : null;
   const probeSource = (split.validation.length > 0 ? split.validation : split.train).map((i) => promptOf(examples[i]!));
   if (examples.every((e) => e.inputIds.length === 0)) throw new WorkbenchError('dataset_invalid', `${job.datasetPath} has no tokens to train on.`);
   return {
@@ -91,6 +97,7 @@ export async function buildDataPlan(job: Pick<TrainJob, 'config' | 'modelDir' | 
       promptLength: e.promptLength,
       bosLength: e.bosLength ?? 0,
       prompt: promptOf(e),
+      ...(counterfactualOf ? { counterfactual: counterfactualOf(promptOf(e)) } : {}),
     })),
     train: split.train,
     validation: split.validation,

@@ -72,6 +72,19 @@ export function tokenKL(loraLogits: tfc.Tensor3D, baseLogits: tfc.Tensor3D, loss
   });
 }
 
+/**
+ * The prompt with its demographic terms swapped (the robustness evaluation's demographic-swap at level 1),
+ * tokenised and cut to the model's positions; null when it has none. The pytorch engine's data plan
+ * carries these ids, computed here, so both engines train on the same counterfactuals.
+ */
+export function counterfactualIds(tokenizer: TextTokenizer, prompt: readonly number[], seed: number, maxPositions: number): number[] | null {
+  if (prompt.length === 0) return null;
+  const swapped = perturb(tokenizer.decode([...prompt]), 'demographic-swap', 1, seed);
+  if (swapped.touchedWordIndices.length === 0) return null;
+  const ids = tokenizer.encode(swapped.text).slice(0, maxPositions);
+  return ids.length > 0 ? ids : null;
+}
+
 export class BiasAwareModel extends LoraModel {
   override readonly method: string = 'bias-aware';
   /** b_bias (adversarial reading): not a trainable parameter, the optimizer never sees it; it moves by ascent in prepare. */
@@ -240,14 +253,7 @@ export class BiasAwareModel extends LoraModel {
     const key = keyOf(prompt);
     const known = this.counterfactuals.get(key);
     if (known !== undefined) return known;
-    let result: number[] | null = null;
-    if (this.tokenizer && prompt.length > 0) {
-      const swapped = perturb(this.tokenizer.decode([...prompt]), 'demographic-swap', 1, this.biasSeed);
-      if (swapped.touchedWordIndices.length > 0) {
-        const ids = this.tokenizer.encode(swapped.text).slice(0, this.maxPositions);
-        if (ids.length > 0) result = ids;
-      }
-    }
+    const result = this.tokenizer ? counterfactualIds(this.tokenizer, prompt, this.biasSeed, this.maxPositions) : null;
     this.counterfactuals.set(key, result);
     return result;
   }

@@ -30,7 +30,7 @@ afterAll(async () => {
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
-function config(name: string): RunConfigInput {
+function config(name: string): Extract<RunConfigInput, { lora?: unknown }> {
   return {
     name,
     engine: 'pytorch',
@@ -73,6 +73,30 @@ describe.skipIf(process.platform !== 'linux')('pytorch runs in the RunManager', 
     expect(report.verification.passed).toBe(true);
     expect(report.verification.maxAbsDiffToTrained).toBeLessThanOrEqual(1e-5);
     expect(fs.existsSync(path.join(report.outDir, 'adapter_config.json'))).toBe(true);
+  });
+
+  it('a SeLoRA run exports its flattened LoRA for PEFT and its native tensors for the workbench, both verified', async () => {
+    const { lora, ...rest } = config('selora');
+    const run = await manager.waitForRun(
+      (
+        await manager.start({
+          ...rest,
+          method: 'selora',
+          lora: { ...lora, dropout: 0 },
+          selora: { hiddenSize: 4 },
+          training: { ...rest.training, maxSteps: 4 },
+        } as RunConfigInput)
+      ).id,
+    );
+    expect(run.error).toBeNull();
+    expect(store.metrics.list(run.id, 'loss/sem').length).toBe(4);
+    const peft = await manager.exportAdapter({ runId: run.id, format: 'peft' });
+    expect(peft.verification.passed).toBe(true);
+    expect(peft.flattening?.fromMethod).toBe('selora');
+    expect(fs.existsSync(path.join(peft.outDir, 'adapter_config.json'))).toBe(true);
+    const native = await manager.exportAdapter({ runId: run.id, format: 'workbench' });
+    expect(native.verification.passed).toBe(true);
+    expect(native.peftLoadable).toBe(false);
   });
 
   it('Stop reaches the engine on its stdin: it checkpoints and the run is stopped, resumable', async () => {

@@ -8,13 +8,16 @@ from ..models import LoadedModel
 from ..protocol import EngineError
 from .base import AdapterMethod
 from .base_parameters import create_bitfit, create_full
+from .bias_aware import BiasAwareMethod
 from .houlsby import HoulsbyMethod
 from .lora import LoraMethod, LoraPlusMethod
 from .prompt_tuning import PromptTuningMethod
 from .qlora import QloraMethod
+from .selora import SeloraMethod
 
-#: The methods this engine offers today; the New run form and `engine status` list them.
-SUPPORTED_METHODS = ("lora", "lora-plus", "full", "bitfit", "prompt-tuning", "houlsby", "qlora")
+#: The methods this engine offers today, in src-shared/methods.ts methodDefinitions' order (engineMethods.pytorch);
+#: the New run form and `engine status` list them.
+SUPPORTED_METHODS = ("lora", "lora-plus", "selora", "bias-aware", "full", "bitfit", "prompt-tuning", "houlsby", "qlora")
 
 
 def create_method(loaded: LoadedModel, config: dict[str, Any]) -> AdapterMethod:
@@ -25,6 +28,10 @@ def create_method(loaded: LoadedModel, config: dict[str, Any]) -> AdapterMethod:
         return LoraMethod(loaded.model, config["lora"], seed, task_type)
     if method == "lora-plus":
         return LoraPlusMethod(loaded.model, config["lora"], config["loraPlus"], seed, task_type)
+    if method == "selora":
+        return SeloraMethod(loaded.model, config["lora"], config["selora"], seed, task_type)
+    if method == "bias-aware":
+        return BiasAwareMethod(loaded.model, config["lora"], config["biasAware"], seed, task_type)
     if method == "full":
         return create_full(loaded.model, config["full"])
     if method == "bitfit":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,18 @@ class Trainable:
     #: Optimizer parameter group ("lora_A", "lora_B", "weights", "bias"...): metrics report lr/<group>.
     group: str
     parameter: torch.nn.Parameter
+
+
+@dataclass(frozen=True)
+class FlatLora:
+    """The plain PEFT LoRA an adapter PEFT cannot hold as it is exports as (flattened/): src-worker/export/flatten.ts."""
+
+    #: lora_A / lora_B tensors under PEFT's keys.
+    tensors: dict[str, torch.Tensor]
+    #: Its own LoRA settings (a multi-task merge has rank T r).
+    settings: dict[str, Any]
+    #: adapter_config.json for it.
+    peft_config: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -83,3 +96,17 @@ class AdapterMethod:
 
     def startup_notes(self) -> list[str]:
         return []
+
+    def fit(self, plan: dict[str, Any]) -> None:
+        """Called once before training with the data plan (SeLoRA's mean semantic vector, the task mixture)."""
+
+    def select_task(self, task: int | None) -> None:
+        """Multi-task methods: the task the next training step's batch was drawn for; None: the mixture."""
+
+    def flat_forward(self, flat: FlatLora) -> AbstractContextManager[None]:
+        """Forwards inside use `flat` in place of the adapter (for its probe logits); methods with a flattened form only."""
+        raise NotImplementedError
+
+    def flattened(self, base_model_name_or_path: str) -> FlatLora | None:
+        """The plain LoRA this adapter exports as when PEFT cannot hold it as it is; None when it can."""
+        return None

@@ -60,6 +60,30 @@ def select_targets(modules: list[LinearModule], patterns: list[str]) -> tuple[li
     return targets, "|".join(re.escape(m.path) for m in targets)
 
 
+def lora_peft_config(settings: dict[str, Any], targets: list[LinearModule], peft_target_modules: list[str] | str, task_type: str, base_model_name_or_path: str) -> dict[str, Any]:
+    """adapter_config.json of a LoRA with these settings on these targets (LoraModel.peftConfig)."""
+    return {
+        "peft_type": "LORA",
+        "task_type": task_type,
+        "r": settings["r"],
+        "lora_alpha": settings["alpha"],
+        "lora_dropout": settings["dropout"],
+        "target_modules": peft_target_modules,
+        "fan_in_fan_out": all(m.fan_in_fan_out for m in targets),
+        "bias": "none",
+        "use_rslora": settings["useRslora"],
+        "base_model_name_or_path": base_model_name_or_path,
+        "inference_mode": True,
+        "modules_to_save": None,
+        "init_lora_weights": True,
+        "layers_to_transform": None,
+        "layers_pattern": None,
+        "rank_pattern": {},
+        "alpha_pattern": {},
+        "revision": None,
+    }
+
+
 class LoraMethod(AdapterMethod):
     method = "lora"
 
@@ -83,6 +107,8 @@ class LoraMethod(AdapterMethod):
         self.model = peft.get_peft_model(model, config)
         self.layers: list[tuple[str, torch.nn.Parameter, torch.nn.Parameter]] = []
         index_of = {m.path: i for i, m in enumerate(modules)}
+        #: Each target's index among the model's linear layers: the seeds of its initial tensors derive from it.
+        self.layer_index = {m.path: index_of[m.path] for m in self.targets}
         with torch.no_grad():
             for module in self.targets:
                 layer = self.model.base_model.model.get_submodule(module.path)
@@ -109,27 +135,7 @@ class LoraMethod(AdapterMethod):
         return logits
 
     def peft_config(self, base_model_name_or_path: str) -> dict[str, Any] | None:
-        s = self.settings
-        return {
-            "peft_type": "LORA",
-            "task_type": self.task_type,
-            "r": s["r"],
-            "lora_alpha": s["alpha"],
-            "lora_dropout": s["dropout"],
-            "target_modules": self.peft_target_modules,
-            "fan_in_fan_out": all(m.fan_in_fan_out for m in self.targets),
-            "bias": "none",
-            "use_rslora": s["useRslora"],
-            "base_model_name_or_path": base_model_name_or_path,
-            "inference_mode": True,
-            "modules_to_save": None,
-            "init_lora_weights": True,
-            "layers_to_transform": None,
-            "layers_pattern": None,
-            "rank_pattern": {},
-            "alpha_pattern": {},
-            "revision": None,
-        }
+        return lora_peft_config(self.settings, self.targets, self.peft_target_modules, self.task_type, base_model_name_or_path)
 
 
 class LoraPlusMethod(LoraMethod):

@@ -8,6 +8,7 @@ import type { CausalLM } from '../models/types.ts';
 import { bertConfigFromHF, createBert, type BertEncoder } from '../models/bert.ts';
 import { createGPT2, gpt2ConfigFromHF } from '../models/gpt2.ts';
 import { createLlama, llamaConfigFromHF } from '../models/llama.ts';
+import type { WeightData } from '../models/random-weights.ts';
 import { numel, readSafetensorsFile, readSafetensorsHeader } from './safetensors.ts';
 import { tokenizerFilesIn } from './tokenizer.ts';
 
@@ -167,13 +168,14 @@ export async function inspectModelFolder(dir: string): Promise<ModelFolderInfo> 
 }
 
 /** All tensors of one or more safetensors files in one map; a name in two shards is an error. */
-export async function readWeights(weightFiles: string[]): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
-  const all = new Map<string, { shape: number[]; data: Float32Array }>();
+export async function readWeights(weightFiles: string[]): Promise<Map<string, WeightData>> {
+  const all = new Map<string, WeightData>();
   for (const file of weightFiles) {
     const { tensors } = await readSafetensorsFile(file);
     for (const [name, t] of tensors) {
       if (all.has(name)) throw new WorkbenchError('model_invalid', `Tensor ${name} appears in more than one shard (again in ${file}).`, { file, tensor: name });
-      all.set(name, { shape: t.shape, data: t.data });
+      // As read: F16 and BF16 tensors keep their 16-bit values for the model to hold (kernels/half-weights.ts).
+      all.set(name, t);
     }
   }
   return all;

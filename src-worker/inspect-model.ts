@@ -133,10 +133,10 @@ function genericShape(config: Record<string, unknown>): ArchitectureShape {
 }
 
 /** The architecture and parameter count of a model folder, from config.json and the safetensors headers (the memory plan's input). */
-export async function readArchitecture(modelDir: string): Promise<{ shape: ArchitectureShape; parameterCount: number }> {
+export async function readArchitecture(modelDir: string): Promise<{ shape: ArchitectureShape; parameterCount: number; halfParams: number }> {
   const info = await inspectModelFolder(modelDir);
   const shape = familyShape(info.modelType, info.config, path.join(modelDir, 'config.json')) ?? genericShape(info.config);
-  return { shape, parameterCount: info.parameterCount };
+  return { shape, parameterCount: info.parameterCount, halfParams: info.halfParams };
 }
 
 export async function inspectModel(job: Pick<InspectModelJob, 'modelDir' | 'batchSize' | 'maxSeqLen' | 'r'>): Promise<ModelInspection> {
@@ -159,7 +159,9 @@ export async function inspectModel(job: Pick<InspectModelJob, 'modelDir' | 'batc
   }
   const narrow = Object.keys(dtypes).filter((d) => d !== 'F32');
   if (narrow.length) {
-    warnings.push(`The weights are stored as ${narrow.join(' and ')}; they are widened to F32 when loaded, so they take twice their file size in memory.`);
+    warnings.push(
+      `The weights are stored as ${narrow.join(' and ')}: on the cpu and wasm backends the transformer blocks' matrices stay 16-bit in memory (widened to F32 per use); the embeddings, the head, norms and biases, and every weight on webgpu and tensorflow, are widened to F32 when loaded (twice their file size).`,
+    );
   }
 
   let hasChatTemplate = false;

@@ -9,6 +9,7 @@ import { bertConfigFromHF, createBert, type BertEncoder } from '../models/bert.t
 import { createGPT2, gpt2ConfigFromHF } from '../models/gpt2.ts';
 import { createLlama, llamaConfigFromHF } from '../models/llama.ts';
 import type { WeightData } from '../models/random-weights.ts';
+import { halfStorable } from './half-bits.ts';
 import { numel, readSafetensorsFile, readSafetensorsHeader } from './safetensors.ts';
 import { tokenizerFilesIn } from './tokenizer.ts';
 
@@ -16,6 +17,8 @@ export interface ModelFolderInfo {
   modelType: string;
   /** Parameters in the weight files, not counting buffers such as GPT-2's attn.bias causal mask. */
   parameterCount: number;
+  /** Of those, the ones stored F16 or BF16 that a model may hold 16-bit (half-bits.ts halfStorable). */
+  halfParams: number;
   /** The files the model is made of, relative to the folder. */
   files: { name: string; bytes: number }[];
   /** Safetensors files holding the weights, absolute paths. */
@@ -132,11 +135,16 @@ export async function inspectModelFolder(dir: string): Promise<ModelFolderInfo> 
   }
 
   let parameterCount = 0;
+  let halfParams = 0;
   for (const name of weightNames) {
     const stat = await statFile(dir, name);
     if (!stat) invalid(`${dir} is missing the weight file ${name}.`, path.join(dir, name));
     const header = await readSafetensorsHeader(path.join(dir, name));
-    for (const [key, entry] of header.entries) if (!BUFFER_KEY.test(key)) parameterCount += numel(entry.shape);
+    for (const [key, entry] of header.entries) {
+      if (BUFFER_KEY.test(key)) continue;
+      parameterCount += numel(entry.shape);
+      if (entry.dtype !== 'F32' && halfStorable(key, entry.shape)) halfParams += numel(entry.shape);
+    }
     files.push({ name, bytes: stat.size });
   }
 
@@ -164,7 +172,7 @@ export async function inspectModelFolder(dir: string): Promise<ModelFolderInfo> 
   const tokenizerConfigStat = await statFile(dir, 'tokenizer_config.json');
   if (tokenizerConfigStat) files.push({ name: 'tokenizer_config.json', bytes: tokenizerConfigStat.size });
 
-  return { modelType, parameterCount, files, weightFiles: weightNames.map((n) => path.join(dir, n)), config };
+  return { modelType, parameterCount, halfParams, files, weightFiles: weightNames.map((n) => path.join(dir, n)), config };
 }
 
 /** All tensors of one or more safetensors files in one map; a name in two shards is an error. */

@@ -1,21 +1,25 @@
 // 16-bit base weights (kernels/half-weights.ts): the WidenHalf kernel against a reference conversion
 // for every one of the 65536 bit patterns of f16 and bf16 (subnormals, infinities, NaNs, -0) on cpu
 // and wasm; and models loaded from bf16 and f16 checkpoints, which hold their block matrices 16-bit,
-// against the same values widened to f32 at load (the logits must agree: the values are identical).
+// against the same values widened to f32 at load (the logits must agree: the values are identical),
+// and LoRA's gradients through them, with blocks recomputed or not.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src-worker/backend.ts';
+import type { Batch } from '../../src-worker/data/batcher.ts';
 import { floatToBf16, floatToHalf, type HalfFormat } from '../../src-worker/formats/half-bits.ts';
 import { loadCausalLM, readWeights } from '../../src-worker/formats/model-folder.ts';
 import { serializeSafetensors } from '../../src-worker/formats/safetensors.ts';
 import { HalfWeight } from '../../src-worker/kernels/half-weights.ts';
+import { getMethod } from '../../src-worker/methods/index.ts';
 import { createGPT2, gpt2ConfigFromHF } from '../../src-worker/models/gpt2.ts';
 import { createLlama, llamaConfigFromHF } from '../../src-worker/models/llama.ts';
 import type { WeightData } from '../../src-worker/models/random-weights.ts';
 import type { CausalLM } from '../../src-worker/models/types.ts';
 import { tf } from '../../src-worker/tf.ts';
+import { causalLossTerm, shiftedTargets } from '../../src-worker/train/causal-loss.ts';
 
 const fixtures = path.join(import.meta.dirname, '..', 'fixtures');
 const BACKENDS = ['cpu', 'wasm'] as const;
@@ -127,5 +131,53 @@ describe('models with 16-bit weights', () => {
         f32Model.dispose();
       });
     }
+  }
+});
+
+describe('training over 16-bit weights', () => {
+  const temp = fs.mkdtempSync(path.join(os.tmpdir(), 'half-train-'));
+  afterAll(() => fs.rmSync(temp, { recursive: true, force: true }));
+
+  for (const backend of BACKENDS) {
+    it(`gives LoRA the gradients of the same values in f32, with and without recomputation, on ${backend}`, async () => {
+      await initBackend(backend);
+      const { dir, widened } = await sixteenBitFolder('llama-tiny', 'BF16', temp);
+      const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf-8')) as Record<string, unknown>;
+      const models = [await loadCausalLM(dir), createLlama(llamaConfigFromHF(config), widened)];
+      const [B, T] = [2, 6];
+      const batch: Batch = {
+        inputIds: Int32Array.from({ length: B * T }, (_, i) => (i * 5 + 1) % 24),
+        lossMask: new Float32Array(B * T).fill(1),
+        batchSize: B,
+        seqLen: T,
+        tokenCount: B * T,
+      };
+      const method = getMethod('lora');
+      const gradients = (model: CausalLM, recompute: boolean) => {
+        // alpha / r and an init that makes B non-zero, so that both A and B get a gradient.
+        const adapter = method.create(model, method.parseSettings({ r: 2, alpha: 4, dropout: 0, targetModules: ['q_proj', 'v_proj'] }), 0);
+        const variables = adapter.trainable().map((p) => p.variable);
+        for (const v of variables) v.assign(tf.fill(v.shape, 0.01 * (1 + (v.size % 3)), 'float32'));
+        const ids = tf.tensor2d(batch.inputIds, [B, T], 'int32');
+        const mask = tf.tensor2d(batch.lossMask, [B, T]);
+        const { value, grads } = tf.variableGrads(
+          () =>
+            causalLossTerm(model, ids, mask, shiftedTargets(batch, 0, B, B * T), { adapters: adapter, training: true, recompute: recompute ? variables : null })
+              .loss,
+          variables,
+        );
+        const out = [value.dataSync()[0]!, ...variables.flatMap((v) => Array.from(grads[v.name]!.dataSync()))];
+        tf.dispose([ids, mask, value, ...Object.values(grads)]);
+        adapter.dispose();
+        return out;
+      };
+      for (const recompute of [false, true]) {
+        const [half, f32] = models.map((m) => gradients(m, recompute)) as [number[], number[]];
+        expect(half.length).toBe(f32.length);
+        expect(f32.slice(1).some((g) => g !== 0)).toBe(true);
+        for (let i = 0; i < half.length; i++) expect(Math.abs(half[i]! - f32[i]!)).toBeLessThanOrEqual(1e-5 * Math.max(Math.abs(f32[i]!), 1e-3));
+      }
+      for (const m of models) m.dispose();
+    });
   }
 });

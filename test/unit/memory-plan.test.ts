@@ -9,6 +9,8 @@ import type { Batch } from '../../src-worker/data/batcher.ts';
 import { loadCausalLM } from '../../src-worker/formats/model-folder.ts';
 import type { ArchitectureShape } from '../../src-worker/models/architecture.ts';
 import { readArchitecture } from '../../src-worker/inspect-model.ts';
+import { halfStorable } from '../../src-worker/formats/half-bits.ts';
+import { llamaConfigFromHF, llamaParameterShapes } from '../../src-worker/models/llama.ts';
 import { getMethod } from '../../src-worker/methods/index.ts';
 import { tf } from '../../src-worker/tf.ts';
 import { AdamW } from '../../src-worker/train/adamw.ts';
@@ -104,6 +106,49 @@ describe('planMemory', () => {
     expect(plan.refusal).toMatch(/loading widens every weight to f32 first: 4\.40 GB/);
     expect(plan.refusal).toMatch(/the cpu or tensorflow backend/);
     expect(plan.refusal).toMatch(/the PyTorch engine/);
+  });
+
+  it('accepts Qwen2.5-0.5B at 4 x 256 on wasm when its block matrices are held bf16, and refuses it in f32', () => {
+    const config = llamaConfigFromHF({
+      model_type: 'qwen2',
+      hidden_size: 896,
+      num_hidden_layers: 24,
+      num_attention_heads: 14,
+      num_key_value_heads: 2,
+      intermediate_size: 4864,
+      vocab_size: 151936,
+      tie_word_embeddings: true,
+      max_position_embeddings: 32768,
+    });
+    let parameterCount = 0;
+    let halfParams = 0;
+    for (const [key, dims] of llamaParameterShapes(config)) {
+      const n = dims.reduce((p, d) => p * d, 1);
+      parameterCount += n;
+      if (halfStorable(key, dims)) halfParams += n;
+    }
+    const qwen: ArchitectureShape = {
+      family: 'llama',
+      layers: 24,
+      hiddenSize: 896,
+      heads: 14,
+      kvHeads: 2,
+      vocabSize: 151936,
+      maxPositions: 32768,
+      intermediateSize: 4864,
+      defaultTargetShapes: [],
+    };
+    // LoRA r 8 on q_proj and v_proj.
+    const qwenRequest = request({ shape: qwen, parameterCount, batchSize: 4, seqLen: 256, trainableParams: 24 * 8 * (896 + 896 + 896 + 128) });
+    const f32 = planMemory(qwenRequest);
+    expect(f32.fits).toBe(false);
+    const bf16 = planMemory({ ...qwenRequest, halfParams });
+    expect(bf16.fits).toBe(true);
+    expect(bf16.figures.halfWeights).toBe(2 * halfParams);
+    // The 16-bit matrices save 2 bytes each; their widened copies, one recomputed block's at a time, cost far less.
+    expect(bf16.recompute).toBe(true);
+    expect(bf16.figures.total * 1.35).toBeLessThan(4 * GiB * 0.85);
+    expect(bf16.summary).toMatch(/358M of them held 16-bit \(0\.72 GB\) and widened per use, one block's at a time.*batch 4 x 256 tokens in \d+ pass/);
   });
 
   it('refuses on webgpu when the embedding exceeds maxStorageBufferBindingSize, naming the limit', () => {

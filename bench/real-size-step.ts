@@ -104,6 +104,8 @@ const shape: ArchitectureShape = {
 const targetModules = isGpt2 ? ['c_attn', 'c_proj'] : ['q_proj', 'v_proj'];
 let model: CausalLM;
 let halfParams = 0;
+// What a bf16 copy would hold 16-bit: the f32 run's refusal advises it.
+let halfStorableParams = 0;
 {
   // Scoped so that the JavaScript copies of the random weights can be collected once the model holds them.
   // As in a run, the plan sees the parameter count before any weight exists (TinyLlama's would not load).
@@ -111,10 +113,22 @@ let halfParams = 0;
   for (const [key, dims] of isGpt2 ? gpt2ParameterShapes(gpt2!) : llamaParameterShapes(llama!)) {
     const n = dims.reduce((p, d) => p * d, 1);
     parameterCount += n;
-    if (halfFormat && halfStorageAvailable() && halfStorable(key, dims)) halfParams += n;
+    if (halfStorageAvailable() && halfStorable(key, dims)) halfStorableParams += n;
   }
+  if (halfFormat) halfParams = halfStorableParams;
   const limits = backendLimits(backend, null, os.freemem());
-  const preload = planMemory({ shape, parameterCount, batchSize: B, seqLen: T, microBatchSize: null, trainableParams: 0, quantized: null, halfParams, limits });
+  const preload = planMemory({
+    shape,
+    parameterCount,
+    batchSize: B,
+    seqLen: T,
+    microBatchSize: null,
+    trainableParams: 0,
+    quantized: null,
+    halfParams,
+    halfStorableParams,
+    limits,
+  });
   if (!preload.fits) {
     console.log(JSON.stringify({ family, backend: info.name, refused: preload.refusal }));
     process.exit(0);
@@ -135,6 +149,7 @@ const plan = planMemory({
   trainableParams: adapter.trainableParamCount(),
   quantized: quantizedSizes.length ? { params: quantizedSizes.reduce((a, b) => a + b, 0), largestModuleParams: Math.max(...quantizedSizes) } : null,
   halfParams,
+  halfStorableParams,
   limits: backendLimits(backend, null, os.freemem()),
 });
 if (!plan.fits) {

@@ -133,10 +133,12 @@ function genericShape(config: Record<string, unknown>): ArchitectureShape {
 }
 
 /** The architecture and parameter count of a model folder, from config.json and the safetensors headers (the memory plan's input). */
-export async function readArchitecture(modelDir: string): Promise<{ shape: ArchitectureShape; parameterCount: number; halfParams: number }> {
+export async function readArchitecture(
+  modelDir: string,
+): Promise<{ shape: ArchitectureShape; parameterCount: number; halfParams: number; halfStorableParams: number }> {
   const info = await inspectModelFolder(modelDir);
   const shape = familyShape(info.modelType, info.config, path.join(modelDir, 'config.json')) ?? genericShape(info.config);
-  return { shape, parameterCount: info.parameterCount, halfParams: info.halfParams };
+  return { shape, parameterCount: info.parameterCount, halfParams: info.halfParams, halfStorableParams: info.halfStorableParams };
 }
 
 export async function inspectModel(job: Pick<InspectModelJob, 'modelDir' | 'batchSize' | 'maxSeqLen' | 'r'>): Promise<ModelInspection> {

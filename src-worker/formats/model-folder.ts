@@ -19,6 +19,8 @@ export interface ModelFolderInfo {
   parameterCount: number;
   /** Of those, the ones stored F16 or BF16 that a model may hold 16-bit (half-bits.ts halfStorable). */
   halfParams: number;
+  /** The ones a model would hold 16-bit if the checkpoint were F16 or BF16 (its block matrices), whatever their dtype. */
+  halfStorableParams: number;
   /** The files the model is made of, relative to the folder. */
   files: { name: string; bytes: number }[];
   /** Safetensors files holding the weights, absolute paths. */
@@ -136,6 +138,7 @@ export async function inspectModelFolder(dir: string): Promise<ModelFolderInfo> 
 
   let parameterCount = 0;
   let halfParams = 0;
+  let halfStorableParams = 0;
   for (const name of weightNames) {
     const stat = await statFile(dir, name);
     if (!stat) invalid(`${dir} is missing the weight file ${name}.`, path.join(dir, name));
@@ -143,7 +146,9 @@ export async function inspectModelFolder(dir: string): Promise<ModelFolderInfo> 
     for (const [key, entry] of header.entries) {
       if (BUFFER_KEY.test(key)) continue;
       parameterCount += numel(entry.shape);
-      if (entry.dtype !== 'F32' && halfStorable(key, entry.shape)) halfParams += numel(entry.shape);
+      if (!halfStorable(key, entry.shape)) continue;
+      halfStorableParams += numel(entry.shape);
+      if (entry.dtype !== 'F32') halfParams += numel(entry.shape);
     }
     files.push({ name, bytes: stat.size });
   }
@@ -172,7 +177,7 @@ export async function inspectModelFolder(dir: string): Promise<ModelFolderInfo> 
   const tokenizerConfigStat = await statFile(dir, 'tokenizer_config.json');
   if (tokenizerConfigStat) files.push({ name: 'tokenizer_config.json', bytes: tokenizerConfigStat.size });
 
-  return { modelType, parameterCount, halfParams, files, weightFiles: weightNames.map((n) => path.join(dir, n)), config };
+  return { modelType, parameterCount, halfParams, halfStorableParams, files, weightFiles: weightNames.map((n) => path.join(dir, n)), config };
 }
 
 /** All tensors of one or more safetensors files in one map; a name in two shards is an error. */

@@ -124,6 +124,11 @@ export interface MemoryPlanRequest {
    * an f16/bf16 checkpoint on a backend with the WidenHalf kernel (cpu, wasm); 0 or absent otherwise.
    */
   halfParams?: number;
+  /**
+   * The parameters a 16-bit copy of the checkpoint would hold 16-bit on this backend (its block
+   * matrices), for the refusal's advice when the checkpoint is f32; 0 or absent where none would.
+   */
+  halfStorableParams?: number;
   limits: BackendLimits;
   /**
    * False when recomputation would cost more than it saves: methods that train the base weights
@@ -351,6 +356,15 @@ function refusalMessage(req: MemoryPlanRequest, m: number, chunkTokens: number, 
     } else hi = mid - 1;
   }
   if (smallest === null && longest >= 8) advice.push(`training.maxSeqLen ${longest} or less, at microBatchSize 1`);
+  const storable = req.halfStorableParams ?? 0;
+  if (storable > (req.halfParams ?? 0)) {
+    const asHalf = { ...req, halfParams: storable };
+    if (fitsIn(asHalf, 1, T, chunkTokens)) {
+      advice.push(
+        `the checkpoint saved in bf16 (model.to(torch.bfloat16).save_pretrained(folder)): ${limits.backend} then holds its ${(storable / 1e6).toFixed(0)}M block-matrix weights at 2 bytes instead of 4 (${gb(storable * (F32 - HALF))} less), which rounds them to bf16's 8-bit mantissa`,
+      );
+    }
+  }
   if (!req.quantized && figures.loadPeak < limits.poolBytes * USABLE_SHARE && figures.weights > figures.activations) {
     advice.push("QLoRA (method qlora, NF4): the adapted layers' weights are held at 4 bits outside the backend");
   }

@@ -20,6 +20,8 @@ export interface PlanContext {
   parameterCount: number;
   /** Parameters the model will hold 16-bit on this backend (kernels/half-weights.ts). */
   halfParams: number;
+  /** Parameters a bf16 copy of the checkpoint would hold 16-bit on this backend (for the refusal's advice). */
+  halfStorableParams: number;
   limits: BackendLimits;
 }
 
@@ -36,6 +38,7 @@ export async function planBeforeLoad(
   const architecture = await readArchitecture(modelDir);
   const { shape, parameterCount } = architecture;
   const halfParams = halfStorageAvailable() ? architecture.halfParams : 0;
+  const halfStorableParams = halfStorageAvailable() ? architecture.halfStorableParams : 0;
   const limits = backendLimits(backend, gpuLimits(backend));
   const seqLen = Math.min(training.maxSeqLen, shape.maxPositions || training.maxSeqLen);
   // The adapter is not known yet: with none, a run that fails here fails whatever the method.
@@ -49,10 +52,11 @@ export async function planBeforeLoad(
       trainableParams: 0,
       quantized: null,
       halfParams,
+      halfStorableParams,
       limits,
     }),
   );
-  return { shape, parameterCount, halfParams, limits };
+  return { shape, parameterCount, halfParams, halfStorableParams, limits };
 }
 
 /** After the adapter is attached: the whole plan, refused before step 1 when it cannot fit. */
@@ -61,7 +65,7 @@ export function planRun(
   adapter: Pick<AdapterModel, 'trainableParamCount' | 'targets' | 'releaseFloatWeights' | 'trainsBaseParameters'>,
   training: { batchSize: number; maxSeqLen: number; microBatchSize: number | null },
 ): MemoryPlan {
-  const { shape, parameterCount, halfParams, limits } = context;
+  const { shape, parameterCount, halfParams, halfStorableParams, limits } = context;
   // QLoRA's adapted layers are held quantized in JavaScript and dequantized one at a time.
   const quantizedSizes = adapter.releaseFloatWeights ? adapter.targets.map((t) => t.inFeatures * t.outFeatures) : [];
   const plan = planMemory({
@@ -75,6 +79,7 @@ export function planRun(
     quantized: quantizedSizes.length ? { params: quantizedSizes.reduce((a, b) => a + b, 0), largestModuleParams: Math.max(...quantizedSizes) } : null,
     // Methods that train the base weights hold them as f32 variables, whatever the checkpoint's dtype.
     halfParams: adapter.trainsBaseParameters ? 0 : halfParams,
+    halfStorableParams: adapter.trainsBaseParameters ? 0 : halfStorableParams,
     limits,
     allowRecompute: !adapter.trainsBaseParameters,
   });

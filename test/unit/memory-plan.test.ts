@@ -190,8 +190,12 @@ describe('planMemory', () => {
     };
     // LoRA r 8 on q_proj and v_proj.
     const qwenRequest = request({ shape: qwen, parameterCount, batchSize: 4, seqLen: 256, trainableParams: 24 * 8 * (896 + 896 + 896 + 128) });
-    const f32 = planMemory(qwenRequest);
+    const f32 = planMemory({ ...qwenRequest, halfStorableParams: halfParams });
     expect(f32.fits).toBe(false);
+    // An f32 checkpoint is refused with the advice to save it in bf16, saying that this rounds the weights.
+    expect(f32.refusal).toMatch(
+      /the checkpoint saved in bf16 .*holds its 358M block-matrix weights at 2 bytes instead of 4 \(0\.72 GB less\), which rounds them to bf16/,
+    );
     const bf16 = planMemory({ ...qwenRequest, halfParams });
     expect(bf16.fits).toBe(true);
     expect(bf16.figures.halfWeights).toBe(2 * halfParams);

@@ -26,7 +26,8 @@ export const familyTargetModules: Record<Family, string[]> = {
 /**
  * Bytes a LoRA run needs at `batchSize` x `maxSeqLen` with rank `r` on the family's default targets,
  * with the whole batch in one pass (train/memory-plan.ts runFigures, which the run's plan also uses):
- *   weights     = parameterCount x 4                      (f32: every backend computes in f32, f16/bf16 are widened)
+ *   weights     = parameterCount x 4                      (f32; the estimate does not know the backend: on cpu and wasm an
+ *                                                          f16/bf16 checkpoint's block matrices take 2 bytes, which the run's plan counts)
  *   adapter     = r x sum(in + out) x layers x 4 x 4      (A [r, in] and B [out, r]; param, grad, Adam m and v)
  *   activations = kept for the backward pass, plus the largest temporary: one chunk of the fused LM head's logits
  */

@@ -181,3 +181,27 @@ describe('training over 16-bit weights', () => {
     });
   }
 });
+
+describe('methods that read base weights', () => {
+  const temp = fs.mkdtempSync(path.join(os.tmpdir(), 'half-read-'));
+  afterAll(() => fs.rmSync(temp, { recursive: true, force: true }));
+
+  it('QLoRA quantizes bf16 weights as it quantizes the same values in f32, and runs after releasing the widened copies (cpu)', async () => {
+    await initBackend('cpu');
+    const { dir, widened } = await sixteenBitFolder('llama-tiny', 'BF16', temp);
+    const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf-8')) as Record<string, unknown>;
+    const models = [await loadCausalLM(dir), createLlama(llamaConfigFromHF(config), widened)];
+    const method = getMethod('qlora');
+    const settings = method.parseSettings({ lora: { r: 2, alpha: 4, dropout: 0, targetModules: ['q_proj', 'v_proj'] }, qlora: { format: 'nf4' } });
+    const ids = [[1, 5, 3, 7, 2, 9]];
+    const [half, f32] = models.map((model) => {
+      const adapter = method.create(model, settings, 0);
+      adapter.releaseFloatWeights?.();
+      const logits = tf.tidy(() => model.forward(tf.tensor2d(ids, [1, 6], 'int32'), { adapters: adapter }).dataSync() as Float32Array);
+      adapter.dispose();
+      return logits;
+    }) as [Float32Array, Float32Array];
+    for (let i = 0; i < half.length; i++) expect(Math.abs(half[i]! - f32[i]!)).toBeLessThanOrEqual(1e-5 * Math.max(Math.abs(f32[i]!), 1e-3));
+    for (const m of models) m.dispose();
+  });
+});

@@ -17,6 +17,7 @@ import { getMethod } from '../../src-worker/methods/index.ts';
 import { createGPT2, gpt2ConfigFromHF } from '../../src-worker/models/gpt2.ts';
 import { createLlama, llamaConfigFromHF } from '../../src-worker/models/llama.ts';
 import type { WeightData } from '../../src-worker/models/random-weights.ts';
+import { KVCache } from '../../src-worker/models/kv-cache.ts';
 import type { CausalLM } from '../../src-worker/models/types.ts';
 import { tf } from '../../src-worker/tf.ts';
 import { causalLossTerm, shiftedTargets } from '../../src-worker/train/causal-loss.ts';
@@ -132,6 +133,29 @@ describe('models with 16-bit weights', () => {
       });
     }
   }
+});
+
+describe('decoding over 16-bit weights', () => {
+  const temp = fs.mkdtempSync(path.join(os.tmpdir(), 'half-decode-'));
+  afterAll(() => fs.rmSync(temp, { recursive: true, force: true }));
+
+  it('gives the KV-cached logits of the same values in f32 (wasm)', async () => {
+    await initBackend('wasm');
+    const { dir, widened } = await sixteenBitFolder('llama-tiny-qwen2', 'BF16', temp);
+    const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf-8')) as Record<string, unknown>;
+    const models = [await loadCausalLM(dir), createLlama(llamaConfigFromHF(config), widened)];
+    const [half, f32] = models.map((model) => {
+      const cache = new KVCache(model.config.numLayers);
+      const out = [
+        [3, 1, 4],
+        [1, 5],
+      ].flatMap((ids) => Array.from(tf.tidy(() => model.forwardWithCache(tf.tensor2d([ids], [1, ids.length], 'int32'), cache).dataSync())));
+      cache.dispose();
+      return out;
+    }) as [number[], number[]];
+    for (let i = 0; i < half.length; i++) expect(Math.abs(half[i]! - f32[i]!)).toBeLessThanOrEqual(1e-5 * Math.max(Math.abs(f32[i]!), 1e-3));
+    for (const m of models) m.dispose();
+  });
 });
 
 describe('training over 16-bit weights', () => {

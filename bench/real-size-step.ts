@@ -13,6 +13,8 @@ import { createGPT2, gpt2ConfigFromHF, gpt2ParameterShapes, randomGPT2Weights } 
 import { createLlama, llamaConfigFromHF, llamaParameterShapes, randomLlamaWeights } from '../src-worker/models/llama.ts';
 import { setWasmWeightPacking } from '../src-worker/models/ops.ts';
 import type { CausalLM } from '../src-worker/models/types.ts';
+import { halfStorable, type HalfFormat } from '../src-worker/formats/half-bits.ts';
+import { halfStorageAvailable } from '../src-worker/kernels/half-weights.ts';
 import { tf } from '../src-worker/tf.ts';
 import { AdamW } from '../src-worker/train/adamw.ts';
 import { trainStep } from '../src-worker/train/accumulate.ts';
@@ -65,12 +67,17 @@ const { values } = parseArgs({
     seq: { type: 'string', default: '256' },
     steps: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '1' },
+    // bf16 or f16: the random weights' block matrices rounded to it, as a checkpoint in that dtype holds them (Qwen2.5 ships bf16).
+    dtype: { type: 'string', default: 'f32' },
   },
 });
 const int = (key: 'batch' | 'seq' | 'steps' | 'warmup') => Number.parseInt(String(values[key]), 10);
 const family = String(values.family);
 const json = SHAPES[family];
 if (!json) throw new Error(`--family must be one of ${Object.keys(SHAPES).join(', ')}`);
+const dtype = String(values.dtype);
+if (!['f32', 'bf16', 'f16'].includes(dtype)) throw new Error('--dtype must be f32, bf16 or f16');
+const halfFormat: HalfFormat | null = dtype === 'f32' ? null : dtype === 'bf16' ? 'BF16' : 'F16';
 const backend = values.backend as BackendName;
 const info = await initBackend(backend);
 const [B, T] = [int('batch'), int('seq')];
@@ -96,18 +103,37 @@ const shape: ArchitectureShape = {
 };
 const targetModules = isGpt2 ? ['c_attn', 'c_proj'] : ['q_proj', 'v_proj'];
 let model: CausalLM;
+let halfParams = 0;
+// What a bf16 copy would hold 16-bit: the f32 run's refusal advises it.
+let halfStorableParams = 0;
 {
   // Scoped so that the JavaScript copies of the random weights can be collected once the model holds them.
   // As in a run, the plan sees the parameter count before any weight exists (TinyLlama's would not load).
   let parameterCount = 0;
-  for (const dims of (isGpt2 ? gpt2ParameterShapes(gpt2!) : llamaParameterShapes(llama!)).values()) parameterCount += dims.reduce((p, d) => p * d, 1);
+  for (const [key, dims] of isGpt2 ? gpt2ParameterShapes(gpt2!) : llamaParameterShapes(llama!)) {
+    const n = dims.reduce((p, d) => p * d, 1);
+    parameterCount += n;
+    if (halfStorageAvailable() && halfStorable(key, dims)) halfStorableParams += n;
+  }
+  if (halfFormat) halfParams = halfStorableParams;
   const limits = backendLimits(backend, null, os.freemem());
-  const preload = planMemory({ shape, parameterCount, batchSize: B, seqLen: T, microBatchSize: null, trainableParams: 0, quantized: null, limits });
+  const preload = planMemory({
+    shape,
+    parameterCount,
+    batchSize: B,
+    seqLen: T,
+    microBatchSize: null,
+    trainableParams: 0,
+    quantized: null,
+    halfParams,
+    halfStorableParams,
+    limits,
+  });
   if (!preload.fits) {
     console.log(JSON.stringify({ family, backend: info.name, refused: preload.refusal }));
     process.exit(0);
   }
-  const weights = isGpt2 ? randomGPT2Weights(gpt2!, 0) : randomLlamaWeights(llama!, 0);
+  const weights = isGpt2 ? randomGPT2Weights(gpt2!, 0, 0.02, halfFormat) : randomLlamaWeights(llama!, 0, 0.02, halfFormat);
   model = isGpt2 ? createGPT2(gpt2!, weights) : createLlama(llama!, weights);
 }
 const method = getMethod(String(values.method));
@@ -122,6 +148,8 @@ const plan = planMemory({
   microBatchSize: null,
   trainableParams: adapter.trainableParamCount(),
   quantized: quantizedSizes.length ? { params: quantizedSizes.reduce((a, b) => a + b, 0), largestModuleParams: Math.max(...quantizedSizes) } : null,
+  halfParams,
+  halfStorableParams,
   limits: backendLimits(backend, null, os.freemem()),
 });
 if (!plan.fits) {
@@ -169,6 +197,7 @@ console.log(
     method: values.method,
     batch: B,
     seq: T,
+    dtype,
     micro_batch: plan.microBatchSize,
     packing: plan.wasmPacking,
     step_ms: median,

@@ -67,7 +67,9 @@ function torchActivationBytes(shape: ArchitectureShape, m: number, T: number, r:
 /**
  * Bytes a LoRA run needs at `batchSize` x `maxSeqLen` with rank `r` on the family's default targets,
  * with the whole batch in one pass, on the engine and accelerator given (tfjs when absent):
- *   weights     = parameterCount x 4, or x 2 in bf16       (tfjs computes in f32 on every backend, f16/bf16 widened;
+ *   weights     = parameterCount x 4, or x 2 in bf16       (tfjs computes in f32; the estimate does not know the backend: on
+ *                                                           cpu and wasm an f16/bf16 checkpoint's block matrices stay 2 bytes,
+ *                                                           which the run's plan counts;
  *                                                           the pytorch engine loads bf16 on CUDA / ROCm, f32 on MPS and CPUs)
  *   adapter     = r x sum(in + out) x layers x 4 x 4       (A [r, in] and B [out, r]; param, grad, Adam m and v, all f32:
  *                                                           PEFT keeps LoRA weights f32 over a bf16 base, and torch's AdamW
@@ -190,10 +192,12 @@ function genericShape(config: Record<string, unknown>): ArchitectureShape {
 }
 
 /** The architecture and parameter count of a model folder, from config.json and the safetensors headers (the memory plan's input). */
-export async function readArchitecture(modelDir: string): Promise<{ shape: ArchitectureShape; parameterCount: number }> {
+export async function readArchitecture(
+  modelDir: string,
+): Promise<{ shape: ArchitectureShape; parameterCount: number; halfParams: number; halfStorableParams: number }> {
   const info = await inspectModelFolder(modelDir);
   const shape = familyShape(info.modelType, info.config, path.join(modelDir, 'config.json')) ?? genericShape(info.config);
-  return { shape, parameterCount: info.parameterCount };
+  return { shape, parameterCount: info.parameterCount, halfParams: info.halfParams, halfStorableParams: info.halfStorableParams };
 }
 
 export async function inspectModel(
@@ -218,7 +222,9 @@ export async function inspectModel(
   }
   const narrow = Object.keys(dtypes).filter((d) => d !== 'F32');
   if (narrow.length) {
-    warnings.push(`The weights are stored as ${narrow.join(' and ')}; they are widened to F32 when loaded, so they take twice their file size in memory.`);
+    warnings.push(
+      `The weights are stored as ${narrow.join(' and ')}: on the cpu and wasm backends the transformer blocks' matrices stay 16-bit in memory (widened to F32 per use); the embeddings, the head, norms and biases, and every weight on webgpu and tensorflow, are widened to F32 when loaded (twice their file size).`,
+    );
   }
 
   let hasChatTemplate = false;

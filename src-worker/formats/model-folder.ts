@@ -8,6 +8,8 @@ import type { CausalLM } from '../models/types.ts';
 import { bertConfigFromHF, createBert, type BertEncoder } from '../models/bert.ts';
 import { createGPT2, gpt2ConfigFromHF } from '../models/gpt2.ts';
 import { createLlama, llamaConfigFromHF } from '../models/llama.ts';
+import type { WeightData } from '../models/random-weights.ts';
+import { halfStorable } from './half-bits.ts';
 import { numel, readSafetensorsFile, readSafetensorsHeader } from './safetensors.ts';
 import { tokenizerFilesIn } from './tokenizer.ts';
 
@@ -15,6 +17,10 @@ export interface ModelFolderInfo {
   modelType: string;
   /** Parameters in the weight files, not counting buffers such as GPT-2's attn.bias causal mask. */
   parameterCount: number;
+  /** Of those, the ones stored F16 or BF16 that a model may hold 16-bit (half-bits.ts halfStorable). */
+  halfParams: number;
+  /** The ones a model would hold 16-bit if the checkpoint were F16 or BF16 (its block matrices), whatever their dtype. */
+  halfStorableParams: number;
   /** The files the model is made of, relative to the folder. */
   files: { name: string; bytes: number }[];
   /** Safetensors files holding the weights, absolute paths. */
@@ -131,11 +137,19 @@ export async function inspectModelFolder(dir: string): Promise<ModelFolderInfo> 
   }
 
   let parameterCount = 0;
+  let halfParams = 0;
+  let halfStorableParams = 0;
   for (const name of weightNames) {
     const stat = await statFile(dir, name);
     if (!stat) invalid(`${dir} is missing the weight file ${name}.`, path.join(dir, name));
     const header = await readSafetensorsHeader(path.join(dir, name));
-    for (const [key, entry] of header.entries) if (!BUFFER_KEY.test(key)) parameterCount += numel(entry.shape);
+    for (const [key, entry] of header.entries) {
+      if (BUFFER_KEY.test(key)) continue;
+      parameterCount += numel(entry.shape);
+      if (!halfStorable(key, entry.shape)) continue;
+      halfStorableParams += numel(entry.shape);
+      if (entry.dtype !== 'F32') halfParams += numel(entry.shape);
+    }
     files.push({ name, bytes: stat.size });
   }
 
@@ -163,17 +177,18 @@ export async function inspectModelFolder(dir: string): Promise<ModelFolderInfo> 
   const tokenizerConfigStat = await statFile(dir, 'tokenizer_config.json');
   if (tokenizerConfigStat) files.push({ name: 'tokenizer_config.json', bytes: tokenizerConfigStat.size });
 
-  return { modelType, parameterCount, files, weightFiles: weightNames.map((n) => path.join(dir, n)), config };
+  return { modelType, parameterCount, halfParams, halfStorableParams, files, weightFiles: weightNames.map((n) => path.join(dir, n)), config };
 }
 
 /** All tensors of one or more safetensors files in one map; a name in two shards is an error. */
-export async function readWeights(weightFiles: string[]): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
-  const all = new Map<string, { shape: number[]; data: Float32Array }>();
+export async function readWeights(weightFiles: string[]): Promise<Map<string, WeightData>> {
+  const all = new Map<string, WeightData>();
   for (const file of weightFiles) {
     const { tensors } = await readSafetensorsFile(file);
     for (const [name, t] of tensors) {
       if (all.has(name)) throw new WorkbenchError('model_invalid', `Tensor ${name} appears in more than one shard (again in ${file}).`, { file, tensor: name });
-      all.set(name, { shape: t.shape, data: t.data });
+      // As read: F16 and BF16 tensors keep their 16-bit values for the model to hold (kernels/half-weights.ts).
+      all.set(name, t);
     }
   }
   return all;

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { WorkbenchError } from '../../src-shared/errors.ts';
+import { floatToBf16, floatToHalf, widenBits, type HalfBits } from './half-bits.ts';
 
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16';
 const DTYPE_BYTES: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2 };
@@ -17,8 +18,10 @@ export interface TensorData {
   data: Float32Array;
 }
 export interface LoadedTensor extends TensorData {
-  /** The dtype stored in the file; data is always decoded to float32. */
+  /** The dtype stored in the file; data is always float32 (widened on each read for F16 and BF16). */
   dtype: SafetensorsDtype;
+  /** F16 and BF16: the values as stored. */
+  half?: HalfBits;
 }
 export interface SafetensorsFile {
   tensors: Map<string, LoadedTensor>;
@@ -122,81 +125,46 @@ export function parseHeader(headerBytes: Uint8Array, dataBytes: number, source: 
   return { dataStart: 8 + headerBytes.length, entries, metadata };
 }
 
-// float16 -> float32 through a 64K-entry table: one lookup per element.
-let f16Table: Float32Array | null = null;
-function halfToFloatTable(): Float32Array {
-  if (f16Table) return f16Table;
-  const table = new Float32Array(65536);
-  for (let h = 0; h < 65536; h++) {
-    const sign = h & 0x8000 ? -1 : 1;
-    const exp = (h >> 10) & 0x1f;
-    const frac = h & 0x3ff;
-    if (exp === 0) table[h] = sign * frac * 2 ** -24;
-    else if (exp === 31) table[h] = frac ? NaN : sign * Infinity;
-    else table[h] = sign * (1 + frac / 1024) * 2 ** (exp - 15);
-  }
-  return (f16Table = table);
-}
-
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-/** float32 -> float16 bits, rounding to nearest even like torch's .half(). */
-function floatToHalf(value: number): number {
-  f32[0] = value;
-  const x = u32[0]!;
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 31) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    const half = mant >>> shift;
-    const rest = mant & ((1 << shift) - 1);
-    const midpoint = 1 << (shift - 1);
-    return sign | (half + (rest > midpoint || (rest === midpoint && half & 1) ? 1 : 0));
-  }
-  const rest = mant & 0x1fff;
-  let bits = sign | (e << 10) | (mant >>> 13);
-  if (rest > 0x1000 || (rest === 0x1000 && bits & 1)) bits++; // a carry into the exponent is still correct
-  return bits;
-}
-
-/** float32 -> bfloat16 bits (the top half of the float32), rounding to nearest even. */
-function floatToBf16(value: number): number {
-  f32[0] = value;
-  const x = u32[0]!;
-  if ((x & 0x7f800000) === 0x7f800000 && x & 0x7fffff) return ((x >>> 16) | 0x40) & 0xffff;
-  return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
-}
-
 const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-function decode(bytes: Uint8Array, start: number, entry: HeaderEntry): Float32Array {
+/** The 16-bit values of an F16 or BF16 entry: a view of the file's bytes when aligned on a little-endian machine, else a copy. */
+function halfBits(bytes: Uint8Array, start: number, entry: HeaderEntry): HalfBits {
   const count = numel(entry.shape);
   const offset = bytes.byteOffset + start + entry.begin;
-  if (entry.dtype === 'F32') {
-    // Aligned data is copied in one block; the copy lets the file buffer be freed after loading.
-    if (littleEndian && offset % 4 === 0) return new Float32Array(bytes.buffer, offset, count).slice();
-    const view = new DataView(bytes.buffer, offset, count * 4);
-    const out = new Float32Array(count);
-    for (let i = 0; i < count; i++) out[i] = view.getFloat32(i * 4, true);
-    return out;
-  }
+  const format = entry.dtype as HalfBits['format'];
+  if (littleEndian && offset % 2 === 0) return { format, bits: new Uint16Array(bytes.buffer, offset, count) };
   const view = new DataView(bytes.buffer, offset, count * 2);
+  const bits = new Uint16Array(count);
+  for (let i = 0; i < count; i++) bits[i] = view.getUint16(i * 2, true);
+  return { format, bits };
+}
+
+function decodeF32(bytes: Uint8Array, start: number, entry: HeaderEntry): Float32Array {
+  const count = numel(entry.shape);
+  const offset = bytes.byteOffset + start + entry.begin;
+  // Aligned data is copied in one block; the copy lets the file buffer be freed after loading.
+  if (littleEndian && offset % 4 === 0) return new Float32Array(bytes.buffer, offset, count).slice();
+  const view = new DataView(bytes.buffer, offset, count * 4);
   const out = new Float32Array(count);
-  if (entry.dtype === 'F16') {
-    const table = halfToFloatTable();
-    for (let i = 0; i < count; i++) out[i] = table[view.getUint16(i * 2, true)]!;
-  } else {
-    const bits = new Uint32Array(out.buffer);
-    for (let i = 0; i < count; i++) bits[i] = view.getUint16(i * 2, true) << 16;
-  }
+  for (let i = 0; i < count; i++) out[i] = view.getFloat32(i * 4, true);
   return out;
+}
+
+/**
+ * An F16 or BF16 tensor keeps its 16-bit values (`half`), so that a model may hold them as they are
+ * (kernels/half-weights.ts); `data` widens them to f32 on each read, for the readers that want floats.
+ */
+function halfTensor(shape: number[], half: HalfBits): LoadedTensor {
+  return {
+    dtype: half.format,
+    shape,
+    half,
+    get data() {
+      const out = new Float32Array(half.bits.length);
+      widenBits(half.bits, half.format, out);
+      return out;
+    },
+  };
 }
 
 /** Parses a whole safetensors file; `source` names it in error messages. */
@@ -205,7 +173,13 @@ export function parseSafetensors(bytes: Uint8Array, source = 'file'): Safetensor
   const header = parseHeader(bytes.subarray(8, 8 + n), bytes.length - 8 - n, source);
   const tensors = new Map<string, LoadedTensor>();
   for (const [name, entry] of header.entries) {
-    tensors.set(name, { dtype: entry.dtype, shape: [...entry.shape], data: decode(bytes, header.dataStart, entry) });
+    const shape = [...entry.shape];
+    tensors.set(
+      name,
+      entry.dtype === 'F32'
+        ? { dtype: 'F32', shape, data: decodeF32(bytes, header.dataStart, entry) }
+        : halfTensor(shape, halfBits(bytes, header.dataStart, entry)),
+    );
   }
   return { tensors, metadata: header.metadata };
 }

@@ -11,6 +11,8 @@ import { WorkbenchError } from '../../src-shared/errors.ts';
 import { tf } from '../tf.ts';
 import type { KVCache } from './kv-cache.ts';
 import { hookedLinear, matMul } from './ops.ts';
+import { asFloat, HalfWeight, halfStorageAvailable, namedParameter, type StoredWeight } from '../kernels/half-weights.ts';
+import { halfStorable, type HalfFormat } from '../formats/half-bits.ts';
 import { LMHead } from './lm-head.ts';
 import { recomputed } from '../kernels/recompute.ts';
 import type { AdapterHooks, CausalLM, ForwardOptions, LinearModule, ModelConfigSummary, NamedParameter } from './types.ts';
@@ -113,16 +115,16 @@ class Conv1D implements LinearModule {
 
   constructor(
     readonly path: string,
-    readonly weight: tf.Tensor2D,
+    readonly weight: StoredWeight, // 16-bit checkpoints' stay 16-bit where the backend widens per use
     readonly bias: tf.Tensor1D,
   ) {
     [this.inFeatures, this.outFeatures] = weight.shape;
   }
 
   apply(x: tf.Tensor2D, adapters: AdapterHooks | null | undefined, training: boolean): tf.Tensor2D {
-    const w = (adapters?.parameter?.(`${this.path}.weight`) as tf.Tensor2D | null | undefined) ?? this.weight;
+    const replaced = adapters?.parameter?.(`${this.path}.weight`) as tf.Tensor2D | null | undefined;
     const b = (adapters?.parameter?.(`${this.path}.bias`) as tf.Tensor1D | null | undefined) ?? this.bias;
-    let y = hookedLinear(x, w, b);
+    let y = hookedLinear(x, replaced ?? asFloat(this.weight), b, !replaced && this.weight instanceof HalfWeight);
     const delta = adapters?.delta(this.path, x, training);
     if (delta) y = tf.add(y, delta) as tf.Tensor2D;
     const after = adapters?.outputDelta?.(this.path, y, training);
@@ -237,13 +239,13 @@ export class GPT2 implements CausalLM {
 
   constructor(
     readonly gpt2Config: GPT2Config,
-    private readonly params: Map<string, tf.Tensor>,
+    private readonly params: Map<string, tf.Tensor | HalfWeight>,
     untiedHead: tf.Tensor2D | null, // lm_head.weight [V, C] when it differs from transformer.wte.weight
   ) {
     const c = gpt2Config;
     this.head = new LMHead('transformer.wte.weight', params.get('transformer.wte.weight') as tf.Tensor2D, untiedHead);
     const p = <T extends tf.Tensor>(key: string) => params.get(key) as T;
-    const linear = (path: string) => new Conv1D(path, p(`${path}.weight`), p(`${path}.bias`));
+    const linear = (path: string) => new Conv1D(path, params.get(`${path}.weight`) as StoredWeight, p(`${path}.bias`));
     const norm = (path: string) => new LayerNorm(p(`${path}.weight`), p(`${path}.bias`), c.layerNormEpsilon, path);
     this.blocks = [];
     for (let i = 0; i < c.nLayer; i++) {
@@ -376,7 +378,7 @@ export class GPT2 implements CausalLM {
   }
 
   namedParameters(): NamedParameter[] {
-    return [...[...this.params].map(([key, tensor]) => ({ key, tensor, transposed: false })), ...this.head.namedParameters()];
+    return [...[...this.params].map(([key, t]) => namedParameter(key, t, false)), ...this.head.namedParameters()];
   }
 
   dispose(): void {
@@ -426,16 +428,22 @@ export function createGPT2(config: GPT2Config, weights: Map<string, WeightData>,
   if (lmHead && (lmHead.shape.length !== 2 || lmHead.shape[0] !== V || lmHead.shape[1] !== C)) {
     bad(`tensor lm_head.weight has shape [${lmHead.shape}], expected [${V},${C}]`, { tensor: 'lm_head.weight' });
   }
-  const params = new Map<string, tf.Tensor>();
+  const params = new Map<string, tf.Tensor | HalfWeight>();
+  const keepHalf = halfStorageAvailable();
   for (const key of expected.keys()) {
     const w = byKey.get(key)!;
-    params.set(key, tf.tensor(w.data, w.shape, 'float32'));
+    params.set(
+      key,
+      w.half && keepHalf && halfStorable(key, w.shape)
+        ? new HalfWeight(w.shape as [number, number], w.half.format, w.half.bits)
+        : tf.tensor(w.data, w.shape, 'float32'),
+    );
   }
   const tied = !lmHead || sameData(lmHead.data, byKey.get('transformer.wte.weight')!.data);
   return new GPT2(config, params, tied ? null : tf.tensor2d(lmHead!.data, [V, C]));
 }
 
 /** Seeded random weights in GPT-2's layout (for tests and benchmarks): N(0, std) matrices, LayerNorm near identity. */
-export function randomGPT2Weights(config: GPT2Config, seed: number, std = 0.02): Map<string, WeightData> {
-  return randomWeights(gpt2ParameterShapes(config), seed, std, (key) => /\.ln_(1|2|f)\.weight$/.test(key));
+export function randomGPT2Weights(config: GPT2Config, seed: number, std = 0.02, format: HalfFormat | null = null): Map<string, WeightData> {
+  return randomWeights(gpt2ParameterShapes(config), seed, std, (key) => /\.ln_(1|2|f)\.weight$/.test(key), format);
 }

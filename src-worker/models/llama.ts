@@ -15,6 +15,8 @@ import { WorkbenchError } from '../../src-shared/errors.ts';
 import { tf } from '../tf.ts';
 import type { KVCache } from './kv-cache.ts';
 import { hookedLinear, matMul } from './ops.ts';
+import { asFloat, HalfWeight, halfStorageAvailable, namedParameter, type StoredWeight } from '../kernels/half-weights.ts';
+import { halfStorable, transposeBits, type HalfFormat } from '../formats/half-bits.ts';
 import { LMHead } from './lm-head.ts';
 import { recomputed } from '../kernels/recompute.ts';
 import type { AdapterHooks, CausalLM, ForwardOptions, LinearModule, ModelConfigSummary, NamedParameter } from './types.ts';
@@ -213,16 +215,16 @@ class Linear implements LinearModule {
 
   constructor(
     readonly path: string,
-    readonly weightT: tf.Tensor2D, // [in, out]
+    readonly weightT: StoredWeight, // [in, out]; 16-bit checkpoints' stay 16-bit where the backend widens per use
     readonly bias: tf.Tensor1D | null,
   ) {
     [this.inFeatures, this.outFeatures] = weightT.shape;
   }
 
   apply(x: tf.Tensor2D, adapters: AdapterHooks | null | undefined, training: boolean): tf.Tensor2D {
-    const w = (adapters?.parameter?.(`${this.path}.weight`) as tf.Tensor2D | null | undefined) ?? this.weightT;
+    const replaced = adapters?.parameter?.(`${this.path}.weight`) as tf.Tensor2D | null | undefined;
     const b = this.bias ? ((adapters?.parameter?.(`${this.path}.bias`) as tf.Tensor1D | null | undefined) ?? this.bias) : null;
-    let y = hookedLinear(x, w, b);
+    let y = hookedLinear(x, replaced ?? asFloat(this.weightT), b, !replaced && this.weightT instanceof HalfWeight);
     const delta = adapters?.delta(this.path, x, training);
     if (delta) y = tf.add(y, delta) as tf.Tensor2D;
     const after = adapters?.outputDelta?.(this.path, y, training);
@@ -393,13 +395,14 @@ export class Llama implements CausalLM {
 
   constructor(
     readonly llamaConfig: LlamaConfig,
-    private readonly params: Map<string, tf.Tensor>, // linear weights already transposed to [in, out]
+    private readonly params: Map<string, tf.Tensor | HalfWeight>, // linear weights already transposed to [in, out]
     untiedHead: tf.Tensor2D | null, // lm_head.weight [V, C] without tie_word_embeddings
   ) {
     const c = llamaConfig;
     this.head = new LMHead('model.embed_tokens.weight', params.get('model.embed_tokens.weight') as tf.Tensor2D, untiedHead);
     const p = <T extends tf.Tensor>(key: string) => params.get(key) as T;
-    const linear = (path: string) => new Linear(path, p(`${path}.weight`), params.has(`${path}.bias`) ? p<tf.Tensor1D>(`${path}.bias`) : null);
+    const linear = (path: string) =>
+      new Linear(path, params.get(`${path}.weight`) as StoredWeight, params.has(`${path}.bias`) ? p<tf.Tensor1D>(`${path}.bias`) : null);
     const norm = (path: string) => new RMSNorm(p(`${path}.weight`), c.rmsNormEps, path);
     this.layers = [];
     for (let i = 0; i < c.numHiddenLayers; i++) {
@@ -533,7 +536,7 @@ export class Llama implements CausalLM {
 
   namedParameters(): NamedParameter[] {
     // Linear weights were transposed at load (header); embeddings and norms were not.
-    const out = [...this.params].map(([key, tensor]) => ({ key, tensor, transposed: tensor.rank === 2 && key !== 'model.embed_tokens.weight' }));
+    const out = [...this.params].map(([key, t]) => namedParameter(key, t, t.rank === 2 && key !== 'model.embed_tokens.weight'));
     return [...out, ...this.head.namedParameters()];
   }
 
@@ -579,9 +582,16 @@ export function createLlama(config: LlamaConfig, weights: Map<string, WeightData
       bad(`tensor ${key} has shape [${w!.shape}], expected [${shape}] from config.json`, { tensor: key, shape: w!.shape, expected: shape });
     }
   }
-  const params = new Map<string, tf.Tensor>();
+  const params = new Map<string, tf.Tensor | HalfWeight>();
   let lmHead: tf.Tensor2D | null = null;
+  const keepHalf = halfStorageAvailable();
   for (const [key, shape] of expected) {
+    const { half } = byKey.get(key)!;
+    if (half && keepHalf && halfStorable(key, shape)) {
+      const [nOut, nIn] = shape as [number, number];
+      params.set(key, new HalfWeight([nIn, nOut], half.format, transposeBits(half.bits, nOut, nIn)));
+      continue;
+    }
     const data = byKey.get(key)!.data;
     if (key === 'lm_head.weight') lmHead = tf.tensor2d(data, shape as [number, number]);
     else if (shape.length === 2 && key !== 'model.embed_tokens.weight')
@@ -594,7 +604,10 @@ export function createLlama(config: LlamaConfig, weights: Map<string, WeightData
   return new Llama(config, params, lmHead);
 }
 
-/** Seeded random weights in LlamaForCausalLM's layout (for tests and benchmarks): N(0, std) matrices, norms near 1. */
-export function randomLlamaWeights(config: LlamaConfig, seed: number, std = 0.02): Map<string, WeightData> {
-  return randomWeights(llamaParameterShapes(config), seed, std, (key) => /(layernorm|norm)\.weight$/.test(key));
+/**
+ * Seeded random weights in LlamaForCausalLM's layout (for tests and benchmarks): N(0, std) matrices,
+ * norms near 1; with `format`, the block matrices rounded to 16 bits as a bf16 or f16 checkpoint holds them.
+ */
+export function randomLlamaWeights(config: LlamaConfig, seed: number, std = 0.02, format: HalfFormat | null = null): Map<string, WeightData> {
+  return randomWeights(llamaParameterShapes(config), seed, std, (key) => /(layernorm|norm)\.weight$/.test(key), format);
 }

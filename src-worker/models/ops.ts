@@ -84,8 +84,12 @@ export function matMul<T extends tf.Tensor>(a: T, b: T, transposeA = false, tran
  * orientations at hand neither pass transposes anything (the tied LM head keeps the embedding
  * [V, C] as W^T and, on wasm, a cached [C, V] copy as W).
  */
-export function frozenLinear(x: tf.Tensor2D, weight: { w?: tf.Tensor2D; wT?: tf.Tensor2D }, bias: tf.Tensor1D | null = null): tf.Tensor2D {
-  const { w, wT } = weight;
+export function frozenLinear(
+  x: tf.Tensor2D,
+  weight: { w?: tf.Tensor2D; wT?: tf.Tensor2D /** A temporary made for this call (a widened 16-bit weight): never copied for packing. */; fresh?: boolean },
+  bias: tf.Tensor1D | null = null,
+): tf.Tensor2D {
+  const { w, wT, fresh = false } = weight;
   if (!w && !wT) throw new Error('frozenLinear needs W or W^T');
   const wasm = explicitTransposes();
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
@@ -98,7 +102,8 @@ export function frozenLinear(x: tf.Tensor2D, weight: { w?: tf.Tensor2D; wT?: tf.
     // copy on the bias tensor and remember it for the run.
     if (wasm) {
       value = tf.tidy(() => {
-        const y = tf.matMul(input, w ? asRightOperand(w) : tf.transpose(wT!));
+        // A fresh weight is already a per-call operand: XNNPACK's packing of it goes with it.
+        const y = tf.matMul(input, w ? (fresh ? w : asRightOperand(w)) : tf.transpose(wT!));
         return b ? tf.add(y, b) : y;
       });
     } else if (w) value = tf.fused.matMul({ a: input, b: w, bias: b });
@@ -141,12 +146,15 @@ export function trainableGather(table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor
   return f(table) as tf.Tensor2D;
 }
 
-/** x W + b where W or b may be trained (tf.Variable); a frozen W keeps frozenLinear's fast backward. */
-export function hookedLinear(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D | null): tf.Tensor2D {
+/**
+ * x W + b where W or b may be trained (tf.Variable); a frozen W keeps frozenLinear's fast backward.
+ * `fresh`: W is a temporary made for this call (kernels/half-weights.ts), not a stored weight.
+ */
+export function hookedLinear(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D | null, fresh = false): tf.Tensor2D {
   if (w instanceof tf.Variable) {
     const y = matMul(x, w);
     return b ? tf.add(y, b) : y;
   }
-  if (b instanceof tf.Variable) return tf.add(frozenLinear(x, { w }), b);
-  return frozenLinear(x, { w }, b);
+  if (b instanceof tf.Variable) return tf.add(frozenLinear(x, { w, fresh }), b);
+  return frozenLinear(x, { w, fresh }, b);
 }

@@ -12,6 +12,8 @@ import type { ArchitectureShape, Family } from '../models/architecture.ts';
 import { defaultChunkTokens } from '../kernels/head-cross-entropy.ts';
 
 const F32 = 4;
+/** A frozen weight held 16-bit (kernels/half-weights.ts). */
+const HALF = 2;
 
 /**
  * Floats kept per token during one training step on the tfjs backends, per unit of each dimension
@@ -117,6 +119,16 @@ export interface MemoryPlanRequest {
   trainableParams: number;
   /** QLoRA: how many base parameters are held quantized (in JavaScript, outside the backend) and the largest module, dequantized per use. */
   quantized: { params: number; largestModuleParams: number } | null;
+  /**
+   * Base parameters held 16-bit and widened per use (kernels/half-weights.ts): the block matrices of
+   * an f16/bf16 checkpoint on a backend with the WidenHalf kernel (cpu, wasm); 0 or absent otherwise.
+   */
+  halfParams?: number;
+  /**
+   * The parameters a 16-bit copy of the checkpoint would hold 16-bit on this backend (its block
+   * matrices), for the refusal's advice when the checkpoint is f32; 0 or absent where none would.
+   */
+  halfStorableParams?: number;
   limits: BackendLimits;
   /**
    * False when recomputation would cost more than it saves: methods that train the base weights
@@ -127,11 +139,14 @@ export interface MemoryPlanRequest {
 
 export interface MemoryFigures {
   /**
-   * Base weights in the backend (f32), the quantized ones excepted (one of them dequantized at a
-   * time); on wasm with cached packing also XNNPACK's packed copy of each (models/ops.ts).
+   * Base weights in the backend (f32, or 2 bytes for those held 16-bit), the quantized ones excepted
+   * (one of them dequantized at a time); on wasm with cached packing also XNNPACK's packed copy of each
+   * f32 weight (models/ops.ts); and the 16-bit weights' widened temporaries (see runFigures).
    */
   weights: number;
-  /** Loading widens every weight to f32 in the backend before QLoRA quantizes them. */
+  /** 16-bit weights (halfParams) held at 2 bytes, included in `weights`. */
+  halfWeights: number;
+  /** Loading widens every weight but the 16-bit ones to f32 in the backend before QLoRA quantizes them. */
   loadPeak: number;
   adapter: number;
   /** Kept for the backward pass, per micro-batch. */
@@ -176,7 +191,7 @@ function activationFloatsPerToken(shape: ArchitectureShape, T: number): number {
 
 /** The figures of one pass of m rows of T tokens (what inspect-model.ts's estimate shows too). */
 export function runFigures(
-  req: Pick<MemoryPlanRequest, 'shape' | 'parameterCount' | 'trainableParams' | 'quantized'>,
+  req: Pick<MemoryPlanRequest, 'shape' | 'parameterCount' | 'trainableParams' | 'quantized' | 'halfParams'>,
   m: number,
   T: number,
   chunkTokens: number,
@@ -185,12 +200,20 @@ export function runFigures(
   const { packing } = mode;
   const { shape } = req;
   const quantizedParams = req.quantized?.params ?? 0;
-  const held = (req.parameterCount - quantizedParams) * F32;
-  // Packed copies: every stored weight once more (the head's packing takes the embedding's place);
+  const halfParams = req.halfParams ?? 0;
+  // QLoRA's targets of a 16-bit checkpoint are among its 16-bit matrices (they stay held at 2 bytes).
+  const f32Held = (req.parameterCount - Math.max(halfParams, quantizedParams)) * F32;
+  const halfWeights = halfParams * HALF;
+  // Packed copies: every stored f32 weight once more (the head's packing takes the embedding's place);
   // per-call packing still keeps the head's one copy (kernels/head-product.ts) and one layer's.
-  const packed = packing === 'cached' ? held : packing === 'per-call' ? F32 * shape.vocabSize * shape.hiddenSize : 0;
-  const weights = held + (req.quantized?.largestModuleParams ?? 0) * F32 + packed;
-  const loadPeak = req.parameterCount * F32;
+  const packed = packing === 'cached' ? f32Held : packing === 'per-call' ? F32 * shape.vocabSize * shape.hiddenSize : 0;
+  // A 16-bit weight widened for a product lives until the backward pass has used it: one block's at a
+  // time when blocks are recomputed, every block's otherwise. On wasm each also has XNNPACK's packing,
+  // and the backward's dx = dy W^T a transposed copy with its own packing (models/ops.ts).
+  const widenedCopies = packing === 'none' ? 1 : 4;
+  const widened = F32 * widenedCopies * (mode.recompute ? halfParams / shape.layers : halfParams);
+  const weights = f32Held + halfWeights + (req.quantized?.largestModuleParams ?? 0) * F32 + packed + widened;
+  const loadPeak = (req.parameterCount - halfParams) * F32 + halfWeights;
   const adapter = req.trainableParams * ADAPTER_FLOATS_PER_PARAM * F32;
   // Recomputed: the blocks' inputs (and their gradients) stay, and one block's activations at a time.
   const activations = mode.recompute
@@ -198,7 +221,7 @@ export function runFigures(
     : F32 * m * T * activationFloatsPerToken(shape, T);
   // A chunk keeps about four [chunk, V] tensors alive (logits, softmax, one-hot, their difference), plus dh [m T, C].
   const logitsChunk = F32 * (4 * Math.min(chunkTokens, m * T) * shape.vocabSize + m * T * shape.hiddenSize);
-  return { weights, loadPeak, adapter, activations, logitsChunk, total: Math.max(loadPeak, weights + adapter + activations + logitsChunk) };
+  return { weights, halfWeights, loadPeak, adapter, activations, logitsChunk, total: Math.max(loadPeak, weights + adapter + activations + logitsChunk) };
 }
 
 /** The largest single tensor of a step (webgpu binds each tensor as one buffer). */
@@ -272,7 +295,13 @@ export function planMemory(req: MemoryPlanRequest): MemoryPlan {
   const figures = runFigures(req, chosen, T, chunkTokens, mode);
   const packing: WasmPacking = mode.packing === 'cached' ? 'cached' : 'per-call';
   const { limits } = req;
-  const parts = `weights ${gb(figures.weights)}${wasm ? (packing === 'cached' ? " (with XNNPACK's packed copies)" : ' (held once, packed per call)') : ''}, adapter and optimizer ${gb(figures.adapter)}, activations of a micro-batch of ${chosen} row${chosen === 1 ? '' : 's'}${mode.recompute ? ' with blocks recomputed' : ''} ${gb(figures.activations)}, largest temporary (a chunk of ${chunkTokens} tokens' logits) ${gb(figures.logitsChunk)}`;
+  const notes = [
+    wasm ? (packing === 'cached' ? "with XNNPACK's packed copies" : 'held once, packed per call') : '',
+    figures.halfWeights
+      ? `${((req.halfParams ?? 0) / 1e6).toFixed(0)}M of them held 16-bit (${gb(figures.halfWeights)}) and widened per use, ${mode.recompute ? "one block's at a time" : "every block's kept for the backward pass"}`
+      : '',
+  ].filter(Boolean);
+  const parts = `weights ${gb(figures.weights)}${notes.length ? ` (${notes.join('; ')})` : ''}, adapter and optimizer ${gb(figures.adapter)}, activations of a micro-batch of ${chosen} row${chosen === 1 ? '' : 's'}${mode.recompute ? ' with blocks recomputed' : ''} ${gb(figures.activations)}, largest temporary (a chunk of ${chunkTokens} tokens' logits) ${gb(figures.logitsChunk)}`;
   const passes = Math.ceil(B / chosen);
   // What the plan says whether or not it fits.
   const plan = { microBatchSize: chosen, wasmPacking: packing, recompute: mode.recompute, logitsChunkTokens: chunkTokens, figures, limits };
@@ -309,6 +338,15 @@ function refusalMessage(req: MemoryPlanRequest, m: number, chunkTokens: number, 
     } else hi = mid - 1;
   }
   if (smallest === null && longest >= 8) advice.push(`training.maxSeqLen ${longest} or less, at microBatchSize 1`);
+  const storable = req.halfStorableParams ?? 0;
+  if (storable > (req.halfParams ?? 0)) {
+    const asHalf = { ...req, halfParams: storable };
+    if (fitsIn(asHalf, 1, T, chunkTokens)) {
+      advice.push(
+        `the checkpoint saved in bf16 (model.to(torch.bfloat16).save_pretrained(folder)): ${limits.backend} then holds its ${(storable / 1e6).toFixed(0)}M block-matrix weights at 2 bytes instead of 4 (${gb(storable * (F32 - HALF))} less), which rounds them to bf16's 8-bit mantissa`,
+      );
+    }
+  }
   if (!req.quantized && figures.loadPeak < limits.poolBytes * USABLE_SHARE && figures.weights > figures.activations) {
     advice.push("QLoRA (method qlora, NF4): the adapted layers' weights are held at 4 bits outside the backend");
   }

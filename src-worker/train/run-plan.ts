@@ -4,6 +4,7 @@ import type { BackendName } from '../../src-shared/config.ts';
 import { readArchitecture } from '../inspect-model.ts';
 import type { AdapterModel } from '../methods/types.ts';
 import { setWasmWeightPacking } from '../models/ops.ts';
+import { halfStorageAvailable } from '../kernels/half-weights.ts';
 import { tf } from '../tf.ts';
 import { ADAPTER_FLOATS_PER_PARAM, assertPlanFits, backendLimits, planMemory, type BackendLimits, type DeviceLimits, type MemoryPlan } from './memory-plan.ts';
 import type { ArchitectureShape } from '../models/architecture.ts';
@@ -17,19 +18,27 @@ function gpuLimits(backend: BackendName): DeviceLimits | null {
 export interface PlanContext {
   shape: ArchitectureShape;
   parameterCount: number;
+  /** Parameters the model will hold 16-bit on this backend (kernels/half-weights.ts). */
+  halfParams: number;
+  /** Parameters a bf16 copy of the checkpoint would hold 16-bit on this backend (for the refusal's advice). */
+  halfStorableParams: number;
   limits: BackendLimits;
 }
 
 /**
- * Before the model loads: its weights, widened to f32, must fit the backend (TinyLlama-1.1B's 4.4 GB
- * do not fit wasm's heap even with QLoRA, which quantizes after loading). Refuses with the figures.
+ * Before the model loads: its weights must fit the backend, widened to f32 but for the block matrices
+ * of an f16/bf16 checkpoint, which cpu and wasm hold 16-bit (TinyLlama-1.1B's 4.4 GB in f32 do not
+ * fit wasm's heap even with QLoRA, which quantizes after loading). Refuses with the figures.
  */
 export async function planBeforeLoad(
   modelDir: string,
   backend: BackendName,
   training: { batchSize: number; maxSeqLen: number; microBatchSize: number | null },
 ): Promise<PlanContext> {
-  const { shape, parameterCount } = await readArchitecture(modelDir);
+  const architecture = await readArchitecture(modelDir);
+  const { shape, parameterCount } = architecture;
+  const halfParams = halfStorageAvailable() ? architecture.halfParams : 0;
+  const halfStorableParams = halfStorageAvailable() ? architecture.halfStorableParams : 0;
   const limits = backendLimits(backend, gpuLimits(backend));
   const seqLen = Math.min(training.maxSeqLen, shape.maxPositions || training.maxSeqLen);
   // The adapter is not known yet: with none, a run that fails here fails whatever the method.
@@ -42,10 +51,12 @@ export async function planBeforeLoad(
       microBatchSize: training.microBatchSize,
       trainableParams: 0,
       quantized: null,
+      halfParams,
+      halfStorableParams,
       limits,
     }),
   );
-  return { shape, parameterCount, limits };
+  return { shape, parameterCount, halfParams, halfStorableParams, limits };
 }
 
 /** After the adapter is attached: the whole plan, refused before step 1 when it cannot fit. */
@@ -54,7 +65,7 @@ export function planRun(
   adapter: Pick<AdapterModel, 'trainableParamCount' | 'targets' | 'releaseFloatWeights' | 'trainsBaseParameters'>,
   training: { batchSize: number; maxSeqLen: number; microBatchSize: number | null },
 ): MemoryPlan {
-  const { shape, parameterCount, limits } = context;
+  const { shape, parameterCount, halfParams, halfStorableParams, limits } = context;
   // QLoRA's adapted layers are held quantized in JavaScript and dequantized one at a time.
   const quantizedSizes = adapter.releaseFloatWeights ? adapter.targets.map((t) => t.inFeatures * t.outFeatures) : [];
   const plan = planMemory({
@@ -66,6 +77,9 @@ export function planRun(
     // Full fine-tuning's trainable parameters are the weights: only their gradient and moments are extra.
     trainableParams: adapter.trainsBaseParameters ? (adapter.trainableParamCount() * 3) / ADAPTER_FLOATS_PER_PARAM : adapter.trainableParamCount(),
     quantized: quantizedSizes.length ? { params: quantizedSizes.reduce((a, b) => a + b, 0), largestModuleParams: Math.max(...quantizedSizes) } : null,
+    // Methods that train the base weights hold them as f32 variables, whatever the checkpoint's dtype.
+    halfParams: adapter.trainsBaseParameters ? 0 : halfParams,
+    halfStorableParams: adapter.trainsBaseParameters ? 0 : halfStorableParams,
     limits,
     allowRecompute: !adapter.trainsBaseParameters,
   });

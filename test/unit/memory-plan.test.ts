@@ -1,14 +1,19 @@
 // The memory plan (train/memory-plan.ts): micro-batches chosen to fit wasm32's heap, refusals with the
 // figures and the settings that would fit (TinyLlama's f32 weights, WebGPU's binding limit), the estimate
 // of a micro-batched step against the measured peak, and out-of-memory errors told apart from others.
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import { initBackend } from '../../src-worker/backend.ts';
 import type { Batch } from '../../src-worker/data/batcher.ts';
-import { loadCausalLM } from '../../src-worker/formats/model-folder.ts';
+import { loadCausalLM, readWeights } from '../../src-worker/formats/model-folder.ts';
+import { serializeSafetensors } from '../../src-worker/formats/safetensors.ts';
 import type { ArchitectureShape } from '../../src-worker/models/architecture.ts';
 import { readArchitecture } from '../../src-worker/inspect-model.ts';
+import { halfStorable } from '../../src-worker/formats/half-bits.ts';
+import { llamaConfigFromHF, llamaParameterShapes } from '../../src-worker/models/llama.ts';
 import { getMethod } from '../../src-worker/methods/index.ts';
 import { tf } from '../../src-worker/tf.ts';
 import { AdamW } from '../../src-worker/train/adamw.ts';
@@ -63,6 +68,53 @@ function request(overrides: Partial<MemoryPlanRequest>): MemoryPlanRequest {
   };
 }
 
+/** A micro-batched LoRA step (2 rows per pass of a batch of 8 x 32) of the model in `dir` on cpu: the plan's total against tf.profile's peak. */
+async function microBatchedStep(dir: string) {
+  await initBackend('cpu');
+  const { shape, parameterCount, halfParams } = await readArchitecture(dir);
+  const model = await loadCausalLM(dir);
+  const method = getMethod('lora');
+  const adapter = method.create(model, method.parseSettings({ r: 8, alpha: 16, dropout: 0.05, targetModules: ['c_attn', 'c_proj'] }), 0);
+  const params = adapter.trainable();
+  const optimizer = new AdamW([{ name: 'all', lr: 1e-3, weightDecay: 0, params: params.map(({ name, variable }) => ({ name, variable })) }]);
+  const [B, T] = [8, 32];
+  const batch: Batch = {
+    inputIds: Int32Array.from({ length: B * T }, (_, i) => (i * 7) % 264),
+    lossMask: new Float32Array(B * T).fill(1),
+    batchSize: B,
+    seqLen: T,
+    tokenCount: B * T,
+  };
+  const plan = planMemory({
+    shape,
+    parameterCount,
+    batchSize: B,
+    seqLen: T,
+    microBatchSize: 2,
+    trainableParams: adapter.trainableParamCount(),
+    quantized: null,
+    halfParams,
+    limits: backendLimits('cpu', null, 20 * GiB),
+  });
+  expect(plan.microBatchSize).toBe(2);
+  const profile = await tf.profile(async () => {
+    await trainStep(
+      model,
+      adapter,
+      optimizer,
+      batch,
+      1,
+      new Map(params.map((p) => [p.variable.name, p.name])),
+      params.map((p) => p.variable),
+      1,
+      undefined,
+      plan,
+    );
+    return [];
+  });
+  return { shape, parameterCount, halfParams, model, adapter, optimizer, params, batch, plan, ratio: plan.figures.total / profile.peakBytes };
+}
+
 describe('planMemory', () => {
   it('fits GPT-2 124M at batch 8 x 256 on wasm by choosing micro-batches, within the heap', () => {
     const plan = planMemory(request({}));
@@ -106,6 +158,53 @@ describe('planMemory', () => {
     expect(plan.refusal).toMatch(/the PyTorch engine/);
   });
 
+  it('accepts Qwen2.5-0.5B at 4 x 256 on wasm when its block matrices are held bf16, and refuses it in f32', () => {
+    const config = llamaConfigFromHF({
+      model_type: 'qwen2',
+      hidden_size: 896,
+      num_hidden_layers: 24,
+      num_attention_heads: 14,
+      num_key_value_heads: 2,
+      intermediate_size: 4864,
+      vocab_size: 151936,
+      tie_word_embeddings: true,
+      max_position_embeddings: 32768,
+    });
+    let parameterCount = 0;
+    let halfParams = 0;
+    for (const [key, dims] of llamaParameterShapes(config)) {
+      const n = dims.reduce((p, d) => p * d, 1);
+      parameterCount += n;
+      if (halfStorable(key, dims)) halfParams += n;
+    }
+    const qwen: ArchitectureShape = {
+      family: 'llama',
+      layers: 24,
+      hiddenSize: 896,
+      heads: 14,
+      kvHeads: 2,
+      vocabSize: 151936,
+      maxPositions: 32768,
+      intermediateSize: 4864,
+      defaultTargetShapes: [],
+    };
+    // LoRA r 8 on q_proj and v_proj.
+    const qwenRequest = request({ shape: qwen, parameterCount, batchSize: 4, seqLen: 256, trainableParams: 24 * 8 * (896 + 896 + 896 + 128) });
+    const f32 = planMemory({ ...qwenRequest, halfStorableParams: halfParams });
+    expect(f32.fits).toBe(false);
+    // An f32 checkpoint is refused with the advice to save it in bf16, saying that this rounds the weights.
+    expect(f32.refusal).toMatch(
+      /the checkpoint saved in bf16 .*holds its 358M block-matrix weights at 2 bytes instead of 4 \(0\.72 GB less\), which rounds them to bf16/,
+    );
+    const bf16 = planMemory({ ...qwenRequest, halfParams });
+    expect(bf16.fits).toBe(true);
+    expect(bf16.figures.halfWeights).toBe(2 * halfParams);
+    // The 16-bit matrices save 2 bytes each; their widened copies, one recomputed block's at a time, cost far less.
+    expect(bf16.recompute).toBe(true);
+    expect(bf16.figures.total * 1.35).toBeLessThan(4 * GiB * 0.85);
+    expect(bf16.summary).toMatch(/358M of them held 16-bit \(0\.72 GB\) and widened per use, one block's at a time.*batch 4 x 256 tokens in \d+ pass/);
+  });
+
   it('refuses on webgpu when the embedding exceeds maxStorageBufferBindingSize, naming the limit', () => {
     const limits = backendLimits('webgpu', { maxStorageBufferBindingSize: 128 * 2 ** 20, maxBufferSize: 256 * 2 ** 20 }, 20 * GiB);
     const plan = planMemory(request({ limits }));
@@ -118,49 +217,10 @@ describe('planMemory', () => {
   });
 
   it('estimates a micro-batched step of gpt2-tiny within 1.3x of the measured peak, with and without recomputation (cpu)', async () => {
-    await initBackend('cpu');
-    const dir = path.join(import.meta.dirname, '..', 'fixtures', 'gpt2-tiny');
-    const { shape, parameterCount } = await readArchitecture(dir);
-    const model = await loadCausalLM(dir);
-    const method = getMethod('lora');
-    const adapter = method.create(model, method.parseSettings({ r: 8, alpha: 16, dropout: 0.05, targetModules: ['c_attn', 'c_proj'] }), 0);
-    const params = adapter.trainable();
-    const optimizer = new AdamW([{ name: 'all', lr: 1e-3, weightDecay: 0, params: params.map(({ name, variable }) => ({ name, variable })) }]);
-    const [B, T] = [8, 32];
-    const batch: Batch = {
-      inputIds: Int32Array.from({ length: B * T }, (_, i) => (i * 7) % 264),
-      lossMask: new Float32Array(B * T).fill(1),
-      batchSize: B,
-      seqLen: T,
-      tokenCount: B * T,
-    };
-    const plan = planMemory({
-      shape,
-      parameterCount,
-      batchSize: B,
-      seqLen: T,
-      microBatchSize: 2,
-      trainableParams: adapter.trainableParamCount(),
-      quantized: null,
-      limits: backendLimits('cpu', null, 20 * GiB),
-    });
-    expect(plan.microBatchSize).toBe(2);
-    const profile = await tf.profile(async () => {
-      await trainStep(
-        model,
-        adapter,
-        optimizer,
-        batch,
-        1,
-        new Map(params.map((p) => [p.variable.name, p.name])),
-        params.map((p) => p.variable),
-        1,
-        undefined,
-        plan,
-      );
-      return [];
-    });
-    const ratio = plan.figures.total / profile.peakBytes;
+    const { shape, parameterCount, model, adapter, optimizer, params, batch, plan, ratio } = await microBatchedStep(
+      path.join(import.meta.dirname, '..', 'fixtures', 'gpt2-tiny'),
+    );
+    const [B, T] = [batch.batchSize, batch.seqLen];
     expect(ratio).toBeGreaterThan(1 / 1.3);
     expect(ratio).toBeLessThan(1.3);
     // And with every block recomputed in the backward pass: the forward and backward of the whole batch
@@ -196,6 +256,28 @@ describe('planMemory', () => {
     optimizer.dispose();
     adapter.dispose();
     model.dispose();
+  });
+
+  it('estimates the same step within 1.3x when the block matrices are held bf16 (cpu)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'plan-bf16-'));
+    try {
+      const source = path.join(import.meta.dirname, '..', 'fixtures', 'gpt2-tiny');
+      for (const file of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(source, file), path.join(dir, file));
+      fs.writeFileSync(
+        path.join(dir, 'model.safetensors'),
+        serializeSafetensors(await readWeights([path.join(source, 'model.safetensors')]), undefined, 'BF16'),
+      );
+      const { halfParams, plan, ratio, model, adapter, optimizer } = await microBatchedStep(dir);
+      expect(halfParams).toBeGreaterThan(0);
+      expect(plan.figures.halfWeights).toBe(2 * halfParams);
+      expect(ratio).toBeGreaterThan(1 / 1.3);
+      expect(ratio).toBeLessThan(1.3);
+      optimizer.dispose();
+      adapter.dispose();
+      model.dispose();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -127,19 +127,25 @@ export function prepareStudyData(spec: StudyData, dir: string): string {
   return writeOnce(dir, `${rows.map((r) => JSON.stringify(r)).join('\n')}\n`);
 }
 
-/** The held-out rows (data.heldOut) rendered, `count` of them spread evenly: prompt and completion as one text. */
-export function studyHeldOutTexts(spec: Part, source: readonly Row[], count: number): string[] {
-  return spread(splitRows(spec, source).test, count).map((row) => render(spec.prompt, row, spec.values) + render(spec.completion, row, spec.values));
+/** The held-out rows (data.heldOut) rendered, `count` of them spread evenly. */
+export function studyHeldOutRows(spec: Part, source: readonly Row[], count: number): { prompt: string; completion: string }[] {
+  return spread(splitRows(spec, source).test, count).map((row) => ({
+    prompt: render(spec.prompt, row, spec.values),
+    completion: render(spec.completion, row, spec.values),
+  }));
 }
 
-/** Writes a task's held-out rows as a text corpus (JSONL with "text", the perplexity suite's input) and returns its path. */
+/**
+ * Writes a task's held-out rows as the perplexity suite's text corpus (JSONL with "prompt" and "completion":
+ * the completion is scored given the prompt, as training scores it) and returns its path.
+ */
 export function prepareHeldOutText(spec: StudyData, dir: string, count: number): string {
-  const texts = studyHeldOutTexts(spec, readJsonl(path.resolve(spec.source)), count);
-  if (texts.length === 0)
+  const rows = studyHeldOutRows(spec, readJsonl(path.resolve(spec.source)), count);
+  if (rows.length === 0)
     throw new WorkbenchError('dataset_invalid', `No held-out rows in ${spec.source}: data.heldOut keeps every n-th row the filter keeps, and it keeps none.`, {
       field: 'data.heldOut',
     });
-  return writeOnce(dir, `${texts.map((text) => JSON.stringify({ text })).join('\n')}\n`);
+  return writeOnce(dir, `${rows.map((row) => JSON.stringify(row)).join('\n')}\n`);
 }
 
 /** A file under `dir` named by its content's digest, written once (atomically). */

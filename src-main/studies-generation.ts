@@ -13,7 +13,7 @@ import { expertCellKey, type StudyCell, type StudyCellPlan, type StudyGeneration
 import type { StudyJobs } from './studies.ts';
 import { prepareHeldOutText } from './studies-data.ts';
 
-/** The summary figure each adapter is compared on: mean loss per token of the held-out texts (nats). */
+/** The summary figure each adapter is compared on: mean loss per completion token of the held-out rows (nats). */
 export const HELD_OUT_LOSS_KEY = 'perplexity.text.loss';
 /** What a generation cell scores, as the keys of its stored evaluations. */
 const BASE = 'base';

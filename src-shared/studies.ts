@@ -134,7 +134,7 @@ export const StudyClaimSchema = z.object({ claim: z.string().min(1), reported: z
 /**
  * SG-LoRA's leave-one-task-out: one expert per task is trained (a cell each), then for every task an adapter
  * is generated from the other tasks' experts and its description alone, beside a merge of those experts;
- * each is scored (perplexity suite: loss per token) on the task's held-out rows with the base model, every
+ * each is scored (perplexity suite: loss per completion token given its prompt) on the task's held-out rows with the base model, every
  * other expert (the best is what picking one by hand could reach) and the task's own expert (the oracle).
  */
 export const StudyGenerationSchema = z.object({

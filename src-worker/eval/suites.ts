@@ -484,8 +484,11 @@ export interface PerplexitySuiteResult {
   oasst1: LanguageModellingResult | null;
 }
 
-/** Whole documents from the prefix token; longer ones than the window go in rolling windows (loglikelihood_rolling). */
-export const documentSpans = (documents: readonly TextDocument[]): ScoredSpan[] => documents.map((d) => ({ id: d.id, context: '', text: d.text }));
+/**
+ * Whole documents from the prefix token (longer ones than the window go in rolling windows, loglikelihood_rolling);
+ * a document with a context (a prompt/completion line) scores its text given the context.
+ */
+export const documentSpans = (documents: readonly TextDocument[]): ScoredSpan[] => documents.map((d) => ({ id: d.id, context: d.context ?? '', text: d.text }));
 
 /** The last assistant reply given the conversation before it, in the template training uses. */
 export const replySpans = (conversations: readonly Conversation[]): ScoredSpan[] =>

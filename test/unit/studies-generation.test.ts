@@ -12,7 +12,7 @@ import type { AdapterGenerateRequestInput } from '../../src-shared/sg-lora.ts';
 import { expandGrid, parseRecipe, scaleRecipe, type StudyRecipeInput } from '../../src-shared/studies.ts';
 import { resolvePaths, type WorkbenchPaths } from '../../src-main/paths.ts';
 import { StudyService, type StudyJobs } from '../../src-main/studies.ts';
-import { studyHeldOutTexts, studyTrainingRows } from '../../src-main/studies-data.ts';
+import { studyHeldOutRows, studyTrainingRows } from '../../src-main/studies-data.ts';
 import { HELD_OUT_LOSS_KEY } from '../../src-main/studies-generation.ts';
 import { Store } from '../../src-main/store/index.ts';
 
@@ -130,8 +130,11 @@ describe('generation recipes', () => {
     const rows = Array.from({ length: 10 }, (_, i) => ({ q: `q${i}`, answer: `x${i}` }));
     const spec = { prompt: '{q}:', completion: ' {answer}', values: {}, rows: null, heldOut: 5 };
     expect(studyTrainingRows(spec, rows).map((r) => r.prompt)).toEqual(['q1:', 'q2:', 'q3:', 'q4:', 'q6:', 'q7:', 'q8:', 'q9:']);
-    expect(studyHeldOutTexts(spec, rows, 40)).toEqual(['q0: x0', 'q5: x5']);
-    expect(studyHeldOutTexts(spec, rows, 1)).toEqual(['q0: x0']);
+    expect(studyHeldOutRows(spec, rows, 40)).toEqual([
+      { prompt: 'q0:', completion: ' x0' },
+      { prompt: 'q5:', completion: ' x5' },
+    ]);
+    expect(studyHeldOutRows(spec, rows, 1)).toEqual([{ prompt: 'q0:', completion: ' x0' }]);
   });
 });
 
@@ -190,7 +193,7 @@ function standIn(options: { freezeAtEval?: number } = {}) {
         if (frozen) return hang();
         if (options.freezeAtEval === evaluationsStarted.length + 1) return ((frozen = true), hang());
         const adapter = input.adapterId ? store.adapters.require(input.adapterId) : null;
-        const task = (JSON.parse(readFileSync(input.datasets.text!, 'utf8').split('\n')[0]!) as { text: string }).text.split(' ')[0]!;
+        const task = (JSON.parse(readFileSync(input.datasets.text!, 'utf8').split('\n')[0]!) as { prompt: string }).prompt.split(' ')[0]!;
         const id = `ev-${evaluationsStarted.length + 1}-${Math.random().toString(36).slice(2, 6)}`;
         evaluationsStarted.push(id);
         store.evaluations.create({
@@ -247,8 +250,8 @@ describe('a generation study', () => {
     expect(evaluationsStarted).toHaveLength(18);
     const heldOut = store.evaluations.require(store.studies.cells(study.id)[3]!.evaluations.base!);
     expect(readFileSync(heldOut.datasets.text!, 'utf8').trim().split('\n')).toEqual([
-      JSON.stringify({ text: 'a question 0\n a0' }),
-      JSON.stringify({ text: 'a question 5\n a5' }),
+      JSON.stringify({ prompt: 'a question 0\n', completion: ' a0' }),
+      JSON.stringify({ prompt: 'a question 5\n', completion: ' a5' }),
     ]);
 
     const figure = service.detail(study.id).figures[0]!;

@@ -128,7 +128,8 @@ export class WorkerJobs<Job extends TrackedJob> {
     const terminations: Promise<unknown>[] = [];
     for (const job of this.active.values()) {
       job.closing = true;
-      markClosed(job);
+      // A settled job has its end recorded (completed, say) and only waits for its worker to exit.
+      if (!job.settled) markClosed(job);
       terminations.push(job.worker.terminate(), job.done);
     }
     await Promise.allSettled(terminations);

@@ -92,13 +92,25 @@ export function imbalance(rows: readonly Row[], spec: NonNullable<StudyData['imb
   return rows.filter((row) => kept.has(row));
 }
 
-type Part = Pick<StudyData, 'prompt' | 'completion' | 'task' | 'values' | 'rows'> & { imbalance?: StudyData['imbalance']; filter?: StudyData['filter'] };
-
 const asText = (raw: unknown) => (raw === undefined || raw === null ? '' : typeof raw === 'string' ? raw : JSON.stringify(raw));
+
+type Part = Pick<StudyData, 'prompt' | 'completion' | 'task' | 'values' | 'rows'> & {
+  imbalance?: StudyData['imbalance'];
+  filter?: StudyData['filter'];
+  heldOut?: StudyData['heldOut'];
+};
+
+/** The rows the filter keeps, split: every `heldOut`-th one is the test set, never trained on. */
+function splitRows(spec: Part, source: readonly Row[]): { train: Row[]; test: Row[] } {
+  const kept = source.filter((row) => Object.entries(spec.filter ?? {}).every(([field, value]) => asText(fieldValue(row, field)) === value));
+  if (!spec.heldOut) return { train: kept, test: [] };
+  const every = spec.heldOut;
+  return { train: kept.filter((_, i) => i % every !== 0), test: kept.filter((_, i) => i % every === 0) };
+}
 
 /** Renders one source's rows; with `rows`, the imbalance is kept while the total is cut to about that many. */
 export function studyTrainingRows(spec: Part, source: readonly Row[]): { prompt: string; completion: string; task?: string }[] {
-  const kept = source.filter((row) => Object.entries(spec.filter ?? {}).every(([field, value]) => asText(fieldValue(row, field)) === value));
+  const kept = splitRows(spec, source).train;
   let rows = spec.imbalance ? imbalance(kept, spec.imbalance) : kept;
   if (spec.rows !== null) rows = spread(rows, spec.rows);
   return rows.map((row) => ({
@@ -112,7 +124,32 @@ export function studyTrainingRows(spec: Part, source: readonly Row[]): { prompt:
 export function prepareStudyData(spec: StudyData, dir: string): string {
   const rows = [spec, ...spec.also].flatMap((part) => studyTrainingRows(part, readJsonl(path.resolve(part.source))));
   if (rows.length === 0) throw new WorkbenchError('dataset_invalid', `The study's data section selects no rows from ${spec.source}.`, { field: 'data' });
-  const text = `${rows.map((r) => JSON.stringify(r)).join('\n')}\n`;
+  return writeOnce(dir, `${rows.map((r) => JSON.stringify(r)).join('\n')}\n`);
+}
+
+/** The held-out rows (data.heldOut) rendered, `count` of them spread evenly. */
+export function studyHeldOutRows(spec: Part, source: readonly Row[], count: number): { prompt: string; completion: string }[] {
+  return spread(splitRows(spec, source).test, count).map((row) => ({
+    prompt: render(spec.prompt, row, spec.values),
+    completion: render(spec.completion, row, spec.values),
+  }));
+}
+
+/**
+ * Writes a task's held-out rows as the perplexity suite's text corpus (JSONL with "prompt" and "completion":
+ * the completion is scored given the prompt, as training scores it) and returns its path.
+ */
+export function prepareHeldOutText(spec: StudyData, dir: string, count: number): string {
+  const rows = studyHeldOutRows(spec, readJsonl(path.resolve(spec.source)), count);
+  if (rows.length === 0)
+    throw new WorkbenchError('dataset_invalid', `No held-out rows in ${spec.source}: data.heldOut keeps every n-th row the filter keeps, and it keeps none.`, {
+      field: 'data.heldOut',
+    });
+  return writeOnce(dir, `${rows.map((row) => JSON.stringify(row)).join('\n')}\n`);
+}
+
+/** A file under `dir` named by its content's digest, written once (atomically). */
+function writeOnce(dir: string, text: string): string {
   const file = path.join(dir, `${createHash('sha256').update(text).digest('hex').slice(0, 16)}.jsonl`);
   if (!existsSync(file)) {
     mkdirSync(dir, { recursive: true });

@@ -29,14 +29,16 @@ import {
 import type { WorkbenchPaths } from './paths.ts';
 import { isProcessAlive, newId } from './jobs.ts';
 import { prepareStudyData } from './studies-data.ts';
+import { generationValues, HELD_OUT_LOSS_KEY, runGenerationCell } from './studies-generation.ts';
 import type { Store } from './store/index.ts';
 import type { StoredStudy } from './store/studies-repo.ts';
 
-/** What a study needs of the workbench: the same calls the UI makes. */
-/** The calls a study makes: the same ones the UI makes for one run and its evaluations. */
+/** The calls a study makes: the same ones the UI makes for one run and its evaluations (and SG-LoRA's generation). */
 export interface StudyJobs {
   runs: Pick<WorkbenchApi['runs'], 'get' | 'start' | 'resume' | 'stop'>;
   evals: Pick<WorkbenchApi['evals'], 'get' | 'start' | 'stop'>;
+  /** Only generation recipes use the bank. */
+  adapters?: Pick<WorkbenchApi['adapters'], 'describe' | 'generate'>;
 }
 
 export interface StudyServiceOptions {
@@ -162,8 +164,9 @@ export class StudyService {
     const recipe = scaleRecipe(parseRecipe(substituteVariables(request.recipe, request.variables, ['recipe']), 'recipe'), request.scale);
     const plan = expandGrid(recipe);
     // The grid alone (what is trained and evaluated): editing a figure, a title or a claim keeps the study.
-    const { base, data, axes, seeds, evaluations } = recipe;
-    const digest = createHash('sha256').update(canonical({ base, data, axes, seeds, evaluations })).digest('hex');
+    const { base, data, axes, seeds, evaluations, generation } = recipe;
+    const grid = { base, data, axes, seeds, evaluations, ...(generation ? { generation } : {}) };
+    const digest = createHash('sha256').update(canonical(grid)).digest('hex');
     const existing = request.fresh ? undefined : this.store.studies.latestWithDigest(digest);
     if (existing) {
       if (!this.active.has(existing.id)) this.store.studies.update(existing.id, { recipe, title: recipe.title });
@@ -270,7 +273,8 @@ export class StudyService {
         if (active.stopping) break;
         const cell = this.store.studies.cells(id).find((c) => c.key === cellPlan.key);
         if (!cell || cell.status === 'completed') continue;
-        await this.runCell(active, study, cellPlan, cell);
+        if (cellPlan.kind === 'generate') await this.runGeneration(active, study, cellPlan, cell);
+        else await this.runCell(active, study, cellPlan, cell);
       }
       if (active.closing) return;
       const failed = this.store.studies.cells(id).filter((c) => c.status === 'failed');
@@ -351,6 +355,45 @@ export class StudyService {
     }
   }
 
+  private async runGeneration(active: ActiveStudy, study: StoredStudy, plan: StudyCellPlan, cell: StudyCell): Promise<void> {
+    const jobs = this.jobs!;
+    const update = (patch: Parameters<Store['studies']['updateCell']>[2]) => this.store.studies.updateCell(study.id, plan.key, patch);
+    update({ status: 'evaluating', startedAt: nowIso(), finishedAt: null, error: null });
+    active.current = { cell: plan.key, phase: 'evaluating', runId: null, evaluationId: null, evaluation: null, step: null, maxSteps: null };
+    try {
+      const failure = await runGenerationCell({
+        jobs,
+        studyId: study.id,
+        studyName: study.recipe.name,
+        generation: study.recipe.generation!,
+        plan,
+        cell,
+        cells: this.store.studies.cells(study.id),
+        dataDir: this.paths.dataDir,
+        saveEvaluations: (evaluations) => update({ evaluations }),
+        stopping: () => active.stopping,
+        evaluate: async (subject, start) => {
+          const started = await start();
+          active.current = { ...active.current!, evaluationId: started.id, evaluation: subject };
+          if (active.stopping) await jobs.evals.stop(started.id).catch(() => undefined);
+          return this.poll(
+            () => jobs.evals.get(started.id),
+            finishedEval,
+            (e) => {
+              active.current!.step = e.progress?.done ?? null;
+              active.current!.maxSteps = e.progress?.total ?? null;
+            },
+          );
+        },
+      });
+      if (active.stopping) update({ status: 'pending' });
+      else if (failure) update({ status: 'failed', error: failure, finishedAt: nowIso() });
+      else update({ status: 'completed', finishedAt: nowIso() });
+    } catch (error) {
+      update(active.stopping ? { status: 'pending' } : { status: 'failed', error: WorkbenchError.from(error).message, finishedAt: nowIso() });
+    }
+  }
+
   private async poll<T>(read: () => Promise<T>, isDone: (value: T) => boolean, onProgress: (value: T) => void): Promise<T> {
     for (;;) {
       const value = await read();
@@ -401,7 +444,10 @@ export class StudyService {
   private cellResults(recipe: StudyRecipe, cells: StudyCell[]): StudyCellResult[] {
     const needed = neededMetrics(recipe);
     return cells.map((cell) => {
-      const values: Record<string, number> = {};
+      const values: Record<string, number> = generationValues(recipe, cell, (id) => {
+        const stored = this.store.evaluations.get(id);
+        return stored?.status === 'completed' ? stored.summary?.[HELD_OUT_LOSS_KEY] : undefined;
+      });
       const curves: StudyCellResult['curves'] = {};
       for (const [evaluation, keys] of needed.evalKeys) {
         const id = cell.evaluations[evaluation];

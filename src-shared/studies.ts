@@ -5,8 +5,14 @@ import { z } from 'zod';
 import { BackendChoiceSchema, methodSettingsKeys, migrateStoredRunConfig, RunConfigSchema, type RunConfigInput } from './config.ts';
 import { validate, WorkbenchError } from './errors.ts';
 import { EvalStartRequestSchema } from './eval.ts';
+import { sgLoraGenerators } from './sg-lora.ts';
 
 const Name = z.string().regex(/^[A-Za-z][\w-]*$/, 'letters, digits, _ and -, starting with a letter');
+/** The axis a generation recipe's figures draw: the held-out task (its cells' level), one value per task. */
+export const GENERATION_AXIS = 'task';
+/** The level naming a generation recipe's expert cells (the task each trains on). */
+export const EXPERT_LEVEL = 'expert';
+
 /** A dotted path: "training.seed", "loraPlus.ratio", "data.imbalance.ratio". */
 const DottedPath = z.string().regex(/^[A-Za-z_]\w*(\.[A-Za-z_0-9]\w*)*$/, 'a dotted field path such as training.seed');
 
@@ -53,6 +59,8 @@ export const StudyDataSchema = z.object({
   rows: z.number().int().min(1).nullable().default(null),
   /** Rows with `field` = `majority` are kept at `ratio` times the rows of each other value (ratio 1: balanced). */
   imbalance: z.object({ field: z.string().min(1), majority: z.string(), ratio: z.number().min(1) }).optional(),
+  /** Every n-th row the filter keeps is held out: never trained on, and scored by a generation recipe. */
+  heldOut: z.number().int().min(2).optional(),
   /** More sources appended, each with its own templates (a second task for a task mixture). */
   also: z
     .array(
@@ -87,6 +95,11 @@ export const StudyMetricSchema = z.union([
     reduce: z.enum(['last', 'min']).default('last'),
     label: z.string().optional(),
   }),
+  z.object({
+    /** A generation recipe's held-out loss of one adapter: the generated one, a baseline, or the base model. */
+    generation: z.enum(['sg-lora', 'merge', 'best-expert', 'mean-expert', 'own-expert', 'base']),
+    label: z.string().optional(),
+  }),
 ]);
 export type StudyMetric = z.infer<typeof StudyMetricSchema>;
 
@@ -118,6 +131,37 @@ export type StudyFigure = z.infer<typeof StudyFigureSchema>;
 /** What a paper reports, for the verdict column. `reported` says "not stated in the design docs" where unknown. */
 export const StudyClaimSchema = z.object({ claim: z.string().min(1), reported: z.string().min(1), figure: Name.optional() });
 
+/**
+ * SG-LoRA's leave-one-task-out: one expert per task is trained (a cell each), then for every task an adapter
+ * is generated from the other tasks' experts and its description alone, beside a merge of those experts;
+ * each is scored (perplexity suite: loss per completion token given its prompt) on the task's held-out rows with the base model, every
+ * other expert (the best is what picking one by hand could reach) and the task's own expert (the oracle).
+ */
+export const StudyGenerationSchema = z.object({
+  tasks: z
+    .array(
+      z.object({
+        name: Name,
+        /** What the bank's semantic encoder compares: the only thing generation knows of a held-out task. */
+        description: z.string().min(1).max(5000),
+        /** The expert's training data; its held-out rows (data.heldOut, default 5) are the task's test set. */
+        data: StudyDataSchema,
+      }),
+    )
+    .min(3, 'leave-one-task-out needs at least three tasks (a held-out one and a bank of two)'),
+  /** Held-out rows scored per task (spread evenly over them). */
+  heldOutRows: z.number().int().min(1).default(40),
+  generator: z.enum(sgLoraGenerators).default('semantic-merge'),
+  topK: z.number().int().min(1).max(64).default(3),
+  temperature: z.number().positive().max(10).default(0.1),
+  /** Rank of the generated and the merged adapter (truncated SVD of the merged Delta W). */
+  r: z.number().int().min(1).max(1024).default(8),
+});
+export type StudyGeneration = z.infer<typeof StudyGenerationSchema>;
+
+/** The default of data.heldOut in a generation recipe: one row in five is the task's test set. */
+export const DEFAULT_HELD_OUT_EVERY = 5;
+
 export const StudyRecipeSchema = z
   .object({
     name: Name,
@@ -132,9 +176,29 @@ export const StudyRecipeSchema = z
     seeds: z.array(z.number().int().min(0)).min(1).default([42]),
     evaluations: z.array(StudyEvaluationSchema).default([]),
     figures: z.array(StudyFigureSchema).default([]),
+    /** SG-LoRA leave-one-task-out instead of a grid of axes: experts trained, then adapters generated per held-out task. */
+    generation: StudyGenerationSchema.optional(),
   })
   .superRefine((recipe, ctx) => {
-    const axes = new Set<string>();
+    if (recipe.generation) {
+      // A generation recipe's grid is its tasks (the figures' "task" axis) times its seeds.
+      for (const field of ['axes', 'evaluations'] as const)
+        if (recipe[field].length > 0)
+          ctx.addIssue({ code: 'custom', path: [field], message: `a generation recipe varies the held-out task; leave "${field}" out` });
+      if (recipe.data) ctx.addIssue({ code: 'custom', path: ['data'], message: 'a generation recipe gives each task its data (generation.tasks.N.data)' });
+      const names = new Set<string>();
+      recipe.generation.tasks.forEach((task, i) => {
+        if (names.has(task.name)) ctx.addIssue({ code: 'custom', path: ['generation', 'tasks', i, 'name'], message: `task "${task.name}" is named twice` });
+        names.add(task.name);
+      });
+      if (recipe.generation.topK > recipe.generation.tasks.length - 1)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['generation', 'topK'],
+          message: `the bank of a held-out task has ${recipe.generation.tasks.length - 1} experts; topK must not exceed it`,
+        });
+    }
+    const axes = new Set<string>(recipe.generation ? [GENERATION_AXIS] : []);
     recipe.axes.forEach((axis, i) => {
       if (axes.has(axis.name)) ctx.addIssue({ code: 'custom', path: ['axes', i, 'name'], message: `axis "${axis.name}" is named twice` });
       axes.add(axis.name);
@@ -145,6 +209,8 @@ export const StudyRecipeSchema = z
     });
     const evaluations = new Set(recipe.evaluations.map((e) => e.id));
     const checkMetric = (metric: StudyMetric, path: (string | number)[]) => {
+      if ('generation' in metric && !recipe.generation)
+        ctx.addIssue({ code: 'custom', path: [...path, 'generation'], message: 'a generation metric needs the recipe\'s "generation" section' });
       if ('evaluation' in metric && !evaluations.has(metric.evaluation)) {
         ctx.addIssue({
           code: 'custom',
@@ -224,6 +290,11 @@ export function scaleRecipe(recipe: StudyRecipe, scale: StudyScale): StudyRecipe
         ? { ...recipe.data, rows: scale.rows, also: recipe.data.also.map((part) => ({ ...part, rows: scale.rows! })) }
         : recipe.data,
     seeds: scale.seeds ?? recipe.seeds,
+    generation: recipe.generation && {
+      ...recipe.generation,
+      ...(scale.rows !== undefined ? { heldOutRows: scale.rows } : {}),
+      tasks: recipe.generation.tasks.map((task) => ({ ...task, data: { ...task.data, ...(scale.rows !== undefined ? { rows: scale.rows } : {}) } })),
+    },
     evaluations: recipe.evaluations.map((e) => ({
       ...e,
       ...(scale.rows !== undefined ? { limit: scale.rows } : {}),
@@ -247,8 +318,18 @@ export function axisLabel(axis: StudyAxis, index: number): string {
   return typeof value === 'string' ? value : JSON.stringify(value);
 }
 
-/** One point of the grid: one run (then its evaluations) at one level of every axis and one seed. */
+/** The axes a recipe's figures can draw: its own, or a generation recipe's held-out task. */
+export function figureAxes(recipe: StudyRecipe): StudyAxis[] {
+  if (!recipe.generation) return recipe.axes;
+  return [{ name: GENERATION_AXIS, values: recipe.generation.tasks.map((t) => t.name) }];
+}
+
+/**
+ * One point of the grid: one run (then its evaluations) at one level of every axis and one seed; in a
+ * generation recipe, an expert's run ('expert') or the adapters generated for one held-out task ('generate').
+ */
 export interface StudyCellPlan {
+  kind: 'run' | 'expert' | 'generate';
   /** Stable across restarts and re-expansions: the axis labels and the seed. */
   key: string;
   position: number;
@@ -265,6 +346,7 @@ export interface StudyCellPlan {
  * does not know, or a value it refuses, is an error naming the cell and the field.
  */
 export function expandGrid(recipe: StudyRecipe): StudyCellPlan[] {
+  if (recipe.generation) return expandGeneration(recipe, recipe.generation);
   let combos: { levels: Record<string, string>; sets: [string, unknown][] }[] = [{ levels: {}, sets: [] }];
   for (const axis of recipe.axes) {
     combos = combos.flatMap((combo) =>
@@ -305,6 +387,7 @@ export function expandGrid(recipe: StudyRecipe): StudyCellPlan[] {
         });
       }
       cells.push({
+        kind: 'run',
         key,
         position: cells.length,
         levels: combo.levels,
@@ -316,6 +399,41 @@ export function expandGrid(recipe: StudyRecipe): StudyCellPlan[] {
   }
   return cells;
 }
+
+/** The experts (every task, every seed) first, then one generation cell per held-out task and seed. */
+function expandGeneration(recipe: StudyRecipe, generation: StudyGeneration): StudyCellPlan[] {
+  const cells: StudyCellPlan[] = [];
+  const name = typeof recipe.base.name === 'string' && recipe.base.name ? recipe.base.name : recipe.name;
+  for (const kind of ['expert', 'generate'] as const) {
+    for (const task of generation.tasks) {
+      for (const seed of recipe.seeds) {
+        const key = kind === 'expert' ? expertCellKey(task.name, seed) : `${GENERATION_AXIS}=${task.name} seed=${seed}`;
+        const config = { ...setPath(recipe.base, 'training.seed', seed), name: `${name} ${key}`.slice(0, 200) };
+        const parsed = RunConfigSchema.safeParse(config);
+        if (!parsed.success) {
+          const issues = parsed.error.issues.map((issue) => ({ path: `base.${issue.path.join('.')}`, message: issue.message }));
+          throw new WorkbenchError('invalid_input', `Invalid run config for cell "${key}": ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, {
+            cell: key,
+            issues,
+          });
+        }
+        cells.push({
+          kind,
+          key,
+          position: cells.length,
+          levels: { [kind === 'expert' ? EXPERT_LEVEL : GENERATION_AXIS]: task.name },
+          seed,
+          config: config as RunConfigInput,
+          data: { ...task.data, heldOut: task.data.heldOut ?? DEFAULT_HELD_OUT_EVERY },
+        });
+      }
+    }
+  }
+  return cells;
+}
+
+/** The key of the expert cell trained on `task` with `seed` (a generation cell's bank and oracle). */
+export const expertCellKey = (task: string, seed: number) => `${EXPERT_LEVEL}=${task} seed=${seed}`;
 
 /** zod drops keys it does not know: a path that is not in the parsed config would silently do nothing. */
 function hasPath(object: unknown, dotted: string): boolean {

@@ -1,7 +1,7 @@
 // A study's figures from its cells' stored results: per x value and series, the mean over seeds and its
 // spread; the same numbers as a table and as CSV. Pure, so the page, the CLI and the tests share it.
 import { z } from 'zod';
-import { StudyCellSchema, StudySchema, type StudyFigure, type StudyMetric, type StudyRecipe } from './studies.ts';
+import { figureAxes, StudyCellSchema, StudySchema, type StudyFigure, type StudyMetric, type StudyRecipe } from './studies.ts';
 
 /** What a cell contributes: its levels, its seed, and the stored figures the recipe's figures read. */
 export const StudyCellResultSchema = z.object({
@@ -51,12 +51,15 @@ export type StudyDetail = z.infer<typeof StudyDetailSchema>;
 
 /** The key a metric's value is kept under in a cell result ("{x}" already replaced). */
 export function metricId(metric: StudyMetric, x?: string): string {
+  if ('generation' in metric) return `generation:${metric.generation}`;
   if ('evaluation' in metric) return `eval:${metric.evaluation}:${x === undefined ? metric.key : metric.key.replaceAll('{x}', x)}`;
   return `run:${metric.run}:${metric.reduce}`;
 }
 
 function metricLabel(metric: StudyMetric): string {
-  return metric.label ?? ('evaluation' in metric ? metric.key.split('.').slice(-1)[0]! : metric.run);
+  if (metric.label) return metric.label;
+  if ('generation' in metric) return metric.generation;
+  return 'evaluation' in metric ? metric.key.split('.').slice(-1)[0]! : metric.run;
 }
 
 /** Every stored figure the recipe's figures read: the evaluation summary keys per evaluation id, and the run metrics. */
@@ -67,6 +70,7 @@ export function neededMetrics(recipe: StudyRecipe): { evalKeys: Map<string, Set<
   for (const figure of recipe.figures) {
     const xs = 'values' in figure.x ? figure.x.values.map(String) : [undefined];
     for (const metric of figureMetrics(figure)) {
+      if ('generation' in metric) continue;
       if ('run' in metric) ('steps' in figure.x ? curves : runMetrics).add(metric.run);
       else
         for (const x of xs) {
@@ -97,8 +101,9 @@ export function summarizeValues(values: number[]): Omit<FigurePoint, 'x'> {
  */
 export function figureData(recipe: StudyRecipe, figure: StudyFigure, cells: readonly StudyCellResult[]): FigureData {
   const notes: string[] = [];
+  const axes = figureAxes(recipe);
   const axisLevels = (name: string) => {
-    const axis = recipe.axes.find((a) => a.name === name)!;
+    const axis = axes.find((a) => a.name === name)!;
     return axis.values.map((_, i) => axis.labels?.[i] ?? (typeof axis.values[i] === 'string' ? (axis.values[i] as string) : JSON.stringify(axis.values[i])));
   };
   const selected = cells.filter((c) => Object.entries(figure.where).every(([axis, label]) => c.levels[axis] === label));
@@ -129,7 +134,7 @@ export function figureData(recipe: StudyRecipe, figure: StudyFigure, cells: read
   }
 
   const drawn = new Set([...('axis' in figure.x ? [figure.x.axis] : []), ...(seriesAxis ? [seriesAxis] : []), ...Object.keys(figure.where)]);
-  const averagedOver = recipe.axes.filter((a) => !drawn.has(a.name) && a.values.length > 1).map((a) => a.name);
+  const averagedOver = axes.filter((a) => !drawn.has(a.name) && a.values.length > 1).map((a) => a.name);
   if (averagedOver.length > 0)
     notes.push(
       `Averaged over ${averagedOver.join(', ')} as well as the seeds: fix ${averagedOver.length > 1 ? 'them' : 'it'} with "where" to compare one level.`,

@@ -35,7 +35,8 @@ Options (run):
   --data DIR        replaces \${data} in the recipe (the benchmark data, e.g. ../shared/data)
   --var NAME=VALUE  replaces \${NAME}; repeatable
   --steps N         training steps of every run
-  --rows N          training rows (recipes with a data section) and items per evaluation
+  --rows N          training rows (recipes with a data section, each task of a generation
+                    recipe) and items per evaluation (a generation recipe's held-out rows)
   --model M         "default" or a Hugging Face model folder, for every run and evaluation
   --seeds LIST      comma-separated seeds (default: the recipe's)
   --backend B       ${BackendChoiceSchema.options.join(', ')}

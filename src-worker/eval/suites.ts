@@ -436,14 +436,21 @@ export async function runHotpotSuite(
       'invalid_input',
       `maxNewTokens ${maxNewTokens} leaves no room for a question in the model's ${model.config.maxPositions} positions.`,
     );
+  const virtualTokens = ctx.adapters?.inputEmbeddingPrefix?.()?.shape[0] ?? 0;
+  if (room - virtualTokens < 8)
+    throw new WorkbenchError(
+      'invalid_input',
+      `maxNewTokens ${maxNewTokens} and ${virtualTokens} virtual tokens leave no room for a question in the model's ${model.config.maxPositions} positions.`,
+    );
   const progress = ctx.progress ?? new Progress(examples.length, ctx);
   const items = await progress.chunks(examples, async (chunk) => {
     const out: HotpotItemRecord[] = [];
     for (const example of chunk) {
       if (ctx.shouldStop?.()) throw new ScoringStopped();
       const { prompt } = hotpotQaTemplate(example, { paragraphs: ctx.options?.paragraphs ?? 'supporting' });
-      // Left truncation keeps the question and the "Answer:" cue when the paragraphs do not fit.
-      const ids = tokenizer.encode(prompt).slice(-room);
+      // Left truncation keeps the question and the "Answer:" cue when the paragraphs do not fit; prompt
+      // tuning's virtual tokens take positions too.
+      const ids = tokenizer.encode(prompt).slice(-(room - virtualTokens));
       ctx.adapters?.prepare?.(model, [ids]);
       const stopTokenIds = [tokenizer.eosTokenId, ...lineBreakTokenIds(tokenizer)];
       const result = await generate(model, ids, { maxNewTokens, adapters: ctx.adapters, stopTokenIds });
@@ -477,8 +484,11 @@ export interface PerplexitySuiteResult {
   oasst1: LanguageModellingResult | null;
 }
 
-/** Whole documents from the prefix token; longer ones than the window go in rolling windows (loglikelihood_rolling). */
-export const documentSpans = (documents: readonly TextDocument[]): ScoredSpan[] => documents.map((d) => ({ id: d.id, context: '', text: d.text }));
+/**
+ * Whole documents from the prefix token (longer ones than the window go in rolling windows, loglikelihood_rolling);
+ * a document with a context (a prompt/completion line) scores its text given the context.
+ */
+export const documentSpans = (documents: readonly TextDocument[]): ScoredSpan[] => documents.map((d) => ({ id: d.id, context: d.context ?? '', text: d.text }));
 
 /** The last assistant reply given the conversation before it, in the template training uses. */
 export const replySpans = (conversations: readonly Conversation[]): ScoredSpan[] =>

@@ -52,6 +52,16 @@ describe('WorkerJobs', () => {
     expect(ends).toEqual([{ status: 'failed', error: 'The training worker exited unexpectedly (exit code 7): segfault in a kernel. Resume it.' }]);
   });
 
+  it('closing keeps the end of a job that has settled while its worker still exits', async () => {
+    const { worker, jobs, job, ends } = setup();
+    worker.emit('message', { type: 'stopped', step: 3 });
+    const closedWhileRunning: string[] = [];
+    await jobs.close((j) => closedWhileRunning.push(j.id));
+    await job.done;
+    expect(closedWhileRunning).toEqual([]);
+    expect(ends).toEqual([{ status: 'stopped', error: null }]);
+  });
+
   it('fails a job whose worker sends a message outside the protocol, and ignores what follows', async () => {
     const { worker, job, ends, handled } = setup();
     worker.emit('message', { type: 'no-such-message' });

@@ -47,6 +47,15 @@ describe('text corpus reader', () => {
     );
   });
 
+  it('reads JSONL "prompt" and "completion" lines as a completion scored after its prompt', () => {
+    expect(parseTextCorpus('{"prompt": "Q: a?\\nA:", "completion": " b"}\n', 'p.jsonl', 'jsonl')).toEqual([
+      { id: 'line-1', text: ' b', context: 'Q: a?\nA:', line: 1 },
+    ]);
+    expect(() => parseTextCorpus('{"prompt": "Q"}\n{"prompt": "Q", "completion": " "}\n', 'bad.jsonl', 'jsonl')).toThrow(
+      /line 1: "prompt" and "completion" must both be strings; line 2: "completion" is empty/,
+    );
+  });
+
   it('refuses a corpus with no text', () => {
     expect(() => parseTextCorpus('\n<|endoftext|>\n\n', 'empty.txt', 'text')).toThrow(/has no rows/);
   });
@@ -155,6 +164,15 @@ describe('perplexity suite', () => {
       expect(oasst1!.items[0]!.logLikelihood).toBeCloseTo(direct!.logLikelihood, 4);
       expect(oasst1!.words).toBe(3);
       expect(oasst1!.bytes).toBe(Buffer.byteLength(completion));
+    });
+
+    it("scores a prompt/completion line's completion given its prompt", async () => {
+      const documents = parseTextCorpus('{"prompt": "What is a cat?\\nAnswer:", "completion": " A small animal."}\n', 'p.jsonl', 'jsonl');
+      const { text } = await runPerplexitySuite({ model, tokenizer, adapters: null, documents });
+      const [direct] = await pairLogLikelihood(model, tokenizer, [{ context: 'What is a cat?\nAnswer:', continuation: ' A small animal.' }]);
+      expect(text!.items[0]!.tokens).toBe(direct!.tokens);
+      expect(text!.items[0]!.logLikelihood).toBeCloseTo(direct!.logLikelihood, 4);
+      expect(text!.bytes).toBe(Buffer.byteLength(' A small animal.'));
     });
 
     it('scores a reply longer than the context whole, in windows', async () => {

@@ -118,7 +118,9 @@ describe('built-in recipes (resources/studies)', () => {
     const recipe = parseRecipe(substituteVariables(raw, { data: '/shared/data' }));
     expect(`${recipe.name}.json`).toBe(file);
     const cells = expandGrid(recipe);
-    expect(cells.length).toBe(recipe.axes.reduce((n, a) => n * a.values.length, 1) * recipe.seeds.length);
+    // A generation recipe: an expert and a generation cell per task and seed.
+    const points = recipe.generation ? recipe.generation.tasks.length * 2 : recipe.axes.reduce((n, a) => n * a.values.length, 1);
+    expect(cells.length).toBe(points * recipe.seeds.length);
     expect(recipe.figures.length).toBeGreaterThan(0);
     if (recipe.paper) {
       expect(recipe.paper.claims.length).toBeGreaterThan(0);
@@ -131,6 +133,6 @@ describe('built-in recipes (resources/studies)', () => {
 
   it('has one recipe for each paper', () => {
     const papers = files.map((f) => (JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as { paper?: { title: string } }).paper?.title).filter(Boolean);
-    expect(new Set(papers.map((t) => t!.split(' ')[0]))).toEqual(new Set(['Semantic-guided', 'Bias-aware', 'Improved']));
+    expect(new Set(papers.map((t) => t!.split(' ')[0]))).toEqual(new Set(['Semantic-guided', 'Bias-aware', 'Improved', 'SG-LoRA:']));
   });
 });

@@ -25,6 +25,7 @@ import { readSafetensorsFile } from '../../src-worker/formats/safetensors.ts';
 import { loadCausalLM } from '../../src-worker/formats/model-folder.ts';
 import { loadTokenizer } from '../../src-worker/formats/tokenizer.ts';
 import { lora } from '../../src-worker/methods/lora.ts';
+import { promptTuning } from '../../src-worker/methods/prompt-tuning.ts';
 import type { AdapterModel } from '../../src-worker/methods/types.ts';
 
 const fixtures = path.join(import.meta.dirname, '..', 'fixtures');
@@ -170,5 +171,18 @@ describe('task suites', () => {
     expect(r.report.byLevel['hard']!.count).toBe(1);
     for (const item of r.items) expect(item.prediction).not.toContain('\n');
     expect(answerFromGeneration(' Blue River\nQuestion: x')).toBe('Blue River');
+  });
+
+  it("HotpotQA: a prompt-tuned adapter's virtual tokens leave room for the answer in the model's positions", async () => {
+    const examples = await readHotpotQa(path.join(data, 'hotpotqa-official.json'));
+    const tuned = promptTuning.create(ctx.model, promptTuning.parseSettings({ numVirtualTokens: 6 }), 0);
+    try {
+      // The fixture's 32 positions: the prompts fill them without the virtual tokens.
+      const r = await runHotpotSuite({ ...ctx, adapters: tuned, examples, options: { maxNewTokens: 5 } });
+      expect(r.items).toHaveLength(2);
+      await expect(runHotpotSuite({ ...ctx, adapters: tuned, examples, options: { maxNewTokens: 20 } })).rejects.toThrow(/6 virtual tokens leave no room/);
+    } finally {
+      tuned.dispose();
+    }
   });
 });

@@ -1,11 +1,15 @@
 // A text corpus for language modelling (perplexity): a JSONL file with a "text" string per line, or
 // plain text whose documents are separated by `<|endoftext|>` lines (as TinyStories ships) or, without
 // that marker, by blank lines (as wikitext's paragraphs are). Documents keep the line they start on.
+// JSONL lines with "prompt" and "completion" instead score the completion given the prompt (a task's
+// held-out rows, as training scores them).
 import { RowErrors, RowProblem, jsonlLines, readTextFile, throwEmpty } from './common.ts';
 
 export interface TextDocument {
   id: string;
   text: string;
+  /** What `text` is scored after (a "prompt"); only the text's tokens count. */
+  context?: string;
   /** 1-based line where the document starts. */
   line: number;
 }
@@ -23,9 +27,14 @@ function parseJsonlCorpus(text: string, source: string): TextDocument[] {
     const doc = errors.guard(entry.line, () => {
       const value = entry.value as Record<string, unknown> | null;
       if (!value || typeof value !== 'object' || Array.isArray(value)) throw new RowProblem('expected a JSON object with a "text" string');
+      const id = typeof value.id === 'string' || typeof value.id === 'number' ? String(value.id) : `line-${entry.line}`;
+      if (value.text === undefined && (value.prompt !== undefined || value.completion !== undefined)) {
+        if (typeof value.prompt !== 'string' || typeof value.completion !== 'string') throw new RowProblem('"prompt" and "completion" must both be strings');
+        if (value.completion.trim() === '') throw new RowProblem('"completion" is empty');
+        return { id, text: value.completion, context: value.prompt, line: entry.line };
+      }
       if (typeof value.text !== 'string') throw new RowProblem(`"text" is ${value.text === undefined ? 'missing' : `a ${typeof value.text}, not a string`}`);
       if (value.text.trim() === '') throw new RowProblem('"text" is empty');
-      const id = typeof value.id === 'string' || typeof value.id === 'number' ? String(value.id) : `line-${entry.line}`;
       return { id, text: value.text, line: entry.line };
     });
     if (doc) documents.push(doc);

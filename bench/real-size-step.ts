@@ -16,7 +16,7 @@ import type { CausalLM } from '../src-worker/models/types.ts';
 import { tf } from '../src-worker/tf.ts';
 import { AdamW } from '../src-worker/train/adamw.ts';
 import { trainStep } from '../src-worker/train/accumulate.ts';
-import { backendLimits, planMemory } from '../src-worker/train/memory-plan.ts';
+import { activeDeviceLimits, backendLimits, planMemory } from '../src-worker/train/memory-plan.ts';
 
 /** The shapes of the models, as their config.json files give them. */
 const SHAPES: Record<string, Record<string, unknown>> = {
@@ -101,7 +101,7 @@ let model: CausalLM;
   // As in a run, the plan sees the parameter count before any weight exists (TinyLlama's would not load).
   let parameterCount = 0;
   for (const dims of (isGpt2 ? gpt2ParameterShapes(gpt2!) : llamaParameterShapes(llama!)).values()) parameterCount += dims.reduce((p, d) => p * d, 1);
-  const limits = backendLimits(backend, null, os.freemem());
+  const limits = backendLimits(backend, activeDeviceLimits(), os.freemem());
   const preload = planMemory({ shape, parameterCount, batchSize: B, seqLen: T, microBatchSize: null, trainableParams: 0, quantized: null, limits });
   if (!preload.fits) {
     console.log(JSON.stringify({ family, backend: info.name, refused: preload.refusal }));
@@ -122,7 +122,8 @@ const plan = planMemory({
   microBatchSize: null,
   trainableParams: adapter.trainableParamCount(),
   quantized: quantizedSizes.length ? { params: quantizedSizes.reduce((a, b) => a + b, 0), largestModuleParams: Math.max(...quantizedSizes) } : null,
-  limits: backendLimits(backend, null, os.freemem()),
+  limits: backendLimits(backend, activeDeviceLimits(), os.freemem()),
+  largestTrainedTensorParams: Math.max(0, ...adapter.trainable().map((p) => p.variable.size)),
 });
 if (!plan.fits) {
   console.log(JSON.stringify({ family, backend: info.name, refused: plan.refusal }));

@@ -15,6 +15,7 @@ import { WorkbenchError } from '../../src-shared/errors.ts';
 import { tf } from '../tf.ts';
 import type { KVCache } from './kv-cache.ts';
 import { hookedLinear, matMul } from './ops.ts';
+import type { HeadWeight } from '../kernels/head-product.ts';
 import { LMHead } from './lm-head.ts';
 import { recomputed } from '../kernels/recompute.ts';
 import type { AdapterHooks, CausalLM, ForwardOptions, LinearModule, ModelConfigSummary, NamedParameter } from './types.ts';
@@ -506,7 +507,7 @@ export class Llama implements CausalLM {
     return tf.reshape(this.head.logits(h, hooks), [B, T, this.llamaConfig.vocabSize]) as tf.Tensor3D;
   }
 
-  headWeight(adapters?: AdapterHooks | null): tf.Tensor2D {
+  headWeight(adapters?: AdapterHooks | null): HeadWeight {
     return this.head.weight(adapters);
   }
 

@@ -4,15 +4,8 @@ import type { BackendName } from '../../src-shared/config.ts';
 import { readArchitecture } from '../inspect-model.ts';
 import type { AdapterModel } from '../methods/types.ts';
 import { setWasmWeightPacking } from '../models/ops.ts';
-import { tf } from '../tf.ts';
-import { ADAPTER_FLOATS_PER_PARAM, assertPlanFits, backendLimits, planMemory, type BackendLimits, type DeviceLimits, type MemoryPlan } from './memory-plan.ts';
+import { ADAPTER_FLOATS_PER_PARAM, activeDeviceLimits, assertPlanFits, backendLimits, planMemory, type BackendLimits, type MemoryPlan } from './memory-plan.ts';
 import type { ArchitectureShape } from '../models/architecture.ts';
-
-/** webgpu's device limits, when the active backend is webgpu. */
-function gpuLimits(backend: BackendName): DeviceLimits | null {
-  if (backend !== 'webgpu') return null;
-  return (tf.backend() as unknown as { device?: { limits?: DeviceLimits } }).device?.limits ?? null;
-}
 
 export interface PlanContext {
   shape: ArchitectureShape;
@@ -30,7 +23,7 @@ export async function planBeforeLoad(
   training: { batchSize: number; maxSeqLen: number; microBatchSize: number | null },
 ): Promise<PlanContext> {
   const { shape, parameterCount } = await readArchitecture(modelDir);
-  const limits = backendLimits(backend, gpuLimits(backend));
+  const limits = backendLimits(backend, backend === 'webgpu' ? activeDeviceLimits() : null);
   const seqLen = Math.min(training.maxSeqLen, shape.maxPositions || training.maxSeqLen);
   // The adapter is not known yet: with none, a run that fails here fails whatever the method.
   assertPlanFits(
@@ -51,7 +44,7 @@ export async function planBeforeLoad(
 /** After the adapter is attached: the whole plan, refused before step 1 when it cannot fit. */
 export function planRun(
   context: PlanContext,
-  adapter: Pick<AdapterModel, 'trainableParamCount' | 'targets' | 'releaseFloatWeights' | 'trainsBaseParameters'>,
+  adapter: Pick<AdapterModel, 'trainableParamCount' | 'targets' | 'releaseFloatWeights' | 'trainsBaseParameters' | 'trainable'>,
   training: { batchSize: number; maxSeqLen: number; microBatchSize: number | null },
 ): MemoryPlan {
   const { shape, parameterCount, limits } = context;
@@ -68,6 +61,8 @@ export function planRun(
     quantized: quantizedSizes.length ? { params: quantizedSizes.reduce((a, b) => a + b, 0), largestModuleParams: Math.max(...quantizedSizes) } : null,
     limits,
     allowRecompute: !adapter.trainsBaseParameters,
+    // Trained tensors are held whole (only frozen vocabulary tables are sharded, models/lm-head.ts).
+    largestTrainedTensorParams: Math.max(0, ...adapter.trainable().map((p) => p.variable.size)),
   });
   assertPlanFits(plan);
   if (limits.backend === 'wasm') setWasmWeightPacking(plan.wasmPacking);

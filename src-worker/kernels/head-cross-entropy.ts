@@ -87,7 +87,7 @@ function chunk(h: tf.Tensor2D, shards: readonly tf.Tensor2D[], start: number, n:
     const hc = tf.slice(h, [start, 0], [n, C]);
     const logits = shards.map((w) => headLogitsValue(hc, w));
     const lse = rowLogSumExp(logits); // [n, 1]
-    // In its own tidy: the reshaped views hold the logits' buffers until they are disposed.
+    // pickTargets runs in its own tidy: the reshaped views hold the logits' buffers until they are disposed.
     const picked = pickTargets(logits, offsets, targets);
     const weightsT = tf.tensor1d(weights);
     const loss = tf.sum(tf.mul(tf.sub(tf.reshape(lse, [n]), picked), weightsT)) as tf.Scalar;

@@ -19,7 +19,7 @@ export default defineConfig({
       {
         test: {
           name: 'webgpu',
-          include: ['gpt2', 'llama', 'bert', 'generate', 'train-step-backends', 'method-backends'].map((f) => `test/unit/${f}.test.ts`),
+          include: ['gpt2', 'llama', 'bert', 'generate', 'train-step-backends', 'method-backends', 'vocab-shards'].map((f) => `test/unit/${f}.test.ts`),
           env: { WORKBENCH_TEST_BACKEND: 'webgpu' },
           setupFiles: ['test/helpers/webgpu-setup.ts'],
           // A CPU Vulkan driver (lavapipe) compiles every new shader with LLVM: first runs take seconds.

@@ -18,7 +18,7 @@ import { halfStorageAvailable } from '../src-worker/kernels/half-weights.ts';
 import { tf } from '../src-worker/tf.ts';
 import { AdamW } from '../src-worker/train/adamw.ts';
 import { trainStep } from '../src-worker/train/accumulate.ts';
-import { backendLimits, planMemory } from '../src-worker/train/memory-plan.ts';
+import { activeDeviceLimits, backendLimits, planMemory } from '../src-worker/train/memory-plan.ts';
 
 /** The shapes of the models, as their config.json files give them. */
 const SHAPES: Record<string, Record<string, unknown>> = {
@@ -116,7 +116,7 @@ let halfStorableParams = 0;
     if (halfStorageAvailable() && halfStorable(key, dims)) halfStorableParams += n;
   }
   if (halfFormat) halfParams = halfStorableParams;
-  const limits = backendLimits(backend, null, os.freemem());
+  const limits = backendLimits(backend, activeDeviceLimits(), os.freemem());
   const preload = planMemory({
     shape,
     parameterCount,
@@ -150,7 +150,8 @@ const plan = planMemory({
   quantized: quantizedSizes.length ? { params: quantizedSizes.reduce((a, b) => a + b, 0), largestModuleParams: Math.max(...quantizedSizes) } : null,
   halfParams,
   halfStorableParams,
-  limits: backendLimits(backend, null, os.freemem()),
+  limits: backendLimits(backend, activeDeviceLimits(), os.freemem()),
+  largestTrainedTensorParams: Math.max(0, ...adapter.trainable().map((p) => p.variable.size)),
 });
 if (!plan.fits) {
   console.log(JSON.stringify({ family, backend: info.name, refused: plan.refusal }));

@@ -10,7 +10,47 @@
 // and only the backward's dh = g W has W on the right: one packed copy, made once and kept, because
 // packing the 154 MB of GPT-2's head costs about as much as a 166-token product (measured), too much
 // to repeat per chunk of tokens. The memory plan counts that copy.
+//
+// Where one [V, C] tensor would exceed the backend's largest binding (webgpu: GPT-2's 154 MB head
+// against Dawn's and lavapipe's 128 MiB maxStorageBufferBindingSize), models/lm-head.ts holds the
+// weight as row shards [V_i, C] in vocabulary order and every head kernel takes them as a list: the
+// logits are made per shard, so no tensor or binding holds the whole vocabulary.
 import { tf } from '../tf.ts';
+
+/** The head's weight: one [V, C] tensor, or its row shards [V_i, C] in vocabulary order. */
+export type HeadWeight = tf.Tensor2D | readonly tf.Tensor2D[];
+
+export function headShards(w: HeadWeight): readonly tf.Tensor2D[] {
+  return Array.isArray(w) ? w : [w as tf.Tensor2D];
+}
+
+/** V: the rows of every shard together. */
+export function headVocabSize(w: HeadWeight): number {
+  return headShards(w).reduce((rows, shard) => rows + shard.shape[0], 0);
+}
+
+/** The first vocabulary row of each shard. */
+export function shardOffsets(shards: readonly tf.Tensor2D[]): number[] {
+  const offsets: number[] = [];
+  let row = 0;
+  for (const shard of shards) {
+    offsets.push(row);
+    row += shard.shape[0];
+  }
+  return offsets;
+}
+
+/**
+ * Rows per shard of a [V, C] float32 table so that each shard stays within maxTensorBytes (null: no
+ * limit, one shard), balanced: 50257 rows at 128 MiB and C 768 are two shards of 25129 and 25128.
+ */
+export function vocabShardRows(vocabSize: number, hiddenSize: number, maxTensorBytes: number | null): number {
+  const rowBytes = 4 * hiddenSize;
+  if (maxTensorBytes === null || vocabSize * rowBytes <= maxTensorBytes) return vocabSize;
+  const fitting = Math.floor(maxTensorBytes / rowBytes);
+  if (fitting < 1) throw new Error(`one row of the head (${rowBytes} bytes) exceeds the backend's largest tensor (${maxTensorBytes} bytes)`);
+  return Math.ceil(vocabSize / Math.ceil(vocabSize / fitting));
+}
 
 const onWasm = () => tf.getBackend() === 'wasm';
 
@@ -32,8 +72,20 @@ export function headWeightGradient(g: tf.Tensor2D, h: tf.Tensor2D): tf.Tensor2D 
 /**
  * logits [N, V] = h W^T with gradients to h and, when W is a trained tf.Variable (full fine-tuning of
  * the embeddings), to W. A frozen W is closed over rather than passed, so no time goes to its gradient.
+ * A sharded W gives each shard's logits [N, V_i] side by side (only short N, as in generation, should
+ * ask for whole logits: the loss and scoring run in chunks, head-cross-entropy.ts).
  */
-export function headProduct(h: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
+export function headProduct(h: tf.Tensor2D, weight: HeadWeight): tf.Tensor2D {
+  const shards = headShards(weight);
+  if (shards.length > 1)
+    return tf.concat(
+      shards.map((shard) => shardProduct(h, shard)),
+      1,
+    );
+  return shardProduct(h, shards[0]!);
+}
+
+function shardProduct(h: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
   const trained = w instanceof tf.Variable;
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const input = args[0] as tf.Tensor2D;

@@ -17,6 +17,7 @@ import type { KVCache } from './kv-cache.ts';
 import { hookedLinear, matMul } from './ops.ts';
 import { asFloat, HalfWeight, halfStorageAvailable, namedParameter, type StoredWeight } from '../kernels/half-weights.ts';
 import { halfStorable, transposeBits, type HalfFormat } from '../formats/half-bits.ts';
+import type { HeadWeight } from '../kernels/head-product.ts';
 import { LMHead } from './lm-head.ts';
 import { recomputed } from '../kernels/recompute.ts';
 import type { AdapterHooks, CausalLM, ForwardOptions, LinearModule, ModelConfigSummary, NamedParameter } from './types.ts';
@@ -509,7 +510,7 @@ export class Llama implements CausalLM {
     return tf.reshape(this.head.logits(h, hooks), [B, T, this.llamaConfig.vocabSize]) as tf.Tensor3D;
   }
 
-  headWeight(adapters?: AdapterHooks | null): tf.Tensor2D {
+  headWeight(adapters?: AdapterHooks | null): HeadWeight {
     return this.head.weight(adapters);
   }
 

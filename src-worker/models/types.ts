@@ -1,6 +1,7 @@
 // What every model family offers the training loop and the adapter methods.
 import type * as tf from '@tensorflow/tfjs-core';
 import type { KVCache } from './kv-cache.ts';
+import type { HeadWeight } from '../kernels/head-product.ts';
 
 /** A linear layer an adapter may target, named by its Hugging Face module path. */
 export interface LinearModule {
@@ -84,8 +85,9 @@ export interface CausalLM {
    * The LM head's weight [V, hidden] as the forward uses it (the embedding when tied; a method's
    * replacement when it trains or dequantizes base weights). With hiddenStates it lets the loss run
    * the head in chunks of tokens (kernels/head-cross-entropy.ts) instead of asking for [B, T, V] logits.
+   * Row shards where one [V, hidden] tensor would exceed the backend's largest (models/lm-head.ts).
    */
-  headWeight?(adapters?: AdapterHooks | null): tf.Tensor2D;
+  headWeight?(adapters?: AdapterHooks | null): HeadWeight;
   /** Pooled representation used by semantic and bias methods: final hidden states [B, T, hidden]. */
   hiddenStates(inputIds: tf.Tensor2D, options?: ForwardOptions): tf.Tensor3D;
   parameterCount(): number;

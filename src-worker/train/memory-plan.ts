@@ -10,6 +10,8 @@ import type { BackendName } from '../../src-shared/config.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import type { ArchitectureShape, Family } from '../models/architecture.ts';
 import { defaultChunkTokens } from '../kernels/head-cross-entropy.ts';
+import { vocabShardRows } from '../kernels/head-product.ts';
+import { tf } from '../tf.ts';
 
 const F32 = 4;
 /** A frozen weight held 16-bit (kernels/half-weights.ts). */
@@ -108,6 +110,17 @@ export function backendLimits(backend: BackendName, gpuLimits: DeviceLimits | nu
   return { backend, poolBytes: ramBytes, poolLabel: 'the available RAM', maxTensorBytes: null, maxTensorLabel: null, ramBytes };
 }
 
+/** webgpu's device limits when the active tfjs backend is webgpu (its backend holds the device it opened). */
+export function activeDeviceLimits(): DeviceLimits | null {
+  if (tf.getBackend() !== 'webgpu') return null;
+  return (tf.backend() as unknown as { device?: { limits?: DeviceLimits } }).device?.limits ?? null;
+}
+
+/** The largest single tensor the active backend holds (models/lm-head.ts shards the vocabulary above it); null: no such limit. */
+export function activeMaxTensorBytes(): number | null {
+  return tf.getBackend() === 'webgpu' ? backendLimits('webgpu', activeDeviceLimits()).maxTensorBytes : null;
+}
+
 export interface MemoryPlanRequest {
   shape: ArchitectureShape;
   parameterCount: number;
@@ -135,6 +148,11 @@ export interface MemoryPlanRequest {
    * (every block would return a zero gradient for every other block's weights).
    */
   allowRecompute?: boolean;
+  /**
+   * Parameters of the largest tensor the method trains (full fine-tuning's embedding): trained
+   * tensors are held whole, where the frozen vocabulary tables are sharded to the backend's largest tensor.
+   */
+  largestTrainedTensorParams?: number;
 }
 
 export interface MemoryFigures {
@@ -224,9 +242,37 @@ export function runFigures(
   return { weights, halfWeights, loadPeak, adapter, activations, logitsChunk, total: Math.max(loadPeak, weights + adapter + activations + logitsChunk) };
 }
 
-/** The largest single tensor of a step (webgpu binds each tensor as one buffer). */
-function largestTensorBytes(shape: ArchitectureShape, m: number, T: number, chunkTokens: number): number {
-  return F32 * Math.max(shape.vocabSize * shape.hiddenSize, chunkTokens * shape.vocabSize, m * shape.heads * T * T, m * T * shape.intermediateSize);
+/** Rows of the largest shard of the vocabulary tables (models/lm-head.ts VocabShards), V when they are held whole. */
+function shardRows(req: Pick<MemoryPlanRequest, 'shape' | 'limits'>): number {
+  const { shape } = req;
+  return vocabShardRows(shape.vocabSize, shape.hiddenSize, req.limits.maxTensorBytes);
+}
+
+/**
+ * The largest single tensor of a step (webgpu binds each tensor as one buffer): the largest weight
+ * matrix, a shard of the vocabulary tables and a chunk's logits per shard, a trained tensor (held
+ * whole), attention's scores and the MLP's activations.
+ */
+function largestTensorBytes(
+  req: Pick<MemoryPlanRequest, 'shape' | 'limits' | 'largestTrainedTensorParams'>,
+  m: number,
+  T: number,
+  chunkTokens: number,
+): number {
+  const { shape } = req;
+  const C = shape.hiddenSize;
+  const rows = shardRows(req);
+  return (
+    F32 *
+    Math.max(
+      rows * C,
+      chunkTokens * rows,
+      req.largestTrainedTensorParams ?? 0,
+      C * Math.max(shape.intermediateSize, 3 * C),
+      m * shape.heads * T * T,
+      m * T * shape.intermediateSize,
+    )
+  );
 }
 
 const gb = (bytes: number) => `${(bytes / GB).toFixed(2)} GB`;
@@ -242,14 +288,14 @@ function fitsIn(req: MemoryPlanRequest, m: number, T: number, chunkTokens: numbe
   if (f.total * (limits.backend === 'wasm' ? WASM_HEAP_PER_TENSOR_BYTE : 1) > limits.poolBytes * USABLE_SHARE) return false;
   // Outside a wasm heap the weights' JSON-free loading still passes through JS arrays once.
   if (f.total + PROCESS_BASELINE_BYTES > limits.ramBytes) return false;
-  return limits.maxTensorBytes === null || largestTensorBytes(req.shape, m, T, chunkTokens) <= limits.maxTensorBytes;
+  return limits.maxTensorBytes === null || largestTensorBytes(req, m, T, chunkTokens) <= limits.maxTensorBytes;
 }
 
-/** Chunk tokens so that one [chunk, V] tensor also stays within a webgpu binding. */
+/** Chunk tokens so that one [chunk, V_s] tensor (a shard's logits) also stays within a webgpu binding. */
 function chunkTokensFor(req: MemoryPlanRequest): number {
   const byBudget = defaultChunkTokens(req.shape.vocabSize);
   const max = req.limits.maxTensorBytes;
-  return max === null ? byBudget : Math.max(1, Math.min(byBudget, Math.floor(max / (F32 * req.shape.vocabSize))));
+  return max === null ? byBudget : Math.max(1, Math.min(byBudget, Math.floor(max / (F32 * shardRows(req)))));
 }
 
 /** The plan for `req`: the largest micro-batch that fits (balanced over the passes), or a refusal with figures and advice. */
@@ -301,7 +347,10 @@ export function planMemory(req: MemoryPlanRequest): MemoryPlan {
       ? `${((req.halfParams ?? 0) / 1e6).toFixed(0)}M of them held 16-bit (${gb(figures.halfWeights)}) and widened per use, ${mode.recompute ? "one block's at a time" : "every block's kept for the backward pass"}`
       : '',
   ].filter(Boolean);
-  const parts = `weights ${gb(figures.weights)}${notes.length ? ` (${notes.join('; ')})` : ''}, adapter and optimizer ${gb(figures.adapter)}, activations of a micro-batch of ${chosen} row${chosen === 1 ? '' : 's'}${mode.recompute ? ' with blocks recomputed' : ''} ${gb(figures.activations)}, largest temporary (a chunk of ${chunkTokens} tokens' logits) ${gb(figures.logitsChunk)}`;
+  const rows = shardRows(req);
+  const shardCount = Math.ceil(req.shape.vocabSize / rows);
+  const sharded = shardCount > 1 ? ` (the vocabulary tables in ${shardCount} shards of up to ${rows} rows, each within ${limits.maxTensorLabel})` : '';
+  const parts = `weights ${gb(figures.weights)}${notes.length ? ` (${notes.join('; ')})` : ''}${sharded}, adapter and optimizer ${gb(figures.adapter)}, activations of a micro-batch of ${chosen} row${chosen === 1 ? '' : 's'}${mode.recompute ? ' with blocks recomputed' : ''} ${gb(figures.activations)}, largest temporary (a chunk of ${chunkTokens} tokens' logits) ${gb(figures.logitsChunk)}`;
   const passes = Math.ceil(B / chosen);
   // What the plan says whether or not it fits.
   const plan = { microBatchSize: chosen, wasmPacking: packing, recompute: mode.recompute, logitsChunkTokens: chunkTokens, figures, limits };
@@ -317,11 +366,14 @@ function refusalMessage(req: MemoryPlanRequest, m: number, chunkTokens: number, 
   const { limits, shape } = req;
   const T = req.seqLen;
   const need = `${shape.family ?? 'The model'} with ${(req.parameterCount / 1e6).toFixed(0)}M parameters at batch ${req.batchSize} x ${T} tokens needs ${gb(figures.total)} on the ${limits.backend} backend (${parts}${figures.loadPeak > figures.weights ? `; loading widens every weight to f32 first: ${gb(figures.loadPeak)}` : ''})`;
-  const tensorLimit = limits.maxTensorBytes !== null && largestTensorBytes(shape, m, T, chunkTokens) > limits.maxTensorBytes;
+  const largest = largestTensorBytes(req, m, T, chunkTokens);
+  const tensorLimit = limits.maxTensorBytes !== null && largest > limits.maxTensorBytes;
+  const trainedOver = tensorLimit && F32 * (req.largestTrainedTensorParams ?? 0) === largest;
   const limit = tensorLimit
-    ? `its largest tensor (${gb(largestTensorBytes(shape, m, T, chunkTokens))}) exceeds ${limits.maxTensorLabel} (${gb(limits.maxTensorBytes!)})`
+    ? `its largest tensor (${gb(largest)}${trainedOver ? ', a trained one, held whole' : ''}) exceeds ${limits.maxTensorLabel} (${gb(limits.maxTensorBytes!)})`
     : `${limits.poolLabel} holds ${gb(limits.poolBytes)} (${Math.round(USABLE_SHARE * 100)}% of it is planned for tensors)`;
   const advice: string[] = [];
+  if (trainedOver) advice.push('frozen embeddings (full fine-tuning with trainEmbeddings false) or an adapter method such as LoRA');
   let smallest: number | null = null;
   for (let k = Math.min(m, req.batchSize); k >= 1; k--)
     if (fitsIn(req, k, T, chunkTokens)) {

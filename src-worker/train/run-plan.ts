@@ -5,15 +5,8 @@ import { readArchitecture } from '../inspect-model.ts';
 import type { AdapterModel } from '../methods/types.ts';
 import { setWasmWeightPacking } from '../models/ops.ts';
 import { halfStorageAvailable } from '../kernels/half-weights.ts';
-import { tf } from '../tf.ts';
-import { ADAPTER_FLOATS_PER_PARAM, assertPlanFits, backendLimits, planMemory, type BackendLimits, type DeviceLimits, type MemoryPlan } from './memory-plan.ts';
+import { ADAPTER_FLOATS_PER_PARAM, activeDeviceLimits, assertPlanFits, backendLimits, planMemory, type BackendLimits, type MemoryPlan } from './memory-plan.ts';
 import type { ArchitectureShape } from '../models/architecture.ts';
-
-/** webgpu's device limits, when the active backend is webgpu. */
-function gpuLimits(backend: BackendName): DeviceLimits | null {
-  if (backend !== 'webgpu') return null;
-  return (tf.backend() as unknown as { device?: { limits?: DeviceLimits } }).device?.limits ?? null;
-}
 
 export interface PlanContext {
   shape: ArchitectureShape;
@@ -39,7 +32,7 @@ export async function planBeforeLoad(
   const { shape, parameterCount } = architecture;
   const halfParams = halfStorageAvailable() ? architecture.halfParams : 0;
   const halfStorableParams = halfStorageAvailable() ? architecture.halfStorableParams : 0;
-  const limits = backendLimits(backend, gpuLimits(backend));
+  const limits = backendLimits(backend, backend === 'webgpu' ? activeDeviceLimits() : null);
   const seqLen = Math.min(training.maxSeqLen, shape.maxPositions || training.maxSeqLen);
   // The adapter is not known yet: with none, a run that fails here fails whatever the method.
   assertPlanFits(
@@ -62,7 +55,7 @@ export async function planBeforeLoad(
 /** After the adapter is attached: the whole plan, refused before step 1 when it cannot fit. */
 export function planRun(
   context: PlanContext,
-  adapter: Pick<AdapterModel, 'trainableParamCount' | 'targets' | 'releaseFloatWeights' | 'trainsBaseParameters'>,
+  adapter: Pick<AdapterModel, 'trainableParamCount' | 'targets' | 'releaseFloatWeights' | 'trainsBaseParameters' | 'trainable'>,
   training: { batchSize: number; maxSeqLen: number; microBatchSize: number | null },
 ): MemoryPlan {
   const { shape, parameterCount, halfParams, halfStorableParams, limits } = context;
@@ -82,6 +75,8 @@ export function planRun(
     halfStorableParams: adapter.trainsBaseParameters ? 0 : halfStorableParams,
     limits,
     allowRecompute: !adapter.trainsBaseParameters,
+    // Trained tensors are held whole (only frozen vocabulary tables are sharded, models/lm-head.ts).
+    largestTrainedTensorParams: Math.max(0, ...adapter.trainable().map((p) => p.variable.size)),
   });
   assertPlanFits(plan);
   if (limits.backend === 'wasm') setWasmWeightPacking(plan.wasmPacking);

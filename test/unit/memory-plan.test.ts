@@ -205,14 +205,26 @@ describe('planMemory', () => {
     expect(bf16.summary).toMatch(/358M of them held 16-bit \(0\.72 GB\) and widened per use, one block's at a time.*batch 4 x 256 tokens in \d+ pass/);
   });
 
-  it('refuses on webgpu when the embedding exceeds maxStorageBufferBindingSize, naming the limit', () => {
+  it('shards the vocabulary on webgpu where the embedding exceeds maxStorageBufferBindingSize; refuses a trained embedding or a weight over it, naming the limit', () => {
     const limits = backendLimits('webgpu', { maxStorageBufferBindingSize: 128 * 2 ** 20, maxBufferSize: 256 * 2 ** 20 }, 20 * GiB);
     const plan = planMemory(request({ limits }));
-    expect(plan.fits).toBe(false);
-    expect(plan.refusal).toMatch(/largest tensor \(0\.15 GB\) exceeds the adapter's maxStorageBufferBindingSize \(0\.13 GB\)/);
-    // With a binding limit above the embedding, the logits chunk is sized to stay under it.
+    expect(plan.fits).toBe(true);
+    // GPT-2's 154 MB table as two shards of 77 MB (models/lm-head.ts VocabShards), each chunk's logits per shard within the binding.
+    expect(plan.summary).toMatch(/the vocabulary tables in 2 shards of up to 25129 rows, each within the adapter's maxStorageBufferBindingSize/);
+    expect(plan.logitsChunkTokens * 25129 * 4).toBeLessThanOrEqual(128 * 2 ** 20);
+    // Full fine-tuning holds its trained embedding whole: over the binding, refused with the way out.
+    const trained = planMemory(request({ limits, largestTrainedTensorParams: 50257 * 768 }));
+    expect(trained.fits).toBe(false);
+    expect(trained.refusal).toMatch(/largest tensor \(0\.15 GB, a trained one, held whole\) exceeds the adapter's maxStorageBufferBindingSize \(0\.13 GB\)/);
+    expect(trained.refusal).toMatch(/frozen embeddings \(full fine-tuning with trainEmbeddings false\)/);
+    // A binding below one MLP weight [768, 3072] (9.4 MB): sharding the vocabulary cannot help.
+    const tiny = planMemory(request({ limits: backendLimits('webgpu', { maxStorageBufferBindingSize: 8 * 2 ** 20 }, 20 * GiB) }));
+    expect(tiny.fits).toBe(false);
+    expect(tiny.refusal).toMatch(/largest tensor \(0\.01 GB\) exceeds the adapter's maxStorageBufferBindingSize \(0\.01 GB\)/);
+    // Without a limit below the table it stays one tensor, as on wasm and cpu.
     const roomy = planMemory(request({ limits: backendLimits('webgpu', { maxStorageBufferBindingSize: 200 * 2 ** 20, maxBufferSize: 2 ** 31 }, 20 * GiB) }));
     expect(roomy.fits).toBe(true);
+    expect(roomy.summary).not.toMatch(/shards/);
     expect(roomy.logitsChunkTokens * 50257 * 4).toBeLessThanOrEqual(200 * 2 ** 20);
   });
 

@@ -2,9 +2,13 @@
 // Builds the renderer first when out/renderer is missing or older than src-renderer.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { register } from 'tsx/esm/api';
+
+// The Electron binary check is TypeScript (scripts/electron-binary.ts, unit-tested), loaded as bin/ does.
+register();
+const { ensureElectronBinary } = await import('./electron-binary.ts');
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
@@ -35,18 +39,6 @@ function run(command, args) {
   }
 }
 
-/** The Electron binary's path, or null when the package or its download is missing. */
-function electronBinary() {
-  try {
-    // The electron package exports the path of the binary its install script downloaded, and throws
-    // "Electron failed to install correctly" when that download did not happen.
-    const binary = createRequire(path.join(root, 'package.json'))('electron');
-    return typeof binary === 'string' && existsSync(binary) ? binary : null;
-  } catch {
-    return null;
-  }
-}
-
 /** Runs a long-lived child with this terminal, passing Ctrl-C on and exiting with its code. */
 function handOver(command, args) {
   const child = spawn(command, args, { cwd: root, stdio: 'inherit', shell: process.platform === 'win32' });
@@ -62,10 +54,9 @@ if (rendererIsStale()) {
   run(npm, ['run', 'build:renderer']);
 }
 
-if (electronBinary()) {
+if (ensureElectronBinary(root)) {
   run(npx, ['electron-vite', 'build']);
   handOver(npx, ['electron-vite', 'preview', ...process.argv.slice(2)]);
 } else {
-  console.error('Electron is not installed here (or its binary download failed): starting browser mode instead.');
   handOver(process.execPath, [path.join(root, 'bin', 'lora-workbench.mjs'), 'serve', ...process.argv.slice(2)]);
 }

@@ -3,6 +3,7 @@
 import type Database from 'better-sqlite3';
 import type { BackendChoice } from '../../src-shared/config.ts';
 import { ByIdRepository } from './by-id.ts';
+import { backendOf, camelCased, parsedJson } from './row-fields.ts';
 import {
   DatasetSliceSchema,
   EvalDatasetsSchema,
@@ -68,25 +69,16 @@ export interface EvaluationPatch {
 const SummarySchema = z.record(z.string(), z.number());
 
 function toEvaluation(row: EvaluationRow): Evaluation {
+  // owner_pid is the store's own bookkeeping, not part of an Evaluation.
+  const { backend_name, backend_adapter, item_limit, datasets, slices, summary, progress, owner_pid, ...columns } = row;
   return {
-    id: row.id,
-    runId: row.run_id,
-    adapterId: row.adapter_id,
-    suite: row.suite,
-    status: row.status,
-    model: row.model,
-    backendChoice: row.backend_choice,
-    backend: row.backend_name ? { name: row.backend_name, adapter: row.backend_adapter ?? '' } : null,
-    seed: row.seed,
-    limit: row.item_limit,
-    datasets: EvalDatasetsSchema.parse(JSON.parse(row.datasets)),
-    slices: row.slices ? z.array(DatasetSliceSchema).parse(JSON.parse(row.slices)) : null,
-    summary: row.summary ? SummarySchema.parse(JSON.parse(row.summary)) : null,
-    resultPath: row.result_path,
-    progress: row.progress ? EvalProgressSchema.parse(JSON.parse(row.progress)) : null,
-    error: row.error,
-    createdAt: row.created_at,
-    finishedAt: row.finished_at,
+    ...camelCased(columns),
+    backend: backendOf(backend_name, backend_adapter),
+    limit: item_limit,
+    datasets: EvalDatasetsSchema.parse(JSON.parse(datasets)),
+    slices: parsedJson(z.array(DatasetSliceSchema), slices),
+    summary: parsedJson(SummarySchema, summary),
+    progress: parsedJson(EvalProgressSchema, progress),
   };
 }
 
@@ -134,15 +126,15 @@ export class EvaluationRepository extends ByIdRepository<EvaluationRow, Evaluati
     return this.require(id);
   }
 
-  /**
-   * Marks evaluations still 'queued' or 'running' whose owning process is gone as failed: an
-   * evaluation keeps nothing half-done, so there is nothing to resume (unlike a run).
-   */
   delete(id: string): void {
     this.require(id);
     this.db.prepare(`DELETE FROM evaluations WHERE id = ?`).run(id);
   }
 
+  /**
+   * Marks evaluations still 'queued' or 'running' whose owning process is gone as failed: an
+   * evaluation keeps nothing half-done, so there is nothing to resume (unlike a run).
+   */
   markInterrupted(isOwnerGone: (pid: number | null) => boolean, message: string, finishedAt: string): string[] {
     const select = this.db.prepare(`SELECT id, owner_pid FROM evaluations WHERE status IN ('queued', 'running')`);
     const mark = this.db.prepare(`UPDATE evaluations SET status = 'failed', error = ?, finished_at = ?, owner_pid = NULL WHERE id = ?`);

@@ -2,6 +2,7 @@
 import type Database from 'better-sqlite3';
 import { type RunConfig, StoredRunConfigSchema } from '../../src-shared/config.ts';
 import { ByIdRepository } from './by-id.ts';
+import { backendOf, camelCased, parsedJson } from './row-fields.ts';
 import { ProgressSchema, type BackendInfo, type Progress, type Run, type RunStatus } from '../../src-shared/runs.ts';
 
 interface RunRow {
@@ -38,20 +39,14 @@ const SELECT_RUN = `
   FROM runs r`;
 
 function toRun(row: RunRow): Run {
+  // owner_pid is the store's own bookkeeping (ownerPid() reads it), not part of a Run.
+  const { config, backend_name, backend_adapter, progress, owner_pid, ...columns } = row;
   return {
-    id: row.id,
-    name: row.name,
+    ...camelCased(columns),
     // Parsing (not casting) fills in settings added to RunConfig after the run was stored.
-    config: StoredRunConfigSchema.parse(JSON.parse(row.config)),
-    status: row.status,
-    backend: row.backend_name ? { name: row.backend_name, adapter: row.backend_adapter ?? '' } : null,
-    createdAt: row.created_at,
-    startedAt: row.started_at,
-    finishedAt: row.finished_at,
-    error: row.error,
-    progress: row.progress ? ProgressSchema.parse(JSON.parse(row.progress)) : null,
-    lastCheckpointStep: row.last_checkpoint_step,
-    adapterId: row.adapter_id,
+    config: StoredRunConfigSchema.parse(JSON.parse(config)),
+    backend: backendOf(backend_name, backend_adapter),
+    progress: parsedJson(ProgressSchema, progress),
   };
 }
 
@@ -103,16 +98,16 @@ export class RunRepository extends ByIdRepository<RunRow, Run> {
     return this.require(id);
   }
 
-  /**
-   * Marks runs still 'queued' or 'running' whose owning process is gone as 'interrupted'. Called
-   * when a RunManager starts: those runs lost their worker when the previous process died.
-   */
   /** Deletes the run's row; its metrics, checkpoints and adapters go with it (ON DELETE CASCADE), its evaluations stay without it. */
   delete(id: string): void {
     this.require(id);
     this.db.prepare(`DELETE FROM runs WHERE id = ?`).run(id);
   }
 
+  /**
+   * Marks runs still 'queued' or 'running' whose owning process is gone as 'interrupted'. Called
+   * when a RunManager starts: those runs lost their worker when the previous process died.
+   */
   markInterrupted(isOwnerGone: (pid: number | null) => boolean, message: string): string[] {
     const select = this.db.prepare(`SELECT id, owner_pid FROM runs WHERE status IN ('queued', 'running')`);
     const mark = this.db.prepare(`UPDATE runs SET status = 'interrupted', error = ?, owner_pid = NULL WHERE id = ?`);

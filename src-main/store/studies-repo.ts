@@ -4,6 +4,7 @@ import type Database from 'better-sqlite3';
 import { z } from 'zod';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import { orNotFound } from './by-id.ts';
+import { camelCased } from './row-fields.ts';
 import { StudyRecipeSchema, type StudyCell, type StudyRecipe, type StudyStatus } from '../../src-shared/studies.ts';
 
 interface StudyRow {
@@ -71,34 +72,13 @@ export interface CellPatch {
 const StringMap = z.record(z.string(), z.string());
 
 function toStudy(row: StudyRow): StoredStudy {
-  return {
-    id: row.id,
-    name: row.name,
-    title: row.title,
-    recipe: StudyRecipeSchema.parse(JSON.parse(row.recipe)),
-    digest: row.digest,
-    source: row.source,
-    status: row.status,
-    error: row.error,
-    ownerPid: row.owner_pid,
-    createdAt: row.created_at,
-    finishedAt: row.finished_at,
-  };
+  return { ...camelCased(row), recipe: StudyRecipeSchema.parse(JSON.parse(row.recipe)) };
 }
 
 function toCell(row: CellRow): StudyCell {
-  return {
-    key: row.cell_key,
-    position: row.position,
-    levels: StringMap.parse(JSON.parse(row.levels)),
-    seed: row.seed,
-    status: row.status,
-    runId: row.run_id,
-    evaluations: StringMap.parse(JSON.parse(row.evaluations)),
-    error: row.error,
-    startedAt: row.started_at,
-    finishedAt: row.finished_at,
-  };
+  // study_id is the key the cell is read by, not part of a StudyCell.
+  const { study_id, cell_key, levels, evaluations, ...columns } = row;
+  return { ...camelCased(columns), key: cell_key, levels: StringMap.parse(JSON.parse(levels)), evaluations: StringMap.parse(JSON.parse(evaluations)) };
 }
 
 function patchColumns(patch: object, names: Record<string, string>): Record<string, unknown> {

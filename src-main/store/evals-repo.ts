@@ -3,7 +3,7 @@
 import type Database from 'better-sqlite3';
 import type { BackendChoice } from '../../src-shared/config.ts';
 import { ByIdRepository } from './by-id.ts';
-import { backendOf, camelCased, parsedJson } from './row-fields.ts';
+import { backendColumns, backendOf, camelCased, markOrphans, parsedJson, patchColumns, updateColumns } from './row-fields.ts';
 import {
   DatasetSliceSchema,
   EvalDatasetsSchema,
@@ -105,24 +105,8 @@ export class EvaluationRepository extends ByIdRepository<EvaluationRow, Evaluati
   }
 
   update(id: string, patch: EvaluationPatch): Evaluation {
-    const columns: Record<string, unknown> = {};
-    if (patch.status !== undefined) columns.status = patch.status;
-    if (patch.backend !== undefined) {
-      columns.backend_name = patch.backend?.name ?? null;
-      columns.backend_adapter = patch.backend?.adapter ?? null;
-    }
-    if (patch.slices !== undefined) columns.slices = patch.slices && JSON.stringify(patch.slices);
-    if (patch.summary !== undefined) columns.summary = patch.summary && JSON.stringify(patch.summary);
-    if (patch.resultPath !== undefined) columns.result_path = patch.resultPath;
-    if (patch.progress !== undefined) columns.progress = patch.progress && JSON.stringify(patch.progress);
-    if (patch.error !== undefined) columns.error = patch.error;
-    if (patch.finishedAt !== undefined) columns.finished_at = patch.finishedAt;
-    if (patch.ownerPid !== undefined) columns.owner_pid = patch.ownerPid;
-    const names = Object.keys(columns);
-    if (names.length > 0) {
-      const result = this.db.prepare(`UPDATE evaluations SET ${names.map((n) => `${n} = @${n}`).join(', ')} WHERE id = @id`).run({ ...columns, id });
-      if (result.changes === 0) this.require(id);
-    }
+    const { backend, ...fields } = patch;
+    updateColumns(this.db, 'evaluations', { ...patchColumns(fields), ...(backend !== undefined ? backendColumns(backend) : {}) }, { id });
     return this.require(id);
   }
 
@@ -136,15 +120,6 @@ export class EvaluationRepository extends ByIdRepository<EvaluationRow, Evaluati
    * evaluation keeps nothing half-done, so there is nothing to resume (unlike a run).
    */
   markInterrupted(isOwnerGone: (pid: number | null) => boolean, message: string, finishedAt: string): string[] {
-    const select = this.db.prepare(`SELECT id, owner_pid FROM evaluations WHERE status IN ('queued', 'running')`);
-    const mark = this.db.prepare(`UPDATE evaluations SET status = 'failed', error = ?, finished_at = ?, owner_pid = NULL WHERE id = ?`);
-    return this.db
-      .transaction(() => {
-        const candidates = select.all() as { id: string; owner_pid: number | null }[];
-        const orphans = candidates.filter((c) => isOwnerGone(c.owner_pid)).map((c) => c.id);
-        for (const id of orphans) mark.run(message, finishedAt, id);
-        return orphans;
-      })
-      .immediate();
+    return markOrphans(this.db, 'evaluations', isOwnerGone, { status: 'failed', error: message, finished_at: finishedAt, owner_pid: null });
   }
 }

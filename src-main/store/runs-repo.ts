@@ -2,7 +2,7 @@
 import type Database from 'better-sqlite3';
 import { type RunConfig, StoredRunConfigSchema } from '../../src-shared/config.ts';
 import { ByIdRepository } from './by-id.ts';
-import { backendOf, camelCased, parsedJson } from './row-fields.ts';
+import { backendColumns, backendOf, camelCased, markOrphans, parsedJson, patchColumns, updateColumns } from './row-fields.ts';
 import { ProgressSchema, type BackendInfo, type Progress, type Run, type RunStatus } from '../../src-shared/runs.ts';
 
 interface RunRow {
@@ -78,23 +78,8 @@ export class RunRepository extends ByIdRepository<RunRow, Run> {
   }
 
   update(id: string, patch: RunPatch): Run {
-    const columns: Record<string, unknown> = {};
-    if (patch.status !== undefined) columns.status = patch.status;
-    if (patch.backend !== undefined) {
-      columns.backend_name = patch.backend?.name ?? null;
-      columns.backend_adapter = patch.backend?.adapter ?? null;
-    }
-    if (patch.startedAt !== undefined) columns.started_at = patch.startedAt;
-    if (patch.finishedAt !== undefined) columns.finished_at = patch.finishedAt;
-    if (patch.error !== undefined) columns.error = patch.error;
-    if (patch.progress !== undefined) columns.progress = patch.progress && JSON.stringify(patch.progress);
-    if (patch.lastCheckpointStep !== undefined) columns.last_checkpoint_step = patch.lastCheckpointStep;
-    if (patch.ownerPid !== undefined) columns.owner_pid = patch.ownerPid;
-    const names = Object.keys(columns);
-    if (names.length > 0) {
-      const result = this.db.prepare(`UPDATE runs SET ${names.map((n) => `${n} = @${n}`).join(', ')} WHERE id = @id`).run({ ...columns, id });
-      if (result.changes === 0) this.require(id);
-    }
+    const { backend, ...fields } = patch;
+    updateColumns(this.db, 'runs', { ...patchColumns(fields), ...(backend !== undefined ? backendColumns(backend) : {}) }, { id });
     return this.require(id);
   }
 
@@ -109,16 +94,6 @@ export class RunRepository extends ByIdRepository<RunRow, Run> {
    * when a RunManager starts: those runs lost their worker when the previous process died.
    */
   markInterrupted(isOwnerGone: (pid: number | null) => boolean, message: string): string[] {
-    const select = this.db.prepare(`SELECT id, owner_pid FROM runs WHERE status IN ('queued', 'running')`);
-    const mark = this.db.prepare(`UPDATE runs SET status = 'interrupted', error = ?, owner_pid = NULL WHERE id = ?`);
-    // IMMEDIATE: another process must not start a run between the check and the update.
-    return this.db
-      .transaction(() => {
-        const candidates = select.all() as { id: string; owner_pid: number | null }[];
-        const orphans = candidates.filter((c) => isOwnerGone(c.owner_pid)).map((c) => c.id);
-        for (const id of orphans) mark.run(message, id);
-        return orphans;
-      })
-      .immediate();
+    return markOrphans(this.db, 'runs', isOwnerGone, { status: 'interrupted', error: message, owner_pid: null });
   }
 }

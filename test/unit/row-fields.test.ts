@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { backendOf, camelCased, parsedJson } from '../../src-main/store/row-fields.ts';
+import { backendColumns, backendOf, camelCased, parsedJson, patchColumns } from '../../src-main/store/row-fields.ts';
 
 describe('row fields', () => {
   it('renames every snake_case column to its camelCase field and keeps the values', () => {
@@ -23,5 +23,16 @@ describe('row fields', () => {
     expect(backendOf('cpu', null)).toEqual({ name: 'cpu', adapter: '' });
     expect(backendOf('wasm', 'simd')).toEqual({ name: 'wasm', adapter: 'simd' });
     expect(backendOf(null, null)).toBeNull();
+  });
+
+  it('writes a patch as snake_case columns: objects as JSON, undefined left alone, null kept to clear', () => {
+    expect(patchColumns({ status: 'running', lastCheckpointStep: null, progress: { done: 1 }, finishedAt: undefined, slices: [1] })).toEqual({
+      status: 'running',
+      last_checkpoint_step: null,
+      progress: '{"done":1}',
+      slices: '[1]',
+    });
+    expect(backendColumns(null)).toEqual({ backend_name: null, backend_adapter: null });
+    expect(backendColumns({ name: 'cpu', adapter: '' })).toEqual({ backend_name: 'cpu', backend_adapter: '' });
   });
 });

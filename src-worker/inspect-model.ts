@@ -107,6 +107,31 @@ export function estimateMemory(
   };
 }
 
+/** The fields the Llama and BERT config readers share, under Hugging Face's names. */
+interface HfNamedConfig {
+  numHiddenLayers: number;
+  hiddenSize: number;
+  numAttentionHeads: number;
+  vocabSize: number;
+  maxPositionEmbeddings: number;
+  intermediateSize: number;
+}
+
+/** The shape of a family whose config uses Hugging Face's names; what differs is how many key/value heads and what LoRA targets by default. */
+function hfNamedShape(family: Family, c: HfNamedConfig, kvHeads: number, defaultTargetShapes: [number, number][]): ArchitectureShape {
+  return {
+    family,
+    layers: c.numHiddenLayers,
+    hiddenSize: c.hiddenSize,
+    heads: c.numAttentionHeads,
+    kvHeads,
+    vocabSize: c.vocabSize,
+    maxPositions: c.maxPositionEmbeddings,
+    intermediateSize: c.intermediateSize,
+    defaultTargetShapes,
+  };
+}
+
 /** The shape of a supported family, read by that family's own config reader (so its errors name the bad field). */
 function familyShape(modelType: string, config: Record<string, unknown>, source: string): ArchitectureShape | null {
   if (modelType === 'gpt2') {
@@ -130,39 +155,19 @@ function familyShape(modelType: string, config: Record<string, unknown>, source:
   }
   if ((llamaModelTypes as readonly string[]).includes(modelType)) {
     const c = llamaConfigFromHF(config, source);
-    return {
-      family: 'llama',
-      layers: c.numHiddenLayers,
-      hiddenSize: c.hiddenSize,
-      heads: c.numAttentionHeads,
-      kvHeads: c.numKeyValueHeads,
-      vocabSize: c.vocabSize,
-      maxPositions: c.maxPositionEmbeddings,
-      intermediateSize: c.intermediateSize,
-      // PEFT's default for Llama-family models: q_proj and v_proj.
-      defaultTargetShapes: [
-        [c.hiddenSize, c.numAttentionHeads * c.headDim],
-        [c.hiddenSize, c.numKeyValueHeads * c.headDim],
-      ],
-    };
+    // PEFT's default for Llama-family models: q_proj and v_proj.
+    return hfNamedShape('llama', c, c.numKeyValueHeads, [
+      [c.hiddenSize, c.numAttentionHeads * c.headDim],
+      [c.hiddenSize, c.numKeyValueHeads * c.headDim],
+    ]);
   }
   if (modelType === 'bert') {
     const c = bertConfigFromHF(config, source);
-    return {
-      family: 'bert',
-      layers: c.numHiddenLayers,
-      hiddenSize: c.hiddenSize,
-      heads: c.numAttentionHeads,
-      kvHeads: c.numAttentionHeads,
-      vocabSize: c.vocabSize,
-      maxPositions: c.maxPositionEmbeddings,
-      intermediateSize: c.intermediateSize,
-      // PEFT's default for BERT: query and value.
-      defaultTargetShapes: [
-        [c.hiddenSize, c.hiddenSize],
-        [c.hiddenSize, c.hiddenSize],
-      ],
-    };
+    // PEFT's default for BERT: query and value.
+    return hfNamedShape('bert', c, c.numAttentionHeads, [
+      [c.hiddenSize, c.hiddenSize],
+      [c.hiddenSize, c.hiddenSize],
+    ]);
   }
   return null;
 }

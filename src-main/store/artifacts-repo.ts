@@ -1,6 +1,7 @@
 // Metrics, checkpoints and adapters: what a run leaves behind.
 import type Database from 'better-sqlite3';
 import { ByIdRepository } from './by-id.ts';
+import { camelCased } from './row-fields.ts';
 import type { Adapter, MetricPoint } from '../../src-shared/runs.ts';
 
 export class MetricRepository {
@@ -55,7 +56,7 @@ interface CheckpointRow {
   dir: string;
   created_at: string;
 }
-const toCheckpoint = (r: CheckpointRow): Checkpoint => ({ runId: r.run_id, step: r.step, dir: r.dir, createdAt: r.created_at });
+const toCheckpoint = (row: CheckpointRow): Checkpoint => camelCased(row);
 
 export class CheckpointRepository {
   private readonly addTx: (c: Checkpoint) => void;
@@ -106,18 +107,7 @@ interface AdapterRow {
   created_at: string;
   description: string | null;
 }
-const toAdapter = (r: AdapterRow): Adapter => ({
-  id: r.id,
-  runId: r.run_id,
-  name: r.name,
-  method: r.method,
-  baseModel: r.base_model,
-  path: r.path,
-  step: r.step,
-  trainableParams: r.trainable_params,
-  createdAt: r.created_at,
-  description: r.description,
-});
+const toAdapter = (row: AdapterRow): Adapter => camelCased(row);
 
 export class AdapterRepository extends ByIdRepository<AdapterRow, Adapter> {
   private readonly insertStmt: Database.Statement;

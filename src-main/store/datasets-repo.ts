@@ -4,6 +4,7 @@ import type Database from 'better-sqlite3';
 import { ColumnMappingSchema, type Dataset } from '../../src-shared/datasets.ts';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import { ByIdRepository } from './by-id.ts';
+import { camelCased } from './row-fields.ts';
 
 interface DatasetRow {
   id: string;
@@ -28,20 +29,8 @@ export interface StoredDataset extends Dataset {
 }
 
 function toDataset(row: DatasetRow): StoredDataset {
-  return {
-    id: row.id,
-    name: row.name,
-    sourcePath: row.source_path,
-    format: row.format,
-    mapping: ColumnMappingSchema.parse(JSON.parse(row.mapping_json)),
-    sha256: row.sha256,
-    rowCount: row.row_count,
-    skippedRows: row.skipped_rows,
-    normalizedPath: row.normalized_path,
-    createdAt: row.created_at,
-    usedByRuns: row.used_by_runs,
-    removedAt: row.removed_at,
-  };
+  const { mapping_json, ...columns } = row;
+  return { ...camelCased(columns), mapping: ColumnMappingSchema.parse(JSON.parse(mapping_json)) };
 }
 
 // Runs keep their whole RunConfig as JSON; a run trained on a registered dataset names its id there.

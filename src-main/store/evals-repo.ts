@@ -3,6 +3,7 @@
 import type Database from 'better-sqlite3';
 import type { BackendChoice } from '../../src-shared/config.ts';
 import { ByIdRepository } from './by-id.ts';
+import { backendColumns, backendOf, camelCased, markOrphans, parsedJson, patchColumns, updateColumns } from './row-fields.ts';
 import {
   DatasetSliceSchema,
   EvalDatasetsSchema,
@@ -68,25 +69,16 @@ export interface EvaluationPatch {
 const SummarySchema = z.record(z.string(), z.number());
 
 function toEvaluation(row: EvaluationRow): Evaluation {
+  // owner_pid is the store's own bookkeeping, not part of an Evaluation.
+  const { backend_name, backend_adapter, item_limit, datasets, slices, summary, progress, owner_pid, ...columns } = row;
   return {
-    id: row.id,
-    runId: row.run_id,
-    adapterId: row.adapter_id,
-    suite: row.suite,
-    status: row.status,
-    model: row.model,
-    backendChoice: row.backend_choice,
-    backend: row.backend_name ? { name: row.backend_name, adapter: row.backend_adapter ?? '' } : null,
-    seed: row.seed,
-    limit: row.item_limit,
-    datasets: EvalDatasetsSchema.parse(JSON.parse(row.datasets)),
-    slices: row.slices ? z.array(DatasetSliceSchema).parse(JSON.parse(row.slices)) : null,
-    summary: row.summary ? SummarySchema.parse(JSON.parse(row.summary)) : null,
-    resultPath: row.result_path,
-    progress: row.progress ? EvalProgressSchema.parse(JSON.parse(row.progress)) : null,
-    error: row.error,
-    createdAt: row.created_at,
-    finishedAt: row.finished_at,
+    ...camelCased(columns),
+    backend: backendOf(backend_name, backend_adapter),
+    limit: item_limit,
+    datasets: EvalDatasetsSchema.parse(JSON.parse(datasets)),
+    slices: parsedJson(z.array(DatasetSliceSchema), slices),
+    summary: parsedJson(SummarySchema, summary),
+    progress: parsedJson(EvalProgressSchema, progress),
   };
 }
 
@@ -113,46 +105,21 @@ export class EvaluationRepository extends ByIdRepository<EvaluationRow, Evaluati
   }
 
   update(id: string, patch: EvaluationPatch): Evaluation {
-    const columns: Record<string, unknown> = {};
-    if (patch.status !== undefined) columns.status = patch.status;
-    if (patch.backend !== undefined) {
-      columns.backend_name = patch.backend?.name ?? null;
-      columns.backend_adapter = patch.backend?.adapter ?? null;
-    }
-    if (patch.slices !== undefined) columns.slices = patch.slices && JSON.stringify(patch.slices);
-    if (patch.summary !== undefined) columns.summary = patch.summary && JSON.stringify(patch.summary);
-    if (patch.resultPath !== undefined) columns.result_path = patch.resultPath;
-    if (patch.progress !== undefined) columns.progress = patch.progress && JSON.stringify(patch.progress);
-    if (patch.error !== undefined) columns.error = patch.error;
-    if (patch.finishedAt !== undefined) columns.finished_at = patch.finishedAt;
-    if (patch.ownerPid !== undefined) columns.owner_pid = patch.ownerPid;
-    const names = Object.keys(columns);
-    if (names.length > 0) {
-      const result = this.db.prepare(`UPDATE evaluations SET ${names.map((n) => `${n} = @${n}`).join(', ')} WHERE id = @id`).run({ ...columns, id });
-      if (result.changes === 0) this.require(id);
-    }
+    const { backend, ...fields } = patch;
+    updateColumns(this.db, 'evaluations', { ...patchColumns(fields), ...(backend !== undefined ? backendColumns(backend) : {}) }, { id });
     return this.require(id);
+  }
+
+  delete(id: string): void {
+    this.require(id);
+    this.db.prepare(`DELETE FROM evaluations WHERE id = ?`).run(id);
   }
 
   /**
    * Marks evaluations still 'queued' or 'running' whose owning process is gone as failed: an
    * evaluation keeps nothing half-done, so there is nothing to resume (unlike a run).
    */
-  delete(id: string): void {
-    this.require(id);
-    this.db.prepare(`DELETE FROM evaluations WHERE id = ?`).run(id);
-  }
-
   markInterrupted(isOwnerGone: (pid: number | null) => boolean, message: string, finishedAt: string): string[] {
-    const select = this.db.prepare(`SELECT id, owner_pid FROM evaluations WHERE status IN ('queued', 'running')`);
-    const mark = this.db.prepare(`UPDATE evaluations SET status = 'failed', error = ?, finished_at = ?, owner_pid = NULL WHERE id = ?`);
-    return this.db
-      .transaction(() => {
-        const candidates = select.all() as { id: string; owner_pid: number | null }[];
-        const orphans = candidates.filter((c) => isOwnerGone(c.owner_pid)).map((c) => c.id);
-        for (const id of orphans) mark.run(message, finishedAt, id);
-        return orphans;
-      })
-      .immediate();
+    return markOrphans(this.db, 'evaluations', isOwnerGone, { status: 'failed', error: message, finished_at: finishedAt, owner_pid: null });
   }
 }

@@ -2,6 +2,7 @@
 import type Database from 'better-sqlite3';
 import { type RunConfig, StoredRunConfigSchema } from '../../src-shared/config.ts';
 import { ByIdRepository } from './by-id.ts';
+import { backendColumns, backendOf, camelCased, markOrphans, parsedJson, patchColumns, updateColumns } from './row-fields.ts';
 import { ProgressSchema, type BackendInfo, type Progress, type Run, type RunStatus } from '../../src-shared/runs.ts';
 
 interface RunRow {
@@ -38,20 +39,14 @@ const SELECT_RUN = `
   FROM runs r`;
 
 function toRun(row: RunRow): Run {
+  // owner_pid is the store's own bookkeeping (ownerPid() reads it), not part of a Run.
+  const { config, backend_name, backend_adapter, progress, owner_pid, ...columns } = row;
   return {
-    id: row.id,
-    name: row.name,
+    ...camelCased(columns),
     // Parsing (not casting) fills in settings added to RunConfig after the run was stored.
-    config: StoredRunConfigSchema.parse(JSON.parse(row.config)),
-    status: row.status,
-    backend: row.backend_name ? { name: row.backend_name, adapter: row.backend_adapter ?? '' } : null,
-    createdAt: row.created_at,
-    startedAt: row.started_at,
-    finishedAt: row.finished_at,
-    error: row.error,
-    progress: row.progress ? ProgressSchema.parse(JSON.parse(row.progress)) : null,
-    lastCheckpointStep: row.last_checkpoint_step,
-    adapterId: row.adapter_id,
+    config: StoredRunConfigSchema.parse(JSON.parse(config)),
+    backend: backendOf(backend_name, backend_adapter),
+    progress: parsedJson(ProgressSchema, progress),
   };
 }
 
@@ -83,47 +78,22 @@ export class RunRepository extends ByIdRepository<RunRow, Run> {
   }
 
   update(id: string, patch: RunPatch): Run {
-    const columns: Record<string, unknown> = {};
-    if (patch.status !== undefined) columns.status = patch.status;
-    if (patch.backend !== undefined) {
-      columns.backend_name = patch.backend?.name ?? null;
-      columns.backend_adapter = patch.backend?.adapter ?? null;
-    }
-    if (patch.startedAt !== undefined) columns.started_at = patch.startedAt;
-    if (patch.finishedAt !== undefined) columns.finished_at = patch.finishedAt;
-    if (patch.error !== undefined) columns.error = patch.error;
-    if (patch.progress !== undefined) columns.progress = patch.progress && JSON.stringify(patch.progress);
-    if (patch.lastCheckpointStep !== undefined) columns.last_checkpoint_step = patch.lastCheckpointStep;
-    if (patch.ownerPid !== undefined) columns.owner_pid = patch.ownerPid;
-    const names = Object.keys(columns);
-    if (names.length > 0) {
-      const result = this.db.prepare(`UPDATE runs SET ${names.map((n) => `${n} = @${n}`).join(', ')} WHERE id = @id`).run({ ...columns, id });
-      if (result.changes === 0) this.require(id);
-    }
+    const { backend, ...fields } = patch;
+    updateColumns(this.db, 'runs', { ...patchColumns(fields), ...(backend !== undefined ? backendColumns(backend) : {}) }, { id });
     return this.require(id);
   }
 
-  /**
-   * Marks runs still 'queued' or 'running' whose owning process is gone as 'interrupted'. Called
-   * when a RunManager starts: those runs lost their worker when the previous process died.
-   */
   /** Deletes the run's row; its metrics, checkpoints and adapters go with it (ON DELETE CASCADE), its evaluations stay without it. */
   delete(id: string): void {
     this.require(id);
     this.db.prepare(`DELETE FROM runs WHERE id = ?`).run(id);
   }
 
+  /**
+   * Marks runs still 'queued' or 'running' whose owning process is gone as 'interrupted'. Called
+   * when a RunManager starts: those runs lost their worker when the previous process died.
+   */
   markInterrupted(isOwnerGone: (pid: number | null) => boolean, message: string): string[] {
-    const select = this.db.prepare(`SELECT id, owner_pid FROM runs WHERE status IN ('queued', 'running')`);
-    const mark = this.db.prepare(`UPDATE runs SET status = 'interrupted', error = ?, owner_pid = NULL WHERE id = ?`);
-    // IMMEDIATE: another process must not start a run between the check and the update.
-    return this.db
-      .transaction(() => {
-        const candidates = select.all() as { id: string; owner_pid: number | null }[];
-        const orphans = candidates.filter((c) => isOwnerGone(c.owner_pid)).map((c) => c.id);
-        for (const id of orphans) mark.run(message, id);
-        return orphans;
-      })
-      .immediate();
+    return markOrphans(this.db, 'runs', isOwnerGone, { status: 'interrupted', error: message, owner_pid: null });
   }
 }

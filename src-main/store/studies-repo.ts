@@ -4,6 +4,7 @@ import type Database from 'better-sqlite3';
 import { z } from 'zod';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import { orNotFound } from './by-id.ts';
+import { camelCased, markOrphans, patchColumns, updateColumns } from './row-fields.ts';
 import { StudyRecipeSchema, type StudyCell, type StudyRecipe, type StudyStatus } from '../../src-shared/studies.ts';
 
 interface StudyRow {
@@ -71,43 +72,13 @@ export interface CellPatch {
 const StringMap = z.record(z.string(), z.string());
 
 function toStudy(row: StudyRow): StoredStudy {
-  return {
-    id: row.id,
-    name: row.name,
-    title: row.title,
-    recipe: StudyRecipeSchema.parse(JSON.parse(row.recipe)),
-    digest: row.digest,
-    source: row.source,
-    status: row.status,
-    error: row.error,
-    ownerPid: row.owner_pid,
-    createdAt: row.created_at,
-    finishedAt: row.finished_at,
-  };
+  return { ...camelCased(row), recipe: StudyRecipeSchema.parse(JSON.parse(row.recipe)) };
 }
 
 function toCell(row: CellRow): StudyCell {
-  return {
-    key: row.cell_key,
-    position: row.position,
-    levels: StringMap.parse(JSON.parse(row.levels)),
-    seed: row.seed,
-    status: row.status,
-    runId: row.run_id,
-    evaluations: StringMap.parse(JSON.parse(row.evaluations)),
-    error: row.error,
-    startedAt: row.started_at,
-    finishedAt: row.finished_at,
-  };
-}
-
-function patchColumns(patch: object, names: Record<string, string>): Record<string, unknown> {
-  const columns: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(patch)) {
-    if (value === undefined) continue;
-    columns[names[key] ?? key] = value !== null && typeof value === 'object' ? JSON.stringify(value) : value;
-  }
-  return columns;
+  // study_id is the key the cell is read by, not part of a StudyCell.
+  const { study_id, cell_key, levels, evaluations, ...columns } = row;
+  return { ...camelCased(columns), key: cell_key, levels: StringMap.parse(JSON.parse(levels)), evaluations: StringMap.parse(JSON.parse(evaluations)) };
 }
 
 export class StudyRepository {
@@ -151,9 +122,7 @@ export class StudyRepository {
   }
 
   update(id: string, patch: StudyPatch): StoredStudy {
-    const columns = patchColumns(patch, { ownerPid: 'owner_pid', finishedAt: 'finished_at' });
-    const names = Object.keys(columns);
-    if (names.length > 0) this.db.prepare(`UPDATE studies SET ${names.map((n) => `${n} = @${n}`).join(', ')} WHERE id = @id`).run({ ...columns, id });
+    updateColumns(this.db, 'studies', patchColumns(patch), { id });
     return this.require(id);
   }
 
@@ -162,13 +131,7 @@ export class StudyRepository {
   }
 
   updateCell(studyId: string, key: string, patch: CellPatch): StudyCell {
-    const columns = patchColumns(patch, { runId: 'run_id', startedAt: 'started_at', finishedAt: 'finished_at' });
-    const names = Object.keys(columns);
-    if (names.length > 0) {
-      this.db
-        .prepare(`UPDATE study_cells SET ${names.map((n) => `${n} = @${n}`).join(', ')} WHERE study_id = @studyId AND cell_key = @key`)
-        .run({ ...columns, studyId, key });
-    }
+    updateColumns(this.db, 'study_cells', patchColumns(patch), { study_id: studyId, cell_key: key });
     const row = this.db.prepare(`SELECT * FROM study_cells WHERE study_id = ? AND cell_key = ?`).get(studyId, key) as CellRow | undefined;
     if (!row) throw new WorkbenchError('not_found', `Study ${studyId} has no cell "${key}".`);
     return toCell(row);
@@ -176,14 +139,6 @@ export class StudyRepository {
 
   /** Studies left 'running' or 'queued' by a process that is gone become 'interrupted' (continue them to go on). */
   markInterrupted(isOwnerGone: (pid: number | null) => boolean, message: string): string[] {
-    const select = this.db.prepare(`SELECT id, owner_pid FROM studies WHERE status IN ('queued', 'running')`);
-    const mark = this.db.prepare(`UPDATE studies SET status = 'interrupted', error = ?, owner_pid = NULL WHERE id = ?`);
-    return this.db
-      .transaction(() => {
-        const orphans = (select.all() as { id: string; owner_pid: number | null }[]).filter((c) => isOwnerGone(c.owner_pid)).map((c) => c.id);
-        for (const id of orphans) mark.run(message, id);
-        return orphans;
-      })
-      .immediate();
+    return markOrphans(this.db, 'studies', isOwnerGone, { status: 'interrupted', error: message, owner_pid: null });
   }
 }

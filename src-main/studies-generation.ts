@@ -10,7 +10,7 @@ import { WorkbenchError } from '../src-shared/errors.ts';
 import type { Evaluation } from '../src-shared/eval.ts';
 import { metricId, type StudyCellResult } from '../src-shared/study-figures.ts';
 import { expertCellKey, type StudyCell, type StudyCellPlan, type StudyGeneration, type StudyRecipe } from '../src-shared/studies.ts';
-import type { StudyJobs } from './studies.ts';
+import type { StudyJobs } from './study-jobs.ts';
 import { prepareHeldOutText } from './studies-data.ts';
 
 /** The summary figure each adapter is compared on: mean loss per completion token of the held-out rows (nats). */

@@ -5,7 +5,6 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { WorkbenchApi } from '../src-shared/api.ts';
 import { validate, WorkbenchError } from '../src-shared/errors.ts';
 import type { Evaluation } from '../src-shared/eval.ts';
 import { resumableStatuses, type Run } from '../src-shared/runs.ts';
@@ -32,14 +31,9 @@ import { prepareStudyData } from './studies-data.ts';
 import { generationValues, HELD_OUT_LOSS_KEY, runGenerationCell } from './studies-generation.ts';
 import type { Store } from './store/index.ts';
 import type { StoredStudy } from './store/studies-repo.ts';
+import type { StudyJobs } from './study-jobs.ts';
 
-/** The calls a study makes: the same ones the UI makes for one run and its evaluations (and SG-LoRA's generation). */
-export interface StudyJobs {
-  runs: Pick<WorkbenchApi['runs'], 'get' | 'start' | 'resume' | 'stop'>;
-  evals: Pick<WorkbenchApi['evals'], 'get' | 'start' | 'stop'>;
-  /** Only generation recipes use the bank. */
-  adapters?: Pick<WorkbenchApi['adapters'], 'describe' | 'generate'>;
-}
+export type { StudyJobs };
 
 export interface StudyServiceOptions {
   store: Store;

@@ -15,7 +15,8 @@ import { WorkbenchError } from '../../src-shared/errors.ts';
 import { tf } from '../tf.ts';
 import { geluNew } from './gpt2.ts';
 import { frozenLinear, matMul } from './ops.ts';
-import type { AdapterHooks, ArchitectureSummary, ForwardOptions, LinearModule } from './types.ts';
+import type { ArchitectureSummary, ForwardOptions, LinearModule } from './types.ts';
+import { Linear } from './linear.ts';
 import { LayerNorm } from './layer-norm.ts';
 import { positiveIntField, sameData } from './loading.ts';
 import { randomWeights } from './random-weights.ts';
@@ -126,27 +127,6 @@ export function bertParameterShapes(c: BertConfig): { encoder: Map<string, numbe
 // (unused here), decoder.bias (the same tensor as cls.predictions.bias).
 const IGNORED_KEY = /(^|\.)embeddings\.position_ids$|^cls\.seq_relationship\.|^cls\.predictions\.decoder\.bias$/;
 
-/** nn.Linear, y = x W^T + b, with W kept as W^T [in, out]; adapters are consulted by HF module path. */
-class Linear implements LinearModule {
-  readonly fanInFanOut = false;
-  readonly inFeatures: number;
-  readonly outFeatures: number;
-
-  constructor(
-    readonly path: string,
-    readonly weightT: tf.Tensor2D, // [in, out]
-    readonly bias: tf.Tensor1D,
-  ) {
-    [this.inFeatures, this.outFeatures] = weightT.shape;
-  }
-
-  apply(x: tf.Tensor2D, adapters: AdapterHooks | null | undefined, training: boolean): tf.Tensor2D {
-    const y = frozenLinear(x, { w: this.weightT }, this.bias);
-    const delta = adapters?.delta(this.path, x, training);
-    return delta ? (tf.add(y, delta) as tf.Tensor2D) : y;
-  }
-}
-
 function activate(x: tf.Tensor2D, kind: BertActivation): tf.Tensor2D {
   switch (kind) {
     case 'gelu': // tfjs's Erf kernel: Abramowitz-Stegun 7.1.26, |error| < 1.5e-7
@@ -240,7 +220,7 @@ export class BertEncoder {
   ) {
     const c = bertConfig;
     const p = <T extends tf.Tensor>(key: string) => params.get(key) as T;
-    const linear = (key: string) => new Linear(modulePrefix + key, p(`${key}.weight`), p(`${key}.bias`));
+    const linear = (key: string) => new Linear(modulePrefix + key, p<tf.Tensor2D>(`${key}.weight`), p<tf.Tensor1D>(`${key}.bias`));
     const norm = (key: string) => new LayerNorm(p(`${key}.weight`), p(`${key}.bias`), c.layerNormEps);
     this.layers = [];
     for (let i = 0; i < c.numHiddenLayers; i++) {

@@ -14,11 +14,12 @@ Linear weights are stored [out, in] in the checkpoint (nn.Linear); they are tran
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import { tf } from '../tf.ts';
 import type { KVCache } from './kv-cache.ts';
-import { hookedLinear, matMul } from './ops.ts';
-import { asFloat, HalfWeight, halfStorageAvailable, namedParameter, type StoredWeight } from '../kernels/half-weights.ts';
+import { matMul } from './ops.ts';
+import { HalfWeight, halfStorageAvailable, namedParameter, type StoredWeight } from '../kernels/half-weights.ts';
 import { halfStorable, transposeBits, type HalfFormat } from '../formats/half-bits.ts';
 import type { HeadWeight } from '../kernels/head-product.ts';
 import { LMHead } from './lm-head.ts';
+import { Linear } from './linear.ts';
 import { recomputed } from '../kernels/recompute.ts';
 import type { AdapterHooks, CausalLM, ForwardOptions, LinearModule, ModelConfigSummary, NamedParameter } from './types.ts';
 import { randomWeights, type WeightData } from './random-weights.ts';
@@ -205,31 +206,6 @@ class RMSNorm {
   apply(x: tf.Tensor2D, hooks?: AdapterHooks | null): tf.Tensor2D {
     const weight = (hooks?.parameter?.(`${this.path}.weight`) as tf.Tensor1D | null | undefined) ?? this.weight;
     return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), this.eps))), weight);
-  }
-}
-
-/** nn.Linear, y = x W^T + b, with W kept as W^T [in, out] (see the header). */
-class Linear implements LinearModule {
-  readonly fanInFanOut = false;
-  readonly inFeatures: number;
-  readonly outFeatures: number;
-
-  constructor(
-    readonly path: string,
-    readonly weightT: StoredWeight, // [in, out]; 16-bit checkpoints' stay 16-bit where the backend widens per use
-    readonly bias: tf.Tensor1D | null,
-  ) {
-    [this.inFeatures, this.outFeatures] = weightT.shape;
-  }
-
-  apply(x: tf.Tensor2D, adapters: AdapterHooks | null | undefined, training: boolean): tf.Tensor2D {
-    const replaced = adapters?.parameter?.(`${this.path}.weight`) as tf.Tensor2D | null | undefined;
-    const b = this.bias ? ((adapters?.parameter?.(`${this.path}.bias`) as tf.Tensor1D | null | undefined) ?? this.bias) : null;
-    let y = hookedLinear(x, replaced ?? asFloat(this.weightT), b, !replaced && this.weightT instanceof HalfWeight);
-    const delta = adapters?.delta(this.path, x, training);
-    if (delta) y = tf.add(y, delta) as tf.Tensor2D;
-    const after = adapters?.outputDelta?.(this.path, y, training);
-    return after ? (tf.add(y, after) as tf.Tensor2D) : y;
   }
 }
 

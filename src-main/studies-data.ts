@@ -65,9 +65,12 @@ function render(template: string, row: Row, values: StudyData['values']): string
 /**
  * Keeps every row of the majority label up to `ratio` times the rows of the scarcest other label, and that
  * many of each other label: the imbalance is exactly ratio : 1 : 1 … whatever the source's own balance.
+ * With `total`, about that many rows in all (the minority count rounded, so the ratio stays exact): each label
+ * is cut on its own, because spreading the mixed rows afterwards aliases with the labels' order in the file
+ * (QQP's 10:1 came out 6.4:1 in 200 rows that way).
  * Labels are the raw field values (before `values` maps them to words).
  */
-export function imbalance(rows: readonly Row[], spec: NonNullable<StudyData['imbalance']>): Row[] {
+export function imbalance(rows: readonly Row[], spec: NonNullable<StudyData['imbalance']>, total: number | null = null): Row[] {
   const byLabel = new Map<string, Row[]>();
   for (const row of rows) {
     const raw = row[spec.field];
@@ -85,7 +88,8 @@ export function imbalance(rows: readonly Row[], spec: NonNullable<StudyData['imb
       },
     );
   }
-  const perMinority = Math.min(Math.min(...others.map((r) => r.length)), Math.floor(majority.length / spec.ratio));
+  const available = Math.min(Math.min(...others.map((r) => r.length)), Math.floor(majority.length / spec.ratio));
+  const perMinority = total === null ? available : Math.min(available, Math.max(1, Math.round(total / (spec.ratio + others.length))));
   if (perMinority < 1)
     throw new WorkbenchError('dataset_invalid', `Too few rows labelled ${spec.majority} for the ratio ${spec.ratio}:1.`, { field: 'data.imbalance.ratio' });
   const kept = new Set([...spread(majority, Math.round(perMinority * spec.ratio)), ...others.flatMap((r) => spread(r, perMinority))]);
@@ -111,8 +115,10 @@ function splitRows(spec: Part, source: readonly Row[]): { train: Row[]; test: Ro
 /** Renders one source's rows; with `rows`, the imbalance is kept while the total is cut to about that many. */
 export function studyTrainingRows(spec: Part, source: readonly Row[]): { prompt: string; completion: string; task?: string }[] {
   const kept = splitRows(spec, source).train;
-  let rows = spec.imbalance ? imbalance(kept, spec.imbalance) : kept;
-  if (spec.rows !== null) rows = spread(rows, spec.rows);
+  const total = spec.rows ?? null;
+  let rows: Row[];
+  if (spec.imbalance) rows = imbalance(kept, spec.imbalance, total);
+  else rows = total === null ? kept : spread(kept, total);
   return rows.map((row) => ({
     prompt: render(spec.prompt, row, spec.values),
     completion: render(spec.completion, row, spec.values),

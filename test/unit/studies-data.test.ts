@@ -43,6 +43,25 @@ describe('study training data', () => {
     expect(() => imbalance(rows, { field: 'label', majority: '7', ratio: 2 })).toThrow(/labels: 1, 0/);
   });
 
+  it("cuts each label on its own to the rows asked for, so the ratio holds whatever the labels' order", () => {
+    // Every 4th row is a duplicate: spreading 20 of the 80 mixed rows would take rows 0, 4, 8, … (all duplicates).
+    const periodic = Array.from({ length: 80 }, (_, i) => ({ q: `q${i}`, label: i % 4 === 0 ? 1 : 0 }));
+    const spec = StudyDataSchema.parse({
+      source: 'x',
+      prompt: '{q}',
+      completion: ' {label}',
+      rows: 20,
+      imbalance: { field: 'label', majority: '0', ratio: 3 },
+    });
+    const kept = studyTrainingRows(spec, periodic);
+    expect(kept.filter((r) => r.completion === ' 1')).toHaveLength(5);
+    expect(kept.filter((r) => r.completion === ' 0')).toHaveLength(15);
+    // The ratio stays exact where the rows asked for do not divide by it (about that many rows in all).
+    const steep = studyTrainingRows({ ...spec, rows: 10, imbalance: { field: 'label', majority: '0', ratio: 20 } }, rows);
+    expect(steep.filter((r) => r.completion === ' 1')).toHaveLength(1);
+    expect(steep.filter((r) => r.completion === ' 0')).toHaveLength(20);
+  });
+
   it('writes one file per distinct content, appending the extra sources with their tasks', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'lw-study-data-'));
     try {

@@ -224,7 +224,7 @@ export const methodDefinitions = [
     settingsKey: 'selora',
     extends: 'lora',
     settings: SeloraSettingsSchema,
-    engines: ['tfjs'],
+    engines: ['tfjs', 'pytorch'],
     fields: [
       { key: 'hiddenSize', label: 'Encoder hidden size', help: 'Width of g, the MLP from the semantic vector to the r x r matrix.' },
       {
@@ -243,7 +243,7 @@ export const methodDefinitions = [
     settingsKey: 'biasAware',
     extends: 'lora',
     settings: BiasAwareSettingsSchema,
-    engines: ['tfjs'],
+    engines: ['tfjs', 'pytorch'],
     fields: [
       {
         key: 'lambdaBias',

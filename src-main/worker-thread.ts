@@ -54,13 +54,17 @@ function inheritedExecArgv(): string[] {
   return kept;
 }
 
-export function startEngineWorker(): Worker {
+/** The engine in a worker thread; role 'replica' starts one as a training run's replica (the benchmarks' lead runs in the main thread). */
+export function startEngineWorker(role?: 'replica'): Worker {
   const entry = workerEntry();
   if (!existsSync(fileURLToPath(entry.url))) {
     throw new Error(`The training engine is missing: neither ${WORKER_SOURCE} nor ${WORKER_BUNDLE} exists next to ${fileURLToPath(import.meta.url)}.`);
   }
-  const worker = new Worker(entry.typescript ? typescriptBootstrap(entry.url) : entry.url, {
+  const url = entry.typescript ? typescriptBootstrap(entry.url) : entry.url;
+  const worker = new Worker(url, {
     execArgv: inheritedExecArgv(),
+    // A training run starts its replicas (src-worker/train/data-parallel.ts) from the same entry.
+    workerData: { engineEntry: url.href, ...(role ? { role } : {}) },
     // The engine's console output goes to stderr: stdout belongs to the front door (the CLI's
     // progress lines, the one `Workbench: <url>` line of `serve`).
     stdout: true,

@@ -39,6 +39,12 @@ export const TrainingSettingsSchema = strictObject({
    * into one optimizer step of batchSize rows. null: the memory plan picks it (the whole batch when it fits).
    */
   microBatchSize: z.number().int().min(1).max(1024).nullable().default(null),
+  /**
+   * Workers of the tfjs engine that each train a share of every batch's rows at the same time (data
+   * parallel; the wasm and cpu backends compute on one core each). null: one per core on those
+   * backends for a model of 20M parameters or more, as many as the RAM holds; 1 elsewhere.
+   */
+  workers: z.number().int().min(1).max(64).nullable().default(null),
   maxSteps: z.number().int().min(1).max(1_000_000).default(120),
   /** Longer examples are truncated (the prompt side first) to this many tokens. */
   maxSeqLen: z.number().int().min(8).max(32768).default(96),

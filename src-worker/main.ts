@@ -3,7 +3,7 @@
 // `stop`; the worker answers with typed messages and exits when the job ends (after the short jobs
 // in REUSABLE it waits for the next one instead). Both directions are
 // validated here, so a bug on either side shows up as a named error, not as a confused run.
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { WorkbenchError } from '../src-shared/errors.ts';
 import type { EvalJob } from '../src-shared/eval.ts';
 import type { CheckRunJob, ImportModelJob, InspectDatasetJob, WriteDataPlanJob, WriteHeldoutJob } from '../src-shared/worker-protocol.ts';
@@ -23,6 +23,8 @@ import { runEvalJob, ScoringStopped } from './eval/job.ts';
 import { exportAdapter } from './export/index.ts';
 import { inspectDataset } from './data/inspect-dataset.ts';
 import { runTraining } from './train/loop.ts';
+import { serveReplica } from './train/replica.ts';
+import { isReplicaWorker } from './train/data-parallel.ts';
 import { importModel, inspectModel } from './inspect-model.ts';
 import { runGenerateJob } from './playground.ts';
 import type { GenerateJob, InspectModelJob } from '../src-shared/worker-protocol.ts';
@@ -162,7 +164,11 @@ function run(job: Job): Promise<number> {
   return (handlers[job.type] as Handler<Job>)(job);
 }
 
-port.on('message', (raw: unknown) => {
+// A training run's replica (train/data-parallel.ts) answers its lead, not the main process.
+if (isReplicaWorker(workerData)) serveReplica(port);
+else port.on('message', onJobMessage);
+
+function onJobMessage(raw: unknown): void {
   const parsed = MainToWorkerSchema.safeParse(raw);
   if (!parsed.success) {
     const summary = parsed.error.issues.map((i) => `${i.path.join('.') || '(message)'}: ${i.message}`).join('; ');
@@ -199,7 +205,7 @@ port.on('message', (raw: unknown) => {
       finish(exitCode);
     }
   });
-});
+}
 
 process.on('uncaughtException', (error) => {
   fail(error, 'worker_failed');

@@ -6,6 +6,8 @@
 // token-averaged loss of the whole batch (Hugging Face's loss with ignore_index, as train/loss.ts).
 // Regularizers are computed per micro-batch and weighted by its share of the rows: exact for terms
 // that are means over rows, the usual approximation (as in HF Trainer's accumulation) otherwise.
+// With replicas (data parallel), each worker sums its own rows' micro-batches the same way and the
+// lead adds the shares: the same step, but for the summation order and the dropout masks.
 import type * as tfc from '@tensorflow/tfjs-core';
 import { WorkbenchError } from '../../src-shared/errors.ts';
 import type { Batch } from '../data/batcher.ts';
@@ -30,6 +32,24 @@ export interface StepOptions {
   logitsChunkTokens?: number;
   /** Recompute each block's activations in the backward pass (kernels/recompute.ts) instead of keeping them. */
   recompute?: boolean;
+  /** Other workers that each train a share of the batch's rows at the same time (data parallel, train/data-parallel.ts). */
+  replicas?: GradientReplicas | null;
+  /** A multi-task method's task for this step (AdapterModel.selectTask), for the replicas to select too. */
+  task?: number | null;
+}
+
+/** What trainStep needs of the replicas (train/data-parallel.ts ReplicaGroup). */
+export interface GradientReplicas {
+  readonly size: number;
+  /** Each replica's share of the batch, in the order of `rows`, computed from the lead's current values and random state. */
+  compute(request: {
+    batch: Batch;
+    rows: [number, number][];
+    prompts?: number[][];
+    values: Map<string, Float32Array>;
+    random: Record<string, number>;
+    task: number | null;
+  }): Promise<GradientShare[]>;
 }
 
 /** Rows of the batch, [r0, r1) per micro-batch. */
@@ -50,38 +70,55 @@ function addInto(sums: Map<string, tfc.Tensor>, name: string, g: tfc.Tensor): vo
   tf.dispose([prev, g]);
 }
 
+/** What the passes over some rows of a batch add up to: gradients by parameter name, and the loss terms. */
+export interface GradientSums {
+  grads: Map<string, tfc.Tensor>;
+  /** The task loss (cross-entropy) of these rows, over the whole batch's target tokens. */
+  task: tfc.Scalar;
+  /** The optimized loss: the task loss plus the weighted regularizers. */
+  total: tfc.Scalar;
+  terms: Map<string, tfc.Scalar>;
+}
+
+/** The same sums read back to JavaScript, as a replica (train/data-parallel.ts) sends them to the lead. */
+export interface GradientShare {
+  grads: Map<string, Float32Array>;
+  task: number;
+  total: number;
+  terms: Record<string, number>;
+}
+
+function disposeSums(sums: GradientSums): void {
+  tf.dispose([sums.task, sums.total, ...sums.terms.values(), ...sums.grads.values()]);
+}
+
 /**
- * One optimizer step on one batch: per micro-batch a forward with adapter dropout and a backward to
- * the adapter variables only, the gradients summed; then global-norm clipping and AdamW. Every tensor
- * it makes is disposed before it returns (the benchmark in bench/ times exactly this function).
+ * The gradients of rows [r0, r1) of a batch, one micro-batch at a time: per pass a forward with
+ * adapter dropout and a backward to the adapter variables only, summed. The losses are scaled to the
+ * WHOLE batch (its target tokens, its rows), so the shares of several workers add up to the batch's.
  */
-export async function trainStep(
+export function accumulateGradients(
   model: CausalLM,
   adapter: AdapterModel,
-  optimizer: AdamW,
   batch: Batch,
-  gradClip: number,
+  [rowStart, rowEnd]: [number, number],
   nameOf: Map<string, string>,
   variables: tfc.Variable[],
-  step: number,
   prompts?: number[][],
   options: StepOptions = {},
-): Promise<StepResult> {
+): GradientSums {
   const B = batch.batchSize;
   const T = batch.seqLen;
   const divisor = Math.max(targetTokenCount(batch), 1);
-  const grads = new Map<string, tfc.Tensor>();
-  // Read back after the last micro-batch: the task loss, the optimized total and each regularizer.
-  let task: tfc.Scalar = tf.scalar(0);
-  let total: tfc.Scalar = tf.scalar(0);
-  const terms = new Map<string, tfc.Scalar>();
+  const sums: GradientSums = { grads: new Map(), task: tf.scalar(0), total: tf.scalar(0), terms: new Map() };
   const accumulate = (into: tfc.Scalar, value: tfc.Scalar): tfc.Scalar => {
     const next = tf.add(into, value) as tfc.Scalar;
     into.dispose();
     return next;
   };
   try {
-    for (const [r0, r1] of microBatchRanges(B, options.microBatchSize)) {
+    for (const [a, b] of microBatchRanges(rowEnd - rowStart, options.microBatchSize)) {
+      const [r0, r1] = [rowStart + a, rowStart + b];
       const share = (r1 - r0) / B;
       if (prompts) adapter.prepare?.(model, prompts.slice(r0, r1), true);
       const ids = tf.tensor2d(batch.inputIds.subarray(r0 * T, r1 * T), [r1 - r0, T], 'int32');
@@ -113,25 +150,71 @@ export async function trainStep(
         return sum;
       }, variables);
       tf.dispose([ids, mask]);
-      task = accumulate(task, kept[0]!);
-      total = accumulate(total, result.value);
-      for (const { name, value } of keptTerms) terms.set(name, accumulate(terms.get(name) ?? tf.scalar(0), value));
+      sums.task = accumulate(sums.task, kept[0]!);
+      sums.total = accumulate(sums.total, result.value);
+      for (const { name, value } of keptTerms) sums.terms.set(name, accumulate(sums.terms.get(name) ?? tf.scalar(0), value));
       // Without regularizers the optimized value is the task loss itself: dispose each tensor once.
       tf.dispose([...new Set([kept[0]!, result.value, ...keptTerms.map((k) => k.value)])]);
-      for (const [variableName, g] of Object.entries(result.grads)) addInto(grads, nameOf.get(variableName)!, g);
+      for (const [variableName, g] of Object.entries(result.grads)) addInto(sums.grads, nameOf.get(variableName)!, g);
     }
   } catch (error) {
-    tf.dispose([task, total, ...terms.values(), ...grads.values()]);
+    disposeSums(sums);
     throw error;
   }
-  const clipped = clipByGlobalNorm(grads, gradClip);
+  return sums;
+}
+
+/** Reads sums back to JavaScript (a replica's answer) and disposes them. */
+export async function readShare(sums: GradientSums): Promise<GradientShare> {
   try {
-    const names = [...terms.keys()];
+    const names = [...sums.grads.keys()];
+    const termNames = [...sums.terms.keys()];
+    const [task, total, ...rest] = await Promise.all([
+      sums.task.data(),
+      sums.total.data(),
+      ...termNames.map((name) => sums.terms.get(name)!.data()),
+      ...names.map((name) => sums.grads.get(name)!.data()),
+    ]);
+    return {
+      task: task[0]!,
+      total: total[0]!,
+      terms: Object.fromEntries(termNames.map((name, k) => [name, rest[k]![0]!])),
+      grads: new Map(names.map((name, k) => [name, rest[termNames.length + k] as Float32Array])),
+    };
+  } finally {
+    disposeSums(sums);
+  }
+}
+
+/** Adds a replica's share into the lead's sums (the lead's tensors are replaced, the old ones disposed). */
+function addShare(sums: GradientSums, share: GradientShare, shapes: Map<string, number[]>): void {
+  const plus = (into: tfc.Scalar, value: number): tfc.Scalar => {
+    const next = tf.add(into, value) as tfc.Scalar;
+    into.dispose();
+    return next;
+  };
+  sums.task = plus(sums.task, share.task);
+  sums.total = plus(sums.total, share.total);
+  for (const [name, value] of Object.entries(share.terms)) sums.terms.set(name, plus(sums.terms.get(name) ?? tf.scalar(0), value));
+  for (const [name, data] of share.grads) addInto(sums.grads, name, tf.tensor(data, shapes.get(name)));
+}
+
+/** Global-norm clipping and AdamW on the summed gradients; refuses a diverged step before it touches the adapter. Disposes the sums. */
+async function applyGradients(optimizer: AdamW, sums: GradientSums, gradClip: number, step: number): Promise<StepResult> {
+  let clipped: ReturnType<typeof clipByGlobalNorm>;
+  try {
+    clipped = clipByGlobalNorm(sums.grads, gradClip);
+  } catch (error) {
+    disposeSums(sums);
+    throw error;
+  }
+  try {
+    const names = [...sums.terms.keys()];
     const [lossData, totalData, normData, ...termData] = await Promise.all([
-      task.data(),
-      total.data(),
+      sums.task.data(),
+      sums.total.data(),
       clipped.norm.data(),
-      ...names.map((name) => terms.get(name)!.data()),
+      ...names.map((name) => sums.terms.get(name)!.data()),
     ]);
     const loss = lossData[0]!;
     const gradNorm = normData[0]!;
@@ -153,6 +236,69 @@ export async function trainStep(
     optimizer.step(clipped.grads);
     return { loss, gradNorm, regularizers };
   } finally {
-    tf.dispose([task, total, clipped.norm, ...terms.values(), ...grads.values(), ...clipped.grads.values()]);
+    disposeSums(sums);
+    tf.dispose([clipped.norm, ...clipped.grads.values()]);
   }
+}
+
+/**
+ * One optimizer step on one batch: the gradients of every micro-batch summed (on this worker, or
+ * with `options.replicas` split by rows between it and the replicas, which compute at the same time),
+ * then global-norm clipping and AdamW. Every tensor it makes is disposed before it returns (the
+ * benchmark in bench/ times exactly this function).
+ */
+export async function trainStep(
+  model: CausalLM,
+  adapter: AdapterModel,
+  optimizer: AdamW,
+  batch: Batch,
+  gradClip: number,
+  nameOf: Map<string, string>,
+  variables: tfc.Variable[],
+  step: number,
+  prompts?: number[][],
+  options: StepOptions = {},
+): Promise<StepResult> {
+  const { replicas } = options;
+  if (!replicas || replicas.size === 0) {
+    return applyGradients(optimizer, accumulateGradients(model, adapter, batch, [0, batch.batchSize], nameOf, variables, prompts, options), gradClip, step);
+  }
+  const [own, ...theirs] = rowShares(batch.batchSize, replicas.size + 1);
+  // Posted before the lead computes its own share, so that every worker computes at once.
+  const remote = replicas.compute({
+    batch,
+    rows: theirs,
+    prompts,
+    values: new Map(variables.map((v) => [nameOf.get(v.name)!, v.dataSync() as Float32Array])),
+    random: adapter.randomState?.() ?? {},
+    task: options.task ?? null,
+  });
+  let sums: GradientSums;
+  try {
+    sums = accumulateGradients(model, adapter, batch, own!, nameOf, variables, prompts, options);
+  } catch (error) {
+    // The replicas' answers are not needed any more, but must not surface as an unhandled rejection.
+    remote.catch(() => {});
+    throw error;
+  }
+  try {
+    const shapes = new Map(variables.map((v) => [nameOf.get(v.name)!, v.shape]));
+    for (const share of await remote) addShare(sums, share, shapes);
+  } catch (error) {
+    disposeSums(sums);
+    throw error;
+  }
+  return applyGradients(optimizer, sums, gradClip, step);
+}
+
+/** Rows [r0, r1) of each of `workers` workers: contiguous, as equal as the rows allow (the first ones larger); empty shares are dropped. */
+export function rowShares(batchSize: number, workers: number): [number, number][] {
+  const out: [number, number][] = [];
+  let r0 = 0;
+  for (let w = 0; w < workers; w++) {
+    const rows = Math.floor(batchSize / workers) + (w < batchSize % workers ? 1 : 0);
+    if (rows > 0) out.push([r0, r0 + rows]);
+    r0 += rows;
+  }
+  return out;
 }

@@ -4,8 +4,11 @@
 // atomic checkpoints, stop and resume; at the end the adapter in PEFT layout plus its probe.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { workerData } from 'node:worker_threads';
 import { WorkbenchError } from '../../src-shared/errors.ts';
+import type { BackendName } from '../../src-shared/config.ts';
 import type { MetricPoint } from '../../src-shared/runs.ts';
 import type { TrainJob, WorkerToMain } from '../../src-shared/worker-protocol.ts';
 import { initBackend } from '../backend.ts';
@@ -28,7 +31,8 @@ import { tf } from '../tf.ts';
 import { AdamW } from './adamw.ts';
 import { trainStep } from './accumulate.ts';
 import { causalLossSum } from './causal-loss.ts';
-import type { MemoryPlan } from './memory-plan.ts';
+import { type MemoryPlan, workerBytes } from './memory-plan.ts';
+import { availableCores, chooseWorkers, ReplicaGroup, replicaSpawner } from './data-parallel.ts';
 import { planBeforeLoad, planRun } from './run-plan.ts';
 import { classifyStepError, throwOnXnnWarning } from './out-of-memory.ts';
 import { loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.ts';
@@ -214,6 +218,12 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
   }
   const plan: MemoryPlan = planRun(planContext, adapter, t);
   log('info', plan.summary);
+  const replicas = await startReplicas(job, plan, planContext.parameterCount, adapter, backend.name, {
+    fitPrompts: adapter.fit ? split.train.map((i) => promptOf(examples[i]!)) : null,
+    taskMixture: mixture ? [...mixture.probabilities] : null,
+    log,
+  });
+  if (replicas) disposables.push({ dispose: () => void replicas.dispose() });
   io.emit({ type: 'started', backend, trainableParams, totalParams });
 
   const sidecar = (step: number): AdapterSidecar => ({
@@ -279,7 +289,12 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
     const rows = batcher.next().map((i) => examples[i]!);
     const batch = collate(rows, tokenizer.padTokenId, maxSeqLen);
     if (mixture) adapter.selectTask?.(mixture.batcher.lastTask);
-    const { loss, gradNorm, regularizers } = await trainStep(model, adapter, optimizer, batch, t.gradClip, nameOf, variables, step, rows.map(promptOf), plan)
+    const task = mixture ? mixture.batcher.lastTask : null;
+    const { loss, gradNorm, regularizers } = await trainStep(model, adapter, optimizer, batch, t.gradClip, nameOf, variables, step, rows.map(promptOf), {
+      ...plan,
+      replicas,
+      task,
+    })
       .then((result) => (throwOnXnnWarning(), result))
       .catch((error: unknown) => Promise.reject(classifyStepError(error, plan)))
       .finally(() => adapter.selectTask?.(null));
@@ -332,6 +347,57 @@ async function train(job: TrainJob, io: TrainIO, disposables: { dispose(): void 
     }
   });
   io.emit({ type: 'trained', adapterDir, step: t.maxSteps, trainableParams });
+}
+
+/**
+ * The run's replicas (train/data-parallel.ts), or null when it trains on this worker alone: started
+ * after the plan, since each holds the plan's share of memory, and before step 1.
+ */
+async function startReplicas(
+  job: TrainJob,
+  plan: MemoryPlan,
+  parameterCount: number,
+  adapter: AdapterModel,
+  backend: BackendName,
+  context: { fitPrompts: number[][] | null; taskMixture: number[] | null; log: (level: 'info', message: string) => void },
+): Promise<ReplicaGroup | null> {
+  const t = job.config.training;
+  const choice = chooseWorkers({
+    requested: t.workers,
+    backend,
+    batchSize: t.batchSize,
+    parameterCount,
+    trainsBaseParameters: adapter.trainsBaseParameters ?? false,
+    bytesPerWorker: workerBytes(plan),
+    ramBytes: os.freemem(),
+    cores: availableCores(),
+  });
+  const spawn = replicaSpawner(workerData);
+  if (choice.workers <= 1 || !spawn) {
+    if (choice.workers > 1) context.log('info', 'Training on this worker alone: replicas start only from a worker the app or the CLI started.');
+    return null;
+  }
+  const began = performance.now();
+  const group = await ReplicaGroup.start(
+    choice.workers - 1,
+    {
+      modelDir: job.modelDir,
+      backend,
+      config: job.config,
+      fitPrompts: context.fitPrompts,
+      taskMixture: context.taskMixture,
+      microBatchSize: plan.microBatchSize,
+      recompute: plan.recompute,
+      logitsChunkTokens: plan.logitsChunkTokens,
+      wasmPacking: plan.wasmPacking,
+    },
+    spawn,
+  );
+  context.log(
+    'info',
+    `Data parallel: ${choice.workers} workers (${choice.reason}), each training ${Math.ceil(t.batchSize / choice.workers)} of the batch's ${t.batchSize} rows per step; the replicas started in ${((performance.now() - began) / 1000).toFixed(1)} s.`,
+  );
+  return group;
 }
 
 /** Writes the final adapter into a temporary sibling folder and swaps it in, replacing an older one. */

@@ -409,6 +409,11 @@ function refusalMessage(req: MemoryPlanRequest, m: number, chunkTokens: number, 
   return `${need}, but ${limit}. Settings that would fit: ${advice.join('; ')}.`;
 }
 
+/** The RAM one worker of the run takes under the plan: its backend's pool (the wasm heap with its slack) and the process's baseline. */
+export function workerBytes(plan: Pick<MemoryPlan, 'figures' | 'limits'>): number {
+  return plan.figures.total * (plan.limits.backend === 'wasm' ? WASM_HEAP_PER_TENSOR_BYTE : 1) + PROCESS_BASELINE_BYTES;
+}
+
 /** Throws the plan's refusal as an out_of_memory error (before the model loads). */
 export function assertPlanFits(plan: MemoryPlan): void {
   if (!plan.fits) throw new WorkbenchError('out_of_memory', plan.refusal!, { figures: plan.figures, limits: plan.limits });

@@ -5,7 +5,7 @@
 // is refused by the memory plan). Appends the table to bench/RESULTS.md with the date and the machine.
 import { execFile } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { availableParallelism, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { promisify } from 'node:util';
@@ -13,12 +13,20 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 const here = import.meta.dirname;
 const PYTHON = process.env.BENCH_PYTHON ?? '/work/main/.venv/bin/python';
-const { values } = parseArgs({ options: { rows: { type: 'string', default: 'gpt2,smollm2,qwen2,tinyllama' }, steps: { type: 'string', default: '10' } } });
-const ROWS: Record<string, { batch: number; peft: boolean; method: string; family: string }> = {
-  gpt2: { family: 'gpt2', batch: 8, peft: true, method: 'lora' },
-  smollm2: { family: 'smollm2', batch: 4, peft: true, method: 'lora' },
-  qwen2: { family: 'qwen2', batch: 4, peft: true, method: 'lora' },
-  tinyllama: { family: 'tinyllama', batch: 4, peft: false, method: 'qlora' },
+const { values } = parseArgs({
+  options: {
+    rows: { type: 'string', default: 'gpt2,smollm2,qwen2,tinyllama' },
+    steps: { type: 'string', default: '10' },
+    // The workbench's workers (train/data-parallel.ts): by default what a run picks here, one per core.
+    workers: { type: 'string', default: String(availableParallelism()) },
+  },
+});
+// dtype: the checkpoint's, as the workbench holds it (Qwen2.5 and TinyLlama ship bf16; PEFT trains in f32 on CPU either way).
+const ROWS: Record<string, { batch: number; peft: boolean; method: string; family: string; dtype: string }> = {
+  gpt2: { family: 'gpt2', batch: 8, peft: true, method: 'lora', dtype: 'f32' },
+  smollm2: { family: 'smollm2', batch: 4, peft: true, method: 'lora', dtype: 'f32' },
+  qwen2: { family: 'qwen2', batch: 4, peft: true, method: 'lora', dtype: 'bf16' },
+  tinyllama: { family: 'tinyllama', batch: 4, peft: false, method: 'qlora', dtype: 'bf16' },
 };
 
 async function lastJson(command: string, args: string[]): Promise<Record<string, unknown>> {
@@ -52,6 +60,10 @@ for (const name of String(values.rows).split(',')) {
     row.method,
     '--backend',
     'wasm',
+    '--dtype',
+    row.dtype,
+    '--workers',
+    String(values.workers),
     ...common,
   ]);
   const mb = (v: unknown) => (typeof v === 'number' ? v.toFixed(0) : '–');
@@ -64,7 +76,7 @@ for (const name of String(values.rows).split(',')) {
     ? `refused by the memory plan: ${String(wb.refused)}`
     : wb.failed
       ? String(wb.failed)
-      : `micro-batch ${String(wb.micro_batch)}, packing ${String(wb.packing)}, wasm heap ${mb(wb.wasm_heap_mb)} MiB, plan ${mb(wb.plan_total_mb)} MiB`;
+      : `${String(wb.workers)} worker(s), ${row.dtype} weights, micro-batch ${String(wb.micro_batch)}, packing ${String(wb.packing)}, wasm heap ${mb(wb.wasm_heap_mb)} MiB, plan ${mb(wb.plan_total_mb)} MiB`;
   lines.push(
     `| ${name} | workbench wasm (${row.method}) | ${row.batch} x 256 | ${mb(wb.tokens_per_s)} | ${mb(wb.peak_rss_mb)} | ${ratio(wb.tokens_per_s, peft?.tokens_per_s)} | ${ratio(wb.peak_rss_mb, peft?.peak_rss_mb)} | ${note} |`,
   );

@@ -13,6 +13,7 @@ import { WorkbenchError } from '../src-shared/errors.ts';
 import { installedBackends as sharedInstalledBackends, type PackageProbe } from '../src-shared/backends.ts';
 import { registerWasmSliceKernels } from './kernels/wasm-slice.ts';
 import { installWasmWarningHook } from './train/out-of-memory.ts';
+import { installGradientRelease } from './kernels/release-gradients.ts';
 import { tf } from './tf.ts';
 
 /** What a run records of its backend; in this worker always one of TensorFlow.js's (never the pytorch engine). */
@@ -176,6 +177,8 @@ function start(name: BackendName, auto: boolean): Promise<BackendInfo> {
  * backend_unavailable naming the cause and what to install.
  */
 export async function initBackend(choice: BackendChoice, log?: (message: string) => void): Promise<BackendInfo> {
+  // Every backend shares the engine, whose backward pass then frees what it is done with (memory-plan.ts counts on it).
+  installGradientRelease();
   if (choice !== 'auto') {
     try {
       return await start(choice, false);

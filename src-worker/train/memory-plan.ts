@@ -19,21 +19,24 @@ const HALF = 2;
 
 /**
  * Floats kept per token during one training step on the tfjs backends, per unit of each dimension
- * (train/accumulate.ts trainStep). tfjs has no fused kernels and no activation checkpointing:
- * variableGrads keeps every op output of the forward pass on its tape, and the backward pass makes a
- * gradient of the same size for each of them inside the same tidy, released only when the step ends.
- * So every count below is (op outputs in the forward) x 2.
+ * (train/accumulate.ts trainStep). tfjs has no fused kernels: variableGrads keeps every op output of
+ * the forward pass on its tape (the ones each op saves for its gradient), and the backward pass makes
+ * a gradient of the same size for each. tfjs itself keeps both until the step ends (2x the outputs);
+ * kernels/release-gradients.ts frees each node's saved tensors and gradients once the backward is past
+ * it, so the peak comes early in the backward: about 1.25x the forward's outputs (measured: the
+ * peak fell by 31-34% on a GPT-2 shape, with and without recomputation). The counts below are the op
+ * outputs times that factor:
  *
  * - HIDDEN, per layer per unit of hidden size: two LayerNorms (mean, centred, square, variance,
  *   rsqrt, normalised, scaled, shifted: ~8 each), attention (c_attn and its bias 6, q/k/v split and
  *   head transposes 6, merged heads 2, c_proj and bias 2, residual 1), MLP c_proj, bias and residual 3,
  *   LoRA on the default targets (dropout mask and output, x A, (x A) B, scaling, sum: ~15) and the
- *   embeddings: ~55 outputs, 110 floats.
+ *   embeddings: ~55 outputs, 68 floats.
  * - MLP, per layer per unit of the MLP width: GELU's tanh form 0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3)))
- *   is 8 element-wise ops after c_fc and its bias: 10 outputs, 20 floats. SwiGLU (gate, up, sigmoid,
- *   silu, product) is 5 outputs, 10 floats; BERT's exact GELU (dense+bias, /sqrt 2, erf, +1, x, 0.5) 6, 12.
+ *   is 8 element-wise ops after c_fc and its bias: 10 outputs, 12 floats. SwiGLU (gate, up, sigmoid,
+ *   silu, product) is 5 outputs, 6 floats; BERT's exact GELU (dense+bias, /sqrt 2, erf, +1, x, 0.5) 6, 7.
  * - ATTENTION, per layer per head per key position: scores, scaled, masked, softmax (exp, sum, divide):
- *   ~4 outputs of [B, heads, T, T], 8 floats.
+ *   ~4 outputs of [B, heads, T, T], 5 floats.
  * - No logits: the LM head and the cross-entropy run fused in chunks of tokens (kernels/
  *   head-cross-entropy.ts); a chunk's temporaries are counted apart (runFigures' logitsChunk).
  *
@@ -42,9 +45,9 @@ const HALF = 2;
  * checks the gpt2-tiny and llama-tiny fixtures); they hold within a few percent there.
  */
 export const ACTIVATION_FLOATS = {
-  hidden: 110,
-  mlp: { gpt2: 20, llama: 10, bert: 12 } satisfies Record<Family, number>,
-  attention: 8,
+  hidden: 68,
+  mlp: { gpt2: 12, llama: 6, bert: 7 } satisfies Record<Family, number>,
+  attention: 5,
 } as const;
 
 /** param + gradient + AdamW's first and second moments, each an f32. */

@@ -55,9 +55,9 @@ describe('inspectModel', () => {
     expect(m.weightsBytes).toBe(34944 * 4);
     // LoRA r=8 on c_attn (32->96), attn.c_proj (32->32), mlp.c_proj (128->32) in 2 layers; x4 floats (param, grad, m, v) x4 bytes.
     expect(m.adapterBytes).toBe(2 * 8 * (32 + 96 + 32 + 32 + 128 + 32) * 16);
-    // 4 bytes x B 8 x T 32 x 2 layers x (110 x 32 + 20 x 128 + 8 x 4 heads x 32), plus the fused head's
+    // 4 bytes x B 8 x T 32 x 2 layers x (68 x 32 + 12 x 128 + 5 x 4 heads x 32), plus the fused head's
     // one chunk (all 256 tokens at this vocabulary): 4 [256, 264] temporaries and dh [256, 32].
-    expect(m.activationsBytes).toBe(4 * 8 * 32 * 2 * (110 * 32 + 20 * 128 + 8 * 4 * 32) + 4 * (4 * 256 * 264 + 256 * 32));
+    expect(m.activationsBytes).toBe(4 * 8 * 32 * 2 * (68 * 32 + 12 * 128 + 5 * 4 * 32) + 4 * (4 * 256 * 264 + 256 * 32));
     expect(m.totalBytes).toBe(m.weightsBytes + m.adapterBytes + m.activationsBytes);
     expect({ batchSize: m.batchSize, maxSeqLen: m.maxSeqLen, r: m.r }).toEqual(run);
     expect({ engine: m.engine, accelerator: m.accelerator, precision: m.precision }).toEqual({ engine: 'tfjs', accelerator: null, precision: 'f32' });

@@ -71,11 +71,13 @@ describe.each([
 describe('gradients that pass a tensor through', () => {
   it('a customGrad returning its dy for two inputs, and a saved tensor as a gradient, still differentiate', async () => {
     await initBackend('cpu');
-    const passThrough = tf.customGrad((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+    const passThrough = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const [a, b, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
       save([a]);
       return { value: tf.add(a, b), gradFunc: (dy: tf.Tensor) => [dy, dy] };
     });
-    const savedAsGradient = tf.customGrad((a: tf.Tensor, save: tf.GradSaveFunc) => {
+    const savedAsGradient = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const [a, save] = args as [tf.Tensor, tf.GradSaveFunc];
       const twice = tf.mul(a, 2);
       save([twice]);
       return { value: tf.mul(a, a), gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.mul(dy, saved[0]!)] };

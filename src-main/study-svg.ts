@@ -21,6 +21,22 @@ function niceTicks(min: number, max: number, count = 5): number[] {
   return ticks;
 }
 
+/** About the width of a label at 12 px in a sans-serif font: for laying out the legend without a text measurer. */
+const labelWidth = (label: string) => 7 * label.length;
+
+/** Each series' legend entry, left to right, onto a new row where the next would pass the right edge. */
+function legendLayout(labels: string[]): { x: number; row: number }[] {
+  const out: { x: number; row: number }[] = [];
+  let [x, row] = [8, 0];
+  for (const label of labels) {
+    const width = 14 + labelWidth(label) + 18;
+    if (x > 8 && x + width > W - M.right) [x, row] = [8, row + 1];
+    out.push({ x, row });
+    x += width;
+  }
+  return out;
+}
+
 export function figureSvg(figure: FigureData): string {
   const ranges = figure.series.flatMap((s) => s.points.flatMap((p) => (p ? errorRange(p, figure.errorBars) : [])));
   const low = Math.min(figure.kind === 'bar' ? 0 : Infinity, ...ranges);
@@ -32,9 +48,12 @@ export function figureSvg(figure: FigureData): string {
   const y = (v: number) => M.top + plotH - ((v - y0) / (y1 - y0 || 1)) * plotH;
   const band = plotW / Math.max(1, figure.xs.length);
   const xCenter = (i: number) => M.left + band * (i + 0.5);
+  const legend = legendLayout(figure.series.map((s) => s.label));
+  // A legend of several rows makes the figure taller below the axis label, never narrower.
+  const height = H + 16 * Math.max(0, ...legend.map((l) => l.row));
   const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, sans-serif" font-size="12">`,
-    `<rect width="${W}" height="${H}" fill="#ffffff"/>`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${height}" viewBox="0 0 ${W} ${height}" font-family="system-ui, sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${height}" fill="#ffffff"/>`,
     `<text x="${M.left}" y="22" font-size="14" font-weight="600">${escapeXml(figure.title)}</text>`,
   ];
   for (const t of ticks) {
@@ -65,9 +84,9 @@ export function figureSvg(figure: FigureData): string {
       parts.push(`<polyline points="${line.join(' ')}" fill="none" stroke="${color}" stroke-width="2"/>`);
       for (const pt of line) parts.push(`<circle cx="${pt.split(',')[0]}" cy="${pt.split(',')[1]}" r="3" fill="${color}"/>`);
     }
-    parts.push(
-      `<rect x="${M.left + 8 + k * 120}" y="${H - 18}" width="10" height="10" fill="${color}"/><text x="${M.left + 22 + k * 120}" y="${H - 9}">${escapeXml(s.label)}</text>`,
-    );
+    const { x: lx, row } = legend[k]!;
+    const ly = H - 9 + 16 * row;
+    parts.push(`<rect x="${lx}" y="${ly - 9}" width="10" height="10" fill="${color}"/><text x="${lx + 14}" y="${ly}">${escapeXml(s.label)}</text>`);
   });
   parts.push('</svg>');
   return `${parts.join('\n')}\n`;

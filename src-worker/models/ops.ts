@@ -117,7 +117,13 @@ export function frozenLinear(
         const g = dy as tf.Tensor2D;
         const weightSaved = saved[0] as tf.Tensor2D;
         if (wT) return tf.matMul(g, weightSaved);
-        return wasm ? tf.matMul(g, tf.transpose(weightSaved)) : tf.matMul(g, weightSaved, false, true);
+        if (!wasm) return tf.matMul(g, weightSaved, false, true);
+        // dx = dy W^T with no transposed operand: transpose W [in, out] (and pack it afresh), or
+        // compute (W dy^T)^T, transposing dy and the result. At a few hundred tokens per pass the
+        // activations are the smaller side (GPT-2 124M at 256 tokens: 0.8M floats against 1.8M per
+        // c_attn weight), and the weight, as the left operand, needs no packing at all.
+        const [rows, inFeatures] = [g.shape[0], weightSaved.shape[0]];
+        return tf.tidy(() => (rows < inFeatures ? tf.transpose(tf.matMul(weightSaved, tf.transpose(g))) : tf.matMul(g, tf.transpose(weightSaved))));
       },
     };
   });

@@ -33,7 +33,15 @@ async function step(name: string, targetModules: string[], recompute: boolean) {
       const ids = tf.tensor2d(inputIds, [B, T], 'int32');
       const mask = tf.tensor2d(batch.lossMask, [B, T]);
       const result = tf.variableGrads(
-        () => causalLossTerm(model, ids, mask, shiftedTargets(batch, 0, B, B * (T - 1)), { adapters: adapter, training: true, recompute: recompute ? variables : null }, 7).loss,
+        () =>
+          causalLossTerm(
+            model,
+            ids,
+            mask,
+            shiftedTargets(batch, 0, B, B * (T - 1)),
+            { adapters: adapter, training: true, recompute: recompute ? variables : null },
+            7,
+          ).loss,
         variables,
       );
       loss = result.value.dataSync()[0]!;
@@ -84,7 +92,10 @@ describe('gradients that pass a tensor through', () => {
     });
     const x = tf.variable(tf.tensor1d([1, 2, 3]));
     const y = tf.variable(tf.tensor1d([4, 5, 6]));
-    const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(passThrough(savedAsGradient(x), tf.mul(y, 3)), tf.tensor1d([1, 10, 100]))) as tf.Scalar, [x, y]);
+    const { value, grads } = tf.variableGrads(
+      () => tf.sum(tf.mul(passThrough(savedAsGradient(x), tf.mul(y, 3)), tf.tensor1d([1, 10, 100]))) as tf.Scalar,
+      [x, y],
+    );
     expect(value.dataSync()[0]).toBe(1 + 12 + 10 * (4 + 15) + 100 * (9 + 18));
     expect(Array.from(grads[x.name]!.dataSync())).toEqual([2, 40, 600]);
     expect(Array.from(grads[y.name]!.dataSync())).toEqual([3, 30, 300]);

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { chromium, type Page } from 'playwright-core';
-import WebSocket from 'ws';
+import { apiClient } from '../test/e2e/api-client.ts';
 import type { Run } from '../src-shared/runs.ts';
 import { findChromium, manualInstallCommand } from './setup/chromium.ts';
 
@@ -56,31 +56,6 @@ async function serve(dataDir: string) {
     child.once('exit', (code) => reject(new Error(`lora-workbench serve exited (${code}) before it was ready`)));
   });
   return { child, url };
-}
-
-/** Calls the WorkbenchApi over the server's WebSocket, as the renderer does. */
-async function apiClient(url: string) {
-  const address = new URL(url);
-  const socket = new WebSocket(`ws://${address.host}/api?token=${encodeURIComponent(address.searchParams.get('token') ?? '')}`);
-  await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
-  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-  socket.on('message', (raw) => {
-    const message = JSON.parse(String(raw));
-    const call = pending.get(message.id);
-    if (!call) return;
-    pending.delete(message.id);
-    if (message.ok) call.resolve(message.output);
-    else call.reject(new Error(`${message.error.code}: ${message.error.message}`));
-  });
-  let next = 0;
-  return {
-    call<T>(method: string, input?: unknown): Promise<T> {
-      const id = ++next;
-      socket.send(JSON.stringify({ id, method, input }));
-      return new Promise<T>((resolve, reject) => pending.set(id, { resolve: resolve as (v: unknown) => void, reject }));
-    },
-    close: () => socket.close(),
-  };
 }
 
 /** The default run (the embedded model and sample dataset, every setting at its default) to completion. */

@@ -5,38 +5,13 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { expect, test, type Page } from '@playwright/test';
-import WebSocket from 'ws';
+import { apiClient } from './api-client.ts';
 import type { RunConfigInput } from '../../src-shared/config.ts';
 import type { Run } from '../../src-shared/runs.ts';
 import { BACKEND, repo, useServedProduct } from './served.ts';
 
 const fixtures = path.join(repo, 'test', 'fixtures', 'datasets');
 const docs = path.join(repo, 'docs');
-
-/** Calls the WorkbenchApi over the server's WebSocket, as the renderer does. */
-async function apiClient(url: string) {
-  const address = new URL(url);
-  const socket = new WebSocket(`ws://${address.host}/api?token=${encodeURIComponent(address.searchParams.get('token') ?? '')}`);
-  await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
-  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-  socket.on('message', (data) => {
-    const message = JSON.parse(String(data));
-    const call = pending.get(message.id);
-    if (!call) return;
-    pending.delete(message.id);
-    if (message.ok) call.resolve(message.output);
-    else call.reject(new Error(`${message.error.code}: ${message.error.message}`));
-  });
-  let next = 0;
-  return {
-    call<T>(method: string, input?: unknown): Promise<T> {
-      const id = ++next;
-      socket.send(JSON.stringify({ id, method, input }));
-      return new Promise<T>((resolve, reject) => pending.set(id, { resolve: resolve as (v: unknown) => void, reject }));
-    },
-    close: () => socket.close(),
-  };
-}
 
 const shortRun = (name: string, r: number, learningRate: number): RunConfigInput => ({
   name,

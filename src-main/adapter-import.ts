@@ -4,7 +4,7 @@
 // what reads it, expects every adapter to belong to one) whose folder holds the adapter.
 import { existsSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { apiSpec, type WorkbenchApi } from '../src-shared/api.ts';
+import { type AdapterImportRequest, type AdapterImportResult, AdapterImportRequestSchema } from '../src-shared/api.ts';
 import { DEFAULT_MODEL, RunConfigSchema } from '../src-shared/config.ts';
 import { validate, WorkbenchError } from '../src-shared/errors.ts';
 import { resolveModelDir } from './model-resolution.ts';
@@ -15,13 +15,10 @@ import { OneShotService } from './one-shot-service.ts';
 /** The adapters table's method for imported adapters (the folder itself holds a plain LoRA). */
 export const IMPORTED_METHOD = 'peft-lora';
 
-type ImportInput = Parameters<WorkbenchApi['adapters']['import']>[0];
-type ImportResult = Awaited<ReturnType<WorkbenchApi['adapters']['import']>>;
-
 export class AdapterImporter extends OneShotService {
-  async import(input: ImportInput): Promise<ImportResult> {
+  async import(input: AdapterImportRequest): Promise<AdapterImportResult> {
     this.assertOpen('The workbench is shutting down; try the import again after it restarts.');
-    const request = validate(apiSpec['adapters.import'].input, input, 'adapter import request');
+    const request = validate(AdapterImportRequestSchema, input, 'adapter import request');
     const sourceDir = path.resolve(request.dir);
     if (!existsSync(sourceDir) || !statSync(sourceDir).isDirectory()) {
       throw new WorkbenchError(

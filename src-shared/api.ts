@@ -165,61 +165,76 @@ export const RunEventSchema = z.discriminatedUnion('kind', [
 ]);
 export type RunEvent = z.infer<typeof RunEventSchema>;
 
+/**
+ * adapters.import: a PEFT LoRA folder trained elsewhere (adapter_config.json + adapter_model.safetensors),
+ * checked against `baseModel` ('default' or a model folder): key names, shapes, target_modules. Other PEFT
+ * types, DoRA, modules_to_save, trained biases and per-module ranks are refused with the reason.
+ */
+export const AdapterImportRequestSchema = z.object({
+  dir: z.string().min(1, 'name the adapter folder'),
+  baseModel: z.string().min(1, 'name the base model'),
+  /** Defaults to the folder's name. */
+  name: z.string().max(200).optional(),
+  backend: BackendChoiceSchema.optional(),
+});
+export type AdapterImportRequest = z.input<typeof AdapterImportRequestSchema>;
+
+export const AdapterImportResultSchema = z.object({
+  adapter: AdapterSchema,
+  settings: LoraSettingsSchema,
+  /** What the import noticed but did not refuse: a different base model named in adapter_config.json, an adapter that changes nothing. */
+  warnings: z.array(z.string()),
+});
+export type AdapterImportResult = z.infer<typeof AdapterImportResultSchema>;
+
 const Id = z.string().min(1);
 const None = z.undefined();
+// The calls that answer a list (of what remains, for the deletions).
+const Runs = z.array(RunSchema);
+const MetricPoints = z.array(MetricPointSchema);
+const Adapters = z.array(AdapterSchema);
+const Datasets = z.array(DatasetSchema);
+const Evaluations = z.array(EvaluationSchema);
+const Studies = z.array(StudySchema);
+const Recipes = z.array(BuiltInRecipeSchema);
+const BenchmarkStatuses = z.array(BenchmarkStatusSchema);
+/** Where browser mode stored a dropped file. */
+const UploadedFileSchema = z.object({ path: z.string() });
 
 /** Every call: its wire name, what it takes, what it returns. */
 export const apiSpec = {
   'system.info': { input: None, output: SystemInfoSchema },
   'catalog.list': { input: None, output: CatalogSchema },
-  'runs.list': { input: None, output: z.array(RunSchema) },
+  'runs.list': { input: None, output: Runs },
   'runs.get': { input: Id, output: RunSchema },
   'runs.start': { input: RunConfigSchema, output: RunSchema },
   'runs.stop': { input: Id, output: RunSchema },
   'runs.resume': { input: Id, output: RunSchema },
-  'runs.metrics': { input: Id, output: z.array(MetricPointSchema) },
-  'adapters.list': { input: None, output: z.array(AdapterSchema) },
+  'runs.metrics': { input: Id, output: MetricPoints },
+  'adapters.list': { input: None, output: Adapters },
   /** Sets the task description SG-LoRA compares against. */
   'adapters.describe': { input: AdapterDescribeRequestSchema, output: AdapterSchema },
   /** SG-LoRA: a new adapter from the bank and a task description, without training. */
   'adapters.generate': { input: AdapterGenerateRequestSchema, output: AdapterGenerateReportSchema },
-  /**
-   * Adds a PEFT LoRA folder trained elsewhere (adapter_config.json + adapter_model.safetensors) to the
-   * library, checked against `baseModel` ('default' or a model folder): key names, shapes, target_modules.
-   * Other PEFT types, DoRA, modules_to_save, trained biases and per-module ranks are refused with the reason.
-   */
-  'adapters.import': {
-    input: z.object({
-      dir: z.string().min(1, 'name the adapter folder'),
-      baseModel: z.string().min(1, 'name the base model'),
-      /** Defaults to the folder's name. */
-      name: z.string().max(200).optional(),
-      backend: BackendChoiceSchema.optional(),
-    }),
-    output: z.object({
-      adapter: AdapterSchema,
-      settings: LoraSettingsSchema,
-      /** What the import noticed but did not refuse: a different base model named in adapter_config.json, an adapter that changes nothing. */
-      warnings: z.array(z.string()),
-    }),
-  },
+  /** Adds a PEFT LoRA folder trained elsewhere to the library (AdapterImportRequestSchema). */
+  'adapters.import': { input: AdapterImportRequestSchema, output: AdapterImportResultSchema },
   'models.inspect': { input: ModelInspectRequestSchema, output: ModelInspectionSchema },
   /** Converts a llama2.c checkpoint into a Hugging Face Llama folder and inspects it. */
   'models.import': { input: ModelImportRequestSchema, output: ModelImportResultSchema },
   'playground.generate': { input: GenerateRequestSchema, output: GenerateResultSchema },
   'datasets.preview': { input: DatasetPreviewRequestSchema, output: DatasetPreviewSchema },
   'datasets.register': { input: DatasetRegisterRequestSchema, output: DatasetSchema },
-  'datasets.list': { input: None, output: z.array(DatasetSchema) },
-  'datasets.remove': { input: Id, output: z.array(DatasetSchema) },
+  'datasets.list': { input: None, output: Datasets },
+  'datasets.remove': { input: Id, output: Datasets },
   'exports.create': { input: ExportRequestSchema, output: ExportReportSchema },
   'evals.start': { input: EvalStartRequestSchema, output: EvaluationSchema },
-  'evals.list': { input: None, output: z.array(EvaluationSchema) },
+  'evals.list': { input: None, output: Evaluations },
   'evals.get': { input: Id, output: EvaluationSchema },
   'evals.stop': { input: Id, output: EvaluationSchema },
   /** The whole stored result of a completed evaluation, with every item (for drill-downs). */
   'evals.result': { input: Id, output: EvalResultSchema },
   // Studies (src-shared/studies.ts): a recipe's grid of ordinary runs and evaluations, and its figures.
-  'studies.list': { input: None, output: z.array(StudySchema) },
+  'studies.list': { input: None, output: Studies },
   /** The study, its cells and its figure data (mean and spread over seeds) from the stored results. */
   'studies.get': { input: Id, output: StudyDetailSchema },
   /** Starts a recipe, or continues its unfinished study: finished cells are not redone. */
@@ -227,22 +242,22 @@ export const apiSpec = {
   'studies.resume': { input: Id, output: StudySchema },
   'studies.stop': { input: Id, output: StudySchema },
   /** The recipes shipped in resources/studies. */
-  'studies.recipes': { input: None, output: z.array(BuiltInRecipeSchema) },
+  'studies.recipes': { input: None, output: Recipes },
   // Deleting what piles up (issue 15): each answers the list that remains.
   /** A run with its folder (checkpoints, final adapter), metrics and adapters; its evaluations stay, without it. */
-  'runs.delete': { input: Id, output: z.array(RunSchema) },
-  'adapters.delete': { input: Id, output: z.array(AdapterSchema) },
-  'evals.delete': { input: Id, output: z.array(EvaluationSchema) },
+  'runs.delete': { input: Id, output: Runs },
+  'adapters.delete': { input: Id, output: Adapters },
+  'evals.delete': { input: Id, output: Evaluations },
   /** How much room the data folder takes, largest part first. */
   'system.usage': { input: None, output: DataUsageSchema },
   /** Starts the quick built-in evaluation (with an adapter: the base model first, then the adapter). */
-  'evals.quick': { input: QuickEvalRequestSchema, output: z.array(EvaluationSchema) },
+  'evals.quick': { input: QuickEvalRequestSchema, output: Evaluations },
   /** The benchmarks "Get the data" offers, with their sources, licenses and recorded SHA-256. */
-  'benchmarks.list': { input: None, output: z.array(BenchmarkStatusSchema) },
+  'benchmarks.list': { input: None, output: BenchmarkStatuses },
   /** Downloads a benchmark from its pinned source, checks every file's SHA-256 and keeps it under <dataDir>/benchmarks/. */
   'benchmarks.fetch': { input: Id, output: BenchmarkStatusSchema },
   /** Browser mode's drop zone: stores a dropped dataset file and answers its path. */
-  'datasets.upload': { input: DatasetUploadRequestSchema, output: z.object({ path: z.string() }) },
+  'datasets.upload': { input: DatasetUploadRequestSchema, output: UploadedFileSchema },
   /** The pytorch engine's environment: whether it is ready (torch version, accelerator), or sets it up. */
   'engines.pytorch': { input: PytorchEnvironmentRequestSchema, output: PytorchEnvironmentSchema },
 } as const;

@@ -15,17 +15,18 @@ export const StudyCellResultSchema = z.object({
 });
 export type StudyCellResult = z.infer<typeof StudyCellResultSchema>;
 
+/** An x value's seeds: their values, and the statistics over them that the error bars draw. */
 const PointSchema = z.object({
   x: z.string(),
   n: z.number().int(),
+  /** One per seed, in seed order. */
+  values: z.array(z.number()),
   mean: z.number(),
   /** Sample standard deviation (n - 1); 0 for one seed. */
   std: z.number(),
   sem: z.number(),
   min: z.number(),
   max: z.number(),
-  /** One per seed, in seed order. */
-  values: z.array(z.number()),
 });
 export type FigurePoint = z.infer<typeof PointSchema>;
 
@@ -91,7 +92,7 @@ export function summarizeValues(values: number[]): Omit<FigurePoint, 'x'> {
   const n = values.length;
   const mean = values.reduce((a, b) => a + b, 0) / n;
   const std = n > 1 ? Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (n - 1)) : 0;
-  return { n, mean, std, sem: std / Math.sqrt(n), min: Math.min(...values), max: Math.max(...values), values };
+  return { n, values, mean, std, sem: std / Math.sqrt(n), min: Math.min(...values), max: Math.max(...values) };
 }
 
 /**

@@ -1,7 +1,7 @@
 // `lora-workbench adapters import DIR --base MODEL`: a PEFT LoRA folder trained elsewhere joins the library (adapters.import).
 import path from 'node:path';
 import { BackendChoiceSchema } from '../../src-shared/config.ts';
-import type { WorkbenchApi } from '../../src-shared/api.ts';
+import type { AdapterImportResult } from '../../src-shared/api.ts';
 import { call, DATA_DIR_HELP, openSession, parse, UsageError, type CliIo } from './common.ts';
 
 const ADAPTERS_HELP = `Usage: lora-workbench adapters import DIR --base MODEL [--name NAME]
@@ -21,8 +21,6 @@ Options:
 ${DATA_DIR_HELP}
   -h, --help        show this help`;
 
-type ImportResult = Awaited<ReturnType<WorkbenchApi['adapters']['import']>>;
-
 export async function adaptersCommand(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(
     args,
@@ -36,7 +34,7 @@ export async function adaptersCommand(args: string[], io: CliIo): Promise<number
   if (typeof values.base !== 'string') throw new UsageError('adapters import needs --base MODEL (the model the adapter was trained on)');
   const session = openSession(values['data-dir'] as string | undefined, 'headless');
   try {
-    const result = await call<ImportResult>(session.api, 'adapters.import', {
+    const result = await call<AdapterImportResult>(session.api, 'adapters.import', {
       dir: path.resolve(dir),
       baseModel: values.base === 'default' ? 'default' : path.resolve(values.base),
       ...(typeof values.name === 'string' ? { name: values.name } : {}),

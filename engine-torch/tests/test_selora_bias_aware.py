@@ -37,6 +37,18 @@ def randomize_b(method: SeloraMethod | BiasAwareMethod, seed: int = 0) -> None:
                 t.parameter.copy_(torch.randn(t.parameter.shape, generator=generator) * 0.1)
 
 
+def fitted_selora(tmp_path: Path) -> tuple[SeloraMethod, dict]:
+    """SeLoRA fitted to a plan, with B and the encoders' last layer random: its mixing is not the identity."""
+    method, _ = method_for(tmp_path, "selora", hiddenSize=4)
+    plan = make_plan()
+    method.fit(plan)
+    randomize_b(method)
+    with torch.no_grad():
+        for parameters in method.encoders.values():
+            parameters[2].normal_(0, 0.5)
+    return method, plan  # type: ignore[return-value]
+
+
 def test_gram_identities_equal_the_norms_they_replace() -> None:
     torch.manual_seed(0)
     a, b, d = torch.randn(3, 7), torch.randn(5, 3), torch.randn(4, 3, 3)
@@ -69,13 +81,7 @@ def test_token_kl_counts_the_positions_whose_next_token_is_a_target() -> None:
 
 
 def test_selora_mixes_each_example_by_its_own_semantic_vector(tmp_path: Path) -> None:
-    method, _ = method_for(tmp_path, "selora", hiddenSize=4)
-    plan = make_plan()
-    method.fit(plan)
-    randomize_b(method)
-    with torch.no_grad():
-        for parameters in method.encoders.values():
-            parameters[2].normal_(0, 0.5)
+    method, plan = fitted_selora(tmp_path)
     batch = collate(plan, [2, 3, 4])
     method.prepare(batch, False)
     path, a, b = method.layers[0]
@@ -91,13 +97,7 @@ def test_selora_mixes_each_example_by_its_own_semantic_vector(tmp_path: Path) ->
 
 
 def test_selora_flattened_is_the_update_at_the_mean_semantic_vector(tmp_path: Path) -> None:
-    method, _ = method_for(tmp_path, "selora", hiddenSize=4)
-    plan = make_plan()
-    method.fit(plan)
-    randomize_b(method)
-    with torch.no_grad():
-        for parameters in method.encoders.values():
-            parameters[2].normal_(0, 0.5)
+    method, plan = fitted_selora(tmp_path)
     ids = collate(plan, [2, 3]).input_ids
     method.semantics = None  # no prompts set: the mean s_bar
     with torch.no_grad():

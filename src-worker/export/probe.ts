@@ -64,7 +64,8 @@ export async function probeLogits(
 /** The probe of an adapter made without training data to draw one from (a PEFT import, an SG-LoRA generation): 16 tokens spread over the vocabulary. */
 export const syntheticProbe = (vocabSize: number): Probe => ({ inputIds: [Array.from({ length: 16 }, (_, i) => (i * 7919 + 13) % vocabSize)] });
 
-export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+/** The largest elementwise difference; Infinity for arrays of different lengths or a NaN difference. */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) return Infinity;
   let max = 0;
   for (let i = 0; i < a.length; i++) {

@@ -75,12 +75,6 @@ export function logitsOf(model: CausalLM, adapter: AdapterModel | null, ids: num
   return data;
 }
 
-export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let max = 0;
-  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
-  return max;
-}
-
 /** Assigns seeded values of scale `std` to every trainable tensor whose name matches `pattern` (zero-initialised tensors hide the others' gradients). */
 export function randomize(adapter: AdapterModel, pattern: RegExp, seed: number, std = 0.3): void {
   let s = seed;

@@ -18,6 +18,7 @@ import type { AdapterHooks, CausalLM } from '../../src-worker/models/types.ts';
 import { tf } from '../../src-worker/tf.ts';
 import { testBackends, valuesOf } from '../helpers/backends.ts';
 import { checkGradients } from '../helpers/finite-differences.ts';
+import { maxAbsDiff } from '../../src-worker/export/probe.ts';
 
 const dir = path.join(import.meta.dirname, '..', 'fixtures', 'bert-tiny');
 interface Reference {
@@ -36,13 +37,6 @@ const reference = JSON.parse(fs.readFileSync(path.join(dir, 'reference.json'), '
 const hfConfig = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf-8')) as Record<string, unknown>;
 const config = bertConfigFromHF(hfConfig);
 const C = config.hiddenSize;
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let max = 0;
-  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
-  return max;
-}
 
 /** Runs `f` on the reference batch and returns its output's values. */
 function run(f: (ids: tf.Tensor2D, mask: tf.Tensor2D) => tf.Tensor, ids = reference.input_ids, mask = reference.attention_mask): Float32Array {

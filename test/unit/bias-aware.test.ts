@@ -12,44 +12,18 @@ import { BiasAwareModel } from '../../src-worker/methods/bias-aware.ts';
 import { LoraModel } from '../../src-worker/methods/lora.ts';
 import type { AdapterModel } from '../../src-worker/methods/types.ts';
 import { createGPT2, randomGPT2Weights, type GPT2Config } from '../../src-worker/models/gpt2.ts';
-import { createLlama, randomLlamaWeights, type LlamaConfig } from '../../src-worker/models/llama.ts';
+import { createLlama, randomLlamaWeights } from '../../src-worker/models/llama.ts';
 import type { CausalLM } from '../../src-worker/models/types.ts';
 import { tf } from '../../src-worker/tf.ts';
 import { AdamW } from '../../src-worker/train/adamw.ts';
 import { causalLMLoss } from '../../src-worker/train/loss.ts';
 import { trainStep } from '../../src-worker/train/loop.ts';
 import { checkGradients } from '../helpers/finite-differences.ts';
+import { tinyGPT2, tinyLlama } from './baseline-models.ts';
 import { mean, tempRoot, trainTiny } from './method-run.ts';
 
-const tiny: GPT2Config = {
-  vocabSize: 24,
-  nPositions: 8,
-  nEmbd: 8,
-  nLayer: 2,
-  nHead: 2,
-  nInner: 16,
-  layerNormEpsilon: 1e-5,
-  activation: 'gelu_new',
-  scaleAttnByInverseLayerIdx: false,
-};
-const tinyLlama: LlamaConfig = {
-  modelType: 'llama',
-  vocabSize: 24,
-  hiddenSize: 16,
-  intermediateSize: 24,
-  numHiddenLayers: 2,
-  numAttentionHeads: 4,
-  numKeyValueHeads: 2,
-  headDim: 4,
-  maxPositionEmbeddings: 16,
-  rmsNormEps: 1e-5,
-  ropeTheta: 10000,
-  ropeScaling: null,
-  qkvBias: false,
-  oBias: false,
-  mlpBias: false,
-  tieWordEmbeddings: false,
-};
+// Eight positions are enough for these rows.
+const tiny: GPT2Config = { ...tinyGPT2, nPositions: 8 };
 const root = tempRoot('lw-bias-aware-');
 const examples = [
   { inputIds: [1, 5, 9, 2, 7, 3], lossMask: [0, 0, 0, 1, 1, 1], promptLength: 3, truncated: false },

@@ -13,7 +13,8 @@ import { bitfit, createBitFit, createFullFineTuning, full, FULL_FINE_TUNING_MAX_
 import type { CausalLM } from '../../src-worker/models/types.ts';
 import { tf } from '../../src-worker/tf.ts';
 import { checkGradients } from '../helpers/finite-differences.ts';
-import { adamWStep, gpt2, llama, logitsOf, lossOf, maxAbsDiff } from './baseline-models.ts';
+import { adamWStep, gpt2, llama, logitsOf, lossOf } from './baseline-models.ts';
+import { maxAbsDiff } from '../../src-worker/export/probe.ts';
 import { mean, tempRoot, trainTiny } from './method-run.ts';
 
 const root = tempRoot('lwb-full-');

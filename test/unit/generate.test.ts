@@ -15,16 +15,10 @@ import type { CausalLM } from '../../src-worker/models/types.ts';
 import { mulberry32 } from '../../src-worker/rng.ts';
 import { tf } from '../../src-worker/tf.ts';
 import { testBackends, valuesOf } from '../helpers/backends.ts';
+import { maxAbsDiff } from '../../src-worker/export/probe.ts';
 
 const fixtures = path.join(import.meta.dirname, '..', 'fixtures');
 const MODELS = ['gpt2-tiny', 'llama-tiny', 'llama-tiny-qwen2', 'llama-tiny-llama3'];
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let max = 0;
-  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
-  return max;
-}
 
 beforeAll(async () => {
   await initBackend('cpu');

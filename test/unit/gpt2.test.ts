@@ -13,6 +13,7 @@ import { frozenLinear, matMul } from '../../src-worker/models/ops.ts';
 import type { AdapterHooks } from '../../src-worker/models/types.ts';
 import { tf } from '../../src-worker/tf.ts';
 import { testBackends, valuesOf } from '../helpers/backends.ts';
+import { maxAbsDiff } from '../../src-worker/export/probe.ts';
 
 const fixtureDir = path.join(import.meta.dirname, '..', 'fixtures', 'gpt2-tiny');
 const reference = JSON.parse(fs.readFileSync(path.join(fixtureDir, 'logits.json'), 'utf-8')) as {
@@ -31,13 +32,6 @@ const tiny: GPT2Config = {
   activation: 'gelu_new',
   scaleAttnByInverseLayerIdx: false,
 };
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let max = 0;
-  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
-  return max;
-}
 
 afterAll(async () => {
   await initBackend('cpu');

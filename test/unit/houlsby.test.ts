@@ -11,7 +11,8 @@ import { readSafetensorsFile } from '../../src-worker/formats/safetensors.ts';
 import { houlsby, HoulsbyModel } from '../../src-worker/methods/houlsby.ts';
 import type { CausalLM } from '../../src-worker/models/types.ts';
 import { checkGradients } from '../helpers/finite-differences.ts';
-import { gpt2, llama, logitsOf, lossOf, maxAbsDiff, randomize } from './baseline-models.ts';
+import { gpt2, llama, logitsOf, lossOf, randomize } from './baseline-models.ts';
+import { maxAbsDiff } from '../../src-worker/export/probe.ts';
 import { tempRoot, trainTiny } from './method-run.ts';
 
 const root = tempRoot('lwb-houlsby-');

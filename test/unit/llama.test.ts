@@ -14,13 +14,15 @@ import { loadCausalLM, readWeights } from '../../src-worker/formats/model-folder
 import { readSafetensorsFile } from '../../src-worker/formats/safetensors.ts';
 import { lora } from '../../src-worker/methods/lora.ts';
 import type { AdapterModel } from '../../src-worker/methods/types.ts';
-import { createLlama, llamaConfigFromHF, randomLlamaWeights, ropeInverseFrequencies, swiglu, type LlamaConfig } from '../../src-worker/models/llama.ts';
+import { createLlama, llamaConfigFromHF, randomLlamaWeights, ropeInverseFrequencies, swiglu } from '../../src-worker/models/llama.ts';
 import type { AdapterHooks, CausalLM } from '../../src-worker/models/types.ts';
 import { tf } from '../../src-worker/tf.ts';
 import { AdamW } from '../../src-worker/train/adamw.ts';
 import { causalLMLoss } from '../../src-worker/train/loss.ts';
 import { testBackends, valuesOf } from '../helpers/backends.ts';
 import { checkGradients } from '../helpers/finite-differences.ts';
+import { tinyLlama as tiny } from './baseline-models.ts';
+import { maxAbsDiff } from '../../src-worker/export/probe.ts';
 
 const fixtures = path.join(import.meta.dirname, '..', 'fixtures');
 interface Reference {
@@ -33,32 +35,7 @@ const referenceOf = (name: string) => JSON.parse(fs.readFileSync(path.join(fixtu
 const configOf = (name: string) => JSON.parse(fs.readFileSync(path.join(fixtures, name, 'config.json'), 'utf-8')) as Record<string, unknown>;
 const FAMILIES = ['llama-tiny', 'llama-tiny-qwen2', 'llama-tiny-llama3'];
 
-const tiny: LlamaConfig = {
-  modelType: 'llama',
-  vocabSize: 24,
-  hiddenSize: 16,
-  intermediateSize: 24,
-  numHiddenLayers: 2,
-  numAttentionHeads: 4,
-  numKeyValueHeads: 2,
-  headDim: 4,
-  maxPositionEmbeddings: 16,
-  rmsNormEps: 1e-5,
-  ropeTheta: 10000,
-  ropeScaling: null,
-  qkvBias: false,
-  oBias: false,
-  mlpBias: false,
-  tieWordEmbeddings: false,
-};
 const settings = (over: Partial<LoraSettings> = {}): LoraSettings => LoraSettingsSchema.parse({ dropout: 0, ...over });
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let max = 0;
-  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
-  return max;
-}
 
 function logitsOf(model: CausalLM, ids: number[][], adapters?: AdapterHooks | null): Float32Array {
   const input = tf.tensor2d(ids, undefined, 'int32');

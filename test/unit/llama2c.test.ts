@@ -14,6 +14,7 @@ import { loadCausalLM } from '../../src-worker/formats/model-folder.ts';
 import { readSafetensorsHeader } from '../../src-worker/formats/safetensors.ts';
 import { loadTokenizer } from '../../src-worker/formats/tokenizer.ts';
 import { tf } from '../../src-worker/tf.ts';
+import { maxAbsDiff } from '../../src-worker/export/probe.ts';
 
 const fixtureDir = path.join(import.meta.dirname, '..', 'fixtures', 'llama2c-tiny');
 const reference = JSON.parse(fs.readFileSync(path.join(fixtureDir, 'reference.json'), 'utf-8')) as {
@@ -36,13 +37,6 @@ async function tempDir(): Promise<string> {
 /** A fresh, not yet existing folder for an import. */
 async function outDir(): Promise<string> {
   return path.join(await tempDir(), 'model');
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let max = 0;
-  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
-  return max;
 }
 
 async function expectError(promise: Promise<unknown>, code: string, pattern: RegExp): Promise<void> {

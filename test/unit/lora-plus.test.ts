@@ -15,18 +15,9 @@ import type { AdapterModel } from '../../src-worker/methods/types.ts';
 import { createGPT2, randomGPT2Weights, type GPT2Config } from '../../src-worker/models/gpt2.ts';
 import { tf } from '../../src-worker/tf.ts';
 import { mean, tempRoot, trainTiny, type MethodRun } from './method-run.ts';
+import { lossOf as nextTokenLoss, tinyGPT2 } from './baseline-models.ts';
 
-const tiny: GPT2Config = {
-  vocabSize: 24,
-  nPositions: 8,
-  nEmbd: 8,
-  nLayer: 2,
-  nHead: 2,
-  nInner: 16,
-  layerNormEpsilon: 1e-5,
-  activation: 'gelu_new',
-  scaleAttnByInverseLayerIdx: false,
-};
+const tiny: GPT2Config = { ...tinyGPT2, nPositions: 8 };
 const root = tempRoot('lw-lora-plus-');
 
 beforeAll(async () => {
@@ -75,27 +66,8 @@ describe('LoRA+ gradients', () => {
     for (const adapter of [plain, plus]) {
       for (const p of adapter.trainable()) if (p.group === 'lora_B') p.variable.assign(tf.randomUniform(p.variable.shape, -0.5, 0.5, 'float32', 9));
     }
-    const ids = tf.tensor2d(
-      [
-        [1, 5, 9, 2, 7, 3],
-        [4, 4, 0, 23, 11, 6],
-      ],
-      undefined,
-      'int32',
-    );
-    const targets = tf.oneHot(
-      tf.tensor2d(
-        [
-          [5, 9, 2, 7, 3, 1],
-          [4, 0, 23, 11, 6, 8],
-        ],
-        undefined,
-        'int32',
-      ),
-      tiny.vocabSize,
-    );
-    const lossOf = (adapter: AdapterModel) => () =>
-      tf.tidy(() => tf.neg(tf.mean(tf.sum(tf.mul(targets, tf.logSoftmax(model.forward(ids, { adapters: adapter, training: true }))), -1))) as tf.Scalar);
+    const losses = new Map([plain, plus].map((adapter) => [adapter, nextTokenLoss(model, adapter)]));
+    const lossOf = (adapter: AdapterModel) => losses.get(adapter)!.loss;
     const gradsOf = (adapter: AdapterModel) => {
       const { value, grads } = tf.variableGrads(
         lossOf(adapter),
@@ -130,7 +102,7 @@ describe('LoRA+ gradients', () => {
       expect(Math.abs(numeric - grad[i]!), `${name}[${i}]`).toBeLessThanOrEqual(1e-2 * Math.abs(grad[i]!) + 1e-4);
       expect(Math.abs(grad[i]!)).toBeGreaterThan(1e-3);
     }
-    tf.dispose([ids, targets]);
+    for (const { dispose } of losses.values()) dispose();
     plain.dispose();
     plus.dispose();
     model.dispose();

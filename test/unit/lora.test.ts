@@ -16,6 +16,8 @@ import { createGPT2, randomGPT2Weights, type GPT2Config } from '../../src-worker
 import type { CausalLM } from '../../src-worker/models/types.ts';
 import { tf } from '../../src-worker/tf.ts';
 import { checkGradients } from '../helpers/finite-differences.ts';
+import { maxAbsDiff } from '../../src-worker/export/probe.ts';
+import { lossOf, tinyGPT2 } from './baseline-models.ts';
 
 const fixtureDir = path.join(import.meta.dirname, '..', 'fixtures', 'gpt2-tiny');
 const reference = JSON.parse(fs.readFileSync(path.join(fixtureDir, 'logits.json'), 'utf-8')) as {
@@ -23,25 +25,9 @@ const reference = JSON.parse(fs.readFileSync(path.join(fixtureDir, 'logits.json'
   logits: number[];
   lora: { r: number; alpha: number; logits: number[] };
 };
-const tiny: GPT2Config = {
-  vocabSize: 24,
-  nPositions: 8,
-  nEmbd: 8,
-  nLayer: 2,
-  nHead: 2,
-  nInner: 16,
-  layerNormEpsilon: 1e-5,
-  activation: 'gelu_new',
-  scaleAttnByInverseLayerIdx: false,
-};
+const tiny: GPT2Config = { ...tinyGPT2, nPositions: 8 };
 
 const settings = (over: Partial<LoraSettings> = {}): LoraSettings => LoraSettingsSchema.parse({ dropout: 0, ...over });
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let max = 0;
-  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
-  return max;
-}
 
 function logitsOf(model: CausalLM, ids: number[][], adapters?: AdapterModel, training = false): Float32Array {
   const input = tf.tensor2d(ids, undefined, 'int32');
@@ -114,33 +100,10 @@ describe.each(['cpu', 'wasm'] as const)('LoRA gradients on %s', (backend) => {
     const model = createGPT2(tiny, randomGPT2Weights(tiny, 11, 0.3));
     const adapter = lora.create(model, settings({ r: 2, alpha: 4, targetModules: ['c_attn', 'c_fc'] }), 3);
     randomizeB(adapter, 5);
-    const ids = tf.tensor2d(
-      [
-        [1, 5, 9, 2, 7, 3],
-        [4, 4, 0, 23, 11, 6],
-      ],
-      undefined,
-      'int32',
-    );
-    const targets = tf.oneHot(
-      tf.tensor2d(
-        [
-          [5, 9, 2, 7, 3, 1],
-          [4, 0, 23, 11, 6, 8],
-        ],
-        undefined,
-        'int32',
-      ),
-      tiny.vocabSize,
-    );
-    const loss = () =>
-      tf.tidy(() => {
-        const logits = model.forward(ids, { adapters: adapter, training: true });
-        return tf.neg(tf.mean(tf.sum(tf.mul(targets, tf.logSoftmax(logits)), -1))) as tf.Scalar;
-      });
+    const { loss, dispose } = lossOf(model, adapter);
     const trainable = adapter.trainable();
     expect(checkGradients(loss, trainable, { entriesPerTensor: 2, rtol: 1e-2 })).toBe(2 * trainable.length);
-    tf.dispose([ids, targets]);
+    dispose();
     adapter.dispose();
     model.dispose();
     await initBackend('cpu');

@@ -14,7 +14,8 @@ import { generate } from '../../src-worker/generate.ts';
 import { PROMPT_EMBEDDINGS_KEY, promptTuning, PromptTuningModel } from '../../src-worker/methods/prompt-tuning.ts';
 import type { CausalLM } from '../../src-worker/models/types.ts';
 import { checkGradients } from '../helpers/finite-differences.ts';
-import { gpt2, IDS, llama, logitsOf, lossOf, maxAbsDiff } from './baseline-models.ts';
+import { gpt2, IDS, llama, logitsOf, lossOf } from './baseline-models.ts';
+import { maxAbsDiff } from '../../src-worker/export/probe.ts';
 import { fixtureModelDir, tempRoot, trainTiny } from './method-run.ts';
 
 const root = tempRoot('lwb-prompt-');

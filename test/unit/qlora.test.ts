@@ -14,7 +14,8 @@ import { dequantize, errorBoundPerAbsmax, NF4_LEVELS, quantize, quantizedBytes, 
 import { createGPT2, randomGPT2Weights } from '../../src-worker/models/gpt2.ts';
 import { tf } from '../../src-worker/tf.ts';
 import { checkGradients } from '../helpers/finite-differences.ts';
-import { gpt2, llama, logitsOf, lossOf, maxAbsDiff, randomize, tinyGPT2 } from './baseline-models.ts';
+import { gpt2, llama, logitsOf, lossOf, randomize, tinyGPT2 } from './baseline-models.ts';
+import { maxAbsDiff } from '../../src-worker/export/probe.ts';
 import { tempRoot, trainTiny } from './method-run.ts';
 
 const root = tempRoot('lwb-qlora-');

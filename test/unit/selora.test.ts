@@ -20,18 +20,10 @@ import { AdamW } from '../../src-worker/train/adamw.ts';
 import { trainStep } from '../../src-worker/train/loop.ts';
 import { mean, tempRoot, trainTiny, type MethodRun } from './method-run.ts';
 import { checkGradients } from '../helpers/finite-differences.ts';
+import { maxAbsDiff } from '../../src-worker/export/probe.ts';
+import { tinyGPT2 } from './baseline-models.ts';
 
-const tiny: GPT2Config = {
-  vocabSize: 24,
-  nPositions: 8,
-  nEmbd: 8,
-  nLayer: 2,
-  nHead: 2,
-  nInner: 16,
-  layerNormEpsilon: 1e-5,
-  activation: 'gelu_new',
-  scaleAttnByInverseLayerIdx: false,
-};
+const tiny: GPT2Config = { ...tinyGPT2, nPositions: 8 };
 const root = tempRoot('lw-selora-');
 const ids = [
   [1, 5, 9, 2, 7, 3],
@@ -57,12 +49,6 @@ function randomize(adapter: AdapterModel, seed: number): void {
 
 function logitsOf(model: CausalLM, adapter: AdapterModel | null, rows = ids): Float32Array {
   return tf.tidy(() => model.forward(tf.tensor2d(rows, undefined, 'int32'), { adapters: adapter, training: false }).dataSync() as Float32Array);
-}
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  let max = 0;
-  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
-  return max;
 }
 
 beforeAll(async () => {

@@ -15,6 +15,7 @@ import { AdamW } from '../../src-worker/train/adamw.ts';
 import { causalLMLoss } from '../../src-worker/train/loss.ts';
 import { trainStep } from '../../src-worker/train/loop.ts';
 import { testBackends, valuesOf } from '../helpers/backends.ts';
+import { maxAbsDiff } from '../../src-worker/export/probe.ts';
 
 const fixtures = path.join(import.meta.dirname, '..', 'fixtures');
 const CASES = [
@@ -75,13 +76,6 @@ async function stepOn(backend: BackendName, name: string, targetModules: string[
 function maxAbs(a: ArrayLike<number>): number {
   let max = 0;
   for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]!));
-  return max;
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let max = 0;
-  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
   return max;
 }
 

@@ -140,6 +140,7 @@ let halfStorableParams = 0;
     microBatchSize,
     trainableParams: 0,
     quantized: null,
+    beforeLoad: true,
     halfParams,
     halfStorableParams,
     limits,

@@ -136,6 +136,11 @@ export interface MemoryPlanRequest {
   /** QLoRA: how many base parameters are held quantized (in JavaScript, outside the backend) and the largest module, dequantized per use. */
   quantized: { params: number; largestModuleParams: number } | null;
   /**
+   * The plan before the model loads, which counts every weight as stored whatever the method: QLoRA
+   * quantizes only after loading, so it would not lower this plan's figure and is not offered.
+   */
+  beforeLoad?: boolean;
+  /**
    * Base parameters held 16-bit and widened per use (kernels/half-weights.ts): the block matrices of
    * an f16/bf16 checkpoint on a backend with the WidenHalf kernel (cpu, wasm); 0 or absent otherwise.
    */
@@ -402,14 +407,17 @@ function refusalMessage(req: MemoryPlanRequest, m: number, chunkTokens: number, 
       );
     }
   }
-  if (!req.quantized && figures.loadPeak < limits.poolBytes * USABLE_SHARE && figures.weights > figures.activations) {
-    advice.push("QLoRA (method qlora, NF4): the adapted layers' weights are held at 4 bits outside the backend");
-  }
+  const quantizingWouldHelp = !req.quantized && figures.loadPeak < limits.poolBytes * USABLE_SHARE && figures.weights > figures.activations;
+  if (quantizingWouldHelp && !req.beforeLoad) advice.push("QLoRA (method qlora, NF4): the adapted layers' weights are held at 4 bits outside the backend");
   if (limits.backend === 'wasm' && figures.total + PROCESS_BASELINE_BYTES < limits.ramBytes) {
     advice.push(`the cpu or tensorflow backend, which are limited by the machine's RAM (${gb(limits.ramBytes)} available) rather than the 4 GiB heap`);
   }
   advice.push('the PyTorch engine');
-  return `${need}, but ${limit}. Settings that would fit: ${advice.join('; ')}.`;
+  const afterLoad =
+    quantizingWouldHelp && req.beforeLoad
+      ? ' QLoRA would not lower this figure: it quantizes the adapted layers only once the checkpoint has loaded at its stored precision.'
+      : '';
+  return `${need}, but ${limit}.${afterLoad} Settings that would fit: ${advice.join('; ')}.`;
 }
 
 /** The RAM one worker of the run takes under the plan: its backend's pool (the wasm heap with its slack) and the process's baseline. */

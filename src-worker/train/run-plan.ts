@@ -44,6 +44,7 @@ export async function planBeforeLoad(
       microBatchSize: training.microBatchSize,
       trainableParams: 0,
       quantized: null,
+      beforeLoad: true,
       halfParams,
       halfStorableParams,
       limits,

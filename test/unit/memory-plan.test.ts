@@ -158,6 +158,21 @@ describe('planMemory', () => {
     expect(plan.refusal).toMatch(/the PyTorch engine/);
   });
 
+  it('offers QLoRA after loading only: before the model loads, QLoRA would not lower the figure', () => {
+    // A bf16 checkpoint: 22 layers' block matrices (q, k, v, o, gate, up, down) held 16-bit.
+    const halfParams = 22 * (2 * 2048 * 2048 + 2 * 2048 * 256 + 3 * 2048 * 5632);
+    const tiny = request({ shape: tinyLlama, parameterCount: 1_100_048_384, batchSize: 4, seqLen: 256, quantized: null, halfParams });
+    const afterLoad = planMemory(tiny);
+    expect(afterLoad.fits).toBe(false);
+    expect(afterLoad.refusal).toMatch(/QLoRA \(method qlora, NF4\)/);
+    // Before loading every weight counts as stored, so a QLoRA run is refused by the same figure.
+    const beforeLoad = planMemory({ ...tiny, beforeLoad: true });
+    expect(beforeLoad.fits).toBe(false);
+    expect(beforeLoad.refusal).not.toMatch(/QLoRA \(method qlora/);
+    expect(beforeLoad.refusal).toMatch(/QLoRA would not lower this figure: it quantizes the adapted layers only once the checkpoint has loaded/);
+    expect(beforeLoad.refusal).toMatch(/the cpu or tensorflow backend/);
+  });
+
   it('accepts Qwen2.5-0.5B at 4 x 256 on wasm when its block matrices are held bf16, and refuses it in f32', () => {
     const config = llamaConfigFromHF({
       model_type: 'qwen2',
